@@ -1,0 +1,69 @@
+// Binary values in widget state travel as extra ZeroMQ frames, named by `buffer_paths`, never as JSON number
+// lists (ipywidgets `_remove_buffers` / `_put_buffers`, same path rules: a dict key is dropped, a list slot nulled).
+
+export type BufferPath = (string | number)[];
+
+export function isBinary(x: unknown): x is ArrayBuffer | ArrayBufferView {
+  return x instanceof ArrayBuffer || ArrayBuffer.isView(x);
+}
+
+function asBuffer(x: ArrayBuffer | ArrayBufferView): Buffer {
+  if (Buffer.isBuffer(x)) return x;
+  if (x instanceof ArrayBuffer) return Buffer.from(x);
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** Splits `state` into JSON (a copy; the input is not changed), the paths of binary values, and their bytes. */
+export function removeBuffers(state: Record<string, unknown>): {
+  state: Record<string, unknown>;
+  buffer_paths: BufferPath[];
+  buffers: Buffer[];
+} {
+  const buffer_paths: BufferPath[] = [];
+  const buffers: Buffer[] = [];
+  const walk = (value: unknown, path: BufferPath): unknown => {
+    if (Array.isArray(value)) {
+      return value.map((v, i) => {
+        if (isBinary(v)) {
+          buffer_paths.push([...path, i]);
+          buffers.push(asBuffer(v));
+          return null;
+        }
+        return walk(v, [...path, i]);
+      });
+    }
+    if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (isBinary(v)) {
+          buffer_paths.push([...path, k]);
+          buffers.push(asBuffer(v));
+        } else {
+          out[k] = walk(v, [...path, k]);
+        }
+      }
+      return out;
+    }
+    return value;
+  };
+  return { state: walk(state, []) as Record<string, unknown>, buffer_paths, buffers };
+}
+
+/** Puts received buffers back at their paths (in place), creating containers a path needs. */
+export function putBuffers(state: Record<string, unknown>, paths: unknown, buffers: readonly Buffer[]): void {
+  if (!Array.isArray(paths)) return;
+  paths.forEach((p, i) => {
+    if (!Array.isArray(p) || p.length === 0 || i >= buffers.length) return;
+    let obj: Record<string | number, unknown> = state;
+    for (let j = 0; j < p.length - 1; j++) {
+      const key = p[j] as string | number;
+      let next = obj[key];
+      if (next === null || typeof next !== 'object') {
+        next = typeof p[j + 1] === 'number' ? [] : {};
+        obj[key] = next;
+      }
+      obj = next as Record<string | number, unknown>;
+    }
+    obj[p[p.length - 1] as string | number] = buffers[i];
+  });
+}

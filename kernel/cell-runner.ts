@@ -1,0 +1,160 @@
+// TypeScript cells through tslab's own executor (transpile, top-level await, declarations carried across cells),
+// with its console injected so the last expression becomes a value (for `execute_result`) and failures become
+// structured errors, instead of tslab printing both as text.
+import * as path from 'node:path';
+import { format } from 'node:util';
+import type { ConverterSet, Executor } from 'tslab/dist/executor';
+import { KernelInterrupt, compileErrorContent, errorContent } from './display';
+import type { ErrorContent } from './messages';
+
+type Converter = ConverterSet['node'];
+
+export type RunOutcome = { ok: true; hasValue: boolean; value?: unknown } | { ok: false; error: ErrorContent };
+
+/** What the handler needs from a cell runner (tests plug in a stand-in). */
+export interface CellRunner {
+  /** tslab's executor, for completion and inspection. */
+  readonly executor: Executor;
+  run(code: string, lineOffset?: number): Promise<RunOutcome>;
+  /** Declares `let name: any` in the user's namespace holding `value`. */
+  bind(name: string, value: unknown): Promise<void>;
+  lookup(name: string): unknown;
+  /** Stops waiting for the running cell's promise (tslab's asynchronous interrupt). */
+  interrupt(): void;
+  /** Builds the converter and declares the globals now (1–3 s, blocking), so the first cell does not wait. */
+  warm(): void;
+}
+
+/** tslab's converters, built on first use: one takes 1–3 s, and kernel_info must not wait for it. */
+export class LazyConverters implements ConverterSet {
+  private n: Converter | null = null;
+  private b: Converter | null = null;
+
+  private static create(isBrowser: boolean): Converter {
+    const { createConverter } = require('tslab/dist/converter') as typeof import('tslab/dist/converter');
+    return createConverter({ isJS: false, isBrowser });
+  }
+
+  get node(): Converter {
+    return (this.n ??= LazyConverters.create(false));
+  }
+
+  get browser(): Converter {
+    return (this.b ??= LazyConverters.create(true));
+  }
+
+  close(): void {
+    this.n?.close();
+    this.b?.close();
+  }
+}
+
+const CELL_API = path.join(__dirname, 'cell-api');
+const HOPSCOPE_GLOBAL = '__hopscope__';
+
+/** The objects cells reach through `hs`, `widgets` and bound magic results. */
+export interface CellGlobals {
+  hs: unknown;
+  widgets: unknown;
+}
+
+const DIAGNOSTIC_FORMAT = '%s%d:%d - %s';
+const INTERRUPTED = /^Interrupted asynchronously$|interrupted by `SIGINT`/;
+
+export class TsRunner implements CellRunner {
+  readonly executor: Executor;
+  private sink: { value?: unknown; hasValue: boolean; errors: unknown[][] } | null = null;
+  private preluded = false;
+  private pendingBind: unknown = undefined;
+
+  constructor(rootDir: string, convs: ConverterSet, globals: CellGlobals) {
+    const { createExecutor } = require('tslab/dist/executor') as typeof import('tslab/dist/executor');
+    this.executor = createExecutor(rootDir, convs, {
+      log: (...a: unknown[]) => {
+        // tslab logs exactly one thing: the cell's last expression.
+        if (this.sink) {
+          this.sink.value = a[0];
+          this.sink.hasValue = true;
+        }
+      },
+      error: (...a: unknown[]) => {
+        if (this.sink) this.sink.errors.push(a);
+        else process.stderr.write(format(...a) + '\n');
+      },
+    });
+    const slot = { ...globals, take: () => this.takeBind() };
+    Object.defineProperty(globalThis, HOPSCOPE_GLOBAL, { value: slot, configurable: true });
+  }
+
+  warm(): void {
+    if (this.preluded) return;
+    this.preluded = true;
+    // Declares the globals with types from cell-api.d.ts. tslab's execute is synchronous up to its first await,
+    // and this code has none, so the declarations are in place when this returns.
+    const api = JSON.stringify(CELL_API);
+    const prelude =
+      `const hs: import(${api}).Hs = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
+      `const widgets: import(${api}).WidgetsApi = (globalThis as any).${HOPSCOPE_GLOBAL}.widgets;\n`;
+    void this.runRaw(prelude, 0).then((r) => {
+      if (!r.ok) process.stderr.write(`hopscope: the cell prelude failed: ${r.error.traceback.join('\n')}\n`);
+    });
+  }
+
+  async run(code: string, lineOffset = 0): Promise<RunOutcome> {
+    this.warm();
+    return this.runRaw(code, lineOffset);
+  }
+
+  async bind(name: string, value: unknown): Promise<void> {
+    this.warm();
+    this.pendingBind = value;
+    const r = await this.runRaw(`let ${name}: any = (globalThis as any).${HOPSCOPE_GLOBAL}.take();`, 0);
+    if (!r.ok) throw new Error(`could not bind ${name}: ${r.error.evalue}`);
+  }
+
+  lookup(name: string): unknown {
+    const locals = this.executor.locals as Record<string, unknown>;
+    if (Object.prototype.hasOwnProperty.call(locals, name)) return locals[name];
+    return (globalThis as Record<string, unknown>)[name];
+  }
+
+  interrupt(): void {
+    this.executor.interrupt();
+  }
+
+  private takeBind(): unknown {
+    const v = this.pendingBind;
+    this.pendingBind = undefined;
+    return v;
+  }
+
+  private async runRaw(code: string, lineOffset: number): Promise<RunOutcome> {
+    const sink = { hasValue: false, errors: [] as unknown[][] } as NonNullable<TsRunner['sink']>;
+    this.sink = sink;
+    let ok: boolean;
+    try {
+      ok = await this.executor.execute(code);
+    } finally {
+      // The prelude's run ends while the first cell's is under way; only clear our own sink.
+      if (this.sink === sink) this.sink = null;
+    }
+    if (ok) return { ok: true, hasValue: sink.hasValue, value: sink.value };
+    return { ok: false, error: errorOf(sink.errors, lineOffset) };
+  }
+}
+
+function errorOf(errors: unknown[][], lineOffset: number): ErrorContent {
+  if (errors.length === 0) return { ename: 'Error', evalue: 'the cell failed without an error message', traceback: [] };
+  if (errors[0][0] === DIAGNOSTIC_FORMAT) {
+    return compileErrorContent(
+      errors.map((a) => {
+        if (a[0] !== DIAGNOSTIC_FORMAT) return format(...a);
+        const [, file, line, col, msg] = a as [string, string, number, number, string];
+        return format(DIAGNOSTIC_FORMAT, file, file ? line : line + lineOffset, col, msg);
+      }),
+    );
+  }
+  const e = errors[0][0];
+  if (e instanceof Error && INTERRUPTED.test(e.message)) return errorContent(new KernelInterrupt());
+  return errorContent(e);
+}

@@ -1,0 +1,213 @@
+// Runs one experiment spec for a magic: progress and partial rows stream into a HopscopeView widget, the
+// result is bound to `_` (and `--as NAME`), an interrupt keeps the finished rows, and a click on a view cell
+// (custom `run-cell`) reruns that single intervention and answers with `cell-result`.
+import { KernelInterrupt, errorContent } from '../display';
+import {
+  type ExperimentResult,
+  type ExperimentSpec,
+  type Library,
+  type Model,
+  type View,
+  isModel,
+  loadViewFromResult,
+} from '../library';
+import type { WidgetHandle } from '../cell-api';
+import { type MagicContext, type MagicOutput, UsageError } from './registry';
+
+export interface RunOptions {
+  as?: string;
+  widget: boolean;
+  dryRun: boolean;
+  /** Variable holding the model; default: the model of the last %load. */
+  model?: string;
+  /** Dataset folder; default: the dataset of the last %load --data / experiment --data. */
+  data?: string;
+}
+
+const PROGRESS_MS = 150;
+const PARTIAL_ROWS_SHOWN = 500;
+
+export function resolveModel(ctx: MagicContext, variable: string | undefined): Model {
+  if (variable) {
+    const v = ctx.lookup(variable);
+    if (v === undefined) throw new UsageError(`--model ${variable}: no variable named ${variable}`);
+    if (!isModel(v)) throw new UsageError(`--model ${variable}: ${variable} is not a model (it has no hookPoints/numLayers)`);
+    return v;
+  }
+  if (!ctx.session.model) throw new UsageError('no model loaded: run %load <folder|teaching> first, or pass --model <variable>');
+  return ctx.session.model;
+}
+
+export async function resolveData(ctx: MagicContext, lib: Library, dir: string | undefined): Promise<unknown> {
+  if (!dir) return ctx.session.data ?? undefined;
+  let data = ctx.session.datasets.get(dir);
+  if (data === undefined) {
+    data = await Promise.race([lib.loadDataset(dir), ctx.hardStop]);
+    ctx.session.datasets.set(dir, data);
+  }
+  ctx.session.data = data;
+  return data;
+}
+
+function tableOf(rows: Record<string, unknown>[]): unknown {
+  try {
+    return (require('arquero') as { from(rows: object[]): unknown }).from(rows);
+  } catch {
+    return rows;
+  }
+}
+
+function rowsOf(table: unknown, limit: number): Record<string, unknown>[] {
+  if (Array.isArray(table)) return table.slice(0, limit) as Record<string, unknown>[];
+  const objects = (table as { objects?: (o: { limit: number }) => Record<string, unknown>[] } | null)?.objects;
+  return typeof objects === 'function' ? objects.call(table, { limit }) : [];
+}
+
+function tableView(title: string, rows: Record<string, unknown>[]): View {
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  return { view: 'table', title, data: { columns, rows: rows.slice(-PARTIAL_ROWS_SHOWN) } };
+}
+
+/** Calls `fn` at most every `ms`, always with the latest state; `now()` flushes. */
+class Throttle {
+  private timer: NodeJS.Timeout | null = null;
+  private last = 0;
+  constructor(
+    private readonly ms: number,
+    private readonly fn: () => void,
+  ) {}
+  poke(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, this.last + this.ms - Date.now());
+    this.timer = setTimeout(() => this.now(), wait);
+  }
+  now(): void {
+    this.cancel();
+    this.last = Date.now();
+    this.fn();
+  }
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** The spec for one clicked cell of a view: the same experiment at one layer (and position/row when given). */
+export function oneCellSpec(spec: ExperimentSpec, req: Record<string, unknown>): ExperimentSpec {
+  const layer = Number(req.layer);
+  if (!Number.isInteger(layer) || layer < 0) throw new UsageError(`run-cell: layer ${JSON.stringify(req.layer)} is not a layer index`);
+  const one: ExperimentSpec = { ...spec, layers: [layer] };
+  if (req.position != null) one.positions = [req.position];
+  if (req.row != null) one.rows = [req.row];
+  return one;
+}
+
+function answerOf(r: ExperimentResult): unknown {
+  if ('answer' in r.summary) return r.summary.answer;
+  const first = rowsOf(r.table, 1)[0];
+  return first ? (first.answer ?? first) : null;
+}
+
+export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicContext, label: string): Promise<MagicOutput> {
+  const lib = ctx.lib(label);
+  lib.validateSpec(spec);
+  if (o.dryRun) return { value: spec, show: true };
+  const model = resolveModel(ctx, o.model);
+  const data = await resolveData(ctx, lib, o.data);
+  const viewOf = loadViewFromResult(lib);
+  const title = `${spec.kind}`;
+  const rows: Record<string, unknown>[] = [];
+  let progress = { done: 0, total: 0 };
+
+  const partialResult = (extra: Record<string, unknown>): ExperimentResult => ({
+    kind: spec.kind,
+    spec,
+    table: tableOf(rows),
+    summary: { partial: true, done: progress.done, total: progress.total, rows: rows.length, ...extra },
+  });
+  const viewFor = (r: ExperimentResult, fallbackTitle: string): View => {
+    if (viewOf) {
+      try {
+        return viewOf(r);
+      } catch {
+        // A view may need the full summary; partial results fall back to the plain table.
+      }
+    }
+    return tableView(fallbackTitle, rowsOf(r.table, Number.MAX_SAFE_INTEGER));
+  };
+
+  let w: WidgetHandle | null = null;
+  if (o.widget) {
+    w = ctx.widgets.create({
+      state: { view: 'table', title: `${title} (running)`, data: { columns: [], rows: [] }, progress, error: null },
+    });
+    w.display();
+  }
+  let rowsChanged = false;
+  const throttle = new Throttle(PROGRESS_MS, () => {
+    if (!w) return;
+    const patch: Record<string, unknown> = { progress: { ...progress } };
+    if (rowsChanged) {
+      rowsChanged = false;
+      Object.assign(patch, viewFor(partialResult({}), `${title} (running: ${rows.length} rows)`));
+    }
+    w.set(patch);
+  });
+
+  let result: ExperimentResult;
+  try {
+    result = await Promise.race([
+      lib.runExperiment(spec, {
+        model,
+        data,
+        signal: ctx.signal,
+        onProgress: (ev) => {
+          progress = { done: ev.done, total: ev.total };
+          throttle.poke();
+        },
+        onPartial: (more) => {
+          rows.push(...more);
+          rowsChanged = true;
+          throttle.poke();
+        },
+      }),
+      ctx.hardStop,
+    ]);
+  } catch (e) {
+    throttle.cancel();
+    if (ctx.signal.aborted) {
+      const partial = partialResult({ interrupted: true });
+      await ctx.keep(partial, o.as);
+      const msg = `interrupted at ${progress.done}/${progress.total}; ${rows.length} finished rows kept in _${o.as ? ` and ${o.as}` : ''}`;
+      w?.set({ ...viewFor(partial, `${title} (interrupted)`), progress, error: msg });
+      throw new KernelInterrupt(msg);
+    }
+    w?.set({ progress: null, error: errorContent(e).traceback[0] });
+    throw e;
+  }
+  throttle.cancel();
+  await ctx.keep(result, o.as);
+  w?.set({ ...viewFor(result, title), progress: null, error: null });
+  if (w) listenForCellRuns(w, lib, result, model, data, ctx);
+  if (ctx.signal.aborted) throw new KernelInterrupt(`interrupted; the result the library returned is kept in _${o.as ? ` and ${o.as}` : ''}`);
+  return { value: result, show: !w, bundle: { 'text/plain': summaryText(result) } };
+}
+
+function summaryText(r: ExperimentResult): string {
+  const n = rowsOf(r.table, Number.MAX_SAFE_INTEGER).length;
+  return `${r.kind}: ${n} rows; summary ${JSON.stringify(r.summary)}`;
+}
+
+function listenForCellRuns(w: WidgetHandle, lib: Library, result: ExperimentResult, model: Model, data: unknown, ctx: MagicContext): void {
+  w.on('custom', (content) => {
+    if (content.type !== 'run-cell') return;
+    ctx.background(async () => {
+      try {
+        const r = await lib.runExperiment(oneCellSpec(result.spec, content), { model, data });
+        w.send({ type: 'cell-result', request: content, answer: answerOf(r), summary: r.summary, rows: rowsOf(r.table, 50) });
+      } catch (e) {
+        w.send({ type: 'cell-result', request: content, error: errorContent(e).traceback[0] });
+      }
+    });
+  });
+}

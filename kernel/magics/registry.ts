@@ -1,0 +1,193 @@
+// Magics: each a thin layer over a library call a cell could make. Arguments are parsed with commander
+// (exitOverride, output captured, never process.exit); a bad argument becomes an `error` reply naming it.
+import { Command, CommanderError } from 'commander';
+import type { WidgetsApi } from '../cell-api';
+import type { Library, Model } from '../library';
+
+/** Bad magic usage: unknown magic, option or value. The kernel replies with an error and keeps its state. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Kernel state the magics share: the current model and loaded datasets. */
+export interface MagicSession {
+  model: Model | null;
+  modelSource: string | null;
+  data: unknown;
+  datasets: Map<string, unknown>;
+}
+
+/** What a magic may do: everything goes through the kernel, so tests can drive magics with a stand-in. */
+export interface MagicContext {
+  /** The library; throws LibraryMissingError naming `what` while src/index.ts does not exist. */
+  lib(what: string): Library;
+  /** Aborted on interrupt. */
+  signal: AbortSignal;
+  /** Rejects when the kernel stops waiting (second interrupt or grace period over); race long awaits with it. */
+  hardStop: Promise<never>;
+  session: MagicSession;
+  widgets: WidgetsApi;
+  stdout(text: string): void;
+  /** display_data of a value (same bundle rules as a cell's last expression). */
+  display(value: unknown): void;
+  /** Binds `_` (and `as`, when given) in the user's namespace, typed `any`. */
+  keep(value: unknown, as?: string): Promise<void>;
+  /** A user variable by name (cell locals, then globals); undefined when absent. */
+  lookup(name: string): unknown;
+  /** Runs `fn` after the current executions, with iopub output going to the request being handled now. */
+  background(fn: () => Promise<void>): void;
+  registry: MagicRegistry;
+}
+
+export interface MagicOutput {
+  /** The result; shown as the execute_result when the magic is the cell's last segment and `show` is set. */
+  value?: unknown;
+  show?: boolean;
+  /** Shown instead of the value's own bundle (a summary rather than util.inspect of a model). */
+  bundle?: Record<string, unknown>;
+}
+
+export interface Magic {
+  name: string;
+  /** Cell magics (`%%name`) get the rest of the cell as `body`. */
+  cell?: boolean;
+  summary: string;
+  /** Adds arguments and options to a fresh, pre-configured command (fresh per call: commander keeps values). */
+  define(cmd: Command): Command;
+  run(parsed: { opts: Record<string, unknown>; args: unknown[] }, ctx: MagicContext, body: string | undefined): Promise<MagicOutput>;
+}
+
+/** Shell-like words: whitespace separates, quotes group, backslash escapes. */
+export function tokenize(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quote: '"' | "'" | null = null;
+  let has = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quote) {
+      if (ch === quote) quote = null;
+      else if (ch === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      has = true;
+    } else if (ch === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      has = true;
+    } else if (/\s/.test(ch)) {
+      if (has || cur) out.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += ch;
+    }
+  }
+  if (quote) throw new UsageError(`unclosed ${quote} quote in: ${line}`);
+  if (has || cur) out.push(cur);
+  return out;
+}
+
+export type Parsed = { kind: 'run'; opts: Record<string, unknown>; args: unknown[] } | { kind: 'help'; text: string };
+
+export class MagicRegistry {
+  private readonly magics = new Map<string, Magic>();
+
+  add(...ms: Magic[]): this {
+    for (const m of ms) this.magics.set(`${m.cell ? '%%' : '%'}${m.name}`, m);
+    return this;
+  }
+
+  get(name: string, cell: boolean): Magic | undefined {
+    return this.magics.get(`${cell ? '%%' : '%'}${name}`);
+  }
+
+  /** Finds a magic named with or without its `%`/`%%`. */
+  find(name: string): Magic | undefined {
+    const bare = name.replace(/^%+/, '');
+    return this.magics.get(name) ?? this.magics.get(`%${bare}`) ?? this.magics.get(`%%${bare}`);
+  }
+
+  all(): Magic[] {
+    return [...this.magics.values()];
+  }
+
+  command(m: Magic, out: { text: string }): Command {
+    const label = `${m.cell ? '%%' : '%'}${m.name}`;
+    const cmd = new Command(label)
+      .description(m.summary)
+      .exitOverride()
+      .allowExcessArguments(false)
+      .helpOption('-h, --help', 'show this help')
+      .configureOutput({ writeOut: (s) => (out.text += s), writeErr: (s) => (out.text += s), outputError: () => {} });
+    return m.define(cmd);
+  }
+
+  help(m: Magic): string {
+    return this.command(m, { text: '' }).helpInformation();
+  }
+
+  /** Parses a magic's argument line. Throws UsageError naming the bad argument. */
+  parse(m: Magic, argLine: string): Parsed {
+    const out = { text: '' };
+    const cmd = this.command(m, out);
+    const label = `${m.cell ? '%%' : '%'}${m.name}`;
+    try {
+      cmd.parse(tokenize(argLine), { from: 'user' });
+    } catch (e) {
+      if (e instanceof CommanderError) {
+        if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') return { kind: 'help', text: out.text || cmd.helpInformation() };
+        throw new UsageError(`${label}: ${e.message.replace(/^error: /, '')} (see ${label} --help)`);
+      }
+      if (e instanceof UsageError) throw new UsageError(`${label}: ${e.message}`);
+      throw e;
+    }
+    return { kind: 'run', opts: cmd.opts(), args: cmd.processedArgs };
+  }
+}
+
+/** An option value parser for commander that throws UsageError naming the option. */
+export function parser<T>(option: string, what: string, fn: (v: string) => T | undefined): (v: string) => T {
+  return (v: string) => {
+    const r = fn(v);
+    if (r === undefined) throw new UsageError(`${option} ${JSON.stringify(v)} is not ${what}`);
+    return r;
+  };
+}
+
+export const parseIntArg = (option: string) =>
+  parser(option, 'a non-negative integer', (v) => (/^\d+$/.test(v) ? Number(v) : undefined));
+export const parseNumberArg = (option: string) =>
+  parser(option, 'a number', (v) => (v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined));
+export const parseListArg = (option: string) =>
+  parser(option, 'a comma-separated list', (v) => {
+    const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+    return xs.length ? xs : undefined;
+  });
+
+/** `5-29`, `0,3,8-10` → sorted unique layer numbers. */
+export function parseLayers(v: string): number[] | undefined {
+  const out = new Set<number>();
+  for (const part of v.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (!m) return undefined;
+    const a = Number(m[1]);
+    const b = m[2] != null ? Number(m[2]) : a;
+    if (b < a) return undefined;
+    for (let l = a; l <= b; l++) out.add(l);
+  }
+  return out.size ? [...out].sort((x, y) => x - y) : undefined;
+}
+
+export const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+export const parseNameArg = (option: string) =>
+  parser(option, 'a variable name', (v) => (IDENTIFIER.test(v) && !RESERVED.has(v) ? v : undefined));
+
+const RESERVED = new Set(
+  'break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with yield let static implements interface package private protected public await'.split(
+    ' ',
+  ),
+);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh clone: system packages (Jupyter client/nbconvert for the kernel tests,
+# Chromium for the widget tests), npm dependencies, the widget bundle, then node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+/usr/bin/python3 -c 'import jupyter_client, nbclient, nbconvert, nbformat' 2>/dev/null ||
+  need_apt+=(python3-jupyter-client python3-nbclient python3-nbconvert python3-nbformat)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing system packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if [ ! -d node_modules/@tensorflow/tfjs-core ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "test.sh: installing npm dependencies"
+  npm install --no-audit --no-fund
+fi
+
+if node -e 'process.exit(require("./package.json").scripts["build:widgets"] ? 0 : 1)'; then
+  echo "test.sh: building the widget bundle"
+  npm run --silent build:widgets
+fi
+
+echo "test.sh: type check"
+npx tsc -p tsconfig.json --noEmit
+
+echo "test.sh: running tests"
+# Two files at a time: the machine has 2 cores and the wasm backend uses 2 threads per process.
+node --import tsx --test --test-concurrency=2 --test-reporter=spec "test/**/*.test.ts"

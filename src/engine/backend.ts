@@ -1,0 +1,107 @@
+// Backend choice: tfjs-node-gpu, tfjs-node, multi-threaded WebAssembly (the default that always works), pure-JS cpu.
+// The first that loads wins unless HOPSCOPE_BACKEND or the `backend` option forces one.
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { HopscopeError } from '../errors';
+import { registerThreadedWasm } from './wasm-threads';
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface EngineInfo {
+  /** What we asked for ("auto" or a forced name). */
+  requested: BackendName | 'auto';
+  /** The tfjs backend actually running (`tf.getBackend()`): tfjs-node-gpu reports "tensorflow" even on GPU. */
+  backend: string;
+  /** Which package provides it. */
+  provider: BackendName;
+  /** Worker threads used by the backend's matmul (wasm: XNNPACK pool; cpu: 1; tensorflow: intra-op default). */
+  threads: number;
+  /** Why earlier candidates were skipped. */
+  skipped: { backend: BackendName; reason: string }[];
+}
+
+export interface EngineOptions {
+  backend?: BackendName | 'auto';
+  threads?: number;
+}
+
+let current: EngineInfo | null = null;
+
+function parseBackend(v: string | undefined): BackendName | 'auto' {
+  if (v == null || v === '' || v === 'auto') return 'auto';
+  if ((BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendName;
+  throw new HopscopeError(`HOPSCOPE_BACKEND=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
+}
+
+function defaultThreads(): number {
+  const env = process.env.HOPSCOPE_THREADS;
+  if (env) {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new HopscopeError(`HOPSCOPE_THREADS=${env} must be a positive integer`);
+    return n;
+  }
+  return Math.max(1, Math.min(os.cpus().length, 16));
+}
+
+async function tryBackend(name: BackendName, threads: number): Promise<number> {
+  switch (name) {
+    case 'tensorflow-gpu':
+    case 'tensorflow': {
+      // Optional dependencies: absent or without their native binding they throw here, and we move on.
+      require(name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node');
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('tf.setBackend("tensorflow") failed');
+      return threads;
+    }
+    case 'wasm': {
+      registerThreadedWasm(threads);
+      if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") failed');
+      const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
+      return wasm.getThreadsCount();
+    }
+    case 'cpu':
+      if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
+      return 1;
+  }
+}
+
+/**
+ * Starts the compute engine once per process and reports what runs.
+ * Calling it again with the same request returns the running engine; a different forced backend switches.
+ */
+export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
+  const requested = opts.backend ?? parseBackend(process.env.HOPSCOPE_BACKEND);
+  if (current && (requested === 'auto' || requested === current.provider)) return current;
+  const threads = opts.threads ?? defaultThreads();
+  const candidates = requested === 'auto' ? BACKEND_ORDER : [requested];
+  const skipped: EngineInfo['skipped'] = [];
+  for (const name of candidates) {
+    try {
+      const used = await tryBackend(name, threads);
+      current = { requested, backend: tf.getBackend(), provider: name, threads: used, skipped };
+      return current;
+    } catch (e) {
+      skipped.push({ backend: name, reason: (e as Error).message.split('\n')[0] });
+    }
+  }
+  throw new HopscopeError(
+    `no TensorFlow.js backend could start (${skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')})`,
+  );
+}
+
+/** The running engine, or null before initEngine. */
+export function engineInfo(): EngineInfo | null {
+  return current;
+}
+
+/** Releases the wasm worker threads so the process can exit. */
+export function shutdownEngine(): void {
+  if (current?.provider === 'wasm') tf.removeBackend('wasm');
+  current = null;
+}
+
+export function describeEngine(e: EngineInfo): string {
+  const s = e.skipped.length ? ` (skipped: ${e.skipped.map((x) => x.backend).join(', ')})` : '';
+  return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${s}`;
+}

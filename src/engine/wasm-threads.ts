@@ -1,0 +1,81 @@
+// Multi-threaded WebAssembly backend for Node.
+// tfjs-backend-wasm only enables its threaded build in browsers (WASM_HAS_MULTITHREAD_SUPPORT is false
+// under Node, and the stock init hands Emscripten a `blob:` worker URL that worker_threads rejects).
+// We re-register the `wasm` backend with a factory that loads the threaded-SIMD build from real files,
+// so XNNPACK gets a thread pool. See ../shared/reference/engine.md ("Threads in Node").
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+
+interface EmscriptenModule {
+  cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
+  tfjs?: Record<string, unknown>;
+}
+type ModuleFactory = (cfg: Record<string, unknown>) => Promise<EmscriptenModule>;
+
+function wasmOutDir(): string {
+  return path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'wasm-out');
+}
+
+/** Writes the Emscripten pthread worker source to a real file once per process (worker_threads needs a path). */
+function workerFile(): string {
+  const { wasmWorkerContents } = require(path.join(wasmOutDir(), 'tfjs-backend-wasm-threaded-simd.worker.js')) as {
+    wasmWorkerContents: string;
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-wasm-'));
+  const file = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
+  // The source carries literal newlines inside string literals (it was a template string): re-escape them.
+  fs.writeFileSync(file, wasmWorkerContents.replace(/\n/g, '\\n'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return file;
+}
+
+/**
+ * Registers a threaded `wasm` backend (replacing the stock single-threaded one).
+ * `threads` is the XNNPACK pool size; Emscripten caps it at half the CPUs it sees, so we report
+ * 2x the wanted count while the module instantiates.
+ */
+export function registerThreadedWasm(threads: number, priority = 3): void {
+  const wasmPkg = require('@tensorflow/tfjs-backend-wasm') as {
+    BackendWasm: new (m: EmscriptenModule) => tf.KernelBackend;
+    setThreadsCount(n: number): void;
+  };
+  const out = wasmOutDir();
+  const mainScript = path.join(out, 'tfjs-backend-wasm-threaded-simd.js');
+  const factory = require(mainScript) as ModuleFactory;
+  if (tf.findBackendFactory('wasm') != null) tf.removeBackend('wasm');
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      const worker = workerFile();
+      // Patch the real module object (an ES namespace import may be a copy).
+      const osModule = require('node:os') as { cpus: () => os.CpuInfo[] };
+      const realCpus = osModule.cpus;
+      const fakeCount = Math.max(2 * threads, 1);
+      osModule.cpus = () => {
+        const c = realCpus();
+        return Array.from({ length: fakeCount }, (_, i) => c[i % c.length]);
+      };
+      try {
+        const module = await factory({
+          locateFile: (p: string) => (p.endsWith('.worker.js') ? worker : path.join(out, p)),
+          mainScriptUrlOrBlob: mainScript,
+        });
+        module.tfjs = {
+          init: module.cwrap('init', null, []),
+          initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+          getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+          registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+          disposeData: module.cwrap('dispose_data', null, ['number']),
+          dispose: module.cwrap('dispose', null, []),
+        };
+        wasmPkg.setThreadsCount(threads);
+        return new wasmPkg.BackendWasm(module);
+      } finally {
+        osModule.cpus = realCpus;
+      }
+    },
+    priority,
+  );
+}

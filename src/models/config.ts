@@ -1,0 +1,127 @@
+// Typed, validated model configs read from HF config.json. Errors name the field, the value and what is allowed.
+import { ConfigError } from '../errors';
+
+type Json = Record<string, unknown>;
+
+export function field<T>(cfg: Json, key: string, kind: 'number' | 'string' | 'boolean' | 'object', where: string, dflt?: T): T {
+  const v = cfg[key];
+  if (v === undefined || v === null) {
+    if (dflt !== undefined) return dflt;
+    throw new ConfigError(`${where}: config field "${key}" is missing`);
+  }
+  if (typeof v !== kind) throw new ConfigError(`${where}: config field "${key}" must be a ${kind}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function positiveInt(cfg: Json, key: string, where: string, dflt?: number): number {
+  const v = field<number>(cfg, key, 'number', where, dflt);
+  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${where}: "${key}" must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** Decoder-only LM (Llama, Mistral, Qwen2; Qwen2-VL's text model with M-RoPE). */
+export interface DecoderConfig {
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  hiddenAct: string;
+  /** q/k/v projections carry a bias (Qwen2) or not (Llama). */
+  qkvBias: boolean;
+  tieWordEmbeddings: boolean;
+  /** Qwen2-VL M-RoPE: frequency sections for the (t, h, w) position streams. */
+  mropeSection?: number[];
+  bosTokenId?: number;
+  eosTokenId?: number | number[];
+  padTokenId?: number;
+}
+
+const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text'];
+
+export function parseDecoderConfig(cfg: Json, where = 'text_config'): DecoderConfig {
+  const modelType = field<string>(cfg, 'model_type', 'string', where, 'llama');
+  if (!DECODER_TYPES.includes(modelType))
+    throw new ConfigError(`${where}: model_type "${modelType}" is not a supported decoder (supported: ${DECODER_TYPES.join(', ')})`);
+  const hiddenSize = positiveInt(cfg, 'hidden_size', where);
+  const numHeads = positiveInt(cfg, 'num_attention_heads', where);
+  const numKvHeads = positiveInt(cfg, 'num_key_value_heads', where, numHeads);
+  const headDim = positiveInt(cfg, 'head_dim', where, Math.floor(hiddenSize / numHeads));
+  if (numHeads % numKvHeads !== 0)
+    throw new ConfigError(`${where}: num_attention_heads (${numHeads}) must be divisible by num_key_value_heads (${numKvHeads})`);
+  if (headDim % 2 !== 0) throw new ConfigError(`${where}: head_dim must be even for RoPE, got ${headDim}`);
+  const scaling = cfg.rope_scaling as Json | null | undefined;
+  let mropeSection: number[] | undefined;
+  if (scaling && typeof scaling === 'object') {
+    const type = scaling.type ?? scaling.rope_type;
+    if (Array.isArray(scaling.mrope_section)) mropeSection = (scaling.mrope_section as number[]).map(Number);
+    else if (type && type !== 'default')
+      throw new ConfigError(`${where}: rope_scaling type "${String(type)}" is not supported yet (supported: default, mrope)`);
+  }
+  if (mropeSection && mropeSection.reduce((a, b) => a + b, 0) !== headDim / 2)
+    throw new ConfigError(`${where}: mrope_section ${JSON.stringify(mropeSection)} must sum to head_dim/2 = ${headDim / 2}`);
+  return {
+    modelType,
+    vocabSize: positiveInt(cfg, 'vocab_size', where),
+    hiddenSize,
+    intermediateSize: positiveInt(cfg, 'intermediate_size', where),
+    numLayers: positiveInt(cfg, 'num_hidden_layers', where),
+    numHeads,
+    numKvHeads,
+    headDim,
+    rmsNormEps: field<number>(cfg, 'rms_norm_eps', 'number', where, 1e-6),
+    ropeTheta: field<number>(cfg, 'rope_theta', 'number', where, 10000),
+    hiddenAct: field<string>(cfg, 'hidden_act', 'string', where, 'silu'),
+    qkvBias: modelType.startsWith('qwen2') || Boolean(cfg.attention_bias),
+    tieWordEmbeddings: field<boolean>(cfg, 'tie_word_embeddings', 'boolean', where, false),
+    mropeSection,
+    bosTokenId: cfg.bos_token_id as number | undefined,
+    eosTokenId: cfg.eos_token_id as number | number[] | undefined,
+    padTokenId: cfg.pad_token_id as number | undefined,
+  };
+}
+
+/** ViT vision tower (CLIP or SigLIP). */
+export interface VisionConfig {
+  modelType: 'clip_vision_model' | 'siglip_vision_model';
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  imageSize: number;
+  patchSize: number;
+  numChannels: number;
+  layerNormEps: number;
+  hiddenAct: string;
+}
+
+export function parseVisionConfig(cfg: Json, where = 'vision_config'): VisionConfig {
+  const modelType = field<string>(cfg, 'model_type', 'string', where, 'clip_vision_model');
+  if (modelType !== 'clip_vision_model' && modelType !== 'siglip_vision_model')
+    throw new ConfigError(`${where}: model_type "${modelType}" is not supported (supported: clip_vision_model, siglip_vision_model)`);
+  const siglip = modelType === 'siglip_vision_model';
+  const hiddenSize = positiveInt(cfg, 'hidden_size', where);
+  const numHeads = positiveInt(cfg, 'num_attention_heads', where);
+  if (hiddenSize % numHeads !== 0)
+    throw new ConfigError(`${where}: hidden_size (${hiddenSize}) must be divisible by num_attention_heads (${numHeads})`);
+  const imageSize = positiveInt(cfg, 'image_size', where);
+  const patchSize = positiveInt(cfg, 'patch_size', where);
+  if (imageSize % patchSize !== 0) throw new ConfigError(`${where}: image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
+  return {
+    modelType,
+    hiddenSize,
+    intermediateSize: positiveInt(cfg, 'intermediate_size', where),
+    numLayers: positiveInt(cfg, 'num_hidden_layers', where),
+    numHeads,
+    imageSize,
+    patchSize,
+    numChannels: positiveInt(cfg, 'num_channels', where, 3),
+    layerNormEps: field<number>(cfg, 'layer_norm_eps', 'number', where, siglip ? 1e-6 : 1e-5),
+    hiddenAct: field<string>(cfg, 'hidden_act', 'string', where, siglip ? 'gelu_pytorch_tanh' : 'quick_gelu'),
+  };
+}

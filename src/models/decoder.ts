@@ -1,0 +1,303 @@
+// The decoder-only language model shared by every family: Llama / Mistral / Qwen2 (and Qwen2-VL's text
+// model with M-RoPE). RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP, untied or tied head.
+// Attention runs per (row, kv group) as rank-2 matMuls: the fast path on wasm (engine.md).
+import * as tf from '@tensorflow/tfjs-core';
+import type { DecoderConfig } from './config';
+import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
+import { activation, applyRope, linear, rmsNorm } from './layers';
+import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
+
+/** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
+export const MASK_NEG = -1e30;
+
+export interface DecoderLayerWeights {
+  inputNorm: tf.Tensor;
+  /** [D, (H + 2 KV) * hd]: q, k, v projections fused into one matMul. */
+  qkv: tf.Tensor;
+  qkvBias: tf.Tensor | null;
+  /** [H * hd, D] */
+  o: tf.Tensor;
+  postNorm: tf.Tensor;
+  /** [D, 2 I]: gate and up fused. */
+  gateUp: tf.Tensor;
+  /** [I, D] */
+  down: tf.Tensor;
+}
+
+export interface DecoderWeights {
+  /** [V, D] */
+  embed: tf.Tensor;
+  layers: DecoderLayerWeights[];
+  norm: tf.Tensor;
+  /** [D, V] (the transposed embedding when tied). */
+  lmHead: tf.Tensor;
+}
+
+/** Keys and values of every layer after RoPE, [B, KV, S, hd], plus the key padding mask [B][S]. */
+export interface KVCache {
+  k: tf.Tensor[];
+  v: tf.Tensor[];
+  keyMask: number[][];
+  length: number;
+}
+
+export interface DecoderRun {
+  /** Input embeddings [B, T, D] (ignored when ctx.opts.startLayer is set). */
+  embeds: tf.Tensor;
+  /** Position ids [B][T] (or [3][B][T] with M-RoPE). */
+  positions: Int32Array[] | Int32Array[][];
+  /** Key mask over cache + new tokens, [B][S] with 1 = real token. */
+  keyMask: number[][];
+  ctx: RunContext;
+  cache?: KVCache;
+  /** Keep K/V of this run (prefill of a generation). */
+  wantCache?: boolean;
+}
+
+export interface DecoderOutput {
+  /** Raw output of the last block that ran, [B, T, D] (before the final norm). */
+  hidden: tf.Tensor;
+  /** Final-norm output (absent when stopped early). */
+  normed?: tf.Tensor;
+  logits?: tf.Tensor;
+  cache?: KVCache;
+}
+
+export function decoderHookNames(cfg: DecoderConfig): HookPointInfo[] {
+  return [
+    { name: 'lm.embed', axes: ['batch', 'pos', 'd_model'], part: 'lm' },
+    ...decoderHookPoints('lm', 'lm', cfg.numLayers, true),
+    { name: 'lm.final_norm', axes: ['batch', 'pos', 'd_model'], part: 'lm' },
+    { name: 'lm.logits', axes: ['batch', 'pos', 'vocab'], part: 'lm' },
+  ];
+}
+
+/** HF tensor names and shapes the decoder needs, under `prefix` ("model." or "language_model.model."). */
+export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: string): Expected[] {
+  const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: KV, headDim: hd, vocabSize: V } = cfg;
+  const out: Expected[] = [{ name: `${prefix}embed_tokens.weight`, shape: [V, D] }];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${prefix}layers.${i}.`;
+    out.push(
+      { name: `${p}input_layernorm.weight`, shape: [D] },
+      { name: `${p}self_attn.q_proj.weight`, shape: [H * hd, D] },
+      { name: `${p}self_attn.k_proj.weight`, shape: [KV * hd, D] },
+      { name: `${p}self_attn.v_proj.weight`, shape: [KV * hd, D] },
+      { name: `${p}self_attn.o_proj.weight`, shape: [D, H * hd] },
+      { name: `${p}post_attention_layernorm.weight`, shape: [D] },
+      { name: `${p}mlp.gate_proj.weight`, shape: [I, D] },
+      { name: `${p}mlp.up_proj.weight`, shape: [I, D] },
+      { name: `${p}mlp.down_proj.weight`, shape: [D, I] },
+    );
+    if (cfg.qkvBias)
+      out.push(
+        { name: `${p}self_attn.q_proj.bias`, shape: [H * hd] },
+        { name: `${p}self_attn.k_proj.bias`, shape: [KV * hd] },
+        { name: `${p}self_attn.v_proj.bias`, shape: [KV * hd] },
+      );
+  }
+  out.push({ name: `${prefix}norm.weight`, shape: [D] });
+  if (!cfg.tieWordEmbeddings) out.push({ name: headName, shape: [V, D] });
+  return out;
+}
+
+export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string): DecoderWeights {
+  checkWeights(src, decoderExpected(cfg, prefix, headName));
+  const layers: DecoderLayerWeights[] = [];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${prefix}layers.${i}.`;
+    const a = `${p}self_attn.`;
+    layers.push({
+      inputNorm: readTensor(src, `${p}input_layernorm.weight`),
+      qkv: readFusedLinear(src, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
+      qkvBias: cfg.qkvBias ? readFusedBias(src, [`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`]) : null,
+      o: readTensor(src, `${a}o_proj.weight`, true),
+      postNorm: readTensor(src, `${p}post_attention_layernorm.weight`),
+      gateUp: readFusedLinear(src, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+      down: readTensor(src, `${p}mlp.down_proj.weight`, true),
+    });
+  }
+  const embed = readTensor(src, `${prefix}embed_tokens.weight`);
+  const lmHead = cfg.tieWordEmbeddings ? tf.transpose(embed) : readTensor(src, headName, true);
+  return { embed, layers, norm: readTensor(src, `${prefix}norm.weight`), lmHead };
+}
+
+export function disposeDecoderWeights(w: DecoderWeights): void {
+  const all: tf.Tensor[] = [w.embed, w.norm, w.lmHead];
+  for (const l of w.layers) all.push(l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...(l.qkvBias ? [l.qkvBias] : []));
+  tf.dispose(all);
+}
+
+/** Additive causal + key-padding mask [B, 1, T, S] for queries at cache offsets offset..offset+T-1. */
+export function baseMask(keyMask: number[][], T: number, offset: number): tf.Tensor {
+  const B = keyMask.length;
+  const S = keyMask[0].length;
+  const m = new Float32Array(B * T * S);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * S;
+      const qAbs = offset + t;
+      for (let s = 0; s < S; s++) if (s > qAbs || keyMask[b][s] === 0) m[row + s] = MASK_NEG;
+    }
+  return tf.tensor4d(m, [B, 1, T, S]);
+}
+
+export class Decoder {
+  constructor(
+    readonly cfg: DecoderConfig,
+    readonly w: DecoderWeights,
+  ) {}
+
+  /** Token embeddings [B, T, D] by gather (no gradient w.r.t. the table on wasm; see embedOneHot for training). */
+  embed(ids: number[][]): tf.Tensor {
+    const B = ids.length;
+    const T = ids[0].length;
+    const flat = tf.tensor1d(ids.flat(), 'int32');
+    return tf.gather(this.w.embed, flat).reshape([B, T, this.cfg.hiddenSize]);
+  }
+
+  /** Runs blocks [start, stop) and, if it reaches the end, the final norm and the head. */
+  forward(run: DecoderRun): DecoderOutput {
+    const { cfg, w } = this;
+    const { ctx } = run;
+    const start = ctx.opts.startLayer ?? 0;
+    const stop = Math.min(ctx.opts.stopLayer ?? cfg.numLayers, cfg.numLayers);
+    const offset = run.cache?.length ?? 0;
+    let h: tf.Tensor;
+    if (start > 0 || ctx.opts.startResid) {
+      if (!ctx.opts.startResid) throw new Error('startLayer needs startResid (the input of that block)');
+      h = ctx.opts.startResid;
+    } else {
+      h = ctx.point('lm.embed', run.embeds, offset);
+    }
+    const B = h.shape[0] as number;
+    const T = h.shape[1] as number;
+    const { cos, sin } = this.rope(run.positions, B, T);
+    const mask = baseMask(run.keyMask, T, offset);
+    const newK: tf.Tensor[] = [];
+    const newV: tf.Tensor[] = [];
+    for (let i = start; i < stop; i++) {
+      const b = `lm.blocks.${i}`;
+      h = ctx.point(`${b}.resid_pre`, h, offset, i);
+      const lw = w.layers[i];
+      const { out: attnOut, k, v } = this.attention(i, rmsNorm(h, lw.inputNorm, cfg.rmsNormEps), lw, cos, sin, mask, run, offset);
+      if (run.wantCache) {
+        newK[i] = tf.keep(k);
+        newV[i] = tf.keep(v);
+      }
+      const a = ctx.point(`${b}.attn_out`, attnOut, offset, i);
+      h = ctx.point(`${b}.resid_mid`, tf.add(h, a), offset, i);
+      const m = ctx.point(`${b}.mlp_out`, this.mlp(rmsNorm(h, lw.postNorm, cfg.rmsNormEps), lw), offset, i);
+      h = ctx.point(`${b}.resid_post`, tf.add(h, m), offset, i);
+    }
+    const cache = run.wantCache
+      ? { k: newK, v: newV, keyMask: run.keyMask, length: offset + T }
+      : undefined;
+    if (stop < cfg.numLayers) return { hidden: h, cache };
+    const normed = ctx.point('lm.final_norm', rmsNorm(h, w.norm, cfg.rmsNormEps), offset);
+    const logits = ctx.point('lm.logits', linear(normed, w.lmHead), offset);
+    return { hidden: h, normed, logits, cache };
+  }
+
+  /** Logit lens: the head applied after the final norm to any residual [.., D]. */
+  unembed(resid: tf.Tensor, alreadyNormed = false): tf.Tensor {
+    const n = alreadyNormed ? resid : rmsNorm(resid, this.w.norm, this.cfg.rmsNormEps);
+    return linear(n, this.w.lmHead);
+  }
+
+  private rope(positions: DecoderRun['positions'], B: number, T: number): { cos: tf.Tensor; sin: tf.Tensor } {
+    const { cfg } = this;
+    const { cos, sin } = ropeTablesFor(positions, cfg);
+    // [B, 1, T, hd]: broadcast over heads in the [B, heads, T, hd] layout
+    return { cos: tf.tensor4d(cos, [B, 1, T, cfg.headDim]), sin: tf.tensor4d(sin, [B, 1, T, cfg.headDim]) };
+  }
+
+  private attention(
+    layer: number,
+    x: tf.Tensor,
+    lw: DecoderLayerWeights,
+    cos: tf.Tensor,
+    sin: tf.Tensor,
+    base: tf.Tensor,
+    run: DecoderRun,
+    offset: number,
+  ): { out: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
+    const { numHeads: H, numKvHeads: KV, headDim: hd } = this.cfg;
+    const { ctx } = run;
+    const [B, T] = x.shape as number[];
+    const qkv = linear(x, lw.qkv, lw.qkvBias).reshape([B, T, H + 2 * KV, hd]).transpose([0, 2, 1, 3]); // (B, H+2KV, T, hd)
+    const [q0, k0, v0] = tf.split(qkv, [H, KV, KV], 1);
+    const q = tf.mul(applyRope(q0, cos, sin), 1 / Math.sqrt(hd));
+    let k = applyRope(k0, cos, sin);
+    let v = v0;
+    if (run.cache) {
+      k = tf.concat([run.cache.k[layer], k], 2);
+      v = tf.concat([run.cache.v[layer], v], 2);
+    }
+    const S = k.shape[2] as number;
+    const extra = ctx.attnMask(layer, T, S, offset);
+    const mask = extra ? tf.add(base, extra) : base; // (B, 1|H, T, S)
+    const nRep = H / KV;
+    const patternName = `lm.blocks.${layer}.attn.pattern`;
+    const keepPattern = ctx.wants(patternName);
+    const probs: tf.Tensor[][] = [];
+    for (let b = 0; b < B; b++) {
+      probs.push([]);
+      for (let g = 0; g < KV; g++) {
+        const qg = q.slice([b, g * nRep, 0, 0], [1, nRep, T, hd]).reshape([nRep * T, hd]);
+        const kT = k.slice([b, g, 0, 0], [1, 1, S, hd]).reshape([S, hd]).transpose();
+        const scores = tf.matMul(qg, kT).reshape([nRep, T, S]);
+        const m =
+          mask.shape[1] === 1
+            ? mask.slice([b, 0, 0, 0], [1, 1, T, S]).reshape([1, T, S])
+            : mask.slice([b, g * nRep, 0, 0], [1, nRep, T, S]).reshape([nRep, T, S]);
+        probs[b].push(tf.softmax(tf.add(scores, m), -1));
+      }
+    }
+    if (keepPattern) {
+      const pattern = ctx.point(patternName, tf.stack(probs.map((row) => tf.concat(row, 0)), 0), offset, layer); // (B, H, T, S)
+      for (let b = 0; b < B; b++)
+        for (let g = 0; g < KV; g++) probs[b][g] = pattern.slice([b, g * nRep, 0, 0], [1, nRep, T, S]).reshape([nRep, T, S]);
+    }
+    const rows: tf.Tensor[] = [];
+    for (let b = 0; b < B; b++) {
+      const heads: tf.Tensor[] = [];
+      for (let g = 0; g < KV; g++) {
+        const vg = v.slice([b, g, 0, 0], [1, 1, S, hd]).reshape([S, hd]);
+        heads.push(tf.matMul(probs[b][g].reshape([nRep * T, S]), vg).reshape([nRep, T, hd]));
+      }
+      rows.push(tf.concat(heads, 0)); // (H, T, hd)
+    }
+    const merged = tf.stack(rows, 0).transpose([0, 2, 1, 3]).reshape([B, T, H * hd]);
+    return { out: linear(merged, lw.o), k, v };
+  }
+
+  private mlp(x: tf.Tensor, lw: DecoderLayerWeights): tf.Tensor {
+    const I = this.cfg.intermediateSize;
+    const gu = linear(x, lw.gateUp);
+    const [gate, up] = tf.split(gu, [I, I], -1);
+    return linear(tf.mul(activation(this.cfg.hiddenAct, gate), up), lw.down);
+  }
+}
+
+import { ropeTables } from './layers';
+function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
+  return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection);
+}
+
+/** HF position ids from an attention mask: cumsum(mask) - 1, pads set to 1. */
+export function positionsFromMask(mask: number[][], offsets?: number[]): Int32Array[] {
+  return mask.map((row, b) => {
+    const out = new Int32Array(row.length);
+    let c = offsets ? offsets[b] : 0;
+    for (let t = 0; t < row.length; t++) {
+      c += row[t];
+      out[t] = row[t] ? c - 1 : 1;
+    }
+    return out;
+  });
+}
+
+export function disposeCache(c: KVCache | undefined): void {
+  if (c) tf.dispose([...c.k.filter(Boolean), ...c.v.filter(Boolean)]);
+}

@@ -1,0 +1,116 @@
+// Shared transformer maths, as small pure functions used by every family.
+// Linear weights are stored pre-transposed as [in, out] so every matMul is the rank-2, no-transpose
+// fast path of the wasm backend (XNNPACK); see ../shared/reference/engine.md.
+import * as tf from '@tensorflow/tfjs-core';
+// Chained tensor methods (x.reshape, x.slice, ...) as typed, registered side effect.
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+
+/** x [..., in] · w [in, out] (+ b) via one rank-2 matMul. */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
+  const shape = x.shape as number[];
+  const inDim = shape[shape.length - 1];
+  const x2 = x.rank === 2 ? x : x.reshape([-1, inDim]);
+  let y = tf.matMul(x2 as tf.Tensor2D, w as tf.Tensor2D);
+  if (b) y = tf.add(y, b);
+  return x.rank === 2 ? y : y.reshape([...shape.slice(0, -1), w.shape[1] as number]);
+}
+
+/** Llama RMSNorm: w * x / sqrt(mean(x^2) + eps), computed in float32 like HF. */
+export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(w, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
+}
+
+/** LayerNorm over the last axis (biased variance, as torch). */
+export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const centred = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centred), -1, true);
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), w), b);
+}
+
+export type Activation = 'silu' | 'gelu' | 'gelu_pytorch_tanh' | 'gelu_new' | 'quick_gelu' | 'relu';
+
+export function activation(name: Activation | string, x: tf.Tensor): tf.Tensor {
+  switch (name) {
+    case 'silu':
+    case 'swish':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'gelu': // exact erf GELU (torch nn.GELU default)
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+    case 'gelu_fast': {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    case 'quick_gelu':
+      return tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+    case 'relu':
+      return tf.relu(x);
+    default:
+      throw new Error(`unsupported activation ${name}`);
+  }
+}
+
+/** HF rotate_half: concat(-x2, x1) over the last axis. */
+export function rotateHalf(x: tf.Tensor): tf.Tensor {
+  const d = x.shape[x.rank - 1];
+  const [x1, x2] = tf.split(x, [d / 2, d / 2], -1);
+  return tf.concat([tf.neg(x2), x1], -1);
+}
+
+/** q*cos + rotate_half(q)*sin with cos/sin broadcastable to q. */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+}
+
+/**
+ * RoPE angle tables [B, T, headDim] for integer positions. With `mropeSection` (Qwen2-VL), positions come as
+ * three streams (t, h, w) and frequency i uses the stream whose section contains i (sections cover headDim/2).
+ */
+export function ropeTables(
+  positions: Int32Array[] | Int32Array[][],
+  headDim: number,
+  theta: number,
+  mropeSection?: number[],
+): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  // inv_freq = 1 / theta^(2i/d), computed in float32 as HF does (torch.arange(...).float() / dim).
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, Math.fround((2 * i) / headDim));
+  const streamOf = new Int32Array(half);
+  if (mropeSection) {
+    let s = 0;
+    let acc = mropeSection[0];
+    for (let i = 0; i < half; i++) {
+      while (i >= acc && s < mropeSection.length - 1) acc += mropeSection[++s];
+      streamOf[i] = s;
+    }
+  }
+  const streams: Int32Array[][] = mropeSection ? (positions as Int32Array[][]) : [positions as Int32Array[]];
+  const B = streams[0].length;
+  const T = streams[0][0].length;
+  const cos = new Float32Array(B * T * headDim);
+  const sin = new Float32Array(B * T * headDim);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const base = (b * T + t) * headDim;
+      for (let i = 0; i < half; i++) {
+        // float32 product, like torch's matmul of float inv_freq with float positions
+        const ang = Math.fround(streams[streamOf[i]][b][t] * invFreq[i]);
+        const c = Math.cos(ang);
+        const s = Math.sin(ang);
+        cos[base + i] = c;
+        cos[base + i + half] = c;
+        sin[base + i] = s;
+        sin[base + i + half] = s;
+      }
+    }
+  return { cos, sin };
+}
+
+/** softmax over the last axis with -Infinity-safe masking (rows fully masked give zeros, not NaN). */
+export function maskedSoftmax(scores: tf.Tensor): tf.Tensor {
+  return tf.softmax(scores, -1);
+}

@@ -1,0 +1,238 @@
+// The model contract every family implements, and the parts they share: running the decoder under a
+// RunContext, greedy generation with a KV cache (correct with left padding), hook-point listing.
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors';
+import type { DecoderConfig } from './config';
+import { Decoder, disposeCache, positionsFromMask, type KVCache } from './decoder';
+import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
+
+export interface ModelInputs {
+  /** Token ids [B][T], image tokens already expanded (one per image feature). */
+  inputIds: number[][];
+  /** 1 = real token, 0 = padding; defaults to all ones. */
+  attentionMask?: number[][];
+  /** Preprocessed pixels: [N, C, H, W] (LLaVA), [N, crops, C, H, W] (LLaVA-NeXT), flattened patches (Qwen2-VL). */
+  pixelValues?: tf.Tensor;
+  /** LLaVA-NeXT original (height, width) per image. */
+  imageSizes?: [number, number][];
+  /** Qwen2-VL (t, h, w) patch grid per image. */
+  imageGridThw?: [number, number, number][];
+  /** Explicit position ids: [B][T], or [3][B][T] for M-RoPE. Computed from the mask (and image grids) when absent. */
+  positionIds?: number[][] | number[][][];
+  /** Projected image features [tokens, D] to use instead of running the vision tower (cached or patched). */
+  imageFeatures?: tf.Tensor;
+}
+
+export interface ForwardOutput {
+  /** [B, T, V]; absent when the run stopped early. */
+  logits?: tf.Tensor;
+  /** Raw output of the last block that ran [B, T, D]. */
+  hidden: tf.Tensor;
+  /** Hook values requested with `cache`, by name. The caller disposes them (or calls `dispose()`). */
+  cache: Map<string, tf.Tensor>;
+  /** Hooks given to the run that the model never reached (a silent no-op guard). */
+  unusedHooks: string[];
+  dispose(): void;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Hooks, caches and masks for the run. Hooks also fire at decode steps unless `hookDecodeSteps` is false. */
+  run?: RunOptions;
+  hookDecodeSteps?: boolean;
+  /** Stop a row at its EOS (then pad it); defaults to the config's eos_token_id. Set null to never stop. */
+  eosTokenId?: number | number[] | null;
+  /** Keep the raw logits that chose each new token. */
+  returnStepLogits?: boolean;
+}
+
+export interface GenerateOutput {
+  /** New tokens per row (after EOS a row is padded with the pad/eos id, as HF does). */
+  newTokens: number[][];
+  /** stepLogits[s][b] = logits [V] that chose token s of row b. */
+  stepLogits?: Float32Array[][];
+  /** Hook values cached over prefill + decode steps. */
+  cache: Map<string, tf.Tensor>;
+  unusedHooks: string[];
+}
+
+export interface Model {
+  readonly family: string;
+  readonly kind: 'vlm' | 'lm';
+  readonly text: DecoderConfig;
+  readonly decoder: Decoder;
+  readonly numLayers: number;
+  readonly dModel: number;
+  readonly vocabSize: number;
+  /** LLaVA-style image placeholder token, when the model takes images. */
+  readonly imageTokenIndex?: number;
+  /** Every hook point this model exposes, in execution order. */
+  hookPoints(): HookPointInfo[];
+  forward(inputs: ModelInputs, opts?: RunOptions): ForwardOutput;
+  generate(inputs: ModelInputs, opts: GenerateOptions): GenerateOutput;
+  dispose(): void;
+}
+
+export interface Embedded {
+  embeds: tf.Tensor;
+  positions: Int32Array[] | Int32Array[][];
+  /** Offset added to decode positions per row (Qwen2-VL rope_deltas); 0 for 1-D RoPE models. */
+  decodeDelta?: number[];
+}
+
+function validateIds(inputs: ModelInputs, vocab: number): number[][] {
+  const ids = inputs.inputIds;
+  if (!Array.isArray(ids) || ids.length === 0 || !Array.isArray(ids[0]) || ids[0].length === 0)
+    throw new InputError('inputIds must be a non-empty [batch][tokens] array');
+  const T = ids[0].length;
+  for (const [b, row] of ids.entries()) {
+    if (row.length !== T) throw new InputError(`inputIds row ${b} has ${row.length} tokens, row 0 has ${T}: pad rows to one length`);
+    for (const id of row)
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new InputError(`inputIds row ${b} has token id ${id} outside the vocabulary [0, ${vocab})`);
+  }
+  const mask = inputs.attentionMask;
+  if (mask && (mask.length !== ids.length || mask.some((r) => r.length !== T)))
+    throw new InputError('attentionMask must have the same [batch][tokens] shape as inputIds');
+  return ids;
+}
+
+export abstract class ModelBase implements Model {
+  abstract readonly family: string;
+  abstract readonly kind: 'vlm' | 'lm';
+  readonly imageTokenIndex?: number;
+
+  constructor(
+    readonly text: DecoderConfig,
+    readonly decoder: Decoder,
+  ) {}
+
+  get numLayers(): number {
+    return this.text.numLayers;
+  }
+  get dModel(): number {
+    return this.text.hiddenSize;
+  }
+  get vocabSize(): number {
+    return this.text.vocabSize;
+  }
+
+  abstract hookPoints(): HookPointInfo[];
+  abstract dispose(): void;
+  /** Token + image embeddings [B, T, D] and position ids, with hooks on the way. */
+  protected abstract embedInputs(inputs: ModelInputs, mask: number[][], ctx: RunContext): Embedded;
+
+  protected maskOf(inputs: ModelInputs): number[][] {
+    return inputs.attentionMask ?? inputs.inputIds.map((r) => r.map(() => 1));
+  }
+
+  forward(inputs: ModelInputs, opts: RunOptions = {}): ForwardOutput {
+    validateIds(inputs, this.vocabSize);
+    const ctx = new RunContext(opts);
+    const mask = this.maskOf(inputs);
+    try {
+      const out = tf.tidy(() => {
+        const skipEmbed = opts.startResid != null;
+        const e = skipEmbed ? this.positionsOnly(inputs, mask) : this.embedInputs(inputs, mask, ctx);
+        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx });
+        return r.logits ? { hidden: r.hidden, logits: r.logits } : { hidden: r.hidden };
+      }) as { hidden: tf.Tensor; logits?: tf.Tensor };
+      const cache = ctx.cached;
+      return {
+        ...out,
+        cache,
+        unusedHooks: ctx.unusedHooks(),
+        dispose() {
+          tf.dispose([out.hidden, ...(out.logits ? [out.logits] : []), ...cache.values()]);
+        },
+      };
+    } catch (e) {
+      tf.dispose([...ctx.cached.values()]);
+      throw e;
+    }
+  }
+
+  /** Positions without embedding (start-at-layer runs); families with special positions override. */
+  protected positionsOnly(inputs: ModelInputs, mask: number[][]): Embedded {
+    const positions = inputs.positionIds
+      ? toInt32(inputs.positionIds)
+      : positionsFromMask(mask);
+    return { embeds: tf.zeros([0]), positions };
+  }
+
+  generate(inputs: ModelInputs, opts: GenerateOptions): GenerateOutput {
+    const ids = validateIds(inputs, this.vocabSize);
+    const mask = this.maskOf(inputs).map((r) => [...r]);
+    const B = ids.length;
+    const T = ids[0].length;
+    if (B > 1 && mask.some((r) => r[T - 1] === 0))
+      throw new InputError('batched generation needs left padding (every row must end with a real token)');
+    const eosRaw = opts.eosTokenId === undefined ? this.text.eosTokenId : opts.eosTokenId;
+    const eos = new Set(eosRaw == null ? [] : Array.isArray(eosRaw) ? eosRaw : [eosRaw]);
+    const padId = this.text.padTokenId ?? [...eos][0] ?? 0;
+    const run = opts.run ?? {};
+    const ctx = new RunContext(run);
+    const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask }) : ctx;
+    const newTokens: number[][] = ids.map(() => []);
+    const stepLogits: Float32Array[][] = [];
+    const done = new Array<boolean>(B).fill(false);
+    let kv: KVCache | undefined;
+    let delta: number[] | undefined;
+    try {
+      // Prefill
+      const first = tf.tidy(() => {
+        const e = this.embedInputs(inputs, mask, ctx);
+        delta = e.decodeDelta;
+        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx, wantCache: true });
+        kv = r.cache;
+        return r.logits!.slice([0, T - 1, 0], [B, 1, this.vocabSize]).reshape([B, this.vocabSize]);
+      });
+      let last = first.dataSync() as Float32Array;
+      first.dispose();
+      for (let s = 0; s < opts.maxNewTokens; s++) {
+        const V = this.vocabSize;
+        const next: number[] = [];
+        const rowLogits: Float32Array[] = [];
+        for (let b = 0; b < B; b++) {
+          const row = last.subarray(b * V, (b + 1) * V);
+          if (opts.returnStepLogits) rowLogits.push(Float32Array.from(row));
+          let best = 0;
+          for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+          const tok = done[b] ? padId : best;
+          next.push(tok);
+          newTokens[b].push(tok);
+          if (eos.has(tok)) done[b] = true;
+        }
+        if (opts.returnStepLogits) stepLogits.push(rowLogits);
+        if (s === opts.maxNewTokens - 1 || done.every(Boolean)) break;
+        // Decode step: one new token per row at position = number of real tokens so far (+ M-RoPE delta).
+        const prev: KVCache = kv!;
+        for (const r of mask) r.push(1);
+        const positions = mask.map((r, b) => Int32Array.of(r.reduce((a, x) => a + x, 0) - 1 + (delta ? delta[b] : 0)));
+        decodeCtx.step = s + 1;
+        const step = tf.tidy(() => {
+          const embeds = this.decoder.embed(next.map((t) => [t]));
+          const pos = this.text.mropeSection ? [positions, positions, positions] : positions;
+          const r = this.decoder.forward({ embeds, positions: pos, keyMask: mask, ctx: decodeCtx, cache: prev, wantCache: true });
+          kv = r.cache;
+          return r.logits!.reshape([B, this.vocabSize]);
+        });
+        disposeCache(prev);
+        last = step.dataSync() as Float32Array;
+        step.dispose();
+      }
+    } catch (e) {
+      tf.dispose([...ctx.cached.values()]);
+      throw e;
+    } finally {
+      disposeCache(kv);
+      if (decodeCtx !== ctx) tf.dispose([...decodeCtx.cached.values()]);
+    }
+    return { newTokens, stepLogits: opts.returnStepLogits ? stepLogits : undefined, cache: ctx.cached, unusedHooks: ctx.unusedHooks() };
+  }
+}
+
+export function toInt32(p: number[][] | number[][][]): Int32Array[] | Int32Array[][] {
+  return Array.isArray(p[0][0])
+    ? (p as number[][][]).map((s) => s.map((r) => Int32Array.from(r)))
+    : (p as number[][]).map((r) => Int32Array.from(r));
+}

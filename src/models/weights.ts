@@ -1,0 +1,83 @@
+// Where model weights come from (a checkpoint, random init, a training run) and strict loading:
+// every expected tensor is checked before any is read, and all problems are reported together.
+import * as tf from '@tensorflow/tfjs-core';
+import { CheckpointError } from '../errors';
+
+export interface WeightSource {
+  /** Human-readable origin for error messages (a folder or file). */
+  readonly origin: string;
+  /** Shape of a tensor in HF layout, or undefined if absent. */
+  shape(name: string): readonly number[] | undefined;
+  /** Values as float32; `transpose` turns a 2-D HF [out, in] weight into [in, out]. */
+  f32(name: string, transpose?: boolean): Float32Array;
+  /** All tensor names (for "unexpected tensor" reports). */
+  names(): string[];
+}
+
+export interface Expected {
+  name: string;
+  shape: number[];
+}
+
+/** Throws one CheckpointError listing every missing or wrong-shaped tensor (and unexpected ones under `prefixes`). */
+export function checkWeights(src: WeightSource, expected: Expected[], prefixes: string[] = [], allowExtra: RegExp[] = []): void {
+  const problems: string[] = [];
+  const want = new Set(expected.map((e) => e.name));
+  for (const e of expected) {
+    const s = src.shape(e.name);
+    if (!s) problems.push(`missing tensor ${e.name} [${e.shape}]`);
+    else if (s.length !== e.shape.length || s.some((d, i) => d !== e.shape[i]))
+      problems.push(`tensor ${e.name} has shape [${s}] but the config implies [${e.shape}]`);
+  }
+  for (const n of src.names()) {
+    if (want.has(n) || !prefixes.some((p) => n.startsWith(p)) || allowExtra.some((r) => r.test(n))) continue;
+    problems.push(`unexpected tensor ${n} (config and weights disagree?)`);
+  }
+  if (problems.length) {
+    const shown = problems.slice(0, 12).join('\n  ');
+    const more = problems.length > 12 ? `\n  ... and ${problems.length - 12} more` : '';
+    throw new CheckpointError(`${src.origin}: weights do not match config.json:\n  ${shown}${more}`);
+  }
+}
+
+/** Reads one weight into a tensor (2-D linears transposed to [in, out] when asked). */
+export function readTensor(src: WeightSource, name: string, transpose = false): tf.Tensor {
+  const shape = src.shape(name);
+  if (!shape) throw new CheckpointError(`${src.origin}: missing tensor ${name}`);
+  const data = src.f32(name, transpose);
+  const s = transpose ? [shape[1], shape[0]] : [...shape];
+  return tf.tensor(data, s, 'float32');
+}
+
+/** Concatenates several HF [out_i, in] linears into one [in, sum(out_i)] weight (fused q/k/v, gate/up). */
+export function readFusedLinear(src: WeightSource, names: string[]): tf.Tensor {
+  const parts = names.map((n) => readTensor(src, n, true));
+  const fused = tf.concat(parts, 1);
+  parts.forEach((p) => p.dispose());
+  return fused;
+}
+
+export function readFusedBias(src: WeightSource, names: string[]): tf.Tensor {
+  const parts = names.map((n) => readTensor(src, n));
+  const fused = tf.concat(parts, 0);
+  parts.forEach((p) => p.dispose());
+  return fused;
+}
+
+/** A WeightSource over plain arrays (tests, random init, trained weights before saving). */
+export function memorySource(origin: string, tensors: Map<string, { shape: number[]; data: Float32Array }>): WeightSource {
+  return {
+    origin,
+    shape: (n) => tensors.get(n)?.shape,
+    names: () => [...tensors.keys()],
+    f32(n, transpose) {
+      const t = tensors.get(n);
+      if (!t) throw new CheckpointError(`${origin}: missing tensor ${n}`);
+      if (!transpose) return t.data;
+      const [r, c] = t.shape;
+      const out = new Float32Array(r * c);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
+      return out;
+    },
+  };
+}

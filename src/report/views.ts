@@ -1,0 +1,750 @@
+// View-state schemas shared by the kernel (which sends them), the widgets (which draw them) and the static
+// page writer. Pure TypeScript, no DOM and no Node APIs: the browser bundle imports this file as is.
+//
+// A HopscopeView widget's state is `{view, title, data, progress, error}`. `data` depends on `view`; each
+// `...Data` interface below documents its fields. Numeric fields accept several wire forms (see `NumbersIn`)
+// because the kernel may send arrays as binary buffers (they arrive as DataView at their buffer path) or as
+// JSON lists; `validateViewState` turns every form into plain `number[]` / `number[][]` with NaN for "not
+// computed yet", so renderers only ever see one shape.
+
+import {
+  Problems,
+  boolList,
+  cube,
+  describe,
+  field,
+  fraction,
+  isRecord,
+  list,
+  matrix,
+  numbers,
+  optionalNumber,
+  optionalNumbers,
+  optionalString,
+  required,
+  requiredAxis,
+  requiredNumber,
+  requiredNumbers,
+  stringList,
+} from './view-wire';
+
+export type { BinaryArray, Dtype, MatrixIn, NumbersIn } from './view-wire';
+
+/** The widget model/view names the kernel must send (widget protocol 2.1). */
+export const WIDGET_NAMES = {
+  _model_name: 'HopscopeViewModel',
+  _model_module: 'hopscope-widgets',
+  _model_module_version: '^0.1.0',
+  _view_name: 'HopscopeView',
+  _view_module: 'hopscope-widgets',
+  _view_module_version: '^0.1.0',
+} as const;
+
+/** The version the frontend registers; `_model_module_version` is a semver range matched against it. */
+export const WIDGETS_VERSION = '0.1.0';
+
+export const VIEW_KINDS = [
+  'layer-switch',
+  'freeze-curve',
+  'knockout-map',
+  'probe-accuracy',
+  'logit-lens',
+  'attribution-map',
+  'recall-gap',
+] as const;
+export type ViewKind = (typeof VIEW_KINDS)[number];
+
+export function isViewKind(v: unknown): v is ViewKind {
+  return typeof v === 'string' && (VIEW_KINDS as readonly string[]).includes(v);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Normalised data, per view. Field comments are the schema documentation.
+
+/** A token position on the x axis of the logit-lens and attribution views. */
+export interface PositionInfo {
+  /** What to print on the axis: the token text, or e.g. "img 17". */
+  label: string;
+  /** Image positions are also drawn on the patch grid over the picture. */
+  kind: 'image' | 'text';
+}
+
+/**
+ * The picture behind the patch grid. Give `png` (base64, with or without a `data:` prefix) or `rgb` (uint8
+ * H×W×3, row-major). `width`/`height` are read from the PNG header when omitted and are required with `rgb`.
+ * The grid has `gridRows` × `gridCols` patches; `positions[i]` is the index (into the view's `positions`) of
+ * patch i in row-major order, defaulting to the image-kind positions in order.
+ */
+export interface ImageSpec {
+  png: string | null;
+  rgb: number[] | null;
+  width: number;
+  height: number;
+  gridRows: number;
+  gridCols: number;
+  positions: number[];
+}
+
+/** One donor → target cross-patching run, for the drill-down. Per-layer arrays align with `layers`. */
+export interface LayerSwitchPair {
+  donor: string;
+  target: string;
+  donorType: string | null;
+  targetType: string | null;
+  /** Did the generation name the donor when patched at this layer? null = not run yet. */
+  namesDonor: (boolean | null)[];
+  /** Did it name the target (the entity actually shown)? */
+  namesTarget: (boolean | null)[];
+  /** The greedy generation per layer, shown on hover. */
+  generations: (string | null)[];
+}
+
+/**
+ * `layer-switch`: cross-patching. Runs of target B with donor A's image-position states injected at one
+ * layer; the fraction of runs naming the donor vs the target per layer, and the switch layer where
+ * predictions flip from donor to target (computed as the first layer with target ≥ donor when omitted).
+ */
+export interface LayerSwitchData {
+  /** Patched layers, ascending (x axis). Injecting at l = overwriting the input of block l. */
+  layers: number[];
+  /** Fraction (0..1) of runs naming the donor, per layer. */
+  donorFraction: number[];
+  /** Fraction (0..1) of runs naming the target, per layer. */
+  targetFraction: number[];
+  /** Number of donor–target runs behind each fraction (shown on hover). */
+  runs: number | null;
+  switchLayer: number | null;
+  pairs: LayerSwitchPair[];
+  model: string | null;
+}
+
+/** Accuracy of a group of entities in the text and image conditions. */
+export interface GroupAccuracy {
+  n: number;
+  visualAcc: number;
+  textAcc: number;
+}
+
+/**
+ * `freeze-curve`: forward patching. Image-position inputs of blocks l+1..freezeUntil are pinned to block l's
+ * output; y = fraction of entities still identified, per source layer l. Entities identified when frozen
+ * from layers < `earlyCutoff` are early-identified; `split` compares their accuracies with the rest.
+ */
+export interface FreezeCurveData {
+  sourceLayers: number[];
+  /** Fraction (0..1) still identified, per source layer. */
+  identified: number[];
+  freezeUntil: number | null;
+  /** Entities behind each fraction. */
+  entities: number | null;
+  earlyCutoff: number | null;
+  split: { early: GroupAccuracy; late: GroupAccuracy } | null;
+  /** Optional extra curves (e.g. per entity type), each aligned with `sourceLayers`. */
+  series: { name: string; identified: number[] }[];
+}
+
+/**
+ * `knockout-map`: attention knockout. Rows = edge sets (e.g. "image → last"), columns = layer windows
+ * (centre layer); cell = relative change of the original answer's probability, (p_new − p_base)/p_base.
+ */
+export interface KnockoutMapData {
+  /** Window centres (x axis). */
+  layers: number[];
+  edgeSets: string[];
+  /** [edgeSet][layer]; NaN = not computed yet. */
+  relChange: number[][];
+  /** Window width w (layers l−⌊w/2⌋..l+⌊w/2⌋ blocked); shown on hover. */
+  window: number | null;
+  /** Optional accuracy under knockout, same shape as relChange. */
+  accuracy: number[][] | null;
+}
+
+/**
+ * `probe-accuracy`: linear probes for entity identity per layer, on image and text prompts. The resolution
+ * layer is the first layer at or above `threshold` (computed when omitted and a threshold is given).
+ */
+export interface ProbeAccuracyData {
+  layers: number[];
+  image: number[];
+  text: number[] | null;
+  threshold: number | null;
+  resolution: { image: number | null; text: number | null };
+  chance: number | null;
+  /** Where the residual was read, e.g. "last image token". */
+  position: string | null;
+  /** What the probe predicts, e.g. "entity identity". */
+  target: string | null;
+}
+
+/**
+ * `logit-lens`: softmax(lm_head(final_norm(h_l))) per layer and position, top-k tokens. The grid colour is
+ * the top-1 probability, or the probability of `target.token` when given.
+ */
+export interface LogitLensData {
+  layers: number[];
+  positions: PositionInfo[];
+  /** [layer][position][k] token strings. */
+  topTokens: string[][][];
+  /** [layer][position][k] probabilities; a flat binary form needs shape [L, P, K]. */
+  topProbs: number[][][];
+  /** Probability of one token of interest (e.g. the entity's first name token), [layer][position]. */
+  target: { token: string; probs: number[][] } | null;
+  image: ImageSpec | null;
+}
+
+/**
+ * `attribution-map`: attribution-patching scores per (layer, position), and any per-patch score drawn on the
+ * picture (`patchScores`, gridRows×gridCols row-major; defaults to the chosen layer's scores at image
+ * positions). `confirmed` lists cells re-measured with exact activation patching.
+ */
+export interface AttributionMapData {
+  layers: number[];
+  positions: PositionInfo[];
+  /** [layer][position] */
+  scores: number[][];
+  metric: string | null;
+  image: ImageSpec | null;
+  patchScores: number[] | null;
+  patchLabel: string | null;
+  confirmed: { layer: number; position: number; exact: number }[];
+}
+
+/** One row of the recall-gap table: accuracy with a 95% confidence interval per condition. */
+export interface RecallGapRow {
+  type: string;
+  n: number;
+  textAcc: number;
+  textCI: [number, number];
+  imageAcc: number;
+  imageCI: [number, number];
+  /** Paired test (Wilcoxon signed-rank) of text vs image, if computed. */
+  pValue: number | null;
+}
+
+/** `recall-gap`: text vs image factual accuracy per entity type (identified entities only). */
+export interface RecallGapData {
+  rows: RecallGapRow[];
+  overall: RecallGapRow | null;
+  model: string | null;
+  /** Which answer-match rule produced the accuracies (e.g. "popvqa-words", "alias-exact"). */
+  matchRule: string | null;
+}
+
+export interface ViewDataMap {
+  'layer-switch': LayerSwitchData;
+  'freeze-curve': FreezeCurveData;
+  'knockout-map': KnockoutMapData;
+  'probe-accuracy': ProbeAccuracyData;
+  'logit-lens': LogitLensData;
+  'attribution-map': AttributionMapData;
+  'recall-gap': RecallGapData;
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+}
+
+export interface ViewState<K extends ViewKind = ViewKind> {
+  view: K;
+  title: string;
+  data: ViewDataMap[K];
+  progress: Progress | null;
+  error: string | null;
+}
+export type AnyViewState = { [K in ViewKind]: ViewState<K> }[ViewKind];
+
+export type ValidationResult =
+  | { ok: true; state: AnyViewState }
+  | {
+      ok: false;
+      view: string | null;
+      title: string;
+      progress: Progress | null;
+      error: string | null;
+      problems: string[];
+      /** No data yet (null or {}): a sweep that has not reported, or one that failed before any result. */
+      empty: boolean;
+    };
+
+// ---------------------------------------------------------------------------------------------------------
+// Custom messages (frontend ⇄ kernel)
+
+/** Sent by the frontend when a layer or cell is clicked. */
+export interface RunCellRequest {
+  type: 'run-cell';
+  view: ViewKind;
+  layer: number;
+  /** Token position index (logit-lens, attribution-map). */
+  position?: number;
+  /** Row index: pair (layer-switch), edge set (knockout-map), 0 image / 1 text (probe-accuracy). */
+  row?: number;
+}
+
+/** The kernel's answer to a RunCellRequest. */
+export interface CellResult {
+  type: 'cell-result';
+  request: Partial<RunCellRequest>;
+  answer: string;
+  details?: unknown;
+}
+
+export function isCellResult(v: unknown): v is CellResult {
+  return isRecord(v) && v.type === 'cell-result' && typeof v.answer === 'string';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Validation
+
+/** First layer where `b` reaches `a` (the curves cross), or null. */
+export function computeSwitchLayer(layers: number[], donor: number[], target: number[]): number | null {
+  for (let i = 0; i < layers.length; i++) {
+    if (Number.isFinite(donor[i]) && Number.isFinite(target[i]) && target[i] >= donor[i] && target[i] > 0) return layers[i];
+  }
+  return null;
+}
+
+/** First layer whose accuracy reaches `threshold`, or null. */
+export function computeResolutionLayer(layers: number[], acc: number[] | null, threshold: number | null): number | null {
+  if (!acc || threshold === null) return null;
+  for (let i = 0; i < layers.length; i++) if (acc[i] >= threshold) return layers[i];
+  return null;
+}
+
+function layerSwitch(d: Record<string, unknown>, path: string, p: Problems): LayerSwitchData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  if (!layers) return null;
+  const n = layers.length;
+  const donorFraction = requiredNumbers(d, 'donorFraction', path, p, n);
+  const targetFraction = requiredNumbers(d, 'targetFraction', path, p, n);
+  if (donorFraction) fraction(donorFraction, `${path}.donorFraction`, p);
+  if (targetFraction) fraction(targetFraction, `${path}.targetFraction`, p);
+  const pairsIn = list(field(d, 'pairs'), `${path}.pairs`, p);
+  const pairs: LayerSwitchPair[] = [];
+  for (const [i, raw] of (pairsIn ?? []).entries()) {
+    const pp = `${path}.pairs[${i}]`;
+    if (!isRecord(raw)) {
+      p.add(pp, `expected an object {donor, target, namesDonor, namesTarget}, got ${describe(raw)}`);
+      continue;
+    }
+    const donor = raw.donor;
+    const target = raw.target;
+    if (typeof donor !== 'string') p.add(`${pp}.donor`, `expected the donor entity's name, got ${describe(donor)}`);
+    if (typeof target !== 'string') p.add(`${pp}.target`, `expected the target entity's name, got ${describe(target)}`);
+    const namesDonor = boolList(raw.namesDonor, `${pp}.namesDonor`, p, n);
+    const namesTarget = boolList(raw.namesTarget, `${pp}.namesTarget`, p, n);
+    let generations: (string | null)[] = new Array<string | null>(n).fill(null);
+    if (raw.generations !== undefined && raw.generations !== null) {
+      const g = list(raw.generations, `${pp}.generations`, p);
+      if (g && g.length > n) p.add(`${pp}.generations`, `has ${g.length} entries but the axis has only ${n}`);
+      else if (g) generations = generations.map((_, j) => (typeof g[j] === 'string' ? (g[j] as string) : null));
+    }
+    if (typeof donor !== 'string' || typeof target !== 'string' || !namesDonor || !namesTarget) continue;
+    pairs.push({
+      donor,
+      target,
+      donorType: typeof raw.donorType === 'string' ? raw.donorType : null,
+      targetType: typeof raw.targetType === 'string' ? raw.targetType : null,
+      namesDonor,
+      namesTarget,
+      generations,
+    });
+  }
+  if (!donorFraction || !targetFraction) return null;
+  const given = optionalNumber(d, 'switchLayer', path, p);
+  return {
+    layers,
+    donorFraction,
+    targetFraction,
+    runs: optionalNumber(d, 'runs', path, p),
+    switchLayer: given ?? computeSwitchLayer(layers, donorFraction, targetFraction),
+    pairs,
+    model: optionalString(d, 'model', path, p),
+  };
+}
+
+function groupAccuracy(v: unknown, path: string, p: Problems): GroupAccuracy | null {
+  if (!isRecord(v)) {
+    p.add(path, `expected {n, visualAcc, textAcc}, got ${describe(v)}`);
+    return null;
+  }
+  const g = {
+    n: requiredNumber(v.n, `${path}.n`, p),
+    visualAcc: requiredNumber(v.visualAcc, `${path}.visualAcc`, p),
+    textAcc: requiredNumber(v.textAcc, `${path}.textAcc`, p),
+  };
+  return Number.isNaN(g.n + g.visualAcc + g.textAcc) ? null : g;
+}
+
+function freezeCurve(d: Record<string, unknown>, path: string, p: Problems): FreezeCurveData | null {
+  const sourceLayers = requiredAxis(d, 'sourceLayers', path, p);
+  if (!sourceLayers) return null;
+  const n = sourceLayers.length;
+  const identified = requiredNumbers(d, 'identified', path, p, n);
+  if (identified) fraction(identified, `${path}.identified`, p);
+  let split: FreezeCurveData['split'] = null;
+  const s = field(d, 'split');
+  if (s !== undefined && s !== null) {
+    if (!isRecord(s)) p.add(`${path}.split`, `expected {early, late}, got ${describe(s)}`);
+    else {
+      const early = groupAccuracy(s.early, `${path}.split.early`, p);
+      const late = groupAccuracy(s.late, `${path}.split.late`, p);
+      if (early && late) split = { early, late };
+    }
+  }
+  const series: FreezeCurveData['series'] = [];
+  for (const [i, raw] of (list(field(d, 'series'), `${path}.series`, p) ?? []).entries()) {
+    if (!isRecord(raw) || typeof raw.name !== 'string') {
+      p.add(`${path}.series[${i}]`, `expected {name, identified}, got ${describe(raw)}`);
+      continue;
+    }
+    const ys = numbers(raw.identified, `${path}.series[${i}].identified`, p, n);
+    if (ys) series.push({ name: raw.name, identified: ys });
+  }
+  if (!identified) return null;
+  return {
+    sourceLayers,
+    identified,
+    freezeUntil: optionalNumber(d, 'freezeUntil', path, p),
+    entities: optionalNumber(d, 'entities', path, p),
+    earlyCutoff: optionalNumber(d, 'earlyCutoff', path, p),
+    split,
+    series,
+  };
+}
+
+function knockoutMap(d: Record<string, unknown>, path: string, p: Problems): KnockoutMapData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  const es = required(d, 'edgeSets', path, p, 'the row labels, e.g. "image → last"');
+  const edgeSets = es === undefined ? null : stringList(es, `${path}.edgeSets`, p);
+  if (!layers || !edgeSets) return null;
+  const rc = required(d, 'relChange', path, p, `${edgeSets.length}×${layers.length} relative probability changes`);
+  if (rc === undefined) return null;
+  const relChange = matrix(rc, `${path}.relChange`, p, edgeSets.length, layers.length);
+  const acc = field(d, 'accuracy');
+  const accuracy = acc === undefined || acc === null ? null : matrix(acc, `${path}.accuracy`, p, edgeSets.length, layers.length);
+  if (!relChange) return null;
+  return { layers, edgeSets, relChange, window: optionalNumber(d, 'window', path, p), accuracy };
+}
+
+function probeAccuracy(d: Record<string, unknown>, path: string, p: Problems): ProbeAccuracyData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  if (!layers) return null;
+  const image = requiredNumbers(d, 'image', path, p, layers.length);
+  const text = optionalNumbers(d, 'text', path, p, layers.length);
+  if (image) fraction(image, `${path}.image`, p);
+  if (text) fraction(text, `${path}.text`, p);
+  if (!image) return null;
+  const threshold = optionalNumber(d, 'threshold', path, p);
+  const res = field(d, 'resolution');
+  let resolution = {
+    image: computeResolutionLayer(layers, image, threshold),
+    text: computeResolutionLayer(layers, text, threshold),
+  };
+  if (isRecord(res)) {
+    resolution = {
+      image: typeof res.image === 'number' ? res.image : res.image === null ? null : resolution.image,
+      text: typeof res.text === 'number' ? res.text : res.text === null ? null : resolution.text,
+    };
+  } else if (res !== undefined && res !== null) {
+    p.add(`${path}.resolution`, `expected {image, text} layer numbers, got ${describe(res)}`);
+  }
+  return {
+    layers,
+    image,
+    text,
+    threshold,
+    resolution,
+    chance: optionalNumber(d, 'chance', path, p),
+    position: optionalString(d, 'position', path, p),
+    target: optionalString(d, 'target', path, p),
+  };
+}
+
+function positionsField(d: Record<string, unknown>, path: string, p: Problems): PositionInfo[] | null {
+  const v = field(d, 'positions');
+  if (v === undefined || v === null) {
+    p.add(`${path}.positions`, 'is missing (one {label, kind} per token position)');
+    return null;
+  }
+  if (!Array.isArray(v)) {
+    p.add(`${path}.positions`, `expected a list of {label, kind}, got ${describe(v)}`);
+    return null;
+  }
+  const out: PositionInfo[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (typeof x === 'string') out.push({ label: x, kind: 'text' });
+    else if (isRecord(x) && typeof x.label === 'string' && (x.kind === 'image' || x.kind === 'text')) out.push({ label: x.label, kind: x.kind });
+    else {
+      p.add(`${path}.positions[${i}]`, `expected {label: string, kind: "image" | "text"}, got ${describe(x)}`);
+      return null;
+    }
+  }
+  return out;
+}
+
+/** Width and height from a PNG's IHDR chunk (bytes 16..23 of the file). */
+export function pngSize(base64: string): { width: number; height: number } | null {
+  const b64 = base64.replace(/^data:[^,]*,/, '');
+  const head = b64.slice(0, 32);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const bytes: number[] = [];
+  let bits = 0;
+  let acc = 0;
+  for (const ch of head) {
+    const v = alphabet.indexOf(ch);
+    if (v < 0) break;
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((acc >> bits) & 0xff);
+    }
+  }
+  if (bytes.length < 24 || bytes[1] !== 0x50 || bytes[2] !== 0x4e || bytes[3] !== 0x47) return null;
+  const u32 = (o: number) => ((bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3]) >>> 0;
+  return { width: u32(16), height: u32(20) };
+}
+
+function imageSpec(v: unknown, path: string, p: Problems, positions: PositionInfo[]): ImageSpec | null {
+  if (v === undefined || v === null) return null;
+  if (!isRecord(v)) {
+    p.add(path, `expected {png | rgb, gridRows, gridCols, ...}, got ${describe(v)}`);
+    return null;
+  }
+  const gridRows = requiredNumber(v.gridRows, `${path}.gridRows`, p);
+  const gridCols = requiredNumber(v.gridCols, `${path}.gridCols`, p);
+  if (Number.isNaN(gridRows) || Number.isNaN(gridCols)) return null;
+  let png: string | null = null;
+  let rgb: number[] | null = null;
+  let width = typeof v.width === 'number' ? v.width : NaN;
+  let height = typeof v.height === 'number' ? v.height : NaN;
+  if (typeof v.png === 'string') {
+    png = v.png.startsWith('data:') ? v.png : `data:image/png;base64,${v.png}`;
+    const size = pngSize(v.png);
+    if (!size) {
+      p.add(`${path}.png`, 'is not a base64 PNG (no PNG header found)');
+      return null;
+    }
+    if (Number.isNaN(width)) width = size.width;
+    if (Number.isNaN(height)) height = size.height;
+  } else if (v.rgb !== undefined && v.rgb !== null) {
+    if (Number.isNaN(width) || Number.isNaN(height)) {
+      p.add(path, 'an rgb buffer needs width and height');
+      return null;
+    }
+    rgb = numbers(v.rgb, `${path}.rgb`, p, null, 'uint8');
+    if (!rgb) return null;
+    if (rgb.length !== width * height * 3) {
+      p.add(`${path}.rgb`, `has ${rgb.length} values; ${width}×${height}×3 = ${width * height * 3} expected`);
+      return null;
+    }
+  } else {
+    p.add(path, 'needs png (base64) or rgb (uint8 H×W×3 with width and height)');
+    return null;
+  }
+  let pos: number[];
+  if (v.positions !== undefined && v.positions !== null) {
+    const xs = numbers(v.positions, `${path}.positions`, p, null, 'int32');
+    if (!xs) return null;
+    pos = xs;
+  } else {
+    pos = positions.flatMap((x, i) => (x.kind === 'image' ? [i] : []));
+  }
+  if (pos.length !== gridRows * gridCols) {
+    p.add(`${path}.positions`, `the ${gridRows}×${gridCols} grid needs ${gridRows * gridCols} image positions, got ${pos.length}`);
+    return null;
+  }
+  const bad = pos.findIndex((x) => !Number.isInteger(x) || x < 0 || x >= positions.length);
+  if (bad >= 0) {
+    p.add(`${path}.positions[${bad}]`, `${pos[bad]} is not a position index (0..${positions.length - 1})`);
+    return null;
+  }
+  return { png, rgb, width, height, gridRows, gridCols, positions: pos };
+}
+
+function tokenCube(v: unknown, path: string, p: Problems, d0: number, d1: number): string[][][] | null {
+  if (!Array.isArray(v)) {
+    p.add(path, `expected [layer][position][k] token strings, got ${describe(v)}`);
+    return null;
+  }
+  if (v.length > d0) {
+    p.add(path, `has ${v.length} layers but the axis has only ${d0}`);
+    return null;
+  }
+  for (let i = 0; i < v.length; i++) {
+    const plane = v[i];
+    if (!Array.isArray(plane) || plane.length > d1) {
+      p.add(`${path}[${i}]`, `expected at most ${d1} positions, got ${describe(plane)}`);
+      return null;
+    }
+    for (let j = 0; j < plane.length; j++) {
+      if (!Array.isArray(plane[j]) || !plane[j].every((t: unknown) => typeof t === 'string')) {
+        p.add(`${path}[${i}][${j}]`, `expected a list of token strings, got ${describe(plane[j])}`);
+        return null;
+      }
+    }
+  }
+  return v as string[][][];
+}
+
+function logitLens(d: Record<string, unknown>, path: string, p: Problems): LogitLensData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  const positions = positionsField(d, path, p);
+  if (!layers || !positions) return null;
+  const tt = required(d, 'topTokens', path, p, '[layer][position][k] token strings');
+  const topTokens = tt === undefined ? null : tokenCube(tt, `${path}.topTokens`, p, layers.length, positions.length);
+  const tp = required(d, 'topProbs', path, p, '[layer][position][k] probabilities');
+  const topProbs = tp === undefined ? null : cube(tp, `${path}.topProbs`, p, layers.length, positions.length);
+  let target: LogitLensData['target'] = null;
+  const t = field(d, 'target');
+  if (t !== undefined && t !== null) {
+    if (!isRecord(t) || typeof t.token !== 'string') p.add(`${path}.target`, `expected {token, probs}, got ${describe(t)}`);
+    else {
+      const probs = matrix(t.probs, `${path}.target.probs`, p, layers.length, positions.length);
+      if (probs) target = { token: t.token, probs };
+    }
+  }
+  const image = imageSpec(field(d, 'image'), `${path}.image`, p, positions);
+  if (!topTokens || !topProbs) return null;
+  return { layers, positions, topTokens, topProbs, target, image };
+}
+
+function attributionMap(d: Record<string, unknown>, path: string, p: Problems): AttributionMapData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  const positions = positionsField(d, path, p);
+  if (!layers || !positions) return null;
+  const s = required(d, 'scores', path, p, `${layers.length}×${positions.length} scores, [layer][position]`);
+  const scores = s === undefined ? null : matrix(s, `${path}.scores`, p, layers.length, positions.length);
+  const image = imageSpec(field(d, 'image'), `${path}.image`, p, positions);
+  let patchScores: number[] | null = null;
+  const ps = field(d, 'patchScores');
+  if (ps !== undefined && ps !== null) {
+    if (!image) p.add(`${path}.patchScores`, 'needs image (the picture and its patch grid)');
+    else patchScores = numbers(ps, `${path}.patchScores`, p, image.gridRows * image.gridCols);
+  }
+  const confirmed: AttributionMapData['confirmed'] = [];
+  for (const [i, raw] of (list(field(d, 'confirmed'), `${path}.confirmed`, p) ?? []).entries()) {
+    if (!isRecord(raw)) {
+      p.add(`${path}.confirmed[${i}]`, `expected {layer, position, exact}, got ${describe(raw)}`);
+      continue;
+    }
+    const c = {
+      layer: requiredNumber(raw.layer, `${path}.confirmed[${i}].layer`, p),
+      position: requiredNumber(raw.position, `${path}.confirmed[${i}].position`, p),
+      exact: requiredNumber(raw.exact, `${path}.confirmed[${i}].exact`, p),
+    };
+    if (!Number.isNaN(c.layer + c.position + c.exact)) confirmed.push(c);
+  }
+  if (!scores) return null;
+  return {
+    layers,
+    positions,
+    scores,
+    metric: optionalString(d, 'metric', path, p),
+    image,
+    patchScores,
+    patchLabel: optionalString(d, 'patchLabel', path, p),
+    confirmed,
+  };
+}
+
+function ci(v: unknown, path: string, p: Problems): [number, number] | null {
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'number') {
+    p.add(path, `expected [low, high], got ${describe(v)}`);
+    return null;
+  }
+  if (v[0] > v[1]) {
+    p.add(path, `low ${v[0]} is above high ${v[1]}`);
+    return null;
+  }
+  return [v[0], v[1]];
+}
+
+function recallRow(v: unknown, path: string, p: Problems): RecallGapRow | null {
+  if (!isRecord(v)) {
+    p.add(path, `expected {type, n, textAcc, textCI, imageAcc, imageCI}, got ${describe(v)}`);
+    return null;
+  }
+  if (typeof v.type !== 'string') p.add(`${path}.type`, `expected the entity type, got ${describe(v.type)}`);
+  const n = requiredNumber(v.n, `${path}.n`, p);
+  const textAcc = requiredNumber(v.textAcc, `${path}.textAcc`, p);
+  const imageAcc = requiredNumber(v.imageAcc, `${path}.imageAcc`, p);
+  const textCI = ci(v.textCI, `${path}.textCI`, p);
+  const imageCI = ci(v.imageCI, `${path}.imageCI`, p);
+  fraction([textAcc, imageAcc], `${path}.[textAcc, imageAcc]`, p);
+  const pValue = typeof v.pValue === 'number' ? v.pValue : null;
+  if (typeof v.type !== 'string' || !textCI || !imageCI || Number.isNaN(n + textAcc + imageAcc)) return null;
+  return { type: v.type, n, textAcc, textCI, imageAcc, imageCI, pValue };
+}
+
+function recallGap(d: Record<string, unknown>, path: string, p: Problems): RecallGapData | null {
+  const rowsIn = field(d, 'rows');
+  if (!Array.isArray(rowsIn)) {
+    p.add(`${path}.rows`, `expected a list of rows (one per entity type), got ${describe(rowsIn)}`);
+    return null;
+  }
+  const rows: RecallGapRow[] = [];
+  rowsIn.forEach((r, i) => {
+    const row = recallRow(r, `${path}.rows[${i}]`, p);
+    if (row) rows.push(row);
+  });
+  const o = field(d, 'overall');
+  const overall = o === undefined || o === null ? null : recallRow(o, `${path}.overall`, p);
+  return { rows, overall, model: optionalString(d, 'model', path, p), matchRule: optionalString(d, 'matchRule', path, p) };
+}
+
+const VALIDATORS: { [K in ViewKind]: (d: Record<string, unknown>, path: string, p: Problems) => ViewDataMap[K] | null } = {
+  'layer-switch': layerSwitch,
+  'freeze-curve': freezeCurve,
+  'knockout-map': knockoutMap,
+  'probe-accuracy': probeAccuracy,
+  'logit-lens': logitLens,
+  'attribution-map': attributionMap,
+  'recall-gap': recallGap,
+};
+
+function progressField(v: unknown, p: Problems): Progress | null {
+  if (v === undefined || v === null) return null;
+  if (!isRecord(v) || typeof v.done !== 'number' || typeof v.total !== 'number' || !(v.total >= 0) || !(v.done >= 0)) {
+    p.add('progress', `expected {done, total} (non-negative numbers) or null, got ${describe(v)}`);
+    return null;
+  }
+  return { done: Math.min(v.done, v.total), total: v.total };
+}
+
+/**
+ * Check a widget state and convert its arrays to plain numbers. Never throws: problems come back as
+ * readable lines ("data.layers: is missing ...") for the view to show.
+ */
+export function validateViewState(raw: unknown): ValidationResult {
+  const p = new Problems();
+  if (!isRecord(raw)) {
+    return { ok: false, view: null, title: '', progress: null, error: null, problems: [`state: expected an object, got ${describe(raw)}`], empty: false };
+  }
+  const title = typeof raw.title === 'string' ? raw.title : '';
+  if (raw.title !== undefined && raw.title !== null && typeof raw.title !== 'string') p.add('title', `expected a string, got ${describe(raw.title)}`);
+  const error = typeof raw.error === 'string' && raw.error !== '' ? raw.error : null;
+  const progress = progressField(raw.progress, p);
+  const view = raw.view;
+  const fail = (empty = false): ValidationResult => ({ ok: false, view: typeof view === 'string' ? view : null, title, progress, error, problems: p.list, empty });
+  if (!isViewKind(view)) {
+    p.add('view', `${describe(view)} is not a view kind; use one of ${VIEW_KINDS.join(', ')}`);
+    return fail();
+  }
+  const data = raw.data;
+  const empty = data === undefined || data === null || (isRecord(data) && Object.keys(data).length === 0);
+  if (empty && (progress !== null || error !== null)) return fail(true);
+  if (!isRecord(data)) {
+    p.add('data', `expected an object with the ${view} fields, got ${describe(data)}`);
+    return fail();
+  }
+  const normalised = validateData(view, data, p);
+  if (!normalised || p.list.length > 0) return fail();
+  return { ok: true, state: { view, title, data: normalised, progress, error } as AnyViewState };
+}
+
+function validateData<K extends ViewKind>(view: K, data: Record<string, unknown>, p: Problems): ViewDataMap[K] | null {
+  return (VALIDATORS[view] as (d: Record<string, unknown>, path: string, p: Problems) => ViewDataMap[K] | null)(data, 'data', p);
+}

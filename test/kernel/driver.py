@@ -1,0 +1,320 @@
+"""Drives the hopscope kernel with the real jupyter_client and prints one JSON object of what it saw.
+
+Usage: /usr/bin/python3 driver.py SCENARIO[,SCENARIO...]  (the kernelspec must be on JUPYTER_PATH; the
+kernel runs with cwd = the repository root). Called from kernel-protocol.test.ts, which asserts on the JSON.
+"""
+import base64
+import json
+import os
+import sys
+import time
+import uuid
+from queue import Empty
+
+from jupyter_client.manager import KernelManager
+from jupyter_client.session import Session
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+
+
+def simplify(msg):
+    out = {'type': msg['msg_type'], 'content': msg['content']}
+    if msg.get('buffers'):
+        out['buffers'] = [base64.b64encode(bytes(b)).decode() for b in msg['buffers']]
+    if msg['metadata']:
+        out['metadata'] = msg['metadata']
+    return out
+
+
+class Driver:
+    def __init__(self, km, kc):
+        self.km, self.kc = km, kc
+        self.stray = []
+
+    def shell_reply(self, msg_id, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                m = self.kc.get_shell_msg(timeout=max(0.05, deadline - time.time()))
+            except Empty:
+                break
+            if m['parent_header'].get('msg_id') == msg_id:
+                return m
+        return None
+
+    def iopub_until_idle(self, msg_id, timeout=60):
+        out = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                m = self.kc.get_iopub_msg(timeout=max(0.05, deadline - time.time()))
+            except Empty:
+                break
+            if m['parent_header'].get('msg_id') != msg_id:
+                self.stray.append(simplify(m))
+                continue
+            out.append(simplify(m))
+            if m['msg_type'] == 'status' and m['content']['execution_state'] == 'idle':
+                return out
+        out.append({'type': 'TIMEOUT'})
+        return out
+
+    def run(self, code, timeout=60, **kw):
+        msg_id = self.kc.execute(code, **kw)
+        outputs = self.iopub_until_idle(msg_id, timeout)
+        reply = self.shell_reply(msg_id, 10)
+        return {'outputs': outputs, 'reply': reply['content'] if reply else None}
+
+    def send_shell(self, msg_type, content, buffers=None, metadata=None):
+        msg = self.kc.session.msg(msg_type, content, metadata=metadata or {})
+        self.kc.session.send(self.kc.shell_channel.socket, msg, buffers=buffers)
+        return msg['header']['msg_id']
+
+    def comm(self, msg_type, content, buffers=None):
+        msg_id = self.send_shell(msg_type, content, buffers, {'version': '2.1.0'})
+        return self.iopub_until_idle(msg_id, 30)
+
+
+def start(env_extra):
+    km = KernelManager(kernel_name='hopscope')
+    t0 = time.time()
+    km.start_kernel(cwd=REPO, env={**os.environ, **env_extra})
+    kc = km.client()
+    kc.start_channels()
+    msg_id = kc.kernel_info()
+    reply = None
+    while reply is None and time.time() - t0 < 60:
+        try:
+            m = kc.get_shell_msg(timeout=0.02)
+        except Empty:
+            continue
+        if m['parent_header'].get('msg_id') == msg_id:
+            reply = m
+    startup = time.time() - t0
+    return km, kc, startup, reply
+
+
+# ---------------------------------------------------------------- scenarios
+
+def s_basic(d):
+    r = {}
+    r['stream'] = d.run('console.log("hello"); console.error("warn")')
+    r['result'] = d.run('const x: number = 40\nx + 2')
+    r['string'] = d.run('"abc"')
+    r['html'] = d.run('({ _repr_html_() { return "<b>bold</b>" } })')
+    r['arquero'] = d.run('require("arquero").from([{a: 1, b: "x"}, {a: 2, b: "y"}])')
+    r['display'] = d.run('import * as tslab from "tslab"\ntslab.display.html("<i>shown</i>")')
+    r['tla'] = d.run('await new Promise((r) => setTimeout(r, 10)); x * 2')
+    r['error'] = d.run('function f() { throw new TypeError("bad thing") }\nf()')
+    r['compile_error'] = d.run('const y: string = 5')
+    r['after_error'] = d.run('x')
+    r['no_value'] = d.run('let z = 1')
+    r['lsmagic'] = d.run('%lsmagic')
+    r['help_flag'] = d.run('%logitlens --help')
+    r['help_magic'] = d.run('%help recallgap')
+    r['bad_option'] = d.run('%logitlens --bogus 3')
+    r['bad_value'] = d.run('%logitlens --top-k abc')
+    r['unknown_magic'] = d.run('%nosuchmagic')
+    r['state_kept'] = d.run('x + 1')
+    r['mixed'] = d.run('const before = 1\n%lsmagic\nbefore + 10')
+    r['hs_signal'] = d.run('hs.signal().aborted')
+    r['is_complete'] = None
+    ic = d.send_shell('is_complete_request', {'code': 'function f() {'})
+    rep = d.shell_reply(ic, 30)
+    r['is_complete'] = rep['content'] if rep else None
+    ci = d.send_shell('comm_info_request', {})
+    rep = d.shell_reply(ci, 30)
+    r['comm_info_empty'] = {'type': rep['msg_type'], 'content': rep['content']} if rep else None
+    return r
+
+
+def s_magics(d):
+    r = {}
+    r['load'] = d.run('%load fake-model --as m')
+    r['model_var'] = d.run('[m.numLayers, _.numLayers]')
+    r['hooks'] = d.run('%hooks --filter resid_post')
+    r['hooks_bound'] = d.run('_.length')
+    r['backend'] = d.run('%backend cpu')
+    r['bad_backend'] = d.run('%backend nosuch')
+    r['spec_error'] = d.run('%%spec\n{"kind": "nope", "version": 1}')
+    r['spec_json_error'] = d.run('%%spec\n{not json')
+    r['dry_run'] = d.run('%freeze --layers 0-2 --until 3 --dry-run')
+    r['logitlens'] = d.run('%logitlens --layers 0-3 --top-k 3 --as ll')
+    r['bound'] = d.run('[ll.kind, ll.summary.layers, _.kind]')
+    comm_id = None
+    for o in r['logitlens']['outputs']:
+        if o['type'] == 'comm_open':
+            comm_id = o['content']['comm_id']
+    r['run_cell'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'custom', 'content': {'type': 'run-cell', 'view': 'layer-curve', 'layer': 2, 'id': 7}}}) if comm_id else None
+    # The click's work runs queued; collect its custom answer on iopub.
+    got = []
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(m.get('content', {}).get('data', {}).get('method') == 'custom' for m in got):
+        try:
+            m = d.kc.get_iopub_msg(timeout=0.5)
+        except Empty:
+            continue
+        got.append(simplify(m))
+    r['run_cell_answer'] = [m for m in got + d.stray if m['type'] == 'comm_msg' and m['content']['data'].get('method') == 'custom']
+    r['nowidget'] = d.run('%recallgap --no-widget --limit 2')
+    return r
+
+
+def s_widgets(d):
+    r = {}
+    r['create'] = d.run(
+        'const w = widgets.create({state: {view: "demo", title: "Demo", data: {values: new Float32Array([1, 2, 3])}, progress: null, error: null, count: 0}})\n'
+        'const pings: any[] = []\n'
+        'w.on("custom", (c) => { pings.push(c); w.send({type: "pong", got: c}, [new Uint8Array([9, 8, 7])]) })\n'
+        'w.on("change", () => { w.set({count: (w.get("count") as number) + 1}) })\n'
+        'w.display()\n'
+        'w.id'
+    )
+    comm_id = None
+    for o in r['create']['outputs']:
+        if o['type'] == 'comm_open':
+            comm_id = o['content']['comm_id']
+    r['comm_id'] = comm_id
+    r['update'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'update', 'state': {'title': 'Changed'}, 'buffer_paths': [['blob']]}}, buffers=[b'\x01\x02\x03\x04'])
+    r['applied'] = d.run('[w.get("title"), (w.get("blob") as Uint8Array).length, w.get("count")]')
+    r['custom'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'custom', 'content': {'type': 'ping', 'n': 1}}})
+    r['pings'] = d.run('pings.length')
+    r['request_state'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'request_state'}})
+    control_id = uuid.uuid4().hex
+    r['control_open'] = d.comm('comm_open', {'comm_id': control_id, 'target_name': 'jupyter.widget.control', 'data': {}})
+    r['control_states'] = d.comm('comm_msg', {'comm_id': control_id, 'data': {'method': 'request_states'}})
+    ci = d.send_shell('comm_info_request', {'target_name': 'jupyter.widget'})
+    rep = d.shell_reply(ci, 30)
+    r['comm_info'] = {'type': rep['msg_type'], 'content': rep['content']} if rep else None
+    r['unknown_target'] = d.comm('comm_open', {'comm_id': uuid.uuid4().hex, 'target_name': 'no.such.target', 'data': {}})
+    r['close'] = d.run('w.close(); w.isOpen')
+    return r
+
+
+def s_hmac(d):
+    r = {}
+    bad = Session(key=b'not-the-key', username='attacker')
+    msg = bad.msg('execute_request', {'code': 'globalThis.pwned = 1', 'silent': False, 'store_history': True,
+                                      'user_expressions': {}, 'allow_stdin': False, 'stop_on_error': True})
+    bad.send(d.kc.shell_channel.socket, msg)
+    r['bad_reply'] = d.shell_reply(msg['header']['msg_id'], 1.5) is not None
+    r['after'] = d.run('(globalThis as any).pwned === undefined ? "not executed" : "EXECUTED"')
+    return r
+
+
+def s_interrupt(d):
+    r = {}
+    d.run('const done: number[] = []; const ignored: number[] = []')
+    # 1: SIGINT (the kernelspec's interrupt_mode "signal"); the loop checks hs.signal() and stops cleanly.
+    mid = d.kc.execute('for (let i = 0; i < 500; i++) { hs.signal().throwIfAborted(); await new Promise((r) => setTimeout(r, 20)); done.push(i) }')
+    time.sleep(1.0)
+    t = time.time()
+    d.km.interrupt_kernel()
+    r['signal'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    r['signal']['seconds'] = time.time() - t
+    rep = d.shell_reply(mid, 10)
+    r['signal']['reply'] = rep['content'] if rep else None
+    r['kept'] = d.run('done.length')
+    # 2: interrupt_request on control (interrupt_mode "message"); this loop ignores the signal, so the kernel
+    # stops waiting for it after the grace period.
+    mid = d.kc.execute('for (let i = 0; i < 150; i++) { await new Promise((r) => setTimeout(r, 20)); ignored.push(i) }')
+    time.sleep(0.5)
+    imsg = d.kc.session.msg('interrupt_request', {})
+    t = time.time()
+    d.kc.control_channel.send(imsg)
+    ir = None
+    try:
+        ir = d.kc.get_control_msg(timeout=5)
+    except Empty:
+        pass
+    r['control_reply'] = ir['msg_type'] if ir else None
+    r['message'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    r['message']['seconds'] = time.time() - t
+    rep = d.shell_reply(mid, 10)
+    r['message']['reply'] = rep['content'] if rep else None
+    # 3: a synchronous infinite loop, stopped by SIGINT inside the vm.
+    mid = d.kc.execute('let spins = 0\nwhile (true) { spins++ }')
+    time.sleep(0.8)
+    d.km.interrupt_kernel()
+    r['sync'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    rep = d.shell_reply(mid, 10)
+    r['sync']['reply'] = rep['content'] if rep else None
+    # 4: an experiment sweep (stand-in library), interrupted: the finished rows are kept in _ and --as.
+    r['load'] = d.run('%load fake-model')
+    mid = d.kc.execute('%crosspatch --layers 0-9 --set stepMs=150 --as cp')
+    time.sleep(1.2)
+    d.km.interrupt_kernel()
+    r['sweep'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    rep = d.shell_reply(mid, 10)
+    r['sweep']['reply'] = rep['content'] if rep else None
+    r['sweep_kept'] = d.run('[cp.summary.interrupted, cp.summary.rows, _.summary.rows, cp.table.numRows()]')
+    r['alive'] = d.run('1 + 1')
+    return r
+
+
+def s_many(d):
+    r = {}
+    setup = d.run('const tf = require("@tensorflow/tfjs-core"); require("@tensorflow/tfjs-backend-cpu"); await tf.setBackend("cpu"); tf.getBackend()')
+    r['setup'] = setup['reply']['status'] if setup['reply'] else None
+    before = d.run('tf.memory().numTensors')
+    statuses = {'ok': 0, 'error': 0, 'other': 0}
+    t = time.time()
+    for i in range(200):
+        if i % 10 == 3:
+            code = 'tf.tidy(() => { const a = tf.ones([8, 8]); tf.matMul(a, a); throw new Error("boom %d") })' % i
+        elif i % 10 == 7:
+            code = 'const q%d: number = "not a number"' % i
+        else:
+            code = 'tf.tidy(() => tf.sum(tf.matMul(tf.ones([8, 8]), tf.ones([8, 8]))).dataSync()[0]) + %d' % i
+        res = d.run(code, 30)
+        st = res['reply']['status'] if res['reply'] else 'none'
+        statuses[st if st in statuses else 'other'] += 1
+        if i < 10:
+            r.setdefault('first', []).append({'code': code, 'status': st, 'outputs': [o for o in res['outputs'] if o['type'] in ('execute_result', 'error')]})
+    r['seconds'] = time.time() - t
+    r['statuses'] = statuses
+    after = d.run('tf.memory().numTensors')
+    r['tensors_before'] = before['outputs']
+    r['tensors_after'] = after['outputs']
+    return r
+
+
+def s_real(d):
+    """The real library: the engine now (src/engine/backend.ts); model magics once src/index.ts exists."""
+    r = {'backend': d.run('%backend cpu'), 'has_index': os.path.exists(os.path.join(REPO, 'src', 'index.ts'))}
+    if r['has_index']:
+        r['load'] = d.run('%load teaching', 300)
+        r['hooks'] = d.run('%hooks --filter resid_post')
+        r['hooks_bound'] = d.run('_.length')
+    else:
+        r['missing'] = d.run('hs.loadModel')
+    return r
+
+
+SCENARIOS = {'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+
+
+def main():
+    names = sys.argv[1].split(',')
+    env_extra = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    km, kc, startup, info = start(env_extra)
+    result = {'startup_seconds': startup, 'kernel_info': info['content'] if info else None, 'kernel_info_type': info['msg_type'] if info else None}
+    d = Driver(km, kc)
+    try:
+        for n in names:
+            t = time.time()
+            try:
+                result[n] = SCENARIOS[n](d)
+            except Exception as e:  # report, do not hide the other scenarios
+                result[n] = {'driver_error': repr(e)}
+            result[n + '_seconds'] = time.time() - t
+        result['alive_at_end'] = km.is_alive()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    print(json.dumps(result))
+
+
+if __name__ == '__main__':
+    main()

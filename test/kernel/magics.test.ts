@@ -1,0 +1,180 @@
+// Magic parsing (commander, captured output, errors naming the argument) and the magic layer over the library
+// contract, driven with the stand-in library and a recording context: no kernel, no sockets.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WidgetHandle, WidgetsApi } from '../../kernel/cell-api';
+import { KernelInterrupt } from '../../kernel/display';
+import type { Library } from '../../kernel/library';
+import { defaultMagics } from '../../kernel/magics';
+import { oneCellSpec } from '../../kernel/magics/experiment-runner';
+import { type MagicContext, UsageError, parseLayers, tokenize } from '../../kernel/magics/registry';
+import * as fake from './fixtures/fake-library';
+
+const registry = defaultMagics();
+
+test('tokenize splits like a shell: quotes group, backslash escapes', () => {
+  assert.deepEqual(tokenize(`--filter "resid post" --as 'm 2' a\\ b ""`), ['--filter', 'resid post', '--as', 'm 2', 'a b', '']);
+  assert.throws(() => tokenize('--filter "open'), UsageError);
+});
+
+test('parseLayers takes ranges and lists, rejects nonsense', () => {
+  assert.deepEqual(parseLayers('5-7'), [5, 6, 7]);
+  assert.deepEqual(parseLayers('3,0,8-9,3'), [0, 3, 8, 9]);
+  assert.equal(parseLayers('7-5'), undefined);
+  assert.equal(parseLayers('x'), undefined);
+});
+
+test('every magic has --help, captured instead of printed, and no process.exit', () => {
+  for (const m of registry.all()) {
+    const r = registry.parse(m, '--help');
+    assert.equal(r.kind, 'help', m.name);
+    assert.match(r.kind === 'help' ? r.text : '', new RegExp(`Usage: %{1,2}${m.name}`));
+  }
+});
+
+test('bad arguments are UsageErrors naming the argument', () => {
+  const ll = registry.get('logitlens', false)!;
+  assert.throws(() => registry.parse(ll, '--bogus'), /%logitlens: unknown option '--bogus'/);
+  assert.throws(() => registry.parse(ll, '--top-k abc'), /--top-k "abc" is not a non-negative integer/);
+  assert.throws(() => registry.parse(ll, '--layers 9-2'), /--layers "9-2" is not a layer range/);
+  assert.throws(() => registry.parse(ll, '--positions sideways'), /--positions <which>' argument 'sideways' is invalid/);
+  assert.throws(() => registry.parse(ll, '--as 3x'), /--as "3x" is not a variable name/);
+  assert.throws(() => registry.parse(registry.get('load', false)!, ''), /missing required argument 'source'/);
+  assert.throws(() => registry.parse(registry.get('load', false)!, 'a b'), /too many arguments/);
+});
+
+test('parsed options are fresh per call (commander keeps values on a reused command)', () => {
+  const ll = registry.get('logitlens', false)!;
+  const a = registry.parse(ll, '--top-k 3');
+  const b = registry.parse(ll, '');
+  assert.equal(a.kind === 'run' && a.opts.topK, 3);
+  assert.equal(b.kind === 'run' && b.opts.topK, undefined);
+});
+
+interface Recorder {
+  ctx: MagicContext;
+  bound: Map<string, unknown>;
+  sets: Record<string, unknown>[];
+  created: Record<string, unknown>[];
+  controller: AbortController;
+}
+
+function recorder(lib: Library = fake as unknown as Library): Recorder {
+  const bound = new Map<string, unknown>();
+  const sets: Record<string, unknown>[] = [];
+  const created: Record<string, unknown>[] = [];
+  const controller = new AbortController();
+  const w = {
+    id: 'w1',
+    isOpen: true,
+    state: {},
+    get: () => undefined,
+    set(p: Record<string, unknown>) {
+      sets.push(p);
+      return this;
+    },
+    on: () => () => {},
+    send: () => {},
+    display: () => {},
+    close: () => {},
+  } as unknown as WidgetHandle;
+  const widgets: WidgetsApi = {
+    create: (o) => {
+      created.push(o?.state ?? {});
+      return w;
+    },
+    available: () => true,
+    list: () => [w],
+  };
+  const ctx: MagicContext = {
+    lib: () => lib,
+    signal: controller.signal,
+    hardStop: new Promise<never>(() => {}),
+    session: { model: null, modelSource: null, data: undefined, datasets: new Map() },
+    widgets,
+    stdout: () => {},
+    display: () => {},
+    keep: async (v, as) => {
+      bound.set('_', v);
+      if (as) bound.set(as, v);
+    },
+    lookup: (n) => bound.get(n),
+    background: () => {},
+    registry,
+  };
+  return { ctx, bound, sets, created, controller };
+}
+
+async function run(r: Recorder, line: string, body?: string) {
+  const [name, ...rest] = line.split(' ');
+  const m = registry.get(name, body !== undefined)!;
+  const p = registry.parse(m, rest.join(' '));
+  assert.equal(p.kind, 'run');
+  return m.run(p as { opts: Record<string, unknown>; args: unknown[] }, r.ctx, body);
+}
+
+test('%load binds _ and --as and becomes the experiments model', async () => {
+  const r = recorder();
+  const out = await run(r, 'load teaching --as m');
+  assert.equal(r.ctx.session.model, r.bound.get('m'));
+  assert.equal(r.bound.get('_'), r.bound.get('m'));
+  assert.match(String(out.bundle?.['text/plain']), /4 layers, 17 hook points/);
+});
+
+test('experiment magics build the spec from flags, validate it, stream into a widget and bind the result', async () => {
+  const r = recorder();
+  await run(r, 'load teaching');
+  const dry = await run(r, 'knockout --layers 1-2 --window 9 --bands 0-1,2-3 --edges image->last,last->last --set a.b=3 --set name=x --dry-run');
+  assert.deepEqual(dry.value, {
+    kind: 'knockout',
+    version: 1,
+    layers: [1, 2],
+    window: 9,
+    bands: [
+      [0, 1],
+      [2, 3],
+    ],
+    edges: ['image->last', 'last->last'],
+    a: { b: 3 },
+    name: 'x',
+  });
+  const out = await run(r, 'crosspatch --layers 0-3 --as cp');
+  const result = r.bound.get('cp') as { kind: string; summary: { layers: number } };
+  assert.equal(result.kind, 'cross-patch');
+  assert.equal(result.summary.layers, 4);
+  assert.equal(out.show, false); // the widget shows it
+  assert.equal(r.created.length, 1);
+  const last = r.sets[r.sets.length - 1];
+  assert.equal(last.view, 'layer-curve');
+  assert.equal(last.progress, null);
+  assert.ok((last.data as { values: Float32Array }).values instanceof Float32Array);
+});
+
+test('a SpecError from validateSpec reaches the user with its path', async () => {
+  const r = recorder();
+  await run(r, 'load teaching');
+  await assert.rejects(run(r, 'spec', '{"kind": "nope", "version": 1}'), (e: unknown) => (e as { path?: string }).path === 'kind');
+  await assert.rejects(run(r, 'spec', '[1]'), /must be a JSON object/);
+});
+
+test('no model: the error says what to do', async () => {
+  await assert.rejects(run(recorder(), 'probe'), /run %load <folder\|teaching> first/);
+});
+
+test('an abort mid-sweep keeps the finished rows in _ and --as, and raises KeyboardInterrupt', async () => {
+  const r = recorder();
+  await run(r, 'load teaching');
+  setTimeout(() => r.controller.abort(new KernelInterrupt()), 120);
+  await assert.rejects(run(r, 'freeze --layers 0-20 --set stepMs=30 --as fr'), (e: unknown) => e instanceof KernelInterrupt && /rows kept in _ and fr/.test((e as Error).message));
+  const partial = r.bound.get('fr') as { summary: { interrupted: boolean; rows: number }; table: { numRows(): number } };
+  assert.equal(partial.summary.interrupted, true);
+  assert.ok(partial.summary.rows > 0 && partial.summary.rows < 21, `rows ${partial.summary.rows}`);
+  assert.equal(partial.table.numRows(), partial.summary.rows);
+  assert.match(String(r.sets[r.sets.length - 1].error), /interrupted/);
+});
+
+test('a clicked view cell becomes a one-layer spec', () => {
+  const spec = { kind: 'cross-patch', version: 1 as const, layers: [0, 1, 2], donors: 'same' };
+  assert.deepEqual(oneCellSpec(spec, { type: 'run-cell', layer: 2, position: 5 }), { ...spec, layers: [2], positions: [5] });
+  assert.throws(() => oneCellSpec(spec, { type: 'run-cell', layer: 'x' }), /not a layer index/);
+});

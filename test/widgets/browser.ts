@@ -1,0 +1,139 @@
+// Headless Chromium for the widget tests (Debian's /usr/bin/chromium driven by playwright-core; playwright
+// never downloads a browser here) with every network request blocked, plus screenshot checks.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+const ROOT = path.resolve(__dirname, '../..');
+export const STATIC_BUNDLE = path.join(ROOT, 'widgets/dist/static.js');
+
+export function chromiumPath(): string | null {
+  const p = process.env.HOPSCOPE_CHROMIUM ?? '/usr/bin/chromium';
+  return fs.existsSync(p) ? p : null;
+}
+
+/** Skip reason when the browser is not installed (the tests need `apt-get install chromium`). */
+export function browserSkip(): string | false {
+  return chromiumPath() ? false : 'chromium not found (apt-get install -y chromium, or set HOPSCOPE_CHROMIUM)';
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds widgets/dist/static.js when it is missing or older than its sources (esbuild, ~2 s). */
+export function ensureStaticBundle(): void {
+  const sources = Math.max(newestMtime(path.join(ROOT, 'widgets/src')), fs.statSync(path.join(ROOT, 'src/report/views.ts')).mtimeMs);
+  if (fs.existsSync(STATIC_BUNDLE) && fs.statSync(STATIC_BUNDLE).mtimeMs >= sources) return;
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'widgets/scripts/build.js'), 'static'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building the static bundle failed:\n${r.stdout}\n${r.stderr}`);
+}
+
+export interface Browser {
+  context: BrowserContext;
+  page: Page;
+  /** Uncaught page errors and console errors. */
+  errors: string[];
+  /** Requests that tried to leave the machine (all are blocked). */
+  blocked: string[];
+  tmp: string;
+  close(): Promise<void>;
+}
+
+export async function launch(): Promise<Browser> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error('chromium not found');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-widgets-'));
+  const context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
+    executablePath,
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1200, height: 900 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const errors: string[] = [];
+  const blocked: string[] = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('file:') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+    blocked.push(url);
+    return route.abort();
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  return {
+    context,
+    page,
+    errors,
+    blocked,
+    tmp,
+    async close() {
+      await context.close();
+      fs.rmSync(path.join(tmp, 'profile'), { recursive: true, force: true });
+    },
+  };
+}
+
+/** Opens an HTML page from disk and waits until every hopscope widget has finished drawing. */
+export async function openPage(b: Browser, html: string, name: string): Promise<string> {
+  const file = path.join(b.tmp, `${name}.html`);
+  fs.writeFileSync(file, html);
+  await b.page.goto(`file://${file}`);
+  await b.page.waitForFunction('window.hopscopeStatic !== undefined', undefined, { timeout: 30_000 });
+  await b.page.evaluate('window.hopscopeStatic.ready');
+  await waitSettled(b.page);
+  return file;
+}
+
+/** Every widget out of the 'drawing' state (ready, invalid, error or waiting). */
+export async function waitSettled(page: Page): Promise<void> {
+  await page.waitForFunction(
+    `Array.from(document.querySelectorAll('.hopscope-widget')).every((e) => e.dataset.hsStatus && e.dataset.hsStatus !== 'drawing')`,
+    undefined,
+    { timeout: 30_000 },
+  );
+}
+
+export interface PixelStats {
+  width: number;
+  height: number;
+  colours: number;
+  /** Share of pixels that differ from the most common colour. */
+  inked: number;
+}
+
+/** How much is drawn in a screenshot: distinct colours (quantised) and the share of non-background pixels. */
+export function pixelStats(png: Buffer): PixelStats {
+  const img = PNG.sync.read(png);
+  const counts = new Map<number, number>();
+  for (let i = 0; i < img.data.length; i += 4) {
+    const key = ((img.data[i] >> 3) << 10) | ((img.data[i + 1] >> 3) << 5) | (img.data[i + 2] >> 3);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const total = img.width * img.height;
+  const top = Math.max(...counts.values());
+  return { width: img.width, height: img.height, colours: counts.size, inked: 1 - top / total };
+}
+
+export const LABEXTENSION = path.join(ROOT, 'widgets/labextension');
+
+/** Builds widgets/labextension (esbuild lib + build-labextension) when missing or older than its sources. */
+export function ensureLabextension(): void {
+  const sources = Math.max(newestMtime(path.join(ROOT, 'widgets/src')), fs.statSync(path.join(ROOT, 'src/report/views.ts')).mtimeMs);
+  const built = path.join(LABEXTENSION, 'package.json');
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= sources) return;
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'widgets/scripts/build.js'), 'labextension'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building the labextension failed:\n${r.stdout}\n${r.stderr}`);
+}

@@ -1,0 +1,241 @@
+// Every view drawn in headless Chromium from saved widget state (html-manager, no kernel, no network), bad
+// states shown as readable messages, streaming updates and the click → run-cell → cell-result round trip
+// through a stand-in comm, and PNG/SVG export. One browser for the whole file.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { renderStaticPage } from '../../src/report/static-page';
+import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
+import { allViewStates, badViewStates, knockoutMapState } from './fixtures';
+
+const skip = browserSkip();
+let b: Browser;
+let shots: string;
+
+before(async () => {
+  if (skip) return;
+  ensureStaticBundle();
+  b = await launch();
+  shots = path.join(b.tmp, 'screenshots');
+  fs.mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await b?.close();
+});
+
+interface WidgetInfo {
+  status: string;
+  title: string;
+  message: string | null;
+  plots: { svgs: number; traces: number; heatmaps: number; images: number; points: number; width: number; height: number }[];
+  tableRows: number;
+}
+
+const INFO_JS = `Array.from(document.querySelectorAll('.hopscope-widget')).map((w) => ({
+  status: w.dataset.hsStatus,
+  title: w.querySelector('.hs-title').textContent,
+  message: (() => { const m = w.querySelector('.hs-message'); return m && !m.hidden ? m.textContent : null; })(),
+  plots: Array.from(w.querySelectorAll('.hs-plot')).filter((p) => !p.hidden).map((p) => ({
+    svgs: p.querySelectorAll('svg.main-svg').length,
+    traces: p.querySelectorAll('.main-svg .trace').length,
+    heatmaps: Array.from(p.querySelectorAll('.heatmaplayer image')).filter((i) => Number(i.getAttribute('width')) > 0).length,
+    images: p.querySelectorAll('.imagelayer image').length,
+    points: p.querySelectorAll('.scatterlayer .point, .barlayer .point').length,
+    width: p.getBoundingClientRect().width,
+    height: p.getBoundingClientRect().height,
+  })),
+  tableRows: w.querySelectorAll('.hs-table tbody tr').length,
+}))`;
+
+async function widgetInfo(): Promise<WidgetInfo[]> {
+  return (await b.page.evaluate(INFO_JS)) as WidgetInfo[];
+}
+
+test('every view renders from saved state, with charts drawn and no errors or network', { skip }, async () => {
+  const states = allViewStates();
+  const html = renderStaticPage({
+    title: 'All hopscope views',
+    sections: states.map((s) => ({ html: `<h2>${s.view}</h2>`, widgetState: s })),
+  });
+  await openPage(b, html, 'all-views');
+  const info = await widgetInfo();
+  assert.equal(info.length, states.length);
+  info.forEach((w, i) => {
+    const kind = states[i].view;
+    assert.equal(w.status, 'ready', `${kind}: status ${w.status}, message ${w.message}`);
+    assert.equal(w.message, null, `${kind}: unexpected message ${w.message}`);
+    assert.ok(w.plots.length > 0, `${kind}: no plot`);
+    for (const p of w.plots) {
+      assert.ok(p.svgs > 0 && p.traces + p.heatmaps > 0, `${kind}: plotly drew nothing (${JSON.stringify(p)})`);
+      assert.ok(p.width > 200 && p.height > 100, `${kind}: plot has no size (${p.width}×${p.height})`);
+    }
+  });
+  const byKind = Object.fromEntries(info.map((w, i) => [states[i].view, w]));
+  assert.ok(byKind['layer-switch'].plots[0].points >= 2 * 25, 'layer-switch: one point per layer and series');
+  assert.equal(byKind['layer-switch'].plots.length, 2, 'layer-switch: pair drill-down drawn');
+  assert.ok(byKind['knockout-map'].plots[0].heatmaps >= 1, 'knockout-map: heat map image');
+  assert.ok(byKind['logit-lens'].plots[0].heatmaps >= 1 && byKind['logit-lens'].plots[1].images === 1, 'logit-lens: grid and picture');
+  assert.ok(byKind['attribution-map'].plots[1].images === 1 && byKind['attribution-map'].plots[1].heatmaps === 1, 'attribution-map: patch overlay on the picture');
+  assert.equal(byKind['recall-gap'].plots[0].points, 10, 'recall-gap: 5 groups × 2 bars');
+  assert.equal(byKind['recall-gap'].tableRows, 5);
+  assert.ok(byKind['freeze-curve'].plots[0].points >= 20);
+
+  const widgets = b.page.locator('.hopscope-widget');
+  for (let i = 0; i < states.length; i++) {
+    const file = path.join(shots, `${states[i].view}.png`);
+    await widgets.nth(i).screenshot({ path: file });
+    const px = pixelStats(fs.readFileSync(file));
+    assert.ok(px.colours > 30 && px.inked > 0.05, `${states[i].view}: screenshot looks empty (${JSON.stringify(px)})`);
+  }
+  assert.deepEqual(b.errors, []);
+  assert.deepEqual(b.blocked, []);
+});
+
+test('bad or missing state fields show a readable message, never a blank cell or a stack trace', { skip }, async () => {
+  const cases = badViewStates();
+  const html = renderStaticPage({
+    title: 'Bad states',
+    sections: [
+      ...cases.map((c) => ({ widgetState: c.state })),
+      // A view tag whose model is not in the saved state.
+      { widgetState: { version_major: 2, version_minor: 0, state: {} }, viewId: 'model-gone' },
+    ],
+  });
+  await openPage(b, html, 'bad-states');
+  const missing = (await b.page.evaluate(
+    `Array.from(document.querySelectorAll('.hs-static-widget[data-hs-status="invalid"]')).map((e) => e.textContent)`,
+  )) as string[];
+  assert.equal(missing.length, 1);
+  assert.match(missing[0], /state was not saved with the page \(model model-gone\)/);
+  const info = await widgetInfo();
+  assert.equal(info.length, cases.length);
+  info.forEach((w, i) => {
+    assert.ok(w.status === 'invalid' || w.status === 'error', `${cases[i].state.title}: status ${w.status}`);
+    assert.ok(w.message, `${cases[i].state.title}: no message shown`);
+    assert.match(w.message, cases[i].expect);
+    assert.doesNotMatch(w.message, /\n\s+at |TypeError|undefined is not/, 'no stack traces or raw JS errors');
+    assert.equal(w.plots.filter((p) => p.svgs > 0).length, 0, 'no half-drawn chart');
+  });
+  await b.page.locator('.hopscope-widget').nth(1).screenshot({ path: path.join(shots, 'bad-state.png') });
+  assert.ok(pixelStats(fs.readFileSync(path.join(shots, 'bad-state.png'))).inked > 0.02);
+  assert.deepEqual(b.errors, []);
+});
+
+test('a click on a saved (kernel-less) view explains that no kernel is connected', { skip }, async () => {
+  const html = renderStaticPage({ title: 'Static click', sections: [{ widgetState: knockoutMapState() }] });
+  await openPage(b, html, 'static-click');
+  await clickHeatmapCentre();
+  const answer = b.page.locator('.hs-answer');
+  await answer.waitFor({ state: 'visible' });
+  assert.match((await answer.textContent()) ?? '', /No kernel is connected/);
+});
+
+test('PNG and SVG export download the drawn chart', { skip }, async () => {
+  // The page from the previous test (one knockout map) is still open.
+  for (const format of ['svg', 'png'] as const) {
+    const [download] = await Promise.all([b.page.waitForEvent('download'), b.page.click(`.hs-export-${format}`)]);
+    const file = path.join(shots, `export.${format}`);
+    await download.saveAs(file);
+    const bytes = fs.readFileSync(file);
+    if (format === 'svg') {
+      const text = bytes.toString('utf8');
+      assert.match(text, /^<svg[\s\S]*<\/svg>$/);
+      assert.match(text, /heatmaplayer|<image/, 'the heat map is in the SVG');
+    } else {
+      assert.equal(bytes.subarray(1, 4).toString('ascii'), 'PNG');
+      const px = pixelStats(bytes);
+      assert.ok(px.colours > 30 && px.inked > 0.1, `exported PNG looks empty (${JSON.stringify(px)})`);
+    }
+    assert.match(download.suggestedFilename(), new RegExp(`^attention-knockout.*knockout-map\\.${format}$`));
+  }
+});
+
+async function clickHeatmapCentre(): Promise<void> {
+  const box = await b.page.locator('.heatmaplayer image').first().boundingBox();
+  assert.ok(box, 'heat map drawn');
+  // Plotly registers a click from a hover followed by mouse down/up at the same spot.
+  const x = box.x + box.width * 0.42;
+  const y = box.y + box.height * 0.2;
+  await b.page.mouse.move(x, y);
+  await b.page.mouse.move(x + 1, y);
+  await b.page.mouse.click(x + 1, y);
+}
+
+test('live model: streamed updates with binary buffers redraw in place; a click sends run-cell and shows the answer', { skip }, async () => {
+  const html = renderStaticPage({ title: 'Live', sections: [{ html: '<div id="live"></div>' }] });
+  await openPage(b, html, 'live');
+  // A stand-in comm: what the kernel would receive is recorded; what it sends is injected via `deliver`.
+  await b.page.evaluate(`(async () => {
+    const { HTMLManager, widgets } = window.hopscopeStatic;
+    const manager = new HTMLManager({ loader: async () => widgets });
+    const sent = [];
+    const comm = {
+      comm_id: 'live-1', target_name: 'jupyter.widget',
+      on_msg(cb) { this.handler = cb; }, on_close() {}, close() {},
+      send(data) { sent.push(JSON.parse(JSON.stringify(data))); return 'msg-' + sent.length; },
+    };
+    const model = await manager.new_model(
+      { model_name: 'HopscopeViewModel', model_module: 'hopscope-widgets', model_module_version: '^0.1.0', model_id: 'live-1', comm },
+      { _model_name: 'HopscopeViewModel', _model_module: 'hopscope-widgets', _model_module_version: '^0.1.0',
+        _view_name: 'HopscopeView', _view_module: 'hopscope-widgets', _view_module_version: '^0.1.0',
+        view: 'knockout-map', title: 'Streaming knockout', data: {}, progress: { done: 0, total: 6 }, error: null });
+    const view = await manager.create_view(model);
+    await manager.display_view(view, document.getElementById('live'));
+    window.live = { model, comm, sent, deliver: (data, buffers) => comm.handler({ content: { data }, buffers: buffers || [] }) };
+  })()`);
+  await waitSettled(b.page);
+  const status = () => b.page.evaluate(`document.querySelector('#live .hopscope-widget').dataset.hsStatus`);
+  assert.equal(await status(), 'waiting');
+
+  // Six kernel updates in quick succession, each with one more column, relChange as a float32 buffer.
+  await b.page.evaluate(`(() => {
+    const layers = [4, 5, 6, 7, 8, 9];
+    const edges = ['image → last', 'last → last'];
+    for (let done = 1; done <= 6; done++) {
+      const values = new Float32Array(edges.length * done);
+      for (let e = 0; e < edges.length; e++) for (let c = 0; c < done; c++) values[e * done + c] = -0.1 * (c + 1) * (e + 1);
+      window.live.deliver({
+        method: 'update', buffer_paths: [['data', 'relChange', 'buffer']],
+        state: { data: { layers, edgeSets: edges, relChange: { dtype: 'float32', shape: [edges.length, done] }, window: 9 }, progress: { done, total: 6 } },
+      }, [new DataView(values.buffer)]);
+    }
+  })()`);
+  await b.page.waitForFunction(`document.querySelector('#live .hs-progress-text').textContent === 'done (6)'`);
+  await waitSettled(b.page);
+  const drawn = (await b.page.evaluate(`(() => {
+    const w = document.querySelector('#live .hopscope-widget');
+    const gd = w.querySelector('.hs-plot');
+    return { status: w.dataset.hsStatus, draws: Number(w.dataset.hsDraws), z: gd.data[0].z };
+  })()`)) as { status: string; draws: number; z: (number | null)[][] };
+  assert.equal(drawn.status, 'ready');
+  assert.ok(drawn.draws >= 1 && drawn.draws <= 6, `redraws are coalesced (${drawn.draws} draws for 6 updates)`);
+  assert.equal(drawn.z[1][5]?.toFixed(2), (-1.2).toFixed(2), 'the last update is the one drawn');
+
+  await clickHeatmapCentre();
+  await b.page.waitForFunction('window.live.sent.length > 0');
+  const sent = (await b.page.evaluate('window.live.sent')) as { method: string; content: Record<string, unknown> }[];
+  assert.equal(sent[0].method, 'custom');
+  assert.equal(sent[0].content.type, 'run-cell');
+  assert.equal(sent[0].content.view, 'knockout-map');
+  assert.ok([4, 5, 6, 7, 8, 9].includes(sent[0].content.layer as number), `layer ${sent[0].content.layer}`);
+  assert.ok([0, 1].includes(sent[0].content.row as number), `row ${sent[0].content.row}`);
+  assert.match((await b.page.locator('#live .hs-answer').textContent()) ?? '', /running/);
+
+  await b.page.evaluate(`window.live.deliver({ method: 'custom', content: {
+    type: 'cell-result', request: window.live.sent[0].content, answer: 'p(answer) fell from 0.41 to 0.12 (Δp/p = −71%)',
+    details: { generation: 'The tower is in Rome.' } } })`);
+  await b.page.waitForFunction(`document.querySelector('#live .hs-answer').textContent.includes('−71%')`);
+  const answer = (await b.page.locator('#live .hs-answer').textContent()) ?? '';
+  assert.match(answer, /layer \d+, row \d/);
+
+  // A kernel error arriving later is shown above the (still drawn) chart.
+  await b.page.evaluate(`window.live.deliver({ method: 'update', state: { error: 'sweep interrupted: out of memory at layer 9' }, buffer_paths: [] })`);
+  await b.page.waitForFunction(`(() => { const m = document.querySelector('#live .hs-message'); return m && !m.hidden && m.textContent.includes('out of memory'); })()`);
+  await b.page.locator('#live .hopscope-widget').screenshot({ path: path.join(shots, 'live.png') });
+  assert.ok(pixelStats(fs.readFileSync(path.join(shots, 'live.png'))).colours > 20);
+  assert.deepEqual(b.errors, []);
+  assert.deepEqual(b.blocked, []);
+});

@@ -1,0 +1,83 @@
+// View-state schemas: every synthetic state validates, wire forms decode to the same numbers, bad states give
+// readable problems (no browser needed).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { computeSwitchLayer, pngSize, validateViewState, VIEW_KINDS } from '../../src/report/views';
+import { allViewStates, badViewStates, picture } from './fixtures';
+
+test('every synthetic view state validates', () => {
+  const states = allViewStates();
+  assert.deepEqual(states.map((s) => s.view).sort(), [...VIEW_KINDS].sort());
+  for (const s of states) {
+    const r = validateViewState(s);
+    assert.ok(r.ok, `${s.view}: ${r.ok ? '' : r.problems.join('; ')}`);
+  }
+});
+
+test('JSON lists, typed arrays, DataViews and {dtype, shape, buffer} decode alike', () => {
+  const values = [0.25, 0.5, NaN, 1];
+  const f32 = Float32Array.from(values);
+  const f64 = Float64Array.from(values);
+  // A DataView at an unaligned offset, as a buffer sliced out of a message frame arrives.
+  const frame = new ArrayBuffer(f32.byteLength + 3);
+  new Uint8Array(frame).set(new Uint8Array(f32.buffer), 3);
+  const forms: unknown[] = [
+    [0.25, 0.5, null, 1],
+    f32,
+    new DataView(frame, 3, f32.byteLength),
+    { dtype: 'float64', shape: [4], buffer: new DataView(f64.buffer) },
+  ];
+  for (const form of forms) {
+    const r = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1, 2, 3], image: form } });
+    assert.ok(r.ok, r.ok ? '' : r.problems.join('; '));
+    if (r.ok && r.state.view === 'probe-accuracy') {
+      const got = r.state.data.image;
+      assert.deepEqual(got.map((x) => (Number.isNaN(x) ? null : x)), [0.25, 0.5, null, 1]);
+    }
+  }
+});
+
+test('a streaming sweep may send fewer values than layers; they are padded as not computed', () => {
+  const r = validateViewState({
+    view: 'knockout-map',
+    data: { layers: [4, 5, 6, 7], edgeSets: ['image → last', 'last → last'], relChange: [[-0.5, -0.2]] },
+    progress: { done: 2, total: 8 },
+  });
+  assert.ok(r.ok);
+  if (r.ok && r.state.view === 'knockout-map') {
+    assert.equal(r.state.data.relChange.length, 2);
+    assert.equal(r.state.data.relChange[0].length, 4);
+    assert.ok(Number.isNaN(r.state.data.relChange[1][0]));
+    assert.deepEqual(r.state.progress, { done: 2, total: 8 });
+  }
+});
+
+test('bad states produce readable problems naming the field', () => {
+  for (const { state, expect } of badViewStates()) {
+    const r = validateViewState(state);
+    assert.equal(r.ok, false, `${state.title} should not validate`);
+    if (!r.ok) {
+      const text = [r.error ? `The kernel reported an error: ${r.error}` : '', ...r.problems].join('\n');
+      assert.match(text, expect, `${state.title}: got ${text}`);
+    }
+  }
+  const notObject = validateViewState(42);
+  assert.equal(notObject.ok, false);
+});
+
+test('an empty state during a sweep is "waiting", not invalid', () => {
+  const r = validateViewState({ view: 'layer-switch', data: {}, progress: { done: 0, total: 25 } });
+  assert.equal(r.ok, false);
+  if (!r.ok) {
+    assert.equal(r.empty, true);
+    assert.deepEqual(r.problems, []);
+  }
+});
+
+test('switch layer and PNG size helpers', () => {
+  assert.equal(computeSwitchLayer([10, 11, 12, 13], [0.9, 0.6, 0.4, 0.1], [0.05, 0.3, 0.5, 0.8]), 12);
+  assert.equal(computeSwitchLayer([1, 2], [0.9, 0.8], [0.1, 0.2]), null);
+  assert.deepEqual(pngSize(picture(40).png), { width: 40, height: 40 });
+  assert.equal(pngSize('bm90IGEgcG5n'), null);
+});

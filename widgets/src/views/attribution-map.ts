@@ -1,0 +1,132 @@
+// attribution-map: attribution-patching score per (layer, position) as a signed heat map, cells confirmed by
+// exact patching marked, and a per-patch score drawn over the picture.
+
+import type { AttributionMapData, ViewState } from '../../../src/report/views';
+import type { Trace } from '../plotly-types';
+import { el } from '../dom';
+import { DIVERGING, PlotSlot, customNumber, escapeHtml, fmt } from './plot';
+import { patchLayout, patchTraces } from './patches';
+import { LayerPicker, imageSpanShapes, positionTicks } from './spans';
+import type { RendererFactory } from './types';
+
+export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) => {
+  const controls = el('div', { className: 'hs-controls' });
+  body.append(controls);
+  const row = el('div', { className: 'hs-row' });
+  body.append(row);
+  const grid = new PlotSlot(ctx.plotly, row, 'attribution-map', 420);
+  const picker = new LayerPicker(controls, 'Patch layer', () => void redraw());
+  const patches = new PlotSlot(ctx.plotly, row, 'attribution-patches', 420);
+  let data: AttributionMapData | null = null;
+
+  const click = (p: Parameters<Parameters<PlotSlot['onClick']>[0]>[0]) => {
+    const layer = customNumber(p, 0);
+    const position = customNumber(p, 1);
+    if (layer !== null && position !== null) ctx.runCell({ layer, position }, `layer ${layer}, position ${position}`);
+  };
+  grid.onClick(click);
+  patches.onClick(click);
+
+  function hover(d: AttributionMapData, li: number, pi: number): string {
+    const pos = d.positions[pi];
+    const v = d.scores[li]?.[pi] ?? NaN;
+    const exact = d.confirmed.find((c) => c.layer === d.layers[li] && c.position === pi);
+    return (
+      `layer ${d.layers[li]} · position ${pi} ${escapeHtml(JSON.stringify(pos.label))} (${pos.kind})<br>` +
+      `${escapeHtml(d.metric ?? 'score')} estimate: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
+      (exact ? `<br>exact patching: ${fmt(exact.exact, 4)}` : '') +
+      '<br><i>click to patch this cell exactly</i>'
+    );
+  }
+
+  /** The layer whose image positions carry the most attribution: a sensible first overlay. */
+  function strongestLayer(d: AttributionMapData): number {
+    let best = 0;
+    let bestSum = -1;
+    d.scores.forEach((r, li) => {
+      const s = (d.image?.positions ?? []).reduce((acc, p) => acc + (Number.isFinite(r[p]) ? Math.abs(r[p]) : 0), 0);
+      if (s > bestSum) {
+        bestSum = s;
+        best = li;
+      }
+    });
+    return best;
+  }
+
+  async function redraw(): Promise<void> {
+    const d = data;
+    if (!d) return;
+    const finite = d.scores.flat().filter(Number.isFinite).map(Math.abs);
+    const bound = Math.max(1e-9, ...finite);
+    const traces: Trace[] = [
+      {
+        type: 'heatmap', x: d.positions.map((_, i) => i), y: d.layers,
+        z: d.scores.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
+        customdata: d.layers.map((l, li) => d.positions.map((_, pi) => [l, pi, hover(d, li, pi)])),
+        hovertemplate: '%{customdata[2]}<extra></extra>', colorscale: DIVERGING, zmid: 0, zmin: -bound, zmax: bound,
+        colorbar: { title: { text: d.metric ?? 'score', side: 'right' }, thickness: 12 },
+      },
+    ];
+    if (d.confirmed.length > 0) {
+      traces.push({
+        type: 'scatter', mode: 'markers', name: 'exact patching', showlegend: false,
+        x: d.confirmed.map((c) => c.position), y: d.confirmed.map((c) => c.layer),
+        marker: { symbol: 'x-thin-open', size: 9, color: '#111', line: { width: 2 } },
+        customdata: d.confirmed.map((c) => {
+          const li = d.layers.indexOf(c.layer);
+          return [c.layer, c.position, li >= 0 ? hover(d, li, c.position) : `exact ${fmt(c.exact, 4)}`];
+        }),
+        hovertemplate: '%{customdata[2]}<extra></extra>',
+      });
+    }
+    await grid.draw(traces, {
+      xaxis: { title: { text: 'position' }, ...positionTicks(d.positions), tickangle: -45 },
+      yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
+      margin: { l: 60, r: 20, t: 40, b: 90 },
+      ...imageSpanShapes(d.positions),
+    });
+    const img = d.image;
+    patches.div.hidden = !img;
+    picker.select.parentElement!.hidden = !img || d.patchScores !== null;
+    if (!img) return;
+    let values: number[];
+    let title: string;
+    let custom: [number, number][];
+    let hovers: string[];
+    if (d.patchScores) {
+      values = d.patchScores;
+      title = d.patchLabel ?? 'patch score';
+      custom = img.positions.map((p) => [NaN, p]);
+      hovers = img.positions.map((p, i) => `patch ${i} (position ${p})<br>${escapeHtml(title)}: ${fmt(values[i], 4)}`);
+    } else {
+      const li = picker.sync(d.layers, strongestLayer(d));
+      values = img.positions.map((p) => d.scores[li]?.[p] ?? NaN);
+      title = `${d.metric ?? 'score'} @ L${d.layers[li]}`;
+      custom = img.positions.map((p) => [d.layers[li], p]);
+      hovers = img.positions.map((p) => hover(d, li, p));
+    }
+    const pb = Math.max(1e-9, ...values.filter(Number.isFinite).map(Math.abs));
+    const signed = values.some((v) => v < 0);
+    await patches.draw(
+      patchTraces(img, {
+        values, hover: hovers, custom, labels: null,
+        colorscale: signed ? DIVERGING : 'Hot',
+        zmin: signed ? -pb : 0, zmax: pb, zmid: signed ? 0 : undefined,
+        colorbarTitle: title,
+      }),
+      { ...patchLayout(img), title: { text: escapeHtml(title), font: { size: 12 }, x: 0.02 } },
+    );
+  }
+
+  return {
+    async update(state: ViewState<'attribution-map'>) {
+      data = state.data;
+      await redraw();
+    },
+    plots: () => (data?.image ? [grid, patches] : [grid]).map((s) => ({ name: s.name, div: s.div })),
+    dispose() {
+      grid.dispose();
+      patches.dispose();
+    },
+  };
+};

@@ -1,0 +1,117 @@
+// One plotly chart in a div: redraws with Plotly.react, wires clicks once, shared look for all views.
+
+import type { Layout, PlotDiv, PlotEvent, PlotPoint, PlotlyStatic, Trace } from '../plotly-types';
+import { el } from '../dom';
+
+export const COLORS = {
+  donor: '#E8710A',
+  target: '#1967D2',
+  image: '#D93A6A',
+  text: '#3B7DD8',
+  neutral: '#7A7A7A',
+  early: 'rgba(90, 160, 90, 0.12)',
+  switch: '#444',
+};
+
+/** Red-white-blue for signed quantities (Δp/p, attribution), centred with zmid 0. */
+export const DIVERGING: [number, string][] = [
+  [0, '#B2182B'], [0.25, '#EF8A62'], [0.5, '#F7F7F7'], [0.75, '#67A9CF'], [1, '#2166AC'],
+];
+export const SEQUENTIAL = 'Viridis';
+
+export class PlotSlot {
+  readonly div: HTMLDivElement;
+  private wired = false;
+  private clickHandler: ((point: PlotPoint) => void) | null = null;
+
+  constructor(
+    private readonly plotly: PlotlyStatic,
+    parent: HTMLElement,
+    readonly name: string,
+    private readonly height: number,
+  ) {
+    this.div = el('div', { className: `hs-plot hs-plot-${name}` });
+    this.div.style.height = `${height}px`;
+    parent.appendChild(this.div);
+  }
+
+  onClick(handler: (point: PlotPoint) => void): void {
+    this.clickHandler = handler;
+  }
+
+  async draw(traces: Trace[], layout: Layout): Promise<void> {
+    const font = fontColor(this.div);
+    const full: Layout = {
+      height: this.height,
+      autosize: true,
+      margin: { l: 60, r: 20, t: 30, b: 50 },
+      paper_bgcolor: 'rgba(0,0,0,0)',
+      plot_bgcolor: 'rgba(0,0,0,0)',
+      font: { family: 'system-ui, -apple-system, "Segoe UI", sans-serif', size: 12, color: font },
+      hoverlabel: { font: { family: 'system-ui, sans-serif', size: 12 } },
+      hovermode: 'closest',
+      // Keep zoom/pan across streaming redraws.
+      uirevision: 'keep',
+      ...layout,
+    };
+    const div: PlotDiv = await this.plotly.react(this.div, traces, full, {
+      responsive: true,
+      displaylogo: false,
+      modeBarButtonsToRemove: ['lasso2d', 'select2d'],
+      toImageButtonOptions: { format: 'png', filename: this.name, scale: 2 },
+    });
+    if (!this.wired) {
+      this.wired = true;
+      div.on('plotly_click', (e: PlotEvent) => {
+        const point = e.points?.[0];
+        if (point && this.clickHandler) this.clickHandler(point);
+      });
+    }
+  }
+
+  dispose(): void {
+    this.plotly.purge(this.div);
+    this.div.remove();
+  }
+}
+
+function fontColor(node: HTMLElement): string {
+  const c = node.ownerDocument.defaultView?.getComputedStyle(node).color;
+  return c && c !== '' ? c : '#222';
+}
+
+/** NaN (not computed yet) → null, which plotly draws as a gap. */
+export function gaps(xs: number[]): (number | null)[] {
+  return xs.map((x) => (Number.isFinite(x) ? x : null));
+}
+
+export function gaps2(xs: number[][]): (number | null)[][] {
+  return xs.map(gaps);
+}
+
+export function pct(x: number, digits = 1): string {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '–';
+}
+
+export function fmt(x: number, digits = 3): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+
+/** Read a number out of a clicked point's customdata slot (plotly hands arrays back as given). */
+export function customNumber(point: PlotPoint, index: number): number | null {
+  const cd = point.customdata;
+  const v = Array.isArray(cd) ? cd[index] : index === 0 ? cd : undefined;
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** A vertical dashed marker line with a label on top (switch layer, resolution layer). */
+export function markerLine(x: number, label: string, color: string, yref = 'paper'): { shape: Record<string, unknown>; annotation: Record<string, unknown> } {
+  return {
+    shape: { type: 'line', xref: 'x', yref, x0: x, x1: x, y0: 0, y1: 1, line: { color, width: 1.5, dash: 'dash' } },
+    annotation: { x, y: 1, xref: 'x', yref, text: label, showarrow: false, yanchor: 'bottom', font: { size: 11, color } },
+  };
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+}
