@@ -4,7 +4,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
+import { toF32 } from '../io/dtype';
 import { activation, applyRope, linear, rmsNorm } from './layers';
+import {
+  checkActivations,
+  hostConcat1d,
+  hostConcatCols,
+  hostRowsTransposed,
+  memoryPlanOf,
+  readHost,
+  residentProvider,
+  streamedProvider,
+  uploadHost,
+  type HostTensor,
+  type MemoryPlan,
+  type WeightProvider,
+} from './streaming';
 import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
 
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
@@ -25,12 +40,16 @@ export interface DecoderLayerWeights {
 }
 
 export interface DecoderWeights {
-  /** [V, D] */
-  embed: tf.Tensor;
-  layers: DecoderLayerWeights[];
+  /** [V, D] on the device; null when streaming (rows are then gathered from `embedHost`). */
+  embed: tf.Tensor | null;
+  embedHost: HostTensor | null;
+  /** Layer weights, asked for layer by layer: resident tensors, or uploaded per use when streaming. */
+  layers: WeightProvider<DecoderLayerWeights>;
   norm: tf.Tensor;
-  /** [D, V] (the transposed embedding when tied). */
-  lmHead: tf.Tensor;
+  /** Head [D, V] as vocabulary-column chunks [D, V_c] (one chunk when resident; the transposed embedding when tied). */
+  head: WeightProvider<tf.Tensor>;
+  /** The memory plan the weights were loaded under (absent for in-memory sources). */
+  memory?: MemoryPlan;
 }
 
 /** Keys and values of every layer after RoPE, [B, KV, S, hd], plus the key padding mask [B][S]. */
@@ -103,6 +122,8 @@ export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: st
 
 export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string): DecoderWeights {
   checkWeights(src, decoderExpected(cfg, prefix, headName));
+  const memory = memoryPlanOf(src);
+  if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory);
   const layers: DecoderLayerWeights[] = [];
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `${prefix}layers.${i}.`;
@@ -119,13 +140,71 @@ export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix
   }
   const embed = readTensor(src, `${prefix}embed_tokens.weight`);
   const lmHead = cfg.tieWordEmbeddings ? tf.transpose(embed) : readTensor(src, headName, true);
-  return { embed, layers, norm: readTensor(src, `${prefix}norm.weight`), lmHead };
+  return {
+    embed,
+    embedHost: null,
+    layers: residentProvider(layers, freeLayer),
+    norm: readTensor(src, `${prefix}norm.weight`),
+    head: residentProvider([lmHead], (t) => t.dispose()),
+    memory,
+  };
+}
+
+function freeLayer(l: DecoderLayerWeights): void {
+  tf.dispose([l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...(l.qkvBias ? [l.qkvBias] : [])]);
+}
+
+type HostLayer = { [K in keyof DecoderLayerWeights]: HostTensor | null };
+
+/**
+ * Streaming: every layer is kept in stored precision on the host, already transposed and fused like the
+ * resident tensors (so an upload is one dtype conversion), the embedding table stays on the host, and the
+ * head is cut into vocabulary chunks no bigger than a layer. Values are identical to the resident path.
+ */
+function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, memory: MemoryPlan): DecoderWeights {
+  const host: HostLayer[] = [];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${prefix}layers.${i}.`;
+    const a = `${p}self_attn.`;
+    host.push({
+      inputNorm: readHost(src, `${p}input_layernorm.weight`),
+      qkv: hostConcatCols([`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`].map((n) => readHost(src, n, true))),
+      qkvBias: cfg.qkvBias ? hostConcat1d([`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`].map((n) => readHost(src, n))) : null,
+      o: readHost(src, `${a}o_proj.weight`, true),
+      postNorm: readHost(src, `${p}post_attention_layernorm.weight`),
+      gateUp: hostConcatCols([`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`].map((n) => readHost(src, n, true))),
+      down: readHost(src, `${p}mlp.down_proj.weight`, true),
+    });
+  }
+  const embedHost = readHost(src, `${prefix}embed_tokens.weight`);
+  const headRows = cfg.tieWordEmbeddings ? embedHost : readHost(src, headName); // [V, D]
+  const { vocabSize: V, hiddenSize: D } = cfg;
+  const chunkCols = Math.max(1, Math.min(V, Math.floor(memory.unitBytes / (4 * D)) || V));
+  const chunks: HostTensor[] = [];
+  for (let v0 = 0; v0 < V; v0 += chunkCols) chunks.push(hostRowsTransposed(headRows, v0, Math.min(V, v0 + chunkCols)));
+  const upLayer = (h: HostLayer): DecoderLayerWeights => ({
+    inputNorm: uploadHost(h.inputNorm!),
+    qkv: uploadHost(h.qkv!),
+    qkvBias: h.qkvBias ? uploadHost(h.qkvBias) : null,
+    o: uploadHost(h.o!),
+    postNorm: uploadHost(h.postNorm!),
+    gateUp: uploadHost(h.gateUp!),
+    down: uploadHost(h.down!),
+  });
+  return {
+    embed: null,
+    embedHost,
+    layers: streamedProvider(host, upLayer, freeLayer),
+    norm: readTensor(src, `${prefix}norm.weight`),
+    head: streamedProvider(chunks, uploadHost, (t) => t.dispose()),
+    memory,
+  };
 }
 
 export function disposeDecoderWeights(w: DecoderWeights): void {
-  const all: tf.Tensor[] = [w.embed, w.norm, w.lmHead];
-  for (const l of w.layers) all.push(l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...(l.qkvBias ? [l.qkvBias] : []));
-  tf.dispose(all);
+  w.layers.dispose();
+  w.head.dispose();
+  tf.dispose([w.norm, ...(w.embed ? [w.embed] : [])]);
 }
 
 /** Additive causal + key-padding mask [B, 1, T, S] for queries at cache offsets offset..offset+T-1. */
@@ -152,8 +231,24 @@ export class Decoder {
   embed(ids: number[][]): tf.Tensor {
     const B = ids.length;
     const T = ids[0].length;
+    const D = this.cfg.hiddenSize;
+    if (!this.w.embed) return tf.tensor3d(gatherHostRows(this.w.embedHost!, ids.flat()), [B, T, D]);
     const flat = tf.tensor1d(ids.flat(), 'int32');
-    return tf.gather(this.w.embed, flat).reshape([B, T, this.cfg.hiddenSize]);
+    return tf.gather(this.w.embed, flat).reshape([B, T, D]);
+  }
+
+  /** Head over the vocabulary chunks: [..., D] → [..., V]. */
+  private logitsOf(normed: tf.Tensor): tf.Tensor {
+    const { head } = this.w;
+    const parts: tf.Tensor[] = [];
+    for (let c = 0; c < head.size; c++) {
+      try {
+        parts.push(linear(normed, head.acquire(c)));
+      } finally {
+        head.release(c);
+      }
+    }
+    return parts.length === 1 ? parts[0] : tf.concat(parts, -1);
   }
 
   /** Runs blocks [start, stop) and, if it reaches the end, the final norm and the head. */
@@ -172,37 +267,48 @@ export class Decoder {
     }
     const B = h.shape[0] as number;
     const T = h.shape[1] as number;
+    checkActivations(w.memory, B, T, run.keyMask[0].length);
     const { cos, sin } = this.rope(run.positions, B, T);
     const mask = baseMask(run.keyMask, T, offset);
     const newK: tf.Tensor[] = [];
     const newV: tf.Tensor[] = [];
-    for (let i = start; i < stop; i++) {
+    const block = (i: number, x: tf.Tensor): { h: tf.Tensor; k: tf.Tensor; v: tf.Tensor } => {
       const b = `lm.blocks.${i}`;
-      h = ctx.point(`${b}.resid_pre`, h, offset, i);
-      const lw = w.layers[i];
-      const { out: attnOut, k, v } = this.attention(i, rmsNorm(h, lw.inputNorm, cfg.rmsNormEps), lw, cos, sin, mask, run, offset);
-      if (run.wantCache) {
-        newK[i] = tf.keep(k);
-        newV[i] = tf.keep(v);
+      const lw = w.layers.acquire(i);
+      try {
+        let y = ctx.point(`${b}.resid_pre`, x, offset, i);
+        const { out: attnOut, k, v } = this.attention(i, rmsNorm(y, lw.inputNorm, cfg.rmsNormEps), lw, cos, sin, mask, run, offset);
+        const a = ctx.point(`${b}.attn_out`, attnOut, offset, i);
+        y = ctx.point(`${b}.resid_mid`, tf.add(y, a), offset, i);
+        const m = ctx.point(`${b}.mlp_out`, this.mlp(rmsNorm(y, lw.postNorm, cfg.rmsNormEps), lw), offset, i);
+        return { h: ctx.point(`${b}.resid_post`, tf.add(y, m), offset, i), k, v };
+      } finally {
+        w.layers.release(i);
       }
-      const a = ctx.point(`${b}.attn_out`, attnOut, offset, i);
-      h = ctx.point(`${b}.resid_mid`, tf.add(h, a), offset, i);
-      const m = ctx.point(`${b}.mlp_out`, this.mlp(rmsNorm(h, lw.postNorm, cfg.rmsNormEps), lw), offset, i);
-      h = ctx.point(`${b}.resid_post`, tf.add(h, m), offset, i);
+    };
+    for (let i = start; i < stop; i++) {
+      // Streaming frees each layer's intermediates as it goes (one tidy per layer), so only one layer's
+      // activations are alive at a time; hook values are then valid until the end of their layer unless cached.
+      const r = w.layers.streaming ? (tf.tidy(() => block(i, h)) as { h: tf.Tensor; k: tf.Tensor; v: tf.Tensor }) : block(i, h);
+      h = r.h;
+      if (run.wantCache) {
+        newK[i] = tf.keep(r.k);
+        newV[i] = tf.keep(r.v);
+      } else if (w.layers.streaming) tf.dispose([r.k, r.v]);
     }
     const cache = run.wantCache
       ? { k: newK, v: newV, keyMask: run.keyMask, length: offset + T }
       : undefined;
     if (stop < cfg.numLayers) return { hidden: h, cache };
     const normed = ctx.point('lm.final_norm', rmsNorm(h, w.norm, cfg.rmsNormEps), offset);
-    const logits = ctx.point('lm.logits', linear(normed, w.lmHead), offset);
+    const logits = ctx.point('lm.logits', this.logitsOf(normed), offset);
     return { hidden: h, normed, logits, cache };
   }
 
   /** Logit lens: the head applied after the final norm to any residual [.., D]. */
   unembed(resid: tf.Tensor, alreadyNormed = false): tf.Tensor {
     const n = alreadyNormed ? resid : rmsNorm(resid, this.w.norm, this.cfg.rmsNormEps);
-    return linear(n, this.w.lmHead);
+    return this.logitsOf(n);
   }
 
   private rope(positions: DecoderRun['positions'], B: number, T: number): { cos: tf.Tensor; sin: tf.Tensor } {
@@ -296,6 +402,14 @@ export function positionsFromMask(mask: number[][], offsets?: number[]): Int32Ar
     }
     return out;
   });
+}
+
+/** Embedding rows gathered on the host (streaming keeps the table there): exactly the resident gather's values. */
+function gatherHostRows(table: HostTensor, ids: number[]): Float32Array {
+  const D = table.shape[1];
+  const out = new Float32Array(ids.length * D);
+  ids.forEach((id, r) => toF32(table.dtype, table.data.subarray(id * D, (id + 1) * D), out.subarray(r * D, (r + 1) * D)));
+  return out;
 }
 
 export function disposeCache(c: KVCache | undefined): void {

@@ -3,11 +3,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, InputError } from '../errors';
 import { field, parseDecoderConfig, parseVisionConfig, type DecoderConfig, type VisionConfig } from './config';
-import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from './decoder';
+import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from './decoder';
 import { RunContext, type HookPointInfo } from './hooks';
 import { activation, linear } from './layers';
 import { ModelBase, toInt32, type Embedded, type ModelInputs } from './model';
-import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitHookNames } from './vit';
+import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitExpected, vitHookNames } from './vit';
 import { checkWeights, readTensor, type WeightSource } from './weights';
 
 export interface LlavaConfig {
@@ -73,22 +73,26 @@ export class LlavaModel extends ModelBase {
     const config = parseLlavaConfig(raw);
     const featureIndices = config.featureLayers.map((l) => (l < 0 ? config.vision.numLayers + 1 + l : l));
     const layersRun = Math.max(...featureIndices);
-    const vw = loadVitWeights(src, config.vision, 'vision_tower.vision_model.', layersRun);
     const D = config.text.hiddenSize;
     const Dv = config.vision.hiddenSize * featureIndices.length;
+    const textHead = 'language_model.lm_head.weight';
+    // Check every tensor before reading any, so a mismatch reports all problems and allocates nothing.
     checkWeights(src, [
+      ...vitExpected(config.vision, 'vision_tower.vision_model.', layersRun),
       { name: 'multi_modal_projector.linear_1.weight', shape: [D, Dv] },
       { name: 'multi_modal_projector.linear_1.bias', shape: [D] },
       { name: 'multi_modal_projector.linear_2.weight', shape: [D, D] },
       { name: 'multi_modal_projector.linear_2.bias', shape: [D] },
+      ...decoderExpected(config.text, 'language_model.model.', textHead),
     ]);
+    const vw = loadVitWeights(src, config.vision, 'vision_tower.vision_model.', layersRun);
     const projector = {
       w1: readTensor(src, 'multi_modal_projector.linear_1.weight', true),
       b1: readTensor(src, 'multi_modal_projector.linear_1.bias'),
       w2: readTensor(src, 'multi_modal_projector.linear_2.weight', true),
       b2: readTensor(src, 'multi_modal_projector.linear_2.bias'),
     };
-    const dw = loadDecoderWeights(src, config.text, 'language_model.model.', 'language_model.lm_head.weight');
+    const dw = loadDecoderWeights(src, config.text, 'language_model.model.', textHead);
     return new LlavaModel(config, new Decoder(config.text, dw), new VisionTransformer(config.vision, vw), projector);
   }
 

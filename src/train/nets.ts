@@ -6,6 +6,8 @@
 // stock gradient that uses transpose flags).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+// Gradients are registered only by the full tfjs bundle; training needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { activation, applyRope, layerNorm, rmsNorm, ropeTables } from '../models/layers';
 import { initParam, type HostTensor, type Params } from './params';
 

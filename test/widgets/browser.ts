@@ -81,7 +81,9 @@ export async function launch(): Promise<Browser> {
     tmp,
     async close() {
       await context.close();
+      // Keep the screenshots for inspection; the pages (~7 MB each) and the profile go.
       fs.rmSync(path.join(tmp, 'profile'), { recursive: true, force: true });
+      for (const f of fs.readdirSync(tmp)) if (f.endsWith('.html') || f.endsWith('.ipynb')) fs.rmSync(path.join(tmp, f));
     },
   };
 }

@@ -54,7 +54,8 @@ async function widgetInfo(): Promise<WidgetInfo[]> {
   return (await b.page.evaluate(INFO_JS)) as WidgetInfo[];
 }
 
-test('every view renders from saved state, with charts drawn and no errors or network', { skip }, async () => {
+test('every view renders from saved state, with charts drawn and no errors or network', { skip }, async (t) => {
+  t.diagnostic(`screenshots: ${shots}`);
   const states = allViewStates();
   const html = renderStaticPage({
     title: 'All hopscope views',

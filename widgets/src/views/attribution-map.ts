@@ -4,7 +4,7 @@
 import type { AttributionMapData, ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { el } from '../dom';
-import { DIVERGING, PlotSlot, customNumber, escapeHtml, fmt } from './plot';
+import { DIVERGING, PlotSlot, customNumber, escapeHtml, fmt, maxAbs } from './plot';
 import { patchLayout, patchTraces } from './patches';
 import { LayerPicker, imageSpanShapes, positionTicks } from './spans';
 import type { RendererFactory } from './types';
@@ -56,8 +56,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   async function redraw(): Promise<void> {
     const d = data;
     if (!d) return;
-    const finite = d.scores.flat().filter(Number.isFinite).map(Math.abs);
-    const bound = Math.max(1e-9, ...finite);
+    const bound = Math.max(1e-9, maxAbs(d.scores.flat()));
     const traces: Trace[] = [
       {
         type: 'heatmap', x: d.positions.map((_, i) => i), y: d.layers,
@@ -105,7 +104,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       custom = img.positions.map((p) => [d.layers[li], p]);
       hovers = img.positions.map((p) => hover(d, li, p));
     }
-    const pb = Math.max(1e-9, ...values.filter(Number.isFinite).map(Math.abs));
+    const pb = Math.max(1e-9, maxAbs(values));
     const signed = values.some((v) => v < 0);
     await patches.draw(
       patchTraces(img, {

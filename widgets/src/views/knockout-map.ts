@@ -2,7 +2,7 @@
 // of layers, rows = edge sets, columns = window centres. Click a cell to re-run it.
 
 import type { ViewState } from '../../../src/report/views';
-import { DIVERGING, PlotSlot, customNumber, escapeHtml, gaps2, pct } from './plot';
+import { DIVERGING, PlotSlot, customNumber, escapeHtml, gaps2, maxAbs, pct } from './plot';
 import type { RendererFactory } from './types';
 
 export const knockoutMap: RendererFactory<'knockout-map'> = (body, ctx) => {
@@ -17,8 +17,7 @@ export const knockoutMap: RendererFactory<'knockout-map'> = (body, ctx) => {
     async update(state: ViewState<'knockout-map'>) {
       const d = state.data;
       const half = d.window !== null ? Math.floor(d.window / 2) : null;
-      const finite = d.relChange.flat().filter(Number.isFinite).map(Math.abs);
-      const bound = Math.max(0.05, ...finite);
+      const bound = Math.max(0.05, maxAbs(d.relChange.flat()));
       const custom = d.edgeSets.map((edge, r) =>
         d.layers.map((l, c) => {
           const v = d.relChange[r][c];

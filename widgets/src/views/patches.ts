@@ -78,8 +78,8 @@ export function patchTraces(img: ImageSpec, o: PatchOverlay): Trace[] {
 
 export function patchLayout(img: ImageSpec): Layout {
   return {
-    xaxis: { range: [0, img.width], showgrid: false, zeroline: false, showticklabels: false, constrain: 'domain' },
-    yaxis: { range: [img.height, 0], showgrid: false, zeroline: false, showticklabels: false, scaleanchor: 'x', constrain: 'domain' },
+    xaxis: { range: [0, img.width], showgrid: false, zeroline: false, showticklabels: false, ticks: '', constrain: 'domain' },
+    yaxis: { range: [img.height, 0], showgrid: false, zeroline: false, showticklabels: false, ticks: '', scaleanchor: 'x', constrain: 'domain' },
     margin: { l: 10, r: 10, t: 30, b: 10 },
   };
 }

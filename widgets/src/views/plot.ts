@@ -89,6 +89,13 @@ export function gaps2(xs: number[][]): (number | null)[][] {
   return xs.map(gaps);
 }
 
+/** Largest |x| over the finite values (a loop: spreading 20k values into Math.max can overflow the stack). */
+export function maxAbs(xs: number[]): number {
+  let m = 0;
+  for (const x of xs) if (Number.isFinite(x) && Math.abs(x) > m) m = Math.abs(x);
+  return m;
+}
+
 export function pct(x: number, digits = 1): string {
   return Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '–';
 }

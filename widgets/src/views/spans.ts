@@ -36,7 +36,8 @@ export function positionTicks(positions: PositionInfo[]): { tickvals: number[]; 
   const tickvals: number[] = [];
   const ticktext: string[] = [];
   positions.forEach((p, i) => {
-    if (i % step !== 0 && i !== positions.length - 1) return;
+    const last = i === positions.length - 1 && i - (tickvals[tickvals.length - 1] ?? -step) >= step / 2;
+    if (i % step !== 0 && !last) return;
     tickvals.push(i);
     ticktext.push(truncate(p.label, 10));
   });

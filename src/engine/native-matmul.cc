@@ -1,0 +1,120 @@
+// Optional native matMul for tfjs: a thin N-API wrapper over cblas_sgemm from the system BLAS (OpenBLAS),
+// loaded with dlopen at run time so the addon builds without BLAS headers and fails soft without the library.
+// Built on first use by native-matmul.ts (g++ straight, no node-gyp); the wasm path stays the default.
+#include <node_api.h>
+#include <dlfcn.h>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+typedef void (*sgemm_fn)(int order, int transA, int transB, int M, int N, int K, float alpha, const float* A, int lda,
+                         const float* B, int ldb, float beta, float* C, int ldc);
+typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
+
+static sgemm_fn g_sgemm = nullptr;
+static set_threads_fn g_set_threads = nullptr;
+static get_threads_fn g_get_threads = nullptr;
+static std::string g_lib;
+
+static napi_value throw_error(napi_env env, const char* msg) {
+  napi_throw_error(env, nullptr, msg);
+  return nullptr;
+}
+
+// load(paths: string[]) -> name of the library that provides cblas_sgemm (tries them in order)
+static napi_value Load(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  std::string tried;
+  for (uint32_t i = 0; i < n && !g_sgemm; i++) {
+    napi_value el;
+    napi_get_element(env, argv[0], i, &el);
+    char buf[1024];
+    size_t len = 0;
+    napi_get_value_string_utf8(env, el, buf, sizeof buf, &len);
+    void* h = dlopen(buf, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      tried += std::string(buf) + ": " + dlerror() + "; ";
+      continue;
+    }
+    g_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    g_set_threads = (set_threads_fn)dlsym(h, "openblas_set_num_threads");
+    g_get_threads = (get_threads_fn)dlsym(h, "openblas_get_num_threads");
+    if (g_sgemm) g_lib = buf;
+    else tried += std::string(buf) + ": no cblas_sgemm; ";
+  }
+  if (!g_sgemm) return throw_error(env, ("no BLAS library with cblas_sgemm: " + tried).c_str());
+  napi_value out;
+  napi_create_string_utf8(env, g_lib.c_str(), g_lib.size(), &out);
+  return out;
+}
+
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 1;
+  napi_get_value_int32(env, argv[0], &n);
+  if (g_set_threads) g_set_threads(n);
+  napi_value out;
+  napi_create_int32(env, g_get_threads ? g_get_threads() : -1, &out);
+  return out;
+}
+
+static float* f32_data(napi_env env, napi_value v, size_t* length) {
+  napi_typedarray_type type;
+  void* data = nullptr;
+  napi_value ab;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, &ab, &offset) != napi_ok || type != napi_float32_array)
+    return nullptr;
+  return static_cast<float*>(data);
+}
+
+// sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB): c[i] = op(a[i]) op(b[i]) for each batch
+// entry, row-major; a stride of 0 broadcasts that operand. Bounds are checked against the typed arrays.
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
+  if (!g_sgemm) return throw_error(env, "native matmul: BLAS not loaded");
+  size_t argc = 11;
+  napi_value argv[11];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 11) return throw_error(env, "native matmul: sgemm takes 11 arguments");
+  size_t la, lb, lc;
+  float* a = f32_data(env, argv[0], &la);
+  float* b = f32_data(env, argv[1], &lb);
+  float* c = f32_data(env, argv[2], &lc);
+  if (!a || !b || !c) return throw_error(env, "native matmul: a, b, c must be Float32Arrays");
+  int64_t v[8];
+  for (int i = 0; i < 8; i++) napi_get_value_int64(env, argv[3 + i], &v[i]);
+  int64_t batch = v[0], M = v[1], N = v[2], K = v[3], tA = v[4], tB = v[5], sA = v[6], sB = v[7];
+  if (batch < 0 || M < 0 || N < 0 || K < 0) return throw_error(env, "native matmul: negative size");
+  if ((size_t)(sA * (batch - 1) + M * K) > la || (size_t)(sB * (batch - 1) + K * N) > lb ||
+      (size_t)(batch * M * N) > lc)
+    return throw_error(env, "native matmul: sizes exceed the arrays");
+  const int RowMajor = 101, NoTrans = 111, Trans = 112;
+  for (int64_t i = 0; i < batch; i++) {
+    if (K == 0) {
+      std::memset(c + i * M * N, 0, sizeof(float) * M * N);
+      continue;
+    }
+    g_sgemm(RowMajor, tA ? Trans : NoTrans, tB ? Trans : NoTrans, (int)M, (int)N, (int)K, 1.0f, a + i * sA,
+            tA ? (int)M : (int)K, b + i * sB, tB ? (int)K : (int)N, 0.0f, c + i * M * N, (int)N);
+  }
+  return nullptr;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"load", nullptr, Load, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, 3, props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

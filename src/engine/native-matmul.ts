@@ -1,0 +1,267 @@
+// Optional native matMul: tfjs's `BatchMatMul` / `_FusedMatMul` kernels re-registered for the wasm (and cpu)
+// backend to call the system BLAS (OpenBLAS sgemm) in place on the backend's own memory. XNNPACK in wasm32
+// reaches 20–55 GFLOP/s on 2 cores and its transpose-flag / batched path ~2; OpenBLAS 250–330 (engine.md,
+// docs/performance.md). Strictly opt-in and fail-soft: the addon is compiled on first use with g++ straight
+// (no node-gyp, no BLAS headers: the library is dlopen'ed), cached by source hash and Node ABI; if anything
+// is missing `enableNativeMatMul` reports why and the stock kernels stay registered.
+import * as childProcess from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+
+interface NativeAddon {
+  load(paths: string[]): string;
+  setThreads(n: number): number;
+  sgemm(
+    a: Float32Array, b: Float32Array, c: Float32Array,
+    batch: number, M: number, N: number, K: number,
+    transA: number, transB: number, strideA: number, strideB: number,
+  ): void;
+}
+
+export interface NativeMatMulInfo {
+  enabled: boolean;
+  /** The BLAS library that provides sgemm (when enabled). */
+  library?: string;
+  /** BLAS threads (OpenBLAS), -1 when the library cannot say. */
+  threads?: number;
+  /** Backends whose kernels were replaced. */
+  backends: string[];
+  /** Why it is not enabled (when it is not). */
+  reason?: string;
+  /** The compiled addon. */
+  addon?: string;
+}
+
+export interface NativeMatMulOptions {
+  /** Backends to patch (default: wasm and cpu). */
+  backends?: string[];
+  /** BLAS threads (default HOPSCOPE_THREADS or the CPU count). */
+  threads?: number;
+  /** Smaller products (M*N*K) stay on the stock kernel, whose call overhead is lower (default 32768). */
+  minWork?: number;
+  /** Where compiled addons are cached (default HOPSCOPE_NATIVE_DIR or node_modules/.cache/hopscope-native). */
+  cacheDir?: string;
+}
+
+const SOURCE = path.join(__dirname, 'native-matmul.cc');
+const BLAS_CANDIDATES = [
+  'libopenblas.so.0',
+  '/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0',
+  '/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0',
+  'libopenblas.so',
+  'libblas.so.3',
+];
+const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
+
+let addon: NativeAddon | null = null;
+let state: NativeMatMulInfo = { enabled: false, backends: [], reason: 'not requested' };
+const originals = new Map<string, tf.KernelConfig>();
+let minWork = 32768;
+
+function nodeIncludeDir(): string | null {
+  const candidates = [
+    path.join(path.dirname(process.execPath), '..', 'include', 'node'),
+    path.join(os.homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'),
+    '/usr/include/node',
+  ];
+  return candidates.find((d) => fs.existsSync(path.join(d, 'node_api.h'))) ?? null;
+}
+
+function defaultCacheDir(): string {
+  if (process.env.HOPSCOPE_NATIVE_DIR) return process.env.HOPSCOPE_NATIVE_DIR;
+  const nm = path.resolve(__dirname, '..', '..', 'node_modules');
+  return fs.existsSync(nm) ? path.join(nm, '.cache', 'hopscope-native') : path.join(os.tmpdir(), 'hopscope-native');
+}
+
+/** Compiles the addon once per source/ABI (a second or two) and returns its path. */
+export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
+  const src = fs.readFileSync(SOURCE);
+  const key = crypto.createHash('sha256').update(src).update(process.versions.modules).update(process.arch).digest('hex').slice(0, 16);
+  const out = path.join(cacheDir, `native-matmul-${key}.node`);
+  if (fs.existsSync(out)) return out;
+  const inc = nodeIncludeDir();
+  if (!inc) throw new Error('Node headers (node_api.h) not found: install nodejs headers or run `npx node-gyp install`');
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const cxx = process.env.CXX ?? 'g++';
+  const args = ['-O2', '-shared', '-fPIC', '-std=c++17', `-I${inc}`, '-DNODE_GYP_MODULE_NAME=hopscope_native_matmul', SOURCE, '-o', tmp, '-ldl'];
+  const r = childProcess.spawnSync(cxx, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    fs.rmSync(tmp, { force: true });
+    throw new Error(`${cxx} failed: ${(r.error?.message ?? r.stderr ?? '').split('\n').slice(0, 3).join(' ')}`);
+  }
+  fs.renameSync(tmp, out); // atomic: concurrent builders never load a half-written file
+  return out;
+}
+
+interface Operand {
+  data: Float32Array;
+  batch: number;
+}
+
+interface Backendish {
+  dataIdMap?: { get(id: unknown): { memoryOffset?: number } | undefined };
+  data?: { get(id: unknown): { values?: unknown } | undefined };
+  typedArrayFromHeap?(t: tf.TensorInfo): Float32Array;
+  makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+}
+
+function size(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function operand(backendName: string, backend: Backendish, t: tf.TensorInfo): Float32Array | null {
+  if (backendName === 'wasm') {
+    if (!backend.typedArrayFromHeap || backend.dataIdMap?.get(t.dataId)?.memoryOffset == null) return null;
+    return backend.typedArrayFromHeap(t);
+  }
+  const v = backend.data?.get(t.dataId)?.values;
+  return v instanceof Float32Array && v.length === size(t.shape) ? v : null;
+}
+
+/**
+ * The shared body of both kernels: returns the product, or null to hand the call to the stock kernel
+ * (non-float32, general broadcasting, small products, bias shapes or activations we do not handle).
+ */
+function nativeMatMul(
+  backendName: string,
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+  fused: boolean,
+): tf.TensorInfo | null {
+  const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string };
+  if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  if (fused && ((attrs.activation && attrs.activation !== 'linear' && attrs.activation !== 'relu') || preluActivationWeights)) return null;
+  const tA = !!attrs.transposeA;
+  const tB = !!attrs.transposeB;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (ra < 2 || rb < 2) return null;
+  const M = tA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const K = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const K2 = tB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const N = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (K !== K2) return null; // the stock kernel raises the proper error
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const batchA = size(outerA);
+  const batchB = size(outerB);
+  let outer: number[];
+  if (batchA === batchB && outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i])) outer = outerA;
+  else if (batchB === 1) outer = outerA.length >= outerB.length ? outerA : [...outerB.slice(0, outerB.length - outerA.length), ...outerA];
+  else if (batchA === 1) outer = outerB.length >= outerA.length ? outerB : [...outerA.slice(0, outerA.length - outerB.length), ...outerB];
+  else return null;
+  const batch = Math.max(batchA, batchB);
+  // Rank-2 no-transpose products go to XNNPACK below the threshold; every other product is the stock
+  // kernel's slow path (about 2 GFLOP/s), so native wins at any size there.
+  const slowStock = tA || tB || batch > 1;
+  if (!slowStock && M * N * K < minWork) return null;
+  if (M * N === 0 || batch === 0) return null;
+  const backend = args.backend as Backendish;
+  let biasData: Float32Array | null = null;
+  if (fused && bias) {
+    if (bias.dtype !== 'float32') return null;
+    const bs = size(bias.shape);
+    if (bs !== N && bs !== 1) return null;
+    biasData = operand(backendName, backend, bias);
+    if (!biasData) return null;
+  }
+  const outShape = [...outer, M, N];
+  const da = operand(backendName, backend, a);
+  const db = operand(backendName, backend, b);
+  if (!da || !db) return null;
+  let out: tf.TensorInfo;
+  let dc: Float32Array;
+  if (backendName === 'wasm') {
+    out = backend.makeOutput!(outShape, 'float32');
+    // makeOutput may grow the heap (detaching earlier views): take every view again afterwards.
+    dc = backend.typedArrayFromHeap!(out);
+    const a2 = backend.typedArrayFromHeap!(a);
+    const b2 = backend.typedArrayFromHeap!(b);
+    addon!.sgemm(a2, b2, dc, batch, M, N, K, tA ? 1 : 0, tB ? 1 : 0, batchA === 1 ? 0 : M * K, batchB === 1 ? 0 : K * N);
+    if (biasData) biasData = backend.typedArrayFromHeap!(bias!);
+  } else {
+    dc = new Float32Array(batch * M * N);
+    addon!.sgemm(da, db, dc, batch, M, N, K, tA ? 1 : 0, tB ? 1 : 0, batchA === 1 ? 0 : M * K, batchB === 1 ? 0 : K * N);
+    out = backend.makeTensorInfo!(outShape, 'float32', dc);
+  }
+  if (biasData) {
+    if (biasData.length === 1) {
+      const v = biasData[0];
+      for (let i = 0; i < dc.length; i++) dc[i] += v;
+    } else for (let i = 0; i < dc.length; i += N) for (let j = 0; j < N; j++) dc[i + j] += biasData[j];
+  }
+  if (fused && attrs.activation === 'relu') for (let i = 0; i < dc.length; i++) if (dc[i] < 0) dc[i] = 0;
+  return out;
+}
+
+/**
+ * Compiles (first time), loads BLAS and re-registers the matMul kernels of `backends`. Never throws for a
+ * missing compiler, header or library: returns `{enabled: false, reason}` and leaves tfjs as it was.
+ * Call before or after initEngine; switching backends later keeps the kernels patched.
+ */
+export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMulInfo {
+  if (opts.minWork != null) minWork = opts.minWork;
+  const backends = opts.backends ?? ['wasm', 'cpu'];
+  if (state.enabled && backends.every((b) => state.backends.includes(b))) return state;
+  let file: string;
+  let library: string;
+  let threads: number;
+  try {
+    file = buildNativeMatMul(opts.cacheDir);
+    if (!addon) {
+      const mod = { exports: {} as NativeAddon };
+      process.dlopen(mod, file);
+      addon = mod.exports;
+      library = addon.load(BLAS_CANDIDATES);
+    } else library = state.library ?? '';
+    const want = opts.threads ?? (Number(process.env.HOPSCOPE_THREADS) || Math.min(os.cpus().length, 16));
+    threads = addon.setThreads(want);
+  } catch (e) {
+    state = { enabled: false, backends: [], reason: (e as Error).message.split('\n')[0] };
+    return state;
+  }
+  for (const pkg of ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm'])
+    try {
+      require(pkg); // registers that backend's stock kernels, which we wrap
+    } catch {
+      /* not installed: nothing to patch there */
+    }
+  const patched = new Set(state.backends);
+  for (const backendName of backends) {
+    for (const kernelName of KERNELS) {
+      const key = `${backendName}/${kernelName}`;
+      const orig = originals.get(key) ?? tf.getKernel(kernelName, backendName);
+      if (!orig) continue; // that backend's package is not loaded
+      originals.set(key, orig);
+      const fused = kernelName === tf._FusedMatMul;
+      tf.unregisterKernel(kernelName, backendName);
+      tf.registerKernel({
+        ...orig,
+        kernelFunc: (args) => nativeMatMul(backendName, args as never, fused) ?? (orig.kernelFunc(args) as tf.TensorInfo),
+      });
+      patched.add(backendName);
+    }
+  }
+  state = { enabled: patched.size > 0, library, threads, backends: [...patched], addon: file, reason: patched.size ? undefined : 'no backend to patch' };
+  return state;
+}
+
+/** Puts the stock kernels back. */
+export function disableNativeMatMul(): void {
+  for (const [key, orig] of originals) {
+    const [backendName, kernelName] = key.split('/');
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel(orig);
+  }
+  originals.clear();
+  state = { enabled: false, backends: [], reason: 'disabled' };
+}
+
+export function nativeMatMulInfo(): NativeMatMulInfo {
+  return state;
+}

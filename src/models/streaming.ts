@@ -1,0 +1,399 @@
+// Memory budget and layer-by-layer weight streaming. Big checkpoints keep their weights compact on the host
+// (F16/BF16 bit patterns, or F32) and upload one unit (a decoder layer, a vision block, a chunk of the head)
+// at a time, so a 7B model runs inside wasm's 4 GB heap. The decoder asks a WeightProvider for each layer's
+// tensors and gives them back after the layer: hooks, patching and caching see the same forward either way.
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import { CheckpointError, ConfigError, InputError } from '../errors';
+import { toF32, transpose2d, type CompactData, type FloatDtype } from '../io/dtype';
+import type { CompactTensor } from '../io/safetensors';
+import type { WeightSource } from './weights';
+
+// ---------------------------------------------------------------------------------------------
+// Weight providers
+
+/** Weights of numbered units (layers, blocks, head chunks), handed out for the span of one use. */
+export interface WeightProvider<T> {
+  /** True when units live on the host and are uploaded on `acquire`. */
+  readonly streaming: boolean;
+  readonly size: number;
+  /** The unit's tensors (uploaded when streaming). Pair every call with `release(i)`. */
+  acquire(i: number): T;
+  /** Ends a use: a streamed unit's device copy is freed (tensors the gradient tape saved stay alive on their own). */
+  release(i: number): void;
+  dispose(): void;
+}
+
+/** Units kept on the device for the model's lifetime. */
+export function residentProvider<T>(units: T[], free: (u: T) => void): WeightProvider<T> {
+  return {
+    streaming: false,
+    size: units.length,
+    acquire(i) {
+      const u = units[i];
+      if (u === undefined) throw new RangeError(`weight unit ${i} of ${units.length} does not exist`);
+      return u;
+    },
+    release() {},
+    dispose() {
+      units.forEach(free);
+      units.length = 0;
+    },
+  };
+}
+
+/** Units kept compact on the host, uploaded on acquire and freed on release (nested acquires share one upload). */
+export function streamedProvider<H, T>(host: H[], upload: (h: H) => T, free: (t: T) => void): WeightProvider<T> {
+  const live = new Map<number, { t: T; uses: number }>();
+  return {
+    streaming: true,
+    size: host.length,
+    acquire(i) {
+      const cur = live.get(i);
+      if (cur) {
+        cur.uses++;
+        return cur.t;
+      }
+      const h = host[i];
+      if (h === undefined) throw new RangeError(`weight unit ${i} of ${host.length} does not exist`);
+      // Kept: the upload must outlive whatever tidy scope the caller is in; release() frees it.
+      const t = upload(h);
+      for (const x of tensorsOf(t)) tf.keep(x);
+      live.set(i, { t, uses: 1 });
+      return t;
+    },
+    release(i) {
+      const cur = live.get(i);
+      if (!cur) return;
+      if (--cur.uses > 0) return;
+      live.delete(i);
+      free(cur.t);
+    },
+    dispose() {
+      for (const { t } of live.values()) free(t);
+      live.clear();
+      host.length = 0;
+    },
+  };
+}
+
+function tensorsOf(x: unknown): tf.Tensor[] {
+  if (x instanceof tf.Tensor) return [x];
+  if (x && typeof x === 'object') return Object.values(x).flatMap(tensorsOf);
+  return [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-side tensors in stored precision
+
+export type HostTensor = CompactTensor;
+
+export function hostNumel(t: HostTensor): number {
+  return t.shape.reduce((a, d) => a * d, 1);
+}
+
+/** Uploads a host tensor as float32 (F16/BF16 converted exactly). */
+export function uploadHost(t: HostTensor): tf.Tensor {
+  const n = hostNumel(t);
+  let data = toF32(t.dtype, t.data);
+  // Backends may keep a reference to the array (cpu, tensorflow): hand over an exact-size array of our own.
+  if (data === t.data || data.length !== n) data = data.slice(0, n);
+  return tf.tensor(data, [...t.shape], 'float32');
+}
+
+function asSameDtype(parts: HostTensor[]): { dtype: FloatDtype; datas: CompactData[] } {
+  const dtype = parts[0].dtype;
+  if (parts.every((p) => p.dtype === dtype)) return { dtype, datas: parts.map((p) => p.data) };
+  // Mixed precision across fused parts: widen everything to F32 (exact).
+  return { dtype: 'F32', datas: parts.map((p) => toF32(p.dtype, p.data)) };
+}
+
+function alloc(dtype: FloatDtype, n: number): CompactData {
+  return dtype === 'F32' ? new Float32Array(n) : new Uint16Array(n);
+}
+
+/** Concatenates [rows, c_i] matrices along columns (fused q/k/v, gate/up), in stored precision. */
+export function hostConcatCols(parts: HostTensor[]): HostTensor {
+  const rows = parts[0].shape[0];
+  if (parts.some((p) => p.shape.length !== 2 || p.shape[0] !== rows)) throw new RangeError('hostConcatCols: parts must be [rows, cols] with equal rows');
+  const { dtype, datas } = asSameDtype(parts);
+  const cols = parts.map((p) => p.shape[1]);
+  const total = cols.reduce((a, b) => a + b, 0);
+  const out = alloc(dtype, rows * total);
+  for (let r = 0; r < rows; r++) {
+    let o = r * total;
+    datas.forEach((d, k) => {
+      out.set(d.subarray(r * cols[k], (r + 1) * cols[k]) as never, o);
+      o += cols[k];
+    });
+  }
+  return { dtype, shape: [rows, total], data: out };
+}
+
+/** Concatenates 1-D tensors (fused biases). */
+export function hostConcat1d(parts: HostTensor[]): HostTensor {
+  const { dtype, datas } = asSameDtype(parts);
+  const n = datas.reduce((a, d) => a + d.length, 0);
+  const out = alloc(dtype, n);
+  let o = 0;
+  for (const d of datas) {
+    out.set(d as never, o);
+    o += d.length;
+  }
+  return { dtype, shape: [n], data: out };
+}
+
+/** Rows [r0, r1) of a [rows, cols] matrix, transposed to [cols, r1 - r0] (a column chunk of the head). */
+export function hostRowsTransposed(t: HostTensor, r0: number, r1: number): HostTensor {
+  const cols = t.shape[1];
+  const band = t.data.subarray(r0 * cols, r1 * cols);
+  const out = transpose2d(band.slice() as Float32Array | Uint16Array, r1 - r0, cols);
+  return { dtype: t.dtype, shape: [cols, r1 - r0], data: out };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources that can hand out compact data and carry the memory plan
+
+/** A WeightSource that can also read compact data and says how the model must hold its weights. */
+export interface StreamableSource extends WeightSource {
+  readonly memory?: MemoryPlan;
+  compact?(name: string, transpose?: boolean): HostTensor;
+}
+
+export function memoryPlanOf(src: WeightSource): MemoryPlan | undefined {
+  return (src as StreamableSource).memory;
+}
+
+/** A tensor in stored precision (F32 for sources without compact reads); `transpose` swaps a 2-D [out, in]. */
+export function readHost(src: WeightSource, name: string, transpose = false): HostTensor {
+  const s = src as StreamableSource;
+  if (s.compact) return s.compact(name, transpose);
+  const shape = src.shape(name);
+  if (!shape) throw new CheckpointError(`${src.origin}: missing tensor ${name}`);
+  return { dtype: 'F32', shape: transpose ? [shape[1], shape[0]] : [...shape], data: src.f32(name, transpose) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Budget
+
+const UNITS: Record<string, number> = {
+  b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 1e3, m: 1e6, g: 1e9,
+};
+
+/** "100kB", "3.5GiB", "4e9" → bytes. */
+export function parseBytes(v: string | number, where = 'memory budget'): number {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`${where}: ${v} must be a positive number of bytes`);
+    return v;
+  }
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z]*)\s*$/i.exec(v);
+  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+  if (!m || unit === undefined || !(Number(m[1]) > 0))
+    throw new ConfigError(`${where}: "${v}" is not a size; write bytes or a number with a unit (e.g. 100kB, 512MiB, 3.5GB)`);
+  return Number(m[1]) * unit;
+}
+
+/** wasm32 addresses 4 GiB; leave room for the allocator, kernels' scratch and fragmentation. */
+export const WASM_DEFAULT_BUDGET = 3.5 * 2 ** 30;
+
+/**
+ * Device memory the model may use: the option, else HOPSCOPE_MEMORY_BUDGET, else a backend default
+ * (wasm 3.5 GiB; cpu and tensorflow use host RAM: half of it; a GPU's memory cannot be queried from tfjs:
+ * set HOPSCOPE_MEMORY_BUDGET to about 80% of it).
+ */
+export function resolveBudget(option: number | string | undefined, backend: string): number {
+  if (option !== undefined) return parseBytes(option, 'memoryBudget option');
+  const env = process.env.HOPSCOPE_MEMORY_BUDGET;
+  if (env) return parseBytes(env, 'HOPSCOPE_MEMORY_BUDGET');
+  return backend === 'wasm' ? WASM_DEFAULT_BUDGET : os.totalmem() / 2;
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** Decoder sizes that drive activation memory. */
+export interface TextDims {
+  vocab: number;
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  layers: number;
+}
+
+/**
+ * Estimated peak device bytes of a decoder forward over B rows of T new tokens attending to S keys.
+ * With `perLayerFreed` (streaming) only one layer's intermediates live at a time; otherwise the forward's
+ * single tidy keeps every layer's until the end. Includes logits and the KV cache; deliberately generous.
+ */
+export function activationBytes(d: TextDims, B: number, T: number, S = T, perLayerFreed = false): number {
+  const layerTok = 3 * d.intermediate + 16 * d.hidden + (d.heads + 2 * d.kvHeads) * d.headDim;
+  const layerAttn = 3 * d.heads * T * S;
+  const layers = perLayerFreed ? 1 : d.layers;
+  const resid = 4 * d.hidden * T * d.layers; // one residual per layer survives either way
+  const kv = 2 * d.layers * d.kvHeads * d.headDim * S;
+  return 4 * B * (T * d.vocab + layers * (T * layerTok + layerAttn) + kv) + 4 * B * resid;
+}
+
+export interface TensorInfo {
+  name: string;
+  shape: readonly number[];
+  /** Bytes as stored (compact). */
+  bytes: number;
+}
+
+/** Which tensors stream, and as which unit: decoder layers, extra stacks a family registers, embedding, head. */
+export interface StreamRules {
+  /** Patterns whose first capture group numbers a unit (e.g. /^model\.layers\.(\d+)\./). */
+  units: RegExp[];
+  /** Embedding table name(s): held on the host, rows gathered per call. */
+  embed: RegExp;
+  /** Head: uploaded in vocab chunks no larger than the largest unit. */
+  head: RegExp;
+}
+
+export const DEFAULT_STREAM_RULES: StreamRules = {
+  units: [/^((?:language_model\.)?model\.layers\.\d+)\./],
+  embed: /(?:^|\.)embed_tokens\.weight$/,
+  head: /(?:^|\.)lm_head\.weight$/,
+};
+
+export interface MemoryPlan {
+  budgetBytes: number;
+  /** Whether weights stream layer by layer. */
+  stream: boolean;
+  /** Device bytes of weights that stay resident (everything when not streaming). */
+  residentBytes: number;
+  /** Largest unit uploaded at once (float32). */
+  unitBytes: number;
+  /** Host bytes held for streamed units (stored precision). */
+  hostBytes: number;
+  /** Tokens the activation estimate was made for. */
+  plannedTokens: number;
+  dims: TextDims;
+  summary: string;
+}
+
+export interface PlanOptions {
+  budgetBytes: number;
+  dims: TextDims;
+  rules?: StreamRules;
+  /** 'auto' streams only when the resident model would not fit. */
+  mode?: 'auto' | 'resident' | 'stream';
+  plannedTokens?: number;
+  /** Whether device memory is host RAM (wasm, cpu, tensorflow on CPU). */
+  deviceIsHost?: boolean;
+  hostFreeBytes?: number;
+  hostTotalBytes?: number;
+  where?: string;
+}
+
+/**
+ * Decides resident vs streaming from the checkpoint's tensor sizes and checks, before anything is read,
+ * that the chosen way fits both the device budget and host RAM. Throws CheckpointError saying what to change.
+ */
+export function planMemory(tensors: TensorInfo[], o: PlanOptions): MemoryPlan {
+  const rules = o.rules ?? DEFAULT_STREAM_RULES;
+  const where = o.where ?? 'checkpoint';
+  const T = o.plannedTokens ?? 2048;
+  const budget = o.budgetBytes;
+  let total = 0;
+  let fixed = 0;
+  let head = 0;
+  let embedStored = 0;
+  let headStored = 0;
+  const units = new Map<string, { f32: number; stored: number }>();
+  for (const t of tensors) {
+    const f32 = 4 * t.shape.reduce((a, d) => a * d, 1);
+    total += f32;
+    const key = rules.units.map((r) => r.exec(t.name)?.[1]).find((k) => k !== undefined);
+    if (key !== undefined) {
+      const u = units.get(key) ?? { f32: 0, stored: 0 };
+      u.f32 += f32;
+      u.stored += t.bytes;
+      units.set(key, u);
+    } else if (rules.embed.test(t.name)) embedStored += t.bytes;
+    else if (rules.head.test(t.name)) {
+      head += f32;
+      headStored += t.bytes;
+    } else fixed += f32;
+  }
+  let unit = Math.max(0, ...[...units.values()].map((u) => u.f32));
+  // Head chunks are at most one unit (and at least one column of the vocabulary).
+  if (head > 0) unit = Math.max(unit, Math.min(head, Math.max(unit, 4 * o.dims.hidden)));
+  const unitsStored = [...units.values()].reduce((a, u) => a + u.stored, 0);
+  // A tied head is transposed into chunks on the host: a second copy of the table.
+  const tiedCopy = headStored === 0 && head === 0 ? embedStored : 0;
+  const hostStreamed = unitsStored + embedStored + headStored + tiedCopy;
+  const actResident = activationBytes(o.dims, 1, T, T, false);
+  const actStream = activationBytes(o.dims, 1, T, T, true);
+  const residentNeed = total + actResident;
+  const streamNeed = fixed + unit + actStream;
+  const mode = o.mode ?? 'auto';
+  const stream = mode === 'stream' || (mode === 'auto' && residentNeed > budget);
+  const dims = o.dims;
+  const fmt = fmtBytes;
+  if (stream && streamNeed > budget) {
+    throw new CheckpointError(
+      `${where}: does not fit the memory budget of ${fmt(budget)} even streamed layer by layer: ` +
+        `resident weights (vision tower, projector, norms) ${fmt(fixed)} + largest layer ${fmt(unit)} + ` +
+        `activations for ${T} tokens ~${fmt(actStream)} = ${fmt(streamNeed)}. ` +
+        `Raise HOPSCOPE_MEMORY_BUDGET (or the memoryBudget option) if the device has more memory, ` +
+        `plan for fewer tokens (plannedTokens), or use a GPU backend.`,
+    );
+  }
+  if (!stream && mode === 'resident' && residentNeed > budget) {
+    throw new CheckpointError(
+      `${where}: resident weights ${fmt(total)} + activations for ${T} tokens ~${fmt(actResident)} exceed the memory budget ` +
+        `${fmt(budget)}; allow streaming (streaming: 'auto') or raise HOPSCOPE_MEMORY_BUDGET.`,
+    );
+  }
+  // Host RAM: streamed weights live there; so does the device when it is wasm/cpu.
+  const hostNeed = (stream ? hostStreamed : 0) + (o.deviceIsHost ? (stream ? streamNeed : residentNeed) : 0);
+  const totalMem = o.hostTotalBytes ?? os.totalmem();
+  const freeMem = o.hostFreeBytes ?? os.freemem();
+  if (hostNeed > totalMem) {
+    throw new CheckpointError(
+      `${where}: needs ~${fmt(hostNeed)} of host RAM (${stream ? `${fmt(hostStreamed)} of weights kept compact for streaming` : 'resident weights'}` +
+        `${o.deviceIsHost ? ' plus the backend\'s own memory' : ''}) but this machine has ${fmt(totalMem)}. ` +
+        `Use a BF16/F16 checkpoint (half the bytes of F32) or a machine with more memory.`,
+    );
+  }
+  if (hostNeed > freeMem) {
+    throw new CheckpointError(
+      `${where}: needs ~${fmt(hostNeed)} of host RAM but only ${fmt(freeMem)} is free (of ${fmt(totalMem)}). ` +
+        `Close other programs or models (model.dispose()), or use a BF16/F16 checkpoint.`,
+    );
+  }
+  const summary = stream
+    ? `streaming: ${units.size} units of up to ${fmt(unit)} uploaded per use; ${fmt(fixed)} resident; ${fmt(hostStreamed)} on the host; budget ${fmt(budget)}`
+    : `resident: ${fmt(total)} of weights; budget ${fmt(budget)}`;
+  return {
+    budgetBytes: budget,
+    stream,
+    residentBytes: stream ? fixed : total,
+    unitBytes: stream ? unit : 0,
+    hostBytes: stream ? hostStreamed : 0,
+    plannedTokens: T,
+    dims,
+    summary,
+  };
+}
+
+/** Throws a clear InputError before a forward whose activations would not fit next to the weights. */
+export function checkActivations(plan: MemoryPlan | undefined, B: number, T: number, S: number): void {
+  if (!plan) return;
+  const act = activationBytes(plan.dims, B, T, S, plan.stream);
+  const need = plan.residentBytes + plan.unitBytes + act;
+  if (need > plan.budgetBytes)
+    throw new InputError(
+      `a forward over ${B} row(s) of ${T} tokens (${S} keys) needs ~${fmtBytes(act)} of activations; with ` +
+        `${fmtBytes(plan.residentBytes + plan.unitBytes)} of weights on the device that exceeds the memory budget ` +
+        `${fmtBytes(plan.budgetBytes)}. Use fewer rows or tokens, or raise HOPSCOPE_MEMORY_BUDGET if the device has the memory.`,
+    );
+}

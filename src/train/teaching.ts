@@ -1,0 +1,301 @@
+// The teaching VLM, made the way LLaVA models are made: (a) pretrain a small Llama on text facts,
+// (b) pretrain a small CLIP ViT on entity views (classification head, discarded), (c) align an MLP projector
+// on captions with LM and ViT frozen, (d) visual instruction tuning (identification + visual QA on a subset
+// of (entity, relation) pairs; the rest held out). Deterministic (seeded init, fixed data order) and
+// resumable: every stage checkpoints into runDir/<stage>/ and a finished stage is never re-run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { hashSeed, mulberry32 } from '../data/random';
+import {
+  captionExamples,
+  epochBatches,
+  instructExamples,
+  lmExamples,
+  loadTeachingData,
+  pixelsOf,
+  trainingViewIds,
+  viewRgb,
+  type Batch,
+  type Example,
+  type InstructMix,
+  type TeachingData,
+} from './data';
+import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
+import { readHost, writeHost } from './host-io';
+import { trainLoop, type Progress } from './loop';
+import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
+import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
+
+export type StageName = 'lm' | 'vision' | 'align' | 'instruct';
+export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct'];
+
+export interface StageRecipe {
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+}
+
+export interface TeachingRecipe {
+  lm: Omit<LmSize, 'vocab'>;
+  vit: Omit<VitSize, 'image'>;
+  featureLayer: number;
+  /** Augmented views per entity rendered for training, on top of the data's train views. */
+  extraViews: number;
+  stages: Record<StageName, StageRecipe>;
+  instructMix: InstructMix;
+  /** LM layers trained in stage (d): 'all', 'none' (projector only), or the first k blocks. */
+  instructLm: 'all' | 'none' | number;
+}
+
+export const DEFAULT_RECIPE: TeachingRecipe = {
+  lm: { d: 96, layers: 6, heads: 4, inter: 256, ropeTheta: 10000, eps: 1e-5 },
+  vit: { patch: 8, d: 64, layers: 3, heads: 4, inter: 128, eps: 1e-5 },
+  featureLayer: -1,
+  extraViews: 8,
+  stages: {
+    lm: { steps: 2500, batch: 32, lr: 3e-3, warmup: 100 },
+    vision: { steps: 600, batch: 64, lr: 2e-3, warmup: 50 },
+    align: { steps: 300, batch: 32, lr: 2e-3, warmup: 30 },
+    instruct: { steps: 1200, batch: 32, lr: 1e-3, warmup: 50 },
+  },
+  instructMix: { identification: 2, visualQa: true, visualCot: true, textReplay: true },
+  instructLm: 'all',
+};
+
+export interface TrainOptions {
+  seed: number;
+  dataDir: string;
+  /** HF folder to write (the VLM; its text backbone goes to outDir/backbone). */
+  outDir?: string;
+  runDir: string;
+  stages?: StageName[];
+  recipe?: Partial<TeachingRecipe>;
+  onProgress?: (p: Progress) => void;
+  /** Test hook: interrupt the given stage at this step (after checkpointing). */
+  stopAt?: { stage: StageName; step: number };
+}
+
+export interface TrainResult {
+  spec: ExportSpec;
+  params: Map<string, HostTensor>;
+  /** Params of the text LM after stage (a): the backbone. */
+  backbone?: Map<string, HostTensor>;
+  seconds: Record<string, number>;
+  finalLoss: Record<string, number>;
+  stoppedEarly: boolean;
+  numParams: { lm: number; vision: number; projector: number };
+}
+
+export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
+  return {
+    ...DEFAULT_RECIPE,
+    ...r,
+    stages: { ...DEFAULT_RECIPE.stages, ...(r.stages ?? {}) },
+    instructMix: { ...DEFAULT_RECIPE.instructMix, ...(r.instructMix ?? {}) },
+  };
+}
+
+export function exportSpec(data: TeachingData, recipe: TeachingRecipe): ExportSpec {
+  const tok = data.tokenizer;
+  return {
+    lm: { ...recipe.lm, vocab: tok.vocabSize },
+    vit: { ...recipe.vit, image: data.imageSize },
+    featureLayer: recipe.featureLayer,
+    imageTokenId: data.imageTokenId,
+    bosId: tok.bosTokenId!,
+    eosId: tok.eosTokenId!,
+    padId: tok.padTokenId!,
+  };
+}
+
+/** A pool of rendered training views on the device: pixels [E*V, 3, S, S]; row of (entity, slot) = entity*V + slot. */
+function viewPool(data: TeachingData, extra: number): { pixels: tf.Tensor; perEntity: number } {
+  const views = trainingViewIds(data, extra);
+  const rgbs = data.entities.flatMap((e) => views.map((v) => viewRgb(data, e, v)));
+  const S = data.imageSize;
+  return { pixels: tf.tensor4d(pixelsOf(data, rgbs), [rgbs.length, 3, S, S]), perEntity: views.length };
+}
+
+/** A view slot per row, a pure function of (seed, stage, step, row). */
+function viewRows(seed: number, stage: string, step: number, entities: number[], perEntity: number): number[] {
+  const rng = mulberry32(hashSeed(seed, stage, 'views', step));
+  return entities.map((e) => e * perEntity + Math.floor(rng() * perEntity));
+}
+
+function memoBatcher(examples: Example[], batch: number, seed: number, stage: string, padId: number): (step: number) => Batch {
+  const perEpoch = epochBatches(examples, batch, seed, stage, 0, padId).length;
+  let cacheEpoch = -1;
+  let batches: Batch[] = [];
+  return (step) => {
+    const epoch = Math.floor(step / perEpoch);
+    if (epoch !== cacheEpoch) {
+      batches = epochBatches(examples, batch, seed, stage, epoch, padId);
+      cacheEpoch = epoch;
+    }
+    return batches[step % perEpoch];
+  };
+}
+
+export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResult> {
+  const recipe = resolveRecipe(opts.recipe);
+  const data = loadTeachingData(opts.dataDir);
+  const spec = exportSpec(data, recipe);
+  const stages = new Set(opts.stages ?? STAGES);
+  const seed = opts.seed;
+  const pad = spec.padId;
+  fs.mkdirSync(opts.runDir, { recursive: true });
+  fs.writeFileSync(path.join(opts.runDir, 'recipe.json'), JSON.stringify({ seed, dataDir: opts.dataDir, recipe, spec }, null, 1));
+  const seconds: Record<string, number> = {};
+  const finalLoss: Record<string, number> = {};
+  const nTokens = (spec.vit.image / spec.vit.patch) ** 2;
+  const stageFile = (s: StageName) => path.join(opts.runDir, s, 'params.safetensors');
+  const stopAt = (s: StageName) => (opts.stopAt?.stage === s ? opts.stopAt.step : undefined);
+
+  // Everything the model holds, on the host between stages.
+  let host = new Map<string, HostTensor>([...initLm(seed, spec.lm), ...initVit(seed, spec.vit, data.entities.length), ...initProjector(seed, spec.vit.d, spec.lm.d)]);
+  const numParams = {
+    lm: countParams(new Map([...host].filter(([k]) => k.startsWith('lm.')))),
+    vision: countParams(new Map([...host].filter(([k]) => k.startsWith('vis.')))),
+    projector: countParams(new Map([...host].filter(([k]) => k.startsWith('proj.')))),
+  };
+  let backbone: Map<string, HostTensor> | undefined;
+  let stopped = false;
+
+  const runStage = (name: StageName, trainable: Params, frozen: Params, batch: (step: number) => unknown, loss: Parameters<typeof trainLoop>[0]['loss']) => {
+    const r = recipe.stages[name];
+    const res = trainLoop({
+      stage: name,
+      steps: r.steps,
+      batch,
+      loss,
+      trainable,
+      frozen,
+      lr: r.lr,
+      warmup: r.warmup,
+      clip: 1,
+      dir: path.join(opts.runDir, name),
+      ckptEvery: 200,
+      stopAt: stopAt(name),
+      onProgress: opts.onProgress,
+    });
+    seconds[name] = res.seconds;
+    finalLoss[name] = res.losses.length ? mean(res.losses.slice(-20)) : NaN;
+    for (const [k, v] of toHost(res.params)) host.set(k, v);
+    disposeParams(res.params);
+    if (res.done) writeHost(stageFile(name), host);
+    else stopped = true;
+    return res.done;
+  };
+
+  const loadFinished = (name: StageName): boolean => {
+    if (!fs.existsSync(stageFile(name))) return false;
+    host = readHost(stageFile(name));
+    const st = JSON.parse(fs.readFileSync(path.join(opts.runDir, name, 'state.json'), 'utf8')) as { seconds: number; losses: number[] };
+    seconds[name] = st.seconds;
+    finalLoss[name] = mean(st.losses.slice(-20));
+    return true;
+  };
+
+  for (const name of STAGES) {
+    if (stopped) break;
+    if (!stages.has(name)) {
+      if (loadFinished(name) && name === 'lm') backbone = new Map(host);
+      continue;
+    }
+    if (loadFinished(name)) {
+      if (name === 'lm') backbone = new Map(host);
+      continue;
+    }
+    const dev = toDevice(host);
+    try {
+      if (name === 'lm') {
+        const ex = lmExamples(data);
+        runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
+          const batch = b as Batch;
+          return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null)), batch.targets);
+        });
+        backbone = new Map(host);
+      } else if (name === 'vision') {
+        const pool = viewPool(data, recipe.extraViews);
+        try {
+          const items = data.entities.flatMap((e) => Array.from({ length: pool.perEntity }, (_, v) => e.index * pool.perEntity + v));
+          const perEpoch = Math.ceil(items.length / recipe.stages.vision.batch);
+          const batch = (step: number) => {
+            const order = shuffledIdx(items.length, hashSeed(seed, name, Math.floor(step / perEpoch)));
+            const k = step % perEpoch;
+            return order.slice(k * recipe.stages.vision.batch, (k + 1) * recipe.stages.vision.batch).map((i) => items[i]);
+          };
+          runStage(name, new Map([...pick(dev, 'vis.'), ...pick(dev, 'vhead.')]), new Map(), batch, (get, b) => {
+            const rows = b as number[];
+            const px = tf.gather(pool.pixels, tf.tensor1d(rows, 'int32'));
+            const logits = vitClassify(get, spec.vit, px);
+            return tokenLoss(logits.reshape([rows.length, 1, -1]), rows.map((r) => [Math.floor(r / pool.perEntity)]));
+          });
+        } finally {
+          pool.pixels.dispose();
+        }
+      } else {
+        // Stages (c) and (d): the ViT is frozen, so its features are computed once for the whole pool.
+        const pool = viewPool(data, recipe.extraViews);
+        const feats = tf.tidy(() => {
+          const g = getter(dev);
+          const parts: tf.Tensor[] = [];
+          const n = pool.pixels.shape[0];
+          for (let i = 0; i < n; i += 256) parts.push(vitFeatures(g, spec.vit, pool.pixels.slice([i, 0, 0, 0], [Math.min(256, n - i), -1, -1, -1]), recipe.featureLayer));
+          return tf.concat(parts, 0);
+        });
+        pool.pixels.dispose();
+        try {
+          const ex = name === 'align' ? captionExamples(data, nTokens) : instructExamples(data, nTokens, recipe.instructMix);
+          const r = recipe.stages[name];
+          const batches = memoBatcher(ex, r.batch, seed, name, pad);
+          const batch = (step: number) => {
+            const b = batches(step);
+            return { ...b, rows: b.entities ? viewRows(seed, name, step, b.entities, pool.perEntity) : undefined };
+          };
+          let trainable: Params = pick(dev, 'proj.');
+          const frozen: Params = pick(dev, 'lm.');
+          if (name === 'instruct' && recipe.instructLm !== 'none') {
+            const k = recipe.instructLm === 'all' ? spec.lm.layers : recipe.instructLm;
+            const lmTrain = new Map([...frozen].filter(([n]) => n === 'lm.embed' || n === 'lm.norm' || n === 'lm.head' ? recipe.instructLm === 'all' : Number(/^lm\.l(\d+)\./.exec(n)?.[1]) < k));
+            for (const n of lmTrain.keys()) frozen.delete(n);
+            trainable = new Map([...trainable, ...lmTrain]);
+          }
+          runStage(name, trainable, frozen, batch, (get, b) => {
+            const bb = b as Batch & { rows?: number[] };
+            const img = bb.rows ? project(get, tf.gather(feats, tf.tensor1d(bb.rows, 'int32'))) : null;
+            return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img)), bb.targets);
+          });
+        } finally {
+          feats.dispose();
+        }
+      }
+    } finally {
+      disposeParams(dev);
+    }
+  }
+
+  if (!stopped && opts.outDir) {
+    const meta = { hopscope_recipe: JSON.stringify({ seed, recipe }) };
+    saveLlavaFolder(opts.outDir, host, spec, data.dir, meta);
+    if (backbone) saveBackboneFolder(path.join(opts.outDir, 'backbone'), backbone, spec, data.dir, meta);
+  }
+  fs.writeFileSync(path.join(opts.runDir, 'summary.json'), JSON.stringify({ seconds, finalLoss, numParams, stopped }, null, 1));
+  return { spec, params: host, backbone, seconds, finalLoss, stoppedEarly: stopped, numParams };
+}
+
+function shuffledIdx(n: number, seed: number): number[] {
+  const rng = mulberry32(seed);
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+}

@@ -1,0 +1,70 @@
+// Loading errors surface as one clear error each: config/weights mismatch, unsupported model_type,
+// bad config values, pickle-only folders. Nothing half-loaded stays in memory.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { CheckpointError, ConfigError } from '../../src/errors';
+import { loadModelFromDir, supportedModelTypes } from '../../src/models/load';
+import { fixture, readJson } from './helpers';
+
+let tmp: string;
+before(async () => {
+  await initEngine();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-load-'));
+});
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  shutdownEngine();
+});
+
+/** A copy of fixture A with an edited config.json. */
+function withConfig(name: string, edit: (c: Record<string, any>) => void): string {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  fs.copyFileSync(fixture('llava_tiny_A') + '/model.safetensors', dir + '/model.safetensors');
+  const cfg = readJson(fixture('llava_tiny_A') + '/config.json');
+  edit(cfg);
+  fs.writeFileSync(dir + '/config.json', JSON.stringify(cfg));
+  return dir;
+}
+
+test('config/weights mismatch lists the offending tensors in one CheckpointError', () => {
+  const dir = withConfig('wrong-size', (c) => (c.text_config.intermediate_size = 96));
+  const before = tf.memory().numTensors;
+  assert.throws(() => loadModelFromDir(dir), (e: Error) => {
+    assert.ok(e instanceof CheckpointError);
+    assert.match(e.message, /mlp\.gate_proj\.weight has shape \[128,64\] but the config implies \[96,64\]/);
+    return true;
+  });
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('more layers in the config than in the file: missing tensors are named', () => {
+  const dir = withConfig('more-layers', (c) => (c.text_config.num_hidden_layers = 5));
+  assert.throws(() => loadModelFromDir(dir), /missing tensor language_model\.model\.layers\.4\./);
+});
+
+test('unsupported model_type names the supported ones', () => {
+  const dir = withConfig('unknown-type', (c) => (c.model_type = 'blip_2'));
+  assert.throws(() => loadModelFromDir(dir), (e: Error) => e instanceof ConfigError && /blip_2/.test(e.message) && /llava/.test(e.message));
+  assert.ok(supportedModelTypes().includes('llava'));
+});
+
+test('invalid config values name the field', () => {
+  assert.throws(() => loadModelFromDir(withConfig('bad-heads', (c) => (c.text_config.num_key_value_heads = 3))), /divisible by num_key_value_heads \(3\)/);
+  assert.throws(() => loadModelFromDir(withConfig('bad-feature', (c) => (c.vision_feature_layer = -9))), /vision_feature_layer -9/);
+  assert.throws(() => loadModelFromDir(withConfig('bad-strategy', (c) => (c.vision_feature_select_strategy = 'cls'))), /strategy "cls"/);
+  assert.throws(() => loadModelFromDir(withConfig('bad-rope', (c) => (c.text_config.rope_scaling = { type: 'yarn', factor: 4 }))), /rope_scaling type "yarn"/);
+});
+
+test('a pickle-only folder is refused without being read', () => {
+  const dir = path.join(tmp, 'pickle');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(fixture('llava_tiny_A') + '/config.json', dir + '/config.json');
+  fs.writeFileSync(dir + '/pytorch_model.bin', 'not really a pickle');
+  assert.throws(() => loadModelFromDir(dir), (e: Error) => e instanceof CheckpointError && /pickle/i.test(e.message));
+});
