@@ -16,6 +16,8 @@ import { UsageError } from './magics/registry';
 import { SerialQueue } from './serial-queue';
 import { WidgetHub, attachWidgetHub, widgets } from './widgets';
 
+const TSLAB_VERSION = (require('tslab/package.json') as { version: string }).version;
+
 /** A cell whose code ignores the abort signal gets this long before the kernel stops waiting for it. */
 export const INTERRUPT_GRACE_MS = 1000;
 
@@ -91,12 +93,15 @@ export class KernelHandler extends JupyterHandlerImpl {
 
   override handleKernel(): ReturnType<JupyterHandlerImpl['handleKernel']> {
     const base = super.handleKernel();
+    // tslab reports a fixed "3.7.2"; the compiler it really uses says its version.
+    const ts = require('@tslab/typescript-for-tslab') as { version: string };
     return {
       ...base,
       implementation: 'hopscope',
       implementation_version: this.opts.version ?? '0.0.0',
-      banner: `hopscope ${this.opts.version ?? ''}: TypeScript (tslab) with magics (%lsmagic) and widgets; the library is \`hs\``,
-      help_links: [{ text: 'hopscope magics: %lsmagic', url: 'https://github.com/yunabe/tslab' }],
+      language_info: { ...base.language_info, version: ts.version },
+      banner: `hopscope ${this.opts.version ?? ''}: TypeScript (tslab ${TSLAB_VERSION}) with magics (%lsmagic) and widgets; the library is \`hs\``,
+      help_links: [{ text: 'tslab, the TypeScript kernel this extends', url: 'https://github.com/yunabe/tslab' }],
     };
   }
 
@@ -292,17 +297,25 @@ export class KernelHandler extends JupyterHandlerImpl {
     this.iopub.publish('display_data', { data: safeBundle(value), metadata: {}, transient: {} });
   }
 
-  /** Work started by a frontend event (a widget click): queued behind executions, output to that event's request. */
-  private background(fn: () => Promise<void>): void {
+  /**
+   * Work started by a frontend event (a widget click): queued behind executions, output to that event's
+   * request, interruptible like a cell.
+   */
+  private background(fn: (signal: AbortSignal) => Promise<void>): void {
     const parent = this.iopub.parent;
     void this.queue.add(async () => {
       const prev = this.iopub.parent;
       this.iopub.parent = parent;
+      const ex = new Execution(this.runner);
+      this.running = ex;
+      setCurrentSignal(ex.controller.signal);
       try {
-        await fn();
+        await Promise.race([fn(ex.controller.signal), ex.hardStop]);
       } catch (e) {
         log(`background task failed: ${(e as Error)?.stack ?? String(e)}`);
       } finally {
+        ex.done();
+        this.running = null;
         this.iopub.parent = prev;
       }
     });

@@ -35,6 +35,8 @@ export interface ExperimentContext {
   model: Model;
   data?: unknown;
   signal?: AbortSignal;
+  /** Run folder for checkpoints (resume). */
+  runDir?: string;
   onProgress?(ev: ProgressEvent): void;
   onPartial?(rows: Record<string, unknown>[]): void;
 }
@@ -65,7 +67,8 @@ export interface Library {
   loadModel(dirOrName: string): Promise<Model>;
   loadDataset(dir: string): Promise<unknown>;
   runExperiment(spec: ExperimentSpec, ctx: ExperimentContext): Promise<ExperimentResult>;
-  validateSpec(spec: unknown): void;
+  /** Throws SpecError naming the field; returns the spec with defaults filled in. */
+  validateSpec(spec: unknown): ExperimentSpec | void;
   viewFromResult?(result: ExperimentResult): View;
   BACKEND_ORDER?: readonly string[];
 }

@@ -14,6 +14,12 @@ export class SocketTransport implements Transport {
   private readonly tails = new Map<Channel, Promise<void>>();
   private sockets: () => Partial<Record<Channel, zmq.Router | zmq.Publisher>> = () => ({});
   private key: SigningKey | null = null;
+  private closed = false;
+
+  /** After shutdown nothing more is sent (late stream output would hit closed sockets). */
+  close(): void {
+    this.closed = true;
+  }
 
   attach(key: SigningKey, sockets: () => Partial<Record<Channel, zmq.Router | zmq.Publisher>>): void {
     this.key = key;
@@ -21,6 +27,7 @@ export class SocketTransport implements Transport {
   }
 
   send(channel: Channel, msg: WireMessage): void {
+    if (this.closed) return;
     const sock = this.sockets()[channel];
     if (!sock || !this.key) {
       log(`dropped ${msg.header.msg_type} on ${channel}: sockets not bound yet`);

@@ -45,13 +45,16 @@ export async function startKernel(configPath: string): Promise<void> {
   Object.defineProperty(globalThis, 'hs', { value: hs, configurable: true, writable: true });
   const runner = new TsRunner(process.cwd(), convs, { hs, widgets });
   let server: HopscopeServer | null = null;
+  let shuttingDown = false;
   const handler = new KernelHandler({
     transport,
     runner,
     magics: defaultMagics(),
     version: version(),
     onShutdown: () => {
+      shuttingDown = true;
       void transport.flush().finally(() => {
+        transport.close();
         server?.close();
         setTimeout(() => process.exit(0), 50);
       });
@@ -72,6 +75,8 @@ export async function startKernel(configPath: string): Promise<void> {
     if (handler.iopub.parent) handler.iopub.stream('stderr', `Uncaught ${e.stack ?? e.message}\n`);
   });
   process.on('unhandledRejection', (r) => {
+    // tslab's socket loops end with "Socket is closed" when we close them at shutdown.
+    if (shuttingDown) return;
     const text = r instanceof Error ? (r.stack ?? r.message) : String(r);
     log(`unhandled rejection: ${text}`);
     if (handler.iopub.parent) handler.iopub.stream('stderr', `Unhandled promise rejection: ${text}\n`);

@@ -9,6 +9,7 @@ export function addRunOptions(c: Command): Command {
     .option('--model <variable>', 'variable holding the model (default: the model of the last %load)')
     .option('--data <dir>', 'dataset folder (default: the last one loaded)')
     .option('--as <name>', 'also bind the result to this variable (it is always bound to _)', parseNameArg('--as'))
+    .option('--run-dir <dir>', 'checkpoint finished work there; running the same command again resumes')
     .option('--no-widget', 'print a summary instead of showing the live view')
     .option('--dry-run', 'validate and show the spec without running it');
 }
@@ -27,6 +28,7 @@ export function addSpecOptions(c: Command): Command {
 export function runOptionsOf(opts: Record<string, unknown>): RunOptions {
   return {
     as: opts.as as string | undefined,
+    runDir: opts.runDir as string | undefined,
     widget: opts.widget !== false,
     dryRun: opts.dryRun === true,
     model: opts.model as string | undefined,

@@ -1,7 +1,7 @@
 // Runs one experiment spec for a magic: progress and partial rows stream into a HopscopeView widget, the
 // result is bound to `_` (and `--as NAME`), an interrupt keeps the finished rows, and a click on a view cell
 // (custom `run-cell`) reruns that single intervention and answers with `cell-result`.
-import { KernelInterrupt, errorContent } from '../display';
+import { KernelInterrupt, errorContent, mimeBundle } from '../display';
 import {
   type ExperimentResult,
   type ExperimentSpec,
@@ -16,6 +16,8 @@ import { type MagicContext, type MagicOutput, UsageError } from './registry';
 
 export interface RunOptions {
   as?: string;
+  /** Run folder: finished work is checkpointed there and skipped when the same command runs again. */
+  runDir?: string;
   widget: boolean;
   dryRun: boolean;
   /** Variable holding the model; default: the model of the last %load. */
@@ -25,7 +27,6 @@ export interface RunOptions {
 }
 
 const PROGRESS_MS = 150;
-const PARTIAL_ROWS_SHOWN = 500;
 
 export function resolveModel(ctx: MagicContext, variable: string | undefined): Model {
   if (variable) {
@@ -63,10 +64,20 @@ function rowsOf(table: unknown, limit: number): Record<string, unknown>[] {
   return typeof objects === 'function' ? objects.call(table, { limit }) : [];
 }
 
-function tableView(title: string, rows: Record<string, unknown>[]): View {
-  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  return { view: 'table', title, data: { columns, rows: rows.slice(-PARTIAL_ROWS_SHOWN) } };
-}
+/**
+ * The view shown while a sweep has not reported yet (`data: {}` + progress reads "waiting" in the frontend);
+ * the real view comes from viewFromResult. A guess per kind, replaced by the first partial or final view.
+ */
+const WAITING_VIEW: Record<string, string> = {
+  'recall-gap': 'recall-gap',
+  'cross-patch': 'layer-switch',
+  freeze: 'freeze-curve',
+  knockout: 'knockout-map',
+  'logit-lens': 'logit-lens',
+  probe: 'probe-accuracy',
+  attribution: 'attribution-map',
+  recovery: 'probe-accuracy',
+};
 
 /** Calls `fn` at most every `ms`, always with the latest state; `now()` flushes. */
 class Throttle {
@@ -102,15 +113,18 @@ export function oneCellSpec(spec: ExperimentSpec, req: Record<string, unknown>):
   return one;
 }
 
-function answerOf(r: ExperimentResult): unknown {
-  if ('answer' in r.summary) return r.summary.answer;
+/** The frontend shows `answer` as text: the summary's answer, else the first row's, else the first row. */
+function answerOf(r: ExperimentResult): string {
   const first = rowsOf(r.table, 1)[0];
-  return first ? (first.answer ?? first) : null;
+  const a = 'answer' in r.summary ? r.summary.answer : first ? (first.answer ?? first.generation ?? first) : null;
+  return typeof a === 'string' ? a : JSON.stringify(a);
 }
 
 export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicContext, label: string): Promise<MagicOutput> {
   const lib = ctx.lib(label);
-  lib.validateSpec(spec);
+  // The library's validateSpec returns the spec with its defaults filled in (and throws SpecError).
+  const checked = lib.validateSpec(spec);
+  if (checked && typeof checked === 'object') spec = checked as ExperimentSpec;
   if (o.dryRun) return { value: spec, show: true };
   const model = resolveModel(ctx, o.model);
   const data = await resolveData(ctx, lib, o.data);
@@ -125,21 +139,20 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
     table: tableOf(rows),
     summary: { partial: true, done: progress.done, total: progress.total, rows: rows.length, ...extra },
   });
-  const viewFor = (r: ExperimentResult, fallbackTitle: string): View => {
-    if (viewOf) {
-      try {
-        return viewOf(r);
-      } catch {
-        // A view may need the full summary; partial results fall back to the plain table.
-      }
+  /** The view of a (partial) result, or the reason there is none. */
+  const viewFor = (r: ExperimentResult): View | string => {
+    if (!viewOf) return 'no viewFromResult in the library yet (src/report/views.ts)';
+    try {
+      return viewOf(r);
+    } catch (e) {
+      return `viewFromResult failed: ${(e as Error)?.message ?? String(e)}`;
     }
-    return tableView(fallbackTitle, rowsOf(r.table, Number.MAX_SAFE_INTEGER));
   };
 
   let w: WidgetHandle | null = null;
   if (o.widget) {
     w = ctx.widgets.create({
-      state: { view: 'table', title: `${title} (running)`, data: { columns: [], rows: [] }, progress, error: null },
+      state: { view: WAITING_VIEW[spec.kind] ?? spec.kind, title: `${title} (running)`, data: {}, progress, error: null },
     });
     w.display();
   }
@@ -149,7 +162,9 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
     const patch: Record<string, unknown> = { progress: { ...progress } };
     if (rowsChanged) {
       rowsChanged = false;
-      Object.assign(patch, viewFor(partialResult({}), `${title} (running: ${rows.length} rows)`));
+      // Views accept data that grows while a sweep streams; one that cannot draw a partial table keeps waiting.
+      const v = viewFor(partialResult({}));
+      if (typeof v !== 'string') Object.assign(patch, v);
     }
     w.set(patch);
   });
@@ -160,6 +175,7 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
       lib.runExperiment(spec, {
         model,
         data,
+        runDir: o.runDir,
         signal: ctx.signal,
         onProgress: (ev) => {
           progress = { done: ev.done, total: ev.total };
@@ -179,7 +195,8 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
       const partial = partialResult({ interrupted: true });
       await ctx.keep(partial, o.as);
       const msg = `interrupted at ${progress.done}/${progress.total}; ${rows.length} finished rows kept in _${o.as ? ` and ${o.as}` : ''}`;
-      w?.set({ ...viewFor(partial, `${title} (interrupted)`), progress, error: msg });
+      const v = viewFor(partial);
+      w?.set({ ...(typeof v === 'string' ? {} : v), progress, error: msg });
       throw new KernelInterrupt(msg);
     }
     w?.set({ progress: null, error: errorContent(e).traceback[0] });
@@ -187,26 +204,32 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
   }
   throttle.cancel();
   await ctx.keep(result, o.as);
-  w?.set({ ...viewFor(result, title), progress: null, error: null });
-  if (w) listenForCellRuns(w, lib, result, model, data, ctx);
+  const v = viewFor(result);
+  if (w) {
+    w.set(typeof v === 'string' ? { progress: null, error: `${v}; the result is in _` } : { ...v, progress: null, error: null });
+    listenForCellRuns(w, lib, result, model, data, ctx);
+  }
   if (ctx.signal.aborted) throw new KernelInterrupt(`interrupted; the result the library returned is kept in _${o.as ? ` and ${o.as}` : ''}`);
-  return { value: result, show: !w, bundle: { 'text/plain': summaryText(result) } };
+  // Without a drawn view, the table itself is the output.
+  if (!w || typeof v === 'string') return { value: result, show: true, bundle: { ...mimeBundle(result.table), 'text/plain': summaryText(result) } };
+  return { value: result, show: false };
 }
 
 function summaryText(r: ExperimentResult): string {
-  const n = rowsOf(r.table, Number.MAX_SAFE_INTEGER).length;
+  const t = r.table as { numRows?: () => number } | unknown[];
+  const n = Array.isArray(t) ? t.length : typeof t?.numRows === 'function' ? t.numRows() : '?';
   return `${r.kind}: ${n} rows; summary ${JSON.stringify(r.summary)}`;
 }
 
 function listenForCellRuns(w: WidgetHandle, lib: Library, result: ExperimentResult, model: Model, data: unknown, ctx: MagicContext): void {
   w.on('custom', (content) => {
     if (content.type !== 'run-cell') return;
-    ctx.background(async () => {
+    ctx.background(async (signal) => {
       try {
-        const r = await lib.runExperiment(oneCellSpec(result.spec, content), { model, data });
-        w.send({ type: 'cell-result', request: content, answer: answerOf(r), summary: r.summary, rows: rowsOf(r.table, 50) });
+        const r = await lib.runExperiment(oneCellSpec(result.spec, content), { model, data, signal });
+        w.send({ type: 'cell-result', request: content, answer: answerOf(r), details: { summary: r.summary, rows: rowsOf(r.table, 50) } });
       } catch (e) {
-        w.send({ type: 'cell-result', request: content, error: errorContent(e).traceback[0] });
+        w.send({ type: 'cell-result', request: content, answer: `failed: ${errorContent(e).traceback[0]}`, details: { error: errorContent(e) } });
       }
     });
   });

@@ -31,6 +31,7 @@ const bands = (option: string) =>
     const out = v.split(',').map((b) => /^(\d+)-(\d+)$/.exec(b.trim()));
     return out.every((m) => m && Number(m[1]) <= Number(m[2])) ? out.map((m) => [Number(m![1]), Number(m![2])]) : undefined;
   });
+const prompts: Flag = { flags: '--prompts <set>', help: 'prompt set', field: 'prompts', choices: ['identification', 'questions'] };
 const maxNewTokens: Flag = { flags: '--max-new-tokens <n>', help: 'tokens to generate greedily', field: 'maxNewTokens', parse: parseIntArg };
 
 const DEFS: ExperimentDef[] = [
@@ -72,6 +73,8 @@ const DEFS: ExperimentDef[] = [
       { flags: '--bands <list>', help: 'fixed layer bands instead of windows, e.g. 0-9,11-20', field: 'bands', parse: bands },
       { flags: '--from <layer>', help: 'block from this layer to the end', field: 'fromLayer', parse: parseIntArg },
       { flags: '--edges <list>', help: 'edge sets: image->last, image->query, entity->last, last->last', field: 'edges', parse: parseListArg },
+      { flags: '--modality <m>', help: 'prompts with the entity in the image, in text, or both', field: 'modality', choices: ['image', 'text', 'both'] },
+      prompts,
     ],
   },
   {
@@ -82,6 +85,8 @@ const DEFS: ExperimentDef[] = [
     flags: [
       { flags: '--top-k <k>', help: 'tokens per position', field: 'topK', parse: parseIntArg },
       { flags: '--positions <which>', help: 'positions to decode', field: 'positions', choices: ['image', 'query', 'last', 'all'] },
+      { flags: '--modality <m>', help: 'entity in the image or named in text', field: 'modality', choices: ['image', 'text'] },
+      prompts,
     ],
   },
   {

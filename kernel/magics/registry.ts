@@ -37,8 +37,11 @@ export interface MagicContext {
   keep(value: unknown, as?: string): Promise<void>;
   /** A user variable by name (cell locals, then globals); undefined when absent. */
   lookup(name: string): unknown;
-  /** Runs `fn` after the current executions, with iopub output going to the request being handled now. */
-  background(fn: () => Promise<void>): void;
+  /**
+   * Runs `fn` after the current executions, with iopub output going to the request being handled now;
+   * `signal` aborts on interrupt, as for a cell.
+   */
+  background(fn: (signal: AbortSignal) => Promise<void>): void;
   registry: MagicRegistry;
 }
 

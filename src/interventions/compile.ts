@@ -158,3 +158,42 @@ export function intervene(
     compiled.dispose();
   }
 }
+
+/** Hooks of several compiled sets in one run (each set usually restricted to its own batch rows). */
+export function mergeRunOptions(list: readonly RunOptions[]): RunOptions {
+  const hooks: Record<string, HookFn[]> = {};
+  for (const r of list)
+    for (const [name, fns] of Object.entries(r.hooks ?? {})) (hooks[name] ??= []).push(...(Array.isArray(fns) ? fns : [fns]));
+  const masks = list.map((r) => r.attnMask).filter((m): m is AttnMaskFn => m !== undefined);
+  const out: RunOptions = { hooks };
+  if (masks.length === 1) out.attnMask = masks[0];
+  else if (masks.length > 1)
+    out.attnMask = (layer, ev) => {
+      let acc: tf.Tensor | null = null;
+      for (const m of masks) {
+        const t = m(layer, ev);
+        if (t) acc = acc ? tf.add(acc, t) : t;
+      }
+      return acc;
+    };
+  return out;
+}
+
+/**
+ * The first decoder block a set of interventions can affect, without compiling it: a run may start there
+ * from cached clean states. `full` when something touches the embedding, vision tower or projector.
+ */
+export function startLayerOf(specs: readonly InterventionSpec[], numLayers: number): { layer: number; full: boolean } {
+  let layer = numLayers;
+  let full = false;
+  for (const s of specs) {
+    if (s.kind === 'knockout') layer = Math.min(layer, ...s.layers);
+    else if (s.kind === 'freeze') layer = Math.min(layer, s.source ? s.from + 1 : s.from);
+    else if (s.hook) {
+      const m = /^lm\.blocks\.(\d+)\./.exec(s.hook);
+      if (m) layer = Math.min(layer, Number(m[1]));
+      else full = true;
+    } else layer = Math.min(layer, ...(s.layers ?? [0]));
+  }
+  return { layer: full ? 0 : Math.min(layer, numLayers - 1), full };
+}

@@ -44,10 +44,32 @@ export interface DecoderConfig {
 
 const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text'];
 
-export function parseDecoderConfig(cfg: Json, where = 'text_config'): DecoderConfig {
-  const modelType = field<string>(cfg, 'model_type', 'string', where, 'llama');
+/**
+ * The defaults of transformers' config classes. HF's save_pretrained omits fields equal to the class default,
+ * so real checkpoints (llava-hf/llava-1.5-7b-hf's text_config has no hidden_size) depend on them.
+ */
+const DECODER_DEFAULTS: Record<string, Record<string, number | string | boolean>> = {
+  llama: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu', tie_word_embeddings: false },
+  mistral: { vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu', tie_word_embeddings: false },
+  qwen2: { vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu', tie_word_embeddings: false },
+};
+DECODER_DEFAULTS.qwen2_vl = { ...DECODER_DEFAULTS.qwen2, vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 1000000 };
+DECODER_DEFAULTS.qwen2_vl_text = DECODER_DEFAULTS.qwen2_vl;
+
+const VISION_DEFAULTS: Record<string, Record<string, number | string>> = {
+  clip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 32, num_channels: 3 },
+  siglip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 16, num_channels: 3 },
+};
+
+function withDefaults(cfg: Json, defaults: Record<string, unknown> | undefined): Json {
+  return defaults ? { ...defaults, ...Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== null && v !== undefined)) } : cfg;
+}
+
+export function parseDecoderConfig(raw: Json, where = 'text_config'): DecoderConfig {
+  const modelType = field<string>(raw, 'model_type', 'string', where, 'llama');
   if (!DECODER_TYPES.includes(modelType))
     throw new ConfigError(`${where}: model_type "${modelType}" is not a supported decoder (supported: ${DECODER_TYPES.join(', ')})`);
+  const cfg = withDefaults(raw, DECODER_DEFAULTS[modelType]);
   const hiddenSize = positiveInt(cfg, 'hidden_size', where);
   const numHeads = positiveInt(cfg, 'num_attention_heads', where);
   const numKvHeads = positiveInt(cfg, 'num_key_value_heads', where, numHeads);
@@ -100,10 +122,11 @@ export interface VisionConfig {
   hiddenAct: string;
 }
 
-export function parseVisionConfig(cfg: Json, where = 'vision_config'): VisionConfig {
-  const modelType = field<string>(cfg, 'model_type', 'string', where, 'clip_vision_model');
+export function parseVisionConfig(raw: Json, where = 'vision_config'): VisionConfig {
+  const modelType = field<string>(raw, 'model_type', 'string', where, 'clip_vision_model');
   if (modelType !== 'clip_vision_model' && modelType !== 'siglip_vision_model')
     throw new ConfigError(`${where}: model_type "${modelType}" is not supported (supported: clip_vision_model, siglip_vision_model)`);
+  const cfg = withDefaults(raw, VISION_DEFAULTS[modelType]);
   const siglip = modelType === 'siglip_vision_model';
   const hiddenSize = positiveInt(cfg, 'hidden_size', where);
   const numHeads = positiveInt(cfg, 'num_attention_heads', where);

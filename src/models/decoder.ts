@@ -3,8 +3,8 @@
 // Attention runs per (row, kv group) as rank-2 matMuls: the fast path on wasm (engine.md).
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
-import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
 import { toF32 } from '../io/dtype';
+import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
 import { activation, applyRope, linear, rmsNorm } from './layers';
 import {
   checkActivations,
@@ -267,7 +267,7 @@ export class Decoder {
     }
     const B = h.shape[0] as number;
     const T = h.shape[1] as number;
-    checkActivations(w.memory, B, T, run.keyMask[0].length);
+    checkActivations(w.memory, B, T, run.keyMask[0].length, Boolean(run.wantCache || run.cache));
     const { cos, sin } = this.rope(run.positions, B, T);
     const mask = baseMask(run.keyMask, T, offset);
     const newK: tf.Tensor[] = [];
@@ -286,10 +286,13 @@ export class Decoder {
         w.layers.release(i);
       }
     };
+    const input = h;
     for (let i = start; i < stop; i++) {
-      // Streaming frees each layer's intermediates as it goes (one tidy per layer), so only one layer's
-      // activations are alive at a time; hook values are then valid until the end of their layer unless cached.
+      // Streaming frees each layer's intermediates as it goes (one tidy per layer, and the residual it replaced),
+      // so one layer's activations are alive at a time; hook values then live until the end of their layer
+      // unless cached (ask for `cache` rather than keeping a hook's tensor).
       const r = w.layers.streaming ? (tf.tidy(() => block(i, h)) as { h: tf.Tensor; k: tf.Tensor; v: tf.Tensor }) : block(i, h);
+      if (w.layers.streaming && h !== input && h !== r.h) h.dispose();
       h = r.h;
       if (run.wantCache) {
         newK[i] = tf.keep(r.k);

@@ -86,9 +86,8 @@ export class LlavaNextModel extends LlavaModel {
   }
 
   override hookPoints(): HookPointInfo[] {
-    const base = super.hookPoints().map((p) =>
-      p.name === 'vision.features' || p.name === 'projector.out' ? { ...p, axes: ['crop', ...p.axes.slice(1)] } : p,
-    );
+    // The tower runs on crops (base + tiles of every image), not on images.
+    const base = super.hookPoints().map((p) => (p.axes[0] === 'image' ? { ...p, axes: ['crop', ...p.axes.slice(1)] } : p));
     const at = base.findIndex((p) => p.name === 'projector.out') + 1;
     base.splice(at, 0, { name: 'projector.packed', axes: ['image_token', 'd_model'], part: 'projector' });
     return base;

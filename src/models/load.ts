@@ -23,7 +23,7 @@ export interface LoadOptions {
   memoryBudget?: number | string;
   /** 'auto' (default) streams weights layer by layer only when the resident model exceeds the budget. */
   streaming?: 'auto' | 'always' | 'never';
-  /** Prompt length the activation estimate is made for (default 2048). */
+  /** Prompt length the load-time memory check plans for (default 1024; longer prompts are checked when they run). */
   plannedTokens?: number;
 }
 

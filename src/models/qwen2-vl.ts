@@ -86,12 +86,13 @@ export function parseQwen2VLConfig(raw: Json): Qwen2VLConfig {
     patchSize: posInt(vc, 'patch_size', w, 14),
     temporalPatchSize: posInt(vc, 'temporal_patch_size', w, 2),
     spatialMergeSize: posInt(vc, 'spatial_merge_size', w, 2),
-    inChannels: posInt(vc, 'in_channels', w, 3),
+    // Released Qwen2-VL configs spell it in_chans (which HF ignores for the default of 3).
+    inChannels: posInt(vc, 'in_channels', w, posInt(vc, 'in_chans', w, 3)),
     hiddenAct: field<string>(vc, 'hidden_act', 'string', w, 'quick_gelu'),
   };
   if (vision.hiddenSize !== text.hiddenSize)
     throw new ConfigError(`${w}: hidden_size ${vision.hiddenSize} (merger output) must equal the decoder's hidden_size ${text.hiddenSize}`);
-  activation(vision.hiddenAct, tf.scalar(0)).dispose(); // unsupported names fail here, at load
+  tf.tidy(() => activation(vision.hiddenAct, tf.scalar(0))).dispose(); // unsupported names fail here, at load
   return {
     text,
     vision,

@@ -227,18 +227,22 @@ export interface TextDims {
 }
 
 /**
- * Estimated peak device bytes of a decoder forward over B rows of T new tokens attending to S keys.
- * With `perLayerFreed` (streaming) only one layer's intermediates live at a time; otherwise the forward's
- * single tidy keeps every layer's until the end. Includes logits and the KV cache; deliberately generous.
+ * Estimated peak device bytes of a decoder forward over B rows of T new tokens attending to S keys: per layer
+ * the residual, norms and hooks, q/k/v with their RoPE copies, the MLP and 3 copies of the attention scores;
+ * logits (twice: head chunks and their concat) and, when generating, the KV cache. With `perLayerFreed`
+ * (streaming) one layer's intermediates are alive at a time; otherwise the forward's tidy keeps all layers'.
  */
-export function activationBytes(d: TextDims, B: number, T: number, S = T, perLayerFreed = false): number {
-  const layerTok = 3 * d.intermediate + 16 * d.hidden + (d.heads + 2 * d.kvHeads) * d.headDim;
-  const layerAttn = 3 * d.heads * T * S;
+export function activationBytes(d: TextDims, B: number, T: number, S = T, perLayerFreed = false, withCache = false): number {
+  const perLayer = T * (8 * d.hidden + 6 * (d.heads + 2 * d.kvHeads) * d.headDim + 3 * d.intermediate) + 3 * d.heads * T * S;
   const layers = perLayerFreed ? 1 : d.layers;
-  const resid = 4 * d.hidden * T * d.layers; // one residual per layer survives either way
-  const kv = 2 * d.layers * d.kvHeads * d.headDim * S;
-  return 4 * B * (T * d.vocab + layers * (T * layerTok + layerAttn) + kv) + 4 * B * resid;
+  const resid = (perLayerFreed ? 2 : d.layers) * T * d.hidden;
+  const logits = 2 * T * d.vocab;
+  const kv = withCache ? 2 * d.layers * d.kvHeads * d.headDim * S : 0;
+  return 4 * B * (layers * perLayer + resid + logits + kv);
 }
+
+/** Prompt length the load-time check plans for (a LLaVA-1.5 prompt is ~600 tokens); longer runs are checked when they start. */
+export const DEFAULT_PLANNED_TOKENS = 1024;
 
 export interface TensorInfo {
   name: string;
@@ -300,7 +304,7 @@ export interface PlanOptions {
 export function planMemory(tensors: TensorInfo[], o: PlanOptions): MemoryPlan {
   const rules = o.rules ?? DEFAULT_STREAM_RULES;
   const where = o.where ?? 'checkpoint';
-  const T = o.plannedTokens ?? 2048;
+  const T = o.plannedTokens ?? DEFAULT_PLANNED_TOKENS;
   const budget = o.budgetBytes;
   let total = 0;
   let fixed = 0;
@@ -323,16 +327,18 @@ export function planMemory(tensors: TensorInfo[], o: PlanOptions): MemoryPlan {
       headStored += t.bytes;
     } else fixed += f32;
   }
-  let unit = Math.max(0, ...[...units.values()].map((u) => u.f32));
-  // Head chunks are at most one unit (and at least one column of the vocabulary).
-  if (head > 0) unit = Math.max(unit, Math.min(head, Math.max(unit, 4 * o.dims.hidden)));
+  const layerUnit = Math.max(0, ...[...units.values()].map((u) => u.f32));
+  // A tied head (no lm_head tensor) is the embedding transposed: a second copy, on the device when resident,
+  // on the host when streaming.
+  const tied = head === 0;
+  const headF32 = tied ? 4 * o.dims.vocab * o.dims.hidden : head;
+  // Head chunks are no bigger than a layer (and at least one vocabulary column).
+  const unit = Math.max(layerUnit, Math.min(headF32, Math.max(layerUnit, 4 * o.dims.hidden)));
   const unitsStored = [...units.values()].reduce((a, u) => a + u.stored, 0);
-  // A tied head is transposed into chunks on the host: a second copy of the table.
-  const tiedCopy = headStored === 0 && head === 0 ? embedStored : 0;
-  const hostStreamed = unitsStored + embedStored + headStored + tiedCopy;
+  const hostStreamed = unitsStored + embedStored + (tied ? embedStored : headStored);
   const actResident = activationBytes(o.dims, 1, T, T, false);
   const actStream = activationBytes(o.dims, 1, T, T, true);
-  const residentNeed = total + actResident;
+  const residentNeed = total + (tied ? headF32 : 0) + actResident;
   const streamNeed = fixed + unit + actStream;
   const mode = o.mode ?? 'auto';
   const stream = mode === 'stream' || (mode === 'auto' && residentNeed > budget);
@@ -376,7 +382,7 @@ export function planMemory(tensors: TensorInfo[], o: PlanOptions): MemoryPlan {
   return {
     budgetBytes: budget,
     stream,
-    residentBytes: stream ? fixed : total,
+    residentBytes: stream ? fixed : total + (tied ? headF32 : 0),
     unitBytes: stream ? unit : 0,
     hostBytes: stream ? hostStreamed : 0,
     plannedTokens: T,
@@ -386,9 +392,9 @@ export function planMemory(tensors: TensorInfo[], o: PlanOptions): MemoryPlan {
 }
 
 /** Throws a clear InputError before a forward whose activations would not fit next to the weights. */
-export function checkActivations(plan: MemoryPlan | undefined, B: number, T: number, S: number): void {
+export function checkActivations(plan: MemoryPlan | undefined, B: number, T: number, S: number, withCache: boolean): void {
   if (!plan) return;
-  const act = activationBytes(plan.dims, B, T, S, plan.stream);
+  const act = activationBytes(plan.dims, B, T, S, plan.stream, withCache);
   const need = plan.residentBytes + plan.unitBytes + act;
   if (need > plan.budgetBytes)
     throw new InputError(

@@ -1,5 +1,5 @@
 // Trains the teaching VLM and writes it as a HF folder:
-//   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run runs/teaching] [--seed 0]
+//   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
 //     [--stages lm,vision,align,instruct] [--recipe recipe.json] [--eval]
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -27,24 +27,30 @@ async function main(): Promise<void> {
     seed: Number(arg('seed', '0')),
     dataDir: arg('data', 'data/toyworld')!,
     outDir: out,
-    runDir: arg('run', path.join('runs', 'teaching'))!,
+    runDir: arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!,
     stages,
     recipe,
     onProgress: (p) => {
+      // Training is synchronous, so the bar's timers never fire: render explicitly (TTY) or log lines (pipes).
+      if (!process.stderr.isTTY) {
+        if (p.step % 25 === 0 || p.step === p.steps) console.error(`${p.stage} ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ${p.elapsedS.toFixed(0)}s`);
+        return;
+      }
       if (p.stage !== current) {
         bar?.stop();
         current = p.stage;
-        bar = new SingleBar({ format: `${p.stage.padEnd(8)} {bar} {value}/{total} loss {loss} {duration_formatted}`, noTTYOutput: true, notTTYSchedule: 20000 }, Presets.shades_classic);
+        bar = new SingleBar({ format: `${p.stage.padEnd(8)} {bar} {value}/{total} loss {loss} {duration_formatted}` }, Presets.shades_classic);
         bar.start(p.steps, p.step - 1, { loss: '-' });
       }
       bar!.update(p.step, { loss: p.loss.toFixed(4) });
+      bar!.render();
     },
   });
   (bar as SingleBar | null)?.stop();
   console.error(JSON.stringify({ wallS: (Date.now() - t0) / 1000, seconds: res.seconds, finalLoss: res.finalLoss, numParams: res.numParams }, null, 1));
   if (arg('eval') !== undefined || process.argv.includes('--eval')) {
     const { evaluateTeaching } = await import('./eval');
-    await evaluateTeaching({ modelDir: out, dataDir: arg('data', 'data/toyworld')!, report: path.join(arg('run', path.join('runs', 'teaching'))!, 'eval.json') });
+    await evaluateTeaching({ modelDir: out, dataDir: arg('data', 'data/toyworld')!, report: path.join(arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!, 'eval.json') });
   }
   shutdownEngine();
 }

@@ -254,6 +254,10 @@ export function epochBatches(examples: Example[], batchSize: number, seed: numbe
     groups.set(key, g);
   }
   const batches: Batch[] = [];
-  for (const g of groups.values()) for (let i = 0; i < g.length; i += batchSize) batches.push(padBatch(g.slice(i, i + batchSize), padId));
+  // Similar lengths share a batch (little padding); ties keep the shuffled order, and batches are shuffled.
+  for (const g of groups.values()) {
+    const sorted = g.map((ex, i) => ({ ex, i })).sort((a, b) => a.ex.ids.length - b.ex.ids.length || a.i - b.i).map((x) => x.ex);
+    for (let i = 0; i < sorted.length; i += batchSize) batches.push(padBatch(sorted.slice(i, i + batchSize), padId));
+  }
   return shuffled(rng, batches);
 }

@@ -40,21 +40,17 @@ export function lmTensors(p: Map<string, HostTensor>, s: LmSize, prefix: string,
     return t;
   };
   const out: Hf = new Map();
-  const hd = s.d / s.heads;
-  const qn = s.heads * hd;
   out.set(`${prefix}embed_tokens.weight`, same(g('lm.embed')));
   for (let i = 0; i < s.layers; i++) {
     const a = `${prefix}layers.${i}.`;
-    const qkv = g(`lm.l${i}.qkv`);
     out.set(`${a}input_layernorm.weight`, same(g(`lm.l${i}.in_norm`)));
-    out.set(`${a}self_attn.q_proj.weight`, colsT(qkv, 0, qn));
-    out.set(`${a}self_attn.k_proj.weight`, colsT(qkv, qn, qn));
-    out.set(`${a}self_attn.v_proj.weight`, colsT(qkv, 2 * qn, qn));
+    out.set(`${a}self_attn.q_proj.weight`, T(g(`lm.l${i}.q`)));
+    out.set(`${a}self_attn.k_proj.weight`, T(g(`lm.l${i}.k`)));
+    out.set(`${a}self_attn.v_proj.weight`, T(g(`lm.l${i}.v`)));
     out.set(`${a}self_attn.o_proj.weight`, T(g(`lm.l${i}.o`)));
     out.set(`${a}post_attention_layernorm.weight`, same(g(`lm.l${i}.post_norm`)));
-    const gu = g(`lm.l${i}.gate_up`);
-    out.set(`${a}mlp.gate_proj.weight`, colsT(gu, 0, s.inter));
-    out.set(`${a}mlp.up_proj.weight`, colsT(gu, s.inter, s.inter));
+    out.set(`${a}mlp.gate_proj.weight`, T(g(`lm.l${i}.gate`)));
+    out.set(`${a}mlp.up_proj.weight`, T(g(`lm.l${i}.up`)));
     out.set(`${a}mlp.down_proj.weight`, T(g(`lm.l${i}.down`)));
   }
   out.set(`${prefix}norm.weight`, same(g('lm.norm')));

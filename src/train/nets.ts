@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 // Gradients are registered only by the full tfjs bundle; training needs them.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { activation, applyRope, layerNorm, rmsNorm, ropeTables } from '../models/layers';
+import { activation, layerNorm, rmsNorm, ropeTables } from '../models/layers';
 import { initParam, type HostTensor, type Params } from './params';
 
 export interface LmSize {
@@ -32,16 +32,18 @@ export interface VitSize {
 }
 
 /** x [N, K] · w [K, M], with a backward of plain rank-2 matMuls (the fast path on wasm). */
-const matMul2 = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
+const matMul2Grad = (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   save([x, w]);
   return {
     value: tf.matMul(x, w),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved;
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws) as tf.Tensor2D), tf.matMul(tf.transpose(xs) as tf.Tensor2D, dy as tf.Tensor2D)];
+      const [xs, ws] = saved as tf.Tensor2D[];
+      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)), tf.matMul(tf.transpose(xs), dy as tf.Tensor2D)];
     },
   };
-}) as unknown as (f: (...args: tf.Tensor[]) => tf.Tensor) => tf.Tensor) as unknown as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
+};
+const matMul2 = tf.customGrad(matMul2Grad as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor;
 
 /** x [..., in] · w [in, out] (+ b), as src/models/layers.ts `linear`. */
 export function lin(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
@@ -64,10 +66,11 @@ export function initLm(seed: number, s: LmSize): Map<string, HostTensor> {
   for (let i = 0; i < s.layers; i++) {
     const p = `lm.l${i}.`;
     add(`${p}in_norm`, [s.d], 'ones');
-    add(`${p}qkv`, [s.d, 3 * s.heads * hd], { normal: 0.02 });
+    for (const n of ['q', 'k', 'v']) add(`${p}${n}`, [s.d, s.heads * hd], { normal: 0.02 });
     add(`${p}o`, [s.heads * hd, s.d], { normal: out });
     add(`${p}post_norm`, [s.d], 'ones');
-    add(`${p}gate_up`, [s.d, 2 * s.inter], { normal: 0.02 });
+    add(`${p}gate`, [s.d, s.inter], { normal: 0.02 });
+    add(`${p}up`, [s.d, s.inter], { normal: 0.02 });
     add(`${p}down`, [s.inter, s.d], { normal: out });
   }
   add('lm.norm', [s.d], 'ones');
@@ -161,27 +164,40 @@ export function lmForward(get: Get, s: LmSize, embeds: tf.Tensor, trace?: LmTrac
   const hd = s.d / H;
   const pos = new Int32Array(T).map((_, i) => i);
   const { cos, sin } = ropeTables([pos], hd, s.ropeTheta);
-  const cosT = tf.tensor4d(cos, [1, 1, T, hd]);
-  const sinT = tf.tensor4d(sin, [1, 1, T, hd]);
-  const mask = causalMask(T);
+  // Constants at full shape: broadcasting elementwise ops are slow on wasm, same-shape ones are not.
+  const cosT = tf.tile(tf.tensor3d(cos, [1, T, hd]), [B * H, 1, 1]).reshape([B * H * T, hd]);
+  const sinT = tf.tile(tf.tensor3d(sin, [1, T, hd]), [B * H, 1, 1]).reshape([B * H * T, hd]);
+  const rot = rotateHalfMatrix(hd);
+  const mask = tf.tile(causalMask(T), [B * H, 1, 1]);
+  // rotate_half as a matMul by a signed permutation: exact (each output is one input times +-1).
+  const rope = (x: tf.Tensor) => tf.add(tf.mul(x, cosT), tf.mul(lin(x, rot), sinT));
+  const heads = (x: tf.Tensor) => x.reshape([B, T, H, hd]).transpose([0, 2, 1, 3]).reshape([B * H * T, hd]);
   let h = embeds;
   for (let i = 0; i < s.layers; i++) {
     trace?.resid?.push(h);
     const p = `lm.l${i}.`;
-    const x = rmsNorm(h, get(`${p}in_norm`), s.eps);
-    const qkv = lin(x, get(`${p}qkv`)).reshape([B, T, 3 * H, hd]).transpose([0, 2, 1, 3]);
-    const [q0, k0, v] = tf.split(qkv, [H, H, H], 1);
-    const q = tf.mul(applyRope(q0, cosT, sinT), 1 / Math.sqrt(hd)).reshape([B * H, T, hd]);
-    const kT = applyRope(k0, cosT, sinT).reshape([B * H, T, hd]).transpose([0, 2, 1]);
+    const x = rmsNorm(h, get(`${p}in_norm`), s.eps).reshape([B * T, s.d]);
+    const q = tf.mul(rope(heads(lin(x, get(`${p}q`)))), 1 / Math.sqrt(hd)).reshape([B * H, T, hd]);
+    const kT = rope(heads(lin(x, get(`${p}k`)))).reshape([B * H, T, hd]).transpose([0, 2, 1]);
+    const v = heads(lin(x, get(`${p}v`))).reshape([B * H, T, hd]);
     const probs = tf.softmax(tf.add(tf.matMul(q, kT), mask), -1);
-    const att = tf.matMul(probs, v.reshape([B * H, T, hd])).reshape([B, H, T, hd]).transpose([0, 2, 1, 3]).reshape([B, T, H * hd]);
-    h = tf.add(h, lin(att, get(`${p}o`)));
-    const gu = lin(rmsNorm(h, get(`${p}post_norm`), s.eps), get(`${p}gate_up`));
-    const [gate, up] = tf.split(gu, [s.inter, s.inter], -1);
-    h = tf.add(h, lin(tf.mul(activation('silu', gate), up), get(`${p}down`)));
+    const att = tf.matMul(probs, v).reshape([B, H, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, H * hd]);
+    h = tf.add(h, lin(att, get(`${p}o`)).reshape([B, T, s.d]));
+    const y = rmsNorm(h, get(`${p}post_norm`), s.eps).reshape([B * T, s.d]);
+    const m = lin(tf.mul(activation('silu', lin(y, get(`${p}gate`))), lin(y, get(`${p}up`))), get(`${p}down`));
+    h = tf.add(h, m.reshape([B, T, s.d]));
   }
   trace?.resid?.push(h);
   return lin(rmsNorm(h, get('lm.norm'), s.eps), get('lm.head'));
+}
+
+function rotateHalfMatrix(hd: number): tf.Tensor {
+  const half = hd / 2;
+  const r = new Float32Array(hd * hd);
+  // out[:, j] = -x[:, j + half] for j < half; out[:, j] = x[:, j - half] for j >= half
+  for (let j = 0; j < half; j++) r[(j + half) * hd + j] = -1;
+  for (let j = half; j < hd; j++) r[(j - half) * hd + j] = 1;
+  return tf.tensor2d(r, [hd, hd]);
 }
 
 /** CLIP ViT on pixels [N, 3, S, S]; returns every hidden state (HF indexing: [0] = embeddings). */
@@ -238,12 +254,12 @@ export function project(get: Get, feats: tf.Tensor): tf.Tensor {
 export function tokenLoss(logits: tf.Tensor, targets: number[][]): tf.Tensor {
   const V = logits.shape[logits.rank - 1] as number;
   const flat = targets.flat();
-  const w = flat.map((t) => (t >= 0 ? 1 : 0));
+  const w: number[] = flat.map((t) => (t >= 0 ? 1 : 0));
   const n = w.reduce((a, b) => a + b, 0);
   const lp = tf.logSoftmax(logits.reshape([-1, V]));
   const oh = tf.oneHot(tf.tensor1d(flat.map((t) => Math.max(t, 0)), 'int32'), V).toFloat();
   const picked = tf.sum(tf.mul(lp, oh), -1);
-  return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(w)))), Math.max(n, 1));
+  return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(w, 'float32')))), Math.max(n, 1));
 }
 
 /** Embeds with image features written into the image-token slots (same span in every row, or row-wise). */

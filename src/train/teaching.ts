@@ -50,15 +50,15 @@ export interface TeachingRecipe {
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
-  lm: { d: 96, layers: 6, heads: 4, inter: 256, ropeTheta: 10000, eps: 1e-5 },
+  lm: { d: 64, layers: 6, heads: 4, inter: 128, ropeTheta: 10000, eps: 1e-5 },
   vit: { patch: 8, d: 64, layers: 3, heads: 4, inter: 128, eps: 1e-5 },
   featureLayer: -1,
   extraViews: 8,
   stages: {
-    lm: { steps: 2500, batch: 32, lr: 3e-3, warmup: 100 },
-    vision: { steps: 600, batch: 64, lr: 2e-3, warmup: 50 },
-    align: { steps: 300, batch: 32, lr: 2e-3, warmup: 30 },
-    instruct: { steps: 1200, batch: 32, lr: 1e-3, warmup: 50 },
+    lm: { steps: 800, batch: 64, lr: 3e-3, warmup: 50 },
+    vision: { steps: 300, batch: 64, lr: 2e-3, warmup: 30 },
+    align: { steps: 150, batch: 64, lr: 2e-3, warmup: 20 },
+    instruct: { steps: 400, batch: 64, lr: 1e-3, warmup: 30 },
   },
   instructMix: { identification: 2, visualQa: true, visualCot: true, textReplay: true },
   instructLm: 'all',
@@ -176,7 +176,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       warmup: r.warmup,
       clip: 1,
       dir: path.join(opts.runDir, name),
-      ckptEvery: 200,
+      ckptEvery: 100,
       stopAt: stopAt(name),
       onProgress: opts.onProgress,
     });

@@ -31,6 +31,7 @@ class Driver:
     def __init__(self, km, kc):
         self.km, self.kc = km, kc
         self.stray = []
+        self.held = {}
 
     def shell_reply(self, msg_id, timeout=60):
         deadline = time.time() + timeout
@@ -43,8 +44,27 @@ class Driver:
                 return m
         return None
 
+    def wait_for(self, msg_id, pred, timeout=30):
+        """Reads iopub until a message for msg_id satisfies pred; keeps what it read for iopub_until_idle."""
+        kept = self.held.setdefault(msg_id, [])
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                m = self.kc.get_iopub_msg(timeout=max(0.05, deadline - time.time()))
+            except Empty:
+                break
+            if m['parent_header'].get('msg_id') != msg_id:
+                self.stray.append(simplify(m))
+                continue
+            kept.append(simplify(m))
+            if pred(kept[-1]):
+                return True
+        return False
+
     def iopub_until_idle(self, msg_id, timeout=60):
-        out = []
+        out = self.held.pop(msg_id, [])
+        if any(o['type'] == 'status' and o['content']['execution_state'] == 'idle' for o in out):
+            return out
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
@@ -203,11 +223,20 @@ def s_hmac(d):
     return r
 
 
+def started(o):
+    return o['type'] == 'execute_input'
+
+
+def idle(o):
+    return o['type'] == 'status' and o['content']['execution_state'] == 'idle'
+
+
 def s_interrupt(d):
     r = {}
     d.run('const done: number[] = []; const ignored: number[] = []')
     # 1: SIGINT (the kernelspec's interrupt_mode "signal"); the loop checks hs.signal() and stops cleanly.
     mid = d.kc.execute('for (let i = 0; i < 500; i++) { hs.signal().throwIfAborted(); await new Promise((r) => setTimeout(r, 20)); done.push(i) }')
+    d.wait_for(mid, started)
     time.sleep(1.0)
     t = time.time()
     d.km.interrupt_kernel()
@@ -219,6 +248,7 @@ def s_interrupt(d):
     # 2: interrupt_request on control (interrupt_mode "message"); this loop ignores the signal, so the kernel
     # stops waiting for it after the grace period.
     mid = d.kc.execute('for (let i = 0; i < 150; i++) { await new Promise((r) => setTimeout(r, 20)); ignored.push(i) }')
+    d.wait_for(mid, started)
     time.sleep(0.5)
     imsg = d.kc.session.msg('interrupt_request', {})
     t = time.time()
@@ -235,15 +265,22 @@ def s_interrupt(d):
     r['message']['reply'] = rep['content'] if rep else None
     # 3: a synchronous infinite loop, stopped by SIGINT inside the vm.
     mid = d.kc.execute('let spins = 0\nwhile (true) { spins++ }')
+    d.wait_for(mid, started)
     time.sleep(0.8)
-    d.km.interrupt_kernel()
-    r['sync'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    # As a user would: press again if the first SIGINT came before the loop was running.
+    sent = 0
+    for _ in range(5):
+        d.km.interrupt_kernel()
+        sent += 1
+        if d.wait_for(mid, idle, 3):
+            break
+    r['sync'] = {'outputs': d.iopub_until_idle(mid, 30), 'sigints': sent}
     rep = d.shell_reply(mid, 10)
     r['sync']['reply'] = rep['content'] if rep else None
     # 4: an experiment sweep (stand-in library), interrupted: the finished rows are kept in _ and --as.
     r['load'] = d.run('%load fake-model')
-    mid = d.kc.execute('%crosspatch --layers 0-9 --set stepMs=150 --as cp')
-    time.sleep(1.2)
+    mid = d.kc.execute('%crosspatch --layers 0-9 --set stepMs=300 --as cp')
+    d.wait_for(mid, lambda o: o['type'] == 'comm_msg' and ((o['content']['data'].get('state') or {}).get('progress') or {}).get('done', 0) >= 1)
     d.km.interrupt_kernel()
     r['sweep'] = {'outputs': d.iopub_until_idle(mid, 30)}
     rep = d.shell_reply(mid, 10)

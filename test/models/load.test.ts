@@ -68,3 +68,20 @@ test('a pickle-only folder is refused without being read', () => {
   fs.writeFileSync(dir + '/pytorch_model.bin', 'not really a pickle');
   assert.throws(() => loadModelFromDir(dir), (e: Error) => e instanceof CheckpointError && /pickle/i.test(e.message));
 });
+
+test('HF class defaults fill fields save_pretrained omits (llava-hf/llava-1.5-7b-hf text_config)', async () => {
+  const { parseLlavaConfig } = await import('../../src/models/llava');
+  const cfg = parseLlavaConfig({
+    model_type: 'llava',
+    image_token_index: 32000,
+    text_config: { model_type: 'llama', rms_norm_eps: 1e-5, vocab_size: 32064, max_position_embeddings: 4096 },
+    vision_config: { hidden_size: 1024, image_size: 336, intermediate_size: 4096, model_type: 'clip_vision_model', num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14 },
+  });
+  assert.equal(cfg.text.hiddenSize, 4096);
+  assert.equal(cfg.text.numLayers, 32);
+  assert.equal(cfg.text.numKvHeads, 32);
+  assert.equal(cfg.text.vocabSize, 32064);
+  assert.equal(cfg.text.rmsNormEps, 1e-5);
+  assert.equal(cfg.vision.layerNormEps, 1e-5);
+  assert.equal(cfg.featureLayers[0], -2);
+});

@@ -1,0 +1,245 @@
+// Self-checks for the three labs. Each check measures the answer live with the library (the lab's model, data and
+// spec), compares the student's answer with it, and says whether it is right without giving the answer away.
+// Cells pass `hs` in (the kernel's library handle), so this file needs nothing but the library's public calls.
+
+/** What a check needs: the library handle of the notebook (`hs`), the loaded model and the dataset. */
+export interface LabContext {
+  // The library is typed loosely in cells (kernel/cell-api.d.ts); so it is here.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  hs: any;
+  model: unknown;
+  data: unknown;
+  /** Text-only backbone folder (lab 3). */
+  backbone?: string;
+}
+
+export type Status = 'pass' | 'fail' | 'missing';
+
+export interface CheckLine {
+  name: string;
+  status: Status;
+  message: string;
+}
+
+export interface CheckReport<S> {
+  passed: boolean;
+  lines: CheckLine[];
+  /** The measured values the answers were checked against. */
+  solution: S;
+}
+
+const MARK: Record<Status, string> = { pass: '✔', fail: '✘', missing: '…' };
+
+function report<S>(title: string, lines: CheckLine[], solution: S, quiet = false): CheckReport<S> {
+  const passed = lines.every((l) => l.status === 'pass');
+  if (!quiet) {
+    console.log(`${title}: ${passed ? 'all correct' : `${lines.filter((l) => l.status === 'pass').length} of ${lines.length} correct`}`);
+    for (const l of lines) console.log(`  ${MARK[l.status]} ${l.name}: ${l.message}`);
+  }
+  return { passed, lines, solution };
+}
+
+// Results are memoised per model, data and spec: checking twice does not run the experiment twice.
+const memo = new WeakMap<object, Map<string, Promise<Result>>>();
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Result = { kind: string; spec: Record<string, unknown>; table: unknown; summary: any };
+
+export function runMemo(ctx: LabContext, spec: Record<string, unknown>): Promise<Result> {
+  const owner = ctx.model as object;
+  let m = memo.get(owner);
+  if (!m) memo.set(owner, (m = new Map()));
+  const k = JSON.stringify(spec) + '|' + String(typeof ctx.data === 'string' ? ctx.data : '');
+  let p = m.get(k);
+  if (!p) {
+    p = ctx.hs.runExperiment(spec, { model: ctx.model, data: ctx.data }) as Promise<Result>;
+    p.catch(() => m!.delete(k));
+    m.set(k, p);
+  }
+  return p;
+}
+
+/** An integer layer answer against a measured layer, within ±tol. */
+export function layerLine(name: string, answer: number | null | undefined, measured: number | null, tol = 1): CheckLine {
+  if (answer === null || answer === undefined) return { name, status: 'missing', message: 'not answered yet' };
+  if (!Number.isInteger(answer)) return { name, status: 'fail', message: `${answer} is not a layer index (0, 1, 2, ...)` };
+  if (measured === null) {
+    return { name, status: 'fail', message: 'the measurement never reaches its threshold on this model: the answer is "never" (null)' };
+  }
+  const d = answer - measured;
+  if (Math.abs(d) <= tol) return { name, status: 'pass', message: `${answer} is within ±${tol} of the measured layer` };
+  return { name, status: 'fail', message: `${answer} is too ${d < 0 ? 'early' : 'late'}: look again at where the curve crosses` };
+}
+
+function choiceLine<T extends string | boolean>(name: string, answer: T | null | undefined, measured: T, why: string): CheckLine {
+  if (answer === null || answer === undefined) return { name, status: 'missing', message: 'not answered yet' };
+  return answer === measured
+    ? { name, status: 'pass', message: `right: ${why}` }
+    : { name, status: 'fail', message: 'not what the measurement says: look again at the figure' };
+}
+
+// ─────────────────────────────────────────────────────────────────── Lab 1: where is the entity recognised?
+
+/** The lab's probe: entity identity from the last image token (image) / last name token (text), every layer. */
+export const LAB1_PROBE = { kind: 'probe', version: 1, modality: 'both', position: 'last-image', limit: 52, seed: 1, batchSize: 32 } as const;
+
+export interface Lab1Answer {
+  /** First layer whose held-out probe accuracy on image prompts reaches the threshold. */
+  imageLayer?: number | null;
+  /** The same for text prompts (the entity named). */
+  textLayer?: number | null;
+  /** Which modality resolves the entity first. */
+  earlier?: 'image' | 'text' | 'same' | null;
+}
+
+export interface Lab1Solution {
+  imageResolution: number | null;
+  textResolution: number | null;
+  earlier: 'image' | 'text' | 'same';
+  threshold: number;
+}
+
+export async function lab1Solution(ctx: LabContext): Promise<Lab1Solution> {
+  const r = await runMemo(ctx, { ...LAB1_PROBE });
+  const img = r.summary.resolution.image as number | null;
+  const txt = r.summary.resolution.text as number | null;
+  const rank = (x: number | null) => (x === null ? Infinity : x);
+  const earlier = rank(img) === rank(txt) ? 'same' : rank(img) < rank(txt) ? 'image' : 'text';
+  return { imageResolution: img, textResolution: txt, earlier, threshold: Number(r.spec.threshold) };
+}
+
+export async function checkLab1(ctx: LabContext, a: Lab1Answer, opts: { quiet?: boolean } = {}): Promise<CheckReport<Lab1Solution>> {
+  const s = await lab1Solution(ctx);
+  return report(
+    'Lab 1',
+    [
+      layerLine('image resolution layer', a.imageLayer, s.imageResolution),
+      layerLine('text resolution layer', a.textLayer, s.textResolution),
+      choiceLine('which modality resolves first', a.earlier, s.earlier, s.earlier === 'same' ? 'both cross the threshold at the same layer' : `${s.earlier} prompts cross the threshold first`),
+    ],
+    s,
+    opts.quiet,
+  );
+}
+
+// ─────────────────────────────────────────────────────────────────── Lab 2: design a knockout that breaks the answer
+
+export const LAB2_BASE = { kind: 'knockout', version: 1, limit: 12, seed: 1, batchSize: 32, accuracy: false } as const;
+export const LAB2_EDGES = ['image->last', 'image->query', 'last->last'] as const;
+export type Lab2Edge = (typeof LAB2_EDGES)[number];
+/** The answer counts as broken when the original answer's probability falls by at least half. */
+export const LAB2_GOAL = -0.5;
+
+export interface Lab2Answer {
+  edges?: Lab2Edge | null;
+  /** First and last blocked layer (inclusive). */
+  from?: number | null;
+  to?: number | null;
+}
+
+export interface Lab2Solution {
+  /** At most this many layers may be blocked: half the model, rounded up. */
+  maxWidth: number;
+  /** The strongest design of at most maxWidth layers, per edge set, and overall. */
+  best: { edges: Lab2Edge; from: number; to: number; relChange: number };
+  bestPerEdge: Record<string, { from: number; to: number; relChange: number }>;
+  /** Relative change a design must reach: LAB2_GOAL, or the best achievable + 0.05 when the goal is out of reach. */
+  goal: number;
+}
+
+function bandsUpTo(numLayers: number, maxWidth: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let w = 1; w <= maxWidth; w++) for (let a = 0; a + w - 1 < numLayers; a++) out.push([a, a + w - 1]);
+  return out;
+}
+
+export async function lab2Solution(ctx: LabContext): Promise<Lab2Solution> {
+  const L = (ctx.model as { numLayers: number }).numLayers;
+  const maxWidth = Math.ceil(L / 2);
+  const bands = bandsUpTo(L, maxWidth);
+  const r = await runMemo(ctx, { ...LAB2_BASE, edges: [...LAB2_EDGES], bands });
+  const bestPerEdge: Lab2Solution['bestPerEdge'] = {};
+  let best: Lab2Solution['best'] | null = null;
+  (r.summary.edgeSets as string[]).forEach((e, i) => {
+    (r.summary.relChange[i] as number[]).forEach((v, j) => {
+      const [from, to] = bands[j];
+      if (!Number.isFinite(v)) return;
+      if (!bestPerEdge[e] || v < bestPerEdge[e].relChange) bestPerEdge[e] = { from, to, relChange: v };
+      if (!best || v < best.relChange) best = { edges: e as Lab2Edge, from, to, relChange: v };
+    });
+  });
+  if (!best) throw new Error('lab 2: the knockout sweep produced no finite relative change');
+  const b = best as Lab2Solution['best'];
+  return { maxWidth, best: b, bestPerEdge, goal: Math.max(LAB2_GOAL, b.relChange + 0.05) };
+}
+
+export interface Lab2Measured {
+  relChange: number;
+}
+
+/** Runs the student's design with the library and checks it breaks the answer within the layer budget. */
+export async function checkLab2(ctx: LabContext, a: Lab2Answer, opts: { quiet?: boolean } = {}): Promise<CheckReport<Lab2Solution & { yours: number | null }>> {
+  const s = await lab2Solution(ctx);
+  const L = (ctx.model as { numLayers: number }).numLayers;
+  const lines: CheckLine[] = [];
+  let yours: number | null = null;
+  if (!a.edges || a.from == null || a.to == null) lines.push({ name: 'knockout design', status: 'missing', message: 'set edges, from and to' });
+  else if (!(LAB2_EDGES as readonly string[]).includes(a.edges)) lines.push({ name: 'knockout design', status: 'fail', message: `edges must be one of ${LAB2_EDGES.join(', ')}` });
+  else if (!Number.isInteger(a.from) || !Number.isInteger(a.to) || a.from < 0 || a.to >= L || a.from > a.to)
+    lines.push({ name: 'knockout design', status: 'fail', message: `from and to must be layers with 0 <= from <= to <= ${L - 1}` });
+  else if (a.to - a.from + 1 > s.maxWidth)
+    lines.push({ name: 'knockout design', status: 'fail', message: `${a.to - a.from + 1} layers blocked; the budget is ${s.maxWidth}: make the band narrower` });
+  else {
+    const r = await runMemo(ctx, { ...LAB2_BASE, edges: [a.edges], bands: [[a.from, a.to]] });
+    yours = r.summary.relChange[0][0] as number;
+    const ok = yours <= s.goal;
+    lines.push({
+      name: 'knockout design',
+      status: ok ? 'pass' : 'fail',
+      message: ok
+        ? `blocking ${a.edges} in layers ${a.from}-${a.to} changes the answer's probability by ${(yours * 100).toFixed(0)}%: broken`
+        : `blocking ${a.edges} in layers ${a.from}-${a.to} changes the answer's probability by only ${(yours * 100).toFixed(0)}% (needed: ${(s.goal * 100).toFixed(0)}% or less); try another edge set or other layers`,
+    });
+  }
+  return report('Lab 2', lines, { ...s, yours }, opts.quiet);
+}
+
+// ─────────────────────────────────────────────────────────────────── Lab 3: recover the answer
+
+export const LAB3_RECOVERY = { kind: 'recovery', version: 1, cot: true, limit: 24, seed: 1, batchSize: 32 } as const;
+
+export interface Lab3Answer {
+  /** The layer where patching the backbone's entity state into the VLM recovers the most accuracy. */
+  bestLayer?: number | null;
+  /** Does asking the model to name the entity first (chain of thought) beat the direct image question? */
+  cotHelps?: boolean | null;
+}
+
+export interface Lab3Solution {
+  bestLayer: number | null;
+  imageAcc: number;
+  textAcc: number;
+  cotAcc: number;
+  patchedAcc: number[];
+  cotHelps: boolean;
+}
+
+export async function lab3Solution(ctx: LabContext): Promise<Lab3Solution> {
+  if (!ctx.backbone) throw new Error('lab 3 needs the backbone folder: pass {hs, model, data, backbone: BACKBONE_DIR}');
+  const r = await runMemo(ctx, { ...LAB3_RECOVERY, backbone: ctx.backbone });
+  const s = r.summary;
+  return { bestLayer: s.bestLayer, imageAcc: s.imageAcc, textAcc: s.textAcc, cotAcc: s.cotAcc, patchedAcc: s.patchedAcc, cotHelps: s.cotAcc > s.imageAcc };
+}
+
+export async function checkLab3(ctx: LabContext, a: Lab3Answer, opts: { quiet?: boolean } = {}): Promise<CheckReport<Lab3Solution>> {
+  const s = await lab3Solution(ctx);
+  return report(
+    'Lab 3',
+    [
+      layerLine('best layer to patch the backbone state', a.bestLayer, s.bestLayer),
+      choiceLine('chain of thought helps', a.cotHelps, s.cotHelps, s.cotHelps ? 'naming the entity first is more accurate than the direct question' : 'naming the entity first is not more accurate here'),
+    ],
+    s,
+    opts.quiet,
+  );
+}

@@ -1,0 +1,147 @@
+// Attribution patching (Nanda; Syed et al. 2023): score(l, p) = Σ_d (a_corrupt − a_clean)[l,p,d] · ∂M/∂a[l,p,d]
+// at the clean run, for every layer and position from one forward + one backward. Gradients are taken
+// with respect to the residual streams (a zero "delta" added at each hook point), never the embedding
+// table: wasm lacks the gather gradient. The integrated-gradients variant averages the gradient over k
+// interpolations of the input embeddings between clean and corrupt.
+import * as tf from '@tensorflow/tfjs-core';
+// Gradient kernels are registered by this side effect (tfjs-core alone has none).
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { InputError } from '../errors';
+import type { HookFn } from '../models/hooks';
+import type { Model, ModelInputs } from '../models/model';
+
+/** M on the last position's logits, as a tensor (for gradients) and on plain numbers (for exact patching). */
+export interface Metric {
+  name: string;
+  tensor(lastLogits: tf.Tensor): tf.Scalar;
+  value(lastLogits: Float32Array): number;
+}
+
+/** One entry of a [V] vector by slicing (gather has no gradient on wasm). */
+function pick(v: tf.Tensor, i: number): tf.Tensor {
+  return v.slice([i], [1]);
+}
+
+/** M = logit[plus] − logit[minus] (the attnp_A fixture: plus 223, minus 251). */
+export function logitDiff(plus: number, minus: number): Metric {
+  return {
+    name: `logit[${plus}] - logit[${minus}]`,
+    tensor: (l) => tf.sub(pick(l, plus), pick(l, minus)).reshape([]) as tf.Scalar,
+    value: (l) => l[plus] - l[minus],
+  };
+}
+
+export function answerLogit(token: number): Metric {
+  return { name: `logit[${token}]`, tensor: (l) => pick(l, token).reshape([]) as tf.Scalar, value: (l) => l[token] };
+}
+
+export function answerProb(token: number): Metric {
+  return {
+    name: `p[${token}]`,
+    tensor: (l) => pick(tf.softmax(l.reshape([1, -1]), -1).reshape([-1]), token).reshape([]) as tf.Scalar,
+    value: (l) => {
+      let max = -Infinity;
+      for (const v of l) if (v > max) max = v;
+      let s = 0;
+      for (const v of l) s += Math.exp(v - max);
+      return Math.exp(l[token] - max) / s;
+    },
+  };
+}
+
+/** The residual hook points in HF hidden_states order: embedding, block outputs 0..L-2, final norm; plus the last raw block output. */
+export function attributionPoints(numLayers: number): { hidden: string[]; layerOut: string[] } {
+  const layerOut = Array.from({ length: numLayers }, (_, l) => `lm.blocks.${l}.resid_post`);
+  return { hidden: ['lm.embed', ...layerOut.slice(0, -1), 'lm.final_norm'], layerOut };
+}
+
+export interface AttributionResult {
+  mClean: number;
+  mCorrupt: number;
+  /** dM/da at the clean run for HF hidden_states[i] (i = 0..L), each [T·D] row-major. */
+  gradHidden: Float32Array[];
+  /** dM/da for the raw output of block l (l = 0..L-1). */
+  gradLayerOut: Float32Array[];
+  /** Scores [L+1][T] on hidden_states and [L][T] on block outputs. */
+  scoresHidden: number[][];
+  scoresLayerOut: number[][];
+  T: number;
+}
+
+function lastPosition(logits: tf.Tensor): tf.Tensor {
+  const [, T, V] = logits.shape as number[];
+  return logits.slice([0, T - 1, 0], [1, 1, V]).reshape([V]);
+}
+
+function activations(model: Model, inputs: ModelInputs, names: string[]): { acts: Map<string, Float32Array>; m: Float32Array } {
+  const out = model.forward(inputs, { cache: names });
+  try {
+    const acts = new Map(names.map((n) => [n, out.cache.get(n)!.dataSync() as Float32Array]));
+    const last = tf.tidy(() => lastPosition(out.logits!));
+    const m = last.dataSync() as Float32Array;
+    last.dispose();
+    return { acts, m };
+  } finally {
+    out.dispose();
+  }
+}
+
+/**
+ * Attribution scores for one clean/corrupt pair (each a single row of the same length).
+ * `igSteps` > 0: the gradient is averaged over embeddings clean + α(corrupt − clean), α = (i + ½)/k.
+ */
+export function attributionPatching(model: Model, clean: ModelInputs, corrupt: ModelInputs, metric: Metric, opts: { igSteps?: number } = {}): AttributionResult {
+  if (clean.inputIds.length !== 1 || corrupt.inputIds.length !== 1) throw new InputError('attribution patching takes one clean and one corrupt row');
+  const T = clean.inputIds[0].length;
+  if (corrupt.inputIds[0].length !== T) throw new InputError(`clean and corrupt prompts must have the same length (${T} vs ${corrupt.inputIds[0].length})`);
+  const D = model.dModel;
+  const L = model.numLayers;
+  const pts = attributionPoints(L);
+  const all = [...new Set([...pts.hidden, ...pts.layerOut])];
+  const c = activations(model, clean, all);
+  const k = activations(model, corrupt, all);
+  const steps = opts.igSteps ?? 0;
+  const alphas = steps > 0 ? Array.from({ length: steps }, (_, i) => (i + 0.5) / steps) : [null];
+  const sums = all.map(() => new Float32Array(T * D));
+  const corruptEmbed = tf.tensor3d(k.acts.get('lm.embed')!, [1, T, D]);
+  try {
+    for (const alpha of alphas) {
+      const deltas = all.map(() => tf.zeros([1, T, D]));
+      const f = (...ds: tf.Tensor[]) => {
+        const hooks: Record<string, HookFn[]> = {};
+        all.forEach((p, i) => (hooks[p] = [(v) => tf.add(v, ds[i])]));
+        if (alpha !== null) hooks['lm.embed'].unshift((v) => tf.add(v, tf.mul(tf.sub(corruptEmbed, v), alpha)));
+        const out = model.forward(clean, { hooks });
+        return metric.tensor(lastPosition(out.logits!));
+      };
+      const grads = tf.grads(f)(deltas);
+      grads.forEach((g, i) => {
+        const d = g.dataSync() as Float32Array;
+        for (let j = 0; j < d.length; j++) sums[i][j] += d[j] / alphas.length;
+      });
+      tf.dispose([...grads, ...deltas]);
+    }
+  } finally {
+    corruptEmbed.dispose();
+  }
+  const grad = new Map(all.map((n, i) => [n, sums[i]]));
+  const scores = (name: string) => {
+    const a = c.acts.get(name)!;
+    const b = k.acts.get(name)!;
+    const g = grad.get(name)!;
+    return Array.from({ length: T }, (_, p) => {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += (b[p * D + d] - a[p * D + d]) * g[p * D + d];
+      return s;
+    });
+  };
+  return {
+    mClean: metric.value(c.m),
+    mCorrupt: metric.value(k.m),
+    gradHidden: pts.hidden.map((n) => grad.get(n)!),
+    gradLayerOut: pts.layerOut.map((n) => grad.get(n)!),
+    scoresHidden: pts.hidden.map(scores),
+    scoresLayerOut: pts.layerOut.map(scores),
+    T,
+  };
+}

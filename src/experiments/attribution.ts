@@ -1,0 +1,213 @@
+// attribution: attribution patching as triage over (layer × position) for clean/corrupt entity pairs,
+// with the top-k cells confirmed automatically by exact activation patching (through the scheduler:
+// each confirmation starts at its layer from the cached clean states).
+import { InputError } from '../errors';
+import { gridCoordinates } from '../interventions/selectors';
+import type { InterventionSpec } from '../interventions/types';
+import type { Model } from '../models/model';
+import { makeBatch } from './batch';
+import type { Row } from './checkpoint';
+import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { answerLogit, answerProb, attributionPatching, logitDiff, type AttributionResult, type Metric } from './attribution-patching';
+import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
+import { prepareSource } from './sources/dataset';
+import { layersOf, type SpecBase } from './spec';
+import type { EntityRef, PromptCase, PromptSource } from './source';
+
+export interface AttributionSpec extends SpecBase {
+  kind: 'attribution';
+  layers: number[] | null;
+  metric: 'logit-diff' | 'answer-logit' | 'answer-prob';
+  tokens: number[] | null;
+  site: 'resid_post' | 'hidden_states';
+  igSteps: number;
+  topK: number;
+  pairs: 'same' | 'cross' | 'mixed';
+  prompts: 'identification' | 'questions';
+  positions: number[] | null;
+}
+
+function argmax(v: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[b]) b = i;
+  return b;
+}
+
+/** The metric of a pair: explicit tokens, or the clean and corrupt runs' top-1 predictions. */
+export function metricFor(spec: Pick<AttributionSpec, 'metric' | 'tokens'>, cleanLogits: Float32Array, corruptLogits: Float32Array): Metric {
+  const plus = spec.tokens?.[0] ?? argmax(cleanLogits);
+  if (spec.metric === 'answer-logit') return answerLogit(plus);
+  if (spec.metric === 'answer-prob') return answerProb(plus);
+  let minus = spec.tokens?.[1] ?? argmax(corruptLogits);
+  if (minus === plus) {
+    // Same top-1 in both runs: contrast with the clean run's runner-up instead.
+    let second = plus === 0 ? 1 : 0;
+    for (let i = 0; i < cleanLogits.length; i++) if (i !== plus && cleanLogits[i] > cleanLogits[second]) second = i;
+    minus = second;
+  }
+  return logitDiff(plus, minus);
+}
+
+/** Hook written by an exact patch of a cell: block output l, or HF hidden_states[i]. */
+export function cellHook(site: AttributionSpec['site'], layer: number, numLayers: number): string {
+  if (site === 'resid_post') return `lm.blocks.${layer}.resid_post`;
+  if (layer === 0) return 'lm.blocks.0.resid_pre';
+  if (layer === numLayers) return 'lm.final_norm';
+  return `lm.blocks.${layer - 1}.resid_post`;
+}
+
+/** Exact activation-patching jobs: the corrupt run's state at (layer, position) written into the clean run. */
+export function exactPatchJobs(
+  clean: { clean: CleanState; row: number },
+  corrupt: { clean: CleanState; row: number },
+  cells: { layer: number; position: number }[],
+  site: AttributionSpec['site'],
+  numLayers: number,
+  keyPrefix: string,
+): PatchJob[] {
+  return cells.map((cell) => {
+    const hook = cellHook(site, cell.layer, numLayers);
+    const spec: InterventionSpec = {
+      kind: 'patch',
+      hook,
+      at: { kind: 'positions', positions: [cell.position] },
+      source: { cache: 'corrupt', row: corrupt.row, at: { kind: 'positions', positions: [cell.position] } },
+    };
+    return { key: `${keyPrefix}|${cell.layer}|${cell.position}`, clean: clean.clean, row: clean.row, interventions: [spec], sources: { corrupt: corrupt.clean.source }, meta: cell };
+  });
+}
+
+function pairsOf(pool: EntityRef[], mode: AttributionSpec['pairs']): [EntityRef, EntityRef][] {
+  const out: [EntityRef, EntityRef][] = [];
+  for (const e of pool) {
+    const other = pool.find((x) => x !== e && (mode === 'same' ? x.type === e.type : mode === 'cross' ? x.type !== e.type : true));
+    if (other) out.push([e, other]);
+  }
+  return out;
+}
+
+export async function attributionExperiment(model: Model, source: PromptSource, spec: AttributionSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<AttributionSpec>> {
+  const progress = new Progress(ctx);
+  const cp = openCheckpoint(ctx, spec);
+  const warnings = new Warnings();
+  const L = model.numLayers;
+  const layerAxis = spec.site === 'resid_post' ? L : L + 1;
+  const layers = spec.layers ? layersOf(spec, layerAxis) : Array.from({ length: layerAxis }, (_, i) => i);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  const promptOf = (e: EntityRef): PromptCase | null => (spec.prompts === 'identification' ? source.identification(e) : source.questions(e, 'image')[0] ?? null);
+  const pool = entities.filter((e) => promptOf(e));
+  let pairs = pairsOf(pool, spec.pairs).filter(([a, b]) => {
+    const same = promptOf(a)!.inputIds.length === promptOf(b)!.inputIds.length;
+    if (!same) warnings.add([`pair ${a.subject} / ${b.subject} skipped: prompts differ in length`]);
+    return same;
+  });
+  if (spec.rows) pairs = spec.rows.map((i) => {
+    if (i >= pairs.length) throw new InputError(`attribution: rows ${i} does not exist (${pairs.length} clean/corrupt pairs)`);
+    return pairs[i];
+  });
+  const cases = [...new Map(pairs.flatMap(([a, b]) => [promptOf(a)!, promptOf(b)!]).map((c) => [c.id, c])).values()];
+  const clean = await cleanStates(model, source, cases, spec.batchSize);
+  const rows: Row[] = [];
+  const perPair: Record<string, unknown>[] = [];
+  let viewScores: number[][] | null = null;
+  let viewCase: PromptCase | null = null;
+  try {
+    progress.start('attribution', pairs.length);
+    for (const [pi, [a, b]] of pairs.entries()) {
+      ctx.signal?.throwIfAborted();
+      const ca = promptOf(a)!;
+      const cb = promptOf(b)!;
+      const wa = clean.where.get(ca.id)!;
+      const wb = clean.where.get(cb.id)!;
+      const metric = metricFor(spec, wa.clean.lastLogits[wa.row], wb.clean.lastLogits[wb.row]);
+      const batchA = await makeBatch(model, source, [ca]);
+      const batchB = await makeBatch(model, source, [cb]);
+      let attr: AttributionResult;
+      try {
+        // One-prompt batches: no padding, the positions are the prompt's own.
+        attr = attributionPatching(model, batchA.inputs, batchB.inputs, metric, { igSteps: spec.igSteps });
+      } finally {
+        batchA.dispose();
+        batchB.dispose();
+      }
+      const scores = spec.site === 'resid_post' ? attr.scoresLayerOut : attr.scoresHidden;
+      const positions = spec.positions ?? Array.from({ length: attr.T }, (_, p) => p);
+      const cells = layers.flatMap((l) => positions.map((p) => ({ layer: l, position: p, score: scores[l][p] })));
+      const top = [...cells].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.topK);
+      const exact = new Map<string, number>();
+      if (top.length) {
+        const jobs = exactPatchJobs(wa, wb, top, spec.site, L, `${ca.id}>${cb.id}`);
+        const mClean = metric.value(wa.clean.lastLogits[wa.row]);
+        await sweep(model, jobs, {
+          batchSize: spec.batchSize,
+          signal: ctx.signal,
+          naive: ctx.naive,
+          strict: spec.strict,
+          checkpoint: cp,
+          onWarnings: (w) => warnings.add(w),
+          toRows: (out) => [{ exact: metric.value(out.lastLogits) - mClean }],
+          onRows: (r, job) => {
+            const c = job.meta as { layer: number; position: number };
+            exact.set(`${c.layer}/${c.position}`, Number(r[0].exact));
+          },
+        });
+      }
+      const pairRows = cells.map((c) => {
+        const g = gridCoordinates(ca.spans, c.position);
+        return {
+          pair: pi,
+          clean: a.subject,
+          corrupt: b.subject,
+          metric: metric.name,
+          layer: c.layer,
+          position: c.position,
+          kind: g ? 'image' : 'text',
+          gridRow: g ? g.row : null,
+          gridCol: g ? g.col : null,
+          score: c.score,
+          exact: exact.get(`${c.layer}/${c.position}`) ?? null,
+        };
+      });
+      rows.push(...pairRows);
+      ctx.onPartial?.(pairRows);
+      const confirmed = pairRows.filter((r) => r.exact !== null);
+      perPair.push({ clean: a.subject, corrupt: b.subject, metric: metric.name, mClean: attr.mClean, mCorrupt: attr.mCorrupt, confirmed: confirmed.map((r) => ({ layer: r.layer, position: r.position, score: r.score, exact: r.exact })) });
+      if (!viewScores) {
+        viewScores = layers.map((l) => positions.map((p) => scores[l][p]));
+        viewCase = ca;
+      }
+      progress.tick();
+    }
+  } finally {
+    clean.dispose();
+  }
+  const confirmed = rows.filter((r) => r.exact !== null);
+  return {
+    kind: spec.kind,
+    spec,
+    table: makeTable(rows),
+    summary: {
+      pairs: perPair,
+      igSteps: spec.igSteps,
+      site: spec.site,
+      meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
+      warnings: warnings.list(),
+      view: viewCase
+        ? {
+            layers,
+            positions: (spec.positions ?? viewCase.inputIds.map((_, p) => p)).map((p) => {
+              const g = gridCoordinates(viewCase!.spans, p);
+              return { label: g ? `img ${g.row},${g.col}` : source.decode([viewCase!.inputIds[p]]), kind: g ? 'image' : 'text' };
+            }),
+            scores: viewScores,
+            metric: String(perPair[0]?.metric ?? ''),
+            image: null,
+            patchScores: null,
+            patchLabel: null,
+            confirmed: rows.filter((r) => r.pair === 0 && r.exact !== null).map((r) => ({ layer: r.layer, position: r.position, exact: r.exact })),
+          }
+        : null,
+    },
+  };
+}

@@ -1,0 +1,170 @@
+// cross-patch (Cohen et al. 2024 §5): target entity B shown as an image with the identification prompt;
+// at one layer l the inputs of block l at the image positions are replaced by donor A's (cached from
+// A's own clean run); greedy generation then names the target, the donor, or neither. The switch
+// layer is where predictions flip from donor to target (LLaVA-1.5-7B ≈ 20).
+import { InputError } from '../errors';
+import type { Selector } from '../interventions/selectors';
+import type { Site } from '../interventions/types';
+import type { Model } from '../models/model';
+import type { Row } from './checkpoint';
+import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { untilEos, eosSet } from './greedy';
+import { cleanStates, sweep, type PatchJob } from './scheduler';
+import { prepareSource } from './sources/dataset';
+import { layersOf, type SpecBase } from './spec';
+import type { EntityRef, PromptCase, PromptSource } from './source';
+
+export interface CrossPatchSpec extends SpecBase {
+  kind: 'cross-patch';
+  layers: number[] | null;
+  donors: 'same' | 'cross' | 'mixed';
+  donorsPerTarget: number;
+  identifiedOnly: boolean;
+  site: Site;
+  at: Selector | string;
+  maxNewTokens: number;
+}
+
+/** Donors of a target: same-type ones, the first of each other type, or the paper's mix of both. */
+export function donorsFor(target: EntityRef, pool: readonly EntityRef[], mode: CrossPatchSpec['donors'], n: number): EntityRef[] {
+  const same = pool.filter((e) => e !== target && e.type === target.type);
+  const firstOfOtherTypes: EntityRef[] = [];
+  for (const e of pool) if (e.type !== target.type && !firstOfOtherTypes.some((x) => x.type === e.type)) firstOfOtherTypes.push(e);
+  if (mode === 'same') return same.slice(0, n);
+  if (mode === 'cross') return firstOfOtherTypes.slice(0, n);
+  const cross = firstOfOtherTypes.slice(0, n);
+  return [...same.slice(0, Math.max(0, n - cross.length)), ...cross];
+}
+
+/** First layer from which the run never names the donor again and names the target there; null if none. */
+export function pairSwitchLayer(layers: readonly number[], namesDonor: readonly boolean[], namesTarget: readonly boolean[]): number | null {
+  for (let i = 0; i < layers.length; i++) if (namesTarget[i] && namesDonor.slice(i).every((d) => !d)) return layers[i];
+  return null;
+}
+
+export async function crossPatch(model: Model, source: PromptSource, spec: CrossPatchSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<CrossPatchSpec>> {
+  const progress = new Progress(ctx);
+  const cp = openCheckpoint(ctx, spec);
+  const warnings = new Warnings();
+  const layers = layersOf(spec, model.numLayers);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  let pool: { entity: EntityRef; prompt: PromptCase }[];
+  if (spec.identifiedOnly) {
+    const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
+    pool = ids.filter((r) => r.identified).map((r) => ({ entity: r.entity, prompt: r.prompt }));
+  } else pool = entities.flatMap((e) => (source.identification(e) ? [{ entity: e, prompt: source.identification(e)! }] : []));
+  const promptOf = new Map(pool.map((p) => [p.entity.key, p.prompt]));
+  const imageLen = (c: PromptCase) => c.spans.images.map((s) => s.length).join(',');
+  let pairs: { target: EntityRef; donor: EntityRef }[] = [];
+  for (const { entity: target } of pool)
+    for (const donor of donorsFor(target, pool.map((p) => p.entity), spec.donors, spec.donorsPerTarget)) {
+      if (imageLen(promptOf.get(target.key)!) !== imageLen(promptOf.get(donor.key)!)) {
+        warnings.add([`pair ${donor.subject} -> ${target.subject} skipped: image spans differ in length (${imageLen(promptOf.get(donor.key)!)} vs ${imageLen(promptOf.get(target.key)!)})`]);
+        continue;
+      }
+      pairs.push({ target, donor });
+    }
+  if (spec.rows) pairs = spec.rows.map((i) => {
+    if (i >= pairs.length) throw new InputError(`cross-patch: rows ${i} does not exist (${pairs.length} donor-target pairs)`);
+    return pairs[i];
+  });
+  const clean = await cleanStates(model, source, pool.map((p) => p.prompt), spec.batchSize);
+  const eos = eosSet(model);
+  try {
+    const jobs: PatchJob[] = [];
+    for (const [pi, { target, donor }] of pairs.entries()) {
+      const t = clean.where.get(promptOf.get(target.key)!.id)!;
+      const d = clean.where.get(promptOf.get(donor.key)!.id)!;
+      for (const l of layers)
+        jobs.push({
+          key: `${target.key}|${donor.key}|${l}`,
+          clean: t.clean,
+          row: t.row,
+          generate: spec.maxNewTokens,
+          interventions: [{ kind: 'patch', layers: [l], site: spec.site, at: spec.at, source: { cache: 'donor', row: d.row } }],
+          sources: { donor: d.clean.source },
+          meta: { pair: pi, target, donor, layer: l },
+        });
+    }
+    progress.start('sweep', jobs.length);
+    const rows = await sweep(model, jobs, {
+      batchSize: spec.batchSize,
+      signal: ctx.signal,
+      naive: ctx.naive,
+      strict: spec.strict,
+      checkpoint: cp,
+      onRows: (r) => ctx.onPartial?.(r),
+      onProgress: (n) => progress.set(n),
+      onWarnings: (w) => warnings.add(w),
+      toRows: (out) => {
+        const m = out.job.meta as { pair: number; target: EntityRef; donor: EntityRef; layer: number };
+        const text = source.decode(untilEos(out.newTokens ?? [], eos));
+        return [
+          {
+            pair: m.pair,
+            target: m.target.subject,
+            targetType: m.target.type,
+            donor: m.donor.subject,
+            donorType: m.donor.type,
+            sameType: m.target.type === m.donor.type,
+            layer: m.layer,
+            generation: text,
+            namesTarget: names(text, m.target, spec.match),
+            namesDonor: names(text, m.donor, spec.match),
+          },
+        ];
+      },
+    });
+    return { kind: spec.kind, spec, table: makeTable(rows), summary: summarize(rows, layers, pairs, warnings.list(), pool.length, entities.length) };
+  } finally {
+    clean.dispose();
+  }
+}
+
+function curves(rows: readonly Row[], layers: readonly number[]) {
+  const at = (l: number, f: string) => {
+    const rs = rows.filter((r) => r.layer === l);
+    return rs.length ? rs.filter((r) => r[f]).length / rs.length : NaN;
+  };
+  const donorFraction = layers.map((l) => at(l, 'namesDonor'));
+  const targetFraction = layers.map((l) => at(l, 'namesTarget'));
+  let switchLayer: number | null = null;
+  for (let i = 0; i < layers.length; i++)
+    if (targetFraction[i] >= donorFraction[i] && targetFraction[i] > 0) {
+      switchLayer = layers[i];
+      break;
+    }
+  return { donorFraction, targetFraction, switchLayer };
+}
+
+function summarize(rows: Row[], layers: number[], pairs: { target: EntityRef; donor: EntityRef }[], warnings: string[], poolSize: number, tried: number) {
+  const all = curves(rows, layers);
+  const pairViews = pairs.map((p, i) => {
+    const rs = layers.map((l) => rows.find((r) => r.pair === i && r.layer === l));
+    const namesDonor = rs.map((r) => (r ? Boolean(r.namesDonor) : null));
+    const namesTarget = rs.map((r) => (r ? Boolean(r.namesTarget) : null));
+    return {
+      donor: p.donor.subject,
+      target: p.target.subject,
+      donorType: p.donor.type,
+      targetType: p.target.type,
+      namesDonor,
+      namesTarget,
+      generations: rs.map((r) => (r ? String(r.generation) : null)),
+      switchLayer: pairSwitchLayer(layers, namesDonor.map(Boolean), namesTarget.map(Boolean)),
+    };
+  });
+  return {
+    entitiesTried: tried,
+    pool: poolSize,
+    pairs: pairs.length,
+    layers,
+    ...all,
+    sameType: curves(rows.filter((r) => r.sameType), layers),
+    crossType: curves(rows.filter((r) => !r.sameType), layers),
+    pairSwitchLayers: pairViews.map((p) => ({ donor: p.donor, target: p.target, switchLayer: p.switchLayer })),
+    warnings,
+    view: { layers, donorFraction: all.donorFraction, targetFraction: all.targetFraction, runs: pairs.length, switchLayer: all.switchLayer, pairs: pairViews, model: null },
+  };
+}

@@ -1,0 +1,129 @@
+// freeze (Cohen et al. 2024 §6, forward patching): image tokens stop updating at block l's output until
+// block T (inputs of blocks l+1..T at image positions = block l's output) and resume after; is the
+// entity still identified? Entities identified when frozen from early layers are "early-identified";
+// their text/image accuracies and gap are compared with the late-identified ones.
+import type { Selector } from '../interventions/selectors';
+import type { Model } from '../models/model';
+import { SpecError } from '../errors';
+import type { Row } from './checkpoint';
+import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { eosSet, untilEos } from './greedy';
+import { answerQuestions, type AnswerRow } from './recall-gap';
+import { cleanStates, sweep, type PatchJob } from './scheduler';
+import { prepareSource } from './sources/dataset';
+import { layersOf, type SpecBase } from './spec';
+import type { EntityRef, PromptSource } from './source';
+
+export interface FreezeExperimentSpec extends SpecBase {
+  kind: 'freeze';
+  layers: number[] | null;
+  until: number | null;
+  earlyCutoff: number | null;
+  split: boolean;
+  identifiedOnly: boolean;
+  at: Selector | string;
+  maxNewTokens: number;
+}
+
+/** Paper defaults scaled to the model: T = 20 of 32 layers, early = the first 5 of 32. */
+export function freezeBounds(spec: Pick<FreezeExperimentSpec, 'until' | 'earlyCutoff'>, numLayers: number): { until: number; earlyCutoff: number } {
+  const until = spec.until ?? Math.min(numLayers - 1, Math.max(1, Math.round((numLayers * 20) / 32)));
+  if (until >= numLayers) throw new SpecError(`freeze spec: field "until" ${until} must be below the model's ${numLayers} layers`, 'until');
+  const earlyCutoff = spec.earlyCutoff ?? Math.max(1, Math.round((numLayers * 5) / 32));
+  return { until, earlyCutoff };
+}
+
+function groupAccuracy(answers: readonly AnswerRow[], keys: ReadonlySet<string>) {
+  const acc = (cond: 'text' | 'image') => {
+    const per = new Map<string, number[]>();
+    for (const r of answers) if (r.condition === cond && keys.has(r.entity)) per.set(r.entity, [...(per.get(r.entity) ?? []), Number(r.correct)]);
+    return mean([...per.values()].map(mean));
+  };
+  const textAcc = acc('text');
+  const visualAcc = acc('image');
+  return { n: keys.size, visualAcc, textAcc, gap: textAcc - visualAcc };
+}
+
+export async function freezeExperiment(model: Model, source: PromptSource, spec: FreezeExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<FreezeExperimentSpec>> {
+  const progress = new Progress(ctx);
+  const cp = openCheckpoint(ctx, spec);
+  const warnings = new Warnings();
+  const { until, earlyCutoff } = freezeBounds(spec, model.numLayers);
+  const layers = spec.layers ? layersOf(spec, model.numLayers) : Array.from({ length: until }, (_, i) => i);
+  for (const [i, l] of layers.entries())
+    if (l >= until) throw new SpecError(`freeze spec: field "layers[${i}]" = ${l} must be below until = ${until} (frozen from l through T)`, `layers[${i}]`);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
+  const pool = spec.identifiedOnly ? ids.filter((r) => r.identified) : ids;
+  const clean = await cleanStates(model, source, pool.map((p) => p.prompt), spec.batchSize);
+  const eos = eosSet(model);
+  let rows: Row[];
+  try {
+    const jobs: PatchJob[] = [];
+    for (const p of pool) {
+      const w = clean.where.get(p.prompt.id)!;
+      for (const l of layers)
+        jobs.push({
+          key: `${p.entity.key}|${l}`,
+          clean: w.clean,
+          row: w.row,
+          generate: spec.maxNewTokens,
+          interventions: [{ kind: 'freeze', from: l, until, at: spec.at, source: { cache: 'clean' } }],
+          meta: { entity: p.entity, layer: l },
+        });
+    }
+    progress.start('sweep', jobs.length);
+    rows = await sweep(model, jobs, {
+      batchSize: spec.batchSize,
+      signal: ctx.signal,
+      naive: ctx.naive,
+      strict: spec.strict,
+      checkpoint: cp,
+      onRows: (r) => ctx.onPartial?.(r),
+      onProgress: (n) => progress.set(n),
+      onWarnings: (w) => warnings.add(w),
+      toRows: (out) => {
+        const m = out.job.meta as { entity: EntityRef; layer: number };
+        const text = source.decode(untilEos(out.newTokens ?? [], eos));
+        return [{ entity: m.entity.key, subject: m.entity.subject, type: m.entity.type, sourceLayer: m.layer, until, generation: text, identified: names(text, m.entity, spec.match) }];
+      },
+    });
+  } finally {
+    clean.dispose();
+  }
+  const identified = layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l).map((r) => Number(r.identified))));
+  const early = new Set(rows.filter((r) => (r.sourceLayer as number) < earlyCutoff && r.identified).map((r) => String(r.entity)));
+  const late = new Set(pool.map((p) => p.entity.key).filter((k) => !early.has(k)));
+  let split: Record<string, unknown> | null = null;
+  if (spec.split && pool.length) {
+    const answers = await answerQuestions(model, source, new Set(pool.map((p) => p.entity.key)), spec, ctx, progress, cp);
+    split = { early: groupAccuracy(answers, early), late: groupAccuracy(answers, late) };
+  }
+  const types = [...new Set(pool.map((p) => p.entity.type))];
+  return {
+    kind: spec.kind,
+    spec,
+    table: makeTable(rows),
+    summary: {
+      entitiesTried: entities.length,
+      entities: pool.length,
+      until,
+      earlyCutoff,
+      sourceLayers: layers,
+      identified,
+      earlyIdentified: early.size,
+      split,
+      warnings: warnings.list(),
+      view: {
+        sourceLayers: layers,
+        identified,
+        freezeUntil: until,
+        entities: pool.length,
+        earlyCutoff,
+        split: split as unknown,
+        series: types.map((t) => ({ name: t, identified: layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l && r.type === t).map((r) => Number(r.identified)))) })),
+      },
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// The papers' experiments as a library: each kind is a pure async function
+// (model, data, spec, ctx) → {kind, spec, table, summary}; `runExperiment` validates a JSON spec against
+// schemas/<kind>.json (defaults filled, errors naming the field) and dispatches by kind.
+import { InputError } from '../errors';
+import type { Model } from '../models/model';
+import { attributionExperiment, type AttributionSpec } from './attribution';
+import type { ExperimentContext, ExperimentResult } from './context';
+import { crossPatch, type CrossPatchSpec } from './cross-patch';
+import { freezeExperiment, type FreezeExperimentSpec } from './freeze';
+import { knockoutExperiment, type KnockoutExperimentSpec } from './knockout';
+import { logitLens, type LogitLensSpec } from './logit-lens';
+import { probeExperiment, type ProbeSpec } from './probe';
+import { recallGap, type RecallGapSpec } from './recall-gap';
+import { recovery, type RecoverySpec } from './recovery';
+import { toPromptSource, type PromptSource } from './source';
+import { EXPERIMENT_KINDS, validateSpec, type ExperimentKind, type SpecBase } from './spec';
+
+export type ExperimentSpec =
+  | RecallGapSpec
+  | CrossPatchSpec
+  | FreezeExperimentSpec
+  | KnockoutExperimentSpec
+  | LogitLensSpec
+  | ProbeSpec
+  | AttributionSpec
+  | RecoverySpec;
+
+type Runner = (model: Model, source: PromptSource, spec: ExperimentSpec, ctx: ExperimentContext) => Promise<ExperimentResult<ExperimentSpec>>;
+
+/** Every experiment by kind (the spec has been validated for that kind). */
+export const EXPERIMENTS: Record<ExperimentKind, Runner> = {
+  'recall-gap': (m, s, spec, c) => recallGap(m, s, spec as RecallGapSpec, c),
+  'cross-patch': (m, s, spec, c) => crossPatch(m, s, spec as CrossPatchSpec, c),
+  freeze: (m, s, spec, c) => freezeExperiment(m, s, spec as FreezeExperimentSpec, c),
+  knockout: (m, s, spec, c) => knockoutExperiment(m, s, spec as KnockoutExperimentSpec, c),
+  'logit-lens': (m, s, spec, c) => logitLens(m, s, spec as LogitLensSpec, c),
+  probe: (m, s, spec, c) => probeExperiment(m, s, spec as ProbeSpec, c),
+  attribution: (m, s, spec, c) => attributionExperiment(m, s, spec as AttributionSpec, c),
+  recovery: (m, s, spec, c) => recovery(m, s, spec as RecoverySpec, c),
+};
+
+export interface RunContext extends ExperimentContext {
+  model: Model;
+  /** A PopVQA-format folder or Dataset, raw pre-tokenised prompts, or a PromptSource. */
+  data?: unknown;
+}
+
+/** Validates `spec` (defaults filled in) and runs it. The result's `spec` is the validated one. */
+export async function runExperiment(spec: unknown, ctx: RunContext): Promise<ExperimentResult<ExperimentSpec>> {
+  const valid = validateSpec<SpecBase>(spec) as ExperimentSpec;
+  if (!ctx || !ctx.model) throw new InputError('runExperiment needs ctx.model (a loaded model: loadModel(dir))');
+  ctx.signal?.throwIfAborted();
+  const source = toPromptSource(ctx.model, ctx.data, { template: valid.template });
+  const run = EXPERIMENTS[valid.kind];
+  return run(ctx.model, source, valid, ctx);
+}
+
+export { EXPERIMENT_KINDS, validateSpec, layersOf, SCHEMA_DIR, type ExperimentKind, type SpecBase } from './spec';
+export type { ExperimentContext, ExperimentResult, ProgressEvent } from './context';
+export { recallGap, gapSummary, answerQuestions, type RecallGapSpec } from './recall-gap';
+export { crossPatch, donorsFor, pairSwitchLayer, type CrossPatchSpec } from './cross-patch';
+export { freezeExperiment, freezeBounds, type FreezeExperimentSpec } from './freeze';
+export { knockoutExperiment, edgeSet, layerSets, type KnockoutExperimentSpec } from './knockout';
+export { logitLens, logitLensBatch, lensSelector, type LogitLensSpec } from './logit-lens';
+export { probeExperiment, probeSelector, splitExamples, type ProbeSpec } from './probe';
+export { fitLogReg, accuracy, type LogReg, type LogRegOptions } from './logreg';
+export { attributionExperiment, metricFor, exactPatchJobs, type AttributionSpec } from './attribution';
+export { attributionPatching, attributionPoints, logitDiff, answerLogit, answerProb, type Metric, type AttributionResult } from './attribution-patching';
+export { recovery, DEFAULT_COT_SUFFIX, type RecoverySpec } from './recovery';
+export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, type CleanSet, type PatchJob, type JobOutput, type SweepOptions } from './scheduler';
+export { RunCheckpoint, type Row } from './checkpoint';
+export { makeBatch, rowInputs, batchesOf, type Batch } from './batch';
+export { generateAll, type Generation } from './greedy';
+export { toPromptSource, filterEntities, type PromptSource, type PromptCase, type EntityRef, type Modality } from './source';
+export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
+export { datasetSource, prepareSource } from './sources/dataset';
+export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
+export { EXPERIMENT_KINDS as KINDS };
+export { viewFromResult, type ExperimentView } from './views';

@@ -1,0 +1,159 @@
+// logit-lens: softmax(lm_head(final_norm(h_l))) at each position and layer, top-k tokens. h_l is the raw
+// output of block l, so the norm is applied exactly once (HF's last hidden state is already normed:
+// applying the norm to it again would be wrong). Image positions carry their patch-grid coordinates,
+// to see when image tokens start to decode to the entity's name.
+import * as tf from '@tensorflow/tfjs-core';
+import { gridCoordinates, resolveSelector, toSelector, type Selector } from '../interventions/selectors';
+import type { Model } from '../models/model';
+import { batchesOf, makeBatch } from './batch';
+import type { Row } from './checkpoint';
+import { Progress, makeTable, type ExperimentContext, type ExperimentResult } from './context';
+import { prepareSource } from './sources/dataset';
+import { layersOf, type SpecBase } from './spec';
+import type { Modality, PromptCase, PromptSource } from './source';
+import { gatherRows } from '../interventions/write';
+
+export interface LogitLensSpec extends SpecBase {
+  kind: 'logit-lens';
+  layers: number[] | null;
+  topK: number;
+  positions: 'image' | 'query' | 'last' | 'all' | number[] | Selector;
+  prompts: 'identification' | 'questions';
+  modality: Modality;
+}
+
+export function lensSelector(p: LogitLensSpec['positions']): Selector {
+  if (Array.isArray(p)) return { kind: 'positions', positions: p };
+  if (typeof p === 'object') return p;
+  if (p === 'query') return { kind: 'after-image' };
+  return toSelector(p);
+}
+
+interface LensCell {
+  layer: number;
+  position: number;
+  tokens: number[];
+  probs: number[];
+  pEntity: number | null;
+}
+
+/** Top-k decoding of chosen layers at chosen positions for one batch (row-local positions per row). */
+export function logitLensBatch(model: Model, out: Map<string, tf.Tensor>, layers: number[], positions: number[][], k: number, entityToken: (number | null)[]): LensCell[][] {
+  const rows: LensCell[][] = positions.map(() => []);
+  for (const l of layers) {
+    const h = out.get(`lm.blocks.${l}.resid_post`)!;
+    const T = h.shape[1] as number;
+    const flat = positions.flatMap((ps, b) => ps.map((p) => b * T + p));
+    if (flat.length === 0) continue;
+    // Index of (selected position i, the row's entity token) in the flattened [n, V] probabilities.
+    const entIdx: number[] = [];
+    positions.forEach((ps, b) => ps.forEach(() => entIdx.push(entIdx.length * model.vocabSize + (entityToken[b] ?? 0))));
+    const t = tf.tidy(() => {
+      const probs = tf.softmax(model.decoder.unembed(gatherRows(h, flat)), -1);
+      const top = tf.topk(probs, k);
+      const ent = tf.gather(probs.reshape([-1]), tf.tensor1d(entIdx, 'int32'));
+      return [top.values, top.indices, ent];
+    });
+    const [values, indices, pEnt] = t.map((x) => x.dataSync()) as [Float32Array, Int32Array, Float32Array];
+    tf.dispose(t);
+    let n = 0;
+    positions.forEach((ps, b) =>
+      ps.forEach((p) => {
+        rows[b].push({
+          layer: l,
+          position: p,
+          tokens: Array.from(indices.subarray(n * k, (n + 1) * k)),
+          probs: Array.from(values.subarray(n * k, (n + 1) * k)),
+          pEntity: entityToken[b] !== null ? pEnt[n] : null,
+        });
+        n++;
+      }),
+    );
+  }
+  return rows;
+}
+
+export async function logitLens(model: Model, source: PromptSource, spec: LogitLensSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<LogitLensSpec>> {
+  const progress = new Progress(ctx);
+  const layers = layersOf(spec, model.numLayers);
+  const sel = lensSelector(spec.positions);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  const prompts: PromptCase[] = entities.flatMap((e) => {
+    if (spec.prompts === 'questions') return source.questions(e, spec.modality).slice(0, 1);
+    const p = spec.modality === 'image' ? source.identification(e) : source.naming(e);
+    return p ? [p] : [];
+  });
+  const rows: Row[] = [];
+  let view: Record<string, unknown> | null = null;
+  progress.start('logit lens', prompts.length);
+  for (const group of batchesOf(prompts, spec.batchSize)) {
+    ctx.signal?.throwIfAborted();
+    const batch = await makeBatch(model, source, group);
+    const out = model.forward(batch.inputs, { cache: layers.map((l) => `lm.blocks.${l}.resid_post`) });
+    try {
+      const positions = batch.rows.map((g) => resolveSelector(sel, g).prompt);
+      const ent = group.map((c) => source.entityTokens(c.entity)[0] ?? null);
+      const cells = logitLensBatch(model, out.cache, layers, positions, spec.topK, ent);
+      const batchRows: Row[] = [];
+      group.forEach((c, b) => {
+        const off = batch.rows[b].offset;
+        for (const cell of cells[b]) {
+          const pos = cell.position - off;
+          const g = gridCoordinates(c.spans, pos);
+          const input = c.inputIds[pos];
+          cell.tokens.forEach((t, rank) =>
+            batchRows.push({
+              prompt: c.id,
+              entity: c.entity.key,
+              layer: cell.layer,
+              position: pos,
+              kind: g ? 'image' : 'text',
+              inputToken: input,
+              inputText: g ? `img ${g.row},${g.col}` : source.decode([input]),
+              gridRow: g ? g.row : null,
+              gridCol: g ? g.col : null,
+              rank,
+              token: t,
+              tokenText: source.decode([t]),
+              prob: cell.probs[rank],
+              pEntity: cell.pEntity,
+            }),
+          );
+        }
+        if (!view) view = viewOf(c, cells[b], layers, off, source);
+      });
+      rows.push(...batchRows);
+      ctx.onPartial?.(batchRows);
+    } finally {
+      out.dispose();
+      batch.dispose();
+    }
+    progress.tick(group.length);
+  }
+  return {
+    kind: spec.kind,
+    spec,
+    table: makeTable(rows),
+    summary: { prompts: prompts.length, layers, positions: typeof spec.positions === 'string' ? spec.positions : 'custom', view },
+  };
+}
+
+/** The logit-lens view of one prompt: [layer][position][k] tokens and probabilities. */
+function viewOf(c: PromptCase, cells: LensCell[], layers: number[], offset: number, source: PromptSource): Record<string, unknown> {
+  const positions = [...new Set(cells.map((x) => x.position))].sort((a, b) => a - b);
+  const at = (l: number, p: number) => cells.find((x) => x.layer === l && x.position === p)!;
+  const first = source.entityTokens(c.entity)[0];
+  return {
+    prompt: c.id,
+    layers,
+    positions: positions.map((p) => {
+      const g = gridCoordinates(c.spans, p - offset);
+      return { label: g ? `img ${g.row},${g.col}` : source.decode([c.inputIds[p - offset]]), kind: g ? 'image' : 'text' };
+    }),
+    topTokens: layers.map((l) => positions.map((p) => at(l, p).tokens.map((t) => source.decode([t])))),
+    topProbs: layers.map((l) => positions.map((p) => at(l, p).probs)),
+    target: first === undefined ? null : { token: source.decode([first]), probs: layers.map((l) => positions.map((p) => at(l, p).pEntity ?? NaN)) },
+    image: null,
+  };
+}

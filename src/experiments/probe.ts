@@ -1,0 +1,208 @@
+// probe: per layer, a linear (multinomial logistic-regression) probe predicts entity identity (or an
+// attribute) from the residual at one position, trained on some images and tested on held-out ones.
+// Resolution layer = first layer whose held-out accuracy reaches the threshold; image vs text prompts
+// show where the entity resolves in each modality ("Too Late to Recall").
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors';
+import { resolveSelector, type Selector } from '../interventions/selectors';
+import type { Model } from '../models/model';
+import { mulberry32, shuffled } from '../data/random';
+import { batchesOf, makeBatch } from './batch';
+import type { Row } from './checkpoint';
+import { Progress, Warnings, makeTable, type ExperimentContext, type ExperimentResult } from './context';
+import { accuracy, fitLogReg } from './logreg';
+import { prepareSource } from './sources/dataset';
+import { layersOf, type SpecBase } from './spec';
+import type { EntityRef, Modality, PromptCase, PromptSource } from './source';
+
+export interface ProbeSpec extends SpecBase {
+  kind: 'probe';
+  layers: number[] | null;
+  position: 'last-image' | 'last' | 'mean-image';
+  target: string;
+  threshold: number;
+  modality: Modality | 'both';
+  testFraction: number;
+  l2: number;
+  iterations: number;
+  learningRate: number;
+}
+
+/** Where the residual is read, per modality (on text prompts the entity's tokens stand in for the image). */
+export function probeSelector(position: ProbeSpec['position'], modality: Modality): { sel: Selector; mean: boolean } {
+  if (position === 'last') return { sel: { kind: 'last' }, mean: false };
+  if (modality === 'image') return position === 'last-image' ? { sel: { kind: 'image-last' }, mean: false } : { sel: { kind: 'image' }, mean: true };
+  return position === 'last-image' ? { sel: { kind: 'subject', last: true }, mean: false } : { sel: { kind: 'subject' }, mean: true };
+}
+
+function labelOf(e: EntityRef, target: string): string {
+  if (target === 'entity') return e.key;
+  if (target === 'type') return e.type;
+  const v = e.extra[target];
+  if (v === undefined) throw new InputError(`probe: target "${target}" is not "entity", "type" or a column of the entities (columns: ${Object.keys(e.extra).join(', ')})`);
+  return v;
+}
+
+/** Examples of one modality: image views (or image questions) / text prompts naming the entity. */
+function examplesOf(source: PromptSource, es: EntityRef[], modality: Modality, warnings: Warnings): PromptCase[] {
+  if (modality === 'image') {
+    const views = es.flatMap((e) => source.views(e));
+    const perEntity = new Map<string, number>();
+    for (const v of views) perEntity.set(v.entity.key, (perEntity.get(v.entity.key) ?? 0) + 1);
+    if ([...perEntity.values()].every((n) => n < 2)) {
+      warnings.add(['probe: one image per entity: image examples are the image questions, so held-out prompts share images with training ones']);
+      return [...views, ...es.flatMap((e) => source.questions(e, 'image'))];
+    }
+    return views;
+  }
+  return es.flatMap((e) => {
+    const n = source.naming(e);
+    const qs = source.questions(e, 'text').filter((q) => q.spans.subject);
+    return [...(n ? [n] : []), ...qs.filter((q) => !n || q.id !== n.id)];
+  });
+}
+
+/** Train/test split: the data's own (views) when given, else a seeded split stratified by label. */
+export function splitExamples(cases: PromptCase[], labels: string[], testFraction: number, seed: number): boolean[] {
+  if (cases.every((c) => c.split === 'train' || c.split === 'test')) return cases.map((c) => c.split === 'test');
+  const isTest = new Array<boolean>(cases.length).fill(false);
+  const byLabel = new Map<string, number[]>();
+  labels.forEach((l, i) => byLabel.set(l, [...(byLabel.get(l) ?? []), i]));
+  const rng = mulberry32(seed + 1);
+  for (const idx of byLabel.values()) {
+    if (idx.length < 2) continue;
+    const k = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testFraction)));
+    for (const i of shuffled(rng, idx).slice(0, k)) isTest[i] = true;
+  }
+  return isTest;
+}
+
+/** Residual features [layer] → Float32Array (n × D) at the probe position of every example. */
+async function features(model: Model, source: PromptSource, cases: PromptCase[], layers: number[], sel: { sel: Selector; mean: boolean }, batchSize: number, ctx: ExperimentContext, progress: Progress): Promise<Map<string, Float32Array[]>> {
+  const D = model.dModel;
+  const out = new Map<string, Float32Array[]>();
+  for (const group of batchesOf(cases, batchSize)) {
+    ctx.signal?.throwIfAborted();
+    const batch = await makeBatch(model, source, group);
+    const run = model.forward(batch.inputs, { cache: layers.map((l) => `lm.blocks.${l}.resid_post`), stopLayer: Math.max(...layers) + 1 });
+    try {
+      const perLayer = layers.map((l) => {
+        const h = run.cache.get(`lm.blocks.${l}.resid_post`)!;
+        const T = h.shape[1] as number;
+        const t = tf.tidy(() =>
+          tf.concat(
+            batch.rows.map((g, b) => {
+              const ps = resolveSelector(sel.sel, g).prompt;
+              if (ps.length === 0) throw new InputError(`probe: prompt ${group[b].id} has no position for the probe`);
+              const v = tf.gather(h.reshape([-1, D]), tf.tensor1d(ps.map((p) => b * T + p), 'int32'));
+              return sel.mean ? tf.mean(v, 0, true) : v.slice([ps.length - 1, 0], [1, D]);
+            }),
+            0,
+          ),
+        );
+        const d = t.dataSync() as Float32Array;
+        t.dispose();
+        return d;
+      });
+      group.forEach((c, b) => out.set(c.id, perLayer.map((d) => d.slice(b * D, (b + 1) * D))));
+    } finally {
+      run.dispose();
+      batch.dispose();
+    }
+    progress.tick(group.length);
+    await new Promise((r) => setImmediate(r));
+  }
+  return out;
+}
+
+export async function probeExperiment(model: Model, source: PromptSource, spec: ProbeSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<ProbeSpec>> {
+  const progress = new Progress(ctx);
+  const warnings = new Warnings();
+  const layers = layersOf(spec, model.numLayers);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  let modalities: Modality[] = spec.modality === 'both' ? ['image', 'text'] : [spec.modality];
+  if (spec.rows) modalities = spec.rows.map((i) => (['image', 'text'] as const)[i]).filter(Boolean);
+  const rows: Row[] = [];
+  const D = model.dModel;
+  for (const modality of modalities) {
+    const cases = examplesOf(source, entities, modality, warnings);
+    if (cases.length === 0) {
+      warnings.add([`probe: no ${modality} examples`]);
+      continue;
+    }
+    const labels = cases.map((c) => labelOf(c.entity, spec.target));
+    const classes = [...new Set(labels)].sort();
+    const y = Int32Array.from(labels.map((l) => classes.indexOf(l)));
+    const isTest = splitExamples(cases, labels, spec.testFraction, spec.seed);
+    const train = cases.map((_, i) => i).filter((i) => !isTest[i]);
+    const test = cases.map((_, i) => i).filter((i) => isTest[i]);
+    if (test.length === 0) warnings.add([`probe (${modality}): no held-out example (every label has a single example); accuracy is NaN`]);
+    progress.start(`${modality} features`, cases.length);
+    const feats = await features(model, source, cases, layers, probeSelector(spec.position, modality), spec.batchSize, ctx, progress);
+    const trainCounts = new Map<number, number>();
+    for (const i of train) trainCounts.set(y[i], (trainCounts.get(y[i]) ?? 0) + 1);
+    const chance = test.length ? Math.max(...[...trainCounts.values()]) / train.length : NaN;
+    progress.start(`${modality} probes`, layers.length);
+    for (const [li, layer] of layers.entries()) {
+      ctx.signal?.throwIfAborted();
+      const matrix = (idx: number[]) => {
+        const X = new Float32Array(idx.length * D);
+        idx.forEach((i, r) => X.set(feats.get(cases[i].id)![li], r * D));
+        return X;
+      };
+      const ys = (idx: number[]) => Int32Array.from(idx.map((i) => y[i]));
+      const fit = fitLogReg(matrix(train), train.length, D, ys(train), classes.length, spec);
+      try {
+        const row = {
+          modality,
+          layer,
+          position: spec.position,
+          target: spec.target,
+          trainAcc: accuracy(fit.predict(matrix(train), train.length), ys(train)),
+          testAcc: test.length ? accuracy(fit.predict(matrix(test), test.length), ys(test)) : NaN,
+          nTrain: train.length,
+          nTest: test.length,
+          classes: classes.length,
+          chance,
+        };
+        rows.push(row);
+        ctx.onPartial?.([row]);
+      } finally {
+        fit.dispose();
+      }
+      progress.tick();
+    }
+  }
+  const curve = (m: Modality) => (modalities.includes(m) ? layers.map((l) => Number(rows.find((r) => r.modality === m && r.layer === l)?.testAcc ?? NaN)) : null);
+  const resolution = (acc: number[] | null) => {
+    if (!acc) return null;
+    const i = acc.findIndex((a) => a >= spec.threshold);
+    return i < 0 ? null : layers[i];
+  };
+  const image = curve('image');
+  const text = curve('text');
+  return {
+    kind: spec.kind,
+    spec,
+    table: makeTable(rows),
+    summary: {
+      entities: entities.length,
+      layers,
+      image,
+      text,
+      resolution: { image: resolution(image), text: resolution(text) },
+      warnings: warnings.list(),
+      view: {
+        layers,
+        image: image ?? layers.map(() => NaN),
+        text,
+        threshold: spec.threshold,
+        resolution: { image: resolution(image), text: resolution(text) },
+        chance: Number(rows[0]?.chance ?? NaN),
+        position: spec.position,
+        target: spec.target === 'entity' ? 'entity identity' : spec.target,
+      },
+    },
+  };
+}

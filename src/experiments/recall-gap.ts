@@ -1,0 +1,176 @@
+// recall-gap (Cohen et al. 2024 §4): factual accuracy with the entity named in text vs shown as an image,
+// on the entities the model identifies from their image. Accuracy = mean over entities of the per-entity
+// mean; drop = text − image, with the paired Wilcoxon signed-rank test, overall and per entity type.
+// Both answer-match rules are scored; the spec's `match` picks the headline one.
+import { compareConditions, meanCI, type AnswerRecord, type ConditionComparison } from '../data/stats';
+import type { Model } from '../models/model';
+import type { Row } from './checkpoint';
+import {
+  Progress,
+  answerCorrect,
+  generateCached,
+  identify,
+  makeTable,
+  openCheckpoint,
+  otherRule,
+  ruleLabel,
+  type ExperimentContext,
+  type ExperimentResult,
+} from './context';
+import { prepareSource } from './sources/dataset';
+import type { SpecBase } from './spec';
+import type { PromptCase, PromptSource } from './source';
+
+export interface RecallGapSpec extends SpecBase {
+  kind: 'recall-gap';
+  identify: boolean;
+  identifyTokens: number;
+  maxNewTokens: number;
+}
+
+export interface AnswerRow extends Row {
+  entity: string;
+  subject: string;
+  type: string;
+  condition: 'identify' | 'text' | 'image';
+  relation: string | null;
+  question: string | null;
+  generation: string;
+  correct: boolean;
+  correctPopvqa: boolean;
+  correctAlias: boolean;
+}
+
+function answerRow(c: PromptCase, condition: AnswerRow['condition'], text: string, match: SpecBase['match']): AnswerRow {
+  const popvqa = answerCorrect(text, c, 'popvqa');
+  const alias = answerCorrect(text, c, 'alias');
+  return {
+    entity: c.entity.key,
+    subject: c.entity.subject,
+    type: c.entity.type,
+    condition,
+    relation: c.relation ?? null,
+    question: c.question ?? null,
+    generation: text,
+    correct: match === 'alias' ? alias : popvqa,
+    correctPopvqa: popvqa,
+    correctAlias: alias,
+  };
+}
+
+/** Text and image answers of the given entities' questions, scored with both rules. */
+export async function answerQuestions(
+  model: Model,
+  source: PromptSource,
+  entityKeys: ReadonlySet<string>,
+  spec: SpecBase & { maxNewTokens: number },
+  ctx: ExperimentContext,
+  progress: Progress,
+  cp: ReturnType<typeof openCheckpoint>,
+  opts: { cotSuffix?: string; tag?: string } = {},
+): Promise<AnswerRow[]> {
+  const es = source.entities({ types: spec.types }).filter((e) => entityKeys.has(e.key));
+  const rows: AnswerRow[] = [];
+  for (const modality of ['text', 'image'] as const) {
+    const cases = es.flatMap((e) => source.questions(e, modality));
+    const gens = await generateCached(model, source, cases, { maxNewTokens: spec.maxNewTokens, batchSize: spec.batchSize, tag: `${opts.tag ?? 'qa'}-${modality}` }, ctx, cp, progress);
+    for (const c of cases) rows.push(answerRow(c, modality, gens.get(c.id)!.text, spec.match));
+  }
+  return rows;
+}
+
+function records(rows: readonly AnswerRow[], condition: 'text' | 'image', field: 'correctPopvqa' | 'correctAlias'): AnswerRecord[] {
+  return rows.filter((r) => r.condition === condition).map((r) => ({ entity: r.entity, type: r.type, correct: r[field] }));
+}
+
+/** Accuracy comparison of text vs image answers under one rule, in the shape summaries and views use. */
+export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match']): Record<string, unknown> & { comparison: ConditionComparison } {
+  const field = match === 'alias' ? 'correctAlias' : 'correctPopvqa';
+  const text = records(rows, 'text', field);
+  const image = records(rows, 'image', field);
+  const cmp = compareConditions(text, image);
+  const ci = (recs: AnswerRecord[], keys: Set<string>) => {
+    const perEntity = new Map<string, number[]>();
+    for (const r of recs) if (keys.has(r.entity)) perEntity.set(r.entity, [...(perEntity.get(r.entity) ?? []), Number(r.correct)]);
+    const means = [...perEntity.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length);
+    const c = meanCI(means);
+    return [c.lo, c.hi] as [number, number];
+  };
+  const viewRow = (type: string, keys: Set<string>, g: { text: { mean: number }; image: { mean: number }; wilcoxon: { pValue: number } }) => ({
+    type,
+    n: keys.size,
+    textAcc: g.text.mean,
+    textCI: ci(text, keys),
+    imageAcc: g.image.mean,
+    imageCI: ci(image, keys),
+    pValue: Number.isFinite(g.wilcoxon.pValue) ? g.wilcoxon.pValue : null,
+  });
+  const typeOf = new Map(rows.map((r) => [r.entity, r.type]));
+  const all = new Set(cmp.entities);
+  return {
+    matchRule: ruleLabel(match),
+    entities: cmp.entities.length,
+    textAcc: cmp.text.mean,
+    imageAcc: cmp.image.mean,
+    drop: cmp.drop.mean,
+    dropCI: [cmp.drop.lo, cmp.drop.hi],
+    pValue: cmp.wilcoxon.pValue,
+    byType: Object.fromEntries(
+      Object.entries(cmp.byType).map(([t, g]) => [t, { n: g.text.nEntities, textAcc: g.text.mean, imageAcc: g.image.mean, drop: g.drop.mean, pValue: g.wilcoxon.pValue }]),
+    ),
+    view: {
+      rows: Object.entries(cmp.byType).map(([t, g]) => viewRow(t, new Set(cmp.entities.filter((k) => typeOf.get(k) === t)), g)),
+      overall: viewRow('all', all, cmp),
+      model: null,
+      matchRule: ruleLabel(match),
+    },
+    comparison: cmp,
+  };
+}
+
+export async function recallGap(model: Model, source: PromptSource, spec: RecallGapSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<RecallGapSpec>> {
+  const progress = new Progress(ctx);
+  const cp = openCheckpoint(ctx, spec);
+  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  await prepareSource(source, entities);
+  const rows: AnswerRow[] = [];
+  let keep = new Set(entities.map((e) => e.key));
+  let identifiedCount: number | null = null;
+  if (spec.identify) {
+    const ids = await identify(model, source, entities, spec, ctx, cp, progress);
+    for (const r of ids)
+      rows.push({
+        entity: r.entity.key,
+        subject: r.entity.subject,
+        type: r.entity.type,
+        condition: 'identify',
+        relation: null,
+        question: null,
+        generation: r.text,
+        correct: r.identified,
+        correctPopvqa: r.identified,
+        correctAlias: r.identified,
+      });
+    keep = new Set(ids.filter((r) => r.identified).map((r) => r.entity.key));
+    identifiedCount = keep.size;
+    ctx.onPartial?.(rows);
+  }
+  const answers = await answerQuestions(model, source, keep, spec, ctx, progress, cp);
+  ctx.onPartial?.(answers);
+  rows.push(...answers);
+  const main = gapSummary(answers, spec.match);
+  const alt = gapSummary(answers, otherRule(spec.match));
+  const { comparison: _c, ...headline } = main;
+  const { comparison: _a, view: _v, ...alternative } = alt;
+  return {
+    kind: spec.kind,
+    spec,
+    table: makeTable(rows),
+    summary: {
+      ...headline,
+      entitiesTried: entities.length,
+      identified: identifiedCount,
+      alternative,
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// PromptSource: where an experiment's prompts come from. Either real data (a PopVQA-format Dataset +
+// the model's tokenizer, template and image processor) or pre-tokenised prompts with their spans (models
+// without a tokenizer, such as the HF fixtures). Experiments only see PromptCases.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from '../errors';
+import type { PromptSpans } from '../io/prompt';
+import type { Model } from '../models/model';
+import { mulberry32, shuffled } from '../data/random';
+import type { PixelInput } from './assets';
+
+export interface EntityRef {
+  /** Stable key (PopVQA: s_uri + subject). */
+  key: string;
+  subject: string;
+  aliases: string[];
+  type: string;
+  /** Other attributes (extra entities.csv columns), for probe targets. */
+  extra: Record<string, string>;
+}
+
+export type Modality = 'image' | 'text';
+
+/** One tokenised prompt with everything needed to run and score it. */
+export interface PromptCase {
+  /** Unique within the source: entity, role, question and view. */
+  id: string;
+  entity: EntityRef;
+  role: 'identify' | 'question' | 'naming' | 'view' | 'backbone';
+  modality: Modality;
+  inputIds: number[];
+  spans: PromptSpans;
+  /** Image key for `PromptSource.pixels`, or null for text prompts. */
+  image: string | null;
+  /** Possible answers (factual questions). */
+  answers?: string[];
+  relation?: string;
+  question?: string;
+  /** Train/test split of an image view (probes). */
+  split?: 'train' | 'test' | null;
+  /** An image question carrying the chain-of-thought instruction. */
+  cot?: boolean;
+}
+
+export interface PromptSource {
+  readonly kind: 'dataset' | 'raw';
+  /** Entities with their filters applied: types, then `limit` (sampled with `seed` when given, else the first). */
+  entities(opts?: { types?: readonly string[] | null; limit?: number | null; seed?: number }): EntityRef[];
+  /** Image + identification query (null when the entity has no image). */
+  identification(e: EntityRef): PromptCase | null;
+  /** Factual questions in one modality; `cotSuffix` appended to image questions for chain-of-thought prompting. */
+  questions(e: EntityRef, modality: Modality, opts?: { cotSuffix?: string }): PromptCase[];
+  /** Image prompts over every view of the entity (probes), with their train/test split when known. */
+  views(e: EntityRef): PromptCase[];
+  /** A text prompt naming the entity, with its subject span. */
+  naming(e: EntityRef): PromptCase | null;
+  /** The same factual question for a text-only backbone (its own tokenizer), naming the entity. */
+  backbonePrompt(q: PromptCase, backbone: Model): PromptCase | null;
+  /** Preprocessed pixels of an image key. */
+  pixels(image: string): Promise<PixelInput>;
+  /** Token ids → text for answer matching. */
+  decode(ids: readonly number[]): string;
+  /** The entity name's token ids (logit-lens target: the first one). */
+  entityTokens(e: EntityRef): number[];
+}
+
+/** Entity filtering shared by the sources: by type, then a deterministic sample. */
+export function filterEntities(all: EntityRef[], opts: { types?: readonly string[] | null; limit?: number | null; seed?: number } = {}): EntityRef[] {
+  let out = opts.types ? all.filter((e) => opts.types!.includes(e.type)) : all;
+  if (opts.limit != null && out.length > opts.limit) {
+    if (opts.seed === undefined || opts.seed === 0) out = out.slice(0, opts.limit);
+    else {
+      const keep = new Set(shuffled(mulberry32(opts.seed), out).slice(0, opts.limit));
+      out = out.filter((e) => keep.has(e));
+    }
+  }
+  return out;
+}
+
+export function isPromptSource(x: unknown): x is PromptSource {
+  return typeof x === 'object' && x !== null && typeof (x as PromptSource).identification === 'function' && typeof (x as PromptSource).pixels === 'function';
+}
+
+/** Turns the experiment's `data` (a source, a Dataset, raw prompts, or a folder path) into a PromptSource for `model`. */
+export function toPromptSource(model: Model, data: unknown, opts: { template?: string | null } = {}): PromptSource {
+  // Lazy requires keep the two implementations (and the tokenizer/image stack) out of each other's way.
+  if (data == null) throw new InputError('this experiment needs data: a PopVQA-format folder (--data DIR), a Dataset, or pre-tokenised prompts');
+  if (isPromptSource(data)) return data;
+  const raw = require('./sources/raw') as typeof import('./sources/raw');
+  const ds = require('./sources/dataset') as typeof import('./sources/dataset');
+  if (typeof data === 'string') {
+    const dir = path.resolve(data);
+    if (fs.existsSync(path.join(dir, 'prompts.json'))) return raw.rawSource(raw.readRawPrompts(path.join(dir, 'prompts.json')));
+    if (fs.existsSync(path.join(dir, 'entities.csv'))) {
+      const { loadPopVQA } = require('../data/popvqa') as typeof import('../data/popvqa');
+      return ds.datasetSource(model, loadPopVQA(dir), { template: opts.template ?? undefined });
+    }
+    throw new InputError(`${dir}: not a data folder (expected entities.csv + questions.csv, or prompts.json with pre-tokenised prompts)`);
+  }
+  if (raw.isRawPrompts(data)) return raw.rawSource(data);
+  if (ds.isDataset(data)) return ds.datasetSource(model, data, { template: opts.template ?? undefined });
+  throw new InputError('data is not a PromptSource, a PopVQA Dataset (loadPopVQA), raw prompts ({format: "hopscope-prompts"}), or a folder path');
+}

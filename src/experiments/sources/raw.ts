@@ -1,0 +1,110 @@
+// Pre-tokenised prompts (format "hopscope-prompts"): for models without a tokenizer, such as the HF
+// fixtures. Token ids decode to words "tok<id>" (4+ characters, so the PopVQA long-word rule sees them);
+// entity names and answers are written in the same words.
+import * as fs from 'node:fs';
+import { InputError } from '../../errors';
+import type { TokenSpan } from '../../io/prompt';
+import { spansFromIds } from '../../interventions/selectors';
+import type { PixelInput } from '../assets';
+import { filterEntities, type EntityRef, type Modality, type PromptCase, type PromptSource } from '../source';
+
+export interface RawPrompt {
+  entity: string;
+  role: PromptCase['role'];
+  modality: Modality;
+  inputIds: number[];
+  image?: string;
+  answers?: string[];
+  relation?: string;
+  question?: string;
+  subject?: TokenSpan;
+  split?: 'train' | 'test';
+  /** An image question with the chain-of-thought instruction. */
+  cot?: boolean;
+}
+
+export interface RawPrompts {
+  format: 'hopscope-prompts';
+  version: 1;
+  imageTokenId?: number;
+  entities: { key: string; subject: string; aliases?: string[]; type: string; extra?: Record<string, string> }[];
+  /** Preprocessed pixel values per image key, shape with a leading 1 (e.g. [1, 3, 28, 28]). */
+  images?: Record<string, { shape: number[]; data: number[] | Float32Array }>;
+  prompts: RawPrompt[];
+}
+
+export function isRawPrompts(x: unknown): x is RawPrompts {
+  return typeof x === 'object' && x !== null && (x as RawPrompts).format === 'hopscope-prompts';
+}
+
+export function readRawPrompts(file: string): RawPrompts {
+  const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+  if (!isRawPrompts(v)) throw new InputError(`${file}: not a "hopscope-prompts" file (field "format" must be "hopscope-prompts")`);
+  return v;
+}
+
+/** The words raw token ids decode to. */
+export function rawWord(id: number): string {
+  return `tok${id}`;
+}
+
+export function rawSource(raw: RawPrompts): PromptSource {
+  if (raw.version !== 1) throw new InputError(`raw prompts: version ${JSON.stringify(raw.version)} is not supported; use 1`);
+  const entities: EntityRef[] = raw.entities.map((e) => ({ key: e.key, subject: e.subject, aliases: e.aliases ?? [], type: e.type, extra: e.extra ?? {} }));
+  const byKey = new Map(entities.map((e) => [e.key, e]));
+  const cases: PromptCase[] = raw.prompts.map((p, i) => {
+    const entity = byKey.get(p.entity);
+    if (!entity) throw new InputError(`raw prompts: prompts[${i}] names entity "${p.entity}", which is not in "entities"`);
+    if (p.image && !raw.images?.[p.image]) throw new InputError(`raw prompts: prompts[${i}] uses image "${p.image}", which is not in "images"`);
+    const spans = spansFromIds(p.inputIds, { imageTokenId: p.modality === 'image' ? raw.imageTokenId : undefined, subject: p.subject ?? null });
+    if (p.modality === 'image' && spans.images.length === 0)
+      throw new InputError(`raw prompts: prompts[${i}] is an image prompt but has no image token ${raw.imageTokenId ?? '(imageTokenId missing)'}`);
+    return {
+      id: `${p.entity}/${p.role}${p.cot ? '-cot' : ''}/${p.modality}/${p.relation ?? p.split ?? ''}/${i}`,
+      entity,
+      role: p.role,
+      modality: p.modality,
+      inputIds: p.inputIds,
+      spans,
+      image: p.image ?? null,
+      answers: p.answers,
+      relation: p.relation,
+      question: p.question,
+      split: p.split ?? null,
+      cot: p.cot ?? false,
+    };
+  });
+  const of = (e: EntityRef, pred: (c: PromptCase) => boolean) => cases.filter((c) => c.entity === e && pred(c));
+  const pixelCache = new Map<string, PixelInput>();
+  return {
+    kind: 'raw',
+    entities: (opts) => filterEntities(entities, opts),
+    identification: (e) => of(e, (c) => c.role === 'identify' && c.modality === 'image')[0] ?? null,
+    questions: (e, modality, opts) => of(e, (c) => c.role === 'question' && c.modality === modality && Boolean(c.cot) === Boolean(opts?.cotSuffix && modality === 'image')),
+    views: (e) => {
+      const v = of(e, (c) => c.role === 'view');
+      return v.length ? v : of(e, (c) => c.role === 'identify' && c.modality === 'image');
+    },
+    naming: (e) => of(e, (c) => c.role === 'naming')[0] ?? of(e, (c) => c.role === 'question' && c.modality === 'text' && c.spans.subject !== null)[0] ?? null,
+    backbonePrompt: (q) => {
+      const own = of(q.entity, (c) => c.role === 'backbone' && (c.relation ?? null) === (q.relation ?? null))[0];
+      if (own) return own;
+      // Same vocabulary (the fixtures' backbone): the text question itself.
+      return of(q.entity, (c) => c.role === 'question' && c.modality === 'text' && (c.relation ?? null) === (q.relation ?? null))[0] ?? null;
+    },
+    async pixels(image) {
+      let p = pixelCache.get(image);
+      if (!p) {
+        const im = raw.images?.[image];
+        if (!im) throw new InputError(`raw prompts: image "${image}" is not in "images"`);
+        const data = im.data instanceof Float32Array ? im.data : Float32Array.from(im.data);
+        if (data.length !== im.shape.reduce((a, b) => a * b, 1)) throw new InputError(`raw prompts: image "${image}" has ${data.length} values for shape [${im.shape}]`);
+        p = { data, shape: im.shape };
+        pixelCache.set(image, p);
+      }
+      return p;
+    },
+    decode: (ids) => ids.map(rawWord).join(' '),
+    entityTokens: (e) => [...e.subject.matchAll(/\btok(\d+)\b/g)].map((m) => Number(m[1])),
+  };
+}

@@ -1,0 +1,94 @@
+// hopscope: the library's public entry (the kernel preloads it as `hs`). The everyday calls are
+// top-level (loadModel, loadDataset, runExperiment, intervene, ...); every layer is also available
+// whole as a namespace: engine, io, models, interventions, experiments, data.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from './errors';
+import { loadModelWithAssets } from './experiments/assets';
+import { isRawPrompts, readRawPrompts, type RawPrompts } from './experiments/sources/raw';
+import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from './data/popvqa';
+import type { LoadOptions } from './models/load';
+import type { Model } from './models/model';
+
+// Layers as namespaces (hs.interventions.compileInterventions, hs.experiments.sweep, ...).
+export * as interventions from './interventions';
+export * as experiments from './experiments';
+
+// Engine, io, models and data, flat.
+export * from './engine/backend';
+export * from './io/checkpoint';
+export * from './io/safetensors';
+export * from './io/tokenizer';
+export * from './io/prompt';
+export * from './io/image';
+export * from './io/processors';
+export * from './models/model';
+export * from './models/hooks';
+export * from './models/load';
+export * from './models/weights';
+export * from './models/decoder';
+export * from './models/llava';
+export * from './models/causal-lm';
+export * from './models/llava-next';
+export * from './models/qwen2-vl';
+export * from './models/streaming';
+export * from './data/popvqa';
+export * from './data/answer-match';
+export * from './data/stats';
+export * from './data/toyworld';
+
+export { HopscopeError, CheckpointError, ConfigError, InputError, SpecError } from './errors';
+export {
+  compileInterventions,
+  intervene,
+  plainRows,
+  resolveSelector,
+  spansFromIds,
+  NoOpError,
+  type Selector,
+  type InterventionSpec,
+  type RowGeometry,
+} from './interventions';
+export {
+  runExperiment,
+  validateSpec,
+  viewFromResult,
+  EXPERIMENT_KINDS,
+  sweep,
+  cleanState,
+  cleanStates,
+  attributionPatching,
+  rawSource,
+  datasetSource,
+  toPromptSource,
+  type ExperimentSpec,
+  type ExperimentResult,
+  type ExperimentContext,
+  type PromptSource,
+} from './experiments';
+
+/** The teaching model's folder (src/train writes it there). */
+export const TEACHING_DIR = path.resolve(__dirname, '..', 'data', 'teaching');
+
+/** A HuggingFace model folder (with its tokenizer and preprocessor when present), or "teaching". */
+export async function loadModel(dirOrName: string, opts: LoadOptions = {}): Promise<Model> {
+  if (dirOrName === 'teaching') {
+    if (!fs.existsSync(path.join(TEACHING_DIR, 'config.json')))
+      throw new InputError(`the teaching model is not built yet (${TEACHING_DIR}); train it with: node --import tsx src/train/cli.ts --out data/teaching`);
+    return loadModelWithAssets(TEACHING_DIR, opts);
+  }
+  return loadModelWithAssets(path.resolve(dirOrName), opts);
+}
+
+/** A data folder: PopVQA format (entities.csv + questions.csv + images) or pre-tokenised prompts (prompts.json). */
+export async function loadDataset(dir: string, opts: DatasetLoadOptions = {}): Promise<Dataset | RawPrompts> {
+  const root = path.resolve(dir);
+  if (fs.existsSync(path.join(root, 'prompts.json'))) return readRawPrompts(path.join(root, 'prompts.json'));
+  if (fs.existsSync(path.join(root, 'entities.csv'))) return loadPopVQA(root, opts);
+  throw new InputError(`${root}: not a data folder (expected entities.csv + questions.csv, or prompts.json)`);
+}
+
+export { isRawPrompts };
+// Both the model loader and the dataset loader have LoadOptions: the model's keeps the name.
+export type { LoadOptions } from './models/load';
+export type { DatasetLoadOptions };

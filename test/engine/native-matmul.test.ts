@@ -1,0 +1,108 @@
+// The optional native (BLAS) matMul kernels give the stock kernels' results on wasm and cpu: every
+// transpose combination, batched and broadcast batches, fused bias/relu, and a whole model forward
+// (HF-parity fixture) within 1e-5. Skipped, with the reason, where the addon cannot build (no g++/BLAS).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { disableNativeMatMul, enableNativeMatMul, type NativeMatMulInfo } from '../../src/engine/native-matmul';
+import { loadModelFromDir } from '../../src/models/load';
+import { fixture, pixels, readJson } from '../models/helpers';
+
+// Probed at load time: `skip` is decided when the tests are declared.
+const info: NativeMatMulInfo = enableNativeMatMul({ minWork: 0 });
+disableNativeMatMul();
+before(async () => {
+  await initEngine({ backend: 'wasm', threads: 2 });
+});
+after(() => {
+  disableNativeMatMul();
+  shutdownEngine();
+});
+
+function seeded(shape: number[], seed: number): tf.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    v[i] = x / 2147483648 - 0.5;
+  }
+  return tf.tensor(v, shape);
+}
+
+/**
+ * `fn` on the reference (pure-JS cpu backend, stock kernels) and on `backend` with the native kernels;
+ * returns the max abs difference and both shapes. (The reference is cpu, not stock wasm: tfjs 4.22's wasm
+ * _FusedMatMul is wrong with transposeA plus a bias, see docs/performance.md.)
+ */
+async function compare(backend: string, fn: () => tf.Tensor): Promise<{ diff: number; shape: number[]; nativeShape: number[] }> {
+  disableNativeMatMul();
+  await tf.setBackend('cpu');
+  const ref = fn();
+  const a = ref.dataSync();
+  await tf.setBackend(backend);
+  enableNativeMatMul({ minWork: 0 });
+  const got = fn();
+  disableNativeMatMul();
+  const b = got.dataSync();
+  let diff = a.length === b.length ? 0 : Infinity;
+  for (let i = 0; i < a.length && diff !== Infinity; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  const out = { diff, shape: ref.shape, nativeShape: got.shape };
+  tf.dispose([ref, got]);
+  return out;
+}
+
+const skip = () => (info.enabled ? false : `native matMul unavailable: ${info.reason}`);
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend}: native matMul equals the reference cpu kernels (transposes, batches, broadcasting, fused)`, { skip: skip() }, async () => {
+    const cases: [string, () => tf.Tensor][] = [];
+    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [37, 64, 19], [96, 256, 768]])
+      for (const tA of [false, true])
+        for (const tB of [false, true])
+          cases.push([`${m}x${k}x${n} tA=${tA} tB=${tB}`, () => tf.tidy(() => tf.matMul(seeded(tA ? [k, m] : [m, k], m + 1), seeded(tB ? [n, k] : [k, n], n + 2), tA, tB))]);
+    cases.push(['batched [2,3]', () => tf.tidy(() => tf.matMul(seeded([2, 3, 8, 5], 1), seeded([2, 3, 5, 4], 2)))]);
+    cases.push(['broadcast b', () => tf.tidy(() => tf.matMul(seeded([4, 8, 5], 3), seeded([5, 6], 4)))]);
+    cases.push(['broadcast a, tB', () => tf.tidy(() => tf.matMul(seeded([1, 8, 5], 5), seeded([3, 6, 5], 6), false, true))]);
+    cases.push(['fused bias', () => tf.tidy(() => tf.fused.matMul({ a: seeded([9, 5], 7), b: seeded([5, 6], 8), bias: seeded([6], 9) }))]);
+    cases.push(['fused bias relu tA', () => tf.tidy(() => tf.fused.matMul({ a: seeded([5, 9], 7), b: seeded([5, 6], 8), bias: seeded([6], 9), activation: 'relu', transposeA: true }))]);
+    cases.push(['fused scalar bias', () => tf.tidy(() => tf.fused.matMul({ a: seeded([9, 5], 7), b: seeded([5, 6], 8), bias: tf.scalar(0.25) }))]);
+    cases.push(['fused elu (stock fallback)', () => tf.tidy(() => tf.fused.matMul({ a: seeded([9, 5], 7), b: seeded([5, 6], 8), activation: 'elu' }))]);
+    cases.push(['matMul inside a gradient', () => tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.matMul(x as tf.Tensor2D, seeded([5, 3], 10) as tf.Tensor2D)))(seeded([4, 5], 11)))]);
+    await tf.setBackend(backend);
+    const before = tf.memory().numTensors;
+    for (const [name, fn] of cases) {
+      const r = await compare(backend, fn);
+      assert.deepEqual(r.nativeShape, r.shape, `${backend} ${name}: shape`);
+      assert.ok(r.diff <= 1e-5, `${backend} ${name}: max |native - reference| = ${r.diff}`);
+    }
+    await tf.setBackend(backend);
+    assert.equal(tf.memory().numTensors, before, 'no tensors leak through the native kernels');
+  });
+}
+
+test('a whole VLM forward with native matMul matches the stock one within 1e-5 (HF-parity fixture)', { skip: skip() }, async () => {
+  const model = loadModelFromDir(fixture('llava_tiny_A'));
+  const inp = readJson(fixture('llava_tiny_A') + '/inputs.json');
+  const px = pixels(inp.pixel_values);
+  try {
+    const r = await compare('wasm', () => {
+      const o = model.forward({ inputIds: inp.input_ids, attentionMask: inp.attention_mask, pixelValues: px });
+      const l = o.logits!.clone();
+      o.dispose();
+      return l;
+    });
+    assert.ok(r.diff <= 1e-5, `max |native - stock| logits = ${r.diff}`);
+  } finally {
+    model.dispose();
+    px.dispose();
+  }
+});
+
+test('disable puts the stock kernels back', { skip: skip() }, () => {
+  enableNativeMatMul({ minWork: 0 });
+  disableNativeMatMul();
+  assert.equal(tf.getKernel(tf.BatchMatMul, 'wasm')!.kernelFunc.name, 'batchMatMul');
+});

@@ -1,0 +1,49 @@
+// `hopscope install`: the kernelspec Jupyter will start (absolute node and launcher, signal interrupts), where
+// it goes for --prefix / --user / --sys-prefix, the widget frontend copy, and the errors that say what to do.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { InstallError, install, probePython } from '../../kernel/install';
+import { PYTHON, REPO, jupyterMissing } from './jupyter-env';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-install-'));
+
+test('--prefix writes kernel.json with absolute node and launcher, and copies the built widget frontend', () => {
+  const dir = tmp();
+  const lines: string[] = [];
+  const r = install({ prefix: dir, log: (l) => lines.push(l) });
+  assert.equal(r.kernelDir, path.join(dir, 'share', 'jupyter', 'kernels', 'hopscope'));
+  const spec = JSON.parse(fs.readFileSync(path.join(r.kernelDir, 'kernel.json'), 'utf8'));
+  assert.deepEqual(spec.argv, [process.execPath, path.join(REPO, 'bin', 'hopscope.js'), 'kernel', '--config-path', '{connection_file}']);
+  assert.ok(path.isAbsolute(spec.argv[0]) && fs.existsSync(spec.argv[1]));
+  assert.equal(spec.display_name, 'TypeScript (hopscope)');
+  assert.equal(spec.language, 'typescript');
+  assert.equal(spec.interrupt_mode, 'signal');
+  const built = fs.existsSync(path.join(REPO, 'widgets', 'labextension', 'package.json'));
+  assert.equal(r.labextensionDir !== null, built);
+  if (r.labextensionDir) assert.ok(fs.existsSync(path.join(r.labextensionDir, 'package.json')));
+  assert.ok(lines.some((l) => l.includes('kernel.json')));
+});
+
+test('conflicting or impossible options fail with what to do', () => {
+  assert.throws(() => install({ user: true, prefix: tmp() }), (e: unknown) => e instanceof InstallError && /one of --user, --sys-prefix, --prefix/.test((e as Error).message));
+  assert.throws(() => install({ sysPrefix: true, python: '/nonexistent/python3' }), /--python \/nonexistent\/python3 cannot import jupyter_core/);
+  assert.equal(probePython('/nonexistent/python3'), 'not found');
+});
+
+test('--user goes where the Python that runs Jupyter says (JUPYTER_DATA_DIR respected)', { skip: jupyterMissing() || undefined }, () => {
+  const dir = tmp();
+  const saved = process.env.JUPYTER_DATA_DIR;
+  process.env.JUPYTER_DATA_DIR = path.join(dir, 'data');
+  try {
+    const lines: string[] = [];
+    const r = install({ user: true, python: PYTHON, log: (l) => lines.push(l) });
+    assert.equal(r.kernelDir, path.join(dir, 'data', 'kernels', 'hopscope'));
+    assert.ok(lines.some((l) => l.includes('runs Jupyter')), lines.join('\n'));
+  } finally {
+    if (saved === undefined) delete process.env.JUPYTER_DATA_DIR;
+    else process.env.JUPYTER_DATA_DIR = saved;
+  }
+});
