@@ -135,7 +135,7 @@ export function install(o: InstallOptions): { kernelDir: string; labextensionDir
     for (const t of tried) say(`  ${t.python}: ${t.result}`);
     py = found;
     if (!py) {
-      if (o.python) throw new InstallError(`--python ${o.python} cannot import jupyter_core; install Jupyter for it or pass another --python`);
+      if (o.python) throw new InstallError(`--python ${o.python}: ${tried[0]?.result ?? 'unusable'}; install Jupyter for it or pass another --python`);
       if (o.sysPrefix) throw new InstallError('--sys-prefix needs the Python that runs Jupyter; none of the above can import jupyter_core');
       say('  none found: using the default per-user Jupyter folder (pass --python PATH to be sure)');
     }

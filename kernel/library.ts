@@ -107,8 +107,12 @@ export function libraryAvailable(): boolean {
 
 /** Engine calls work before src/index.ts exists: they live in src/engine/backend.ts. */
 export function loadEngine(): Pick<Library, 'initEngine' | 'describeEngine' | 'BACKEND_ORDER'> {
-  if (libraryAvailable()) return loadLibrary('the engine');
-  return require(path.join(REPO_ROOT, 'src', 'engine', 'backend.ts')) as Pick<Library, 'initEngine' | 'describeEngine' | 'BACKEND_ORDER'>;
+  type Engine = Pick<Library, 'initEngine' | 'describeEngine' | 'BACKEND_ORDER'>;
+  const backend = require(path.join(REPO_ROOT, 'src', 'engine', 'backend.ts')) as Engine;
+  if (!libraryAvailable()) return backend;
+  const lib = loadLibrary('the engine');
+  // The backend names are needed to reject a bad one before initEngine sees it.
+  return { initEngine: lib.initEngine, describeEngine: lib.describeEngine, BACKEND_ORDER: lib.BACKEND_ORDER ?? backend.BACKEND_ORDER };
 }
 
 /** `viewFromResult` from the library, else src/report/views.ts, else null (callers fall back to a table view). */

@@ -29,10 +29,10 @@ export interface EngineOptions {
 
 let current: EngineInfo | null = null;
 
-function parseBackend(v: string | undefined): BackendName | 'auto' {
+function parseBackend(v: string | undefined, source: string): BackendName | 'auto' {
   if (v == null || v === '' || v === 'auto') return 'auto';
   if ((BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendName;
-  throw new HopscopeError(`HOPSCOPE_BACKEND=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
+  throw new HopscopeError(`${source}=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
 }
 
 function defaultThreads(): number {
@@ -71,7 +71,8 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
  * Calling it again with the same request returns the running engine; a different forced backend switches.
  */
 export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
-  const requested = opts.backend ?? parseBackend(process.env.HOPSCOPE_BACKEND);
+  const requested =
+    opts.backend !== undefined ? parseBackend(opts.backend, 'backend') : parseBackend(process.env.HOPSCOPE_BACKEND, 'HOPSCOPE_BACKEND');
   if (current && (requested === 'auto' || requested === current.provider)) return current;
   const threads = opts.threads ?? defaultThreads();
   const candidates = requested === 'auto' ? BACKEND_ORDER : [requested];

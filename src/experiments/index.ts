@@ -77,3 +77,4 @@ export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
 export { EXPERIMENT_KINDS as KINDS };
 export { viewFromResult, type ExperimentView } from './views';
+export { writeTable, arrowSafe } from './table-io';

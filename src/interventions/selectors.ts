@@ -179,14 +179,14 @@ function resolveRaw(sel: Selector, spans: PromptSpans): { prompt: number[]; gene
 }
 
 /** Resolves a selector for one batch row into absolute (padded) coordinates. */
-export function resolveSelector(sel: Selector, row: RowGeometry): RowPositions {
-  const raw = resolveRaw(sel, row.spans);
+export function resolveSelector(sel: Selector | string, row: RowGeometry): RowPositions {
+  const raw = resolveRaw(toSelector(sel), row.spans);
   const prompt = [...new Set(raw.prompt.map((p) => p + row.offset))].sort((a, b) => a - b);
   return { prompt, generated: raw.generated };
 }
 
 /** Resolves a selector in a row's own coordinates (no padding), e.g. to read cached states of that prompt alone. */
-export function selectorPositions(sel: Selector, spans: PromptSpans): number[] {
+export function selectorPositions(sel: Selector | string, spans: PromptSpans): number[] {
   return resolveSelector(sel, { spans, offset: 0, promptLength: spans.length }).prompt;
 }
 

@@ -25,6 +25,9 @@ import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
 export const MASK_NEG = -1e30;
 
+/** Attention sizes (B*H*T*S*head_dim) up to which the batched path is used; see Decoder.attention. */
+export const BATCHED_ATTENTION_MAX = Number(process.env.HOPSCOPE_BATCHED_ATTENTION_MAX ?? 1 << 22);
+
 export interface DecoderLayerWeights {
   inputNorm: tf.Tensor;
   /** [D, (H + 2 KV) * hd]: q, k, v projections fused into one matMul. */
@@ -349,6 +352,15 @@ export class Decoder {
     const nRep = H / KV;
     const patternName = `lm.blocks.${layer}.attn.pattern`;
     const keepPattern = ctx.wants(patternName);
+    // Small problems: one batched matMul per layer beats B*KV rank-2 matMuls, whose per-op overhead dominates
+    // (30x at the teaching model's shapes). Large ones take the rank-2 XNNPACK path (engine.md).
+    if (B * H * T * S * hd <= BATCHED_ATTENTION_MAX) {
+      const scores = tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true).reshape([B, H, T, S]);
+      let pattern = tf.softmax(tf.add(scores, mask), -1);
+      if (keepPattern) pattern = ctx.point(patternName, pattern, offset, layer);
+      const ctxv = tf.matMul(pattern.reshape([B, KV, nRep * T, S]), v).reshape([B, H, T, hd]);
+      return { out: linear(ctxv.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]), lw.o), k, v };
+    }
     const probs: tf.Tensor[][] = [];
     for (let b = 0; b < B; b++) {
       probs.push([]);

@@ -58,10 +58,7 @@ test('an unknown backend name in HOPSCOPE_BACKEND is a clear error naming the va
   });
 });
 
-// todo: src/engine/backend.ts validates only the env value; `initEngine({backend: 'tpu'})` (and the CLI's
-// `--backend tpu`) "starts" a backend named tpu with threads undefined. Fix there: pass opts.backend through
-// parseBackend too. Kept as a todo so the gap stays visible without failing the suite.
-test('an unknown backend name as an option is a clear error', { todo: 'initEngine does not validate opts.backend yet' }, async () => {
+test('an unknown backend name as an option is a clear error', async () => {
   shutdownEngine();
   delete process.env.HOPSCOPE_BACKEND;
   await assert.rejects(initEngine({ backend: 'tpu' as BackendName }), (e: Error) => {

@@ -321,9 +321,13 @@ def s_real(d):
     """The real library: the engine now (src/engine/backend.ts); model magics once src/index.ts exists."""
     r = {'backend': d.run('%backend cpu'), 'has_index': os.path.exists(os.path.join(REPO, 'src', 'index.ts'))}
     if r['has_index']:
-        r['load'] = d.run('%load teaching', 300)
+        fixtures = os.environ.get('HOPSCOPE_FIXTURES', os.path.join(REPO, '..', 'shared', 'fixtures', 'hf'))
+        r['load'] = d.run('%%load "%s" --as model' % os.path.join(fixtures, 'llava_tiny_A'), 300)
         r['hooks'] = d.run('%hooks --filter resid_post')
-        r['hooks_bound'] = d.run('_.length')
+        r['hooks_bound'] = d.run('[_.length, model.numLayers]')
+        r['kinds'] = d.run('hs.EXPERIMENT_KINDS.length')
+        r['dry_run'] = d.run('%logitlens --layers 0-1 --top-k 3 --dry-run')
+        r['spec_error'] = d.run('%knockout --set window=-3')
     else:
         r['missing'] = d.run('hs.loadModel')
     return r

@@ -204,7 +204,7 @@ describe('kernel over jupyter_client', { skip: missing || undefined }, () => {
 });
 
 describe('kernel with the real library', { skip: missing || undefined }, () => {
-  test('%backend runs the real engine; hs says clearly when src/index.ts is missing, else %load teaching works', async () => {
+  test('%backend runs the real engine; with src/index.ts: %load of a fixture, %hooks, hs, spec defaults and errors', async () => {
     const R = await drive('real', {});
     const r = R.real;
     assert.equal(r.backend.reply.status, 'ok', JSON.stringify(r.backend));
@@ -213,7 +213,11 @@ describe('kernel with the real library', { skip: missing || undefined }, () => {
     if (r.has_index) {
       assert.equal(r.load.reply.status, 'ok', JSON.stringify(r.load.reply));
       assert.equal(r.hooks.reply.status, 'ok', JSON.stringify(r.hooks.reply));
-      assert.ok(Number(plain(r.hooks_bound)) > 0);
+      const [hooks, layers] = JSON.parse(plain(r.hooks_bound));
+      assert.equal(hooks, layers, 'one resid_post per decoder layer');
+      assert.equal(Number(plain(r.kinds)), 8);
+      assert.match(plain(r.dry_run), /kind: 'logit-lens'.*topK: 3/s);
+      assert.equal(r.spec_error.reply.ename, 'SpecError', JSON.stringify(r.spec_error.reply));
     } else {
       assert.equal(r.missing.reply.ename, 'LibraryMissingError');
       assert.match(r.missing.reply.evalue, /src\/index\.ts does not exist yet/);

@@ -12,7 +12,7 @@ import { loadModelFromDir } from '../../src/models/load';
 import { epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, viewRgb } from '../../src/train/data';
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
-import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
+import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
 import { trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
@@ -82,8 +82,6 @@ describe('teaching pipeline', () => {
     const c2 = await trainTeachingModel({ seed: 5, dataDir, runDir: runC, recipe: TINY });
     assert.equal(c2.stoppedEarly, false);
     same(a.params, c2.params);
-    const d = await trainTeachingModel({ seed: 6, dataDir, runDir: path.join(tmp, 'runD'), recipe: { ...TINY, stages: { ...TINY.stages!, vision: { steps: 1, batch: 16, lr: 2e-3, warmup: 1 } } }, stages: ['lm'] });
-    assert.notDeepEqual(d.params.get('lm.embed')!.data.slice(0, 8), a.params.get('lm.embed')!.data.slice(0, 8));
   });
 
   test('the saved folder reloads through loadModelFromDir with the in-memory logits, and matches the training forward', async () => {
@@ -124,6 +122,3 @@ describe('teaching pipeline', () => {
     assert.equal(tf.memory().numTensors, base);
   });
 });
-
-void initVit;
-void initProjector;

@@ -1,0 +1,154 @@
+// `hopscope demo`: the main job. Loads the built-in teaching model and runs every analysis of the two papers
+// (recall gap, cross-patching, freezing, knockout, logit lens, probes, attribution, recovery) on the toyworld
+// data, writing CSV/Arrow tables, summary.json and one self-contained HTML report (viewable offline).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { describeEngine, initEngine } from '../engine/backend';
+import { InputError } from '../errors';
+import { loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
+import type { Model } from '../models/model';
+import { renderStaticPage, type StaticSection } from '../report/static-page';
+import { htmlSummary, htmlTable, writeTable } from '../report/tables';
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const TEACHING_MODEL = path.join(REPO_ROOT, 'data', 'teaching');
+export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
+
+/** What each section of the report says, next to its figure. */
+const EXPLAIN: Record<string, string> = {
+  'recall-gap':
+    'Factual accuracy on identified entities when the entity is named in text vs shown as an image (PopVQA answer-match rule, per-entity then per-type means, paired Wilcoxon test). The papers find the image condition clearly worse.',
+  'cross-patch':
+    "Donor image states written into a target image's tokens at one layer: before the switch layer the model names the donor, after it the target — the entity is resolved from image tokens by then.",
+  freeze: 'Image tokens frozen at their block-l value through layer T: entities still identified when frozen early were resolved early.',
+  knockout: 'Attention edges blocked in windows of layers: where does the last token read the image, the entity, itself?',
+  'logit-lens': 'Each layer and position decoded through the final norm and unembedding: when do image positions turn into entity-name tokens?',
+  probe: 'Linear probes per layer predicting the entity from the residual: the resolution layer is where accuracy crosses the threshold, for image and text prompts.',
+  attribution: 'Attribution patching (gradient × difference) over layer × position in one backward pass, top cells confirmed by exact patching.',
+  recovery: "Backbone → VLM patching (the text LLM's entity state written into the VLM) and chain-of-thought prompting: how much of the gap comes back.",
+};
+
+export interface DemoSpec {
+  kind: string;
+  version: 1;
+  [k: string]: unknown;
+}
+
+/** The demo's specs: every experiment, sized to finish in well under a minute on 2 CPU cores. */
+export function demoSpecs(modelDir: string, limit: number): DemoSpec[] {
+  const backbone = path.join(modelDir, 'backbone');
+  return [
+    { kind: 'recall-gap', version: 1, limit: limit * 4 },
+    { kind: 'cross-patch', version: 1, limit },
+    { kind: 'freeze', version: 1, limit },
+    { kind: 'knockout', version: 1, limit },
+    { kind: 'logit-lens', version: 1, limit: 2 },
+    { kind: 'probe', version: 1, limit: limit * 4 },
+    { kind: 'attribution', version: 1, limit: 2 },
+    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null },
+  ];
+}
+
+export interface DemoOptions {
+  model?: string;
+  data?: string;
+  out?: string;
+  limit?: number;
+  only?: string[];
+  progress?: boolean;
+  /** Called after each experiment (tests, notebooks). */
+  onResult?(r: ExperimentResult): void;
+}
+
+export interface DemoOutput {
+  outDir: string;
+  report: string;
+  results: ExperimentResult[];
+  seconds: number;
+}
+
+export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
+  const t0 = performance.now();
+  const modelDir = opts.model ?? TEACHING_MODEL;
+  const dataDir = opts.data ?? TOYWORLD;
+  const outDir = opts.out ?? path.join(process.cwd(), 'out', 'demo');
+  if (!fs.existsSync(path.join(modelDir, 'config.json')))
+    throw new InputError(`${modelDir} holds no model (config.json missing): pass --model DIR or train one with \`hopscope train\``);
+  const engine = await initEngine();
+  const log = (s: string): void => void process.stderr.write(`hopscope: ${s}\n`);
+  log(describeEngine(engine));
+  const model: Model = loadModelWithAssets(modelDir);
+  const results: ExperimentResult[] = [];
+  const sections: StaticSection[] = [
+    {
+      html:
+        `<p>The built-in teaching model (<code>${escapeHtml(path.relative(REPO_ROOT, modelDir) || modelDir)}</code>, ${model.numLayers} layers, ` +
+        `d_model ${model.dModel}) on the toyworld data. Every figure below is drawn from the tables next to this page ` +
+        `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.</p>`,
+    },
+  ];
+  const summary: Record<string, unknown> = { model: modelDir, data: dataDir, backend: engine.provider, threads: engine.threads };
+  try {
+    for (const spec of demoSpecs(modelDir, opts.limit ?? 8)) {
+      if (opts.only && !opts.only.includes(spec.kind)) continue;
+      const bar = opts.progress === false ? null : new SingleBar({ format: `${spec.kind.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      bar?.start(1, 0, { phase: '' });
+      const t = performance.now();
+      const result = await runExperiment(spec, {
+        model,
+        data: dataDir,
+        onProgress: (ev) => {
+          bar?.setTotal(Math.max(ev.total, 1));
+          bar?.update(ev.done, { phase: ev.message ?? '' });
+        },
+      });
+      bar?.stop();
+      const seconds = (performance.now() - t) / 1000;
+      results.push(result);
+      opts.onResult?.(result);
+      writeTable(result.table, outDir, spec.kind);
+      summary[spec.kind] = { ...scalars(result.summary), seconds: Number(seconds.toFixed(2)) };
+      const view = viewFromResult(result);
+      sections.push({
+        html: `<h2>${escapeHtml(spec.kind)}</h2><p>${escapeHtml(EXPLAIN[spec.kind] ?? '')}</p>${htmlSummary(scalars(result.summary))}` +
+          (view.view === 'table' ? htmlTable(result.table) : ''),
+        widgetState: view.view === 'table' ? undefined : { view: view.view, title: view.title, data: view.data },
+      });
+      sections.push({ html: `<details><summary>first rows of ${escapeHtml(spec.kind)}.csv</summary>${htmlTable(result.table, 8)}</details>` });
+    }
+  } finally {
+    model.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  summary.seconds = Number(seconds.toFixed(2));
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  const report = path.join(outDir, 'report.html');
+  fs.writeFileSync(report, renderStaticPage({ title: 'hopscope demo: the two-hop analysis on the teaching model', sections }));
+  log(`wrote ${report} and ${results.length} tables in ${seconds.toFixed(1)} s`);
+  return { outDir, report, results, seconds };
+}
+
+function scalars(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v === null || ['number', 'string', 'boolean'].includes(typeof v)));
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run every analysis on the built-in teaching model; write an HTML report and CSV/Arrow tables')
+    .option('--model <dir>', 'model folder', TEACHING_MODEL)
+    .option('--data <dir>', 'PopVQA-format data folder', TOYWORLD)
+    .option('--out <dir>', 'output folder', 'out/demo')
+    .option('--limit <n>', 'entities (targets) per experiment', '8')
+    .option('--only <kinds>', 'comma-separated experiment kinds')
+    .action(async (o: { model: string; data: string; out: string; limit: string; only?: string }) => {
+      await runDemo({ model: o.model, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
+    });
+}
