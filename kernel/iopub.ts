@@ -1,14 +1,17 @@
 // IOPub publishing: every kernel-originated message carries the parent header of the request being executed
 // (recorded when its execution starts, not when it arrived); stream text is coalesced per tick so a loop that
 // prints thousands of lines sends a few messages, and is flushed before anything else so order is kept.
+// Text older than STREAM_MAX_AGE_MS goes out at the next write, so a synchronous loop's prints still appear.
 import type { Content, MessageFactory, OutOptions, Transport, WireMessage } from './messages';
 
 type StreamName = 'stdout' | 'stderr';
 
+const STREAM_MAX_AGE_MS = 100;
+
 export class Iopub {
   /** The request whose execution owns kernel-originated output right now. */
   parent: WireMessage | null = null;
-  private pending: { name: StreamName; parent: WireMessage | null; text: string } | null = null;
+  private pending: { name: StreamName; parent: WireMessage | null; text: string; since: number } | null = null;
   private scheduled = false;
 
   constructor(
@@ -30,9 +33,10 @@ export class Iopub {
     const p = this.pending;
     if (p && p.name === name && p.parent === parent) {
       p.text += text;
+      if (Date.now() - p.since >= STREAM_MAX_AGE_MS) this.flush();
     } else {
       this.flush();
-      this.pending = { name, parent, text };
+      this.pending = { name, parent, text, since: Date.now() };
     }
     if (!this.scheduled) {
       this.scheduled = true;

@@ -9,21 +9,27 @@ import { log } from './log';
 import type { Channel, Transport, WireMessage } from './messages';
 import { type SigningKey, decode, encode } from './wire';
 
-/** Sends queued per socket; the handler may publish faster than a socket accepts. */
+type Sock = zmq.Router | zmq.Publisher;
+
+/**
+ * Sends go straight to libzmq when nothing is queued, so they leave even while a cell blocks the event loop
+ * (libzmq sends from its own thread); when the socket is busy (zeromq.js allows one send in flight; a burst of
+ * a few hundred sync sends hits that) they queue behind it, in order, instead of being dropped.
+ */
 export class SocketTransport implements Transport {
-  private readonly tails = new Map<Channel, Promise<void>>();
-  private sockets: () => Partial<Record<Channel, zmq.Router | zmq.Publisher>> = () => ({});
+  private readonly lanes = new Map<Channel, { tail: Promise<void>; queued: number }>();
+  private sockets: () => Partial<Record<Channel, Sock>> = () => ({});
   private key: SigningKey | null = null;
   private closed = false;
+
+  attach(key: SigningKey, sockets: () => Partial<Record<Channel, Sock>>): void {
+    this.key = key;
+    this.sockets = sockets;
+  }
 
   /** After shutdown nothing more is sent (late stream output would hit closed sockets). */
   close(): void {
     this.closed = true;
-  }
-
-  attach(key: SigningKey, sockets: () => Partial<Record<Channel, zmq.Router | zmq.Publisher>>): void {
-    this.key = key;
-    this.sockets = sockets;
   }
 
   send(channel: Channel, msg: WireMessage): void {
@@ -34,15 +40,29 @@ export class SocketTransport implements Transport {
       return;
     }
     const frames = encode(msg, this.key);
-    const tail = (this.tails.get(channel) ?? Promise.resolve())
+    const failed = (e: unknown) => log(`send ${msg.header.msg_type} on ${channel} failed: ${(e as Error).message}`);
+    let lane = this.lanes.get(channel);
+    if (!lane) this.lanes.set(channel, (lane = { tail: Promise.resolve(), queued: 0 }));
+    if (lane.queued === 0) {
+      try {
+        lane.tail = sock.send(frames).then(() => {}, failed);
+        return;
+      } catch (e) {
+        if (!/busy/i.test((e as Error).message)) return failed(e);
+        // busy: queue it below
+      }
+    }
+    const l = lane;
+    l.queued++;
+    l.tail = l.tail
       .then(() => sock.send(frames))
-      .catch((e: unknown) => log(`send ${msg.header.msg_type} on ${channel} failed: ${(e as Error).message}`));
-    this.tails.set(channel, tail);
+      .then(() => {}, failed)
+      .finally(() => l.queued--);
   }
 
   /** Resolves when everything sent so far has left. */
   async flush(): Promise<void> {
-    await Promise.all(this.tails.values());
+    await Promise.all([...this.lanes.values()].map((l) => l.tail));
   }
 }
 

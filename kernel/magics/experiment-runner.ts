@@ -113,10 +113,13 @@ export function oneCellSpec(spec: ExperimentSpec, req: Record<string, unknown>):
   return one;
 }
 
-/** The frontend shows `answer` as text: the summary's answer, else the first row's, else the first row. */
+const ANSWER_FIELDS = ['answer', 'generation', 'prediction', 'tokenText', 'text'];
+
+/** The frontend shows `answer` as text: the summary's answer, else the first row's answer-like field. */
 function answerOf(r: ExperimentResult): string {
   const first = rowsOf(r.table, 1)[0];
-  const a = 'answer' in r.summary ? r.summary.answer : first ? (first.answer ?? first.generation ?? first) : null;
+  const field = [r.summary, first ?? {}].flatMap((o) => ANSWER_FIELDS.filter((k) => o[k] != null).map((k) => o[k]))[0];
+  const a = field ?? first ?? null;
   return typeof a === 'string' ? a : JSON.stringify(a);
 }
 

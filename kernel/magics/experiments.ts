@@ -107,9 +107,10 @@ const DEFS: ExperimentDef[] = [
     summary: 'Attribution patching: linear estimate of every (layer, position) effect, exact patching of the top-k',
     layers: true,
     flags: [
-      { flags: '--metric <name>', help: 'metric M, e.g. logit-diff', field: 'metric' },
+      { flags: '--metric <name>', help: 'metric M at the last position', field: 'metric', choices: ['logit-diff', 'answer-logit', 'answer-prob'] },
       { flags: '--ig-steps <k>', help: 'integrated-gradients interpolations (0: plain attribution patching)', field: 'igSteps', parse: parseIntArg },
       { flags: '--top-k <k>', help: 'cells to confirm with exact patching', field: 'topK', parse: parseIntArg },
+      prompts,
     ],
   },
   {
@@ -119,7 +120,7 @@ const DEFS: ExperimentDef[] = [
     layers: true,
     flags: [
       { flags: '--backbone <dir>', help: 'text-only LLM folder (shares d_model and layers)', field: 'backbone' },
-      { flags: '--position <where>', help: 'VLM position written to', field: 'position', choices: ['last-image', 'query'] },
+      { flags: '--position <where>', help: 'VLM position written to', field: 'position', choices: ['last-image', 'query', 'last'] },
     ],
   },
 ];

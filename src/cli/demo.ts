@@ -67,6 +67,8 @@ export interface DemoOutput {
   report: string;
   results: ExperimentResult[];
   seconds: number;
+  /** Analyses that failed (their error is in the report and summary.json). */
+  failures: { kind: string; message: string }[];
 }
 
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
@@ -89,6 +91,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
         `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.</p>`,
     },
   ];
+  const failures: { kind: string; message: string }[] = [];
   const summary: Record<string, unknown> = { model: modelDir, data: dataDir, backend: engine.provider, threads: engine.threads };
   try {
     for (const spec of demoSpecs(modelDir, opts.limit ?? 8)) {
@@ -96,14 +99,26 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
       const bar = opts.progress === false ? null : new SingleBar({ format: `${spec.kind.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       bar?.start(1, 0, { phase: '' });
       const t = performance.now();
-      const result = await runExperiment(spec, {
-        model,
-        data: dataDir,
-        onProgress: (ev) => {
-          bar?.setTotal(Math.max(ev.total, 1));
-          bar?.update(ev.done, { phase: ev.message ?? '' });
-        },
-      });
+      let result: ExperimentResult;
+      try {
+        result = await runExperiment(spec, {
+          model,
+          data: dataDir,
+          onProgress: (ev) => {
+            bar?.setTotal(Math.max(ev.total, 1));
+            bar?.update(ev.done, { phase: ev.message ?? '' });
+          },
+        });
+      } catch (e) {
+        // One failed analysis must not lose the others: record it, show it in the report, go on.
+        bar?.stop();
+        const message = `${(e as Error).name}: ${(e as Error).message}`;
+        log(`${spec.kind} failed: ${message}`);
+        failures.push({ kind: spec.kind, message });
+        summary[spec.kind] = { error: message };
+        sections.push({ html: `<h2>${escapeHtml(spec.kind)}</h2><p class="error">This analysis failed: ${escapeHtml(message)}</p>` });
+        continue;
+      }
       bar?.stop();
       const seconds = (performance.now() - t) / 1000;
       results.push(result);
@@ -128,7 +143,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const report = path.join(outDir, 'report.html');
   fs.writeFileSync(report, renderStaticPage({ title: 'hopscope demo: the two-hop analysis on the teaching model', sections }));
   log(`wrote ${report} and ${results.length} tables in ${seconds.toFixed(1)} s`);
-  return { outDir, report, results, seconds };
+  return { outDir, report, results, seconds, failures };
 }
 
 function scalars(o: Record<string, unknown>): Record<string, unknown> {
@@ -149,6 +164,7 @@ export function registerDemo(program: Command): void {
     .option('--limit <n>', 'entities (targets) per experiment', '8')
     .option('--only <kinds>', 'comma-separated experiment kinds')
     .action(async (o: { model: string; data: string; out: string; limit: string; only?: string }) => {
-      await runDemo({ model: o.model, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
+      const out = await runDemo({ model: o.model, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
+      if (out.failures.length) process.exitCode = 1;
     });
 }

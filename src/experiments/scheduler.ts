@@ -1,62 +1,26 @@
 // The sweep scheduler: runs many intervened ("patched") runs of prompts whose clean states are cached.
-// Each run starts at the first layer its interventions touch, from the cached clean residual (no
-// recomputation of earlier layers, nor of the vision tower); runs that start at the same layer are
-// stacked as rows of one forward; generation reuses the clean keys/values of the skipped layers.
-// Results stream out as they complete; an AbortSignal is honoured between forwards; finished jobs are
-// checkpointed (JSONL) so an interrupted sweep resumes. Exact: equals one full forward per run.
+// Each run starts at the first block its interventions touch and at the first prompt position they can
+// affect (plan.ts): earlier blocks and positions are the clean run's (its cached residuals and keys/
+// values, or a donor's when a patch makes them the donor's); runs with the same plan are stacked as rows
+// of one forward; generation continues from the clean keys/values of the skipped blocks. Results stream
+// out as they complete; an AbortSignal is honoured between forwards; finished jobs are checkpointed
+// (JSONL) so an interrupted sweep resumes. Exact: equals one full forward (or generate) per run.
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
-import { compileInterventions, mergeRunOptions, startLayerOf, type Compiled } from '../interventions/compile';
-import type { RowGeometry } from '../interventions/selectors';
-import type { InterventionSpec, SourceRun } from '../interventions/types';
-import { positionsFromMask, disposeCache, type KVCache } from '../models/decoder';
+import { compileInterventions, mergeRunOptions, type Compiled } from '../interventions/compile';
+import { guardReport, Tracker } from '../interventions/guard';
+import { resolveSelector, toSelector, type RowGeometry } from '../interventions/selectors';
+import type { InterventionSpec, PatchSpec, SourceRun } from '../interventions/types';
+import { disposeCache, type KVCache } from '../models/decoder';
 import { RunContext, type RunOptions } from '../models/hooks';
 import type { Model } from '../models/model';
-import { batchesOf, chunks, makeBatch, padId, rowInputs, type Batch } from './batch';
+import { chunks, padId, rowInputs } from './batch';
 import type { RunCheckpoint, Row } from './checkpoint';
+import { lastRows, type CleanState } from './clean-state';
 import { eosSet } from './greedy';
-import type { PromptCase, PromptSource } from './source';
+import { planJob, type Plan } from './plan';
 
-/** Clean (un-intervened) states of a batch: every block's input, the last block's output, last-position logits. */
-export interface CleanState {
-  batch: Batch;
-  /** resid[l] = input of block l [B, T, D] (l = 0..L-1); resid[L] = raw output of the last block. */
-  resid: tf.Tensor[];
-  /** The same states as a patch source (hooks lm.embed, lm.blocks.{l}.resid_pre / resid_post, lm.final_norm). */
-  source: SourceRun;
-  /** Logits [V] at the last prompt position, per row. */
-  lastLogits: Float32Array[];
-  dispose(): void;
-}
-
-export function residHooks(numLayers: number): string[] {
-  return [...Array.from({ length: numLayers }, (_, l) => `lm.blocks.${l}.resid_pre`), `lm.blocks.${numLayers - 1}.resid_post`, 'lm.final_norm'];
-}
-
-export function cleanState(model: Model, batch: Batch): CleanState {
-  const L = model.numLayers;
-  const out = model.forward(batch.inputs, { cache: residHooks(L) });
-  const resid = [...Array.from({ length: L }, (_, l) => out.cache.get(`lm.blocks.${l}.resid_pre`)!), out.cache.get(`lm.blocks.${L - 1}.resid_post`)!];
-  const lastLogits = lastRows(out.logits!);
-  const [B, T, V] = out.logits!.shape as number[];
-  out.logits!.dispose();
-  out.hidden.dispose();
-  const cache = new Map<string, tf.Tensor>();
-  cache.set('lm.embed', resid[0]);
-  for (let l = 0; l < L; l++) {
-    cache.set(`lm.blocks.${l}.resid_pre`, resid[l]);
-    cache.set(`lm.blocks.${l}.resid_post`, resid[l + 1]);
-  }
-  const finalNorm = out.cache.get('lm.final_norm')!;
-  cache.set('lm.final_norm', finalNorm);
-  return {
-    batch,
-    resid,
-    source: { cache, rows: batch.rows },
-    lastLogits,
-    dispose: () => tf.dispose([...resid, finalNorm]),
-  };
-}
+export { cleanState, cleanStates, residHooks, type CleanState, type CleanSet } from './clean-state';
 
 /** One intervened run of one prompt (a row of a clean state). */
 export interface PatchJob {
@@ -89,6 +53,8 @@ export interface RunJobsOptions {
   /** One full forward (or generate) per job on the unpadded prompt: the reference the scheduler must equal. */
   naive?: boolean;
   strict?: boolean;
+  /** Reuse a donor's keys/values when a patch makes a prefix equal the donor's run (default true). */
+  donorPrefix?: boolean;
 }
 
 /** Source rows default to the job's row in its own clean batch (the compile context knows only batch rows). */
@@ -129,111 +95,10 @@ function compileFor(model: Model, jobs: PatchJob[], rows: RowGeometry[], strict:
   return out;
 }
 
-function lastRows(logits: tf.Tensor): Float32Array[] {
-  const [B, T, V] = logits.shape as number[];
-  const t = tf.tidy(() => logits.slice([0, T - 1, 0], [B, 1, V]).reshape([B, V]));
-  const d = t.dataSync() as Float32Array;
-  t.dispose();
-  return Array.from({ length: B }, (_, b) => d.slice(b * V, (b + 1) * V));
-}
-
 function argmax(v: Float32Array): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
-}
-
-/** Clean keys/values of every layer, computed once per clean state when a generating job needs them. */
-const KV = new WeakMap<CleanState, KVCache>();
-function cleanKV(model: Model, clean: CleanState): KVCache {
-  let kv = KV.get(clean);
-  if (kv) return kv;
-  const mask = clean.batch.inputs.attentionMask!;
-  tf.tidy(() => {
-    const r = model.decoder.forward({
-      embeds: clean.resid[0],
-      positions: positionsFromMask(mask),
-      keyMask: mask,
-      ctx: new RunContext({ startLayer: 0, startResid: clean.resid[0] }),
-      wantCache: true,
-    });
-    kv = r.cache;
-  });
-  KV.set(clean, kv!);
-  const dispose = clean.dispose;
-  clean.dispose = () => {
-    disposeCache(kv);
-    dispose();
-  };
-  return kv!;
-}
-
-/**
- * Greedy generation of a stacked chunk starting at block `layer` from `startResid`, with the clean
- * keys/values of blocks < layer. Mirrors ModelBase.generate (decode positions count real tokens only).
- */
-function generateFrom(model: Model, jobs: PatchJob[], layer: number, run: RunOptions, maxNewTokens: number, startResid: tf.Tensor): { first: Float32Array[]; tokens: number[][]; unused: string[] } {
-  const B = jobs.length;
-  const T = jobs[0].clean.batch.T;
-  const V = model.vocabSize;
-  const mask = jobs.map((j) => [...j.clean.batch.inputs.attentionMask![j.row]]);
-  const eos = eosSet(model);
-  const pad = padId(model);
-  const prefill = new RunContext({ ...run, startLayer: layer, startResid });
-  const decode = new RunContext({ hooks: run.hooks, attnMask: run.attnMask });
-  let kv: KVCache | undefined;
-  try {
-    const logits0 = tf.tidy(() => {
-      const r = model.decoder.forward({ embeds: startResid, positions: positionsFromMask(mask), keyMask: mask, ctx: prefill, wantCache: true });
-      kv = r.cache!;
-      for (let i = 0; i < layer; i++) {
-        const parts = jobs.map((j) => {
-          const c = cleanKV(model, j.clean);
-          return { k: c.k[i].slice([j.row, 0, 0, 0], [1, -1, -1, -1]), v: c.v[i].slice([j.row, 0, 0, 0], [1, -1, -1, -1]) };
-        });
-        kv.k[i] = tf.keep(tf.concat(parts.map((p) => p.k), 0));
-        kv.v[i] = tf.keep(tf.concat(parts.map((p) => p.v), 0));
-      }
-      return r.logits!.slice([0, T - 1, 0], [B, 1, V]).reshape([B, V]);
-    });
-    let last = logits0.dataSync() as Float32Array;
-    logits0.dispose();
-    const first = Array.from({ length: B }, (_, b) => last.slice(b * V, (b + 1) * V));
-    const tokens: number[][] = jobs.map(() => []);
-    const done = new Array<boolean>(B).fill(false);
-    for (let s = 0; s < maxNewTokens; s++) {
-      const next: number[] = [];
-      for (let b = 0; b < B; b++) {
-        const tok = done[b] ? pad : argmax(last.subarray(b * V, (b + 1) * V));
-        next.push(tok);
-        tokens[b].push(tok);
-        if (eos.has(tok)) done[b] = true;
-      }
-      if (s === maxNewTokens - 1 || done.every(Boolean)) break;
-      const prev: KVCache = kv!;
-      for (const r of mask) r.push(1);
-      const positions = mask.map((r) => Int32Array.of(r.reduce((a, x) => a + x, 0) - 1));
-      decode.step = s + 1;
-      const step = tf.tidy(() => {
-        const r = model.decoder.forward({ embeds: model.decoder.embed(next.map((t) => [t])), positions, keyMask: mask, ctx: decode, cache: prev, wantCache: true });
-        kv = r.cache;
-        return r.logits!.reshape([B, V]);
-      });
-      disposeCache(prev);
-      last = step.dataSync() as Float32Array;
-      step.dispose();
-    }
-    const unusedDecode = new Set(decode.unusedHooks());
-    return { first, tokens, unused: prefill.unusedHooks().filter((h) => unusedDecode.has(h)) };
-  } finally {
-    disposeCache(kv);
-    tf.dispose([...prefill.cached.values(), ...decode.cached.values()]);
-  }
-}
-
-function canStartLate(model: Model): boolean {
-  // Start-at-layer generation computes 1-D RoPE positions from the mask; M-RoPE families run in full.
-  return !model.text.mropeSection;
 }
 
 /** Runs one job the naive way: a full forward (or generate) of its prompt alone, unpadded. */
@@ -260,24 +125,146 @@ function runNaive(model: Model, job: PatchJob, strict: boolean | undefined): Job
   }
 }
 
-/** Runs a chunk of jobs that start at the same layer, as the rows of one forward. */
-function runChunk(model: Model, jobs: PatchJob[], layer: number, strict: boolean | undefined): JobOutput[] {
+/** Rows [row, :, a:b] of every layer >= `layer` of a clean state's keys or values. */
+function kvRows(t: tf.Tensor, row: number, a: number, b: number): tf.Tensor {
+  return t.slice([row, 0, a, 0], [1, -1, b - a, -1]);
+}
+
+/** Keys/values of positions < from for one job, in its padded coordinates (donor plans read the donor's). */
+function prefixOf(job: PatchJob, plan: Plan, which: 'k' | 'v', i: number): tf.Tensor {
+  const own = job.clean.kv![which][i];
+  if (!plan.donor) return kvRows(own, job.row, 0, plan.from);
+  const off = job.clean.batch.rows[job.row].offset;
+  const d = plan.donor;
+  const dOff = d.clean.batch.rows[d.row].offset;
+  const donorPart = kvRows(d.clean.kv![which][i], d.row, dOff, dOff + plan.from - off);
+  return off > 0 ? tf.concat([kvRows(own, job.row, 0, off), donorPart], 2) : donorPart;
+}
+
+/** The guard for a patch realised through the donor's prefix: how far the donor's states are from the target's. */
+function donorReport(job: PatchJob, plan: Plan, strict: boolean | undefined): string[] {
+  const spec = job.interventions[plan.donor!.patch] as PatchSpec;
+  const d = plan.donor!;
+  const P = resolveSelector(toSelector(spec.at), job.clean.batch.rows[job.row]).prompt;
+  const Q = resolveSelector(toSelector(spec.source.at ?? spec.at), d.clean.batch.rows[d.row]).prompt;
+  const tracker = new Tracker(spec.label ?? `intervention 0 (patch @ layer ${plan.layer} via the donor's states)`, 'patch', []);
+  try {
+    tf.tidy(() => {
+      const D = job.clean.resid[plan.layer].shape[2] as number;
+      const T = job.clean.batch.T;
+      const take = (t: tf.Tensor, row: number, ps: number[]) => tf.gather(t.reshape([-1, D]), tf.tensor1d(ps.map((p) => row * T + p), 'int32'));
+      const Td = d.clean.batch.T;
+      const after = tf.gather(d.clean.resid[plan.layer].reshape([-1, D]), tf.tensor1d(Q.map((p) => d.row * Td + p), 'int32'));
+      tracker.wrote(take(job.clean.resid[plan.layer], job.row, P), after, P.length);
+    });
+    return guardReport([tracker], [], strict ?? false).warnings;
+  } finally {
+    tracker.dispose();
+  }
+}
+
+/**
+ * Runs jobs sharing one plan as the rows of one forward: blocks from `plan.layer`, positions from
+ * `plan.from` (the rest from the clean keys/values), then greedy decoding when asked. Mirrors
+ * ModelBase.generate: decode positions count real tokens only; EOS rows are padded.
+ */
+function runPlanned(model: Model, items: { job: PatchJob; plan: Plan }[], strict: boolean | undefined): JobOutput[] {
+  const jobs = items.map((x) => x.job);
+  const plan = items[0].plan;
+  const { layer, from } = plan;
   const T = jobs[0].clean.batch.T;
+  const B = jobs.length;
+  const V = model.vocabSize;
+  const L = model.numLayers;
+  const gen = jobs[0].generate ?? 0;
   const rows = jobs.map((j) => j.clean.batch.rows[j.row]);
-  const compiled = compileFor(model, jobs, rows, strict);
+  const donorWarnings = plan.donor ? items.map((x) => donorReport(x.job, x.plan, strict)) : null;
+  const compiled = compileFor(model, plan.donor ? jobs.map((j) => ({ ...j, interventions: [] })) : jobs, rows, strict);
+  const mask = jobs.map((j) => [...j.clean.batch.inputs.attentionMask![j.row]]);
+  const startResid = tf.tidy(() => tf.concat(jobs.map((j) => j.clean.resid[layer].slice([j.row, from, 0], [1, T - from, -1])), 0));
+  const run = mergeRunOptions(compiled.map((c) => c.run));
+  const prefill = new RunContext({ ...run, startLayer: layer, startResid });
+  const decode = new RunContext({ hooks: run.hooks, attnMask: run.attnMask });
+  let kv: KVCache | undefined;
+  try {
+    const logits0 = tf.tidy(() => {
+      let cache: KVCache | undefined;
+      if (from > 0) {
+        cache = { k: [], v: [], keyMask: mask, length: from };
+        for (let i = layer; i < L; i++) {
+          cache.k[i] = tf.concat(items.map((x) => prefixOf(x.job, x.plan, 'k', i)), 0);
+          cache.v[i] = tf.concat(items.map((x) => prefixOf(x.job, x.plan, 'v', i)), 0);
+        }
+      }
+      const positions = jobs.map((j) => j.clean.positions![j.row].slice(from));
+      const r = model.decoder.forward({ embeds: startResid, positions, keyMask: mask, ctx: prefill, cache, wantCache: gen > 0 });
+      if (gen > 0) {
+        kv = r.cache!;
+        for (let i = 0; i < layer; i++) {
+          kv.k[i] = tf.keep(tf.concat(jobs.map((j) => kvRows(j.clean.kv!.k[i], j.row, 0, T)), 0));
+          kv.v[i] = tf.keep(tf.concat(jobs.map((j) => kvRows(j.clean.kv!.v[i], j.row, 0, T)), 0));
+        }
+      }
+      const t = r.logits!.shape[1] as number;
+      return r.logits!.slice([0, t - 1, 0], [B, 1, V]).reshape([B, V]);
+    });
+    let last = logits0.dataSync() as Float32Array;
+    logits0.dispose();
+    const first = Array.from({ length: B }, (_, b) => last.slice(b * V, (b + 1) * V));
+    const tokens: number[][] = jobs.map(() => []);
+    if (gen > 0) {
+      const eos = eosSet(model);
+      const pad = padId(model);
+      const done = new Array<boolean>(B).fill(false);
+      for (let s = 0; s < gen; s++) {
+        const next: number[] = [];
+        for (let b = 0; b < B; b++) {
+          const tok = done[b] ? pad : argmax(last.subarray(b * V, (b + 1) * V));
+          next.push(tok);
+          tokens[b].push(tok);
+          if (eos.has(tok)) done[b] = true;
+        }
+        if (s === gen - 1 || done.every(Boolean)) break;
+        const prev: KVCache = kv!;
+        for (const r of mask) r.push(1);
+        const positions = mask.map((r) => Int32Array.of(r.reduce((a, x) => a + x, 0) - 1));
+        decode.step = s + 1;
+        const step = tf.tidy(() => {
+          const r = model.decoder.forward({ embeds: model.decoder.embed(next.map((t) => [t])), positions, keyMask: mask, ctx: decode, cache: prev, wantCache: true });
+          kv = r.cache;
+          return r.logits!.reshape([B, V]);
+        });
+        disposeCache(prev);
+        last = step.dataSync() as Float32Array;
+        step.dispose();
+      }
+    }
+    const unusedDecode = new Set(gen > 0 ? decode.unusedHooks() : prefill.unusedHooks());
+    const unused = prefill.unusedHooks().filter((h) => unusedDecode.has(h));
+    return jobs.map((job, i) => ({
+      job,
+      lastLogits: first[i],
+      newTokens: gen > 0 ? tokens[i] : null,
+      warnings: donorWarnings ? donorWarnings[i] : compiled[i].report(unused).warnings,
+    }));
+  } finally {
+    disposeCache(kv);
+    tf.dispose([startResid, ...prefill.cached.values(), ...decode.cached.values()]);
+    compiled.forEach((c) => c.dispose());
+  }
+}
+
+/** Start-at-layer forwards through the model (families whose positions the scheduler cannot compute, e.g. M-RoPE). */
+function runFromLayer(model: Model, jobs: PatchJob[], layer: number, strict: boolean | undefined): JobOutput[] {
+  const T = jobs[0].clean.batch.T;
+  const compiled = compileFor(model, jobs, jobs.map((j) => j.clean.batch.rows[j.row]), strict);
   const startResid = tf.tidy(() => tf.concat(jobs.map((j) => j.clean.resid[layer].slice([j.row, 0, 0], [1, T, -1])), 0));
   try {
-    const run = mergeRunOptions(compiled.map((c) => c.run));
-    const gen = jobs[0].generate ?? 0;
-    if (gen > 0) {
-      const g = generateFrom(model, jobs, layer, run, gen, startResid);
-      return jobs.map((job, i) => ({ job, lastLogits: g.first[i], newTokens: g.tokens[i], warnings: compiled[i].report(g.unused).warnings }));
-    }
     const inputs = {
       inputIds: jobs.map((j) => j.clean.batch.inputs.inputIds[j.row]),
       attentionMask: jobs.map((j) => j.clean.batch.inputs.attentionMask![j.row]),
     };
-    const out = model.forward(inputs, { ...run, startLayer: layer, startResid });
+    const out = model.forward(inputs, { ...mergeRunOptions(compiled.map((c) => c.run)), startLayer: layer, startResid });
     try {
       const last = lastRows(out.logits!);
       return jobs.map((job, i) => ({ job, lastLogits: last[i], newTokens: null, warnings: compiled[i].report(out.unusedHooks).warnings }));
@@ -290,41 +277,43 @@ function runChunk(model: Model, jobs: PatchJob[], layer: number, strict: boolean
   }
 }
 
-/** Yields every job's output, grouped into stacked forwards by start layer, prompt length and generation length. */
+/** Yields every job's output; jobs with the same plan run stacked, later (cheaper) plans first. */
 export async function* runJobs(model: Model, jobs: readonly PatchJob[], opts: RunJobsOptions): AsyncGenerator<JobOutput> {
+  const tick = () => new Promise((r) => setImmediate(r));
   if (opts.naive) {
     for (const job of jobs) {
       opts.signal?.throwIfAborted();
       yield runNaive(model, job, opts.strict);
-      await new Promise((r) => setImmediate(r));
+      await tick();
     }
     return;
   }
-  const groups = new Map<string, { layer: number; jobs: PatchJob[] }>();
+  const groups = new Map<string, { job: PatchJob; plan: Plan }[]>();
   const full: PatchJob[] = [];
   for (const job of jobs) {
-    const s = startLayerOf(job.interventions, model.numLayers);
-    if (s.full || (job.generate && !canStartLate(model))) {
+    const plan = planJob(model, job, { donorPrefix: opts.donorPrefix });
+    if (plan.full) {
       full.push(job);
       continue;
     }
-    const key = `${s.layer}/${job.clean.batch.T}/${job.generate ?? 0}`;
-    const g = groups.get(key) ?? { layer: s.layer, jobs: [] };
-    g.jobs.push(job);
-    groups.set(key, g);
+    const key = `${plan.layer}/${plan.from}/${plan.donor ? 'donor' : 'own'}/${job.clean.batch.T}/${job.generate ?? 0}`;
+    groups.set(key, [...(groups.get(key) ?? []), { job, plan }]);
   }
-  // Later start layers first: they are the cheapest, so partial results arrive early.
-  const ordered = [...groups.values()].sort((a, b) => b.layer - a.layer);
+  const cost = (g: { job: PatchJob; plan: Plan }[]) => (model.numLayers - g[0].plan.layer) * (g[0].job.clean.batch.T - g[0].plan.from);
+  const ordered = [...groups.values()].sort((a, b) => cost(a) - cost(b));
   for (const g of ordered)
-    for (const chunk of chunks(g.jobs, opts.batchSize)) {
+    for (const chunk of chunks(g, opts.batchSize)) {
       opts.signal?.throwIfAborted();
-      for (const o of runChunk(model, chunk, g.layer, opts.strict)) yield o;
-      await new Promise((r) => setImmediate(r));
+      const outs = chunk[0].job.clean.kv
+        ? runPlanned(model, chunk, opts.strict)
+        : runFromLayer(model, chunk.map((x) => x.job), chunk[0].plan.layer, opts.strict);
+      for (const o of outs) yield o;
+      await tick();
     }
   for (const job of full) {
     opts.signal?.throwIfAborted();
     yield runNaive(model, job, opts.strict);
-    await new Promise((r) => setImmediate(r));
+    await tick();
   }
 }
 
@@ -369,30 +358,3 @@ export async function sweep(model: Model, jobs: readonly PatchJob[], opts: Sweep
   return jobs.flatMap((j) => rowsByKey.get(j.key) ?? []);
 }
 
-/** Clean states of many prompts (batched by length), and where each prompt sits. */
-export interface CleanSet {
-  where: Map<string, { clean: CleanState; row: number }>;
-  dispose(): void;
-}
-
-export async function cleanStates(model: Model, source: PromptSource, cases: readonly PromptCase[], batchSize: number): Promise<CleanSet> {
-  const where = new Map<string, { clean: CleanState; row: number }>();
-  const states: CleanState[] = [];
-  try {
-    for (const group of batchesOf(cases, batchSize)) {
-      const batch = await makeBatch(model, source, group);
-      const clean = cleanState(model, batch);
-      const dispose = clean.dispose;
-      clean.dispose = () => {
-        dispose();
-        batch.dispose();
-      };
-      states.push(clean);
-      group.forEach((c, row) => where.set(c.id, { clean, row }));
-    }
-  } catch (e) {
-    states.forEach((s) => s.dispose());
-    throw e;
-  }
-  return { where, dispose: () => states.forEach((s) => s.dispose()) };
-}

@@ -112,7 +112,10 @@ export function compileInterventions(specs: readonly InterventionSpec[], ctx: Co
     firstLayer: parts.length ? firstLayer : 0,
     report: (unused) => guardReport(trackers, unused.filter((h) => h in hooks), ctx.strict ?? false),
     dispose() {
-      for (const p of parts) tf.dispose(p.owned);
+      for (const p of parts) {
+        tf.dispose(p.owned);
+        p.cleanup?.();
+      }
       for (const t of trackers) t.dispose();
     },
   };

@@ -23,7 +23,13 @@ export function compileFreeze(spec: FreezeSpec, ctx: CompileContext, tracker: Tr
   const owned: tf.Tensor[] = [];
   // Block `from`'s output at the selected positions: from a cached clean run, or captured live in this forward.
   let frozen: tf.Tensor | null = null;
-  let frozenOffset = 0;
+  // Row of `frozen` holding (batch row, absolute position), so a later call may cover any part of the selection.
+  let frozenAt = new Map<string, number>();
+  const index = (local: number[][], offset: number) => {
+    const m = new Map<string, number>();
+    local.forEach((ps, b) => ps.forEach((t) => m.set(`${b}:${t + offset}`, m.size)));
+    return m;
+  };
   if (spec.source) {
     const src = ctx.sources?.[spec.source.cache];
     if (!src) throw new InputError(`${what}: source cache "${spec.source.cache}" is not available`);
@@ -34,17 +40,21 @@ export function compileFreeze(spec: FreezeSpec, ctx: CompileContext, tracker: Tr
       frozen = tf.keep(parts.length === 1 ? parts[0] : tf.concat(parts, 0));
       if (parts.length > 1) parts.forEach((p) => p.dispose());
       owned.push(frozen);
+      frozenAt = index(sel.map((r) => r?.prompt ?? []), 0);
     }
   } else {
     hooks.push([
       captureHook,
       (value, ev) => {
         const T = value.shape[1] as number;
-        const flat = flatIndex(localSelection(sel, ctx, ev.offset, T), T);
+        const local = localSelection(sel, ctx, ev.offset, T);
+        const flat = flatIndex(local, T);
         if (flat.length === 0) return;
-        // Lives until the end of this forward's tidy: the later blocks' hooks read it.
-        frozen = gatherRows(value, flat);
-        frozenOffset = ev.offset;
+        // Kept past this block's scope (streamed models run each block in its own tidy): later blocks read it.
+        const next = tf.keep(gatherRows(value, flat));
+        if (frozen && !spec.source) frozen.dispose();
+        frozen = next;
+        frozenAt = index(local, ev.offset);
       },
     ]);
   }
@@ -53,15 +63,25 @@ export function compileFreeze(spec: FreezeSpec, ctx: CompileContext, tracker: Tr
       `lm.blocks.${j}.resid_pre`,
       (value, ev) => {
         const T = value.shape[1] as number;
-        const flat = flatIndex(localSelection(sel, ctx, ev.offset, T), T);
+        const local = localSelection(sel, ctx, ev.offset, T);
+        const flat = flatIndex(local, T);
         if (flat.length === 0) return;
-        if (!frozen || frozenOffset !== ev.offset || frozen.shape[0] !== flat.length)
-          throw new InputError(`${what}: block ${from}'s output was not captured for this call (a run that starts after block ${from} needs "source")`);
-        const out = replaceRows(value, flat, frozen);
+        const idx = local.flatMap((ps, b) => ps.map((t) => frozenAt.get(`${b}:${t + ev.offset}`) ?? -1));
+        if (!frozen || idx.includes(-1))
+          throw new InputError(`${what}: block ${from}'s output was not captured for these positions (a run that starts after block ${from} needs "source")`);
+        const rows = idx.length === frozen.shape[0] && idx.every((v, i) => v === i) ? frozen : tf.gather(frozen, tf.tensor1d(idx, 'int32'));
+        const out = replaceRows(value, flat, rows);
         tracker.wrote(value, out, flat.length);
         return out;
       },
     ]);
   }
-  return { hooks, owned };
+  return {
+    hooks,
+    owned,
+    cleanup: () => {
+      if (frozen && !spec.source) frozen.dispose();
+      frozen = null;
+    },
+  };
 }

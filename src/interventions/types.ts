@@ -105,4 +105,6 @@ export interface CompiledPart {
   attnMask?: AttnMaskFn;
   /** Tensors owned by the part (precomputed patch values), disposed with the compiled set. */
   owned: tf.Tensor[];
+  /** Releases state the part keeps between hook calls. */
+  cleanup?: () => void;
 }

@@ -28,8 +28,8 @@ def simplify(msg):
 
 
 class Driver:
-    def __init__(self, km, kc):
-        self.km, self.kc = km, kc
+    def __init__(self, km, kc, env_extra):
+        self.km, self.kc, self.env_extra = km, kc, env_extra
         self.stray = []
         self.held = {}
 
@@ -112,6 +112,25 @@ def start(env_extra):
         if m['parent_header'].get('msg_id') == msg_id:
             reply = m
     startup = time.time() - t0
+    # IOPub is a PUB/SUB pair: until our subscription reaches the kernel its messages are dropped (ZeroMQ's
+    # slow joiner). Nudge with kernel_info until an iopub message arrives, as jupyter_server does.
+    for _ in range(100):
+        kc.kernel_info()
+        try:
+            kc.get_iopub_msg(timeout=0.2)
+            break
+        except Empty:
+            pass
+    while True:
+        try:
+            kc.get_iopub_msg(timeout=0.2)
+        except Empty:
+            break
+    while True:
+        try:
+            kc.get_shell_msg(timeout=0.05)
+        except Empty:
+            break
     return km, kc, startup, reply
 
 
@@ -233,6 +252,8 @@ def idle(o):
 
 def s_interrupt(d):
     r = {}
+    t0 = time.time()
+    mark = lambda name: r.setdefault('timeline', []).append([name, round(time.time() - t0, 2)])
     d.run('const done: number[] = []; const ignored: number[] = []')
     # 1: SIGINT (the kernelspec's interrupt_mode "signal"); the loop checks hs.signal() and stops cleanly.
     mid = d.kc.execute('for (let i = 0; i < 500; i++) { hs.signal().throwIfAborted(); await new Promise((r) => setTimeout(r, 20)); done.push(i) }')
@@ -241,10 +262,12 @@ def s_interrupt(d):
     t = time.time()
     d.km.interrupt_kernel()
     r['signal'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    mark('signal')
     r['signal']['seconds'] = time.time() - t
     rep = d.shell_reply(mid, 10)
     r['signal']['reply'] = rep['content'] if rep else None
     r['kept'] = d.run('done.length')
+    mark('kept')
     # 2: interrupt_request on control (interrupt_mode "message"); this loop ignores the signal, so the kernel
     # stops waiting for it after the grace period.
     mid = d.kc.execute('for (let i = 0; i < 150; i++) { await new Promise((r) => setTimeout(r, 20)); ignored.push(i) }')
@@ -259,13 +282,16 @@ def s_interrupt(d):
     except Empty:
         pass
     r['control_reply'] = ir['msg_type'] if ir else None
+    mark('control_reply')
     r['message'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    mark('message')
     r['message']['seconds'] = time.time() - t
     rep = d.shell_reply(mid, 10)
     r['message']['reply'] = rep['content'] if rep else None
     # 3: a synchronous infinite loop, stopped by SIGINT inside the vm.
     mid = d.kc.execute('let spins = 0\nwhile (true) { spins++ }')
-    d.wait_for(mid, started)
+    # execute_input must arrive while the loop blocks the kernel's event loop.
+    r['sync_input_seen'] = d.wait_for(mid, started, 10)
     time.sleep(0.8)
     # As a user would: press again if the first SIGINT came before the loop was running.
     sent = 0
@@ -275,18 +301,25 @@ def s_interrupt(d):
         if d.wait_for(mid, idle, 3):
             break
     r['sync'] = {'outputs': d.iopub_until_idle(mid, 30), 'sigints': sent}
+    mark('sync')
     rep = d.shell_reply(mid, 10)
     r['sync']['reply'] = rep['content'] if rep else None
+    mark('sync')
     # 4: an experiment sweep (stand-in library), interrupted: the finished rows are kept in _ and --as.
     r['load'] = d.run('%load fake-model')
+    mark('load')
     mid = d.kc.execute('%crosspatch --layers 0-9 --set stepMs=300 --as cp')
     d.wait_for(mid, lambda o: o['type'] == 'comm_msg' and ((o['content']['data'].get('state') or {}).get('progress') or {}).get('done', 0) >= 1)
     d.km.interrupt_kernel()
     r['sweep'] = {'outputs': d.iopub_until_idle(mid, 30)}
+    mark('sweep')
     rep = d.shell_reply(mid, 10)
     r['sweep']['reply'] = rep['content'] if rep else None
+    mark('sweep')
     r['sweep_kept'] = d.run('[cp.summary.interrupted, cp.summary.rows, _.summary.rows, cp.table.numRows()]')
+    mark('sweep_kept')
     r['alive'] = d.run('1 + 1')
+    mark('alive')
     return r
 
 
@@ -323,11 +356,26 @@ def s_real(d):
     if r['has_index']:
         fixtures = os.environ.get('HOPSCOPE_FIXTURES', os.path.join(REPO, '..', 'shared', 'fixtures', 'hf'))
         r['load'] = d.run('%%load "%s" --as model' % os.path.join(fixtures, 'llava_tiny_A'), 300)
-        r['hooks'] = d.run('%hooks --filter resid_post')
+        r['hooks'] = d.run('%hooks --part lm --filter resid_post')
         r['hooks_bound'] = d.run('[_.length, model.numLayers]')
         r['kinds'] = d.run('hs.EXPERIMENT_KINDS.length')
         r['dry_run'] = d.run('%logitlens --layers 0-1 --top-k 3 --dry-run')
         r['spec_error'] = d.run('%knockout --set window=-3')
+        data = d.env_extra.get('HOPSCOPE_TEST_DATA')
+        if data:
+            r['logitlens'] = d.run('%%logitlens --data "%s" --layers 0-1 --top-k 3 --limit 1 --as ll' % data, 300)
+            r['ll'] = d.run('[ll.kind, ll.table.numRows() > 0]')
+            comm_id = next((o['content']['comm_id'] for o in r['logitlens']['outputs'] if o['type'] == 'comm_open'), None)
+            if comm_id:
+                d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'custom', 'content': {'type': 'run-cell', 'view': 'logit-lens', 'layer': 1, 'position': 0}}})
+                got = []
+                deadline = time.time() + 120
+                while time.time() < deadline and not any(m['type'] == 'comm_msg' and m['content']['data'].get('method') == 'custom' for m in got + d.stray):
+                    try:
+                        got.append(simplify(d.kc.get_iopub_msg(timeout=0.5)))
+                    except Empty:
+                        pass
+                r['run_cell'] = [m for m in got + d.stray if m['type'] == 'comm_msg' and m['content']['data'].get('method') == 'custom']
     else:
         r['missing'] = d.run('hs.loadModel')
     return r
@@ -341,7 +389,7 @@ def main():
     env_extra = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     km, kc, startup, info = start(env_extra)
     result = {'startup_seconds': startup, 'kernel_info': info['content'] if info else None, 'kernel_info_type': info['msg_type'] if info else None}
-    d = Driver(km, kc)
+    d = Driver(km, kc, env_extra)
     try:
         for n in names:
             t = time.time()

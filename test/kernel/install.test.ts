@@ -2,13 +2,12 @@
 // it goes for --prefix / --user / --sys-prefix, the widget frontend copy, and the errors that say what to do.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { InstallError, install, probePython } from '../../kernel/install';
-import { PYTHON, REPO, jupyterMissing } from './jupyter-env';
+import { PYTHON, REPO, jupyterMissing, tempDir } from './jupyter-env';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-install-'));
+const tmp = () => tempDir('hopscope-install-');
 
 test('--prefix writes kernel.json with absolute node and launcher, and copies the built widget frontend', () => {
   const dir = tmp();

@@ -21,8 +21,18 @@ export interface JupyterEnv {
   installLog: string;
 }
 
+const made: string[] = [];
+process.on('exit', () => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** A temporary folder removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
 export function makeJupyterEnv(): JupyterEnv {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-jupyter-'));
+  const dir = tempDir('hopscope-jupyter-');
   const prefix = path.join(dir, 'prefix');
   const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'hopscope.js'), 'install', '--prefix', prefix, '--python', PYTHON], {
     encoding: 'utf8',

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { FAKE_LIBRARY, REPO, jupyterMissing, makeJupyterEnv, runPython } from './jupyter-env';
+import { FAKE_LIBRARY, REPO, jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
 
 // Parsed driver output: plain JSON whose shape the assertions spell out.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -182,6 +182,7 @@ describe('kernel over jupyter_client', { skip: missing || undefined }, () => {
     assert.equal(i.control_reply, 'interrupt_reply');
     assert.equal(i.message.reply.ename, 'KeyboardInterrupt');
     assert.equal(i.sync.reply.ename, 'KeyboardInterrupt');
+    assert.equal(i.sync_input_seen, true, 'execute_input sent before the blocking loop ran');
     assert.equal(i.sweep.reply.ename, 'KeyboardInterrupt');
     assert.match(i.sweep.reply.evalue, /finished rows kept in _ and cp/);
     const [interrupted, rows, underscore, tableRows] = JSON.parse(plain(i.sweep_kept));
@@ -204,8 +205,12 @@ describe('kernel over jupyter_client', { skip: missing || undefined }, () => {
 });
 
 describe('kernel with the real library', { skip: missing || undefined }, () => {
-  test('%backend runs the real engine; with src/index.ts: %load of a fixture, %hooks, hs, spec defaults and errors', async () => {
-    const R = await drive('real', {});
+  test('%backend runs the real engine; with src/index.ts: %load of a fixture, %hooks, hs, spec defaults and errors, a real sweep and click', async () => {
+    // The experiments' synthetic prompt set for the HF fixture models (pre-tokenised, results mean nothing).
+    const data = tempDir('hopscope-data-');
+    const { syntheticPrompts } = require('../experiments/fixture-data') as { syntheticPrompts(): unknown };
+    fs.writeFileSync(path.join(data, 'prompts.json'), JSON.stringify(syntheticPrompts()));
+    const R = await drive('real', { HOPSCOPE_TEST_DATA: data });
     const r = R.real;
     assert.equal(r.backend.reply.status, 'ok', JSON.stringify(r.backend));
     assert.match(plain(r.backend), /backend cpu/);
@@ -218,6 +223,16 @@ describe('kernel with the real library', { skip: missing || undefined }, () => {
       assert.equal(Number(plain(r.kinds)), 8);
       assert.match(plain(r.dry_run), /kind: 'logit-lens'.*topK: 3/s);
       assert.equal(r.spec_error.reply.ename, 'SpecError', JSON.stringify(r.spec_error.reply));
+      assert.equal(r.logitlens.reply.status, 'ok', JSON.stringify(r.logitlens.reply));
+      const updates = (r.logitlens as Run).outputs.filter((o) => o.type === 'comm_msg');
+      const final = updates[updates.length - 1].content.data.state;
+      assert.equal(final.view, 'logit-lens');
+      assert.equal(final.error, null);
+      assert.equal(plain(r.ll), "[ 'logit-lens', true ]");
+      const click = r.run_cell[0].content.data.content;
+      assert.equal(click.type, 'cell-result');
+      assert.deepEqual(click.request, { type: 'run-cell', view: 'logit-lens', layer: 1, position: 0 });
+      assert.match(click.answer, /^tok\d+$/);
     } else {
       assert.equal(r.missing.reply.ename, 'LibraryMissingError');
       assert.match(r.missing.reply.evalue, /src\/index\.ts does not exist yet/);

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PYTHON, REPO, jupyterMissing, makeJupyterEnv, runPython } from '../kernel/jupyter-env';
 
-export const NOTEBOOKS = path.join(REPO, 'notebooks');
+/** The notebooks' root (HOPSCOPE_NOTEBOOKS: another copy, e.g. one pointed at another model). */
+export const NOTEBOOKS = process.env.HOPSCOPE_NOTEBOOKS ? path.resolve(process.env.HOPSCOPE_NOTEBOOKS) : path.join(REPO, 'notebooks');
 export const TEACHING_MODEL = path.join(REPO, 'data', 'teaching');
 
 /** Every notebook under notebooks/, paper first, in name order. */
@@ -53,9 +54,7 @@ export async function executeNotebook(notebook: string, env: NodeJS.ProcessEnv, 
 
 /** A private Jupyter folder set with the hopscope kernelspec; HOPSCOPE_* variables pass through to the kernel. */
 export function notebookEnv(): NodeJS.ProcessEnv {
-  const { env } = makeJupyterEnv();
-  // Notebooks must not wait on the team's other processes: two wasm threads, as the CI machine has two cores.
-  return { ...env, HOPSCOPE_THREADS: env.HOPSCOPE_THREADS ?? '2' };
+  return makeJupyterEnv().env;
 }
 
 async function main(argv: string[]): Promise<number> {

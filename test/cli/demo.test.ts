@@ -1,0 +1,63 @@
+// The main job: `hopscope demo` on the shipped teaching model writes a report whose numbers are the
+// experiments' own tables (recomputed here from the CSV files), and a self-contained HTML page.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as aq from 'arquero';
+import { shutdownEngine } from '../../src/engine/backend';
+import { runDemo, TEACHING_MODEL, type DemoOutput } from '../../src/cli/demo';
+
+const haveModel = fs.existsSync(path.join(TEACHING_MODEL, 'config.json'));
+let out: DemoOutput;
+let dir: string;
+
+before(async () => {
+  if (!haveModel) return;
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-demo-'));
+  out = await runDemo({ out: dir, limit: 3, only: ['recall-gap', 'probe', 'logit-lens'], progress: false });
+});
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  shutdownEngine();
+});
+
+test('the teaching model is shipped', () => {
+  assert.ok(haveModel, `${TEACHING_MODEL}/config.json is missing: the built-in default model must be in the repository`);
+});
+
+test('demo writes tables, summary.json and a self-contained report', { skip: !haveModel }, () => {
+  assert.deepEqual(out.failures, []);
+  for (const kind of ['recall-gap', 'probe', 'logit-lens']) {
+    assert.ok(fs.statSync(path.join(dir, `${kind}.csv`)).size > 0, `${kind}.csv`);
+    assert.ok(fs.statSync(path.join(dir, `${kind}.arrow`)).size > 0, `${kind}.arrow`);
+  }
+  const html = fs.readFileSync(out.report, 'utf8');
+  assert.ok(!/<script[^>]+src=["']https?:/i.test(html), 'no external scripts');
+  assert.ok(!/<link[^>]+href=["']https?:/i.test(html), 'no external styles');
+  assert.match(html, /recall-gap/);
+});
+
+test("the report's recall-gap numbers are the table's per-entity-then-overall means", { skip: !haveModel }, () => {
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  const rows = aq.fromCSV(fs.readFileSync(path.join(dir, 'recall-gap.csv'), 'utf8')).objects() as Record<string, unknown>[];
+  const acc = (condition: string): number | null => {
+    const byEntity = new Map<string, number[]>();
+    for (const r of rows.filter((r) => r.condition === condition)) {
+      const k = String(r.entity);
+      byEntity.set(k, [...(byEntity.get(k) ?? []), r.correct === true || r.correct === 'true' ? 1 : 0]);
+    }
+    const means = [...byEntity.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length);
+    return means.length ? means.reduce((a, b) => a + b, 0) / means.length : null;
+  };
+  const rg = summary['recall-gap'];
+  const lib = out.results.find((r) => r.kind === 'recall-gap')!.summary;
+  assert.equal(rg.textAcc, lib.textAcc);
+  assert.equal(rg.imageAcc, lib.imageAcc);
+  if (rg.textAcc === null) assert.equal(acc('text'), null);
+  else {
+    assert.ok(Math.abs(acc('text')! - rg.textAcc) < 1e-9, `text ${acc('text')} vs ${rg.textAcc}`);
+    assert.ok(Math.abs(acc('image')! - rg.imageAcc) < 1e-9, `image ${acc('image')} vs ${rg.imageAcc}`);
+  }
+});

@@ -1,0 +1,109 @@
+// Every experiment kind end to end on fixture A with synthetic PopVQA-style prompts in its random
+// vocabulary (the numbers mean nothing; the pipeline must run), its spec round-tripping through JSON,
+// and no tensor left behind after repeated runs.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { runExperiment, validateSpec, viewFromResult, type ExperimentSpec, type ExperimentResult } from '../../src/experiments';
+import type { Model } from '../../src/models/model';
+import { loadFixture, syntheticPrompts } from './fixture-data';
+
+let model: Model;
+let backbone: Model;
+let baseline = 0;
+// Entities 0 and 1 carry the words the random model tends to generate, so some are "identified".
+const data = syntheticPrompts(['tok223 tok251', 'tok65 tok291', 'tok5 tok6', 'tok7 tok8']);
+
+before(async () => {
+  await initEngine();
+  model = loadFixture('llava_tiny_A');
+  backbone = loadFixture('llama_tiny_C');
+  baseline = tf.memory().numTensors;
+});
+after(() => {
+  model.dispose();
+  backbone.dispose();
+  shutdownEngine();
+});
+
+async function run(spec: Record<string, unknown>): Promise<ExperimentResult<ExperimentSpec>> {
+  const events: { done: number; total: number }[] = [];
+  const partial: unknown[] = [];
+  const r = await runExperiment(spec, { model, data, backbone, onProgress: (e) => events.push(e), onPartial: (rows) => partial.push(...rows) });
+  assert.equal(r.kind, spec.kind);
+  assert.ok(r.table.numRows() > 0, `${spec.kind}: empty table`);
+  assert.ok(events.length > 0, `${spec.kind}: no progress events`);
+  assert.ok(partial.length > 0, `${spec.kind}: no partial rows`);
+  // The validated spec (defaults filled) round-trips through JSON unchanged.
+  const json = JSON.parse(JSON.stringify(r.spec));
+  assert.deepEqual(validateSpec(json), r.spec);
+  assert.deepEqual(json, r.spec);
+  JSON.stringify(r.summary);
+  const v = viewFromResult(r);
+  assert.ok(v.view && v.data);
+  return r;
+}
+
+const small = { maxNewTokens: 3, batchSize: 8 };
+
+test('recall-gap: identification filter, text vs image answers, both rules, per-type summary', async () => {
+  const r = await run({ kind: 'recall-gap', version: 1, identifyTokens: 3, ...small });
+  const conds = new Set(Array.from(r.table.array('condition') as ArrayLike<string>));
+  assert.ok(conds.has('identify'));
+  assert.equal(r.summary.matchRule, 'popvqa-words');
+  assert.ok('alternative' in r.summary);
+});
+
+test('cross-patch: per-layer names-target / names-donor for same- and cross-type pairs', async () => {
+  const r = await run({ kind: 'cross-patch', version: 1, identifiedOnly: false, donorsPerTarget: 2, layers: [0, 2], ...small });
+  assert.deepEqual(r.summary.layers, [0, 2]);
+  assert.equal(r.table.numRows(), (r.summary.pairs as number) * 2);
+  assert.deepEqual(r.table.columnNames().slice(0, 3), ['pair', 'target', 'targetType']);
+});
+
+test('freeze: still identified per source layer, early/late split', async () => {
+  const r = await run({ kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, ...small });
+  assert.deepEqual(r.summary.sourceLayers, [0, 1, 2]);
+  assert.ok(r.summary.split);
+});
+
+test('knockout: windows, bands and from-layer; every edge set incl. entity->last on text prompts', async () => {
+  const r = await run({ kind: 'knockout', version: 1, identifiedOnly: false, window: 3, modality: 'both', limit: 2, edges: ['image->last', 'image->query', 'entity->last', 'last->last'], ...small });
+  assert.equal((r.summary.relChange as number[][]).length, 4);
+  const b = await run({ kind: 'knockout', version: 1, identifiedOnly: false, bands: [[0, 1], [2, 3]], accuracy: false, limit: 1, ...small });
+  assert.deepEqual(b.summary.windows, ['0-1', '2-3']);
+  const f = await run({ kind: 'knockout', version: 1, identifiedOnly: false, fromLayer: 2, accuracy: false, limit: 1, ...small });
+  assert.deepEqual(f.summary.windows, ['2-end']);
+});
+
+test('logit-lens: top-k per layer and position, image positions with grid coordinates', async () => {
+  const r = await run({ kind: 'logit-lens', version: 1, topK: 2, limit: 1, positions: 'image' });
+  assert.equal(r.table.numRows(), 4 * 16 * 2);
+  const rows = r.table.objects({ limit: 1 })[0] as Record<string, unknown>;
+  assert.equal(rows.kind, 'image');
+  assert.equal(rows.gridRow, 0);
+});
+
+test('probe: held-out accuracy per layer for image and text, resolution layer', async () => {
+  const r = await run({ kind: 'probe', version: 1, iterations: 30 });
+  assert.equal(r.table.numRows(), 2 * 4);
+  assert.ok('resolution' in r.summary);
+});
+
+test('attribution: scores over (layer, position), IG variant, top-k confirmed by exact patching', async () => {
+  const r = await run({ kind: 'attribution', version: 1, topK: 2, limit: 2, igSteps: 2 });
+  const exact = (r.table.array('exact') as ArrayLike<number | null>);
+  assert.equal(Array.from(exact).filter((x) => x !== null).length, 2 * (r.summary.pairs as unknown[]).length);
+});
+
+test('recovery: backbone -> VLM patching per layer, chain-of-thought vs direct', async () => {
+  const r = await run({ kind: 'recovery', version: 1, identifiedOnly: false, limit: 2, layers: [0, 3], cotMaxNewTokens: 4, ...small });
+  const conds = new Set(Array.from(r.table.array('condition') as ArrayLike<string>));
+  for (const c of ['image', 'text', 'cot', 'patched']) assert.ok(conds.has(c), c);
+});
+
+test('repeated runs leave no tensor behind', async () => {
+  for (let i = 0; i < 2; i++) await runExperiment({ kind: 'knockout', version: 1, identifiedOnly: false, limit: 1, accuracy: false, window: 1 }, { model, data });
+  assert.equal(tf.memory().numTensors, baseline);
+});

@@ -1,0 +1,158 @@
+// The notebooks print `KEY id=<id> name=value ...` and `SPEC id=<id> {json}` lines; the test reruns each spec with
+// the library and derives the same numbers from the result (from its table where that is simple, else its summary).
+import * as path from 'node:path';
+
+export type KeyValue = number | string | null;
+
+export interface KeyLine {
+  id: string;
+  values: Record<string, KeyValue>;
+  spec: Record<string, unknown>;
+}
+
+function parseValue(v: string): KeyValue {
+  if (v === 'null' || v === 'undefined') return null;
+  if (v === 'NaN') return NaN;
+  const n = Number(v);
+  return v.trim() !== '' && Number.isFinite(n) ? n : v;
+}
+
+/** KEY and SPEC lines of a notebook's stream outputs, paired by id. */
+export function parseKeys(streamText: string): KeyLine[] {
+  const keys = new Map<string, Record<string, KeyValue>>();
+  const specs = new Map<string, Record<string, unknown>>();
+  for (const line of streamText.split('\n')) {
+    let m = /^KEY id=(\S+)((?: \S+=\S*)*)\s*$/.exec(line);
+    if (m) {
+      const values: Record<string, KeyValue> = {};
+      for (const kv of m[2].trim().split(/\s+/).filter(Boolean)) {
+        const eq = kv.indexOf('=');
+        values[kv.slice(0, eq)] = parseValue(kv.slice(eq + 1));
+      }
+      keys.set(m[1], values);
+      continue;
+    }
+    m = /^SPEC id=(\S+) (\{.*\})\s*$/.exec(line);
+    if (m) specs.set(m[1], JSON.parse(m[2]) as Record<string, unknown>);
+  }
+  return [...keys].map(([id, values]) => {
+    const spec = specs.get(id);
+    if (!spec) throw new Error(`KEY id=${id} has no SPEC line`);
+    return { id, values, spec };
+  });
+}
+
+/** Folder paths inside a spec (the recovery backbone) are relative to the notebook, as in the kernel. */
+export function resolveSpecPaths(spec: Record<string, unknown>, notebookDir: string): Record<string, unknown> {
+  const out = { ...spec };
+  if (typeof out.backbone === 'string' && !path.isAbsolute(out.backbone)) out.backbone = path.resolve(notebookDir, out.backbone);
+  return out;
+}
+
+/** null, undefined and NaN all mean "no value"; numbers agree to the 6 decimals the notebooks print. */
+export function sameValue(printed: KeyValue, measured: unknown): boolean {
+  const none = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
+  if (none(printed) || none(measured)) return none(printed) && none(measured);
+  if (typeof printed === 'number' && typeof measured === 'number') return Math.abs(printed - measured) <= 2e-6 + 1e-9 * Math.abs(measured);
+  return String(printed) === String(measured);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Derivations from a library result. Tables are arquero tables: `objects()` gives plain rows.
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Result = { kind: string; spec: Record<string, any>; table: { objects(): Record<string, any>[] }; summary: any };
+type Derive = (r: Result) => Record<string, unknown>;
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const finiteMin = (m: number[][]) => Math.min(...m.flat().filter(Number.isFinite));
+
+/** Mean over entities of the per-entity mean of `correct`, for rows passing `keep`. */
+function entityAccuracy(rows: Record<string, unknown>[], keep: (r: Record<string, unknown>) => boolean): number {
+  const per = new Map<string, number[]>();
+  for (const r of rows) if (keep(r)) per.set(String(r.entity), [...(per.get(String(r.entity)) ?? []), r.correct ? 1 : 0]);
+  return mean([...per.values()].map(mean));
+}
+
+function fractionAt(rows: Record<string, unknown>[], layer: number, field: string): number {
+  const at = rows.filter((r) => r.layer === layer);
+  return at.length ? at.filter((r) => r[field]).length / at.length : NaN;
+}
+
+/** First layer at which the entity's first name token is the top-1 decoding at some image position (min over prompts). */
+function lensFirstLayer(rows: Record<string, unknown>[]): number | null {
+  let best: number | null = null;
+  for (const r of rows) {
+    if (r.rank !== 0 || r.kind !== 'image' || r.pEntity === null) continue;
+    if (Math.abs(Number(r.prob) - Number(r.pEntity)) < 1e-9) best = best === null ? Number(r.layer) : Math.min(best, Number(r.layer));
+  }
+  return best;
+}
+
+export const DERIVE: Record<string, Derive> = {
+  'recall-gap': (r) => {
+    const rows = r.table.objects();
+    const ids = new Set(rows.filter((x) => x.condition === 'identify' && x.correct).map((x) => String(x.entity)));
+    const textAcc = entityAccuracy(rows, (x) => x.condition === 'text' && ids.has(String(x.entity)));
+    const imageAcc = entityAccuracy(rows, (x) => x.condition === 'image' && ids.has(String(x.entity)));
+    return { identified: r.summary.entities, textAcc, imageAcc, drop: textAcc - imageAcc };
+  },
+  'cross-patch': (r) => {
+    const rows = r.table.objects();
+    const layers = r.summary.layers as number[];
+    return {
+      switchLayer: r.summary.switchLayer,
+      sameSwitch: r.summary.sameType.switchLayer,
+      crossSwitch: r.summary.crossType.switchLayer,
+      pairs: r.summary.pairs,
+      donorAtFirst: fractionAt(rows, layers[0], 'namesDonor'),
+      targetAtLast: fractionAt(rows, layers[layers.length - 1], 'namesTarget'),
+    };
+  },
+  freeze: (r) => {
+    const rows = r.table.objects();
+    const layers = r.summary.sourceLayers as number[];
+    const identifiedAt = (l: number) => mean(rows.filter((x) => x.sourceLayer === l).map((x) => (x.identified ? 1 : 0)));
+    return {
+      entities: r.summary.entities,
+      until: r.summary.until,
+      earlyIdentified: r.summary.earlyIdentified,
+      identifiedFirst: identifiedAt(layers[0]),
+      identifiedLast: identifiedAt(layers[layers.length - 1]),
+      earlyGap: r.summary.split?.early.gap,
+      lateGap: r.summary.split?.late.gap,
+    };
+  },
+  'knockout-windows': (r) => ({ prompts: r.summary.prompts, minRelChange: finiteMin(r.summary.relChange), imageLastFirst: r.summary.relChange[0][0] }),
+  'knockout-bands': (r) => ({ minRelChange: finiteMin(r.summary.relChange), baselineAccuracy: r.summary.baselineAccuracy, imageQueryEarly: r.summary.relChange[1][0] }),
+  'logit-lens': (r) => ({ prompts: r.summary.prompts, firstEntityLayer: lensFirstLayer(r.table.objects()) }),
+  probe: (r) => ({
+    imageResolution: r.summary.resolution.image,
+    textResolution: r.summary.resolution.text,
+    imageAccLast: r.summary.image[r.summary.image.length - 1],
+    textAccFirst: r.summary.text[0],
+  }),
+  attribution: (r) => ({ pairs: r.summary.pairs.length, meanAbsError: r.summary.meanAbsError, topExact: r.summary.pairs[0]?.confirmed[0]?.exact ?? null }),
+  'attribution-ig': (r) => ({ meanAbsError: r.summary.meanAbsError }),
+  recovery: (r) => {
+    const rows = r.table.objects();
+    return {
+      imageAcc: entityAccuracy(rows, (x) => x.condition === 'image'),
+      textAcc: entityAccuracy(rows, (x) => x.condition === 'text'),
+      bestLayer: r.summary.bestLayer,
+      bestAcc: Math.max(...(r.summary.patchedAcc as number[]).filter(Number.isFinite)),
+    };
+  },
+  cot: (r) => {
+    const rows = r.table.objects();
+    return { imageAcc: entityAccuracy(rows, (x) => x.condition === 'image'), cotAcc: entityAccuracy(rows, (x) => x.condition === 'cot') };
+  },
+  lab1: (r) => {
+    const img = r.summary.resolution.image as number | null;
+    const txt = r.summary.resolution.text as number | null;
+    const rank = (x: number | null) => (x === null ? Infinity : x);
+    return { imageResolution: img, textResolution: txt, earlier: rank(img) === rank(txt) ? 'same' : rank(img) < rank(txt) ? 'image' : 'text' };
+  },
+  lab2: (r) => ({ relChange: r.summary.relChange[0][0], from: r.spec.bands[0][0], to: r.spec.bands[0][1], edges: r.spec.edges[0] }),
+  lab3: (r) => ({ bestLayer: r.summary.bestLayer, imageAcc: r.summary.imageAcc, cotAcc: r.summary.cotAcc, textAcc: r.summary.textAcc }),
+};

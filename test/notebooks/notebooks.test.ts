@@ -1,0 +1,148 @@
+// Every notebook under notebooks/ executes in the hopscope kernel (nbconvert, kernelspec installed by
+// `hopscope install --prefix` into a private Jupyter folder set) without an error; the KEY numbers it prints agree
+// with the library run in this process on the same spec, model and data; its widget views are saved in the
+// notebook's metadata; and `hopscope export` renders it to one self-contained HTML page.
+// Skipped only when the teaching model (data/teaching) is not there yet, or Jupyter is missing.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { REPO, jupyterMissing } from '../kernel/jupyter-env';
+import { NOTEBOOKS, executeNotebook, listNotebooks, notebookEnv } from './execute';
+import { DERIVE, parseKeys, resolveSpecPaths, sameValue, type Result } from './keys';
+
+const WIDGET_STATE = 'application/vnd.jupyter.widget-state+json';
+const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
+
+/** nbformat may store text as a list of lines. */
+const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Nb = { cells: any[]; metadata: any };
+
+/** The model and data folders of a notebook's config cell (`%load DIR --data DIR`), resolved from its folder. */
+export function configOf(nbPath: string): { modelDir: string; dataDir: string } {
+  const nb = JSON.parse(fs.readFileSync(nbPath, 'utf8')) as Nb;
+  for (const c of nb.cells) {
+    const m = /^%load\s+(\S+)\s+--data\s+(\S+)/m.exec(text(c.source));
+    if (m) return { modelDir: path.resolve(path.dirname(nbPath), m[1]), dataDir: path.resolve(path.dirname(nbPath), m[2]) };
+  }
+  throw new Error(`${nbPath}: no "%load MODEL --data DATA" line`);
+}
+
+const notebooks = listNotebooks();
+const modelDir = notebooks.length ? configOf(notebooks[0]).modelDir : path.join(REPO, 'data', 'teaching');
+const skip = !fs.existsSync(path.join(modelDir, 'config.json'))
+  ? `the teaching model is not there yet (${modelDir}/config.json is missing); train it with: node --import tsx src/train/cli.ts --out data/teaching`
+  : jupyterMissing() || (notebooks.length === 0 ? 'no notebooks under notebooks/' : false);
+
+// The library in this process, loaded on first use (as the kernel does): same entry, same engine settings.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let lib: any = null;
+const loaded = new Map<string, Promise<{ model: unknown; data: unknown }>>();
+const results = new Map<string, Promise<Result>>();
+
+async function library() {
+  if (!lib) {
+    lib = require(process.env.HOPSCOPE_LIBRARY ? path.resolve(process.env.HOPSCOPE_LIBRARY) : path.join(REPO, 'src', 'index.ts'));
+    await lib.initEngine();
+  }
+  return lib;
+}
+
+function modelAndData(cfg: { modelDir: string; dataDir: string }) {
+  const k = `${cfg.modelDir}|${cfg.dataDir}`;
+  let p = loaded.get(k);
+  if (!p) {
+    p = (async () => {
+      const l = await library();
+      return { model: await l.loadModel(cfg.modelDir), data: await l.loadDataset(cfg.dataDir) };
+    })();
+    loaded.set(k, p);
+  }
+  return p;
+}
+
+/** The library's result for a spec (memoised: labs and paper notebooks share some specs). */
+function runSpec(cfg: { modelDir: string; dataDir: string }, spec: Record<string, unknown>): Promise<Result> {
+  const k = `${cfg.modelDir}|${cfg.dataDir}|${JSON.stringify(spec)}`;
+  let p = results.get(k);
+  if (!p) {
+    p = modelAndData(cfg).then(async ({ model, data }) => (await library()).runExperiment(spec, { model, data }) as Result);
+    results.set(k, p);
+  }
+  return p;
+}
+
+after(() => {
+  if (!lib) return;
+  if (typeof lib.shutdownEngine === 'function') lib.shutdownEngine();
+  else (require(path.join(REPO, 'src', 'engine', 'backend.ts')) as { shutdownEngine(): void }).shutdownEngine();
+});
+
+/** External resources a self-contained page must not load. */
+function externalRefs(html: string): string[] {
+  const refs: string[] = [];
+  const re = /<(script|link|img|iframe)\b[^>]*?\b(src|href)\s*=\s*["']?((?:https?:)?\/\/[^"'\s>]+)/gi;
+  for (let m = re.exec(html); m; m = re.exec(html)) refs.push(`<${m[1]} ${m[2]}=${m[3]}>`);
+  return refs;
+}
+
+test('notebooks execute in the hopscope kernel, agree with the library, and export to self-contained HTML', { skip: skip || undefined, timeout: 15 * 60_000 }, async (t) => {
+  const env = notebookEnv();
+  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-notebooks-'));
+  const { exportNotebook } = require(path.join(REPO, 'src', 'report', 'static-page.ts')) as typeof import('../../src/report/static-page');
+  const timings: string[] = [];
+  for (const [i, nbPath] of notebooks.entries()) {
+    const name = path.relative(NOTEBOOKS, nbPath);
+    await t.test(name, async () => {
+      const run = await executeNotebook(nbPath, env, { outDir: path.join(outDir, path.dirname(name)), timeoutS: 300 });
+      timings.push(`${run.seconds.toFixed(1).padStart(6)} s  ${name}`);
+      assert.ok(run.ok, `nbconvert --execute failed for ${name}:\n${run.log.slice(-4000)}`);
+      const nb = JSON.parse(fs.readFileSync(run.output, 'utf8')) as Nb;
+
+      // Every code cell ran, and none failed.
+      const code = nb.cells.filter((c) => c.cell_type === 'code' && text(c.source).trim() !== '');
+      for (const c of code) {
+        assert.equal(typeof c.execution_count, 'number', `a cell did not run:\n${text(c.source).slice(0, 200)}`);
+        const err = c.outputs.find((o: { output_type: string }) => o.output_type === 'error');
+        assert.ok(!err, `${name}: cell failed: ${err?.ename}: ${err?.evalue}\n${text(c.source).slice(0, 300)}`);
+      }
+
+      // Every widget view shown is in the saved widget state.
+      const saved = nb.metadata.widgets?.[WIDGET_STATE]?.state ?? {};
+      const views = nb.cells.flatMap((c) => (c.outputs ?? []).map((o: { data?: Record<string, { model_id?: string }> }) => o.data?.[WIDGET_VIEW]?.model_id).filter(Boolean));
+      for (const id of views) assert.ok(saved[id], `${name}: widget view ${id} has no saved state in metadata.widgets`);
+
+      // KEY numbers == the library's, rerun here on the same spec, model and data.
+      const streams = nb.cells.flatMap((c) => (c.outputs ?? []).filter((o: { output_type: string }) => o.output_type === 'stream').map((o: { text: string | string[] }) => text(o.text))).join('');
+      const keys = parseKeys(streams);
+      assert.ok(keys.length > 0, `${name} printed no KEY line`);
+      const cfg = configOf(nbPath);
+      for (const k of keys) {
+        const derive = DERIVE[k.id];
+        assert.ok(derive, `${name}: KEY id=${k.id} has no derivation in test/notebooks/keys.ts`);
+        const r = await runSpec(cfg, resolveSpecPaths(k.spec, path.dirname(nbPath)));
+        const measured = derive(r);
+        for (const [field, printed] of Object.entries(k.values)) {
+          assert.ok(field in measured, `${name}: KEY id=${k.id} field ${field} is not derived in test/notebooks/keys.ts`);
+          assert.ok(sameValue(printed, measured[field]), `${name}: KEY id=${k.id} ${field}: notebook printed ${printed}, the library gives ${measured[field]}`);
+        }
+      }
+
+      // Self-contained HTML: the first through the `hopscope export` command, the rest through the function behind it.
+      const html = path.join(outDir, name.replace(/\.ipynb$/, '.html'));
+      if (i === 0) {
+        const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'hopscope.js'), 'export', run.output, '--out', html], { encoding: 'utf8', cwd: REPO });
+        assert.equal(r.status, 0, `hopscope export failed: ${r.stderr}`);
+      } else fs.writeFileSync(html, exportNotebook(run.output));
+      const page = fs.readFileSync(html, 'utf8');
+      assert.deepEqual(externalRefs(page), [], `${name}: the exported page loads external resources`);
+      assert.match(page, /<html/i);
+      for (const id of views) assert.ok(page.includes(id), `${name}: widget ${id} is not in the exported page`);
+    });
+  }
+  t.diagnostic(`execution times (nbconvert, kernel start included):\n${timings.join('\n')}`);
+});
