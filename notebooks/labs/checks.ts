@@ -80,32 +80,37 @@ function choiceLine<T extends string | boolean>(name: string, answer: T | null |
 
 // ─────────────────────────────────────────────────────────────────── Lab 1: where is the entity recognised?
 
-/** The lab's probe: entity identity from the last image token (image) / last name token (text), every layer. */
-export const LAB1_PROBE = { kind: 'probe', version: 1, modality: 'both', position: 'last-image', limit: 20, seed: 1, batchSize: 32 } as const;
+/**
+ * Hop 1 in the image condition: cross-patching (a donor's image-token states written into a target's run at one
+ * layer); the switch layer is where the answer stops following the patched image tokens. The paper's donor mix.
+ */
+export const LAB1_CROSSPATCH = { kind: 'cross-patch', version: 1, donors: 'mixed', donorsPerTarget: 5, limit: 8, seed: 1, batchSize: 32 } as const;
+/** The text condition: a linear probe per layer for entity identity at the last prompt token of prompts naming it. */
+export const LAB1_PROBE = { kind: 'probe', version: 1, modality: 'text', position: 'last', limit: 20, seed: 1, batchSize: 32 } as const;
 
 export interface Lab1Answer {
-  /** First layer whose held-out probe accuracy on image prompts reaches the threshold. */
-  imageLayer?: number | null;
-  /** The same for text prompts (the entity named). */
+  /** Image: the layer where the answer stops following the image tokens (cross-patching switch layer). */
+  switchLayer?: number | null;
+  /** Text: the first layer whose held-out probe accuracy reaches the threshold. */
   textLayer?: number | null;
-  /** Which modality resolves the entity first. */
+  /** Which is done first: the entity resolved from the text, or read out of the image tokens? */
   earlier?: 'image' | 'text' | 'same' | null;
 }
 
 export interface Lab1Solution {
-  imageResolution: number | null;
+  switchLayer: number | null;
   textResolution: number | null;
   earlier: 'image' | 'text' | 'same';
   threshold: number;
 }
 
 export async function lab1Solution(ctx: LabContext): Promise<Lab1Solution> {
-  const r = await runMemo(ctx, { ...LAB1_PROBE });
-  const img = r.summary.resolution.image as number | null;
-  const txt = r.summary.resolution.text as number | null;
+  const [xp, pr] = [await runMemo(ctx, { ...LAB1_CROSSPATCH }), await runMemo(ctx, { ...LAB1_PROBE })];
+  const img = xp.summary.switchLayer as number | null;
+  const txt = pr.summary.resolution.text as number | null;
   const rank = (x: number | null) => (x === null ? Infinity : x);
   const earlier = rank(img) === rank(txt) ? 'same' : rank(img) < rank(txt) ? 'image' : 'text';
-  return { imageResolution: img, textResolution: txt, earlier, threshold: Number(r.spec.threshold) };
+  return { switchLayer: img, textResolution: txt, earlier, threshold: Number(pr.spec.threshold) };
 }
 
 export async function checkLab1(ctx: LabContext, a: Lab1Answer, opts: { quiet?: boolean } = {}): Promise<CheckReport<Lab1Solution>> {
@@ -113,9 +118,9 @@ export async function checkLab1(ctx: LabContext, a: Lab1Answer, opts: { quiet?: 
   return report(
     'Lab 1',
     [
-      layerLine('image resolution layer', a.imageLayer, s.imageResolution),
-      layerLine('text resolution layer', a.textLayer, s.textResolution),
-      choiceLine('which modality resolves first', a.earlier, s.earlier, s.earlier === 'same' ? 'both cross the threshold at the same layer' : `${s.earlier} prompts cross the threshold first`),
+      layerLine('image: switch layer', a.switchLayer, s.switchLayer),
+      layerLine('text: resolution layer', a.textLayer, s.textResolution),
+      choiceLine('which is done first', a.earlier, s.earlier, s.earlier === 'same' ? 'both at the same layer' : `the ${s.earlier} condition gets there first`),
     ],
     s,
     opts.quiet,
@@ -124,7 +129,8 @@ export async function checkLab1(ctx: LabContext, a: Lab1Answer, opts: { quiet?: 
 
 // ─────────────────────────────────────────────────────────────────── Lab 2: design a knockout that breaks the answer
 
-export const LAB2_BASE = { kind: 'knockout', version: 1, limit: 4, seed: 1, batchSize: 32, accuracy: false } as const;
+/** Image questions of 4 entities, whether or not the model identifies them (the answer must break either way). */
+export const LAB2_BASE = { kind: 'knockout', version: 1, limit: 4, seed: 1, batchSize: 32, accuracy: false, identifiedOnly: false } as const;
 export const LAB2_EDGES = ['image->last', 'image->query', 'last->last'] as const;
 export type Lab2Edge = (typeof LAB2_EDGES)[number];
 /** The answer counts as broken when the original answer's probability falls by at least half. */
@@ -208,7 +214,8 @@ export async function checkLab2(ctx: LabContext, a: Lab2Answer, opts: { quiet?: 
 
 // ─────────────────────────────────────────────────────────────────── Lab 3: recover the answer
 
-export const LAB3_RECOVERY = { kind: 'recovery', version: 1, cot: true, limit: 8, seed: 1, batchSize: 32 } as const;
+/** All 8 sampled entities: the patch supplies the entity's identity, whether or not the VLM identifies the image. */
+export const LAB3_RECOVERY = { kind: 'recovery', version: 1, cot: true, identifiedOnly: false, limit: 8, seed: 1, batchSize: 32 } as const;
 
 export interface Lab3Answer {
   /** The layer where patching the backbone's entity state into the VLM recovers the most accuracy. */

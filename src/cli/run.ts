@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { describeEngine, initEngine, type BackendName } from '../engine/backend';
-import { InputError, SpecError } from '../errors';
+import { HopscopeError, InputError, SpecError } from '../errors';
 import { loadModelWithAssets } from '../experiments/assets';
 import { runExperiment, validateSpec, writeTable, type ProgressEvent } from '../experiments';
 import { readRawPrompts } from '../experiments/sources/raw';
@@ -86,6 +86,9 @@ export async function runSpecFile(specFile: string, o: RunCommandOptions): Promi
     );
     process.stderr.write(`hopscope: ${result.table.numRows()} rows -> ${files.csv}, ${files.arrow}, ${summary}\n`);
     return { ...files, summary };
+  } catch (e) {
+    if (controller.signal.aborted) throw new HopscopeError(`interrupted; the finished work is checkpointed in ${o.out}: run the same command to resume`);
+    throw e;
   } finally {
     bar?.stop();
     process.removeListener('SIGINT', onSigint);

@@ -4,10 +4,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { ImageLayout } from '../io/prompt';
-import { clipImageLayout, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from '../io/processors';
+import {
+  clipImageLayout,
+  clipPreprocess,
+  llava15ProcessorConfig,
+  llavaNextPreprocess,
+  llavaNextProcessorConfig,
+  parseAnyresProcessorConfig,
+  parseClipProcessorConfig,
+  parseQwen2VLProcessorConfig,
+  qwen2vlPreprocess,
+  qwen2vlProcessorConfig,
+  qwenImageLayout,
+} from '../io/processors';
 import type { RgbImage } from '../io/image';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer';
 import { LlavaModel } from '../models/llava';
+import { LlavaNextModel } from '../models/llava-next';
+import { Qwen2VLModel } from '../models/qwen2-vl';
 import { loadModelFromDir, type LoadOptions } from '../models/load';
 import type { Model } from '../models/model';
 import { isSiglip } from '../models/vit';
@@ -83,6 +97,31 @@ const PREPS: Record<string, PrepFactory> = {
       prepare(img) {
         const chw = clipPreprocess(img, cfg);
         return { pixels: { data: chw.data, shape: [1, chw.channels, chw.height, chw.width] }, numTokens: model.tokensPerImage, layout };
+      },
+    };
+  },
+  // LLaVA-NeXT anyres: base crop + tiles; the token count and layout depend on the image's size.
+  llava_next: (model, assets) => {
+    if (!(model instanceof LlavaNextModel)) throw new InputError('llava_next image preparation needs a LlavaNextModel');
+    const cfg = assets.preprocessor ? parseAnyresProcessorConfig(assets.preprocessor) : llavaNextProcessorConfig(model.anyres.visionImageSize, model.anyres.gridPinpoints);
+    return {
+      prepare(img) {
+        const p = llavaNextPreprocess(img, cfg);
+        const layout = model.layoutFor(p.imageSize);
+        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout };
+      },
+    };
+  },
+  // Qwen2-VL: dynamic resolution, flattened patches in merge-window order, one token per merged 2x2 cell.
+  qwen2_vl: (model, assets) => {
+    if (!(model instanceof Qwen2VLModel)) throw new InputError('qwen2_vl image preparation needs a Qwen2VLModel');
+    const v = model.config.vision;
+    const base = { patchSize: v.patchSize, temporalPatchSize: v.temporalPatchSize, mergeSize: v.spatialMergeSize };
+    const cfg = assets.preprocessor ? { ...parseQwen2VLProcessorConfig(assets.preprocessor), ...base } : qwen2vlProcessorConfig(base);
+    return {
+      prepare(img) {
+        const p = qwen2vlPreprocess(img, cfg);
+        return { pixels: { data: p.pixelValues, shape: p.shape, gridThw: p.gridThw }, numTokens: p.numTokens, layout: qwenImageLayout(p.gridThw, cfg.mergeSize) };
       },
     };
   },

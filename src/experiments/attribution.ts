@@ -188,6 +188,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
     spec,
     table: makeTable(rows),
     summary: {
+      answer: confirmed.length ? `score ${Number(confirmed[0].score).toExponential(2)}, exact ${Number(confirmed[0].exact).toExponential(2)}` : null,
       pairs: perPair,
       igSteps: spec.igSteps,
       site: spec.site,

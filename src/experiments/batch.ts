@@ -23,8 +23,22 @@ export function padId(model: Model): number {
   return model.text.padTokenId ?? (Array.isArray(eos) ? eos[0] : eos) ?? 0;
 }
 
-function stackPixels(pix: PixelInput[]): Pick<ModelInputs, 'pixelValues' | 'imageSizes' | 'imageGridThw'> {
-  if (pix.length === 0) return {};
+/** LLaVA-NeXT images [1, crops, C, H, W] with different crop counts: zero-filled to the most crops (HF `_pad_for_batching`). */
+function padCrops(pix: PixelInput[]): PixelInput[] {
+  if (!pix.every((p) => p.shape.length === 5)) return pix;
+  const most = Math.max(...pix.map((p) => p.shape[1]));
+  return pix.map((p) => {
+    if (p.shape[1] === most) return p;
+    const per = p.shape[2] * p.shape[3] * p.shape[4];
+    const data = new Float32Array(most * per);
+    data.set(p.data);
+    return { ...p, data, shape: [1, most, ...p.shape.slice(2)] };
+  });
+}
+
+function stackPixels(given: PixelInput[]): Pick<ModelInputs, 'pixelValues' | 'imageSizes' | 'imageGridThw'> {
+  if (given.length === 0) return {};
+  const pix = padCrops(given);
   const rest = pix[0].shape.slice(1);
   const same = pix.every((p) => p.shape.length === rest.length + 1 && p.shape.slice(1).every((d, i) => d === rest[i]));
   const lead = pix.reduce((a, p) => a + p.shape[0], 0);

@@ -156,6 +156,7 @@ function summarize(rows: Row[], layers: number[], pairs: { target: EntityRef; do
     };
   });
   return {
+    answer: rows.length ? String(rows[0].generation) : null,
     entitiesTried: tried,
     pool: poolSize,
     pairs: pairs.length,

@@ -106,6 +106,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
     spec,
     table: makeTable(rows),
     summary: {
+      answer: rows.length ? String(rows[0].generation) : null,
       entitiesTried: entities.length,
       entities: pool.length,
       until,

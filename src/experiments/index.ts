@@ -75,6 +75,5 @@ export { toPromptSource, filterEntities, type PromptSource, type PromptCase, typ
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
-export { EXPERIMENT_KINDS as KINDS };
 export { viewFromResult, type ExperimentView } from './views';
 export { writeTable, arrowSafe } from './table-io';

@@ -85,6 +85,14 @@ function argmax(v: Float32Array): number {
   return b;
 }
 
+/** One line for a clicked cell: the first knocked-out run's probability change and answer. */
+function answerOf(rows: readonly Row[]): string | null {
+  const r = rows.find((x) => x.edges !== 'none');
+  if (!r) return null;
+  const rel = Number(r.relChange);
+  return `${r.edges} @ ${r.window}: Δp/p = ${rel.toFixed(3)}${r.generation !== null ? `, answer "${r.generation}"` : ''}`;
+}
+
 export async function knockoutExperiment(model: Model, source: PromptSource, spec: KnockoutExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<KnockoutExperimentSpec>> {
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
@@ -189,6 +197,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
     spec,
     table: makeTable(rows),
     summary: {
+      answer: answerOf(rows),
       entities: pool.length,
       prompts: prompts.length,
       edgeSets: edges.map((e) => e.name),

@@ -135,8 +135,16 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     kind: spec.kind,
     spec,
     table: makeTable(rows),
-    summary: { prompts: prompts.length, layers, positions: typeof spec.positions === 'string' ? spec.positions : 'custom', view },
+    summary: { prompts: prompts.length, layers, positions: typeof spec.positions === 'string' ? spec.positions : 'custom', answer: topAnswer(rows), view },
   };
+}
+
+/** Top-1 token of the first prompt at its last decoded layer and position (what a clicked cell shows). */
+function topAnswer(rows: readonly Row[]): string | null {
+  const first = rows.filter((r) => r.prompt === rows[0]?.prompt && r.rank === 0);
+  if (first.length === 0) return null;
+  const best = first.reduce((a, r) => ((r.layer as number) > (a.layer as number) || (r.layer === a.layer && (r.position as number) > (a.position as number)) ? r : a));
+  return String(best.tokenText);
 }
 
 /** The logit-lens view of one prompt: [layer][position][k] tokens and probabilities. */

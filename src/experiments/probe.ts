@@ -187,6 +187,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
     spec,
     table: makeTable(rows),
     summary: {
+      answer: rows.length ? `${rows[0].modality} layer ${rows[0].layer}: held-out accuracy ${Number(rows[0].testAcc).toFixed(3)}` : null,
       entities: entities.length,
       layers,
       image,

@@ -167,6 +167,7 @@ export async function recallGap(model: Model, source: PromptSource, spec: Recall
     spec,
     table: makeTable(rows),
     summary: {
+      answer: `text ${Number(headline.textAcc).toFixed(3)} / image ${Number(headline.imageAcc).toFixed(3)}`,
       ...headline,
       entitiesTried: entities.length,
       identified: identifiedCount,

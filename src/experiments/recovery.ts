@@ -150,6 +150,7 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
     spec,
     table: makeTable(rows),
     summary: {
+      answer: `image ${imageAcc.toFixed(3)}, text ${textAcc.toFixed(3)}${best >= 0 ? `, patched at ${layers[best]}: ${patchedAcc[best].toFixed(3)}` : ''}`,
       entities: pool.length,
       questions: imageQs.length,
       imageAcc,

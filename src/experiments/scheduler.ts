@@ -13,7 +13,7 @@ import { resolveSelector, toSelector, type RowGeometry } from '../interventions/
 import type { InterventionSpec, PatchSpec, SourceRun } from '../interventions/types';
 import { disposeCache, type KVCache } from '../models/decoder';
 import { RunContext, type RunOptions } from '../models/hooks';
-import type { Model } from '../models/model';
+import type { Model, ModelInputs } from '../models/model';
 import { chunks, padId, rowInputs } from './batch';
 import type { RunCheckpoint, Row } from './checkpoint';
 import { lastRows, type CleanState } from './clean-state';
@@ -260,10 +260,14 @@ function runFromLayer(model: Model, jobs: PatchJob[], layer: number, strict: boo
   const compiled = compileFor(model, jobs, jobs.map((j) => j.clean.batch.rows[j.row]), strict);
   const startResid = tf.tidy(() => tf.concat(jobs.map((j) => j.clean.resid[layer].slice([j.row, 0, 0], [1, T, -1])), 0));
   try {
-    const inputs = {
+    const inputs: ModelInputs = {
       inputIds: jobs.map((j) => j.clean.batch.inputs.inputIds[j.row]),
       attentionMask: jobs.map((j) => j.clean.batch.inputs.attentionMask![j.row]),
     };
+    // Families with image-dependent positions (Qwen2-VL M-RoPE) compute them from the rows' image grids.
+    const px = jobs.map((j) => j.clean.batch.pixelRows[j.row]);
+    if (px.some((p) => p?.gridThw)) inputs.imageGridThw = px.flatMap((p) => (p?.gridThw ? [p.gridThw] : []));
+    if (px.some((p) => p?.imageSize)) inputs.imageSizes = px.flatMap((p) => (p?.imageSize ? [p.imageSize] : []));
     const out = model.forward(inputs, { ...mergeRunOptions(compiled.map((c) => c.run)), startLayer: layer, startResid });
     try {
       const last = lastRows(out.logits!);

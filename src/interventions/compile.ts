@@ -88,24 +88,14 @@ export function compileInterventions(specs: readonly InterventionSpec[], ctx: Co
     for (const t of trackers) t.dispose();
     throw e;
   }
-  const hooks: Record<string, HookFn[]> = {};
-  for (const p of parts) for (const [name, fn] of p.hooks) (hooks[name] ??= []).push(fn);
-  const masks = parts.map((p) => p.attnMask).filter((m): m is AttnMaskFn => m !== undefined);
-  const attnMask: AttnMaskFn | undefined =
-    masks.length === 0
-      ? undefined
-      : masks.length === 1
-        ? masks[0]
-        : (layer, ev) => {
-            let acc: tf.Tensor | null = null;
-            for (const m of masks) {
-              const t = m(layer, ev);
-              if (t) acc = acc ? tf.add(acc, t) : t;
-            }
-            return acc;
-          };
-  const run: RunOptions = { hooks };
-  if (attnMask) run.attnMask = attnMask;
+  const run = mergeRunOptions(
+    parts.map((p) => {
+      const hooks: Record<string, HookFn[]> = {};
+      for (const [name, fn] of p.hooks) (hooks[name] ??= []).push(fn);
+      return { hooks, attnMask: p.attnMask };
+    }),
+  );
+  const hooks = run.hooks as Record<string, HookFn[]>;
   return {
     run,
     hooks: Object.keys(hooks),

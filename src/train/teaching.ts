@@ -266,7 +266,9 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           runStage(name, trainable, frozen, batch, (get, b) => {
             const bb = b as Batch & { rows?: number[] };
             const img = bb.rows ? project(get, tf.gather(feats, tf.tensor1d(bb.rows, 'int32'))) : null;
-            return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img)), bb.targets);
+            const loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img)), bb.targets);
+            // Text-only batches do not reach the projector; a zero term keeps its gradient defined (and zero).
+            return img ? loss : tf.add(loss, tf.mul(0, tf.addN(['proj.w1', 'proj.b1', 'proj.w2', 'proj.b2'].map((n) => tf.sum(get(n))))));
           });
         } finally {
           feats.dispose();

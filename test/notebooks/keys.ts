@@ -147,12 +147,9 @@ export const DERIVE: Record<string, Derive> = {
     const rows = r.table.objects();
     return { imageAcc: entityAccuracy(rows, (x) => x.condition === 'image'), cotAcc: entityAccuracy(rows, (x) => x.condition === 'cot') };
   },
-  lab1: (r) => {
-    const img = r.summary.resolution.image as number | null;
-    const txt = r.summary.resolution.text as number | null;
-    const rank = (x: number | null) => (x === null ? Infinity : x);
-    return { imageResolution: img, textResolution: txt, earlier: rank(img) === rank(txt) ? 'same' : rank(img) < rank(txt) ? 'image' : 'text' };
-  },
+  // Lab 1 prints two lines: the cross-patching switch layer and the text probe's resolution layer.
+  'lab1-image': (r) => ({ switchLayer: r.summary.switchLayer }),
+  'lab1-text': (r) => ({ textResolution: r.summary.resolution.text }),
   lab2: (r) => ({ relChange: r.summary.relChange[0][0], from: r.spec.bands[0][0], to: r.spec.bands[0][1], edges: r.spec.edges[0] }),
   lab3: (r) => ({ bestLayer: r.summary.bestLayer, imageAcc: r.summary.imageAcc, cotAcc: r.summary.cotAcc, textAcc: r.summary.textAcc }),
 };

@@ -157,7 +157,8 @@ export function datasetSource(model: Model, ds: Dataset, opts: DatasetSourceOpti
     async pixels(image) {
       return (await load(image)).pixels;
     },
-    decode: (ids) => tok.decode([...ids], { skipSpecialTokens: true }),
+    // Models may pad their vocabulary past the tokenizer's: those ids have no text.
+    decode: (ids) => tok.decode(ids.filter((i) => i >= 0 && i < tok.vocabSize), { skipSpecialTokens: true }),
     entityTokens: (e) => tok.encode(e.subject, { addSpecialTokens: false }),
   };
   return src;

@@ -28,8 +28,11 @@ export interface RawPrompts {
   version: 1;
   imageTokenId?: number;
   entities: { key: string; subject: string; aliases?: string[]; type: string; extra?: Record<string, string> }[];
-  /** Preprocessed pixel values per image key, shape with a leading 1 (e.g. [1, 3, 28, 28]). */
-  images?: Record<string, { shape: number[]; data: number[] | Float32Array }>;
+  /**
+   * Preprocessed pixel values per image key, shape with a leading 1 ([1, 3, 28, 28]; LLaVA-NeXT
+   * [1, crops, 3, H, W] with `imageSize` [h, w]); Qwen2-VL flattened patches [patches, row] with `gridThw`.
+   */
+  images?: Record<string, { shape: number[]; data: number[] | Float32Array; imageSize?: [number, number]; gridThw?: [number, number, number] }>;
   prompts: RawPrompt[];
 }
 
@@ -99,7 +102,7 @@ export function rawSource(raw: RawPrompts): PromptSource {
         if (!im) throw new InputError(`raw prompts: image "${image}" is not in "images"`);
         const data = im.data instanceof Float32Array ? im.data : Float32Array.from(im.data);
         if (data.length !== im.shape.reduce((a, b) => a * b, 1)) throw new InputError(`raw prompts: image "${image}" has ${data.length} values for shape [${im.shape}]`);
-        p = { data, shape: im.shape };
+        p = { data, shape: im.shape, ...(im.imageSize ? { imageSize: im.imageSize } : {}), ...(im.gridThw ? { gridThw: im.gridThw } : {}) };
         pixelCache.set(image, p);
       }
       return p;

@@ -1,0 +1,68 @@
+// The labs' self-checks (notebooks/labs/checks.ts) against a stand-in library: right answers pass, wrong ones fail
+// with a nudge that does not give the answer away, blanks say "not answered", and the measurement runs once.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { checkLab1, checkLab2, checkLab3, layerLine, type LabContext } from '../../notebooks/labs/checks';
+
+function fakeHs(summaryOf: (spec: Record<string, unknown>) => Record<string, unknown>) {
+  const calls: Record<string, unknown>[] = [];
+  const hs = {
+    async runExperiment(spec: Record<string, unknown>) {
+      calls.push(spec);
+      return { kind: spec.kind, spec: { threshold: 0.5, ...spec }, table: null, summary: summaryOf(spec) };
+    },
+  };
+  return { hs, calls };
+}
+
+test('layerLine: within ±1 passes, otherwise says too early / too late; blank is "not answered"', () => {
+  assert.equal(layerLine('x', 3, 4).status, 'pass');
+  assert.equal(layerLine('x', 5, 4).status, 'pass');
+  const early = layerLine('x', 1, 4);
+  assert.equal(early.status, 'fail');
+  assert.match(early.message, /too early/);
+  assert.doesNotMatch(early.message, /4/);
+  assert.match(layerLine('x', 7, 4).message, /too late/);
+  assert.equal(layerLine('x', undefined, 4).status, 'missing');
+  assert.equal(layerLine('x', 2.5, 4).status, 'fail');
+  assert.equal(layerLine('x', 2, null).status, 'fail');
+});
+
+test('lab 1: the switch layer (cross-patching) and the text resolution layer (probe) are measured live, once', async () => {
+  const { hs, calls } = fakeHs((spec) => (spec.kind === 'cross-patch' ? { switchLayer: 4 } : { resolution: { image: null, text: 1 } }));
+  const ctx: LabContext = { hs, model: { numLayers: 6 }, data: 'd' };
+  const ok = await checkLab1(ctx, { switchLayer: 5, textLayer: 1, earlier: 'text' }, { quiet: true });
+  assert.ok(ok.passed);
+  assert.deepEqual(ok.solution, { switchLayer: 4, textResolution: 1, earlier: 'text', threshold: 0.5 });
+  const bad = await checkLab1(ctx, { switchLayer: 1, textLayer: null, earlier: 'image' }, { quiet: true });
+  assert.deepEqual(bad.lines.map((l) => l.status), ['fail', 'missing', 'fail']);
+  assert.equal(calls.length, 2, 'each measurement runs once per model and spec');
+});
+
+test('lab 2: a design must stay within half the layers and reach the goal measured live', async () => {
+  // Best band of 3 layers: image->query 1-3 (-0.9); the goal is -0.5.
+  const { hs } = fakeHs((spec) => {
+    const edges = spec.edges as string[];
+    const bands = spec.bands as [number, number][];
+    const rel = (e: string, [a]: [number, number]) => (e === 'image->query' ? (a === 1 ? -0.9 : -0.6) : e === 'image->last' ? -0.2 : 0.01);
+    return { edgeSets: edges, relChange: edges.map((e) => bands.map((b) => rel(e, b))) };
+  });
+  const ctx: LabContext = { hs, model: { numLayers: 6 }, data: 'd' };
+  const good = await checkLab2(ctx, { edges: 'image->query', from: 1, to: 3 }, { quiet: true });
+  assert.ok(good.passed);
+  assert.deepEqual(good.solution.best, { edges: 'image->query', from: 1, to: 3, relChange: -0.9 });
+  assert.equal(good.solution.maxWidth, 3);
+  assert.equal((await checkLab2(ctx, { edges: 'image->last', from: 0, to: 2 }, { quiet: true })).passed, false);
+  const wide = await checkLab2(ctx, { edges: 'image->query', from: 0, to: 4 }, { quiet: true });
+  assert.match(wide.lines[0].message, /budget is 3/);
+  assert.equal((await checkLab2(ctx, {}, { quiet: true })).lines[0].status, 'missing');
+});
+
+test('lab 3: best patching layer ±1 and whether chain of thought helps', async () => {
+  const { hs, calls } = fakeHs(() => ({ bestLayer: 2, imageAcc: 0.2, textAcc: 0.6, cotAcc: 0.5, patchedAcc: [0.4, 0.5, 0.55, 0.3] }));
+  const ctx: LabContext = { hs, model: { numLayers: 4 }, data: 'd', backbone: '/bb' };
+  assert.ok((await checkLab3(ctx, { bestLayer: 1, cotHelps: true }, { quiet: true })).passed);
+  assert.equal((await checkLab3(ctx, { bestLayer: 3, cotHelps: false }, { quiet: true })).passed, false);
+  assert.equal(calls[0].backbone, '/bb');
+  await assert.rejects(checkLab3({ hs, model: {}, data: 'd' }, {}, { quiet: true }), /backbone/);
+});
