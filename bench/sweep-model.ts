@@ -1,4 +1,5 @@
-// A 12-layer LLaVA-shaped model with random weights, built in memory (bench/sweep.ts).
+// A small LLaVA-shaped model (12 decoder layers by default) with random weights, built in memory with
+// memorySource: the bench needs no checkpoint on disk (bench/sweep.ts).
 import { parseLlavaConfig, LlavaModel } from '../src/models/llava';
 import { decoderExpected } from '../src/models/decoder';
 import { vitExpected } from '../src/models/vit';
@@ -11,7 +12,6 @@ export interface BenchShape {
 }
 
 export const IMG = 999;
-
 
 export function config(shape: BenchShape = { layers: 12, d: 256 }): Record<string, unknown> {
   const { layers: LAYERS, d: D } = shape;

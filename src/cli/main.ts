@@ -4,20 +4,10 @@ import { Command, CommanderError } from 'commander';
 import { HopscopeError } from '../errors';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
 import { loadModelFromDir } from '../models/load';
+import { registerDemo } from './demo';
+import { registerExport } from './export';
 import { parseInputs, readJson, runForward } from './forward';
-
-function optionalCommand(program: Command, modulePath: string, register: string): void {
-  // Subcommands whose modules are optional at this stage of the project register themselves if present.
-  let mod: Record<string, unknown>;
-  try {
-    mod = require(modulePath) as Record<string, unknown>;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes(modulePath.split('/').pop()!)) return;
-    throw e;
-  }
-  const fn = mod[register];
-  if (typeof fn === 'function') (fn as (p: Command) => void)(program);
-}
+import { registerRun } from './run';
 
 export function buildProgram(): Command {
   const program = new Command('hopscope')
@@ -49,11 +39,16 @@ export function buildProgram(): Command {
       }
     });
 
-  optionalCommand(program, '../experiments/cli', 'registerRun');
-  optionalCommand(program, './run', 'registerRun');
-  optionalCommand(program, './demo', 'registerDemo');
-  optionalCommand(program, './train', 'registerTrain');
-  optionalCommand(program, './export', 'registerExport');
+  registerRun(program);
+  registerDemo(program);
+  registerExport(program);
+  // The Jupyter commands live in kernel/ (bin/hopscope.js routes them there, so the CLI never loads tslab).
+  program.addHelpText(
+    'after',
+    '\nJupyter:\n  hopscope install [--user|--sys-prefix|--prefix P] [--python PATH]   install the kernel and widgets\n' +
+      '  hopscope kernel --config-path FILE                                 (started by Jupyter)\n' +
+      'Training the teaching model: node --import tsx src/train/cli.ts --out data/teaching\n',
+  );
   return program;
 }
 

@@ -2,7 +2,7 @@
 // entity token of a prompt naming the entity, at layer l, is written into the VLM's residual at the
 // last image token (or a chosen position) at the same layer; factual accuracy vs the unpatched VLM,
 // swept over l. (2) Chain-of-thought: "first name the entity, then answer" vs the direct question.
-import { InputError, SpecError } from '../errors';
+import { SpecError } from '../errors';
 import type { Model } from '../models/model';
 import { loadModelWithAssets } from './assets';
 import type { Row } from './checkpoint';
@@ -140,7 +140,7 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
   } finally {
     if (ownBackbone) backbone?.dispose();
   }
-  if (rows.length === 0) throw new InputError('recovery: no questions to answer (no identified entity with questions)');
+  if (rows.length === 0) warnings.add(['recovery: no questions to answer (no identified entity with questions)']);
   const imageAcc = accuracyOf(rows, (r) => r.condition === 'image');
   const textAcc = accuracyOf(rows, (r) => r.condition === 'text');
   const patchedAcc = layers.map((l) => accuracyOf(rows, (r) => r.condition === 'patched' && r.layer === l));

@@ -33,8 +33,10 @@ export function htmlTable(table: ColumnTable, limit = 12): string {
   return `<table class="data"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
-/** Summary values that are plain numbers/strings, as a definition list. */
+/** Summary values that are plain numbers/strings, as one compact key/value row table. */
 export function htmlSummary(summary: Record<string, unknown>): string {
   const items = Object.entries(summary).filter(([, v]) => v === null || ['number', 'string', 'boolean'].includes(typeof v));
-  return `<dl class="summary">${items.map(([k, v]) => `<dt>${escape(k)}</dt><dd>${cell(v)}</dd>`).join('')}</dl>`;
+  const head = items.map(([k]) => `<th>${escape(k)}</th>`).join('');
+  const body = items.map(([, v]) => `<td>${v === null ? '—' : cell(v)}</td>`).join('');
+  return `<table class="data summary"><thead><tr>${head}</tr></thead><tbody><tr>${body}</tr></tbody></table>`;
 }
