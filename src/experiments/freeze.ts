@@ -49,7 +49,8 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();
   const { until, earlyCutoff } = freezeBounds(spec, model.numLayers);
-  const layers = spec.layers ? layersOf(spec, model.numLayers) : Array.from({ length: until }, (_, i) => i);
+  // l = T-1 would freeze nothing (the input of block T already is block T-1's output): not a default.
+  const layers = spec.layers ? layersOf(spec, model.numLayers) : Array.from({ length: Math.max(1, until - 1) }, (_, i) => i);
   for (const [i, l] of layers.entries())
     if (l >= until) throw new SpecError(`freeze spec: field "layers[${i}]" = ${l} must be below until = ${until} (frozen from l through T)`, `layers[${i}]`);
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
@@ -122,7 +123,8 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
         freezeUntil: until,
         entities: pool.length,
         earlyCutoff,
-        split: split as unknown,
+        // The view draws the split only when both groups have entities (an empty group's accuracy is NaN).
+        split: split && [split.early, split.late].every((g) => (g as { n: number }).n > 0) ? split : null,
         series: types.map((t) => ({ name: t, identified: layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l && r.type === t).map((r) => Number(r.identified)))) })),
       },
     },
