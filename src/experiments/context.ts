@@ -162,3 +162,32 @@ export class Warnings {
     return [...this.seen];
   }
 }
+
+/** The sweep options every experiment passes the same way: batching, cancellation, checkpoint, progress, warnings. */
+export function sweepContext(
+  spec: SpecBase,
+  ctx: ExperimentContext,
+  checkpoint: RunCheckpoint | undefined,
+  progress: Progress,
+  warnings: Warnings,
+): {
+  batchSize: number;
+  signal?: AbortSignal;
+  naive?: boolean;
+  strict: boolean;
+  checkpoint?: RunCheckpoint;
+  onRows(rows: Row[]): void;
+  onProgress(done: number): void;
+  onWarnings(w: string[]): void;
+} {
+  return {
+    batchSize: spec.batchSize,
+    signal: ctx.signal,
+    naive: ctx.naive,
+    strict: spec.strict,
+    checkpoint,
+    onRows: (r) => ctx.onPartial?.(r),
+    onProgress: (n) => progress.set(n),
+    onWarnings: (w) => warnings.add(w),
+  };
+}

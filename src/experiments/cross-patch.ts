@@ -7,7 +7,7 @@ import type { Selector } from '../interventions/selectors';
 import type { Site } from '../interventions/types';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
 import { untilEos, eosSet } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -89,14 +89,7 @@ export async function crossPatch(model: Model, source: PromptSource, spec: Cross
     }
     progress.start('sweep', jobs.length);
     const rows = await sweep(model, jobs, {
-      batchSize: spec.batchSize,
-      signal: ctx.signal,
-      naive: ctx.naive,
-      strict: spec.strict,
-      checkpoint: cp,
-      onRows: (r) => ctx.onPartial?.(r),
-      onProgress: (n) => progress.set(n),
-      onWarnings: (w) => warnings.add(w),
+      ...sweepContext(spec, ctx, cp, progress, warnings),
       toRows: (out) => {
         const m = out.job.meta as { pair: number; target: EntityRef; donor: EntityRef; layer: number };
         const text = source.decode(untilEos(out.newTokens ?? [], eos));

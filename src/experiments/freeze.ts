@@ -6,7 +6,7 @@ import type { Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import { SpecError } from '../errors';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
 import { eosSet, untilEos } from './greedy';
 import { answerQuestions, type AnswerRow } from './recall-gap';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
@@ -76,14 +76,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
     }
     progress.start('sweep', jobs.length);
     rows = await sweep(model, jobs, {
-      batchSize: spec.batchSize,
-      signal: ctx.signal,
-      naive: ctx.naive,
-      strict: spec.strict,
-      checkpoint: cp,
-      onRows: (r) => ctx.onPartial?.(r),
-      onProgress: (n) => progress.set(n),
-      onWarnings: (w) => warnings.add(w),
+      ...sweepContext(spec, ctx, cp, progress, warnings),
       toRows: (out) => {
         const m = out.job.meta as { entity: EntityRef; layer: number };
         const text = source.decode(untilEos(out.newTokens ?? [], eos));

@@ -6,7 +6,7 @@ import { InputError } from '../errors';
 import { toSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, answerCorrect, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -155,14 +155,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
     }
     progress.start('sweep', jobs.length);
     rows = await sweep(model, jobs, {
-      batchSize: spec.batchSize,
-      signal: ctx.signal,
-      naive: ctx.naive,
-      strict: spec.strict,
-      checkpoint: cp,
-      onRows: (r) => ctx.onPartial?.(r),
-      onProgress: (n) => progress.set(n),
-      onWarnings: (w) => warnings.add(w),
+      ...sweepContext(spec, ctx, cp, progress, warnings),
       toRows: (out) => {
         const m = out.job.meta as { c: PromptCase; common: Row & { answerToken: number; pBase: number }; edge: string | null; set: { label: number | string; centre: number; layers: number[] } | null };
         const pNew = softmaxAt(out.lastLogits, m.common.answerToken);

@@ -6,7 +6,7 @@ import { SpecError } from '../errors';
 import type { Model } from '../models/model';
 import { loadModelWithAssets } from './assets';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, generateCached, identify, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, answerCorrect, generateCached, identify, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -118,14 +118,7 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
         }
         progress.start('sweep', jobs.length);
         const patched = await sweep(model, jobs, {
-          batchSize: spec.batchSize,
-          signal: ctx.signal,
-          naive: ctx.naive,
-          strict: spec.strict,
-          checkpoint: cp,
-          onRows: (r) => ctx.onPartial?.(r),
-          onProgress: (n) => progress.set(n),
-          onWarnings: (w) => warnings.add(w),
+          ...sweepContext(spec, ctx, cp, progress, warnings),
           toRows: (out) => {
             const m = out.job.meta as { q: PromptCase; layer: number };
             return [answerRow(m.q, 'patched', m.layer, source.decode(untilEos(out.newTokens ?? [], eos)))];
