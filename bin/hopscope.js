@@ -19,5 +19,8 @@ if (command === 'kernel' || command === 'install') {
     process.stderr.write(`hopscope: ${cli} does not exist yet; available commands: kernel, install\n`);
     process.exit(1);
   }
-  require(cli);
+  // Call main explicitly: under npx, argv[1] is a .bin symlink, so the module cannot tell it was launched.
+  require(cli)
+    .main(process.argv.slice(2))
+    .then((code) => process.exit(code || Number(process.exitCode ?? 0)));
 }

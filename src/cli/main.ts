@@ -74,6 +74,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('hopscope.js')) {
+if (require.main === module) {
   main(process.argv.slice(2)).then((code) => process.exit(code || Number(process.exitCode ?? 0)));
 }
