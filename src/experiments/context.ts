@@ -144,6 +144,22 @@ export async function identify(
   });
 }
 
+/** The entities the model identifies from their image (all of them when `identifiedOnly` is off). */
+export async function identifiedPool(
+  model: Model,
+  source: PromptSource,
+  entities: EntityRef[],
+  spec: SpecBase & { identifiedOnly: boolean; maxNewTokens: number },
+  ctx: ExperimentContext,
+  cp: RunCheckpoint | undefined,
+  progress: Progress,
+): Promise<EntityRef[]> {
+  if (!spec.identifiedOnly) return entities;
+  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
+  const keep = new Set(ids.filter((r) => r.identified).map((r) => r.entity.key));
+  return entities.filter((e) => keep.has(e.key));
+}
+
 export function makeTable(rows: Row[]): aq.ColumnTable {
   return aq.from(rows);
 }

@@ -6,7 +6,7 @@ import { InputError } from '../errors';
 import { toSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
+import { Progress, Warnings, answerCorrect, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -108,12 +108,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   const modalities: Modality[] = spec.modality === 'both' ? ['image', 'text'] : [spec.modality];
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
   await prepareSource(source, entities);
-  let pool = entities;
-  if (spec.identifiedOnly) {
-    const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
-    const keep = new Set(ids.filter((r) => r.identified).map((r) => r.entity.key));
-    pool = entities.filter((e) => keep.has(e.key));
-  }
+  const pool = await identifiedPool(model, source, entities, spec, ctx, cp, progress);
   const prompts: PromptCase[] = [];
   for (const e of pool)
     for (const m of modalities) {

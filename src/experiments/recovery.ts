@@ -6,7 +6,7 @@ import { SpecError } from '../errors';
 import type { Model } from '../models/model';
 import { loadModelWithAssets } from './assets';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, generateCached, identify, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
+import { Progress, Warnings, answerCorrect, generateCached, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -46,12 +46,7 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
   const warnings = new Warnings();
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
   await prepareSource(source, entities);
-  let pool = entities;
-  if (spec.identifiedOnly) {
-    const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
-    const keep = new Set(ids.filter((r) => r.identified).map((r) => r.entity.key));
-    pool = entities.filter((e) => keep.has(e.key));
-  }
+  const pool = await identifiedPool(model, source, entities, spec, ctx, cp, progress);
   const imageQs = pool.flatMap((e) => source.questions(e, 'image'));
   const textQs = pool.flatMap((e) => source.questions(e, 'text'));
   const rows: Row[] = [];
