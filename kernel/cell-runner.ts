@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { format } from 'node:util';
 import type { ConverterSet, Executor } from 'tslab/dist/executor';
+import { expandShorthandProperties } from './cell-shorthand';
 import { KernelInterrupt, compileErrorContent, errorContent } from './display';
 import type { ErrorContent } from './messages';
 
@@ -102,7 +103,7 @@ export class TsRunner implements CellRunner {
 
   async run(code: string, lineOffset = 0): Promise<RunOutcome> {
     this.warm();
-    return this.runRaw(code, lineOffset);
+    return this.runRaw(expandShorthandProperties(code), lineOffset);
   }
 
   async bind(name: string, value: unknown): Promise<void> {

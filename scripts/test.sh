@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh clone: system packages (Jupyter client/nbconvert for the kernel tests,
-# Chromium for the widget tests), npm dependencies, the widget bundle, then node's test runner.
+# Chromium for the widget tests, the classic notebook server for the live round trip), npm dependencies, the
+# widget bundle, then node's test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 /usr/bin/python3 -c 'import jupyter_client, nbclient, nbconvert, nbformat' 2>/dev/null ||
   need_apt+=(python3-jupyter-client python3-nbclient python3-nbconvert python3-nbformat)
+/usr/bin/python3 -c 'import notebook' 2>/dev/null || need_apt+=(jupyter-notebook)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing system packages: ${need_apt[*]}"

@@ -30,12 +30,27 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+export const LIVE_BUNDLE = path.join(ROOT, 'widgets/dist/live.js');
+
+function widgetSourcesMtime(): number {
+  return Math.max(newestMtime(path.join(ROOT, 'widgets/src')), fs.statSync(path.join(ROOT, 'src/report/views.ts')).mtimeMs);
+}
+
+/** Runs `widgets/scripts/build.js <step>` when `output` is missing or older than the widget sources (esbuild, ~2–4 s). */
+function ensureBuilt(output: string, step: string): void {
+  if (fs.existsSync(output) && fs.statSync(output).mtimeMs >= widgetSourcesMtime()) return;
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'widgets/scripts/build.js'), step], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building ${path.relative(ROOT, output)} failed:\n${r.stdout}\n${r.stderr}`);
+}
+
 /** Builds widgets/dist/static.js when it is missing or older than its sources (esbuild, ~2 s). */
 export function ensureStaticBundle(): void {
-  const sources = Math.max(newestMtime(path.join(ROOT, 'widgets/src')), fs.statSync(path.join(ROOT, 'src/report/views.ts')).mtimeMs);
-  if (fs.existsSync(STATIC_BUNDLE) && fs.statSync(STATIC_BUNDLE).mtimeMs >= sources) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'widgets/scripts/build.js'), 'static'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building the static bundle failed:\n${r.stdout}\n${r.stderr}`);
+  ensureBuilt(STATIC_BUNDLE, 'static');
+}
+
+/** Builds widgets/dist/live.js (the live round-trip page: @jupyterlab/services + html-manager) when stale. */
+export function ensureLiveBundle(): void {
+  ensureBuilt(LIVE_BUNDLE, 'live');
 }
 
 export interface Browser {
@@ -49,7 +64,8 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launch(): Promise<Browser> {
+/** `allow`: URLs that may be requested besides file:, data: and blob: (the live test's local Jupyter server). */
+export async function launch(opts: { allow?: (url: string) => boolean } = {}): Promise<Browser> {
   const executablePath = chromiumPath();
   if (!executablePath) throw new Error('chromium not found');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-widgets-'));
@@ -64,7 +80,7 @@ export async function launch(): Promise<Browser> {
   const blocked: string[] = [];
   await context.route('**/*', (route) => {
     const url = route.request().url();
-    if (url.startsWith('file:') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+    if (url.startsWith('file:') || url.startsWith('data:') || url.startsWith('blob:') || opts.allow?.(url)) return route.continue();
     blocked.push(url);
     return route.abort();
   });
@@ -133,9 +149,5 @@ export const LABEXTENSION = path.join(ROOT, 'widgets/labextension');
 
 /** Builds widgets/labextension (esbuild lib + build-labextension) when missing or older than its sources. */
 export function ensureLabextension(): void {
-  const sources = Math.max(newestMtime(path.join(ROOT, 'widgets/src')), fs.statSync(path.join(ROOT, 'src/report/views.ts')).mtimeMs);
-  const built = path.join(LABEXTENSION, 'package.json');
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= sources) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'widgets/scripts/build.js'), 'labextension'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building the labextension failed:\n${r.stdout}\n${r.stderr}`);
+  ensureBuilt(path.join(LABEXTENSION, 'package.json'), 'labextension');
 }

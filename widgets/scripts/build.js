@@ -2,7 +2,8 @@
 // Builds hopscope-widgets: `lib/` (ES modules, esbuild), `dist/static.js` (one browser bundle with
 // html-manager + plotly for static pages, esbuild) and `labextension/` (@jupyterlab/builder's
 // build-labextension, run with plain node; no Python jupyterlab needed).
-// Usage: node scripts/build.js [lib|static|labextension|clean ...]   (no argument: everything)
+// `live` (not part of the default build) bundles src/live/ to dist/live.js: the page of the live round-trip test.
+// Usage: node scripts/build.js [lib|static|labextension|live|clean ...]   (no argument: all but live)
 'use strict';
 
 const fs = require('fs');
@@ -52,11 +53,11 @@ async function buildLib() {
   console.log('lib/ built');
 }
 
-async function buildStatic() {
+async function buildStatic(entry = 'src/static/index.ts', outfile = 'dist/static.js') {
   fs.mkdirSync(rel('dist'), { recursive: true });
   const result = await esbuild.build({
-    entryPoints: [rel('src/static/index.ts')],
-    outfile: rel('dist/static.js'),
+    entryPoints: [rel(entry)],
+    outfile: rel(outfile),
     bundle: true,
     format: 'iife',
     platform: 'browser',
@@ -69,8 +70,8 @@ async function buildStatic() {
     logLevel: 'warning',
     metafile: true,
   });
-  const size = fs.statSync(rel('dist/static.js')).size;
-  console.log(`dist/static.js built (${(size / 1e6).toFixed(1)} MB, ${Object.keys(result.metafile.inputs).length} modules)`);
+  const size = fs.statSync(rel(outfile)).size;
+  console.log(`${outfile} built (${(size / 1e6).toFixed(1)} MB, ${Object.keys(result.metafile.inputs).length} modules)`);
 }
 
 function buildLabextension() {
@@ -97,6 +98,7 @@ async function main() {
   if (all || steps.includes('lib') || steps.includes('labextension')) await buildLib();
   if (all || steps.includes('static')) await buildStatic();
   if (all || steps.includes('labextension')) buildLabextension();
+  if (steps.includes('live')) await buildStatic('src/live/index.ts', 'dist/live.js');
   console.log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
