@@ -1,9 +1,11 @@
 // Backend choice: tfjs-node-gpu, tfjs-node, multi-threaded WebAssembly (the default that always works), pure-JS cpu.
 // The first that loads wins unless HOPSCOPE_BACKEND or the `backend` option forces one.
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { HopscopeError } from '../errors';
+import { disableNativeMatMul, enableNativeMatMul, type NativeMatMulInfo } from './native-matmul';
 import { registerThreadedWasm } from './wasm-threads';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -20,11 +22,18 @@ export interface EngineInfo {
   threads: number;
   /** Why earlier candidates were skipped. */
   skipped: { backend: BackendName; reason: string }[];
+  /** The BLAS matMul kernel registered for wasm/cpu (src/engine/native-matmul.ts), or why not. */
+  nativeMatMul: NativeMatMulInfo;
 }
+
+/** 'auto': the BLAS matMul kernel when it builds, else the stock kernels; 'on': fail if it cannot; 'off': stock. */
+export type NativeMode = 'auto' | 'on' | 'off';
 
 export interface EngineOptions {
   backend?: BackendName | 'auto';
   threads?: number;
+  /** Default: HOPSCOPE_NATIVE_MATMUL, else 'auto'. */
+  native?: NativeMode;
 }
 
 let current: EngineInfo | null = null;
@@ -33,6 +42,28 @@ function parseBackend(v: string | undefined, source: string): BackendName | 'aut
   if (v == null || v === '' || v === 'auto') return 'auto';
   if ((BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendName;
   throw new HopscopeError(`${source}=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
+}
+
+function parseNative(v: string | undefined, source: string): NativeMode {
+  if (v == null || v === '' || v === 'auto') return 'auto';
+  if (v === 'on' || v === '1') return 'on';
+  if (v === 'off' || v === '0') return 'off';
+  throw new HopscopeError(`${source}=${v} is not a native matMul mode; use auto, on or off`);
+}
+
+/**
+ * XNNPACK's transpose-flag and batched matMuls (every attention product, every gradient) run at ~2 GFLOP/s
+ * and its large products stay well below the machine; OpenBLAS does both at BLAS speed (docs/performance.md).
+ * The stock kernels stay registered underneath: anything the native kernel does not handle goes to them.
+ */
+function startNative(mode: NativeMode, provider: BackendName, threads: number): NativeMatMulInfo {
+  if (mode === 'off' || (provider !== 'wasm' && provider !== 'cpu')) {
+    disableNativeMatMul();
+    return { enabled: false, backends: [], reason: mode === 'off' ? 'turned off' : `not used with ${provider}` };
+  }
+  const info = enableNativeMatMul({ threads });
+  if (!info.enabled && mode === 'on') throw new HopscopeError(`native matMul was required but is unavailable: ${info.reason}`);
+  return info;
 }
 
 function defaultThreads(): number {
@@ -73,14 +104,19 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
 export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
   const requested =
     opts.backend !== undefined ? parseBackend(opts.backend, 'backend') : parseBackend(process.env.HOPSCOPE_BACKEND, 'HOPSCOPE_BACKEND');
-  if (current && (requested === 'auto' || requested === current.provider)) return current;
+  const native = opts.native !== undefined ? parseNative(opts.native, 'native') : parseNative(process.env.HOPSCOPE_NATIVE_MATMUL, 'HOPSCOPE_NATIVE_MATMUL');
+  if (current && (requested === 'auto' || requested === current.provider)) {
+    // Same backend: only an explicit native mode changes anything.
+    if (opts.native !== undefined) current = { ...current, nativeMatMul: startNative(native, current.provider, current.threads) };
+    return current;
+  }
   const threads = opts.threads ?? defaultThreads();
   const candidates = requested === 'auto' ? BACKEND_ORDER : [requested];
   const skipped: EngineInfo['skipped'] = [];
   for (const name of candidates) {
     try {
       const used = await tryBackend(name, threads);
-      current = { requested, backend: tf.getBackend(), provider: name, threads: used, skipped };
+      current = { requested, backend: tf.getBackend(), provider: name, threads: used, skipped, nativeMatMul: startNative(native, name, used) };
       return current;
     } catch (e) {
       skipped.push({ backend: name, reason: (e as Error).message.split('\n')[0] });
@@ -104,5 +140,6 @@ export function shutdownEngine(): void {
 
 export function describeEngine(e: EngineInfo): string {
   const s = e.skipped.length ? ` (skipped: ${e.skipped.map((x) => x.backend).join(', ')})` : '';
-  return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${s}`;
+  const n = e.nativeMatMul.enabled ? `, matMul: native BLAS (${path.basename(e.nativeMatMul.library ?? '?')})` : `, matMul: stock (${e.nativeMatMul.reason})`;
+  return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${s}`;
 }

@@ -13,7 +13,9 @@ function arg(name: string, dflt?: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 2) });
+  // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
+  // on whether a BLAS was found (same seed, same weights).
+  const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 2), native: 'off' });
   console.error(describeEngine(engine));
   const out = arg('out', 'data/teaching')!;
   const stages = arg('stages')?.split(',') as StageName[] | undefined;

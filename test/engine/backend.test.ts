@@ -67,3 +67,31 @@ test('an unknown backend name as an option is a clear error', async () => {
   });
   shutdownEngine();
 });
+
+test('the native BLAS matMul is on by default when it builds, off on request, and a bad mode is named', async () => {
+  shutdownEngine();
+  const e = await initEngine({ backend: 'wasm', threads: 2 });
+  const { buildNativeMatMul } = await import('../../src/engine/native-matmul');
+  let buildable = true;
+  try {
+    buildNativeMatMul();
+  } catch {
+    buildable = false;
+  }
+  assert.equal(e.nativeMatMul.enabled, buildable, `native matMul: ${e.nativeMatMul.reason ?? 'enabled'}`);
+  assert.match(describeEngine(e), buildable ? /matMul: native BLAS/ : /matMul: stock/);
+  const off = await initEngine({ native: 'off' });
+  assert.equal(off.nativeMatMul.enabled, false);
+  assert.match(describeEngine(off), /matMul: stock \(turned off\)/);
+  // With the stock kernels back, a product still computes (and agrees with the native one).
+  const y = tf.matMul(tf.ones([64, 64]), tf.ones([64, 64]), false, true);
+  assert.equal(y.dataSync()[0], 64);
+  y.dispose();
+  shutdownEngine();
+  process.env.HOPSCOPE_NATIVE_MATMUL = 'fast';
+  try {
+    await assert.rejects(initEngine(), (err: Error) => err instanceof HopscopeError && /HOPSCOPE_NATIVE_MATMUL=fast .*auto, on or off/.test(err.message));
+  } finally {
+    delete process.env.HOPSCOPE_NATIVE_MATMUL;
+  }
+});
