@@ -1,6 +1,10 @@
 // Trains the teaching VLM and writes it as a HF folder:
 //   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
-//     [--stages lm,vision,align,instruct] [--recipe recipe.json] [--eval]
+//     [--stages lm,vision,align,instruct] [--recipe recipe.json] [--jobs 2] [--eval]
+// With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
+// child processes of one thread each; the later stages continue here. One wasm thread per process is both
+// the fastest setting for these small products and part of the recipe: thread count changes float sums.
+import * as childProcess from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
@@ -15,11 +19,19 @@ function arg(name: string, dflt?: string): string | undefined {
 async function main(): Promise<void> {
   // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
   // on whether a BLAS was found (same seed, same weights).
-  const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 2), native: 'off' });
+  const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 1), native: 'off' });
   console.error(describeEngine(engine));
+  const child = process.argv.includes('--child');
   const out = arg('out', 'data/teaching')!;
+  const runDir = arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!;
   const stages = arg('stages')?.split(',') as StageName[] | undefined;
   if (stages) for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stages: unknown stage ${s} (known: ${STAGES.join(', ')})`);
+  const jobs = Number(arg('jobs', '2'));
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs ${arg('jobs')}: expected a positive integer`);
+  if (!child && jobs > 1) {
+    const pending = (['lm', 'vision'] as const).filter((s) => (!stages || stages.includes(s)) && !fs.existsSync(path.join(runDir, s, 'params.safetensors')));
+    if (pending.length === 2) await Promise.all(pending.map((s) => runChild(s, runDir)));
+  }
   const recipeFile = arg('recipe');
   const recipe = recipeFile ? (JSON.parse(fs.readFileSync(recipeFile, 'utf8')) as Partial<TeachingRecipe>) : undefined;
   let bar: SingleBar | null = null;
@@ -28,14 +40,14 @@ async function main(): Promise<void> {
   const res = await trainTeachingModel({
     seed: Number(arg('seed', '0')),
     dataDir: arg('data', 'data/toyworld')!,
-    outDir: out,
-    runDir: arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!,
+    outDir: child ? undefined : out,
+    runDir,
     stages,
     recipe,
     onProgress: (p) => {
       // Training is synchronous, so the bar's timers never fire: render explicitly (TTY) or log lines (pipes).
       if (!process.stderr.isTTY) {
-        if (p.step % 25 === 0 || p.step === p.steps) console.error(`${p.stage} ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ${p.elapsedS.toFixed(0)}s`);
+        if (p.step % Math.max(25, Math.round(p.steps / 40)) === 0 || p.step === p.steps) console.error(`${p.stage} ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ${p.elapsedS.toFixed(0)}s`);
         return;
       }
       if (p.stage !== current) {
@@ -55,6 +67,23 @@ async function main(): Promise<void> {
     await evaluateTeaching({ modelDir: out, dataDir: arg('data', 'data/toyworld')!, report: path.join(arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!, 'eval.json') });
   }
   shutdownEngine();
+}
+
+/** One pretraining stage in a child process (same arguments, one thread), its log lines passed through. */
+function runChild(stage: StageName, runDir: string): Promise<void> {
+  const pass = ['data', 'seed', 'recipe'].flatMap((k) => (arg(k) !== undefined ? [`--${k}`, arg(k)!] : []));
+  const args = [...process.execArgv, __filename, '--child', '--stages', stage, '--run', runDir, ...pass];
+  const proc = childProcess.spawn(process.execPath, args, { env: { ...process.env, HOPSCOPE_THREADS: '1' }, stdio: ['ignore', 'inherit', 'pipe'] });
+  let tail = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-4000);
+    for (const line of chunk.split('\n')) if (line.trim() && !/^\s|^[{}]/.test(line)) console.error(`[${stage}] ${line}`);
+  });
+  return new Promise((resolve, reject) => {
+    proc.on('error', reject);
+    proc.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${stage} stage failed (exit ${code}):\n${tail}`))));
+  });
 }
 
 main().catch((e) => {

@@ -29,6 +29,8 @@ import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, ty
 
 export type StageName = 'lm' | 'vision' | 'align' | 'instruct';
 export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct'];
+/** Parameter prefixes each stage may change (instruct: the LM layers it trains, which instructLm bounds). */
+const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 'vhead.'], align: ['proj.'], instruct: ['proj.', 'lm.'] };
 
 export interface StageRecipe {
   steps: number;
@@ -53,12 +55,14 @@ export const DEFAULT_RECIPE: TeachingRecipe = {
   lm: { d: 64, layers: 6, heads: 4, inter: 128, ropeTheta: 10000, eps: 1e-5 },
   vit: { patch: 8, d: 64, layers: 3, heads: 4, inter: 128, eps: 1e-5 },
   featureLayer: -1,
-  extraViews: 8,
+  extraViews: 16,
+  // Small batches: per epoch, batch 32 memorises facts about twice as fast as 128 (text QA 24% vs 13% after
+  // 6.4 epochs) at about the same cost per epoch on one wasm thread; memorisation sets in after ~10 epochs.
   stages: {
-    lm: { steps: 800, batch: 64, lr: 3e-3, warmup: 50 },
-    vision: { steps: 300, batch: 64, lr: 2e-3, warmup: 30 },
-    align: { steps: 150, batch: 64, lr: 2e-3, warmup: 20 },
-    instruct: { steps: 400, batch: 64, lr: 1e-3, warmup: 30 },
+    lm: { steps: 3000, batch: 32, lr: 2e-3, warmup: 50 },
+    vision: { steps: 1500, batch: 64, lr: 3e-3, warmup: 30 },
+    align: { steps: 300, batch: 32, lr: 2e-3, warmup: 20 },
+    instruct: { steps: 1200, batch: 32, lr: 1e-3, warmup: 30 },
   },
   instructMix: { identification: 2, visualQa: true, visualCot: true, textReplay: true },
   instructLm: 'all',
@@ -191,7 +195,9 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
 
   const loadFinished = (name: StageName): boolean => {
     if (!fs.existsSync(stageFile(name))) return false;
-    host = readHost(stageFile(name));
+    // Only what the stage trained: LM and vision pretraining are independent and may run in separate
+    // processes (cli.ts --jobs), so each stage file also holds the other tower at its initial values.
+    for (const [k, v] of readHost(stageFile(name))) if (STAGE_OWNS[name].some((p) => k.startsWith(p))) host.set(k, v);
     const st = JSON.parse(fs.readFileSync(path.join(opts.runDir, name, 'state.json'), 'utf8')) as { seconds: number; losses: number[] };
     seconds[name] = st.seconds;
     finalLoss[name] = mean(st.losses.slice(-20));

@@ -2,6 +2,7 @@
 // equals an uninterrupted one, the saved HF folder reloads with identical logits, and no tensors leak.
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -82,6 +83,29 @@ describe('teaching pipeline', () => {
     const c2 = await trainTeachingModel({ seed: 5, dataDir, runDir: runC, recipe: TINY });
     assert.equal(c2.stoppedEarly, false);
     same(a.params, c2.params);
+    // LM and vision pretraining run separately (as cli.ts --jobs does, in two processes) into one run folder:
+    // the full run then picks up each stage's own parameters and ends where the sequential run ends.
+    const runF = path.join(tmp, 'runF');
+    await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY, stages: ['vision'] });
+    await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY, stages: ['lm'] });
+    same(a.params, (await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY })).params);
+  });
+
+  test('the training CLI runs LM and vision pretraining as two child processes, then the rest, and writes the folder', () => {
+    const recipe = path.join(tmp, 'tiny-recipe.json');
+    fs.writeFileSync(recipe, JSON.stringify(TINY));
+    const out = path.join(tmp, 'cli-model');
+    const r = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', path.join(tmp, 'cli-run'), '--out', out, '--recipe', recipe, '--seed', '5'], {
+      encoding: 'utf8',
+      cwd: path.resolve(__dirname, '..', '..'),
+    });
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    assert.match(r.stderr, /^\[lm\] lm 3\/3 loss/m);
+    assert.match(r.stderr, /^\[vision\] vision 2\/2 loss/m);
+    assert.match(r.stderr, /^instruct 3\/3 loss/m);
+    const m = loadModelFromDir(out);
+    assert.equal(m.numLayers, TINY.lm!.layers);
+    m.dispose();
   });
 
   test('the saved folder reloads through loadModelFromDir with the in-memory logits, and matches the training forward', async () => {
