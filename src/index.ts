@@ -61,6 +61,8 @@ export {
   rawSource,
   datasetSource,
   toPromptSource,
+  scopeQuestions,
+  type QuestionSelection,
   type ExperimentSpec,
   type ExperimentResult,
   type ExperimentContext,

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
+import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
 import { InputError } from '../errors';
 import { loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
@@ -30,24 +31,53 @@ const EXPLAIN: Record<string, string> = {
   recovery: "Backbone → VLM patching (the text LLM's entity state written into the VLM) and chain-of-thought prompting: how much of the gap comes back.",
 };
 
+/** Said under the recall-gap figure when only held-out pairs are asked. */
+const HELDOUT_NOTE =
+  " Only the (entity, relation) pairs held out of the teaching model's visual instruction tuning are asked (questions.csv vqa_split = heldout): " +
+  'the model learnt these facts from text alone and never answered them about an image, so the image condition needs both hops, as in the papers.';
+
+/** The report text of one section (`heldout`: its factual questions are the held-out pairs only). */
+export function explain(kind: string, heldout: boolean): string {
+  const base = EXPLAIN[kind] ?? '';
+  if (!heldout) return base;
+  return base + (kind === 'recall-gap' ? HELDOUT_NOTE : ' Factual questions: the pairs held out of visual instruction tuning only (vqa_split = heldout).');
+}
+
 export interface DemoSpec {
   kind: string;
   version: 1;
   [k: string]: unknown;
 }
 
-/** The demo's specs: every experiment, sized to finish in well under a minute on 2 CPU cores. */
-export function demoSpecs(modelDir: string, limit: number): DemoSpec[] {
+/** The filter of the held-out (entity, relation) pairs: never seen with an image in visual instruction tuning. */
+export const HELDOUT_QUESTIONS = { where: { vqa_split: 'heldout' } };
+
+/** Whether a PopVQA-format folder's questions.csv has toyworld's `vqa_split` column (real PopVQA has none). */
+export function hasVqaSplit(dataDir: string): boolean {
+  const file = path.join(dataDir, 'questions.csv');
+  if (!fs.existsSync(file)) return false;
+  const [header] = parse(fs.readFileSync(file, 'utf8'), { bom: true, to_line: 1 }) as string[][];
+  return (header ?? []).some((c) => c.trim() === 'vqa_split');
+}
+
+/**
+ * The demo's specs: every experiment, sized to finish in well under a minute on 2 CPU cores. When the
+ * data marks the held-out pairs (`vqa_split`), the experiments that answer factual questions (recall-gap,
+ * freeze's early/late split, knockout, recovery) ask only those: the recall gap is measured on pairs the
+ * model never saw with an image. Probe, logit-lens and attribution use identification and naming prompts.
+ */
+export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOYWORLD): DemoSpec[] {
   const backbone = path.join(modelDir, 'backbone');
+  const q = hasVqaSplit(dataDir) ? { questions: HELDOUT_QUESTIONS } : {};
   return [
-    { kind: 'recall-gap', version: 1, limit: limit * 4 },
+    { kind: 'recall-gap', version: 1, limit: limit * 4, ...q },
     { kind: 'cross-patch', version: 1, limit },
-    { kind: 'freeze', version: 1, limit },
-    { kind: 'knockout', version: 1, limit },
+    { kind: 'freeze', version: 1, limit, ...q },
+    { kind: 'knockout', version: 1, limit, ...q },
     { kind: 'logit-lens', version: 1, limit: 2 },
     { kind: 'probe', version: 1, limit: limit * 4 },
     { kind: 'attribution', version: 1, limit: 2 },
-    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null },
+    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q },
   ];
 }
 
@@ -82,19 +112,32 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const log = (s: string): void => void process.stderr.write(`hopscope: ${s}\n`);
   log(describeEngine(engine));
   const model: Model = loadModelWithAssets(modelDir);
+  const heldout = hasVqaSplit(dataDir);
   const results: ExperimentResult[] = [];
   const sections: StaticSection[] = [
     {
       html:
         `<p>The built-in teaching model (<code>${escapeHtml(path.relative(REPO_ROOT, modelDir) || modelDir)}</code>, ${model.numLayers} layers, ` +
         `d_model ${model.dModel}) on the toyworld data. Every figure below is drawn from the tables next to this page ` +
-        `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.</p>`,
+        `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.` +
+        (heldout
+          ? ` Factual questions are asked only on the (entity, relation) pairs held out of visual instruction tuning ` +
+            `(<code>questions.csv</code> column <code>vqa_split</code> = <code>heldout</code>), which the model never saw with an image.`
+          : '') +
+        `</p>`,
     },
   ];
   const failures: { kind: string; message: string }[] = [];
-  const summary: Record<string, unknown> = { model: modelDir, data: dataDir, backend: engine.provider, threads: engine.threads };
+  const summary: Record<string, unknown> = {
+    model: modelDir,
+    data: dataDir,
+    backend: engine.provider,
+    threads: engine.threads,
+    // The factual questions the question-answering experiments asked.
+    questions: heldout ? HELDOUT_QUESTIONS : null,
+  };
   try {
-    for (const spec of demoSpecs(modelDir, opts.limit ?? 8)) {
+    for (const spec of demoSpecs(modelDir, opts.limit ?? 8, dataDir)) {
       if (opts.only && !opts.only.includes(spec.kind)) continue;
       const bar = opts.progress === false ? null : new SingleBar({ format: `${spec.kind.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       bar?.start(1, 0, { phase: '' });
@@ -127,7 +170,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
       summary[spec.kind] = { ...scalars(result.summary), seconds: Number(seconds.toFixed(2)) };
       const view = viewFromResult(result);
       sections.push({
-        html: `<h2>${escapeHtml(spec.kind)}</h2><p>${escapeHtml(EXPLAIN[spec.kind] ?? '')}</p>${htmlSummary(scalars(result.summary))}` +
+        html: `<h2>${escapeHtml(spec.kind)}</h2><p>${escapeHtml(explain(spec.kind, spec.questions != null))}</p>${htmlSummary(scalars(result.summary))}` +
           (view.view === 'table' ? htmlTable(result.table) : ''),
         widgetState: view.view === 'table' ? undefined : { view: view.view, title: view.title, data: view.data },
       });

@@ -42,6 +42,8 @@ export interface Dataset {
   questions: Question[];
   /** Problems that did not stop loading: missing images, questions without an entity, duplicates. */
   warnings: string[];
+  /** The columns of questions.csv, in file order (what a question filter may name). Absent on hand-made datasets. */
+  questionColumns?: string[];
   /** Absolute path of an entity's image. */
   imagePath(entity: Entity): string;
 }
@@ -123,7 +125,8 @@ export function loadPopVQA(root: string, opts: LoadOptions = {}): Dataset {
   const byKey = new Map(entities.map((e) => [joinKey(e.sUri, e.subject), e]));
   const questions: Question[] = [];
   let orphans = 0;
-  readCsv(questionsFile, QUESTION_COLUMNS).forEach((row, i) => {
+  const questionRows = readCsv(questionsFile, QUESTION_COLUMNS);
+  questionRows.forEach((row, i) => {
     const entity = byKey.get(joinKey(row.s_uri, row.subject));
     if (!entity) {
       // Expected when filtering by type or limit; only rows matching no entity at all are suspicious.
@@ -151,8 +154,89 @@ export function loadPopVQA(root: string, opts: LoadOptions = {}): Dataset {
     entities,
     questions,
     warnings,
+    questionColumns: questionRows.header,
     imagePath: (entity: Entity) => path.resolve(absRoot, entity.resizedPath),
   };
+}
+
+/**
+ * A question filter on questions.csv columns: every named column must match (AND); a list of values
+ * matches any of them (OR). Values are compared with the cell text exactly; `possible_answers` (a list)
+ * matches when it contains the value. JSON-serialisable, as in experiment specs (`questions.where`).
+ */
+export type QuestionWhere = Record<string, string | string[]>;
+
+/** The columns a question filter may name: questions.csv's header, or (hand-made datasets) what the questions carry. */
+export function questionColumns(ds: Pick<Dataset, 'questions' | 'questionColumns'>): string[] {
+  if (ds.questionColumns) return ds.questionColumns;
+  const cols = new Set<string>(QUESTION_COLUMNS);
+  for (const q of ds.questions) {
+    if (q.relation !== undefined) cols.add('relation');
+    for (const k of Object.keys(q.extra)) cols.add(k);
+  }
+  return [...cols];
+}
+
+function cellOf(q: Question, column: string): string | string[] | undefined {
+  switch (column) {
+    case 's_uri':
+      return q.sUri;
+    case 'subject':
+      return q.subject;
+    case 'question':
+      return q.question;
+    case 'question_for_image':
+      return q.questionForImage;
+    case 'possible_answers':
+      return q.possibleAnswers;
+    case 'relation':
+      return q.relation;
+    default:
+      return q.extra[column];
+  }
+}
+
+/** Whether a row passes `where`, given its cells by column (columns are not checked here: see `checkQuestionWhere`). */
+export function matchesWhere(cell: (column: string) => string | readonly string[] | undefined, where: QuestionWhere): boolean {
+  return Object.entries(where).every(([column, want]) => {
+    const wanted: readonly string[] = Array.isArray(want) ? want : [want];
+    const v = cell(column);
+    if (v === undefined) return false;
+    return typeof v === 'string' ? wanted.includes(v) : v.some((c) => wanted.includes(c));
+  });
+}
+
+/** Whether one question passes `where`. */
+export function questionMatches(q: Question, where: QuestionWhere): boolean {
+  return matchesWhere((c) => cellOf(q, c), where);
+}
+
+/** Throws InputError when `where` names a column not in `columns` (listing them) or has a value that is not a string (list). */
+export function checkQuestionWhere(where: QuestionWhere, columns: readonly string[], what = 'questions.csv'): void {
+  for (const [column, want] of Object.entries(where)) {
+    if (!columns.includes(column)) {
+      throw new InputError(
+        `question filter: ${what} has no column '${column}' (columns: ${columns.join(', ') || 'none'}). ` +
+          `Filter on one of those, or drop the filter (real PopVQA has no vqa_split column, for instance).`,
+      );
+    }
+    const values: unknown[] = Array.isArray(want) ? want : [want];
+    if (values.length === 0 || values.some((v) => typeof v !== 'string')) {
+      throw new InputError(`question filter: column '${column}' needs a string or a non-empty list of strings, got ${JSON.stringify(want)}.`);
+    }
+  }
+}
+
+/**
+ * The dataset with only the questions passing `where`; entities left without a question are dropped
+ * (entities that had none to begin with too). Throws InputError naming a column questions.csv does not
+ * have, with the ones it has.
+ */
+export function filterQuestions(ds: Dataset, where: QuestionWhere): Dataset {
+  checkQuestionWhere(where, questionColumns(ds), `questions.csv in ${ds.root}`);
+  const questions = ds.questions.filter((q) => questionMatches(q, where));
+  const kept = new Set(questions.map((q) => joinKey(q.sUri, q.subject)));
+  return { ...ds, questions, entities: ds.entities.filter((e) => kept.has(joinKey(e.sUri, e.subject))) };
 }
 
 /** The identification query and answer prefix of the PopVQA reference code, by entity type. */
@@ -201,7 +285,7 @@ function limitByType(entities: Entity[], limit: number, seed: number | undefined
   return entities.filter((e) => keep.has(e));
 }
 
-function readCsv(file: string, required: readonly string[]): Array<Record<string, string>> {
+function readCsv(file: string, required: readonly string[]): Array<Record<string, string>> & { header: string[] } {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -226,7 +310,7 @@ function readCsv(file: string, required: readonly string[]): Array<Record<string
         `(found: ${header.join(', ') || 'no header'}). The PopVQA format needs ${required.join(', ')}.`,
     );
   }
-  return rows;
+  return Object.assign(rows, { header });
 }
 
 function extraColumns(row: Record<string, string>, known: readonly string[]): Record<string, string> {

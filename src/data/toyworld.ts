@@ -153,6 +153,8 @@ export function generateToyworld(opts: ToyworldOptions): ToyworldSummary {
         question_for_image: q.questionForImage,
         possible_answers: pythonListRepr(e.facts[rel.id]),
         relation: rel.id,
+        // The same split as splits.json's visualInstructionTuning, so evaluations can select held-out pairs.
+        vqa_split: heldout.get(e.sUri)!.includes(rel.id) ? 'heldout' : 'train',
       };
     }),
   );
@@ -337,8 +339,12 @@ ${opts.heldoutPerEntity} of 4 relations per entity held out of visual instructio
 - \`entities.csv\`: \`type, s_uri, subject, aliases, resized_path\`, as PopVQA (aliases are Python list
   literals). \`resized_path\` is the entity's first **test** view, so a PopVQA-style evaluation
   (identification, text vs image questions) sees images never used in training.
-- \`questions.csv\`: \`s_uri, subject, question, question_for_image, possible_answers, relation\`: PopVQA's
-  columns plus \`relation\`. One question per (entity, relation): ${counts.questions} rows.
+- \`questions.csv\`: \`s_uri, subject, question, question_for_image, possible_answers, relation, vqa_split\`:
+  PopVQA's columns plus \`relation\` and \`vqa_split\` (\`train\`: the pair may appear with an image in
+  visual instruction tuning; \`heldout\`: it never does; the same split as \`splits.json\`). One question per
+  (entity, relation): ${counts.questions} rows. The text-vs-image recall gap is measured on the held-out
+  pairs: experiment specs select them with \`"questions": {"where": {"vqa_split": "heldout"}}\`
+  (docs/experiments.md), as \`hopscope demo\` does.
 - \`images/<s_uri>_<view>.png\`: view 0 is the canonical rendering; views 1.. are augmented (scale
   0.8–1.15, shift ±10% of the side, colour offset ±20 per channel, uniform pixel noise ±6).
 - \`views.csv\`: \`s_uri, type, view, split, path\` and the augmentation of every view (integers; re-render

@@ -12,7 +12,7 @@ import { answerLogit, answerProb, attributionPatching, logitDiff, type Attributi
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { EntityRef, PromptCase, PromptSource } from './source';
+import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
 export interface AttributionSpec extends SpecBase {
   kind: 'attribution';
@@ -87,6 +87,7 @@ function pairsOf(pool: EntityRef[], mode: AttributionSpec['pairs']): [EntityRef,
 }
 
 export async function attributionExperiment(model: Model, source: PromptSource, spec: AttributionSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<AttributionSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();

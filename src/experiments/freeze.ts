@@ -12,7 +12,7 @@ import { answerQuestions, type AnswerRow } from './recall-gap';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { EntityRef, PromptSource } from './source';
+import { scopeQuestions, type EntityRef, type PromptSource } from './source';
 
 export interface FreezeExperimentSpec extends SpecBase {
   kind: 'freeze';
@@ -45,6 +45,7 @@ function groupAccuracy(answers: readonly AnswerRow[], keys: ReadonlySet<string>)
 }
 
 export async function freezeExperiment(model: Model, source: PromptSource, spec: FreezeExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<FreezeExperimentSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();

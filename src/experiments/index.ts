@@ -71,7 +71,7 @@ export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, t
 export { RunCheckpoint, type Row } from './checkpoint';
 export { makeBatch, rowInputs, batchesOf, type Batch } from './batch';
 export { generateAll, type Generation } from './greedy';
-export { toPromptSource, filterEntities, type PromptSource, type PromptCase, type EntityRef, type Modality } from './source';
+export { toPromptSource, filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';

@@ -11,7 +11,7 @@ import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { Modality, PromptCase, PromptSource } from './source';
+import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 
 type EdgeName = 'image->last' | 'image->query' | 'entity->last' | 'last->last';
 export interface EdgeSet {
@@ -94,6 +94,7 @@ function answerOf(rows: readonly Row[]): string | null {
 }
 
 export async function knockoutExperiment(model: Model, source: PromptSource, spec: KnockoutExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<KnockoutExperimentSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();

@@ -10,7 +10,7 @@ import type { Row } from './checkpoint';
 import { Progress, makeTable, type ExperimentContext, type ExperimentResult } from './context';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { Modality, PromptCase, PromptSource } from './source';
+import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 import { gatherRows } from '../interventions/write';
 
 export interface LogitLensSpec extends SpecBase {
@@ -74,6 +74,7 @@ export function logitLensBatch(model: Model, out: Map<string, tf.Tensor>, layers
 }
 
 export async function logitLens(model: Model, source: PromptSource, spec: LogitLensSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<LogitLensSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const layers = layersOf(spec, model.numLayers);
   const sel = lensSelector(spec.positions);

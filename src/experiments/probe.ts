@@ -13,7 +13,7 @@ import { Progress, Warnings, makeTable, type ExperimentContext, type ExperimentR
 import { accuracy, fitLogReg } from './logreg';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { EntityRef, Modality, PromptCase, PromptSource } from './source';
+import { scopeQuestions, type EntityRef, type Modality, type PromptCase, type PromptSource } from './source';
 
 export interface ProbeSpec extends SpecBase {
   kind: 'probe';
@@ -116,6 +116,7 @@ async function features(model: Model, source: PromptSource, cases: PromptCase[],
 }
 
 export async function probeExperiment(model: Model, source: PromptSource, spec: ProbeSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<ProbeSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const warnings = new Warnings();
   const layers = layersOf(spec, model.numLayers);

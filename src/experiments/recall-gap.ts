@@ -19,7 +19,7 @@ import {
 } from './context';
 import { prepareSource } from './sources/dataset';
 import type { SpecBase } from './spec';
-import type { PromptCase, PromptSource } from './source';
+import { scopeQuestions, type PromptCase, type PromptSource } from './source';
 
 export interface RecallGapSpec extends SpecBase {
   kind: 'recall-gap';
@@ -129,6 +129,7 @@ export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match'])
 }
 
 export async function recallGap(model: Model, source: PromptSource, spec: RecallGapSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<RecallGapSpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
@@ -171,6 +172,8 @@ export async function recallGap(model: Model, source: PromptSource, spec: Recall
       ...headline,
       entitiesTried: entities.length,
       identified: identifiedCount,
+      // (entity, question) pairs asked, each in text and image form (after the spec's `questions` filter).
+      questions: answers.filter((r) => r.condition === 'text').length,
       alternative,
     },
   };

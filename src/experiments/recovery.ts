@@ -11,7 +11,7 @@ import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
-import type { PromptCase, PromptSource } from './source';
+import { scopeQuestions, type PromptCase, type PromptSource } from './source';
 
 export interface RecoverySpec extends SpecBase {
   kind: 'recovery';
@@ -41,6 +41,7 @@ function accuracyOf(rows: readonly Row[], pred: (r: Row) => boolean): number {
 }
 
 export async function recovery(model: Model, source: PromptSource, spec: RecoverySpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<RecoverySpec>> {
+  source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();

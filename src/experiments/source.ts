@@ -7,6 +7,7 @@ import { InputError } from '../errors';
 import type { PromptSpans } from '../io/prompt';
 import type { Model } from '../models/model';
 import { mulberry32, shuffled } from '../data/random';
+import type { QuestionWhere } from '../data/popvqa';
 import type { PixelInput } from './assets';
 
 export interface EntityRef {
@@ -62,6 +63,24 @@ export interface PromptSource {
   decode(ids: readonly number[]): string;
   /** The entity name's token ids (logit-lens target: the first one). */
   entityTokens(e: EntityRef): number[];
+  /**
+   * The same source restricted to the factual questions passing `where` (questions.csv columns); entities
+   * left without a question are dropped before `entities()` applies its limit. Throws InputError for a
+   * column the data does not have. Sources without it cannot filter (`scopeQuestions` says so).
+   */
+  withQuestions?(where: QuestionWhere): PromptSource;
+}
+
+/** The spec field `questions` (schemas/common.json): which factual questions of the data to use; null = all. */
+export interface QuestionSelection {
+  where: QuestionWhere;
+}
+
+/** The source every experiment that draws factual questions works on: `source` with the spec's `questions` filter applied. */
+export function scopeQuestions(source: PromptSource, sel: QuestionSelection | null | undefined): PromptSource {
+  if (!sel || Object.keys(sel.where).length === 0) return source;
+  if (!source.withQuestions) throw new InputError('spec field "questions": this data source cannot filter its questions (no withQuestions)');
+  return source.withQuestions(sel.where);
 }
 
 /** Entity filtering shared by the sources: by type, then a deterministic sample. */

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { SpecError } from '../errors';
+import type { QuestionSelection } from './source';
 
 export const EXPERIMENT_KINDS = ['recall-gap', 'cross-patch', 'freeze', 'knockout', 'logit-lens', 'probe', 'attribution', 'recovery'] as const;
 export type ExperimentKind = (typeof EXPERIMENT_KINDS)[number];
@@ -21,6 +22,8 @@ export interface SpecBase {
   match: 'popvqa' | 'alias';
   strict: boolean;
   rows: number[] | null;
+  /** Which factual questions to use (kinds that draw them; schemas/common.json `questions`); null = all. */
+  questions?: QuestionSelection | null;
   notes?: string;
 }
 

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as aq from 'arquero';
 import { shutdownEngine } from '../../src/engine/backend';
-import { runDemo, TEACHING_MODEL, type DemoOutput } from '../../src/cli/demo';
+import { demoSpecs, hasVqaSplit, runDemo, TEACHING_MODEL, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
 
 const haveModel = fs.existsSync(path.join(TEACHING_MODEL, 'config.json'));
 let out: DemoOutput;
@@ -60,4 +60,27 @@ test("the report's recall-gap numbers are the table's per-entity-then-overall me
     assert.ok(Math.abs(acc('text')! - rg.textAcc) < 1e-9, `text ${acc('text')} vs ${rg.textAcc}`);
     assert.ok(Math.abs(acc('image')! - rg.imageAcc) < 1e-9, `image ${acc('image')} vs ${rg.imageAcc}`);
   }
+});
+
+test('on toyworld the question-answering experiments ask only the held-out pairs; without vqa_split, every question', () => {
+  const heldout = { where: { vqa_split: 'heldout' } };
+  assert.ok(hasVqaSplit(TOYWORLD));
+  const specs = demoSpecs(TEACHING_MODEL, 8, TOYWORLD);
+  const filtered = specs.filter((s) => s.questions).map((s) => s.kind);
+  assert.deepEqual(filtered, ['recall-gap', 'freeze', 'knockout', 'recovery']);
+  for (const s of specs.filter((x) => x.questions)) assert.deepEqual(s.questions, heldout);
+  // Real PopVQA has no vqa_split column: no filter, so nothing asks for a column that is not there.
+  const popvqa = path.resolve(__dirname, '../fixtures/popvqa-sample');
+  assert.equal(hasVqaSplit(popvqa), false);
+  assert.ok(demoSpecs(TEACHING_MODEL, 8, popvqa).every((s) => s.questions === undefined));
+});
+
+test('the demo recall gap is measured on held-out pairs, and the report says so', { skip: !haveModel }, () => {
+  const splits = JSON.parse(fs.readFileSync(path.join(TOYWORLD, 'splits.json'), 'utf8')).visualInstructionTuning.heldout as Record<string, string[]>;
+  const rows = aq.fromCSV(fs.readFileSync(path.join(dir, 'recall-gap.csv'), 'utf8')).objects() as Record<string, unknown>[];
+  const asked = rows.filter((r) => r.condition === 'text' || r.condition === 'image');
+  for (const r of asked) assert.ok(splits[String(r.entity).split('\u0000')[0]].includes(String(r.relation)), `${r.entity} ${r.relation}`);
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  assert.deepEqual(summary.questions, { where: { vqa_split: 'heldout' } });
+  assert.match(fs.readFileSync(out.report, 'utf8'), /held out of the teaching model's visual instruction tuning/);
 });

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { InputError } from '../../src/errors';
-import { identificationPrompt, loadPopVQA, questionsByEntity } from '../../src/data/popvqa';
+import { filterQuestions, identificationPrompt, loadPopVQA, questionColumns, questionsByEntity } from '../../src/data/popvqa';
 
 const SAMPLE = path.resolve(__dirname, '../fixtures/popvqa-sample');
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');
@@ -132,4 +132,31 @@ test('duplicate entities and BOM-prefixed files', () => {
   assert.deepEqual(ds.entities[0].aliases, []);
   assert.equal(ds.questions.length, 1);
   assert.match(ds.warnings[0], /duplicate entity \(Q1, A B\)/);
+});
+
+test('question filter: columns of questions.csv, AND over columns, OR over values; entities without a question dropped', () => {
+  const ds = loadPopVQA(SAMPLE);
+  assert.deepEqual(ds.questionColumns, ['s_uri', 'subject', 'question', 'question_for_image', 'possible_answers']);
+  const eiffel = filterQuestions(ds, { s_uri: ['Q243', 'Q999'] });
+  assert.ok(eiffel.questions.length > 0 && eiffel.questions.every((q) => q.sUri === 'Q243'));
+  assert.deepEqual(eiffel.entities.map((e) => e.sUri), ['Q243']);
+  assert.equal(eiffel.imagePath(eiffel.entities[0]), ds.imagePath(ds.entities.find((e) => e.sUri === 'Q243')!));
+  assert.equal(ds.questions.length, 8, 'the input is not modified');
+  // possible_answers is a list: it matches when it contains the value.
+  const paris = filterQuestions(ds, { possible_answers: 'Paris' });
+  assert.ok(paris.questions.length >= 1 && paris.questions.every((q) => q.possibleAnswers.includes('Paris')));
+  assert.equal(filterQuestions(ds, { s_uri: 'Q243', possible_answers: 'nowhere' }).entities.length, 0);
+  // Hand-made datasets (no header recorded): the known columns, relation and the extra ones.
+  const { questionColumns: _h, ...bare } = ds;
+  assert.deepEqual(questionColumns(bare), ['s_uri', 'subject', 'question', 'question_for_image', 'possible_answers']);
+});
+
+test('question filter: a column the data lacks is an InputError naming it and listing the columns', () => {
+  const ds = loadPopVQA(SAMPLE);
+  assert.throws(
+    () => filterQuestions(ds, { vqa_split: 'heldout' }),
+    (e: unknown) =>
+      e instanceof InputError && /no column 'vqa_split'/.test(e.message) && /columns: s_uri, subject, question, question_for_image, possible_answers\)/.test(e.message),
+  );
+  assert.throws(() => filterQuestions(ds, { s_uri: [] }), (e: unknown) => e instanceof InputError && /non-empty list of strings/.test(e.message));
 });

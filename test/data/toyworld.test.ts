@@ -9,7 +9,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../../src/errors';
 import { loadTokenizer } from '../../src/io/tokenizer';
 import { mentionsEntity, popvqaWords } from '../../src/data/answer-match';
-import { ENTITY_TYPES, identificationPrompt, loadPopVQA } from '../../src/data/popvqa';
+import { ENTITY_TYPES, filterQuestions, identificationPrompt, loadPopVQA } from '../../src/data/popvqa';
 import { parsePythonList } from '../../src/data/python-literal';
 import { hashSeed } from '../../src/data/random';
 import {
@@ -84,6 +84,19 @@ test('sizes: ≥ 50 entities per type, 4 relations each, views and splits consis
     for (const e of ds.entities.filter((x) => x.type === t))
       for (const r of splits.visualInstructionTuning.heldout[e.sUri]) counts.set(r, (counts.get(r) ?? 0) + 1);
     assert.ok(Math.max(...counts.values()) - Math.min(...counts.values()) <= 4, `${t}: ${[...counts]}`);
+  }
+});
+
+test('questions.csv vqa_split is splits.json: filtering on heldout selects exactly the held-out pairs', () => {
+  const ds = loadPopVQA(COMMITTED);
+  assert.deepEqual(ds.questionColumns, ['s_uri', 'subject', 'question', 'question_for_image', 'possible_answers', 'relation', 'vqa_split']);
+  const { train, heldout } = JSON.parse(fs.readFileSync(path.join(COMMITTED, 'splits.json'), 'utf8')).visualInstructionTuning;
+  for (const q of ds.questions) assert.equal(q.extra.vqa_split, heldout[q.sUri].includes(q.relation) ? 'heldout' : 'train', `${q.sUri} ${q.relation}`);
+  const pairs = (split: Record<string, string[]>) => Object.entries(split).flatMap(([s, rels]) => rels.map((r) => `${s}/${r}`)).sort();
+  for (const [name, split] of [['heldout', heldout], ['train', train]] as const) {
+    const kept = filterQuestions(ds, { vqa_split: name });
+    assert.deepEqual(kept.questions.map((q) => `${q.sUri}/${q.relation}`).sort(), pairs(split), name);
+    assert.equal(kept.entities.length, ds.entities.length, 'every entity has pairs of both kinds');
   }
 });
 

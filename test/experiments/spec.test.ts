@@ -49,3 +49,20 @@ test('invalid specs name the field', () => {
   fails({ kind: 'recall-gap', version: 1, match: 'fuzzy' }, 'match', /allowed: "popvqa", "alias"/);
   assert.throws(() => validateSpec([1]), /must be a JSON object/);
 });
+
+test('questions: a filter on questions.csv columns, for the kinds that ask factual questions', () => {
+  for (const kind of EXPERIMENT_KINDS.filter((k) => k !== 'cross-patch')) {
+    assert.equal(validateSpec({ kind, version: 1 }).questions, null, kind);
+    const where = { vqa_split: 'heldout', relation: ['birth_city', 'country'] };
+    assert.deepEqual(validateSpec({ kind, version: 1, questions: { where } }).questions, { where }, kind);
+  }
+  // cross-patch asks no factual question: the field would do nothing there.
+  fails({ kind: 'cross-patch', version: 1, questions: { where: { vqa_split: 'heldout' } } }, 'questions', /not a field of this spec/);
+  fails({ kind: 'recall-gap', version: 1, questions: 'heldout' }, 'questions', /must be object,null/);
+  fails({ kind: 'recall-gap', version: 1, questions: {} }, 'questions.where', /is required/);
+  fails({ kind: 'recall-gap', version: 1, questions: { where: {} } }, 'questions.where', /fewer than 1 properties/);
+  fails({ kind: 'recall-gap', version: 1, questions: { where: { vqa_split: 3 } } }, 'questions.where.vqa_split', /must be string,array/);
+  fails({ kind: 'recovery', version: 1, questions: { where: { vqa_split: [] } } }, 'questions.where.vqa_split', /fewer than 1 items/);
+  fails({ kind: 'knockout', version: 1, questions: { where: { relation: ['a', 1] } } }, 'questions.where.relation[1]', /must be string/);
+  fails({ kind: 'probe', version: 1, questions: { where: { vqa_split: 'heldout' }, limit: 2 } }, 'questions.limit', /not a field of this spec/);
+});

@@ -9,7 +9,7 @@ import { decodeImage } from '../../io/image';
 import { buildPrompt, type ImageLayout } from '../../io/prompt';
 import { loadTokenizer, type TextTokenizer } from '../../io/tokenizer';
 import type { Model } from '../../models/model';
-import { identificationPrompt, joinKey, type Dataset, type EntityType, type Question } from '../../data/popvqa';
+import { filterQuestions, identificationPrompt, joinKey, type Dataset, type EntityType, type Question, type QuestionWhere } from '../../data/popvqa';
 import { defaultTemplate, imagePrepFor, modelAssets, type ImagePrep, type PixelInput } from '../assets';
 import { filterEntities, type EntityRef, type Modality, type PromptCase, type PromptSource } from '../source';
 
@@ -20,6 +20,8 @@ export function isDataset(x: unknown): x is Dataset {
 export interface DatasetSourceOptions {
   template?: string;
   tokenizer?: TextTokenizer;
+  /** Only the questions passing this filter on questions.csv columns (entities left without one are dropped). */
+  where?: QuestionWhere;
 }
 
 /** The model's tokenizer, else the data folder's (toyworld ships its tokenizer with the data). */
@@ -52,7 +54,8 @@ function readViews(root: string): Map<string, View[]> {
   return out;
 }
 
-export function datasetSource(model: Model, ds: Dataset, opts: DatasetSourceOptions = {}): PromptSource {
+export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOptions = {}): PromptSource {
+  const ds = opts.where ? filterQuestions(data, opts.where) : data;
   const tok = tokenizerFor(model, ds, opts.tokenizer);
   const template = opts.template ?? modelAssets(model).template ?? defaultTemplate(model);
   let prep: ImagePrep | null = null;
@@ -112,6 +115,8 @@ export function datasetSource(model: Model, ds: Dataset, opts: DatasetSourceOpti
   const src: PromptSource & { prepareImages(es: EntityRef[]): Promise<void> } = {
     kind: 'dataset',
     entities: (o) => filterEntities(entities, o),
+    // A new source over the filtered dataset (filters compose: each narrows the last one's questions).
+    withQuestions: (where) => datasetSource(model, filterQuestions(ds, where), { template, tokenizer: tok }),
     async prepareImages(es) {
       for (const e of es) {
         const rels = [e.extra.image, ...(views.get(e.extra.s_uri)?.map((v) => v.path) ?? [])].filter(Boolean);

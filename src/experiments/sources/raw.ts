@@ -3,6 +3,7 @@
 // entity names and answers are written in the same words.
 import * as fs from 'node:fs';
 import { InputError } from '../../errors';
+import { checkQuestionWhere, matchesWhere, type QuestionWhere } from '../../data/popvqa';
 import type { TokenSpan } from '../../io/prompt';
 import { spansFromIds } from '../../interventions/selectors';
 import type { PixelInput } from '../assets';
@@ -21,6 +22,8 @@ export interface RawPrompt {
   split?: 'train' | 'test';
   /** An image question with the chain-of-thought instruction. */
   cot?: boolean;
+  /** Further questions.csv columns of a question (e.g. `vqa_split`), for the spec's `questions.where`. */
+  columns?: Record<string, string>;
 }
 
 export interface RawPrompts {
@@ -51,11 +54,34 @@ export function rawWord(id: number): string {
   return `tok${id}`;
 }
 
-export function rawSource(raw: RawPrompts): PromptSource {
+/** The columns a question filter may name on raw prompts: `relation` and the question prompts' `columns`. */
+function rawQuestionColumns(raw: RawPrompts): string[] {
+  const cols = new Set<string>();
+  for (const p of raw.prompts) {
+    if (p.role !== 'question') continue;
+    if (p.relation !== undefined) cols.add('relation');
+    for (const k of Object.keys(p.columns ?? {})) cols.add(k);
+  }
+  return [...cols];
+}
+
+function rawCell(p: RawPrompt, column: string): string | undefined {
+  return column === 'relation' ? p.relation ?? p.columns?.relation : p.columns?.[column];
+}
+
+/**
+ * A source over pre-tokenised prompts. With `where` (filters that must all pass), only the question
+ * prompts passing them are used and entities left without a question are dropped.
+ */
+export function rawSource(raw: RawPrompts, where: readonly QuestionWhere[] = []): PromptSource {
   if (raw.version !== 1) throw new InputError(`raw prompts: version ${JSON.stringify(raw.version)} is not supported; use 1`);
-  const entities: EntityRef[] = raw.entities.map((e) => ({ key: e.key, subject: e.subject, aliases: e.aliases ?? [], type: e.type, extra: e.extra ?? {} }));
-  const byKey = new Map(entities.map((e) => [e.key, e]));
-  const cases: PromptCase[] = raw.prompts.map((p, i) => {
+  for (const w of where) checkQuestionWhere(w, rawQuestionColumns(raw), 'the raw prompts');
+  const passes = (p: RawPrompt) => p.role !== 'question' || where.every((w) => matchesWhere((c) => rawCell(p, c), w));
+  const withQuestion = new Set(raw.prompts.filter((p) => p.role === 'question' && passes(p)).map((p) => p.entity));
+  const allEntities: EntityRef[] = raw.entities.map((e) => ({ key: e.key, subject: e.subject, aliases: e.aliases ?? [], type: e.type, extra: e.extra ?? {} }));
+  const entities = where.length ? allEntities.filter((e) => withQuestion.has(e.key)) : allEntities;
+  const byKey = new Map(allEntities.map((e) => [e.key, e]));
+  const built: PromptCase[] = raw.prompts.map((p, i) => {
     const entity = byKey.get(p.entity);
     if (!entity) throw new InputError(`raw prompts: prompts[${i}] names entity "${p.entity}", which is not in "entities"`);
     if (p.image && !raw.images?.[p.image]) throw new InputError(`raw prompts: prompts[${i}] uses image "${p.image}", which is not in "images"`);
@@ -77,6 +103,8 @@ export function rawSource(raw: RawPrompts): PromptSource {
       cot: p.cot ?? false,
     };
   });
+  // Ids keep the prompt's index in the file, so a filtered source names its prompts as the full one does.
+  const cases = built.filter((_, i) => passes(raw.prompts[i]));
   const of = (e: EntityRef, pred: (c: PromptCase) => boolean) => cases.filter((c) => c.entity === e && pred(c));
   const pixelCache = new Map<string, PixelInput>();
   return {
@@ -109,5 +137,6 @@ export function rawSource(raw: RawPrompts): PromptSource {
     },
     decode: (ids) => ids.map(rawWord).join(' '),
     entityTokens: (e) => [...e.subject.matchAll(/\btok(\d+)\b/g)].map((m) => Number(m[1])),
+    withQuestions: (w) => rawSource(raw, [...where, w]),
   };
 }
