@@ -335,7 +335,15 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
       const imgRowsP = ents.flatMap((e) => imgViews.map((v) => ({ e, v, row: { ids: promptIds(data, imagePrompt(data, questionFor(data, e, e.heldoutRelations[0], true)), nTok), image: { entity: e.index, view: v } } as Row })));
       const lastImgP = imgRowsP[0].row.ids.lastIndexOf(data.imageTokenId);
       const rI = residualsAt(model, data, imgRowsP.map((r) => r.row), imgRowsP.map(() => lastImgP));
-      const probes: { layer: number; text: number; image: number; textToImage: number }[] = [];
+      // The answering position (last prompt token) in both modalities: where hop 1 must have finished.
+      const rTL = residualsAt(model, data, textRowsP.map((r) => r.row), textRowsP.map((r) => r.row.ids.length - 1));
+      const rIL = residualsAt(model, data, imgRowsP.map((r) => r.row), imgRowsP.map((r) => r.row.ids.length - 1));
+      const probes: { layer: number; text: number; image: number; textToImage: number; textLast: number; imageLast: number }[] = [];
+      const fitScore = (X: Float32Array[], train: number[], test: number[], label: (i: number) => number) => {
+        const std = standardizer(train.map((i) => X[i]));
+        const W = ridge(train.map((i) => std(X[i])), train.map(label), K);
+        return probeAcc(W, test.map((i) => std(X[i])), test.map(label));
+      };
       for (let l = 0; l <= L; l++) {
         const trT = textRowsP.map((r, i) => ({ r, i })).filter(({ r }) => r.k < 2);
         const teT = textRowsP.map((r, i) => ({ r, i })).filter(({ r }) => r.k >= 2);
@@ -350,15 +358,24 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
         // The text probe on image residuals, each modality standardised by its own statistics.
         const stdI2 = standardizer(teI.map(({ i }) => rI[l][i]));
         const cross2 = probeAcc(Wt, teI.map(({ i }) => stdI2(rI[l][i])), teI.map(({ r }) => r.e.index));
-        probes.push({ layer: l, text: textAcc, image: imageAcc, textToImage: cross2 });
+        const textLast = fitScore(rTL[l], trT.map(({ i }) => i), teT.map(({ i }) => i), (i) => textRowsP[i].e.index);
+        const imageLast = fitScore(rIL[l], trI.map(({ i }) => i), teI.map(({ i }) => i), (i) => imgRowsP[i].e.index);
+        probes.push({ layer: l, text: textAcc, image: imageAcc, textToImage: cross2, textLast, imageLast });
       }
-      const resolution = (key: 'text' | 'image' | 'textToImage', thr = 0.5) => probes.find((p) => p[key] >= thr)?.layer ?? null;
+      const resolution = (key: 'text' | 'image' | 'textToImage' | 'textLast' | 'imageLast', thr = 0.5) => probes.find((p) => p[key] >= thr)?.layer ?? null;
       report.probes = {
         note: 'layer l = input of block l (l = L: output of the last block); chance = 1/' + K,
         perLayer: probes,
-        resolutionLayer: { text: resolution('text'), image: resolution('image'), textProbeOnImage: resolution('textToImage', 0.25) },
+        resolutionLayer: {
+          text: resolution('text'),
+          image: resolution('image'),
+          textProbeOnImage: resolution('textToImage', 0.25),
+          textLastToken: resolution('textLast'),
+          imageLastToken: resolution('imageLast'),
+        },
       };
       log(`probes (text / image / text-probe-on-image): ${probes.map((p) => `${p.layer}:${(100 * p.text).toFixed(0)}/${(100 * p.image).toFixed(0)}/${(100 * p.textToImage).toFixed(0)}`).join(' ')}`);
+      log(`probes at the last prompt token (text / image): ${probes.map((p) => `${p.layer}:${(100 * p.textLast).toFixed(0)}/${(100 * p.imageLast).toFixed(0)}`).join(' ')}`);
     }
   } finally {
     model.dispose();
