@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   // on whether a BLAS was found (same seed, same weights).
   const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 1), native: 'off' });
   console.error(describeEngine(engine));
+  const t0 = Date.now();
   const child = process.argv.includes('--child');
   const out = arg('out', 'data/teaching')!;
   const runDir = arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!;
@@ -36,7 +37,6 @@ async function main(): Promise<void> {
   const recipe = recipeFile ? (JSON.parse(fs.readFileSync(recipeFile, 'utf8')) as Partial<TeachingRecipe>) : undefined;
   let bar: SingleBar | null = null;
   let current = '';
-  const t0 = Date.now();
   const res = await trainTeachingModel({
     seed: Number(arg('seed', '0')),
     dataDir: arg('data', 'data/toyworld')!,

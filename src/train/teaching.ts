@@ -245,13 +245,15 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       } else {
         // Stages (c) and (d): the ViT is frozen, so its features are computed once for the whole pool.
         const pool = viewPool(data, recipe.extraViews);
-        const feats = tf.tidy(() => {
-          const g = getter(dev);
-          const parts: tf.Tensor[] = [];
-          const n = pool.pixels.shape[0];
-          for (let i = 0; i < n; i += 256) parts.push(vitFeatures(g, spec.vit, pool.pixels.slice([i, 0, 0, 0], [Math.min(256, n - i), -1, -1, -1]), recipe.featureLayer));
-          return tf.concat(parts, 0);
-        });
+        // One tidy per chunk: a single tidy around all chunks holds every chunk's activations until the end,
+        // which for 208 x 52 views fills the 4 GB wasm heap.
+        const g = getter(dev);
+        const parts: tf.Tensor[] = [];
+        const n = pool.pixels.shape[0];
+        for (let i = 0; i < n; i += 256)
+          parts.push(tf.tidy(() => vitFeatures(g, spec.vit, pool.pixels.slice([i, 0, 0, 0], [Math.min(256, n - i), -1, -1, -1]), recipe.featureLayer)));
+        const feats = tf.concat(parts, 0);
+        tf.dispose(parts);
         pool.pixels.dispose();
         try {
           const ex = name === 'align' ? captionExamples(data, nTokens) : instructExamples(data, nTokens, recipe.instructMix);
