@@ -77,8 +77,16 @@ export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOY
     { kind: 'logit-lens', version: 1, limit: 2 },
     { kind: 'probe', version: 1, limit: limit * 4 },
     { kind: 'attribution', version: 1, limit: 2 },
-    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q },
+    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q, ...cotSuffixOf(dataDir) },
   ];
+}
+
+/** toyworld's chain-of-thought wording per entity type (templates.json), the one the teaching model was tuned on. */
+function cotSuffixOf(dataDir: string): { cotSuffix?: Record<string, string> } {
+  const file = path.join(dataDir, 'templates.json');
+  if (!fs.existsSync(file)) return {};
+  const t = JSON.parse(fs.readFileSync(file, 'utf8')) as { cotSuffix?: Record<string, string> };
+  return t.cotSuffix ? { cotSuffix: t.cotSuffix } : {};
 }
 
 export interface DemoOptions {

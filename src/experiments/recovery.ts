@@ -20,7 +20,8 @@ export interface RecoverySpec extends SpecBase {
   backboneTemplate: string;
   position: 'last-image' | 'query' | 'last';
   cot: boolean;
-  cotSuffix: string | null;
+  /** One suffix, or one per entity type (a teaching model follows the wording it was tuned on). */
+  cotSuffix: string | Partial<Record<string, string>> | null;
   cotMaxNewTokens: number;
   identifiedOnly: boolean;
   maxNewTokens: number;
@@ -66,7 +67,8 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
   ctx.onPartial?.(rows.slice());
 
   if (spec.cot) {
-    const cotQs = pool.flatMap((e) => source.questions(e, 'image', { cotSuffix: spec.cotSuffix ?? DEFAULT_COT_SUFFIX }));
+    const suffixFor = (type: string) => (typeof spec.cotSuffix === 'string' ? spec.cotSuffix : spec.cotSuffix?.[type]) ?? DEFAULT_COT_SUFFIX;
+    const cotQs = pool.flatMap((e) => source.questions(e, 'image', { cotSuffix: suffixFor(e.type) }));
     if (cotQs.length === 0) warnings.add(['chain-of-thought: the data has no chain-of-thought image questions']);
     const cot = await generateCached(model, source, cotQs, { maxNewTokens: spec.cotMaxNewTokens, batchSize: spec.batchSize, tag: 'cot' }, ctx, cp, progress);
     const cotRows = cotQs.map((c) => answerRow(c, 'cot', null, cot.get(c.id)!.text));

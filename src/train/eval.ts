@@ -419,7 +419,7 @@ function residualsAtSpan(model: Model, data: TeachingData, rows: Row[], start: n
 if (require.main === module) {
   (async () => {
     const { initEngine, shutdownEngine } = await import('../engine/backend');
-    await initEngine({ threads: 2 });
+    await initEngine();
     const arg = (n: string, d: string) => {
       const i = process.argv.indexOf(`--${n}`);
       return i >= 0 ? process.argv[i + 1] : d;
