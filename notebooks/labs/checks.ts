@@ -11,6 +11,18 @@ export interface LabContext {
   data: unknown;
   /** Text-only backbone folder (lab 3). */
   backbone?: string;
+  /**
+   * The factual questions asked (spec `questions`): toyworld's held-out pairs, `{ where: { vqa_split: 'heldout' } }`,
+   * or null / absent for every question (real PopVQA has no vqa_split column). Labs 2 and 3 ask factual questions.
+   */
+  questions?: { where: Record<string, string | string[]> } | null;
+  /** The chain-of-thought suffix (spec `cotSuffix`: one string, or one per entity type); null / absent: the library's. */
+  cotSuffix?: string | Record<string, string> | null;
+}
+
+/** The spec fields a context sets: `questions` and `cotSuffix` only when given, so plain specs stay as they were. */
+function scoped(ctx: LabContext, cot = false): Record<string, unknown> {
+  return { ...(ctx.questions ? { questions: ctx.questions } : {}), ...(cot && ctx.cotSuffix ? { cotSuffix: ctx.cotSuffix } : {}) };
 }
 
 export type Status = 'pass' | 'fail' | 'missing';
@@ -82,9 +94,11 @@ function choiceLine<T extends string | boolean>(name: string, answer: T | null |
 
 /**
  * Hop 1 in the image condition: cross-patching (a donor's image-token states written into a target's run at one
- * layer); the switch layer is where the answer stops following the patched image tokens. The paper's donor mix.
+ * layer); the switch layer is where the answer stops following the patched image tokens. Same-type donors: a
+ * donor of another type is hardly ever named in the target's answer frame ("The subject in this image is ..."
+ * with a landmark's image), so those runs could only count for the target and would pull the switch layer early.
  */
-export const LAB1_CROSSPATCH = { kind: 'cross-patch', version: 1, donors: 'mixed', donorsPerTarget: 5, limit: 8, seed: 1, batchSize: 32 } as const;
+export const LAB1_CROSSPATCH = { kind: 'cross-patch', version: 1, donors: 'same', donorsPerTarget: 5, limit: 16, seed: 1, batchSize: 32 } as const;
 /** The text condition: a linear probe per layer for entity identity at the last prompt token of prompts naming it. */
 export const LAB1_PROBE = { kind: 'probe', version: 1, modality: 'text', position: 'last', limit: 20, seed: 1, batchSize: 32 } as const;
 
@@ -136,6 +150,11 @@ export type Lab2Edge = (typeof LAB2_EDGES)[number];
 /** The answer counts as broken when the original answer's probability falls by at least half. */
 export const LAB2_GOAL = -0.5;
 
+/** The knockout spec of lab 2 for some edge sets and bands, on the context's questions. */
+export function lab2Spec(ctx: LabContext, edges: string[], bands: [number, number][]): Record<string, unknown> {
+  return { ...LAB2_BASE, ...scoped(ctx), edges, bands };
+}
+
 export interface Lab2Answer {
   edges?: Lab2Edge | null;
   /** First and last blocked layer (inclusive). */
@@ -165,7 +184,7 @@ export async function lab2Solution(ctx: LabContext): Promise<Lab2Solution> {
   const L = (ctx.model as { numLayers: number }).numLayers;
   const maxWidth = Math.ceil(L / 2);
   const bands = bandsOf(L, maxWidth);
-  const r = await runMemo(ctx, { ...LAB2_BASE, edges: [...LAB2_EDGES], bands });
+  const r = await runMemo(ctx, lab2Spec(ctx, [...LAB2_EDGES], bands));
   const bestPerEdge: Lab2Solution['bestPerEdge'] = {};
   let best: Lab2Solution['best'] | null = null;
   (r.summary.edgeSets as string[]).forEach((e, i) => {
@@ -198,7 +217,7 @@ export async function checkLab2(ctx: LabContext, a: Lab2Answer, opts: { quiet?: 
   else if (a.to - a.from + 1 > s.maxWidth)
     lines.push({ name: 'knockout design', status: 'fail', message: `${a.to - a.from + 1} layers blocked; the budget is ${s.maxWidth}: make the band narrower` });
   else {
-    const r = await runMemo(ctx, { ...LAB2_BASE, edges: [a.edges], bands: [[a.from, a.to]] });
+    const r = await runMemo(ctx, lab2Spec(ctx, [a.edges], [[a.from, a.to]]));
     yours = r.summary.relChange[0][0] as number;
     const ok = yours <= s.goal;
     lines.push({
@@ -219,6 +238,12 @@ export async function checkLab2(ctx: LabContext, a: Lab2Answer, opts: { quiet?: 
 /** All 8 sampled entities: the patch supplies the entity's identity, whether or not the VLM identifies the image. */
 export const LAB3_RECOVERY = { kind: 'recovery', version: 1, cot: true, identifiedOnly: false, limit: 8, seed: 1, batchSize: 32 } as const;
 
+/** The recovery spec of lab 3: the backbone sweep and chain of thought, on the context's questions and suffix. */
+export function lab3Spec(ctx: LabContext): Record<string, unknown> {
+  if (!ctx.backbone) throw new Error('lab 3 needs the backbone folder: pass {hs, model, data, backbone: BACKBONE_DIR}');
+  return { ...LAB3_RECOVERY, ...scoped(ctx, true), backbone: ctx.backbone };
+}
+
 export interface Lab3Answer {
   /** The layer where patching the backbone's entity state into the VLM recovers the most accuracy. */
   bestLayer?: number | null;
@@ -236,8 +261,7 @@ export interface Lab3Solution {
 }
 
 export async function lab3Solution(ctx: LabContext): Promise<Lab3Solution> {
-  if (!ctx.backbone) throw new Error('lab 3 needs the backbone folder: pass {hs, model, data, backbone: BACKBONE_DIR}');
-  const r = await runMemo(ctx, { ...LAB3_RECOVERY, backbone: ctx.backbone });
+  const r = await runMemo(ctx, lab3Spec(ctx));
   const s = r.summary;
   return { bestLayer: s.bestLayer, imageAcc: s.imageAcc, textAcc: s.textAcc, cotAcc: s.cotAcc, patchedAcc: s.patchedAcc, cotHelps: s.cotAcc > s.imageAcc };
 }

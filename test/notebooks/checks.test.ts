@@ -2,7 +2,7 @@
 // with a nudge that does not give the answer away, blanks say "not answered", and the measurement runs once.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkLab1, checkLab2, checkLab3, layerLine, type LabContext } from '../../notebooks/labs/checks';
+import { LAB2_BASE, LAB3_RECOVERY, checkLab1, checkLab2, checkLab3, lab2Spec, lab3Spec, layerLine, type LabContext } from '../../notebooks/labs/checks';
 
 function fakeHs(summaryOf: (spec: Record<string, unknown>) => Record<string, unknown>) {
   const calls: Record<string, unknown>[] = [];
@@ -65,4 +65,25 @@ test('lab 3: best patching layer ±1 and whether chain of thought helps', async 
   assert.equal((await checkLab3(ctx, { bestLayer: 3, cotHelps: false }, { quiet: true })).passed, false);
   assert.equal(calls[0].backbone, '/bb');
   await assert.rejects(checkLab3({ hs, model: {}, data: 'd' }, {}, { quiet: true }), /backbone/);
+});
+
+test("labs 2 and 3 ask the context's questions (and lab 3 uses its chain-of-thought suffix); without them the specs name neither", async () => {
+  const where = { where: { vqa_split: 'heldout' } };
+  const cotSuffix = { celebs: 'First name the person in this image, then answer.' };
+  const { hs, calls } = fakeHs((spec) =>
+    spec.kind === 'knockout'
+      ? { edgeSets: spec.edges, relChange: (spec.edges as string[]).map(() => (spec.bands as unknown[]).map(() => -0.6)) }
+      : { bestLayer: 1, imageAcc: 0.1, textAcc: 1, cotAcc: 0.7, patchedAcc: [0.1, 0.3, 0.2, 0.1] },
+  );
+  const ctx: LabContext = { hs, model: { numLayers: 4 }, data: 'd', backbone: '/bb', questions: where, cotSuffix };
+  await checkLab2(ctx, { edges: 'image->query', from: 0, to: 1 }, { quiet: true });
+  await checkLab3(ctx, { bestLayer: 1, cotHelps: true }, { quiet: true });
+  for (const c of calls) assert.deepEqual(c.questions, where);
+  assert.deepEqual(calls.filter((c) => c.kind === 'recovery').map((c) => c.cotSuffix), [cotSuffix]);
+  assert.ok(calls.filter((c) => c.kind === 'knockout').every((c) => !('cotSuffix' in c)));
+  assert.deepEqual(lab2Spec(ctx, ['image->last'], [[0, 1]]), { ...LAB2_BASE, questions: where, edges: ['image->last'], bands: [[0, 1]] });
+
+  const plain: LabContext = { hs, model: { numLayers: 4 }, data: 'd', backbone: '/bb', questions: null };
+  assert.ok(!('questions' in lab2Spec(plain, ['image->last'], [[0, 1]])));
+  assert.deepEqual(lab3Spec(plain), { ...LAB3_RECOVERY, backbone: '/bb' });
 });
