@@ -18,8 +18,10 @@ export interface EngineInfo {
   backend: string;
   /** Which package provides it. */
   provider: BackendName;
-  /** Worker threads used by the backend's matmul (wasm: XNNPACK pool; cpu: 1; tensorflow: intra-op default). */
+  /** Threads doing the matMul work: the BLAS's when the native kernel runs, else the backend's pool. */
   threads: number;
+  /** The backend's own pool (wasm: XNNPACK threads; cpu: 1; tensorflow: intra-op default). */
+  poolThreads: number;
   /** Why earlier candidates were skipped. */
   skipped: { backend: BackendName; reason: string }[];
   /** The BLAS matMul kernel registered for wasm/cpu (src/engine/native-matmul.ts), or why not. */
@@ -115,8 +117,12 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
   const skipped: EngineInfo['skipped'] = [];
   for (const name of candidates) {
     try {
-      const used = await tryBackend(name, threads);
-      current = { requested, backend: tf.getBackend(), provider: name, threads: used, skipped, nativeMatMul: startNative(native, name, used) };
+      const nat = startNative(native, name, threads);
+      // With BLAS doing the matMuls, XNNPACK keeps only the small products, where waking a second pool
+      // thread per op costs more than it brings (the demo: 9 s on one pool thread, 71 s on two under load).
+      const used = await tryBackend(name, name === 'wasm' && nat.enabled ? 1 : threads);
+      const blas = nat.threads !== undefined && nat.threads > 0 ? nat.threads : threads;
+      current = { requested, backend: tf.getBackend(), provider: name, threads: nat.enabled ? blas : used, poolThreads: used, skipped, nativeMatMul: nat };
       return current;
     } catch (e) {
       skipped.push({ backend: name, reason: (e as Error).message.split('\n')[0] });
@@ -140,6 +146,8 @@ export function shutdownEngine(): void {
 
 export function describeEngine(e: EngineInfo): string {
   const s = e.skipped.length ? ` (skipped: ${e.skipped.map((x) => x.backend).join(', ')})` : '';
-  const n = e.nativeMatMul.enabled ? `, matMul: native BLAS (${path.basename(e.nativeMatMul.library ?? '?')})` : `, matMul: stock (${e.nativeMatMul.reason})`;
+  const n = e.nativeMatMul.enabled
+    ? `, matMul: native BLAS (${path.basename(e.nativeMatMul.library ?? '?')}), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
+    : `, matMul: stock (${e.nativeMatMul.reason})`;
   return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${s}`;
 }

@@ -17,15 +17,16 @@ test('forcing cpu by option runs the pure-JS backend with one thread', async () 
   const e = await initEngine({ backend: 'cpu' });
   assert.equal(e.provider, 'cpu');
   assert.equal(tf.getBackend(), 'cpu');
-  assert.equal(e.threads, 1);
+  assert.equal(e.poolThreads, 1);
   assert.match(describeEngine(e), /backend cpu .*1 thread\b/);
 });
 
 test('forcing wasm by option runs the threaded wasm backend and reports its threads', async () => {
-  const e = await initEngine({ backend: 'wasm', threads: 2 });
+  const e = await initEngine({ backend: 'wasm', threads: 2, native: 'off' });
   assert.equal(e.provider, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
   assert.equal(e.threads, 2, 'the XNNPACK pool has the 2 threads asked for (multi-threaded shim active)');
+  assert.equal(e.poolThreads, 2);
   assert.match(describeEngine(e), /backend wasm .*2 threads/);
   const y = tf.matMul(tf.ones([4, 3]), tf.ones([3, 2]));
   assert.deepEqual(Array.from(y.dataSync()), new Array(8).fill(3));
@@ -79,6 +80,8 @@ test('the native BLAS matMul is on by default when it builds, off on request, an
     buildable = false;
   }
   assert.equal(e.nativeMatMul.enabled, buildable, `native matMul: ${e.nativeMatMul.reason ?? 'enabled'}`);
+  // BLAS does the matMul work on the threads asked for; XNNPACK keeps one thread for what is left to it.
+  if (buildable) assert.deepEqual([e.threads, e.poolThreads], [2, 1]);
   assert.match(describeEngine(e), buildable ? /matMul: native BLAS/ : /matMul: stock/);
   const off = await initEngine({ native: 'off' });
   assert.equal(off.nativeMatMul.enabled, false);
