@@ -10,10 +10,8 @@ import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { runExperiment } from '../../src/experiments';
 import { datasetSource, prepareSource } from '../../src/experiments/sources/dataset';
 import { loadPopVQA } from '../../src/data/popvqa';
-import { openCheckpoint } from '../../src/io/checkpoint';
-import { checkpointSource } from '../../src/models/load';
 import { LlavaModel } from '../../src/models/llava';
-import { FIXTURES } from './fixture-data';
+import { loadToyworldLlava } from './fixture-data';
 
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');
 let model: LlavaModel;
@@ -21,14 +19,7 @@ let baseline = 0;
 
 before(async () => {
   await initEngine();
-  const dir = path.join(FIXTURES, 'llava_tiny_A');
-  const config = { ...JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), image_token_index: 4 };
-  const ckpt = openCheckpoint(dir);
-  try {
-    model = LlavaModel.load(checkpointSource(ckpt), config);
-  } finally {
-    ckpt.close();
-  }
+  model = loadToyworldLlava();
   baseline = tf.memory().numTensors;
 });
 after(() => {

@@ -4,7 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadModelFromDir } from '../../src/models/load';
+import { openCheckpoint } from '../../src/io/checkpoint';
+import { LlavaModel } from '../../src/models/llava';
+import { checkpointSource, loadModelFromDir } from '../../src/models/load';
 import type { Model, ModelInputs } from '../../src/models/model';
 import type { RawPrompts } from '../../src/experiments/sources/raw';
 
@@ -16,6 +18,18 @@ export function fixtureJson(name: string, file: string): Record<string, any> {
 
 export function loadFixture(name: string): Model {
   return loadModelFromDir(path.join(FIXTURES, name));
+}
+
+/** Fixture A's weights with toyworld's image token (4): real toyworld prompts through a real LLaVA (numbers mean nothing). */
+export function loadToyworldLlava(): LlavaModel {
+  const dir = path.join(FIXTURES, 'llava_tiny_A');
+  const config = { ...fixtureJson('llava_tiny_A', 'config.json'), image_token_index: 4 };
+  const ckpt = openCheckpoint(dir);
+  try {
+    return LlavaModel.load(checkpointSource(ckpt), config);
+  } finally {
+    ckpt.close();
+  }
 }
 
 export const IMG = 299;

@@ -14,10 +14,8 @@ import { datasetSource, prepareSource } from '../../src/experiments/sources/data
 import { rawSource } from '../../src/experiments/sources/raw';
 import { loadPopVQA } from '../../src/data/popvqa';
 import { loadTokenizer } from '../../src/io/tokenizer';
-import { openCheckpoint } from '../../src/io/checkpoint';
-import { checkpointSource } from '../../src/models/load';
 import { LlavaModel } from '../../src/models/llava';
-import { FIXTURES, syntheticPrompts } from './fixture-data';
+import { loadToyworldLlava, syntheticPrompts } from './fixture-data';
 
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');
 const SAMPLE = path.resolve(__dirname, '../fixtures/popvqa-sample');
@@ -27,14 +25,7 @@ let model: LlavaModel;
 
 before(async () => {
   await initEngine();
-  const dir = path.join(FIXTURES, 'llava_tiny_A');
-  const config = { ...JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')), image_token_index: 4 };
-  const ckpt = openCheckpoint(dir);
-  try {
-    model = LlavaModel.load(checkpointSource(ckpt), config);
-  } finally {
-    ckpt.close();
-  }
+  model = loadToyworldLlava();
 });
 after(() => {
   model.dispose();
