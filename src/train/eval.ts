@@ -251,26 +251,7 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
           const lastImg = imgRows[0].ids.lastIndexOf(data.imageTokenId);
           const accs: number[] = [];
           for (let l = 0; l < L; l++) {
-            let cursor = 0;
-            const gen = generateRows(model, data, imgRows, 8, (batch) => {
-              const start = cursor;
-              cursor += batch.length;
-              const T = Math.max(...batch.map((r) => r.ids.length));
-              const hook: HookFn = (value, ev) => {
-                if (ev.step !== 0) return;
-                const D = value.shape[2] as number;
-                const m = new Float32Array(batch.length * T);
-                const src2 = new Float32Array(batch.length * T * D);
-                batch.forEach((r, b) => {
-                  const p = T - r.ids.length + lastImg;
-                  m[b * T + p] = 1;
-                  src2.set(resid[l][start + b], (b * T + p) * D);
-                });
-                const mask = tf.tensor3d(m, [batch.length, T, 1]);
-                return tf.add(tf.mul(value, tf.sub(1, mask)), tf.tensor3d(src2, [batch.length, T, D]));
-              };
-              return { [`lm.blocks.${l}.resid_pre`]: hook };
-            });
+            const gen = generateRows(model, data, imgRows, 8, residWrites(l, (i) => [{ pos: lastImg, vec: resid[l][i] }]));
             accs.push(mean(hp.map(({ e, rel }, i) => Number(matchAnswer(gen[i], e.facts[rel]).correct))));
           }
           patching[srcName] = accs;
@@ -295,28 +276,13 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
         // Donor states at image positions (same prompt shape as the target: same type).
         const start = donorRows[0].ids.indexOf(data.imageTokenId);
         const donorStates = residualsAtSpan(model, data, donorRows, start, nTok, l);
-        let cursor = 0;
-        const gen = generateRows(model, data, targetRows, 12, (batch) => {
-          const s0 = cursor;
-          cursor += batch.length;
-          const T = Math.max(...batch.map((r) => r.ids.length));
-          const hook: HookFn = (value, ev) => {
-            if (ev.step !== 0) return;
-            const D = value.shape[2] as number;
-            const m = new Float32Array(batch.length * T);
-            const src = new Float32Array(batch.length * T * D);
-            batch.forEach((r, b) => {
-              const off = T - r.ids.length + r.ids.indexOf(data.imageTokenId);
-              for (let j = 0; j < nTok; j++) {
-                m[b * T + off + j] = 1;
-                src.set(donorStates[s0 + b][j], (b * T + off + j) * D);
-              }
-            });
-            const mask = tf.tensor3d(m, [batch.length, T, 1]);
-            return tf.add(tf.mul(value, tf.sub(1, mask)), tf.tensor3d(src, [batch.length, T, D]));
-          };
-          return { [`lm.blocks.${l}.resid_pre`]: hook };
-        });
+        const gen = generateRows(
+          model,
+          data,
+          targetRows,
+          12,
+          residWrites(l, (i, r) => donorStates[i].map((vec, j) => ({ pos: r.ids.indexOf(data.imageTokenId) + j, vec }))),
+        );
         const donor = mean(pairsCP.map((p, i) => Number(mentionsEntity(gen[i], p.donor.subject, p.donor.aliases).correct)));
         const target = mean(pairsCP.map((p, i) => Number(mentionsEntity(gen[i], p.target.subject, p.target.aliases).correct)));
         cross.push({ layer: l, donor, target });
@@ -386,6 +352,35 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
     fs.writeFileSync(opts.report, JSON.stringify(report, null, 1));
   }
   return report;
+}
+
+/**
+ * `hooksFor` of generateRows: on the prefill, overwrite the input of block `layer` with the vectors
+ * `writes(i, row)` gives for row i of the whole row list, at positions counted without the left padding.
+ */
+function residWrites(layer: number, writes: (i: number, row: Row) => { pos: number; vec: Float32Array }[]): (batch: Row[]) => Record<string, HookFn> {
+  let cursor = 0; // generateRows hands the rows over batch by batch, in order
+  return (batch) => {
+    const start = cursor;
+    cursor += batch.length;
+    const T = Math.max(...batch.map((r) => r.ids.length));
+    const hook: HookFn = (value, ev) => {
+      if (ev.step !== 0) return;
+      const D = value.shape[2] as number;
+      const m = new Float32Array(batch.length * T);
+      const src = new Float32Array(batch.length * T * D);
+      batch.forEach((r, b) => {
+        const pad = T - r.ids.length;
+        for (const { pos, vec } of writes(start + b, r)) {
+          m[b * T + pad + pos] = 1;
+          src.set(vec, (b * T + pad + pos) * D);
+        }
+      });
+      const mask = tf.tensor3d(m, [batch.length, T, 1]);
+      return tf.add(tf.mul(value, tf.sub(1, mask)), tf.tensor3d(src, [batch.length, T, D]));
+    };
+    return { [`lm.blocks.${layer}.resid_pre`]: hook };
+  };
 }
 
 /** States at the input of block `layer` over an image span, per row: [row][token] -> Float32Array. */
