@@ -10,7 +10,8 @@ import { checkpointSource, loadModelFromDir } from '../../src/models/load';
 import type { Model, ModelInputs } from '../../src/models/model';
 import type { RawPrompts } from '../../src/experiments/sources/raw';
 
-export const FIXTURES = process.env.HOPSCOPE_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures/hf');
+import { FIXTURES } from '../fixtures/paths';
+export { FIXTURES };
 
 export function fixtureJson(name: string, file: string): Record<string, any> {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, name, file), 'utf8'));

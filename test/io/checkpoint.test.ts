@@ -7,7 +7,7 @@ import { CheckpointError } from '../../src/errors';
 import { canonicalName, openCheckpoint, requireTensors, type Checkpoint } from '../../src/io/checkpoint';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors';
 
-const FIXTURES = process.env.HOPSCOPE_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures/hf');
+import { FIXTURES } from '../fixtures/paths';
 const FOLDERS = fs
   .readdirSync(FIXTURES)
   .filter((d) => fs.existsSync(path.join(FIXTURES, d, 'tensor_names.txt')))

@@ -2,7 +2,8 @@
 import { readFileSync } from 'fs';
 import * as path from 'path';
 
-export const FIXTURES = process.env.HOPSCOPE_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures/hf');
+import { FIXTURES } from '../fixtures/paths';
+export { FIXTURES };
 
 type Json = Record<string, unknown>;
 const cache = new Map<string, Json>();

@@ -354,7 +354,7 @@ def s_real(d):
     """The real library: the engine now (src/engine/backend.ts); model magics once src/index.ts exists."""
     r = {'backend': d.run('%backend cpu'), 'has_index': os.path.exists(os.path.join(REPO, 'src', 'index.ts'))}
     if r['has_index']:
-        fixtures = os.environ.get('HOPSCOPE_FIXTURES', os.path.join(REPO, '..', 'shared', 'fixtures', 'hf'))
+        fixtures = os.environ.get('HOPSCOPE_FIXTURES', os.path.join(REPO, 'test', 'fixtures', 'hf'))
         r['load'] = d.run('%%load "%s" --as model' % os.path.join(fixtures, 'llava_tiny_A'), 300)
         r['hooks'] = d.run('%hooks --part lm --filter resid_post')
         r['hooks_bound'] = d.run('[_.length, model.numLayers]')

@@ -3,7 +3,8 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
-export const FIXTURES = process.env.HOPSCOPE_FIXTURES ?? path.resolve(__dirname, '../../../shared/fixtures/hf');
+import { FIXTURES } from '../fixtures/paths';
+export { FIXTURES };
 
 export function fixture(name: string): string {
   return path.join(FIXTURES, name);
