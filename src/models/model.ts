@@ -6,6 +6,8 @@ import type { DecoderConfig } from './config';
 import { Decoder, disposeCache, positionsFromMask, type KVCache } from './decoder';
 import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
 
+export type ImageInput = 'residual' | 'cross-attention' | 'none';
+
 export interface ModelInputs {
   /** Token ids [B][T], image tokens already expanded (one per image feature). */
   inputIds: number[][];
@@ -59,6 +61,14 @@ export interface GenerateOutput {
 export interface Model {
   readonly family: string;
   readonly kind: 'vlm' | 'lm';
+  /**
+   * How images reach the language model: 'residual' = image features are scattered into the residual stream at
+   * image-token positions (LLaVA, NeXT, Qwen2-VL, Pixtral), so position-based interventions on image tokens
+   * apply; 'cross-attention' = text tokens read image states through gated cross-attention layers
+   * (Llama-3.2-Vision), so there are no image positions; 'none' = a text-only LM. Experiments branch on this,
+   * never on the family name.
+   */
+  readonly imageInput: ImageInput;
   readonly text: DecoderConfig;
   readonly decoder: Decoder;
   readonly numLayers: number;
@@ -100,6 +110,10 @@ export abstract class ModelBase implements Model {
   abstract readonly family: string;
   abstract readonly kind: 'vlm' | 'lm';
   readonly imageTokenIndex?: number;
+  /** Adapter-style VLMs put image features in the residual stream; cross-attention families override. */
+  get imageInput(): ImageInput {
+    return this.kind === 'vlm' ? 'residual' : 'none';
+  }
 
   constructor(
     readonly text: DecoderConfig,
