@@ -12,10 +12,16 @@ export type Selector =
   | {
       kind: 'image';
       image?: number;
-      /** Patch-grid rows/cols [from, to) of a grid layout (CLS excluded), of the base crop or tile map (anyres), of the merged grid (Qwen2-VL). */
+      /**
+       * Patch-grid rows/cols [from, to) of a grid layout (CLS excluded), of the base crop or tile map (anyres), of
+       * the merged grid (Qwen2-VL), of the native-resolution grid (Pixtral: the [IMG] tokens, breaks excluded).
+       */
       rows?: Range;
       cols?: Range;
-      /** Anyres: which part: the base crop, the unpadded tile map, or the image_newline tokens. */
+      /**
+       * Which part: anyres' base crop, unpadded tile map or image_newline tokens; 'newline' is also Pixtral's
+       * row terminators ([IMG_BREAK], and [IMG_END] closing the last row), 'grid' its [IMG] tokens.
+       */
       part?: 'base' | 'tile' | 'newline' | 'cls' | 'grid';
       /** Anyres: one crop tile (tile-grid row/col) of the tile feature map. */
       tile?: { row: number; col: number };
@@ -295,7 +301,11 @@ export function spansFromIds(
       }
       let e = t;
       while (e < ids.length && ids[e] === opts.imageTokenId) e++;
-      images.push({ image: images.length, start: t, length: e - t, layout: opts.layouts?.[images.length] ?? null });
+      const layout = opts.layouts?.[images.length] ?? null;
+      // A Pixtral image is not one run: its grid rows are separated by [IMG_BREAK]; the layout gives its extent.
+      if (layout?.kind === 'pixtral') e = t + layout.numTokens;
+      if (e > ids.length) throw new InputError(`image ${images.length} (${layout?.kind} layout, ${layout ? e - t : 0} tokens from ${t}) runs past the ${ids.length} prompt tokens`);
+      images.push({ image: images.length, start: t, length: e - t, layout });
       t = e;
     }
   }

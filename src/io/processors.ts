@@ -34,3 +34,14 @@ export {
   batchQwen2VL,
   qwenImageLayout,
 } from './processors/qwen2vl';
+export type { PixtralProcessorConfig, PixtralPixels, PixtralImageLayout } from './processors/pixtral';
+export {
+  pixtralProcessorConfig,
+  parsePixtralProcessorConfig,
+  pixtralOutputSize,
+  pixtralImageLayout,
+  pixtralImageTokenIds,
+  pixtralPatchOffsets,
+  pixtralPreprocess,
+  padImagesToBatch,
+} from './processors/pixtral';

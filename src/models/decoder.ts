@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
 import { toF32 } from '../io/dtype';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
-import { activation, applyRope, linear, rmsNorm } from './layers';
+import { applyRope, gatedMlp, linear, rmsNorm } from './layers';
 import {
   checkActivations,
   hostConcat1d,
@@ -397,10 +397,7 @@ export class Decoder {
   }
 
   private mlp(x: tf.Tensor, lw: DecoderLayerWeights): tf.Tensor {
-    const I = this.cfg.intermediateSize;
-    const gu = linear(x, lw.gateUp);
-    const [gate, up] = tf.split(gu, [I, I], -1);
-    return linear(tf.mul(activation(this.cfg.hiddenAct, gate), up), lw.down);
+    return gatedMlp(x, lw.gateUp, lw.down, this.cfg.hiddenAct);
   }
 }
 

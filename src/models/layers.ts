@@ -53,6 +53,13 @@ export function activation(name: Activation | string, x: tf.Tensor): tf.Tensor {
   }
 }
 
+/** SwiGLU-style gated MLP (Llama/Mistral decoder, Pixtral vision): down(act(gate(x)) * up(x)), gate and up fused [in, 2I]. */
+export function gatedMlp(x: tf.Tensor, gateUp: tf.Tensor, down: tf.Tensor, act: Activation | string): tf.Tensor {
+  const I = (gateUp.shape[1] as number) / 2;
+  const [gate, up] = tf.split(linear(x, gateUp), [I, I], -1);
+  return linear(tf.mul(activation(act, gate), up), down);
+}
+
 /** HF rotate_half: concat(-x2, x1) over the last axis. */
 export function rotateHalf(x: tf.Tensor): tf.Tensor {
   const d = x.shape[x.rank - 1];

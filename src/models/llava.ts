@@ -8,7 +8,7 @@ import { RunContext, type HookPointInfo } from './hooks';
 import { activation, linear } from './layers';
 import { ModelBase, toInt32, type Embedded, type ModelInputs } from './model';
 import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitExpected, vitHookNames } from './vit';
-import { checkWeights, readTensor, type WeightSource } from './weights';
+import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
 
 export interface LlavaConfig {
   text: DecoderConfig;
@@ -42,11 +42,61 @@ export function parseLlavaConfig(cfg: Record<string, unknown>): LlavaConfig {
   };
 }
 
-interface ProjectorWeights {
+/** LlavaMultiModalProjector: linear_2(act(linear_1(x))), shared by every LLaVA-style family (CLIP, SigLIP, Pixtral towers). */
+export interface ProjectorWeights {
   w1: tf.Tensor;
   b1: tf.Tensor;
   w2: tf.Tensor;
   b2: tf.Tensor;
+}
+
+/** The projector's tensors for vision width `Dv` → text width `D`. */
+export function projectorExpected(D: number, Dv: number): Expected[] {
+  return [
+    { name: 'multi_modal_projector.linear_1.weight', shape: [D, Dv] },
+    { name: 'multi_modal_projector.linear_1.bias', shape: [D] },
+    { name: 'multi_modal_projector.linear_2.weight', shape: [D, D] },
+    { name: 'multi_modal_projector.linear_2.bias', shape: [D] },
+  ];
+}
+
+export function loadProjector(src: WeightSource): ProjectorWeights {
+  return {
+    w1: readTensor(src, 'multi_modal_projector.linear_1.weight', true),
+    b1: readTensor(src, 'multi_modal_projector.linear_1.bias'),
+    w2: readTensor(src, 'multi_modal_projector.linear_2.weight', true),
+    b2: readTensor(src, 'multi_modal_projector.linear_2.bias'),
+  };
+}
+
+export function applyProjector(x: tf.Tensor, p: ProjectorWeights, act: string): tf.Tensor {
+  return linear(activation(act, linear(x, p.w1, p.b1)), p.w2, p.b2);
+}
+
+/**
+ * Token embeddings with `features` [N, D] written into the image-token slots, after checking that the prompt
+ * has exactly one image token per feature (`detail` explains the expected count in the error).
+ */
+export function embedWithImageFeatures(
+  decoder: Decoder,
+  inputs: ModelInputs,
+  mask: number[][],
+  imageToken: number,
+  features: tf.Tensor | null,
+  detail: string,
+): Embedded {
+  const ids = inputs.inputIds;
+  const nImageTokens = ids.reduce((a, r) => a + r.filter((t) => t === imageToken).length, 0);
+  const nFeat = features ? features.shape[0] : 0;
+  if (nFeat !== nImageTokens)
+    throw new InputError(
+      `the prompt has ${nImageTokens} image tokens (id ${imageToken}) but the images give ${nFeat} features` + (features ? detail : ' (no pixel_values given)'),
+    );
+  const textIds = ids.map((r) => r.map((t) => (t === imageToken ? 0 : t)));
+  let embeds = decoder.embed(textIds);
+  if (features) embeds = scatterImageFeatures(embeds, ids, imageToken, features);
+  const positions = inputs.positionIds ? toInt32(inputs.positionIds) : positionsFromMask(mask);
+  return { embeds, positions };
 }
 
 export class LlavaModel extends ModelBase {
@@ -79,19 +129,11 @@ export class LlavaModel extends ModelBase {
     // Check every tensor before reading any, so a mismatch reports all problems and allocates nothing.
     checkWeights(src, [
       ...vitExpected(config.vision, 'vision_tower.vision_model.', layersRun),
-      { name: 'multi_modal_projector.linear_1.weight', shape: [D, Dv] },
-      { name: 'multi_modal_projector.linear_1.bias', shape: [D] },
-      { name: 'multi_modal_projector.linear_2.weight', shape: [D, D] },
-      { name: 'multi_modal_projector.linear_2.bias', shape: [D] },
+      ...projectorExpected(D, Dv),
       ...decoderExpected(config.text, 'language_model.model.', textHead),
     ]);
     const vw = loadVitWeights(src, config.vision, 'vision_tower.vision_model.', layersRun);
-    const projector = {
-      w1: readTensor(src, 'multi_modal_projector.linear_1.weight', true),
-      b1: readTensor(src, 'multi_modal_projector.linear_1.bias'),
-      w2: readTensor(src, 'multi_modal_projector.linear_2.weight', true),
-      b2: readTensor(src, 'multi_modal_projector.linear_2.bias'),
-    };
+    const projector = loadProjector(src);
     const dw = loadDecoderWeights(src, config.text, 'language_model.model.', textHead);
     return new LlavaModel(config, new Decoder(config.text, dw), new VisionTransformer(config.vision, vw), projector);
   }
@@ -122,29 +164,14 @@ export class LlavaModel extends ModelBase {
     let feats = this.featureIndices.length === 1 ? states[this.featureIndices[0]] : tf.concat(this.featureIndices.map((i) => states[i]), -1);
     if (this.config.strategy === 'default' && !isSiglip(vision)) feats = feats.slice([0, 1, 0], [-1, -1, -1]);
     feats = ctx.point('vision.features', feats);
-    const p = this.projector;
-    const out = linear(activation(this.config.projectorAct, linear(feats, p.w1, p.b1)), p.w2, p.b2);
-    return ctx.point('projector.out', out);
+    return ctx.point('projector.out', applyProjector(feats, this.projector, this.config.projectorAct));
   }
 
   protected embedInputs(inputs: ModelInputs, mask: number[][], ctx: RunContext): Embedded {
-    const ids = inputs.inputIds;
-    const img = this.imageTokenIndex;
-    const nImageTokens = ids.reduce((a, r) => a + r.filter((t) => t === img).length, 0);
     let features: tf.Tensor | null = null;
     if (inputs.imageFeatures) features = inputs.imageFeatures.reshape([-1, this.dModel]);
     else if (inputs.pixelValues) features = this.encodeImages(inputs.pixelValues, ctx).reshape([-1, this.dModel]);
-    const nFeat = features ? features.shape[0] : 0;
-    if (nFeat !== nImageTokens)
-      throw new InputError(
-        `the prompt has ${nImageTokens} image tokens (id ${img}) but the images give ${nFeat} features` +
-          (nFeat ? ` (${this.tokensPerImage} per image)` : ' (no pixel_values given)'),
-      );
-    const textIds = ids.map((r) => r.map((t) => (t === img ? 0 : t)));
-    let embeds = this.decoder.embed(textIds);
-    if (features) embeds = scatterImageFeatures(embeds, ids, img, features);
-    const positions = inputs.positionIds ? toInt32(inputs.positionIds) : positionsFromMask(mask);
-    return { embeds, positions };
+    return embedWithImageFeatures(this.decoder, inputs, mask, this.imageTokenIndex, features, ` (${this.tokensPerImage} per image)`);
   }
 
   dispose(): void {

@@ -9,6 +9,8 @@ import { parseDecoderConfig } from './config';
 import { LlavaModel } from './llava';
 import { LlavaNextModel } from './llava-next';
 import type { Model } from './model';
+import { isPixtralConfig } from './pixtral/config';
+import { PixtralModel } from './pixtral/model';
 import { Qwen2VLModel, QWEN2_VL_STREAM_RULES, qwen2VLTextConfig } from './qwen2-vl';
 import { DEFAULT_STREAM_RULES, planMemory, resolveBudget, type MemoryPlan, type StreamableSource, type StreamRules } from './streaming';
 import type { WeightSource } from './weights';
@@ -42,7 +44,8 @@ const nested = (cfg: Record<string, unknown>) => (cfg.text_config ?? {}) as Reco
 
 /** Families by HF model_type. Each family's file registers its own loader here. */
 const LOADERS: Record<string, Family> = {
-  llava: { load: (src, cfg) => LlavaModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
+  // One HF model_type, two towers: vision_config.model_type "pixtral" makes a `llava` folder the Pixtral family.
+  llava: { load: (src, cfg) => (isPixtralConfig(cfg) ? PixtralModel.load(src, cfg) : LlavaModel.load(src, cfg)), stream: DEFAULT_STREAM_RULES, textConfig: nested },
   llava_next: { load: (src, cfg) => LlavaNextModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
   qwen2_vl: { load: (src, cfg) => Qwen2VLModel.load(src, cfg), stream: QWEN2_VL_STREAM_RULES, textConfig: qwen2VLTextConfig },
   llama: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },

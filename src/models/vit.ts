@@ -85,16 +85,30 @@ export function vitExpected(cfg: VisionConfig, prefix: string, layersUsed: numbe
   return out;
 }
 
+/** A stride = kernel patch convolution [D, C, p, p] as the [C*p*p, D] matrix `patchify` rows multiply. */
+export function readPatchEmbedding(src: WeightSource, name: string, D: number): tf.Tensor {
+  const conv = src.f32(name); // [D, C*p*p] row-major
+  const K = conv.length / D;
+  const patchT = new Float32Array(conv.length);
+  for (let o = 0; o < D; o++) for (let i = 0; i < K; i++) patchT[i * D + o] = conv[o * K + i];
+  return tf.tensor2d(patchT, [K, D]);
+}
+
+/** pixels [N, C, H, W] → [N * (H/p) * (W/p), C*p*p]: one row per patch, row-major over the grid, in conv-weight order. */
+export function patchify(pixels: tf.Tensor, p: number): tf.Tensor {
+  const [N, C, Hh, Ww] = pixels.shape as number[];
+  const gh = Hh / p;
+  const gw = Ww / p;
+  // (N, C, gh, p, gw, p) → (N, gh, gw, C, p, p)
+  return pixels.reshape([N, C, gh, p, gw, p]).transpose([0, 2, 4, 1, 3, 5]).reshape([N * gh * gw, C * p * p]);
+}
+
 /** Loads only the first `layersUsed` encoder layers: LLaVA reads features from layer -2, so the last is never run. */
 export function loadVitWeights(src: WeightSource, cfg: VisionConfig, prefix: string, layersUsed: number): VitWeights {
   checkWeights(src, vitExpected(cfg, prefix, layersUsed));
   const D = cfg.hiddenSize;
   const e = `${prefix}embeddings.`;
   const siglip = isSiglip(cfg);
-  const conv = src.f32(`${e}patch_embedding.weight`); // [D, C*p*p] row-major
-  const K = conv.length / D;
-  const patchT = new Float32Array(conv.length);
-  for (let o = 0; o < D; o++) for (let i = 0; i < K; i++) patchT[i * D + o] = conv[o * K + i];
   const layers: VitLayer[] = [];
   for (let i = 0; i < layersUsed; i++) {
     const l = `${prefix}encoder.layers.${i}.`;
@@ -115,7 +129,7 @@ export function loadVitWeights(src: WeightSource, cfg: VisionConfig, prefix: str
     });
   }
   return {
-    patch: tf.tensor2d(patchT, [K, D]),
+    patch: readPatchEmbedding(src, `${e}patch_embedding.weight`, D),
     patchBias: siglip ? readTensor(src, `${e}patch_embedding.bias`) : null,
     classEmbedding: siglip ? null : readTensor(src, `${e}class_embedding`),
     position: readTensor(src, `${e}position_embedding.weight`),
@@ -143,13 +157,9 @@ export class VisionTransformer {
    */
   forward(pixels: tf.Tensor, layersRun: number, ctx: RunContext): tf.Tensor[] {
     const { cfg, w } = this;
-    const [N, C, Hh, Ww] = pixels.shape as number[];
+    const [N, , Hh, Ww] = pixels.shape as number[];
     const p = cfg.patchSize;
-    const gh = Hh / p;
-    const gw = Ww / p;
-    // (N, C, gh, p, gw, p) → (N, gh, gw, C, p, p): each row is one patch in conv-weight order
-    const patches = pixels.reshape([N, C, gh, p, gw, p]).transpose([0, 2, 4, 1, 3, 5]).reshape([N * gh * gw, C * p * p]);
-    let x = linear(patches, w.patch, w.patchBias).reshape([N, gh * gw, cfg.hiddenSize]);
+    let x = linear(patchify(pixels, p), w.patch, w.patchBias).reshape([N, (Hh / p) * (Ww / p), cfg.hiddenSize]);
     if (w.classEmbedding) x = tf.concat([tf.tile(w.classEmbedding.reshape([1, 1, -1]), [N, 1, 1]), x], 1);
     x = tf.add(x, w.position);
     if (w.preLnW && w.preLnB) x = layerNorm(x, w.preLnW, w.preLnB, cfg.layerNormEps);

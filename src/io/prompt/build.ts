@@ -4,15 +4,21 @@ import { ConfigError, InputError } from '../../errors';
 import type { GridImageLayout } from '../processors/clip';
 import type { AnyresLayout } from '../processors/anyres';
 import type { QwenImageLayout } from '../processors/qwen2vl';
+import type { PixtralImageLayout } from '../processors/pixtral';
 import type { TextTokenizer } from '../tokenizer';
 import { RenderOptions, RenderedPrompt, renderPrompt } from './templates';
 
-export type ImageLayout = GridImageLayout | AnyresLayout | QwenImageLayout;
+export type ImageLayout = GridImageLayout | AnyresLayout | QwenImageLayout | PixtralImageLayout;
 
 /** How many tokens an image takes in the prompt and, optionally, where they come from. */
 export interface ImageTokens {
   numTokens: number;
   layout?: ImageLayout;
+  /**
+   * The image's own token ids when they are not `numTokens` copies of the image token (Pixtral's rows of
+   * [IMG] closed by [IMG_BREAK] / [IMG_END]); length `numTokens`.
+   */
+  tokenIds?: readonly number[];
 }
 
 /** Half-open token range [start, end). */
@@ -185,7 +191,10 @@ function buildSpans(tok: TextTokenizer, text: string, imageToken: string, ranges
   ids.forEach((id, i) => {
     if (k < markerPos.length && markerPos[k] === i) {
       imageSpans.push({ image: k, start: inputIds.length, length: images[k].numTokens, layout: images[k].layout ?? null });
-      for (let j = 0; j < images[k].numTokens; j++) inputIds.push(id);
+      const own = images[k].tokenIds;
+      if (own && own.length !== images[k].numTokens)
+        throw new InputError(`image ${k}: tokenIds has ${own.length} ids but numTokens is ${images[k].numTokens}`);
+      for (let j = 0; j < images[k].numTokens; j++) inputIds.push(own ? own[j] : id);
       k++;
     } else inputIds.push(id);
   });
@@ -277,6 +286,14 @@ export function imageTokenRole(layout: ImageLayout, k: number): ImageTokenRole {
     const t = Math.floor(k / (layout.h * layout.w));
     const r = k % (layout.h * layout.w);
     return { part: 'merged', t, row: Math.floor(r / layout.w), col: r % layout.w };
+  }
+  if (layout.kind === 'pixtral') {
+    // Each grid row of [IMG] tokens is closed by [IMG_BREAK] ([IMG_END] for the last): the row terminator plays
+    // the part anyres' image_newline plays, so selectors address both the same way.
+    if (k >= layout.numTokens) throw new InputError(`imageTokenRole: index ${k} is past the ${layout.numTokens} image tokens`);
+    const row = Math.floor(k / (layout.cols + 1));
+    const col = k % (layout.cols + 1);
+    return col === layout.cols ? { part: 'newline', row } : { part: 'grid', row, col };
   }
   if (k < layout.baseTokens) return { part: 'base', row: Math.floor(k / layout.baseCols), col: k % layout.baseCols };
   const i = k - layout.baseTokens;
