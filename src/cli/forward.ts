@@ -3,6 +3,9 @@
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
+import { imageInputsFor } from '../experiments/batch';
+import { rgbFromNested, type RgbImage } from '../io/image';
+import { padImagesToBatch } from '../io/processors';
 import type { Model, ModelInputs } from '../models/model';
 
 type Nested = number | Nested[];
@@ -24,22 +27,82 @@ function toTensor(x: Nested, what: string): tf.Tensor {
   return tf.tensor(flat, shape, 'float32');
 }
 
-/** Reads the fixtures' inputs.json format (see ../shared/fixtures/hf/README.md); `variant` picks `left`/`right` in padded files. */
-export function parseInputs(raw: Record<string, unknown>, variant?: string): ModelInputs {
-  let src = raw;
+function isRagged(x: Nested): boolean {
+  const shape = shapeOf(x);
+  return (x as Nested[]).flat(Infinity as 1).length !== shape.reduce((a, b) => a * b, 1);
+}
+
+/** The [C][H][W] images of a ragged nested list (per row, per image, each image at its own size), in order. */
+function chwLeaves(x: Nested, what: string): { data: Float32Array; shape: number[] }[] {
+  const s = shapeOf(x);
+  if (s.length === 3) {
+    if (isRagged(x)) throw new InputError(`${what}: an image is itself ragged (shape ${JSON.stringify(s)})`);
+    return [{ data: Float32Array.from((x as Nested[]).flat(Infinity as 1) as unknown as number[]), shape: s }];
+  }
+  if (s.length < 3) throw new InputError(`${what} must nest [C][H][W] images (per row and image), got depth ${s.length}`);
+  return (x as Nested[]).flatMap((y, i) => chwLeaves(y, `${what}[${i}]`));
+}
+
+/**
+ * pixel_values: one array when rectangular; a ragged one (the second-round fixtures' per row, per image [C][H][W]
+ * of native-resolution images) becomes the images zero-padded to the largest, with each image's [height, width].
+ */
+function pixelsOf(x: Nested): { pixelValues: tf.Tensor; imageSizes?: [number, number][] } {
+  if (!isRagged(x)) return { pixelValues: toTensor(x, 'pixel_values') };
+  const b = padImagesToBatch(chwLeaves(x, 'pixel_values'));
+  return { pixelValues: tf.tensor(b.pixelValues, b.shape), imageSizes: b.imageSizes };
+}
+
+/** image_sizes as [images][2], also when written per row ([rows][images][2]). */
+function imageSizesOf(x: Nested): [number, number][] {
+  const s = shapeOf(x);
+  const flat = s.length === 3 ? (x as Nested[][]).flat(1) : (x as Nested[]);
+  if (shapeOf(flat as Nested).length !== 2 || flat.some((p) => !Array.isArray(p) || p.length !== 2))
+    throw new InputError(`image_sizes must be [images][2] or [rows][images][2], got shape ${JSON.stringify(s)}`);
+  return flat as [number, number][];
+}
+
+function sectionOf(raw: Record<string, unknown>, variant?: string): Record<string, unknown> {
   if (variant) {
     if (typeof raw[variant] !== 'object') throw new InputError(`inputs file has no "${variant}" section`);
-    src = { ...raw, ...(raw[variant] as Record<string, unknown>) };
-  } else if (!raw.input_ids && raw.left) src = { ...raw, ...(raw.left as Record<string, unknown>) };
+    return { ...raw, ...(raw[variant] as Record<string, unknown>) };
+  }
+  return !raw.input_ids && raw.left ? { ...raw, ...(raw.left as Record<string, unknown>) } : raw;
+}
+
+/** Reads the fixtures' inputs.json format (see test/fixtures/hf/README.md and hf2/README.md); `variant` picks `left`/`right` in padded files. */
+export function parseInputs(raw: Record<string, unknown>, variant?: string): ModelInputs {
+  const src = sectionOf(raw, variant);
   if (!Array.isArray(src.input_ids)) throw new InputError('inputs file needs "input_ids" as a [batch][tokens] array');
   const inputs: ModelInputs = {
     inputIds: src.input_ids as number[][],
     attentionMask: src.attention_mask as number[][] | undefined,
   };
-  if (src.pixel_values) inputs.pixelValues = toTensor(src.pixel_values as Nested, 'pixel_values');
-  if (src.image_sizes) inputs.imageSizes = src.image_sizes as [number, number][];
+  if (src.pixel_values) Object.assign(inputs, pixelsOf(src.pixel_values as Nested));
+  if (src.image_sizes) inputs.imageSizes = imageSizesOf(src.image_sizes as Nested);
   if (src.image_grid_thw) inputs.imageGridThw = src.image_grid_thw as [number, number, number][];
   if (src.position_ids) inputs.positionIds = src.position_ids as number[][] | number[][][];
+  return inputs;
+}
+
+/** `raw_images_uint8_hwc` ([images][h][w][3], or [rows][images][h][w][3]) as RGB images in prompt order. */
+export function rawImagesOf(src: Record<string, unknown>): RgbImage[] {
+  const raw = src.raw_images_uint8_hwc as Nested | undefined;
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new InputError('raw_images_uint8_hwc must be a list of [height][width][3] uint8 images');
+  const depth = shapeOf(raw).length;
+  if (depth !== 4 && depth !== 5) throw new InputError(`raw_images_uint8_hwc must be [images][h][w][3] or [rows][images][h][w][3], got depth ${depth}`);
+  const images = (depth === 5 ? (raw as Nested[][]).flat(1) : raw) as unknown as number[][][][];
+  return images.map((im, i) => rgbFromNested(im, `raw_images_uint8_hwc image ${i}`));
+}
+
+/**
+ * The model inputs of an inputs.json: its pixel values when it has them, else its raw uint8 images through the
+ * model family's own image processor (the same one experiments use).
+ */
+export function readForwardInputs(model: Model, raw: Record<string, unknown>, variant?: string): ModelInputs {
+  const inputs = parseInputs(raw, variant);
+  if (!inputs.pixelValues && !inputs.imageFeatures) Object.assign(inputs, imageInputsFor(model, rawImagesOf(sectionOf(raw, variant))));
   return inputs;
 }
 

@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { HopscopeError } from '../errors';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
-import { loadModelFromDir } from '../models/load';
+import { loadModelWithAssets } from '../experiments/assets';
 import { registerDemo } from './demo';
 import { registerExport } from './export';
-import { parseInputs, readJson, runForward } from './forward';
+import { readForwardInputs, readJson, runForward } from './forward';
 import { registerRun } from './run';
 
 export function buildProgram(): Command {
@@ -19,7 +19,7 @@ export function buildProgram(): Command {
     .command('forward')
     .description('run a model folder on a fixture-format inputs.json; write logits, hidden states, generated tokens')
     .requiredOption('--model <dir>', 'HuggingFace model folder (config.json + safetensors)')
-    .requiredOption('--inputs <file>', 'inputs.json (input_ids, attention_mask, pixel_values, ...)')
+    .requiredOption('--inputs <file>', 'inputs.json (input_ids, attention_mask, pixel_values or raw_images_uint8_hwc, ...)')
     .requiredOption('--out <file>', 'output JSON file')
     .option('--generate <n>', 'greedy new tokens per row', '0')
     .option('--weights <file>', 'another safetensors file in the folder (e.g. model-bf16.safetensors)')
@@ -27,9 +27,10 @@ export function buildProgram(): Command {
     .action(async (o: { model: string; inputs: string; out: string; generate: string; weights?: string; variant?: string }) => {
       const engine = await initEngine(engineOptions(program));
       process.stderr.write(`hopscope: ${describeEngine(engine)}\n`);
-      const model = loadModelFromDir(o.model, { file: o.weights });
+      // With its preprocessor_config.json and tokenizer: raw images go through the family's own processor.
+      const model = loadModelWithAssets(o.model, { file: o.weights });
       try {
-        const inputs = parseInputs(readJson(o.inputs), o.variant);
+        const inputs = readForwardInputs(model, readJson(o.inputs), o.variant);
         const json = runForward(model, inputs, Number(o.generate));
         inputs.pixelValues?.dispose();
         fs.writeFileSync(o.out, JSON.stringify(json));

@@ -57,6 +57,7 @@ const BLAS_CANDIDATES = [
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
 
 let addon: NativeAddon | null = null;
+let blasLibrary: string | null = null;
 let state: NativeMatMulInfo = { enabled: false, backends: [], reason: 'not requested' };
 const originals = new Map<string, tf.KernelConfig>();
 let minWork = 32768;
@@ -217,8 +218,11 @@ export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMul
       const mod = { exports: {} as NativeAddon };
       process.dlopen(mod, file);
       addon = mod.exports;
-      library = addon.load(BLAS_CANDIDATES);
-    } else library = state.library ?? '';
+    }
+    // Kept apart from `addon`: when no BLAS loaded, a later call (initEngine after shutdownEngine) must fail
+    // the same way instead of patching kernels that have no sgemm behind them.
+    blasLibrary ??= addon.load(BLAS_CANDIDATES);
+    library = blasLibrary;
     const want = opts.threads ?? (Number(process.env.HOPSCOPE_THREADS) || Math.min(os.cpus().length, 16));
     threads = addon.setThreads(want);
   } catch (e) {

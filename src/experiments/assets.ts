@@ -2,7 +2,7 @@
 // preprocessing of the model's family. Loaded next to the model and looked up by model object.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InputError } from '../errors';
+import { ConfigError, InputError } from '../errors';
 import type { ImageLayout } from '../io/prompt';
 import {
   clipImageLayout,
@@ -12,7 +12,11 @@ import {
   llavaNextProcessorConfig,
   parseAnyresProcessorConfig,
   parseClipProcessorConfig,
+  parsePixtralProcessorConfig,
   parseQwen2VLProcessorConfig,
+  pixtralImageTokenIds,
+  pixtralPreprocess,
+  pixtralProcessorConfig,
   qwen2vlPreprocess,
   qwen2vlProcessorConfig,
   qwenImageLayout,
@@ -21,6 +25,7 @@ import type { RgbImage } from '../io/image';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer';
 import { LlavaModel } from '../models/llava';
 import { LlavaNextModel } from '../models/llava-next';
+import { PixtralModel } from '../models/pixtral/model';
 import { Qwen2VLModel } from '../models/qwen2-vl';
 import { loadModelFromDir, type LoadOptions } from '../models/load';
 import type { Model } from '../models/model';
@@ -77,13 +82,15 @@ export interface PixelInput {
   data: Float32Array;
   /** Shape with a leading image axis of 1 ([1, C, H, W] for LLaVA). */
   shape: number[];
+  /** LLaVA-NeXT: the original [height, width]; Pixtral: the processed one (images of a batch are padded to the largest). */
   imageSize?: [number, number];
   gridThw?: [number, number, number];
 }
 
 /** How a family turns an RGB image into pixels and how many prompt tokens it takes. */
 export interface ImagePrep {
-  prepare(img: RgbImage): { pixels: PixelInput; numTokens: number; layout: ImageLayout | null };
+  /** `tokenIds`: the image's prompt tokens when they are not `numTokens` image tokens (Pixtral's row breaks). */
+  prepare(img: RgbImage): { pixels: PixelInput; numTokens: number; layout: ImageLayout | null; tokenIds?: number[] };
 }
 
 type PrepFactory = (model: Model, assets: ModelAssets) => ImagePrep;
@@ -122,6 +129,27 @@ const PREPS: Record<string, PrepFactory> = {
       prepare(img) {
         const p = qwen2vlPreprocess(img, cfg);
         return { pixels: { data: p.pixelValues, shape: p.shape, gridThw: p.gridThw }, numTokens: p.numTokens, layout: qwenImageLayout(p.gridThw, cfg.mergeSize) };
+      },
+    };
+  },
+  // Pixtral: native resolution; the prompt holds the image's patch rows of [IMG], each closed by [IMG_BREAK]
+  // ([IMG_END] for the last), whose ids come from the tokenizer when the folder has one.
+  pixtral: (model, assets) => {
+    if (!(model instanceof PixtralModel)) throw new InputError('pixtral image preparation needs a PixtralModel');
+    const v = model.config.vision;
+    const cfg = assets.preprocessor ? parsePixtralProcessorConfig(assets.preprocessor) : pixtralProcessorConfig({ longestEdge: v.imageSize, patchSize: v.patchSize });
+    if (cfg.patchSize.height !== v.patchSize || cfg.patchSize.width !== v.patchSize)
+      throw new ConfigError(`preprocessor_config.json: patch_size ${cfg.patchSize.height}x${cfg.patchSize.width} differs from vision_config.patch_size ${v.patchSize}`);
+    const tok = assets.tokenizer;
+    const imageBreak = tok?.tokenToId('[IMG_BREAK]');
+    const imageEnd = tok?.tokenToId('[IMG_END]');
+    return {
+      prepare(img) {
+        const p = pixtralPreprocess(img, cfg);
+        const layout = model.layoutFor(p.imageSize);
+        const tokenIds =
+          imageBreak !== undefined && imageEnd !== undefined ? pixtralImageTokenIds(layout, { image: model.imageTokenIndex, imageBreak, imageEnd }) : undefined;
+        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout, tokenIds };
       },
     };
   },

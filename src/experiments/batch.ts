@@ -2,9 +2,11 @@
 // selectors (spans + padding offset), and the images of the rows stacked in row order.
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
+import { padImagesToBatch } from '../io/processors';
 import type { RowGeometry } from '../interventions/selectors';
 import type { Model, ModelInputs } from '../models/model';
-import type { PixelInput } from './assets';
+import { imagePrepFor, type PixelInput } from './assets';
+import type { RgbImage } from '../io/image';
 import type { PromptCase, PromptSource } from './source';
 
 export interface Batch {
@@ -36,8 +38,17 @@ function padCrops(pix: PixelInput[]): PixelInput[] {
   });
 }
 
-function stackPixels(given: PixelInput[]): Pick<ModelInputs, 'pixelValues' | 'imageSizes' | 'imageGridThw'> {
+/**
+ * Pixels of several images as one model input, in order: equal shapes stacked, LLaVA-NeXT crops zero-filled to
+ * the most crops, Qwen2-VL patches concatenated, native-resolution images (Pixtral, [1, C, h, w] with their
+ * processed `imageSize`) zero-padded to the largest height and width.
+ */
+export function stackPixels(given: PixelInput[]): Pick<ModelInputs, 'pixelValues' | 'imageSizes' | 'imageGridThw'> {
   if (given.length === 0) return {};
+  if (given.every((p) => p.shape.length === 4 && p.shape[0] === 1 && p.imageSize) && new Set(given.map((p) => p.shape.slice(2).join('x'))).size > 1) {
+    const b = padImagesToBatch(given.map((p) => ({ data: p.data, shape: p.shape.slice(1) })));
+    return { pixelValues: tf.tensor(b.pixelValues, b.shape), imageSizes: given.map((p) => p.imageSize!) };
+  }
   const pix = padCrops(given);
   const rest = pix[0].shape.slice(1);
   const same = pix.every((p) => p.shape.length === rest.length + 1 && p.shape.slice(1).every((d, i) => d === rest[i]));
@@ -106,4 +117,14 @@ export function chunks<T>(xs: readonly T[], n: number): T[][] {
 export function batchesOf(cases: readonly PromptCase[], n: number): PromptCase[][] {
   const sorted = [...cases].sort((a, b) => a.inputIds.length - b.inputIds.length || (a.image ? 1 : 0) - (b.image ? 1 : 0));
   return chunks(sorted, n);
+}
+
+/**
+ * Raw images → the model's image inputs through its family's own processor (imagePrepFor): pixel values plus
+ * image sizes or grids, ready to merge into ModelInputs. Images are in prompt order (row by row).
+ */
+export function imageInputsFor(model: Model, images: readonly RgbImage[]): Pick<ModelInputs, 'pixelValues' | 'imageSizes' | 'imageGridThw'> {
+  if (images.length === 0) return {};
+  const prep = imagePrepFor(model);
+  return stackPixels(images.map((img) => prep.prepare(img).pixels));
 }

@@ -59,7 +59,7 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
   const tok = tokenizerFor(model, ds, opts.tokenizer);
   const template = opts.template ?? modelAssets(model).template ?? defaultTemplate(model);
   let prep: ImagePrep | null = null;
-  const prepared = new Map<string, { pixels: PixelInput; numTokens: number; layout: ImageLayout | null }>();
+  const prepared = new Map<string, { pixels: PixelInput; numTokens: number; layout: ImageLayout | null; tokenIds?: number[] }>();
   const entities: EntityRef[] = ds.entities.map((e) => ({
     key: joinKey(e.sUri, e.subject),
     subject: e.subject,
@@ -87,7 +87,7 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
   const imageTokens = (rel: string) => {
     const p = prepared.get(rel);
     if (!p) throw new InputError(`image ${rel} has not been prepared; call prepareSource(source, entities) first`);
-    return { numTokens: p.numTokens, layout: p.layout ?? undefined };
+    return { numTokens: p.numTokens, layout: p.layout ?? undefined, tokenIds: p.tokenIds };
   };
   const build = (e: EntityRef, role: PromptCase['role'], question: string, imageRel: string | null, extra: Partial<PromptCase> & { answerPrefix?: string }): PromptCase => {
     const images = imageRel ? [imageTokens(imageRel)] : [];
