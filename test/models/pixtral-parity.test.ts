@@ -141,3 +141,24 @@ test('2-D RoPE: even frequencies turn with the row, odd ones with the column (Pi
   };
   for (const [r, c] of [[0, 0], [1, 2], [0, 1], [1, 0]]) at(r, c).forEach((v, i) => assert.ok(Math.abs(v - want(r, c)[i]) < 1e-6, `(${r},${c})[${i}]`));
 });
+
+test('P: repeated forwards, generations and refused inputs leave tf.memory().numTensors at baseline', () => {
+  const base = tf.memory().numTensors;
+  const one = fixturePixels([0]);
+  const bad = (inp.input_ids as number[][]).map((r) => r.map((t, i) => (i === 11 ? IMG : t))); // a break turned into [IMG]
+  for (let i = 0; i < 3; i++) {
+    const r = model.forward(
+      { inputIds: inp.input_ids, attentionMask: inp.attention_mask, pixelValues: px.pixels, imageSizes: px.imageSizes },
+      { cache: ['vision.features', 'projector.out', 'lm.blocks.2.attn.pattern'], hooks: { 'vision.blocks.0.attn_out': (v) => tf.mul(v, 0.5), 'lm.blocks.1.resid_post': (v) => tf.add(v, 0) } },
+    );
+    r.dispose();
+    const g = model.generate(
+      { inputIds: [inp.input_ids[0]], pixelValues: one.pixels, imageSizes: one.imageSizes },
+      { maxNewTokens: 3, run: { cache: ['lm.blocks.0.attn_out', 'vision.embed'] } },
+    );
+    tf.dispose([...g.cache.values()]);
+    assert.throws(() => model.forward({ inputIds: bad, attentionMask: inp.attention_mask, pixelValues: px.pixels, imageSizes: px.imageSizes }), InputError);
+  }
+  one.pixels.dispose();
+  assert.equal(tf.memory().numTensors, base);
+});
