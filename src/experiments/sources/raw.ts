@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { InputError } from '../../errors';
 import { checkQuestionWhere, matchesWhere, type QuestionWhere } from '../../data/popvqa';
-import type { TokenSpan } from '../../io/prompt';
+import type { ImageLayout, TokenSpan } from '../../io/prompt';
 import { spansFromIds } from '../../interventions/selectors';
 import type { PixelInput } from '../assets';
 import { filterEntities, type EntityRef, type Modality, type PromptCase, type PromptSource } from '../source';
@@ -33,9 +33,11 @@ export interface RawPrompts {
   entities: { key: string; subject: string; aliases?: string[]; type: string; extra?: Record<string, string> }[];
   /**
    * Preprocessed pixel values per image key, shape with a leading 1 ([1, 3, 28, 28]; LLaVA-NeXT
-   * [1, crops, 3, H, W] with `imageSize` [h, w]); Qwen2-VL flattened patches [patches, row] with `gridThw`.
+   * [1, crops, 3, H, W] with `imageSize` [h, w]); Qwen2-VL flattened patches [patches, row] with `gridThw`;
+   * Pixtral [1, 3, h, w] with the processed `imageSize`. `layout` (an ImageLayout) gives the image's token
+   * geometry; a Pixtral image needs it, since its [IMG] rows are split by [IMG_BREAK] tokens.
    */
-  images?: Record<string, { shape: number[]; data: number[] | Float32Array; imageSize?: [number, number]; gridThw?: [number, number, number] }>;
+  images?: Record<string, { shape: number[]; data: number[] | Float32Array; imageSize?: [number, number]; gridThw?: [number, number, number]; layout?: ImageLayout }>;
   prompts: RawPrompt[];
 }
 
@@ -85,7 +87,8 @@ export function rawSource(raw: RawPrompts, where: readonly QuestionWhere[] = [])
     const entity = byKey.get(p.entity);
     if (!entity) throw new InputError(`raw prompts: prompts[${i}] names entity "${p.entity}", which is not in "entities"`);
     if (p.image && !raw.images?.[p.image]) throw new InputError(`raw prompts: prompts[${i}] uses image "${p.image}", which is not in "images"`);
-    const spans = spansFromIds(p.inputIds, { imageTokenId: p.modality === 'image' ? raw.imageTokenId : undefined, subject: p.subject ?? null });
+    const layout = p.image ? raw.images?.[p.image]?.layout : undefined;
+    const spans = spansFromIds(p.inputIds, { imageTokenId: p.modality === 'image' ? raw.imageTokenId : undefined, subject: p.subject ?? null, layouts: layout ? [layout] : undefined });
     if (p.modality === 'image' && spans.images.length === 0)
       throw new InputError(`raw prompts: prompts[${i}] is an image prompt but has no image token ${raw.imageTokenId ?? '(imageTokenId missing)'}`);
     return {
