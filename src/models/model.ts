@@ -13,9 +13,12 @@ export interface ModelInputs {
   inputIds: number[][];
   /** 1 = real token, 0 = padding; defaults to all ones. */
   attentionMask?: number[][];
-  /** Preprocessed pixels: [N, C, H, W] (LLaVA), [N, crops, C, H, W] (LLaVA-NeXT), flattened patches (Qwen2-VL). */
+  /**
+   * Preprocessed pixels: [N, C, H, W] (LLaVA), [N, crops, C, H, W] (LLaVA-NeXT), flattened patches (Qwen2-VL),
+   * [N, C, H, W] zero-padded to the largest image (Pixtral, with `imageSizes`).
+   */
   pixelValues?: tf.Tensor;
-  /** LLaVA-NeXT original (height, width) per image. */
+  /** (height, width) per image: the original size (LLaVA-NeXT), the processed size (Pixtral). */
   imageSizes?: [number, number][];
   /** Qwen2-VL (t, h, w) patch grid per image. */
   imageGridThw?: [number, number, number][];
