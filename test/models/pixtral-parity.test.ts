@@ -78,6 +78,19 @@ test('P: logits, every hidden state (real tokens), vision output and image featu
   }
 });
 
+test('P: decoder weights streamed layer by layer give the same logits (Pixtral-12B does not fit wasm resident)', () => {
+  const s = loadModelFromDir(DIR, { streaming: 'always' });
+  try {
+    assert.equal(s.decoder.w.layers.streaming, true);
+    const r = s.forward({ inputIds: inp.input_ids, attentionMask: inp.attention_mask, pixelValues: px.pixels, imageSizes: px.imageSizes });
+    const d = maxDiff(r.logits!, out.logits, (inp.attention_mask as number[][]).flat(), s.vocabSize);
+    r.dispose();
+    assert.ok(d < TOL, `streamed logits differ by ${d}`);
+  } finally {
+    s.dispose();
+  }
+});
+
 test('P: greedy generation with a KV cache (tokens and step logits)', () => {
   const g = out.generation;
   const row = g.input_row as number;
