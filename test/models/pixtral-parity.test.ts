@@ -78,6 +78,20 @@ test('P: logits, every hidden state (real tokens), vision output and image featu
   }
 });
 
+test('P: the per-head attention path of large images gives the same tower output', () => {
+  const v = (model as PixtralModel).vision;
+  const keep = v.batchedAttentionMax;
+  v.batchedAttentionMax = 0;
+  try {
+    const r = model.forward({ inputIds: inp.input_ids, attentionMask: inp.attention_mask, pixelValues: px.pixels, imageSizes: px.imageSizes }, { cache: ['vision.features'] });
+    const d = maxDiff(r.cache.get('vision.features')!, out.vision.hidden_states[0]);
+    r.dispose();
+    assert.ok(d < TOL, `vision output differs by ${d}`);
+  } finally {
+    v.batchedAttentionMax = keep;
+  }
+});
+
 test('P: decoder weights streamed layer by layer give the same logits (Pixtral-12B does not fit wasm resident)', () => {
   const s = loadModelFromDir(DIR, { streaming: 'always' });
   try {

@@ -4,6 +4,7 @@
 // image attends on its own, which is the same computation (masked scores contribute exp(-inf) = 0 exactly).
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors';
+import { BATCHED_ATTENTION_MAX } from '../decoder';
 import { RunContext, type HookPointInfo } from '../hooks';
 import { applyRope, gatedMlp, linear, rmsNorm } from '../layers';
 import { patchify, readPatchEmbedding } from '../vit';
@@ -110,6 +111,9 @@ export function pixtralRopeTables(rows: number, cols: number, headDim: number, t
 }
 
 export class PixtralVisionModel {
+  /** Attention sizes (heads·n²·head_dim per image) up to which all heads run as one batched product. */
+  batchedAttentionMax = BATCHED_ATTENTION_MAX;
+
   constructor(
     readonly cfg: PixtralVisionConfig,
     readonly w: PixtralVisionWeights,
@@ -177,8 +181,21 @@ export class PixtralVisionModel {
     let s = 0;
     for (const n of lengths) {
       const head = (t: tf.Tensor) => t.slice([s, 0, 0], [n, H, hd]).transpose([1, 0, 2]); // [H, n, hd]
-      const probs = tf.softmax(tf.matMul(head(q), head(k), false, true), -1); // [H, n, n]
-      outs.push(tf.matMul(probs, head(v)).transpose([1, 0, 2]).reshape([n, D]));
+      const [qi, ki, vi] = [head(q), head(k), head(v)];
+      if (H * n * n * hd <= this.batchedAttentionMax) {
+        const probs = tf.softmax(tf.matMul(qi, ki, false, true), -1); // [H, n, n]
+        outs.push(tf.matMul(probs, vi).transpose([1, 0, 2]).reshape([n, D]));
+      } else {
+        // A full-size image (Pixtral-12B: 64x64 patches, 16 heads) would hold H·n² scores at once: one head
+        // at a time, as rank-2 products (the fast path on wasm).
+        const heads: tf.Tensor[] = [];
+        for (let h = 0; h < H; h++) {
+          const one = (t: tf.Tensor) => t.slice([h, 0, 0], [1, n, hd]).reshape([n, hd]);
+          const probs = tf.softmax(tf.matMul(one(qi), one(ki).transpose()), -1);
+          heads.push(tf.matMul(probs, one(vi)));
+        }
+        outs.push(tf.concat(heads, 1)); // [n, H·hd], heads in order
+      }
       s += n;
     }
     return linear(outs.length === 1 ? outs[0] : tf.concat(outs, 0), l.o);
