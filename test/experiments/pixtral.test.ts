@@ -1,6 +1,7 @@
 // Pixtral through the experiment layer (pre-tokenised prompts of pixtral_tiny_P, images of different processed
-// sizes in one batch): the scheduled knockout sweep equals the naive one, and the logit lens reports each image
-// position's patch row/column and the [IMG_BREAK]/[IMG_END] terminators as row ends.
+// sizes in one batch): the scheduled knockout sweep equals the naive one, the logit lens reports each image
+// position's patch row/column and the [IMG_BREAK]/[IMG_END] terminators as row ends, and every experiment kind
+// runs end to end (numbers mean nothing on random weights; the pipeline must run and leave no tensor behind).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -8,22 +9,47 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { runExperiment } from '../../src/experiments';
 import type { RawPrompts } from '../../src/experiments/sources/raw';
-import { pixtralImageLayout } from '../../src/io/processors';
-import { loadModelFromDir } from '../../src/models/load';
+import { openCheckpoint } from '../../src/io/checkpoint';
+import { pixtralImageLayout, pixtralImageTokenIds } from '../../src/io/processors';
+import { CausalLM } from '../../src/models/causal-lm';
+import { checkpointSource, loadModelFromDir } from '../../src/models/load';
 import type { Model } from '../../src/models/model';
+import type { WeightSource } from '../../src/models/weights';
 import { FIXTURES2 } from '../fixtures/paths';
 import { flat, readJson } from '../models/helpers';
 
-const inp = readJson(path.join(FIXTURES2, 'pixtral_tiny_P', 'inputs.json'));
+const DIR = path.join(FIXTURES2, 'pixtral_tiny_P');
+const inp = readJson(path.join(DIR, 'inputs.json'));
 let model: Model;
+let backbone: Model;
 before(async () => {
   await initEngine();
-  model = loadModelFromDir(path.join(FIXTURES2, 'pixtral_tiny_P'));
+  model = loadModelFromDir(DIR);
+  backbone = textBackboneOfP();
 });
 after(() => {
   model.dispose();
+  backbone.dispose();
   shutdownEngine();
 });
+
+/** P's own Mistral text model as a MistralForCausalLM (the backbone pairing of the recovery experiment). */
+function textBackboneOfP(): Model {
+  const ckpt = openCheckpoint(DIR);
+  try {
+    const src = checkpointSource(ckpt);
+    const p = 'language_model.';
+    const text: WeightSource = {
+      origin: `${src.origin} (text model)`,
+      shape: (n) => src.shape(p + n),
+      f32: (n, t) => src.f32(p + n, t),
+      names: () => src.names().filter((n) => n.startsWith(p)).map((n) => n.slice(p.length)),
+    };
+    return CausalLM.load(text, ckpt.config.text_config as Record<string, unknown>);
+  } finally {
+    ckpt.close();
+  }
+}
 
 function rawP(): RawPrompts {
   const ids = inp.input_ids as number[][];
@@ -78,4 +104,62 @@ test('Pixtral: logit lens labels [IMG] positions with their patch and terminator
     assert.equal(o.gridCol, k % 7 === 6 ? -1 : k % 7);
     assert.equal(o.inputToken, k % 7 === 6 ? (k === 27 ? 13 : 12) : 10);
   }
+});
+
+/**
+ * PopVQA-style prompts in P's vocabulary: four entities whose images alternate between P's two processed sizes
+ * (4x6 and 6x3 patch grids), two views each, identification, factual questions per modality, CoT questions.
+ */
+function syntheticP(): RawPrompts {
+  const sizes = (inp.image_sizes as [number, number][][]).map((r) => r[0]);
+  const pix = (inp.pixel_values as number[][][][][]).map((r) => flat(r[0]));
+  const images: RawPrompts['images'] = {};
+  const prompts: RawPrompts['prompts'] = [];
+  const imgIds = (k: number) => pixtralImageTokenIds(pixtralImageLayout(sizes[k], 7), { image: 10, imageBreak: 12, imageEnd: 13 });
+  const names = ['tok97 tok73', 'tok81 tok97', 'tok5 tok6', 'tok7 tok8'];
+  const entities = ['celebs', 'celebs', 'landmarks', 'brands'].map((type, i) => {
+    const k = i % 2;
+    const e = `e${i}`;
+    for (const v of [0, 1])
+      images[`${e}v${v}`] = { shape: [1, 3, ...sizes[k]], data: pix[k].map((x) => x * (1 + 0.05 * i + 0.1 * v)), imageSize: sizes[k], layout: pixtralImageLayout(sizes[k], 7) };
+    const identify = [1, 122, 221, ...imgIds(k), 61, 234, 244];
+    prompts.push({ entity: e, role: 'identify', modality: 'image', inputIds: identify, image: `${e}v0` });
+    prompts.push({ entity: e, role: 'view', modality: 'image', inputIds: identify, image: `${e}v0`, split: 'train' });
+    prompts.push({ entity: e, role: 'view', modality: 'image', inputIds: identify, image: `${e}v1`, split: 'test' });
+    const nameIds = names[i].split(' ').map((w) => Number(w.slice(3)));
+    for (const r of [0, 1]) {
+      const answers = ['tok223 tok251'];
+      prompts.push({ entity: e, role: 'question', modality: 'image', inputIds: [1, 50, 60, ...imgIds(k), 70 + r, 80, 90], image: `${e}v0`, answers, relation: `r${r}` });
+      prompts.push({ entity: e, role: 'question', modality: 'image', inputIds: [1, 50, 60, ...imgIds(k), 70 + r, 80, 90, 95, 96], image: `${e}v0`, answers, relation: `r${r}`, cot: true });
+      prompts.push({ entity: e, role: 'question', modality: 'text', inputIds: [1, 50, 60, ...nameIds, 70 + r, 80, 90], answers, relation: `r${r}`, subject: { start: 3, end: 5 } });
+    }
+    return { key: e, subject: names[i], aliases: [], type };
+  });
+  return { format: 'hopscope-prompts', version: 1, imageTokenId: 10, entities, images, prompts };
+}
+
+test('Pixtral: every experiment kind runs end to end and leaves no tensor behind', async () => {
+  const data = syntheticP();
+  const before = tf.memory().numTensors;
+  const small = { maxNewTokens: 2, batchSize: 8 };
+  const specs: Record<string, unknown>[] = [
+    { kind: 'recall-gap', version: 1, identifyTokens: 2, ...small },
+    { kind: 'cross-patch', version: 1, identifiedOnly: false, donorsPerTarget: 2, layers: [0, 3], ...small },
+    { kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, ...small },
+    { kind: 'knockout', version: 1, identifiedOnly: false, window: 3, modality: 'both', limit: 2, edges: ['image->last', 'image->query', 'entity->last'], ...small },
+    { kind: 'probe', version: 1, iterations: 10 },
+    // Pairs need prompts of equal length, i.e. images of one size: e0/e2 and e1/e3.
+    { kind: 'attribution', version: 1, topK: 2, pairs: 'cross' },
+    { kind: 'recovery', version: 1, identifiedOnly: false, limit: 2, layers: [0, 3], cotMaxNewTokens: 2, ...small },
+  ];
+  for (const spec of specs) {
+    const r = await runExperiment(spec, { model, data, backbone });
+    assert.ok(r.table.numRows() > 0, `${spec.kind}: empty table`);
+    if (spec.kind === 'cross-patch') {
+      // Only same-size images have equal spans: pairs across the two grids are skipped, the others patched.
+      const pairs = new Set(Array.from(r.table.array('pair') as ArrayLike<string>));
+      assert.ok(pairs.size > 0);
+    }
+  }
+  assert.equal(tf.memory().numTensors, before);
 });
