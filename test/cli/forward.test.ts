@@ -38,10 +38,7 @@ function assertLogits(dir: string, json: Record<string, any>): void {
 
 test('LLaVA-NeXT (E) from raw images only: hopscope forward matches HF logits', async () => {
   const dir = path.join(FIXTURES, 'llava_next_tiny_E');
-  const r = await forward(dir, (inp) => {
-    delete inp.pixel_values;
-    delete inp.image_sizes;
-  });
+  const r = await forward(dir, (inp) => delete inp.pixel_values);
   assert.equal(r.code, 0);
   assertLogits(dir, r.json!);
 });
@@ -52,7 +49,7 @@ test('Pixtral (P) from raw images only: hopscope forward matches HF logits and g
     dir,
     (inp) => {
       delete inp.pixel_values;
-      delete inp.image_sizes;
+      delete inp.image_sizes; // the processor says each image's size
     },
     ['--generate', '5'],
   );
