@@ -69,7 +69,7 @@ export { attributionPatching, attributionPoints, logitDiff, answerLogit, answerP
 export { recovery, DEFAULT_COT_SUFFIX, type RecoverySpec } from './recovery';
 export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, type CleanSet, type PatchJob, type JobOutput, type SweepOptions } from './scheduler';
 export { RunCheckpoint, type Row } from './checkpoint';
-export { makeBatch, rowInputs, batchesOf, type Batch } from './batch';
+export { makeBatch, rowInputs, batchesOf, stackPixels, imageInputsFor, type Batch } from './batch';
 export { generateAll, type Generation } from './greedy';
 export { toPromptSource, filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
