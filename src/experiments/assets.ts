@@ -72,6 +72,8 @@ export function defaultTemplate(model: Model): string {
       return 'mistral-instruct';
     case 'qwen2_vl':
       return 'chatml-qwen2vl';
+    case 'pixtral':
+      return 'pixtral';
     default:
       return 'plain';
   }

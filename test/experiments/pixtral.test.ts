@@ -8,6 +8,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { runExperiment } from '../../src/experiments';
+import { imagePrepFor, setModelAssets } from '../../src/experiments/assets';
+import { rgbFromNested } from '../../src/io/image';
+import { buildPrompt } from '../../src/io/prompt';
+import { TextTokenizer } from '../../src/io/tokenizer';
+import { buildWordLevelTokenizerJson } from '../../src/io/tokenizer-build';
 import type { RawPrompts } from '../../src/experiments/sources/raw';
 import { openCheckpoint } from '../../src/io/checkpoint';
 import { pixtralImageLayout, pixtralImageTokenIds } from '../../src/io/processors';
@@ -162,4 +167,25 @@ test('Pixtral: every experiment kind runs end to end and leaves no tensor behind
     }
   }
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('Pixtral prompts: the pixtral template and the tokenizer\'s [IMG_BREAK]/[IMG_END] give the rows the model reads', () => {
+  // Control tokens at Pixtral-12B's (tekken) ids: [INST] 3… here 4, [IMG] 10, [IMG_BREAK] 12, [IMG_END] 13.
+  const extra = ['[INST]', '[/INST]', '[AVAILABLE_TOOLS]', '[/AVAILABLE_TOOLS]', '[TOOL_RESULTS]', '[/TOOL_RESULTS]', '[IMG]', '[PREFIX]', '[IMG_BREAK]', '[IMG_END]'];
+  const files = buildWordLevelTokenizerJson(['What', 'is', 'this', '?'], { specials: { extra } });
+  const tok = new TextTokenizer(files.tokenizerJson, files.tokenizerConfig);
+  setModelAssets(model, { tokenizer: tok, preprocessor: readJson(path.join(DIR, 'preprocessor_config.json')) });
+  const p = imagePrepFor(model).prepare(rgbFromNested(inp.raw_images_uint8_hwc[1][0]));
+  // The fixture's row 1 holds this image's tokens from position 11 (after its padding and text).
+  assert.deepEqual(p.tokenIds, (inp.input_ids[1] as number[]).slice(11, 11 + p.numTokens));
+  const built = buildPrompt(tok, { template: 'pixtral', question: 'What is this?', images: [{ numTokens: p.numTokens, layout: p.layout!, tokenIds: p.tokenIds }], imageTokenId: 10 });
+  const q = ['What', 'is', 'this', '?'].map((w) => tok.tokenToId(w)!);
+  assert.deepEqual(built.inputIds, [1, 4, ...p.tokenIds!, ...q, 5]);
+  assert.deepEqual([built.spans.images[0].start, built.spans.images[0].length, built.spans.images[0].layout?.kind], [2, 24, 'pixtral']);
+  assert.deepEqual(built.spans.question, { start: 26, end: 30 });
+  const x = tf.tensor(p.pixels.data, p.pixels.shape);
+  const r = model.forward({ inputIds: [built.inputIds], pixelValues: x, imageSizes: [p.pixels.imageSize!] });
+  assert.deepEqual(r.logits!.shape, [1, 31, model.vocabSize]);
+  r.dispose();
+  x.dispose();
 });

@@ -9,6 +9,7 @@ export type TemplateName =
   | 'chatml-qwen2vl'
   | 'chatml-yi'
   | 'llama-3'
+  | 'pixtral'
   | 'plain';
 
 export interface TemplateSpec {
@@ -59,6 +60,17 @@ export const TEMPLATES: Readonly<Record<TemplateName, TemplateSpec>> = {
     imageBlock: '<image>\n',
     assistantTag: ' [/INST]',
     answerJoin: ' ',
+  },
+  // mistral-community/pixtral-12b chat template (tekken: no spaces around the control tokens; BOS from the
+  // tokenizer). `[IMG]` stands for the whole image: the builder writes its rows of [IMG] and [IMG_BREAK]/[IMG_END].
+  pixtral: {
+    name: 'pixtral',
+    imageToken: '[IMG]',
+    head: (sys) => '[INST]' + (sys ? `${sys}\n\n` : ''),
+    defaultSystem: '',
+    imageBlock: '[IMG]',
+    assistantTag: '[/INST]',
+    answerJoin: '',
   },
   // Qwen2-VL-*-Instruct chat template (add_generation_prompt=True).
   'chatml-qwen2vl': {
