@@ -10,7 +10,7 @@ import { fixtureJson } from './vision-fixtures';
 
 const EXTRA = [
   '<image>', '<|image_pad|>', '<|vision_start|>', '<|vision_end|>', '<|im_start|>', '<|im_end|>',
-  '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>', '[INST]', '[/INST]',
+  '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>', '[INST]', '[/INST]', '[IMG]',
 ];
 const WORDS = [
   'USER', 'ASSISTANT', 'What', 'is', 'the', 'capital', 'of', 'country', 'where', 'Eiffel', 'Tower', 'The', 'answer',
@@ -34,6 +34,7 @@ test('rendered texts per template (image, question, answer prefix)', () => {
   assert.equal(r('llava-1.5', { numImages: 0 }), 'USER: Q? ASSISTANT:');
   assert.ok(r('vicuna-v1').startsWith("A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions. USER: <image>\nQ? ASSISTANT:"));
   assert.equal(r('mistral-instruct'), '[INST] <image>\nQ? [/INST]');
+  assert.equal(r('pixtral'), '[INST][IMG]Q?[/INST]');
   assert.equal(
     r('chatml-qwen2vl'),
     '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Q?<|im_end|>\n<|im_start|>assistant\n',
