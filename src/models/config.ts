@@ -1,5 +1,6 @@
 // Typed, validated model configs read from HF config.json. Errors name the field, the value and what is allowed.
 import { ConfigError } from '../errors';
+import { parseRopeScaling, type RopeScaling } from './rope';
 
 type Json = Record<string, unknown>;
 
@@ -37,6 +38,8 @@ export interface DecoderConfig {
   tieWordEmbeddings: boolean;
   /** Qwen2-VL M-RoPE: frequency sections for the (t, h, w) position streams. */
   mropeSection?: number[];
+  /** HF `rope_scaling` (Llama-3.1 `llama3`, linear, dynamic NTK, YaRN); `{type: 'default'}` when absent. */
+  ropeScaling: RopeScaling;
   bosTokenId?: number;
   eosTokenId?: number | number[];
   padTokenId?: number;
@@ -79,12 +82,10 @@ export function parseDecoderConfig(raw: Json, where = 'text_config'): DecoderCon
   if (headDim % 2 !== 0) throw new ConfigError(`${where}: head_dim must be even for RoPE, got ${headDim}`);
   const scaling = cfg.rope_scaling as Json | null | undefined;
   let mropeSection: number[] | undefined;
-  if (scaling && typeof scaling === 'object') {
-    const type = scaling.type ?? scaling.rope_type;
-    if (Array.isArray(scaling.mrope_section)) mropeSection = (scaling.mrope_section as number[]).map(Number);
-    else if (type && type !== 'default')
-      throw new ConfigError(`${where}: rope_scaling type "${String(type)}" is not supported yet (supported: default, mrope)`);
-  }
+  if (scaling && typeof scaling === 'object' && Array.isArray(scaling.mrope_section)) mropeSection = (scaling.mrope_section as number[]).map(Number);
+  const ropeScaling = mropeSection
+    ? ({ type: 'default' } as const)
+    : parseRopeScaling(scaling, positiveInt(cfg, 'max_position_embeddings', where, 2048), where);
   if (mropeSection && mropeSection.reduce((a, b) => a + b, 0) !== headDim / 2)
     throw new ConfigError(`${where}: mrope_section ${JSON.stringify(mropeSection)} must sum to head_dim/2 = ${headDim / 2}`);
   return {
@@ -102,6 +103,7 @@ export function parseDecoderConfig(raw: Json, where = 'text_config'): DecoderCon
     qkvBias: modelType.startsWith('qwen2') || Boolean(cfg.attention_bias),
     tieWordEmbeddings: field<boolean>(cfg, 'tie_word_embeddings', 'boolean', where, false),
     mropeSection,
+    ropeScaling,
     bosTokenId: cfg.bos_token_id as number | undefined,
     eosTokenId: cfg.eos_token_id as number | number[] | undefined,
     padTokenId: cfg.pad_token_id as number | undefined,

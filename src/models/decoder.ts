@@ -406,7 +406,7 @@ export class Decoder {
 
 import { ropeTables } from './layers';
 function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
-  return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection);
+  return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection, cfg.ropeScaling);
 }
 
 /** HF position ids from an attention mask: cumsum(mask) - 1, pads set to 1. */
