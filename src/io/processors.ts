@@ -34,3 +34,4 @@ export {
   batchQwen2VL,
   qwenImageLayout,
 } from './processors/qwen2vl';
+export { crossAttentionTokenSpans, mllamaCrossAttentionMask } from './processors/mllama';

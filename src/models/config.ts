@@ -14,7 +14,7 @@ export function field<T>(cfg: Json, key: string, kind: 'number' | 'string' | 'bo
   return v as T;
 }
 
-function positiveInt(cfg: Json, key: string, where: string, dflt?: number): number {
+export function positiveInt(cfg: Json, key: string, where: string, dflt?: number): number {
   const v = field<number>(cfg, key, 'number', where, dflt);
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${where}: "${key}" must be a positive integer, got ${v}`);
   return v;
@@ -45,7 +45,7 @@ export interface DecoderConfig {
   padTokenId?: number;
 }
 
-const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text'];
+const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text', 'mllama_text_model'];
 
 /**
  * The defaults of transformers' config classes. HF's save_pretrained omits fields equal to the class default,
@@ -58,13 +58,15 @@ const DECODER_DEFAULTS: Record<string, Record<string, number | string | boolean>
 };
 DECODER_DEFAULTS.qwen2_vl = { ...DECODER_DEFAULTS.qwen2, vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 1000000 };
 DECODER_DEFAULTS.qwen2_vl_text = DECODER_DEFAULTS.qwen2_vl;
+// MllamaTextConfig (Llama-3.2-11B-Vision's text model); its cross-attention layers are read by src/models/mllama.
+DECODER_DEFAULTS.mllama_text_model = { ...DECODER_DEFAULTS.llama, vocab_size: 128256, intermediate_size: 14336, num_hidden_layers: 40, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 131072 };
 
 const VISION_DEFAULTS: Record<string, Record<string, number | string>> = {
   clip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 32, num_channels: 3 },
   siglip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 16, num_channels: 3 },
 };
 
-function withDefaults(cfg: Json, defaults: Record<string, unknown> | undefined): Json {
+export function withDefaults(cfg: Json, defaults: Record<string, unknown> | undefined): Json {
   return defaults ? { ...defaults, ...Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== null && v !== undefined)) } : cfg;
 }
 

@@ -54,6 +54,12 @@ export function activation(name: Activation | string, x: tf.Tensor): tf.Tensor {
   }
 }
 
+/** Llama's SwiGLU MLP with gate and up fused into one [D, 2I] weight: down(act(gate(x)) * up(x)). */
+export function gatedMlp(x: tf.Tensor, gateUp: tf.Tensor, down: tf.Tensor, intermediate: number, act: string): tf.Tensor {
+  const [gate, up] = tf.split(linear(x, gateUp), [intermediate, intermediate], -1);
+  return linear(tf.mul(activation(act, gate), up), down);
+}
+
 /** HF rotate_half: concat(-x2, x1) over the last axis. */
 export function rotateHalf(x: tf.Tensor): tf.Tensor {
   const d = x.shape[x.rank - 1];
