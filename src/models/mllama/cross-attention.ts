@@ -154,7 +154,11 @@ export class CrossAttentionRun implements CrossLayers {
     const nRep = H / KV;
     // HF divides the scores by √hd after the product (the self-attention path scales q first).
     const scores = tf.div(tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true), Math.sqrt(hd)).reshape([B, H, T, S]);
-    let pattern = tf.softmax(tf.add(tf.add(scores, add), extra ?? 0), -1);
+    const total = extra ? tf.add(add, extra) : add;
+    let pattern = tf.softmax(tf.add(scores, total), -1);
+    // Knockout: a query whose every edge is blocked reads nothing (softmax alone would spread it evenly over the
+    // blocked tokens). HF's own all-masked rows never get here: their mask is zeroed above.
+    if (extra) pattern = tf.mul(pattern, tf.cast(tf.greater(tf.max(total, -1, true), MASK_NEG / 2), 'float32'));
     const patternName = `${b}.xattn.pattern`;
     if (ctx.wants(patternName)) pattern = ctx.point(patternName, pattern, offset, i);
     const heads = tf.matMul(pattern.reshape([B, KV, nRep * T, S]), v).reshape([B, H, T, hd]);
