@@ -34,4 +34,13 @@ export {
   batchQwen2VL,
   qwenImageLayout,
 } from './processors/qwen2vl';
-export { crossAttentionTokenSpans, mllamaCrossAttentionMask } from './processors/mllama';
+export type { MllamaProcessorConfig, MllamaPixels } from './processors/mllama';
+export {
+  crossAttentionTokenSpans,
+  mllamaCrossAttentionMask,
+  parseMllamaProcessorConfig,
+  supportedAspectRatios,
+  optimalTiledCanvas,
+  sizeFitToCanvas,
+  mllamaPreprocess,
+} from './processors/mllama';
