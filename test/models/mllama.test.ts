@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { InputError } from '../../src/errors';
+import { imagePrepFor } from '../../src/experiments/assets';
 import { mllamaCrossAttentionMask } from '../../src/io/processors';
 import { loadModelFromDir } from '../../src/models/load';
 import type { ModelInputs } from '../../src/models/model';
@@ -49,6 +50,10 @@ describe('mllama_tiny_H parity', () => {
     assert.equal(model.family, 'mllama');
     assert.equal(model.imageInput, 'cross-attention');
     assert.deepEqual(model.config.crossAttentionLayers, [1, 3]);
+  });
+
+  test('experiments that place images at token positions refuse with the reason', () => {
+    assert.throws(() => imagePrepFor(model), (e: Error) => e instanceof InputError && /cross-attention/.test(e.message) && /no image positions/.test(e.message));
   });
 
   test('vision output, cross-attention states, logits and all L+1 hidden states within 1e-5', () => {
