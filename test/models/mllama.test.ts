@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { InputError } from '../../src/errors';
 import { imagePrepFor } from '../../src/experiments/assets';
+import { canonicalName } from '../../src/io/checkpoint';
 import { mllamaCrossAttentionMask } from '../../src/io/processors';
 import { loadModelFromDir } from '../../src/models/load';
 import type { ModelInputs } from '../../src/models/model';
@@ -50,6 +51,14 @@ describe('mllama_tiny_H parity', () => {
     assert.equal(model.family, 'mllama');
     assert.equal(model.imageInput, 'cross-attention');
     assert.deepEqual(model.config.crossAttentionLayers, [1, 3]);
+  });
+
+  test('the transformers >= 4.52 tensor layout maps back to the canonical names', () => {
+    assert.equal(canonicalName('model.language_model.layers.1.cross_attn.q_norm.weight', 'mllama'), 'language_model.model.layers.1.cross_attn.q_norm.weight');
+    assert.equal(canonicalName('model.vision_model.class_embedding', 'mllama'), 'vision_model.class_embedding');
+    assert.equal(canonicalName('model.multi_modal_projector.bias', 'mllama'), 'multi_modal_projector.bias');
+    assert.equal(canonicalName('lm_head.weight', 'mllama'), 'language_model.lm_head.weight');
+    assert.equal(canonicalName('vision_model.class_embedding', 'mllama'), 'vision_model.class_embedding');
   });
 
   test('experiments that place images at token positions refuse with the reason', () => {
