@@ -204,7 +204,7 @@ export abstract class ModelBase implements Model {
     const padId = this.text.padTokenId ?? [...eos][0] ?? 0;
     const run = opts.run ?? {};
     const ctx = new RunContext(run);
-    const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask }) : ctx;
+    const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask, crossAttnMask: run.crossAttnMask }) : ctx;
     const newTokens: number[][] = ids.map(() => []);
     const stepLogits: Float32Array[][] = [];
     const done = new Array<boolean>(B).fill(false);

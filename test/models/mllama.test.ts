@@ -159,6 +159,32 @@ describe('mllama hook points', () => {
     }
   });
 
+  test('per-layer cross-patching: lm.blocks.N.xattn.states swaps the states one layer reads, once per run', () => {
+    const donor = tf.randomNormal([2, 4 * 17, model.dModel], 0, 1, 'float32', 11);
+    const swap = () => donor;
+    const base = model.forward(inputs());
+    const all = model.forward(inputs(), { hooks: { 'vision.cross_attention_states': swap } });
+    const both = model.forward(inputs(), { hooks: { 'lm.blocks.1.xattn.states': swap, 'lm.blocks.3.xattn.states': swap } });
+    const one = model.forward(inputs(), { hooks: { 'lm.blocks.1.xattn.states': swap } });
+    try {
+      assert.equal(maxDiff(both.logits!, all.logits!.dataSync() as Float32Array), 0, 'every layer swapped = the states swapped');
+      const b = base.logits!.dataSync() as Float32Array;
+      assert.ok(maxDiff(one.logits!, b, rows, model.vocabSize) > 1e-4 && maxDiff(one.logits!, all.logits!.dataSync() as Float32Array, rows, model.vocabSize) > 1e-4);
+      let calls = 0;
+      const row0 = donor.slice([0], [1]);
+      const g = model.generate(
+        { ...inputs(), inputIds: [inp.input_ids[0]], attentionMask: [inp.attention_mask[0]], pixelValues: undefined, imageFeatures: row0, crossAttentionMask: [inp.cross_attention_mask[0]] },
+        { maxNewTokens: 3, run: { hooks: { 'lm.blocks.3.xattn.states': () => void calls++ } } },
+      );
+      row0.dispose();
+      assert.equal(g.newTokens[0].length, 3);
+      assert.equal(calls, 1, 'keys/values are computed once per generation');
+    } finally {
+      [base, all, both, one].forEach((r) => r.dispose());
+      donor.dispose();
+    }
+  });
+
   test('knocking out every text → vision edge removes the influence of the image (and blocking nothing changes nothing)', () => {
     const all = (_l: number, ev: { tq: number; tk: number }) => tf.fill([1, 1, ev.tq, ev.tk], -1e30);
     const base = model.forward(inputs());

@@ -72,6 +72,7 @@ export function crossLayerHookPoints(i: number): HookPointInfo[] {
   const d = ['batch', 'pos', 'd_model'];
   return [
     { name: `${b}.resid_pre`, axes: d, part: 'lm', layer: i },
+    { name: `${b}.xattn.states`, axes: ['batch', 'vision_token', 'd_model'], part: 'lm', layer: i },
     { name: `${b}.xattn.pattern`, axes: ['batch', 'head', 'query_pos', 'vision_token'], part: 'lm', layer: i },
     { name: `${b}.xattn_out`, axes: d, part: 'lm', layer: i },
     { name: `${b}.resid_mid`, axes: d, part: 'lm', layer: i },
@@ -104,14 +105,19 @@ export class CrossAttentionRun implements CrossLayers {
     this.promptLen = mask.visible[0].length;
   }
 
-  /** Keys and values of layer i, [B, KV, S, hd], computed once and kept across the tidy scopes of a generation. */
-  private keysValues(i: number, w: CrossLayerWeights): { k: tf.Tensor; v: tf.Tensor } {
+  /**
+   * Keys and values of layer i, [B, KV, S, hd], computed once and kept across the tidy scopes of a generation.
+   * The states pass through `lm.blocks.i.xattn.states` first, so cross-patching can swap a donor's states into
+   * chosen layers only (the hook fires once per run: decode steps reuse the keys/values).
+   */
+  private keysValues(i: number, w: CrossLayerWeights, ctx: RunContext): { k: tf.Tensor; v: tf.Tensor } {
     const got = this.kv.get(i);
     if (got) return got;
     const { numKvHeads: KV, headDim: hd, rmsNormEps: eps } = this.cfg;
     const [B, S] = this.states.shape as number[];
     const kv = tf.tidy(() => {
-      const [k0, v0] = tf.split(linear(this.states, w.kv).reshape([B, S, 2 * KV, hd]).transpose([0, 2, 1, 3]), 2, 1);
+      const states = ctx.point(`lm.blocks.${i}.xattn.states`, this.states, 0, i);
+      const [k0, v0] = tf.split(linear(states, w.kv).reshape([B, S, 2 * KV, hd]).transpose([0, 2, 1, 3]), 2, 1);
       return { k: tf.keep(rmsNorm(k0, w.kNorm, eps)), v: tf.keep(v0.clone()) };
     });
     this.kv.set(i, kv);
@@ -146,7 +152,7 @@ export class CrossAttentionRun implements CrossLayers {
     const [B, T] = x.shape as number[];
     const b = `lm.blocks.${i}`;
     const y = ctx.point(`${b}.resid_pre`, x, offset, i);
-    const { k, v } = this.keysValues(i, w);
+    const { k, v } = this.keysValues(i, w, ctx);
     const S = k.shape[2] as number;
     const q = rmsNorm(linear(rmsNorm(y, w.inputNorm, eps), w.q).reshape([B, T, H, hd]).transpose([0, 2, 1, 3]), w.qNorm, eps);
     const { add, row } = this.masks(T, offset);
