@@ -51,6 +51,7 @@ describe('mllama_tiny_H parity', () => {
     assert.equal(model.family, 'mllama');
     assert.equal(model.imageInput, 'cross-attention');
     assert.deepEqual(model.config.crossAttentionLayers, [1, 3]);
+    assert.deepEqual(model.selfAttentionLayers, [0, 2, 4]);
   });
 
   test('the transformers >= 4.52 tensor layout maps back to the canonical names', () => {
@@ -111,6 +112,24 @@ describe('mllama_tiny_H parity', () => {
     assert.deepEqual(res.newTokens[0], g.new_tokens);
     const steps = Float32Array.from(res.stepLogits!.flatMap((s) => [...s[0]]));
     assert.ok(maxDiff(steps, g.step_logits) < TOL, `step logits ${maxDiff(steps, g.step_logits)}`);
+  });
+
+  test('batched left-padded generation: row 0 generates the tokens of HF', () => {
+    const res = model.generate(inputs(), { maxNewTokens: out.generation.max_new_tokens });
+    assert.deepEqual(res.newTokens[0], out.generation.new_tokens);
+    assert.equal(res.newTokens[1].length, out.generation.max_new_tokens);
+  });
+
+  test('a run started at layer 2 still reads the image in cross-attention layer 3', () => {
+    const full = model.forward(inputs(), { cache: ['lm.blocks.2.resid_pre'] });
+    const start = full.cache.get('lm.blocks.2.resid_pre')!;
+    const r = model.forward(inputs(), { startLayer: 2, startResid: start });
+    try {
+      assert.ok(maxDiff(r.logits!, full.logits!.dataSync() as Float32Array, rows, model.vocabSize) < 1e-6);
+    } finally {
+      r.dispose();
+      full.dispose();
+    }
   });
 });
 

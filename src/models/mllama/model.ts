@@ -78,6 +78,14 @@ export class MllamaModel extends ModelBase {
     ];
   }
 
+  /**
+   * The decoder layers that are self-attention layers, in order: the l-th is layer l of the text-only backbone
+   * (Llama-3.1-8B for Llama-3.2-11B-Vision), so backbone ↔ VLM patching maps backbone layer l to this[l].
+   */
+  get selfAttentionLayers(): number[] {
+    return Array.from({ length: this.numLayers }, (_, i) => i).filter((i) => !this.crossLayers.has(i));
+  }
+
   /** Vision tokens per image (tiles × (patches + class token)), the unit of the cross-attention states. */
   get visionTokensPerImage(): number {
     return this.config.vision.maxNumTiles * patchesPerTile(this.config.vision);
