@@ -163,6 +163,14 @@ export function registerImagePrep(family: string, factory: PrepFactory): void {
 }
 
 export function imagePrepFor(model: Model): ImagePrep {
+  // Every experiment source places images as image-token spans in the residual stream; a cross-attention model
+  // has none (docs/families.md), so refuse with that reason rather than a missing-preprocessor one.
+  if (model.imageInput === 'cross-attention')
+    throw new InputError(
+      `model family "${model.family}" reads images through cross-attention layers, so there are no image positions for ` +
+        'experiment prompts, selectors or freezing; run model.forward with pixelValues/aspectRatioIds/aspectRatioMask and ' +
+        'use the hooks vision.cross_attention_states and lm.blocks.N.xattn_out, or RunOptions.crossAttnMask (see docs/families.md)',
+    );
   const f = PREPS[model.family];
   if (!f) throw new InputError(`no image preprocessing registered for model family "${model.family}" (known: ${Object.keys(PREPS).join(', ')})`);
   return f(model, modelAssets(model));

@@ -9,7 +9,7 @@ import type { FloatDtype } from './dtype';
 import { SafetensorsFile, type CompactTensor, type Dtype, type ReadOptions, type TensorEntry } from './safetensors';
 
 /** How tensor names are laid out, from `config.model_type`. */
-export type ModelFamily = 'llava' | 'qwen2_vl' | 'text' | 'other';
+export type ModelFamily = 'llava' | 'qwen2_vl' | 'mllama' | 'text' | 'other';
 
 const LLAVA_TYPES = new Set(['llava', 'llava_next', 'llava_next_video', 'llava_onevision', 'vipllava']);
 const QWEN2_VL_TYPES = new Set(['qwen2_vl', 'qwen2_5_vl']);
@@ -19,6 +19,7 @@ export function modelFamily(modelType: unknown): ModelFamily {
   if (typeof modelType !== 'string') return 'other';
   if (LLAVA_TYPES.has(modelType)) return 'llava';
   if (QWEN2_VL_TYPES.has(modelType)) return 'qwen2_vl';
+  if (modelType === 'mllama') return 'mllama';
   if (TEXT_TYPES.has(modelType)) return 'text';
   return 'other';
 }
@@ -34,6 +35,12 @@ const NEWER_TO_CANONICAL: Record<ModelFamily, readonly (readonly [string, string
   qwen2_vl: [
     ['model.language_model.', 'model.'],
     ['model.visual.', 'visual.'],
+  ],
+  mllama: [
+    ['model.language_model.', 'language_model.model.'],
+    ['model.vision_model.', 'vision_model.'],
+    ['model.multi_modal_projector.', 'multi_modal_projector.'],
+    ['lm_head.', 'language_model.lm_head.'],
   ],
   text: [],
   other: [],

@@ -45,3 +45,13 @@ export {
   pixtralPreprocess,
   padImagesToBatch,
 } from './processors/pixtral';
+export type { MllamaProcessorConfig, MllamaPixels } from './processors/mllama';
+export {
+  crossAttentionTokenSpans,
+  mllamaCrossAttentionMask,
+  parseMllamaProcessorConfig,
+  supportedAspectRatios,
+  optimalTiledCanvas,
+  sizeFitToCanvas,
+  mllamaPreprocess,
+} from './processors/mllama';

@@ -1,5 +1,6 @@
 // Typed, validated model configs read from HF config.json. Errors name the field, the value and what is allowed.
 import { ConfigError } from '../errors';
+import { parseRopeScaling, type RopeScaling } from './rope';
 
 type Json = Record<string, unknown>;
 
@@ -13,7 +14,7 @@ export function field<T>(cfg: Json, key: string, kind: 'number' | 'string' | 'bo
   return v as T;
 }
 
-function positiveInt(cfg: Json, key: string, where: string, dflt?: number): number {
+export function positiveInt(cfg: Json, key: string, where: string, dflt?: number): number {
   const v = field<number>(cfg, key, 'number', where, dflt);
   if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${where}: "${key}" must be a positive integer, got ${v}`);
   return v;
@@ -37,12 +38,14 @@ export interface DecoderConfig {
   tieWordEmbeddings: boolean;
   /** Qwen2-VL M-RoPE: frequency sections for the (t, h, w) position streams. */
   mropeSection?: number[];
+  /** HF `rope_scaling` (Llama-3.1 `llama3`, linear, dynamic NTK, YaRN); `{type: 'default'}` when absent. */
+  ropeScaling: RopeScaling;
   bosTokenId?: number;
   eosTokenId?: number | number[];
   padTokenId?: number;
 }
 
-const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text'];
+const DECODER_TYPES = ['llama', 'mistral', 'qwen2', 'qwen2_vl', 'qwen2_vl_text', 'mllama_text_model'];
 
 /**
  * The defaults of transformers' config classes. HF's save_pretrained omits fields equal to the class default,
@@ -55,13 +58,15 @@ const DECODER_DEFAULTS: Record<string, Record<string, number | string | boolean>
 };
 DECODER_DEFAULTS.qwen2_vl = { ...DECODER_DEFAULTS.qwen2, vocab_size: 152064, hidden_size: 8192, intermediate_size: 29568, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 1000000 };
 DECODER_DEFAULTS.qwen2_vl_text = DECODER_DEFAULTS.qwen2_vl;
+// MllamaTextConfig (Llama-3.2-11B-Vision's text model); its cross-attention layers are read by src/models/mllama.
+DECODER_DEFAULTS.mllama_text_model = { ...DECODER_DEFAULTS.llama, vocab_size: 128256, intermediate_size: 14336, num_hidden_layers: 40, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 500000, max_position_embeddings: 131072 };
 
 const VISION_DEFAULTS: Record<string, Record<string, number | string>> = {
   clip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 32, num_channels: 3 },
   siglip_vision_model: { hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, image_size: 224, patch_size: 16, num_channels: 3 },
 };
 
-function withDefaults(cfg: Json, defaults: Record<string, unknown> | undefined): Json {
+export function withDefaults(cfg: Json, defaults: Record<string, unknown> | undefined): Json {
   return defaults ? { ...defaults, ...Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== null && v !== undefined)) } : cfg;
 }
 
@@ -79,12 +84,10 @@ export function parseDecoderConfig(raw: Json, where = 'text_config'): DecoderCon
   if (headDim % 2 !== 0) throw new ConfigError(`${where}: head_dim must be even for RoPE, got ${headDim}`);
   const scaling = cfg.rope_scaling as Json | null | undefined;
   let mropeSection: number[] | undefined;
-  if (scaling && typeof scaling === 'object') {
-    const type = scaling.type ?? scaling.rope_type;
-    if (Array.isArray(scaling.mrope_section)) mropeSection = (scaling.mrope_section as number[]).map(Number);
-    else if (type && type !== 'default')
-      throw new ConfigError(`${where}: rope_scaling type "${String(type)}" is not supported yet (supported: default, mrope)`);
-  }
+  if (scaling && typeof scaling === 'object' && Array.isArray(scaling.mrope_section)) mropeSection = (scaling.mrope_section as number[]).map(Number);
+  const ropeScaling = mropeSection
+    ? ({ type: 'default' } as const)
+    : parseRopeScaling(scaling, positiveInt(cfg, 'max_position_embeddings', where, 2048), where);
   if (mropeSection && mropeSection.reduce((a, b) => a + b, 0) !== headDim / 2)
     throw new ConfigError(`${where}: mrope_section ${JSON.stringify(mropeSection)} must sum to head_dim/2 = ${headDim / 2}`);
   return {
@@ -102,6 +105,7 @@ export function parseDecoderConfig(raw: Json, where = 'text_config'): DecoderCon
     qkvBias: modelType.startsWith('qwen2') || Boolean(cfg.attention_bias),
     tieWordEmbeddings: field<boolean>(cfg, 'tie_word_embeddings', 'boolean', where, false),
     mropeSection,
+    ropeScaling,
     bosTokenId: cfg.bos_token_id as number | undefined,
     eosTokenId: cfg.eos_token_id as number | number[] | undefined,
     padTokenId: cfg.pad_token_id as number | undefined,

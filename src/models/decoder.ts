@@ -64,6 +64,25 @@ export interface KVCache {
   length: number;
 }
 
+/**
+ * Layers that are not self-attention blocks, run by the family (Llama-3.2-Vision's gated cross-attention layers).
+ * Built per run: it holds what the layers read (the cross-attention states, their keys/values once computed).
+ */
+export interface CrossLayers {
+  /** Runs layer `i` on the residual x [B, T, D] whose first query sits at cache offset `offset`; returns its output. */
+  run(i: number, x: tf.Tensor, ctx: RunContext, offset: number): tf.Tensor;
+  /** Frees what the run kept across tidy scopes (keys/values cached for generation). */
+  dispose(): void;
+}
+
+/** Loading options for decoders whose stack is not all self-attention layers, or whose embedding has extra rows. */
+export interface DecoderLayout {
+  /** Layer indices the family loads and runs itself (see CrossLayers); the decoder holds no weights for them. */
+  crossLayers?: readonly number[];
+  /** Rows of the embedding table when it differs from vocab_size (mllama: + 8 image/special rows). */
+  embedRows?: number;
+}
+
 export interface DecoderRun {
   /** Input embeddings [B, T, D] (ignored when ctx.opts.startLayer is set). */
   embeds: tf.Tensor;
@@ -75,6 +94,8 @@ export interface DecoderRun {
   cache?: KVCache;
   /** Keep K/V of this run (prefill of a generation). */
   wantCache?: boolean;
+  /** The family's non-self-attention layers for this run; without it they are skipped (HF's text-only path). */
+  cross?: CrossLayers;
 }
 
 export interface DecoderOutput {
@@ -96,10 +117,11 @@ export function decoderHookNames(cfg: DecoderConfig): HookPointInfo[] {
 }
 
 /** HF tensor names and shapes the decoder needs, under `prefix` ("model." or "language_model.model."). */
-export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: string): Expected[] {
+export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: string, layout: DecoderLayout = {}): Expected[] {
   const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: KV, headDim: hd, vocabSize: V } = cfg;
-  const out: Expected[] = [{ name: `${prefix}embed_tokens.weight`, shape: [V, D] }];
+  const out: Expected[] = [{ name: `${prefix}embed_tokens.weight`, shape: [layout.embedRows ?? V, D] }];
   for (let i = 0; i < cfg.numLayers; i++) {
+    if (layout.crossLayers?.includes(i)) continue;
     const p = `${prefix}layers.${i}.`;
     out.push(
       { name: `${p}input_layernorm.weight`, shape: [D] },
@@ -124,15 +146,17 @@ export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: st
   return out;
 }
 
-export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string): DecoderWeights {
-  checkWeights(src, decoderExpected(cfg, prefix, headName));
+export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, layout: DecoderLayout = {}): DecoderWeights {
+  checkWeights(src, decoderExpected(cfg, prefix, headName, layout));
   const memory = memoryPlanOf(src);
-  if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory);
-  const layers: DecoderLayerWeights[] = [];
+  if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory, layout);
+  // Sparse where the family runs its own layers (the providers never acquire those indices).
+  const layers: DecoderLayerWeights[] = new Array(cfg.numLayers);
   for (let i = 0; i < cfg.numLayers; i++) {
+    if (layout.crossLayers?.includes(i)) continue;
     const p = `${prefix}layers.${i}.`;
     const a = `${p}self_attn.`;
-    layers.push({
+    layers[i] = {
       inputNorm: readTensor(src, `${p}input_layernorm.weight`),
       qkv: readFusedLinear(src, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
       qkvBias: cfg.qkvBias ? readFusedBias(src, [`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`]) : null,
@@ -140,7 +164,7 @@ export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix
       postNorm: readTensor(src, `${p}post_attention_layernorm.weight`),
       gateUp: readFusedLinear(src, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
       down: readTensor(src, `${p}mlp.down_proj.weight`, true),
-    });
+    };
   }
   const embed = readTensor(src, `${prefix}embed_tokens.weight`);
   const lmHead = cfg.tieWordEmbeddings ? tf.transpose(embed) : readTensor(src, headName, true);
@@ -165,12 +189,13 @@ type HostLayer = { [K in keyof DecoderLayerWeights]: HostTensor | null };
  * resident tensors (so an upload is one dtype conversion), the embedding table stays on the host, and the
  * head is cut into vocabulary chunks no bigger than a layer. Values are identical to the resident path.
  */
-function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, memory: MemoryPlan): DecoderWeights {
-  const host: HostLayer[] = [];
+function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, memory: MemoryPlan, layout: DecoderLayout): DecoderWeights {
+  const host: HostLayer[] = new Array(cfg.numLayers);
   for (let i = 0; i < cfg.numLayers; i++) {
+    if (layout.crossLayers?.includes(i)) continue;
     const p = `${prefix}layers.${i}.`;
     const a = `${p}self_attn.`;
-    host.push({
+    host[i] = {
       inputNorm: readHost(src, `${p}input_layernorm.weight`),
       qkv: hostConcatCols([`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`].map((n) => readHost(src, n, true))),
       qkvBias: cfg.qkvBias ? hostConcat1d([`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`].map((n) => readHost(src, n))) : null,
@@ -178,7 +203,7 @@ function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefi
       postNorm: readHost(src, `${p}post_attention_layernorm.weight`),
       gateUp: hostConcatCols([`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`].map((n) => readHost(src, n, true))),
       down: readHost(src, `${p}mlp.down_proj.weight`, true),
-    });
+    };
   }
   const embedHost = readHost(src, `${prefix}embed_tokens.weight`);
   const headRows = cfg.tieWordEmbeddings ? embedHost : readHost(src, headName); // [V, D]
@@ -226,10 +251,16 @@ export function baseMask(keyMask: number[][], T: number, offset: number): tf.Ten
 }
 
 export class Decoder {
+  /** Layers the family runs through DecoderRun.cross (mllama's cross-attention layers). */
+  readonly crossLayers: ReadonlySet<number>;
+
   constructor(
     readonly cfg: DecoderConfig,
     readonly w: DecoderWeights,
-  ) {}
+    crossLayers: readonly number[] = [],
+  ) {
+    this.crossLayers = new Set(crossLayers);
+  }
 
   /** Token embeddings [B, T, D] by gather (no gradient w.r.t. the table on wasm; see embedOneHot for training). */
   embed(ids: number[][]): tf.Tensor {
@@ -276,7 +307,9 @@ export class Decoder {
     const mask = baseMask(run.keyMask, T, offset);
     const newK: tf.Tensor[] = [];
     const newV: tf.Tensor[] = [];
-    const block = (i: number, x: tf.Tensor): { h: tf.Tensor; k: tf.Tensor; v: tf.Tensor } => {
+    const block = (i: number, x: tf.Tensor): { h: tf.Tensor; k?: tf.Tensor; v?: tf.Tensor } => {
+      // A family-run layer (cross-attention); without its run state HF skips it (text-only inputs), so do we.
+      if (this.crossLayers.has(i)) return { h: run.cross ? run.cross.run(i, x, ctx, offset) : x };
       const b = `lm.blocks.${i}`;
       const lw = w.layers.acquire(i);
       try {
@@ -295,9 +328,10 @@ export class Decoder {
       // Streaming frees each layer's intermediates as it goes (one tidy per layer, and the residual it replaced),
       // so one layer's activations are alive at a time; hook values then live until the end of their layer
       // unless cached (ask for `cache` rather than keeping a hook's tensor).
-      const r = w.layers.streaming ? (tf.tidy(() => block(i, h)) as { h: tf.Tensor; k: tf.Tensor; v: tf.Tensor }) : block(i, h);
+      const r = w.layers.streaming ? (tf.tidy(() => block(i, h)) as { h: tf.Tensor; k?: tf.Tensor; v?: tf.Tensor }) : block(i, h);
       if (w.layers.streaming && h !== input && h !== r.h) h.dispose();
       h = r.h;
+      if (!r.k || !r.v) continue;
       if (run.wantCache) {
         newK[i] = tf.keep(r.k);
         newV[i] = tf.keep(r.v);
@@ -403,7 +437,7 @@ export class Decoder {
 
 import { ropeTables } from './layers';
 function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
-  return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection);
+  return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection, cfg.ropeScaling);
 }
 
 /** HF position ids from an attention mask: cumsum(mask) - 1, pads set to 1. */

@@ -43,6 +43,11 @@ export interface RunOptions {
   /** Extra additive attention masks (attention knockout). */
   attnMask?: AttnMaskFn;
   /**
+   * Extra additive masks for cross-attention layers (mllama), broadcastable to [B, H, Tq, vision tokens]: knockout of
+   * text → tile/patch edges. Vision tokens are images × tiles × (patches + 1) per row, in that order.
+   */
+  crossAttnMask?: AttnMaskFn;
+  /**
    * Start the LM at decoder block `startLayer` with `startResid` [B,T,D] as the input of that block
    * (= HF hidden_states[startLayer]); embedding and vision are skipped.
    */

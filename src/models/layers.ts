@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Chained tensor methods (x.reshape, x.slice, ...) as typed, registered side effect.
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import { ropeInvFreq, type RopeScaling } from './rope';
 
 /** x [..., in] · w [in, out] (+ b) via one rank-2 matMul. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
@@ -81,11 +82,10 @@ export function ropeTables(
   headDim: number,
   theta: number,
   mropeSection?: number[],
+  scaling?: RopeScaling,
 ): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
-  // inv_freq = 1 / theta^(2i/d), computed in float32 as HF does (torch.arange(...).float() / dim).
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, Math.fround((2 * i) / headDim));
+  const { invFreq, attentionFactor: af } = ropeInvFreq(headDim, theta, scaling, scaling?.type === 'dynamic' ? maxPosition(positions) + 1 : 0);
   const streamOf = new Int32Array(half);
   if (mropeSection) {
     let s = 0;
@@ -106,8 +106,9 @@ export function ropeTables(
       for (let i = 0; i < half; i++) {
         // float32 product, like torch's matmul of float inv_freq with float positions
         const ang = Math.fround(streams[streamOf[i]][b][t] * invFreq[i]);
-        const c = Math.cos(ang);
-        const s = Math.sin(ang);
+        // YaRN scales cos and sin (HF multiplies them by attention_scaling in float32); 1 otherwise.
+        const c = af === 1 ? Math.cos(ang) : Math.fround(Math.cos(ang)) * af;
+        const s = af === 1 ? Math.sin(ang) : Math.fround(Math.sin(ang)) * af;
         cos[base + i] = c;
         cos[base + i + half] = c;
         sin[base + i] = s;
@@ -115,6 +116,16 @@ export function ropeTables(
       }
     }
   return { cos, sin };
+}
+
+function maxPosition(positions: Int32Array[] | Int32Array[][]): number {
+  let m = 0;
+  const walk = (p: Int32Array[] | Int32Array[][]): void => {
+    for (const r of p) if (r instanceof Int32Array) for (const x of r) m = Math.max(m, x);
+    else walk(r);
+  };
+  walk(positions);
+  return m;
 }
 
 /** softmax over the last axis with -Infinity-safe masking (rows fully masked give zeros, not NaN). */

@@ -11,6 +11,7 @@ import { LlavaNextModel } from './llava-next';
 import type { Model } from './model';
 import { isPixtralConfig } from './pixtral/config';
 import { PixtralModel } from './pixtral/model';
+import { MllamaModel } from './mllama/model';
 import { Qwen2VLModel, QWEN2_VL_STREAM_RULES, qwen2VLTextConfig } from './qwen2-vl';
 import { DEFAULT_STREAM_RULES, planMemory, resolveBudget, type MemoryPlan, type StreamableSource, type StreamRules } from './streaming';
 import type { WeightSource } from './weights';
@@ -48,6 +49,7 @@ const LOADERS: Record<string, Family> = {
   llava: { load: (src, cfg) => (isPixtralConfig(cfg) ? PixtralModel.load(src, cfg) : LlavaModel.load(src, cfg)), stream: DEFAULT_STREAM_RULES, textConfig: nested },
   llava_next: { load: (src, cfg) => LlavaNextModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
   qwen2_vl: { load: (src, cfg) => Qwen2VLModel.load(src, cfg), stream: QWEN2_VL_STREAM_RULES, textConfig: qwen2VLTextConfig },
+  mllama: { load: (src, cfg) => MllamaModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
   llama: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },
   mistral: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },
   qwen2: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },

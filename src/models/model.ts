@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
 import type { DecoderConfig } from './config';
-import { Decoder, disposeCache, positionsFromMask, type KVCache } from './decoder';
+import { Decoder, disposeCache, positionsFromMask, type CrossLayers, type KVCache } from './decoder';
 import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
 
 export type ImageInput = 'residual' | 'cross-attention' | 'none';
@@ -24,8 +24,16 @@ export interface ModelInputs {
   imageGridThw?: [number, number, number][];
   /** Explicit position ids: [B][T], or [3][B][T] for M-RoPE. Computed from the mask (and image grids) when absent. */
   positionIds?: number[][] | number[][][];
-  /** Projected image features [tokens, D] to use instead of running the vision tower (cached or patched). */
+  /**
+   * Projected image features [tokens, D] to use instead of running the vision tower (cached or patched); for
+   * mllama the cross-attention states [B, images·tiles·patches, D].
+   */
   imageFeatures?: tf.Tensor;
+  /** Mllama: aspect-ratio id per image [B][images] and real-tile mask [B][images][tiles] (MllamaImageProcessor). */
+  aspectRatioIds?: number[][];
+  aspectRatioMask?: number[][][];
+  /** Mllama: which tiles each token may attend to, [B][T][images][tiles]; built from the ids as MllamaProcessor does when absent. */
+  crossAttentionMask?: number[][][][];
 }
 
 export interface ForwardOutput {
@@ -91,9 +99,12 @@ export interface Embedded {
   positions: Int32Array[] | Int32Array[][];
   /** Offset added to decode positions per row (Qwen2-VL rope_deltas); 0 for 1-D RoPE models. */
   decodeDelta?: number[];
+  /** Cross-attention layers' run state (mllama); kept over a generation's decode steps, disposed after the run. */
+  cross?: CrossLayers;
 }
 
 function validateIds(inputs: ModelInputs, vocab: number): number[][] {
+  // `vocab` counts embedding rows: mllama's <|image|> id equals vocab_size (an extra row the head never predicts).
   const ids = inputs.inputIds;
   if (!Array.isArray(ids) || ids.length === 0 || !Array.isArray(ids[0]) || ids[0].length === 0)
     throw new InputError('inputIds must be a non-empty [batch][tokens] array');
@@ -132,6 +143,10 @@ export abstract class ModelBase implements Model {
   get vocabSize(): number {
     return this.text.vocabSize;
   }
+  /** Token ids the embedding accepts (more than the head predicts when special rows are appended). */
+  protected get inputVocabSize(): number {
+    return this.vocabSize;
+  }
 
   abstract hookPoints(): HookPointInfo[];
   abstract dispose(): void;
@@ -143,14 +158,16 @@ export abstract class ModelBase implements Model {
   }
 
   forward(inputs: ModelInputs, opts: RunOptions = {}): ForwardOutput {
-    validateIds(inputs, this.vocabSize);
+    validateIds(inputs, this.inputVocabSize);
     const ctx = new RunContext(opts);
     const mask = this.maskOf(inputs);
+    let cross: CrossLayers | undefined;
     try {
       const out = tf.tidy(() => {
         const skipEmbed = opts.startResid != null;
-        const e = skipEmbed ? this.positionsOnly(inputs, mask) : this.embedInputs(inputs, mask, ctx);
-        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx });
+        const e = skipEmbed ? this.positionsOnly(inputs, mask, ctx) : this.embedInputs(inputs, mask, ctx);
+        cross = e.cross;
+        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx, cross });
         return r.logits ? { hidden: r.hidden, logits: r.logits } : { hidden: r.hidden };
       }) as { hidden: tf.Tensor; logits?: tf.Tensor };
       const cache = ctx.cached;
@@ -165,11 +182,13 @@ export abstract class ModelBase implements Model {
     } catch (e) {
       tf.dispose([...ctx.cached.values()]);
       throw e;
+    } finally {
+      (cross as CrossLayers | undefined)?.dispose();
     }
   }
 
   /** Positions without embedding (start-at-layer runs); families with special positions override. */
-  protected positionsOnly(inputs: ModelInputs, mask: number[][]): Embedded {
+  protected positionsOnly(inputs: ModelInputs, mask: number[][], _ctx: RunContext): Embedded {
     const positions = inputs.positionIds
       ? toInt32(inputs.positionIds)
       : positionsFromMask(mask);
@@ -177,7 +196,7 @@ export abstract class ModelBase implements Model {
   }
 
   generate(inputs: ModelInputs, opts: GenerateOptions): GenerateOutput {
-    const ids = validateIds(inputs, this.vocabSize);
+    const ids = validateIds(inputs, this.inputVocabSize);
     const mask = this.maskOf(inputs).map((r) => [...r]);
     const B = ids.length;
     const T = ids[0].length;
@@ -188,18 +207,20 @@ export abstract class ModelBase implements Model {
     const padId = this.text.padTokenId ?? [...eos][0] ?? 0;
     const run = opts.run ?? {};
     const ctx = new RunContext(run);
-    const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask }) : ctx;
+    const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask, crossAttnMask: run.crossAttnMask }) : ctx;
     const newTokens: number[][] = ids.map(() => []);
     const stepLogits: Float32Array[][] = [];
     const done = new Array<boolean>(B).fill(false);
     let kv: KVCache | undefined;
     let delta: number[] | undefined;
+    let cross: CrossLayers | undefined;
     try {
       // Prefill
       const first = tf.tidy(() => {
         const e = this.embedInputs(inputs, mask, ctx);
         delta = e.decodeDelta;
-        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx, wantCache: true });
+        cross = e.cross;
+        const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx, wantCache: true, cross });
         kv = r.cache;
         return r.logits!.slice([0, T - 1, 0], [B, 1, this.vocabSize]).reshape([B, this.vocabSize]);
       });
@@ -229,7 +250,7 @@ export abstract class ModelBase implements Model {
         const step = tf.tidy(() => {
           const embeds = this.decoder.embed(next.map((t) => [t]));
           const pos = this.text.mropeSection ? [positions, positions, positions] : positions;
-          const r = this.decoder.forward({ embeds, positions: pos, keyMask: mask, ctx: decodeCtx, cache: prev, wantCache: true });
+          const r = this.decoder.forward({ embeds, positions: pos, keyMask: mask, ctx: decodeCtx, cache: prev, wantCache: true, cross });
           kv = r.cache;
           return r.logits!.reshape([B, this.vocabSize]);
         });
@@ -242,6 +263,7 @@ export abstract class ModelBase implements Model {
       throw e;
     } finally {
       disposeCache(kv);
+      (cross as CrossLayers | undefined)?.dispose();
       if (decodeCtx !== ctx) tf.dispose([...decodeCtx.cached.values()]);
     }
     return { newTokens, stepLogits: opts.returnStepLogits ? stepLogits : undefined, cache: ctx.cached, unusedHooks: ctx.unusedHooks() };

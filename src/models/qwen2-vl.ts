@@ -12,6 +12,7 @@ import { field, parseDecoderConfig, type DecoderConfig } from './config';
 import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from './decoder';
 import { RunContext, type HookPointInfo } from './hooks';
 import { activation, applyRope, layerNorm, linear } from './layers';
+import { ropeInvFreq } from './rope';
 import { scatterImageFeatures } from './llava';
 import { ModelBase, type Embedded, type ModelInputs } from './model';
 import {
@@ -322,8 +323,7 @@ function loadVisionWeights(src: WeightSource, c: Qwen2VisionConfig): VisionWeigh
 function visionRopeTables(grids: readonly (readonly [number, number, number])[], headDim: number, merge: number): { cos: Float32Array; sin: Float32Array; n: number } {
   const q = headDim / 4;
   const dim = headDim / 2;
-  const invFreq = new Float32Array(q);
-  for (let i = 0; i < q; i++) invFreq[i] = 1 / Math.pow(10000, Math.fround((2 * i) / dim));
+  const { invFreq } = ropeInvFreq(dim, 10000); // q = dim / 2 frequencies
   const n = grids.reduce((a, [t, h, w]) => a + t * h * w, 0);
   const cos = new Float32Array(n * headDim);
   const sin = new Float32Array(n * headDim);

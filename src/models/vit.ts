@@ -7,13 +7,14 @@ import { RunContext, type HookPointInfo } from './hooks';
 import { activation, layerNorm, linear } from './layers';
 import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
 
-interface VitLayer {
+/** One pre-LN ViT block's weights (CLIP, SigLIP; Mllama's tiled encoder has no attention biases). */
+export interface VitLayer {
   ln1w: tf.Tensor;
   ln1b: tf.Tensor;
   qkv: tf.Tensor;
-  qkvBias: tf.Tensor;
+  qkvBias: tf.Tensor | null;
   o: tf.Tensor;
-  ob: tf.Tensor;
+  ob: tf.Tensor | null;
   ln2w: tf.Tensor;
   ln2b: tf.Tensor;
   fc1: tf.Tensor;
@@ -165,38 +166,57 @@ export class VisionTransformer {
     if (w.preLnW && w.preLnB) x = layerNorm(x, w.preLnW, w.preLnB, cfg.layerNormEps);
     x = ctx.point('vision.embed', x);
     const states = [x];
+    const opts = { heads: cfg.numHeads, eps: cfg.layerNormEps, act: cfg.hiddenAct };
     for (let i = 0; i < layersRun; i++) {
-      const b = `vision.blocks.${i}`;
-      const l = w.layers[i];
-      x = ctx.point(`${b}.resid_pre`, x, 0, i);
-      const a = ctx.point(`${b}.attn_out`, this.attention(layerNorm(x, l.ln1w, l.ln1b, cfg.layerNormEps), l), 0, i);
-      x = tf.add(x, a);
-      const h = layerNorm(x, l.ln2w, l.ln2b, cfg.layerNormEps);
-      const m = ctx.point(`${b}.mlp_out`, linear(activation(cfg.hiddenAct, linear(h, l.fc1, l.fc1b)), l.fc2, l.fc2b), 0, i);
-      x = ctx.point(`${b}.resid_post`, tf.add(x, m), 0, i);
+      x = vitBlock(x, w.layers[i], opts, ctx, `vision.blocks.${i}`, i);
       states.push(x);
     }
     return states;
   }
-
-  private attention(x: tf.Tensor, l: VitLayer): tf.Tensor {
-    const [N, T, D] = x.shape as number[];
-    const H = this.cfg.numHeads;
-    const hd = D / H;
-    const qkv = linear(x, l.qkv, l.qkvBias).reshape([N, T, 3 * H, hd]).transpose([0, 2, 1, 3]); // (N, 3H, T, hd)
-    const [q0, k, v] = tf.split(qkv, 3, 1);
-    const q = tf.mul(q0, 1 / Math.sqrt(hd));
-    const rows: tf.Tensor[] = [];
-    for (let n = 0; n < N; n++) {
-      const heads: tf.Tensor[] = [];
-      for (let h = 0; h < H; h++) {
-        const qh = q.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]);
-        const kT = k.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]).transpose();
-        const vh = v.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]);
-        heads.push(tf.matMul(tf.softmax(tf.matMul(qh, kT), -1), vh));
-      }
-      rows.push(tf.concat(heads, 1)); // (T, D) with heads in order
-    }
-    return linear(tf.stack(rows, 0), l.o, l.ob);
-  }
 }
+
+export interface VitBlockOptions {
+  heads: number;
+  eps: number;
+  act: string;
+  /** Additive attention mask [N, T, T] (Mllama: padding patches and tiles); none for CLIP/SigLIP. */
+  mask?: tf.Tensor;
+  /** Mllama's global layers scale the attention and MLP outputs by tanh(gate) (scalars [1]). */
+  gateAttn?: tf.Tensor;
+  gateFfn?: tf.Tensor;
+}
+
+/** One pre-LN ViT block with the hooks `${name}.{resid_pre, attn_out, mlp_out, resid_post}` (outputs as added). */
+export function vitBlock(x: tf.Tensor, l: VitLayer, o: VitBlockOptions, ctx: RunContext, name: string, layer: number): tf.Tensor {
+  x = ctx.point(`${name}.resid_pre`, x, 0, layer);
+  let attn = vitAttention(layerNorm(x, l.ln1w, l.ln1b, o.eps), l, o.heads, o.mask);
+  if (o.gateAttn) attn = tf.mul(tf.tanh(o.gateAttn), attn);
+  x = tf.add(x, ctx.point(`${name}.attn_out`, attn, 0, layer));
+  const h = layerNorm(x, l.ln2w, l.ln2b, o.eps);
+  let m = linear(activation(o.act, linear(h, l.fc1, l.fc1b)), l.fc2, l.fc2b);
+  if (o.gateFfn) m = tf.mul(tf.tanh(o.gateFfn), m);
+  return ctx.point(`${name}.resid_post`, tf.add(x, ctx.point(`${name}.mlp_out`, m, 0, layer)), 0, layer);
+}
+
+/** Bidirectional multi-head self-attention, per (image, head) rank-2 matMuls (the wasm fast path). */
+export function vitAttention(x: tf.Tensor, l: VitLayer, H: number, mask?: tf.Tensor): tf.Tensor {
+  const [N, T, D] = x.shape as number[];
+  const hd = D / H;
+  const qkv = linear(x, l.qkv, l.qkvBias).reshape([N, T, 3 * H, hd]).transpose([0, 2, 1, 3]); // (N, 3H, T, hd)
+  const [q0, k, v] = tf.split(qkv, 3, 1);
+  const q = tf.mul(q0, 1 / Math.sqrt(hd));
+  const rows: tf.Tensor[] = [];
+  for (let n = 0; n < N; n++) {
+    const heads: tf.Tensor[] = [];
+    for (let h = 0; h < H; h++) {
+      const qh = q.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]);
+      const kT = k.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]).transpose();
+      const vh = v.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]);
+      const scores = tf.matMul(qh, kT);
+      heads.push(tf.matMul(tf.softmax(mask ? tf.add(scores, mask.slice([n, 0, 0], [1, T, T]).reshape([T, T])) : scores, -1), vh));
+    }
+    rows.push(tf.concat(heads, 1)); // (T, D) with heads in order
+  }
+  return linear(tf.stack(rows, 0), l.o, l.ob);
+}
+

@@ -58,7 +58,7 @@ test('invalid config values name the field', () => {
   assert.throws(() => loadModelFromDir(withConfig('bad-heads', (c) => (c.text_config.num_key_value_heads = 3))), /divisible by num_key_value_heads \(3\)/);
   assert.throws(() => loadModelFromDir(withConfig('bad-feature', (c) => (c.vision_feature_layer = -9))), /vision_feature_layer -9/);
   assert.throws(() => loadModelFromDir(withConfig('bad-strategy', (c) => (c.vision_feature_select_strategy = 'cls'))), /strategy "cls"/);
-  assert.throws(() => loadModelFromDir(withConfig('bad-rope', (c) => (c.text_config.rope_scaling = { type: 'yarn', factor: 4 }))), /rope_scaling type "yarn"/);
+  assert.throws(() => loadModelFromDir(withConfig('bad-rope', (c) => (c.text_config.rope_scaling = { type: 'longrope', factor: 4 }))), /rope_scaling type "longrope"/);
 });
 
 test('a pickle-only folder is refused without being read', () => {
