@@ -8,6 +8,7 @@ import { CommManager } from './comms';
 import { KernelInterrupt, errorContent, mimeBundle } from './display';
 import { setCurrentSignal } from './execution';
 import { Iopub } from './iopub';
+import { History } from './history';
 import { type Library, loadLibrary } from './library';
 import { log } from './log';
 import { type Content, type ErrorContent, MessageFactory, type Transport, type WireMessage } from './messages';
@@ -70,10 +71,10 @@ export class KernelHandler extends JupyterHandlerImpl {
   readonly comms: CommManager;
   readonly widgetHub: WidgetHub;
   readonly session: MagicSession = { model: null, modelSource: null, data: undefined, datasets: new Map() };
+  readonly history = new History();
   private readonly queue = new SerialQueue();
   private running: Execution | null = null;
   private count = 0;
-  private warmScheduled = false;
   private readonly transport: Transport;
   private readonly runner: CellRunner;
   private readonly magics: MagicRegistry;
@@ -99,7 +100,17 @@ export class KernelHandler extends JupyterHandlerImpl {
       ...base,
       implementation: 'hopscope',
       implementation_version: this.opts.version ?? '0.0.0',
-      language_info: { ...base.language_info, version: ts.version },
+      // JupyterLab 4 picks the editor grammar with findBest(codemirror_mode): by name, then MIME, then extension
+      // (@jupyterlab/codemirror language.ts), and its TypeScript language is named 'TypeScript'. tslab's
+      // {name: 'javascript', typescript: true} only worked in CodeMirror 5 (the classic notebook).
+      language_info: {
+        name: 'typescript',
+        version: ts.version,
+        mimetype: 'text/typescript',
+        file_extension: '.ts',
+        codemirror_mode: 'typescript',
+        pygments_lexer: 'typescript',
+      },
       banner: `hopscope ${this.opts.version ?? ''}: TypeScript (tslab ${TSLAB_VERSION}) with magics (%lsmagic) and widgets; the library is \`hs\``,
       help_links: [{ text: 'tslab, the TypeScript kernel this extends', url: 'https://github.com/yunabe/tslab' }],
     };
@@ -132,20 +143,16 @@ export class KernelHandler extends JupyterHandlerImpl {
     const c = msg.content;
     switch (msg.header.msg_type) {
       case 'kernel_info_request':
-        this.reply(msg, channel, 'kernel_info_reply', { status: 'ok', ...this.handleKernel() });
-        // Build tslab's converter (1–3 s, blocking) once the frontend has its handshake, not before.
-        if (!this.warmScheduled) {
-          this.warmScheduled = true;
-          setTimeout(() => this.runner.warm(), 20);
-        }
-        return;
+        // tslab's converter is built before the sockets open (start.ts), not here: built after the handshake it
+        // blocked the event loop for seconds while the frontend was nudging with kernel_info.
+        return this.reply(msg, channel, 'kernel_info_reply', { status: 'ok', ...this.handleKernel() });
       case 'is_complete_request':
         return this.reply(msg, channel, 'is_complete_reply', { ...this.handleIsComplete({ code: String(c.code ?? '') }) });
       case 'complete_request':
       case 'inspect_request':
         return this.replyWithTs(msg, channel);
       case 'history_request':
-        return this.reply(msg, channel, 'history_reply', { status: 'ok', history: [] });
+        return this.reply(msg, channel, 'history_reply', { status: 'ok', history: this.history.query(c) });
       case 'comm_info_request':
         return this.reply(msg, channel, 'comm_info_reply', this.comms.info(c.target_name as string | undefined));
       case 'comm_open':
@@ -215,8 +222,10 @@ export class KernelHandler extends JupyterHandlerImpl {
     // Output of this execution, and of what it starts, goes to this request from now on.
     this.iopub.parent = req;
     this.iopub.status('busy', req);
-    if (!silent && c.store_history !== false) this.count++;
+    const store = !silent && c.store_history !== false;
+    if (store) this.count++;
     const count = this.count;
+    if (store) this.history.add(count, code);
     if (!silent) this.iopub.publish('execute_input', { code, execution_count: count });
     const ex = new Execution(this.runner);
     this.running = ex;
@@ -233,7 +242,9 @@ export class KernelHandler extends JupyterHandlerImpl {
     try {
       if (outcome.ok) {
         if (outcome.bundle && !silent) this.iopub.publish('execute_result', { execution_count: count, data: outcome.bundle, metadata: {} });
-        this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'ok', execution_count: count, payload: [], user_expressions: {} }));
+        if (outcome.bundle && store) this.history.setOutput(count, String(outcome.bundle['text/plain'] ?? ''));
+        const user_expressions = await this.userExpressions(c.user_expressions);
+        this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'ok', execution_count: count, payload: [], user_expressions }));
       } else {
         this.iopub.publish('error', { ...outcome.error });
         this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'error', execution_count: count, ...outcome.error }));
@@ -242,6 +253,26 @@ export class KernelHandler extends JupyterHandlerImpl {
     } finally {
       this.iopub.status('idle', req);
     }
+  }
+
+  /**
+   * `user_expressions` of an execute_request, evaluated after the cell as ipykernel does: each name gets a mime
+   * bundle (`status: 'ok'`) or its own error; one failing expression does not fail the cell.
+   */
+  private async userExpressions(exprs: unknown): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    if (!exprs || typeof exprs !== 'object') return out;
+    for (const [name, expr] of Object.entries(exprs as Record<string, unknown>)) {
+      try {
+        const r = await this.runner.run(`(${String(expr)}\n)`);
+        out[name] = r.ok
+          ? { status: 'ok', data: r.hasValue ? safeBundle(r.value) : { 'text/plain': 'undefined' }, metadata: {} }
+          : { status: 'error', ...r.error };
+      } catch (e) {
+        out[name] = { status: 'error', ...errorContent(e) };
+      }
+    }
+    return out;
   }
 
   private async runCell(code: string, ex: Execution): Promise<Outcome> {

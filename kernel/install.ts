@@ -14,6 +14,8 @@ export interface InstallOptions {
   python?: string;
   name?: string;
   log?: (line: string) => void;
+  /** The built labextension to copy (default widgets/labextension; tests pass their own). */
+  labextension?: string;
 }
 
 export interface JupyterPython {
@@ -111,6 +113,18 @@ function dataDir(o: InstallOptions, py: JupyterPython | null): string {
   return path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'jupyter');
 }
 
+export const LOGO_DIR = path.join(__dirname, 'logos');
+export const LOGOS = ['logo-32x32.png', 'logo-64x64.png', 'logo-svg.svg'];
+
+/** install.json of a prebuilt labextension (the fields jupyterlab's federated extension manager reads). */
+export function labextensionInstallJson(dir: string): Record<string, string> {
+  return {
+    packageManager: 'npm',
+    packageName: 'hopscope',
+    uninstallInstructions: `Installed by \`hopscope install\` from ${REPO_ROOT}; remove the folder ${dir} (and the hopscope kernelspec: jupyter kernelspec remove hopscope)`,
+  };
+}
+
 export function kernelSpec(): Record<string, unknown> {
   return {
     argv: [process.execPath, path.join(REPO_ROOT, 'bin', 'hopscope.js'), 'kernel', '--config-path', '{connection_file}'],
@@ -145,19 +159,23 @@ export function install(o: InstallOptions): { kernelDir: string; labextensionDir
   const kernelDir = path.join(share, 'kernels', name);
   fs.mkdirSync(kernelDir, { recursive: true });
   fs.writeFileSync(path.join(kernelDir, 'kernel.json'), JSON.stringify(kernelSpec(), null, 2) + '\n');
+  // The launcher and notebook tabs show these (jupyter_client's kernelspec looks for logo-* files here).
+  for (const logo of LOGOS) fs.copyFileSync(path.join(LOGO_DIR, logo), path.join(kernelDir, logo));
   say(`Kernelspec "${name}" written to ${kernelDir}/kernel.json`);
   if (py && !py.dataPath.map((p) => path.resolve(p)).includes(path.resolve(share))) {
     say(`  note: ${share} is not in this Jupyter's search path (${py.dataPath.join(', ')}); add it to JUPYTER_PATH`);
   }
 
   let labextensionDir: string | null = null;
-  const built = path.join(REPO_ROOT, 'widgets', 'labextension');
+  const built = o.labextension ?? path.join(REPO_ROOT, 'widgets', 'labextension');
   if (fs.existsSync(path.join(built, 'package.json'))) {
     const pkg = JSON.parse(fs.readFileSync(path.join(built, 'package.json'), 'utf8')) as { name?: string };
     labextensionDir = path.join(share, 'labextensions', pkg.name ?? 'hopscope-widgets');
     fs.rmSync(labextensionDir, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(labextensionDir), { recursive: true });
     fs.cpSync(built, labextensionDir, { recursive: true });
+    // JupyterLab's extension manager reads this to say how the extension was installed and how to remove it.
+    fs.writeFileSync(path.join(labextensionDir, 'install.json'), JSON.stringify(labextensionInstallJson(labextensionDir), null, 2) + '\n');
     say(`Widget frontend copied to ${labextensionDir}`);
   } else {
     say(`Widget frontend not built (${built} missing): build widgets/ first for live views in JupyterLab`);

@@ -8,6 +8,7 @@ import { KernelHandler } from './handler';
 import { createHs } from './hs';
 import { REPO_ROOT } from './library';
 import { log } from './log';
+import { stopWhenOrphaned } from './parent-poller';
 import { defaultMagics } from './magics';
 import { HopscopeServer, SocketTransport } from './server';
 import { widgets } from './widgets';
@@ -82,7 +83,15 @@ export async function startKernel(configPath: string): Promise<void> {
     if (handler.iopub.parent) handler.iopub.stream('stderr', `Unhandled promise rejection: ${text}\n`);
   });
 
+  // tslab's converter (1–3 s of synchronous TypeScript work) is built before the sockets open: the frontend's
+  // kernel_info then waits for it once, instead of the first execute stalling behind it while the server's
+  // nudges go unanswered (issue 16: "Nudge attempt 10").
+  const warmStart = Date.now();
+  runner.warm();
+  const warmMs = Date.now() - warmStart;
+  stopWhenOrphaned(() => handler.interrupt());
+
   server = new HopscopeServer(handler, transport, configPath);
   await server.init();
-  log(`listening (pid ${process.pid}; ${Math.round(process.uptime() * 1000)} ms after process start, ${Date.now() - started} ms in startKernel; cwd ${process.cwd()})`);
+  log(`listening (pid ${process.pid}; ${Math.round(process.uptime() * 1000)} ms after process start, ${Date.now() - started} ms in startKernel, ${warmMs} ms of it the TypeScript warm-up; cwd ${process.cwd()})`);
 }

@@ -381,10 +381,46 @@ def s_real(d):
     return r
 
 
-SCENARIOS = {'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+def s_conformance(d):
+    r = {}
+    # The first execute right after the handshake (start() has just had kernel_info answered).
+    t = time.time()
+    r['first'] = d.run('1 + 1')
+    r['first_seconds'] = time.time() - t
+    t = time.time()
+    r['second'] = d.run('2 + 2')
+    r['second_seconds'] = time.time() - t
+    r['user_expressions'] = d.run('const ue: number = 20', user_expressions={'ok': 'ue + 1', 'obj': '{k: ue}', 'bad': 'nosuch.x'})
+    r['ue_after_error'] = d.run('throw new Error("cell fails")', user_expressions={'ok': 'ue'})
+    d.run('const h1 = "first"')
+    d.run('h1 + " second"')
+    d.run('"silent"', silent=True)
+    d.run('/* not stored */ 0', store_history=False)
+    def hist(**kw):
+        mid = d.kc.history(**kw)
+        rep = d.shell_reply(mid, 30)
+        return rep['content'] if rep else None
+    r['tail'] = hist(hist_access_type='tail', n=2)
+    r['tail_output'] = hist(hist_access_type='tail', n=1, output=True)
+    r['range'] = hist(hist_access_type='range', session=0, start=1, stop=3)
+    r['search'] = hist(hist_access_type='search', pattern='h1*')
+    r['other_session'] = hist(hist_access_type='range', session=-1, start=1, stop=3)
+    return r
+
+
+SCENARIOS = {'conformance': s_conformance, 'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+
+
+def orphan(env_extra):
+    """Starts a kernel, prints its pid and waits to be killed (the test kills this process, the kernel's parent)."""
+    km, kc, startup, info = start(env_extra)
+    print(json.dumps({'kernel_pid': km.provisioner.pid if getattr(km, 'provisioner', None) else km.kernel.pid, 'parent_pid': os.getpid()}), flush=True)
+    time.sleep(600)
 
 
 def main():
+    if sys.argv[1] == 'orphan':
+        return orphan(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
     names = sys.argv[1].split(',')
     env_extra = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     km, kc, startup, info = start(env_extra)
