@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { format } from 'node:util';
 import type { ConverterSet, Executor } from 'tslab/dist/executor';
 import { expandShorthandProperties } from './cell-shorthand';
+import { buildCellTypesInBackground, cellTypesDir, freshCellTypes } from './cell-types';
 import { KernelInterrupt, compileErrorContent, errorContent } from './display';
 import type { ErrorContent } from './messages';
 
@@ -50,7 +51,7 @@ export class LazyConverters implements ConverterSet {
   }
 }
 
-const CELL_API = path.join(__dirname, 'cell-api');
+const KERNEL_API = path.join(__dirname, 'kernel-api');
 const HOPSCOPE_GLOBAL = '__hopscope__';
 
 /** The objects cells reach through `hs`, `widgets` and bound magic results. */
@@ -68,7 +69,11 @@ export class TsRunner implements CellRunner {
   private preluded = false;
   private pendingBind: unknown = undefined;
 
-  constructor(rootDir: string, convs: ConverterSet, globals: CellGlobals) {
+  /**
+   * `typesDir`: where the library's generated declarations live (cell-types.ts); null keeps `hs` untyped and
+   * builds nothing (stand-in libraries in tests).
+   */
+  constructor(rootDir: string, convs: ConverterSet, globals: CellGlobals, private readonly typesDir: string | null = cellTypesDir()) {
     const { createExecutor } = require('tslab/dist/executor') as typeof import('tslab/dist/executor');
     this.executor = createExecutor(rootDir, convs, {
       log: (...a: unknown[]) => {
@@ -90,11 +95,15 @@ export class TsRunner implements CellRunner {
   warm(): void {
     if (this.preluded) return;
     this.preluded = true;
-    // Declares the globals with types from cell-api.d.ts. tslab's execute is synchronous up to its first await,
+    // Declares the globals. tslab's execute is synchronous up to its first await,
     // and this code has none, so the declarations are in place when this returns.
-    const api = JSON.stringify(CELL_API);
+    // With the library's declarations generated (cell-types.ts), `hs` has its real types; until then the
+    // library part is untyped and the declarations are built in the background for the next start.
+    const typed = this.typesDir === null ? null : freshCellTypes(this.typesDir);
+    if (!typed && this.typesDir !== null) buildCellTypesInBackground(this.typesDir);
+    const api = JSON.stringify(typed ?? KERNEL_API);
     const prelude =
-      `const hs: import(${api}).Hs = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
+      `const hs: import(${api}).${typed ? 'Hs' : 'HsUntyped'} = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
       `const widgets: import(${api}).WidgetsApi = (globalThis as any).${HOPSCOPE_GLOBAL}.widgets;\n`;
     void this.runRaw(prelude, 0).then((r) => {
       if (!r.ok) process.stderr.write(`hopscope: the cell prelude failed: ${r.error.traceback.join('\n')}\n`);

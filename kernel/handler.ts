@@ -5,6 +5,7 @@ import { JupyterHandlerImpl } from 'tslab/dist/jupyter';
 import type { CellRunner } from './cell-runner';
 import { splitCell } from './cell-split';
 import { CommManager } from './comms';
+import { completeSpecial, inspectSpecial, maskMagics } from './completion';
 import { KernelInterrupt, errorContent, mimeBundle } from './display';
 import { setCurrentSignal } from './execution';
 import { Iopub } from './iopub';
@@ -175,17 +176,24 @@ export class KernelHandler extends JupyterHandlerImpl {
     }
   }
 
-  /** Completion and inspection go through tslab's TypeScript service. */
+  /** Completion and inspection: magics and hook points here (completion.ts), the rest through tslab's TypeScript service. */
   private replyWithTs(msg: WireMessage, channel: 'shell' | 'control'): void {
     const code = String(msg.content.code ?? '');
     const pos = Number(msg.content.cursor_pos ?? code.length);
     const complete = msg.header.msg_type === 'complete_request';
     const type = complete ? 'complete_reply' : 'inspect_reply';
     try {
+      const special = complete ? completeSpecial(code, pos, this.magics, this.session.model) : inspectSpecial(code, pos, this.magics);
+      if (special) return this.reply(msg, channel, type, special);
+      const ts = maskMagics(code);
+      if (ts === null) {
+        const none = complete ? { status: 'ok', matches: [], cursor_start: pos, cursor_end: pos, metadata: {} } : { status: 'ok', found: false, data: {}, metadata: {} };
+        return this.reply(msg, channel, type, none);
+      }
       this.runner.warm();
       const content = complete
-        ? this.handleComplete({ code, cursor_pos: pos })
-        : this.handleInspect({ code, cursor_pos: pos, detail_level: msg.content.detail_level === 1 ? 1 : 0 });
+        ? this.handleComplete({ code: ts, cursor_pos: pos })
+        : this.handleInspect({ code: ts, cursor_pos: pos, detail_level: msg.content.detail_level === 1 ? 1 : 0 });
       this.reply(msg, channel, type, { ...content });
     } catch (e) {
       this.reply(msg, channel, type, { status: 'error', ...errorContent(e) });

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildCellTypes, cellTypesDir, freshCellTypes } from './cell-types';
 import { REPO_ROOT } from './library';
 
 export interface InstallOptions {
@@ -14,6 +15,8 @@ export interface InstallOptions {
   python?: string;
   name?: string;
   log?: (line: string) => void;
+  /** Generate the library's declarations for typed `hs.` in cells (default true). */
+  cellTypes?: boolean;
   /** The built labextension to copy (default widgets/labextension; tests pass their own). */
   labextension?: string;
 }
@@ -164,6 +167,20 @@ export function install(o: InstallOptions): { kernelDir: string; labextensionDir
   say(`Kernelspec "${name}" written to ${kernelDir}/kernel.json`);
   if (py && !py.dataPath.map((p) => path.resolve(p)).includes(path.resolve(share))) {
     say(`  note: ${share} is not in this Jupyter's search path (${py.dataPath.join(', ')}); add it to JUPYTER_PATH`);
+  }
+
+  if (o.cellTypes !== false) {
+    // Typed `hs.` completion from the first kernel start (otherwise the kernel builds them in the background).
+    if (freshCellTypes()) say(`Library types for cells are up to date (${cellTypesDir()})`);
+    else {
+      const t0 = Date.now();
+      try {
+        buildCellTypes();
+        say(`Library types for cells generated in ${((Date.now() - t0) / 1000).toFixed(1)} s (${cellTypesDir()})`);
+      } catch (e) {
+        say(`  note: could not generate the library types for cells (${(e as Error).message}); hs.* stays untyped`);
+      }
+    }
   }
 
   let labextensionDir: string | null = null;

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LazyConverters, TsRunner } from './cell-runner';
+import { cellTypesDir } from './cell-types';
 import { currentSignal } from './execution';
 import { KernelHandler } from './handler';
 import { createHs } from './hs';
@@ -44,7 +45,9 @@ export async function startKernel(configPath: string): Promise<void> {
   const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v) });
   // A global too, so plain JavaScript (and code required from cells) reaches the same object.
   Object.defineProperty(globalThis, 'hs', { value: hs, configurable: true, writable: true });
-  const runner = new TsRunner(process.cwd(), convs, { hs, widgets });
+  // The generated declarations describe src/index.ts: not the stand-in library a test names.
+  const typed = !process.env.HOPSCOPE_LIBRARY && process.env.HOPSCOPE_CELL_TYPES !== 'off';
+  const runner = new TsRunner(process.cwd(), convs, { hs, widgets }, typed ? cellTypesDir() : null);
   let server: HopscopeServer | null = null;
   let shuttingDown = false;
   const handler = new KernelHandler({

@@ -117,3 +117,43 @@ test('the kernel exits when its parent (the Jupyter process) is killed', { skip:
   if (running(pid)) process.kill(pid, 'SIGKILL');
   assert.ok(seconds < 5, `kernel still running ${seconds.toFixed(1)} s after its parent died`);
 });
+
+describe('completion and inspection over jupyter_client, with the real library', { skip: missing || undefined }, () => {
+  let C: Json;
+  before(async () => {
+    // hopscope install (in makeJupyterEnv) generates the library's declarations: `hs` is typed from the start.
+    const { env } = makeJupyterEnv();
+    const r = await runPython([DRIVER, 'completion', '{}'], env, 400_000);
+    try {
+      C = JSON.parse(r.stdout.trim().split('\n').pop() ?? '').completion;
+    } catch {
+      throw new Error(`driver failed (exit ${r.code}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-4000)}`);
+    }
+  });
+
+  test('hs. members and their signatures come from the library types', () => {
+    assert.equal(C.hs.status, 'ok');
+    assert.ok(C.hs.matches.includes('loadModel'), JSON.stringify(C.hs.matches));
+    assert.ok(C.hs.matches.includes('loadDataset'));
+    assert.equal(C.hs.cursor_start, 3);
+    assert.equal(C.hs_inspect.found, true);
+    assert.match(C.hs_inspect.data['text/plain'], /loadModel: \(dirOrName: string, opts\?: LoadOptions\) => Promise<Model>/);
+  });
+
+  test('magic names, options and help; TypeScript still completes around a magic line', () => {
+    assert.deepEqual(C.magic_names.matches, ['%recallgap', '%recover']);
+    assert.ok(C.magic_options.matches.includes('--limit'));
+    assert.ok(C.magic_options.matches.every((m: string) => m.startsWith('--')), 'options only, not globals');
+    assert.equal(C.magic_inspect.found, true);
+    assert.match(C.magic_inspect.data['text/plain'], /Usage: %recallgap/);
+    assert.ok(C.around_magic.matches.includes('toUpperCase'), JSON.stringify(C.around_magic.matches));
+  });
+
+  test("hook points of the loaded model inside a string ('lm.blocks.1.<Tab>)", () => {
+    assert.equal(C.load.reply.status, 'ok', JSON.stringify(C.load.reply));
+    const m: string[] = C.hook_points.matches;
+    assert.ok(m.length > 1, JSON.stringify(C.hook_points));
+    assert.ok(m.every((n) => n.startsWith('lm.blocks.1.')));
+    assert.ok(m.includes('lm.blocks.1.resid_post'), JSON.stringify(m));
+  });
+});

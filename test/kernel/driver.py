@@ -408,7 +408,26 @@ def s_conformance(d):
     return r
 
 
-SCENARIOS = {'conformance': s_conformance, 'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+def s_completion(d):
+    r = {}
+    def ask(kind, code, pos=None):
+        pos = len(code) if pos is None else pos
+        mid = d.kc.complete(code, pos) if kind == 'complete' else d.kc.inspect(code, pos)
+        rep = d.shell_reply(mid, 60)
+        return rep['content'] if rep else None
+    r['hs'] = ask('complete', 'hs.load')
+    r['hs_inspect'] = ask('inspect', 'hs.loadModel', 10)
+    r['magic_names'] = ask('complete', '%rec')
+    r['magic_options'] = ask('complete', '%recallgap --')
+    r['magic_inspect'] = ask('inspect', '%recallgap --limit 3', 4)
+    r['around_magic'] = ask('complete', 'const s = "abc"\n%lsmagic\ns.toUpper')
+    r['backend'] = d.run('%backend cpu')
+    r['load'] = d.run('%load teaching', 300)
+    r['hook_points'] = ask('complete', "const at = 'lm.blocks.1.")
+    return r
+
+
+SCENARIOS = {'conformance': s_conformance, 'completion': s_completion, 'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
 
 
 def orphan(env_extra):
