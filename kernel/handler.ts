@@ -14,7 +14,8 @@ import { type Library, loadLibrary } from './library';
 import { log } from './log';
 import { type Content, type ErrorContent, MessageFactory, type Transport, type WireMessage } from './messages';
 import type { MagicContext, MagicOutput, MagicRegistry, MagicSession } from './magics/registry';
-import { UsageError } from './magics/registry';
+import { CellFailure, UsageError } from './magics/registry';
+import { saveFigure } from './figure/save';
 import { SerialQueue } from './serial-queue';
 import { WidgetHub, attachWidgetHub, widgets } from './widgets';
 
@@ -242,7 +243,7 @@ export class KernelHandler extends JupyterHandlerImpl {
     try {
       outcome = await this.runCell(code, ex);
     } catch (e) {
-      outcome = { ok: false, error: errorContent(e) };
+      outcome = { ok: false, error: e instanceof CellFailure ? e.content : errorContent(e) };
     } finally {
       ex.done();
       this.running = null;
@@ -309,7 +310,13 @@ export class KernelHandler extends JupyterHandlerImpl {
     }
     const parsed = this.magics.parse(m, args);
     if (parsed.kind === 'help') return { show: true, bundle: { 'text/plain': parsed.text } };
-    return m.run(parsed, this.magicContext(ex), body);
+    const out = await m.run(parsed, this.magicContext(ex), body);
+    // `--save FILE` (experiment magics): the figure of the result, written by the kernel (headless runs too).
+    const save = parsed.opts.save;
+    if (typeof save === 'string' && parsed.opts.dryRun !== true && out.value !== undefined) {
+      this.iopub.stream('stdout', `figure saved to ${await saveFigure(out.value, save)}\n`);
+    }
+    return out;
   }
 
   private magicContext(ex: Execution): MagicContext {
@@ -328,6 +335,11 @@ export class KernelHandler extends JupyterHandlerImpl {
       lookup: (name) => this.runner.lookup(name),
       background: (fn) => this.background(fn),
       registry: this.magics,
+      run: async (code) => {
+        const out = await this.runCell(code, ex);
+        if (!out.ok) throw new CellFailure(out.error);
+        return out.bundle;
+      },
     };
   }
 

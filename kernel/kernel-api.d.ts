@@ -55,6 +55,12 @@ export interface HsKernel {
   widgets: WidgetsApi;
   /** Displays any value as the kernel would show a cell's last expression. */
   display(value: unknown): void;
+  /**
+   * Writes a view's figure as PNG or SVG (by the extension) without a browser, so headless runs (nbconvert)
+   * write figures too. `view`: a widget a magic showed (`widgets.list()`), an experiment result, or a view state
+   * `{view, title, data}`. Resolves to the absolute path written.
+   */
+  saveFigure(view: unknown, file: string): Promise<string>;
 }
 
 /**

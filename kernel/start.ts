@@ -6,6 +6,7 @@ import { LazyConverters, TsRunner } from './cell-runner';
 import { cellTypesDir } from './cell-types';
 import { currentSignal } from './execution';
 import { KernelHandler } from './handler';
+import { saveFigure } from './figure/save';
 import { createHs } from './hs';
 import { REPO_ROOT } from './library';
 import { log } from './log';
@@ -42,7 +43,7 @@ export async function startKernel(configPath: string): Promise<void> {
   const transport = new SocketTransport();
   const convs = new LazyConverters();
   const holder: { handler: KernelHandler | null } = { handler: null };
-  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v) });
+  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v), saveFigure });
   // A global too, so plain JavaScript (and code required from cells) reaches the same object.
   Object.defineProperty(globalThis, 'hs', { value: hs, configurable: true, writable: true });
   // The generated declarations describe src/index.ts: not the stand-in library a test names.

@@ -31,6 +31,7 @@ function context(): { ctx: MagicContext; bound: Map<string, unknown> } {
     lookup: (n) => bound.get(n),
     background: () => {},
     registry,
+    run: async () => assert.fail('these magics run no cell code'),
   };
   return { ctx, bound };
 }
