@@ -145,8 +145,8 @@ export class KernelHandler extends JupyterHandlerImpl {
     const c = msg.content;
     switch (msg.header.msg_type) {
       case 'kernel_info_request':
-        // tslab's converter is built before the sockets open (start.ts), not here: built after the handshake it
-        // blocked the event loop for seconds while the frontend was nudging with kernel_info.
+        // tslab's converter is built in a worker from process start (start.ts), not here: built after the
+        // handshake it blocked the event loop for seconds while the frontend was nudging with kernel_info.
         return this.reply(msg, channel, 'kernel_info_reply', { status: 'ok', ...this.handleKernel() });
       case 'is_complete_request':
         return this.reply(msg, channel, 'is_complete_reply', { ...this.handleIsComplete({ code: String(c.code ?? '') }) });

@@ -2,8 +2,9 @@
 // tslab.display, SIGINT → interrupt.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LazyConverters, TsRunner } from './cell-runner';
+import { TsRunner } from './cell-runner';
 import { cellTypesDir } from './cell-types';
+import { WorkerConverters } from './converter-worker';
 import { currentSignal } from './execution';
 import { KernelHandler } from './handler';
 import { saveFigure } from './figure/save';
@@ -41,7 +42,7 @@ function redirect(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', handler
 export async function startKernel(configPath: string): Promise<void> {
   const started = Date.now();
   const transport = new SocketTransport();
-  const convs = new LazyConverters();
+  const convs = new WorkerConverters();
   const holder: { handler: KernelHandler | null } = { handler: null };
   const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v), saveFigure });
   // A global too, so plain JavaScript (and code required from cells) reaches the same object.
@@ -87,15 +88,13 @@ export async function startKernel(configPath: string): Promise<void> {
     if (handler.iopub.parent) handler.iopub.stream('stderr', `Unhandled promise rejection: ${text}\n`);
   });
 
-  // tslab's converter (1–3 s of synchronous TypeScript work) is built before the sockets open: the frontend's
-  // kernel_info then waits for it once, instead of the first execute stalling behind it while the server's
-  // nudges go unanswered (issue 16: "Nudge attempt 10").
-  const warmStart = Date.now();
-  runner.warm();
-  const warmMs = Date.now() - warmStart;
+  // tslab's converter (1–3 s of synchronous TypeScript work) is built from now on in a worker thread, with the
+  // types the cell prelude loads: kernel_info and the frontend's nudges are answered meanwhile, and the first
+  // cell waits only for what is left of the build (issue 16: "Nudge attempt 10").
+  convs.start(runner.preludeCode());
   stopWhenOrphaned(() => handler.interrupt());
 
   server = new HopscopeServer(handler, transport, configPath);
   await server.init();
-  log(`listening (pid ${process.pid}; ${Math.round(process.uptime() * 1000)} ms after process start, ${Date.now() - started} ms in startKernel, ${warmMs} ms of it the TypeScript warm-up; cwd ${process.cwd()})`);
+  log(`listening (pid ${process.pid}; ${Math.round(process.uptime() * 1000)} ms after process start, ${Date.now() - started} ms in startKernel; cwd ${process.cwd()})`);
 }

@@ -383,10 +383,20 @@ def s_real(d):
 
 def s_conformance(d):
     r = {}
-    # The first execute right after the handshake (start() has just had kernel_info answered).
+    # The first execute right after the handshake (start() has just had kernel_info answered), and a
+    # kernel_info on control while it is pending: answered at once unless the event loop is blocked.
     t = time.time()
-    r['first'] = d.run('1 + 1')
+    mid = d.kc.execute('1 + 1')
+    d.kc.control_channel.send(d.kc.session.msg('kernel_info_request', {}))
+    try:
+        d.kc.get_control_msg(timeout=120)
+        r['control_seconds'] = time.time() - t
+    except Empty:
+        r['control_seconds'] = None
+    outputs = d.iopub_until_idle(mid, 120)
     r['first_seconds'] = time.time() - t
+    rep = d.shell_reply(mid, 10)
+    r['first'] = {'outputs': outputs, 'reply': rep['content'] if rep else None}
     t = time.time()
     r['second'] = d.run('2 + 2')
     r['second_seconds'] = time.time() - t
