@@ -1,66 +1,15 @@
-// What cells see besides their own code: the `hs` global and `widgets`. A self-contained declaration file on
-// purpose: tslab type-checks every cell against it, and a .ts file (or src/ types) outside the notebook folder
-// would be rejected by tslab's rootDir and make it load all of src/ at kernel start. kernel/widgets.ts
-// `implements` these interfaces, so tsc keeps the two in step.
+// What cells see: `hs` (the kernel helpers plus every export of src/index.ts, with the library's real types)
+// and `widgets`. tsc checks the kernel against this file; tslab reads the same file from the generated
+// declaration tree of cell-types.ts (src/ as .d.ts next to a copy of this file), never src/ itself.
+import type { HsKernel } from './kernel-api';
 
-export interface WidgetModelNames {
-  _model_name: string;
-  _model_module: string;
-  _model_module_version: string;
-  _view_name: string;
-  _view_module: string;
-  _view_module_version: string;
-}
+export * from './kernel-api';
 
-export interface WidgetCreateOptions {
-  /** Frontend class names; each missing one defaults to the hopscope view's (HopscopeViewModel/HopscopeView). */
-  model?: Partial<WidgetModelNames>;
-  state?: Record<string, unknown>;
-  /** Binary values by dotted path into `state` ("data.values"); typed arrays inside `state` work as well. */
-  buffers?: Record<string, ArrayBuffer | ArrayBufferView>;
-}
-
-export interface WidgetHandle {
-  /** The model id the frontend knows this widget by (its comm id). */
-  readonly id: string;
-  readonly isOpen: boolean;
-  /** A shallow copy of the whole state, class names included. */
-  readonly state: Record<string, unknown>;
-  get(key: string): unknown;
-  /** Changes keys here and in every view. */
-  set(patch: Record<string, unknown>): this;
-  /** Updates from the frontend (after they are echoed back); returns an unsubscribe function. */
-  on(event: 'change', fn: (changed: Record<string, unknown>, widget: WidgetHandle) => void): () => void;
-  /** Custom messages from the frontend (`model.send(...)` there). */
-  on(event: 'custom', fn: (content: Record<string, unknown>, buffers: Uint8Array[], widget: WidgetHandle) => void): () => void;
-  on(event: 'close', fn: (widget: WidgetHandle) => void): () => void;
-  /** A custom message to the frontend views. */
-  send(content: Record<string, unknown>, buffers?: (ArrayBuffer | ArrayBufferView)[]): void;
-  /** Shows a view in the output of the cell being executed. */
-  display(): void;
-  close(): void;
-}
-
-export interface WidgetsApi {
-  create(opts?: WidgetCreateOptions): WidgetHandle;
-  /** Whether a kernel is attached (library code can fall back to text output when not). */
-  available(): boolean;
-  list(): WidgetHandle[];
-}
-
-export interface HsKernel {
-  /** AbortSignal of the running cell: aborted on interrupt (pass it to long loops and to runExperiment). */
-  signal(): AbortSignal;
-  widgets: WidgetsApi;
-  /** Displays any value as the kernel would show a cell's last expression. */
-  display(value: unknown): void;
-}
+/** The library's exports, types only. */
+export type Library = typeof import('../src/index');
 
 /**
- * `hs`: the kernel helpers plus every export of src/index.ts, loaded on first use. Library members are typed
- * loosely on purpose (see the file comment); `runExperiment` gets the cell's signal when none is passed.
+ * `hs`: the kernel helpers plus every export of src/index.ts, loaded on first use; `runExperiment` gets the
+ * cell's signal when none is passed.
  */
-export interface Hs extends HsKernel {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  readonly [member: string]: any;
-}
+export interface Hs extends HsKernel, Omit<Library, keyof HsKernel> {}

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { format } from 'node:util';
 import type { ConverterSet, Executor } from 'tslab/dist/executor';
 import { expandShorthandProperties } from './cell-shorthand';
+import { buildCellTypesInBackground, cellTypesDir, freshCellTypes } from './cell-types';
 import { KernelInterrupt, compileErrorContent, errorContent } from './display';
 import type { ErrorContent } from './messages';
 
@@ -22,11 +23,11 @@ export interface CellRunner {
   lookup(name: string): unknown;
   /** Stops waiting for the running cell's promise (tslab's asynchronous interrupt). */
   interrupt(): void;
-  /** Builds the converter and declares the globals now (1–3 s, blocking), so the first cell does not wait. */
+  /** Declares the globals now (waiting for the converter if it is still being built). */
   warm(): void;
 }
 
-/** tslab's converters, built on first use: one takes 1–3 s, and kernel_info must not wait for it. */
+/** tslab's converters on the calling thread, built on first use (1–3 s each); the kernel builds them in a worker (converter-worker.ts). */
 export class LazyConverters implements ConverterSet {
   private n: Converter | null = null;
   private b: Converter | null = null;
@@ -50,7 +51,7 @@ export class LazyConverters implements ConverterSet {
   }
 }
 
-const CELL_API = path.join(__dirname, 'cell-api');
+const KERNEL_API = path.join(__dirname, 'kernel-api');
 const HOPSCOPE_GLOBAL = '__hopscope__';
 
 /** The objects cells reach through `hs`, `widgets` and bound magic results. */
@@ -66,9 +67,19 @@ export class TsRunner implements CellRunner {
   readonly executor: Executor;
   private sink: { value?: unknown; hasValue: boolean; errors: unknown[][] } | null = null;
   private preluded = false;
+  private prelude: string | null = null;
   private pendingBind: unknown = undefined;
 
-  constructor(rootDir: string, convs: ConverterSet, globals: CellGlobals) {
+  /**
+   * `typesDir`: where the library's generated declarations live (cell-types.ts); null keeps `hs` untyped and
+   * builds nothing (stand-in libraries in tests).
+   */
+  constructor(
+    rootDir: string,
+    private readonly convs: ConverterSet,
+    globals: CellGlobals,
+    private readonly typesDir: string | null = cellTypesDir(),
+  ) {
     const { createExecutor } = require('tslab/dist/executor') as typeof import('tslab/dist/executor');
     this.executor = createExecutor(rootDir, convs, {
       log: (...a: unknown[]) => {
@@ -87,30 +98,54 @@ export class TsRunner implements CellRunner {
     Object.defineProperty(globalThis, HOPSCOPE_GLOBAL, { value: slot, configurable: true });
   }
 
+  /**
+   * The cell prelude that declares `hs` and `widgets`. With the library's declarations generated
+   * (cell-types.ts), `hs` has its real types; until then the library part is untyped and the declarations are
+   * built in the background for the next start.
+   */
+  preludeCode(): string {
+    if (this.prelude !== null) return this.prelude;
+    const typed = this.typesDir === null ? null : freshCellTypes(this.typesDir);
+    if (!typed && this.typesDir !== null) buildCellTypesInBackground(this.typesDir);
+    const api = JSON.stringify(typed ?? KERNEL_API);
+    this.prelude =
+      `const hs: import(${api}).${typed ? 'Hs' : 'HsUntyped'} = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
+      `const widgets: import(${api}).WidgetsApi = (globalThis as any).${HOPSCOPE_GLOBAL}.widgets;\n`;
+    return this.prelude;
+  }
+
   warm(): void {
     if (this.preluded) return;
     this.preluded = true;
-    // Declares the globals with types from cell-api.d.ts. tslab's execute is synchronous up to its first await,
-    // and this code has none, so the declarations are in place when this returns.
-    const api = JSON.stringify(CELL_API);
-    const prelude =
-      `const hs: import(${api}).Hs = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
-      `const widgets: import(${api}).WidgetsApi = (globalThis as any).${HOPSCOPE_GLOBAL}.widgets;\n`;
+    // tslab's execute converts synchronously before its first await, so the declarations are in place for the
+    // cell that follows.
+    const prelude = this.preludeCode();
     void this.runRaw(prelude, 0).then((r) => {
       if (!r.ok) process.stderr.write(`hopscope: the cell prelude failed: ${r.error.traceback.join('\n')}\n`);
     });
   }
 
   async run(code: string, lineOffset = 0): Promise<RunOutcome> {
+    await this.converterReady();
     this.warm();
     return this.runRaw(expandShorthandProperties(code), lineOffset);
   }
 
   async bind(name: string, value: unknown): Promise<void> {
+    await this.converterReady();
     this.warm();
     this.pendingBind = value;
     const r = await this.runRaw(`let ${name}: any = (globalThis as any).${HOPSCOPE_GLOBAL}.take();`, 0);
     if (!r.ok) throw new Error(`could not bind ${name}: ${r.error.evalue}`);
+  }
+
+  /**
+   * Waits, without blocking the event loop, for a converter still being built in a worker (converter-worker.ts):
+   * converting is synchronous and would otherwise hold the kernel's thread until the build is done.
+   */
+  private async converterReady(): Promise<void> {
+    const ready = (this.convs as { ready?: () => Promise<void> }).ready;
+    if (typeof ready === 'function') await ready.call(this.convs);
   }
 
   lookup(name: string): unknown {

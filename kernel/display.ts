@@ -1,9 +1,10 @@
 // How values and errors look in a notebook: mime bundles for `execute_result`/`display_data` (text/plain is
-// util.inspect; HTML from `_repr_html_()`, `toHTML()` or an arquero table) and `error` contents with a traceback
+// util.inspect; HTML from `_repr_html_()`, `toHTML()` or an arquero table; tensors and images: rich-output.ts) and `error` contents with a traceback
 // trimmed of kernel and tslab frames.
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import type { ErrorContent } from './messages';
+import { imageBundle, isTensorLike, tensorBundle } from './rich-output';
 
 const TABLE_ROWS = 20;
 
@@ -27,10 +28,6 @@ export function isArqueroTable(v: unknown): boolean {
   return method(v, 'numRows') !== null && method(v, 'columnNames') !== null && method(v, 'toHTML') !== null;
 }
 
-function isTensor(v: unknown): boolean {
-  return method(v, 'dataSync') !== null && Array.isArray((v as { shape?: unknown }).shape) && typeof (v as { dtype?: unknown }).dtype === 'string';
-}
-
 /** The `data` of a display bundle for any value. */
 export function mimeBundle(value: unknown): Record<string, unknown> {
   const custom = method(value, '_repr_mimebundle_');
@@ -38,11 +35,18 @@ export function mimeBundle(value: unknown): Record<string, unknown> {
     const b = custom() as Record<string, unknown> | null;
     if (b && typeof b === 'object') return { 'text/plain': plainText(value), ...b };
   }
+  if (isTensorLike(value)) return tensorBundle(value);
+  const image = imageBundle(value);
+  if (image) return image;
   const data: Record<string, unknown> = { 'text/plain': plainText(value) };
   const reprHtml = method(value, '_repr_html_');
   if (reprHtml) data['text/html'] = String(reprHtml());
-  else if (isArqueroTable(value)) data['text/html'] = String(method(value, 'toHTML')!({ limit: TABLE_ROWS }));
-  else {
+  else if (isArqueroTable(value)) {
+    const t = value as { numRows(): number; columnNames(): string[] };
+    const n = t.numRows();
+    const note = `<p style="font-size:small">${n} rows × ${t.columnNames().length} columns${n > TABLE_ROWS ? `; the first ${TABLE_ROWS} shown` : ''}</p>`;
+    data['text/html'] = String(method(value, 'toHTML')!({ limit: TABLE_ROWS })) + note;
+  } else {
     const toHTML = method(value, 'toHTML');
     if (toHTML && typeof value === 'object') data['text/html'] = String(toHTML());
   }
@@ -53,11 +57,6 @@ function plainText(value: unknown): string {
   if (isArqueroTable(value)) {
     const t = value as { numRows(): number; columnNames(): string[]; toMarkdown(o: unknown): string };
     return `ColumnTable ${t.numRows()} rows × ${t.columnNames().length} columns\n${t.toMarkdown({ limit: TABLE_ROWS })}`;
-  }
-  if (isTensor(value)) {
-    const t = value as { isDisposed?: boolean; toString(verbose?: boolean): string };
-    if (t.isDisposed) return 'Tensor (disposed)';
-    return t.toString(true);
   }
   return inspect(value, { depth: 4, maxArrayLength: 100, maxStringLength: 10_000, breakLength: 100 });
 }

@@ -5,14 +5,17 @@ import { JupyterHandlerImpl } from 'tslab/dist/jupyter';
 import type { CellRunner } from './cell-runner';
 import { splitCell } from './cell-split';
 import { CommManager } from './comms';
+import { completeSpecial, inspectSpecial, maskMagics } from './completion';
 import { KernelInterrupt, errorContent, mimeBundle } from './display';
 import { setCurrentSignal } from './execution';
 import { Iopub } from './iopub';
+import { History } from './history';
 import { type Library, loadLibrary } from './library';
 import { log } from './log';
 import { type Content, type ErrorContent, MessageFactory, type Transport, type WireMessage } from './messages';
 import type { MagicContext, MagicOutput, MagicRegistry, MagicSession } from './magics/registry';
-import { UsageError } from './magics/registry';
+import { CellFailure, UsageError } from './magics/registry';
+import { saveFigure } from './figure/save';
 import { SerialQueue } from './serial-queue';
 import { WidgetHub, attachWidgetHub, widgets } from './widgets';
 
@@ -70,10 +73,10 @@ export class KernelHandler extends JupyterHandlerImpl {
   readonly comms: CommManager;
   readonly widgetHub: WidgetHub;
   readonly session: MagicSession = { model: null, modelSource: null, data: undefined, datasets: new Map() };
+  readonly history = new History();
   private readonly queue = new SerialQueue();
   private running: Execution | null = null;
   private count = 0;
-  private warmScheduled = false;
   private readonly transport: Transport;
   private readonly runner: CellRunner;
   private readonly magics: MagicRegistry;
@@ -99,7 +102,17 @@ export class KernelHandler extends JupyterHandlerImpl {
       ...base,
       implementation: 'hopscope',
       implementation_version: this.opts.version ?? '0.0.0',
-      language_info: { ...base.language_info, version: ts.version },
+      // JupyterLab 4 picks the editor grammar with findBest(codemirror_mode): by name, then MIME, then extension
+      // (@jupyterlab/codemirror language.ts), and its TypeScript language is named 'TypeScript'. tslab's
+      // {name: 'javascript', typescript: true} only worked in CodeMirror 5 (the classic notebook).
+      language_info: {
+        name: 'typescript',
+        version: ts.version,
+        mimetype: 'text/typescript',
+        file_extension: '.ts',
+        codemirror_mode: 'typescript',
+        pygments_lexer: 'typescript',
+      },
       banner: `hopscope ${this.opts.version ?? ''}: TypeScript (tslab ${TSLAB_VERSION}) with magics (%lsmagic) and widgets; the library is \`hs\``,
       help_links: [{ text: 'tslab, the TypeScript kernel this extends', url: 'https://github.com/yunabe/tslab' }],
     };
@@ -132,20 +145,16 @@ export class KernelHandler extends JupyterHandlerImpl {
     const c = msg.content;
     switch (msg.header.msg_type) {
       case 'kernel_info_request':
-        this.reply(msg, channel, 'kernel_info_reply', { status: 'ok', ...this.handleKernel() });
-        // Build tslab's converter (1–3 s, blocking) once the frontend has its handshake, not before.
-        if (!this.warmScheduled) {
-          this.warmScheduled = true;
-          setTimeout(() => this.runner.warm(), 20);
-        }
-        return;
+        // tslab's converter is built in a worker from process start (start.ts), not here: built after the
+        // handshake it blocked the event loop for seconds while the frontend was nudging with kernel_info.
+        return this.reply(msg, channel, 'kernel_info_reply', { status: 'ok', ...this.handleKernel() });
       case 'is_complete_request':
         return this.reply(msg, channel, 'is_complete_reply', { ...this.handleIsComplete({ code: String(c.code ?? '') }) });
       case 'complete_request':
       case 'inspect_request':
         return this.replyWithTs(msg, channel);
       case 'history_request':
-        return this.reply(msg, channel, 'history_reply', { status: 'ok', history: [] });
+        return this.reply(msg, channel, 'history_reply', { status: 'ok', history: this.history.query(c) });
       case 'comm_info_request':
         return this.reply(msg, channel, 'comm_info_reply', this.comms.info(c.target_name as string | undefined));
       case 'comm_open':
@@ -168,17 +177,24 @@ export class KernelHandler extends JupyterHandlerImpl {
     }
   }
 
-  /** Completion and inspection go through tslab's TypeScript service. */
+  /** Completion and inspection: magics and hook points here (completion.ts), the rest through tslab's TypeScript service. */
   private replyWithTs(msg: WireMessage, channel: 'shell' | 'control'): void {
     const code = String(msg.content.code ?? '');
     const pos = Number(msg.content.cursor_pos ?? code.length);
     const complete = msg.header.msg_type === 'complete_request';
     const type = complete ? 'complete_reply' : 'inspect_reply';
     try {
+      const special = complete ? completeSpecial(code, pos, this.magics, this.session.model) : inspectSpecial(code, pos, this.magics);
+      if (special) return this.reply(msg, channel, type, special);
+      const ts = maskMagics(code);
+      if (ts === null) {
+        const none = complete ? { status: 'ok', matches: [], cursor_start: pos, cursor_end: pos, metadata: {} } : { status: 'ok', found: false, data: {}, metadata: {} };
+        return this.reply(msg, channel, type, none);
+      }
       this.runner.warm();
       const content = complete
-        ? this.handleComplete({ code, cursor_pos: pos })
-        : this.handleInspect({ code, cursor_pos: pos, detail_level: msg.content.detail_level === 1 ? 1 : 0 });
+        ? this.handleComplete({ code: ts, cursor_pos: pos })
+        : this.handleInspect({ code: ts, cursor_pos: pos, detail_level: msg.content.detail_level === 1 ? 1 : 0 });
       this.reply(msg, channel, type, { ...content });
     } catch (e) {
       this.reply(msg, channel, type, { status: 'error', ...errorContent(e) });
@@ -215,8 +231,10 @@ export class KernelHandler extends JupyterHandlerImpl {
     // Output of this execution, and of what it starts, goes to this request from now on.
     this.iopub.parent = req;
     this.iopub.status('busy', req);
-    if (!silent && c.store_history !== false) this.count++;
+    const store = !silent && c.store_history !== false;
+    if (store) this.count++;
     const count = this.count;
+    if (store) this.history.add(count, code);
     if (!silent) this.iopub.publish('execute_input', { code, execution_count: count });
     const ex = new Execution(this.runner);
     this.running = ex;
@@ -225,7 +243,7 @@ export class KernelHandler extends JupyterHandlerImpl {
     try {
       outcome = await this.runCell(code, ex);
     } catch (e) {
-      outcome = { ok: false, error: errorContent(e) };
+      outcome = { ok: false, error: e instanceof CellFailure ? e.content : errorContent(e) };
     } finally {
       ex.done();
       this.running = null;
@@ -233,7 +251,9 @@ export class KernelHandler extends JupyterHandlerImpl {
     try {
       if (outcome.ok) {
         if (outcome.bundle && !silent) this.iopub.publish('execute_result', { execution_count: count, data: outcome.bundle, metadata: {} });
-        this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'ok', execution_count: count, payload: [], user_expressions: {} }));
+        if (outcome.bundle && store) this.history.setOutput(count, String(outcome.bundle['text/plain'] ?? ''));
+        const user_expressions = await this.userExpressions(c.user_expressions);
+        this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'ok', execution_count: count, payload: [], user_expressions }));
       } else {
         this.iopub.publish('error', { ...outcome.error });
         this.transport.send('shell', this.factory.reply(req, 'execute_reply', { status: 'error', execution_count: count, ...outcome.error }));
@@ -242,6 +262,26 @@ export class KernelHandler extends JupyterHandlerImpl {
     } finally {
       this.iopub.status('idle', req);
     }
+  }
+
+  /**
+   * `user_expressions` of an execute_request, evaluated after the cell as ipykernel does: each name gets a mime
+   * bundle (`status: 'ok'`) or its own error; one failing expression does not fail the cell.
+   */
+  private async userExpressions(exprs: unknown): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    if (!exprs || typeof exprs !== 'object') return out;
+    for (const [name, expr] of Object.entries(exprs as Record<string, unknown>)) {
+      try {
+        const r = await this.runner.run(`(${String(expr)}\n)`);
+        out[name] = r.ok
+          ? { status: 'ok', data: r.hasValue ? safeBundle(r.value) : { 'text/plain': 'undefined' }, metadata: {} }
+          : { status: 'error', ...r.error };
+      } catch (e) {
+        out[name] = { status: 'error', ...errorContent(e) };
+      }
+    }
+    return out;
   }
 
   private async runCell(code: string, ex: Execution): Promise<Outcome> {
@@ -270,7 +310,13 @@ export class KernelHandler extends JupyterHandlerImpl {
     }
     const parsed = this.magics.parse(m, args);
     if (parsed.kind === 'help') return { show: true, bundle: { 'text/plain': parsed.text } };
-    return m.run(parsed, this.magicContext(ex), body);
+    const out = await m.run(parsed, this.magicContext(ex), body);
+    // `--save FILE` (experiment magics): the figure of the result, written by the kernel (headless runs too).
+    const save = parsed.opts.save;
+    if (typeof save === 'string' && parsed.opts.dryRun !== true && out.value !== undefined) {
+      this.iopub.stream('stdout', `figure saved to ${await saveFigure(out.value, save)}\n`);
+    }
+    return out;
   }
 
   private magicContext(ex: Execution): MagicContext {
@@ -289,6 +335,11 @@ export class KernelHandler extends JupyterHandlerImpl {
       lookup: (name) => this.runner.lookup(name),
       background: (fn) => this.background(fn),
       registry: this.magics,
+      run: async (code) => {
+        const out = await this.runCell(code, ex);
+        if (!out.ok) throw new CellFailure(out.error);
+        return out.bundle;
+      },
     };
   }
 

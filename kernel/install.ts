@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { buildCellTypes, cellTypesDir, freshCellTypes } from './cell-types';
 import { REPO_ROOT } from './library';
 
 export interface InstallOptions {
@@ -14,6 +15,10 @@ export interface InstallOptions {
   python?: string;
   name?: string;
   log?: (line: string) => void;
+  /** Generate the library's declarations for typed `hs.` in cells (default true). */
+  cellTypes?: boolean;
+  /** The built labextension to copy (default widgets/labextension; tests pass their own). */
+  labextension?: string;
 }
 
 export interface JupyterPython {
@@ -111,6 +116,18 @@ function dataDir(o: InstallOptions, py: JupyterPython | null): string {
   return path.join(process.env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'jupyter');
 }
 
+export const LOGO_DIR = path.join(__dirname, 'logos');
+export const LOGOS = ['logo-32x32.png', 'logo-64x64.png', 'logo-svg.svg'];
+
+/** install.json of a prebuilt labextension (the fields jupyterlab's federated extension manager reads). */
+export function labextensionInstallJson(dir: string): Record<string, string> {
+  return {
+    packageManager: 'npm',
+    packageName: 'hopscope',
+    uninstallInstructions: `Installed by \`hopscope install\` from ${REPO_ROOT}; remove the folder ${dir} (and the hopscope kernelspec: jupyter kernelspec remove hopscope)`,
+  };
+}
+
 export function kernelSpec(): Record<string, unknown> {
   return {
     argv: [process.execPath, path.join(REPO_ROOT, 'bin', 'hopscope.js'), 'kernel', '--config-path', '{connection_file}'],
@@ -145,19 +162,37 @@ export function install(o: InstallOptions): { kernelDir: string; labextensionDir
   const kernelDir = path.join(share, 'kernels', name);
   fs.mkdirSync(kernelDir, { recursive: true });
   fs.writeFileSync(path.join(kernelDir, 'kernel.json'), JSON.stringify(kernelSpec(), null, 2) + '\n');
+  // The launcher and notebook tabs show these (jupyter_client's kernelspec looks for logo-* files here).
+  for (const logo of LOGOS) fs.copyFileSync(path.join(LOGO_DIR, logo), path.join(kernelDir, logo));
   say(`Kernelspec "${name}" written to ${kernelDir}/kernel.json`);
   if (py && !py.dataPath.map((p) => path.resolve(p)).includes(path.resolve(share))) {
     say(`  note: ${share} is not in this Jupyter's search path (${py.dataPath.join(', ')}); add it to JUPYTER_PATH`);
   }
 
+  if (o.cellTypes !== false) {
+    // Typed `hs.` completion from the first kernel start (otherwise the kernel builds them in the background).
+    if (freshCellTypes()) say(`Library types for cells are up to date (${cellTypesDir()})`);
+    else {
+      const t0 = Date.now();
+      try {
+        buildCellTypes();
+        say(`Library types for cells generated in ${((Date.now() - t0) / 1000).toFixed(1)} s (${cellTypesDir()})`);
+      } catch (e) {
+        say(`  note: could not generate the library types for cells (${(e as Error).message}); hs.* stays untyped`);
+      }
+    }
+  }
+
   let labextensionDir: string | null = null;
-  const built = path.join(REPO_ROOT, 'widgets', 'labextension');
+  const built = o.labextension ?? path.join(REPO_ROOT, 'widgets', 'labextension');
   if (fs.existsSync(path.join(built, 'package.json'))) {
     const pkg = JSON.parse(fs.readFileSync(path.join(built, 'package.json'), 'utf8')) as { name?: string };
     labextensionDir = path.join(share, 'labextensions', pkg.name ?? 'hopscope-widgets');
     fs.rmSync(labextensionDir, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(labextensionDir), { recursive: true });
     fs.cpSync(built, labextensionDir, { recursive: true });
+    // JupyterLab's extension manager reads this to say how the extension was installed and how to remove it.
+    fs.writeFileSync(path.join(labextensionDir, 'install.json'), JSON.stringify(labextensionInstallJson(labextensionDir), null, 2) + '\n');
     say(`Widget frontend copied to ${labextensionDir}`);
   } else {
     say(`Widget frontend not built (${built} missing): build widgets/ first for live views in JupyterLab`);

@@ -2,12 +2,16 @@
 // tslab.display, SIGINT → interrupt.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LazyConverters, TsRunner } from './cell-runner';
+import { TsRunner } from './cell-runner';
+import { cellTypesDir } from './cell-types';
+import { WorkerConverters } from './converter-worker';
 import { currentSignal } from './execution';
 import { KernelHandler } from './handler';
+import { saveFigure } from './figure/save';
 import { createHs } from './hs';
 import { REPO_ROOT } from './library';
 import { log } from './log';
+import { stopWhenOrphaned } from './parent-poller';
 import { defaultMagics } from './magics';
 import { HopscopeServer, SocketTransport } from './server';
 import { widgets } from './widgets';
@@ -38,12 +42,14 @@ function redirect(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr', handler
 export async function startKernel(configPath: string): Promise<void> {
   const started = Date.now();
   const transport = new SocketTransport();
-  const convs = new LazyConverters();
+  const convs = new WorkerConverters();
   const holder: { handler: KernelHandler | null } = { handler: null };
-  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v) });
+  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v), saveFigure });
   // A global too, so plain JavaScript (and code required from cells) reaches the same object.
   Object.defineProperty(globalThis, 'hs', { value: hs, configurable: true, writable: true });
-  const runner = new TsRunner(process.cwd(), convs, { hs, widgets });
+  // The generated declarations describe src/index.ts: not the stand-in library a test names.
+  const typed = !process.env.HOPSCOPE_LIBRARY && process.env.HOPSCOPE_CELL_TYPES !== 'off';
+  const runner = new TsRunner(process.cwd(), convs, { hs, widgets }, typed ? cellTypesDir() : null);
   let server: HopscopeServer | null = null;
   let shuttingDown = false;
   const handler = new KernelHandler({
@@ -81,6 +87,12 @@ export async function startKernel(configPath: string): Promise<void> {
     log(`unhandled rejection: ${text}`);
     if (handler.iopub.parent) handler.iopub.stream('stderr', `Unhandled promise rejection: ${text}\n`);
   });
+
+  // tslab's converter (1–3 s of synchronous TypeScript work) is built from now on in a worker thread, with the
+  // types the cell prelude loads: kernel_info and the frontend's nudges are answered meanwhile, and the first
+  // cell waits only for what is left of the build (issue 16: "Nudge attempt 10").
+  convs.start(runner.preludeCode());
+  stopWhenOrphaned(() => handler.interrupt());
 
   server = new HopscopeServer(handler, transport, configPath);
   await server.init();

@@ -11,6 +11,7 @@ export function addRunOptions(c: Command): Command {
     .option('--as <name>', 'also bind the result to this variable (it is always bound to _)', parseNameArg('--as'))
     .option('--run-dir <dir>', 'checkpoint finished work there; running the same command again resumes')
     .option('--no-widget', 'print a summary instead of showing the live view')
+    .option('--save <file>', 'also write the figure to FILE (.png or .svg), also in a headless nbconvert run')
     .option('--dry-run', 'validate and show the spec without running it');
 }
 

@@ -6,7 +6,8 @@ import { load } from './load';
 import { help, lsmagic } from './lsmagic';
 import { MagicRegistry } from './registry';
 import { spec } from './spec';
+import { timingMagics } from './timing';
 
 export function defaultMagics(): MagicRegistry {
-  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics);
+  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics, ...timingMagics);
 }

@@ -1,27 +1,36 @@
 // %load: a model from a HuggingFace folder (config.json + safetensors) or the built-in teaching model.
-import { hookPointsOf } from '../library';
+import * as path from 'node:path';
+import { REPO_ROOT, hookPointsOf } from '../library';
 import { resolveData } from './experiment-runner';
 import { type Magic, parseNameArg } from './registry';
 
+/**
+ * The data the teaching model was trained on (data/teaching/README.md; `hopscope demo` pairs them the same way,
+ * src/cli/demo.ts): `%load teaching` brings it along, so the README's `%crosspatch` runs without `--data`.
+ */
+export const TEACHING_DATA = path.join(REPO_ROOT, 'data', 'toyworld');
+
 export const load: Magic = {
   name: 'load',
-  summary: 'Load a model (a HuggingFace folder or "teaching"); experiment magics use it until the next %load',
+  summary: 'Load a model (a HuggingFace folder or "teaching", which brings its toyworld data); experiment magics use it until the next %load',
   define: (c) =>
     c
       .argument('<source>', 'model folder, or "teaching"')
       .option('--as <name>', 'also bind the model to this variable (it is always bound to _)', parseNameArg('--as'))
-      .option('--data <dir>', 'also load a dataset folder (PopVQA layout) for the experiment magics'),
+      .option('--data <dir>', 'also load a dataset folder (PopVQA layout) for the experiment magics (default for "teaching": data/toyworld)'),
   async run({ opts, args }, ctx) {
     const lib = ctx.lib('%load');
     const source = String(args[0]);
     const model = await Promise.race([lib.loadModel(source), ctx.hardStop]);
     ctx.session.model = model;
     ctx.session.modelSource = source;
-    if (typeof opts.data === 'string') await resolveData(ctx, lib, opts.data);
+    const dataDir = typeof opts.data === 'string' ? opts.data : source === 'teaching' ? TEACHING_DATA : undefined;
+    if (dataDir) await resolveData(ctx, lib, dataDir);
     await ctx.keep(model, opts.as as string | undefined);
     const family = (model as unknown as { family?: string }).family;
+    const data = dataDir ? `; data ${path.relative(process.cwd(), path.resolve(dataDir)) || dataDir}` : '';
     const text =
-      `loaded ${source}${family ? ` (${family})` : ''}: ${model.numLayers} layers, ${hookPointsOf(model).length} hook points; ` +
+      `loaded ${source}${family ? ` (${family})` : ''}: ${model.numLayers} layers, ${hookPointsOf(model).length} hook points${data}; ` +
       `bound to _${opts.as ? ` and ${String(opts.as)}` : ''}`;
     return { value: model, show: true, bundle: { 'text/plain': text } };
   },

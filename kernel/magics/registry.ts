@@ -43,6 +43,19 @@ export interface MagicContext {
    */
   background(fn: (signal: AbortSignal) => Promise<void>): void;
   registry: MagicRegistry;
+  /**
+   * Runs code as a cell would (TypeScript and line magics; declarations persist) and returns the display bundle
+   * of its last value, or null; throws CellFailure with the cell's error.
+   */
+  run(code: string): Promise<Record<string, unknown> | null>;
+}
+
+/** A cell run by a magic (%time, %timeit) failed: its error content, reported as the cell's own error. */
+export class CellFailure extends Error {
+  constructor(readonly content: { ename: string; evalue: string; traceback: string[] }) {
+    super(content.evalue);
+    this.name = content.ename;
+  }
 }
 
 export interface MagicOutput {
@@ -61,6 +74,11 @@ export interface Magic {
   /** Adds arguments and options to a fresh, pre-configured command (fresh per call: commander keeps values). */
   define(cmd: Command): Command;
   run(parsed: { opts: Record<string, unknown>; args: unknown[] }, ctx: MagicContext, body: string | undefined): Promise<MagicOutput>;
+  /**
+   * For magics whose argument is code (`%time expr`): parses the raw line instead of commander, which would
+   * split it into shell words. `define` still gives the help text and the option completions.
+   */
+  parseRaw?(argLine: string): { opts: Record<string, unknown>; args: unknown[] };
 }
 
 /** Shell-like words: whitespace separates, quotes group, backslash escapes. */
@@ -138,6 +156,14 @@ export class MagicRegistry {
     const out = { text: '' };
     const cmd = this.command(m, out);
     const label = `${m.cell ? '%%' : '%'}${m.name}`;
+    if (m.parseRaw) {
+      if (/^\s*(-h|--help)\s*$/.test(argLine)) return { kind: 'help', text: cmd.helpInformation() };
+      try {
+        return { kind: 'run', ...m.parseRaw(argLine) };
+      } catch (e) {
+        throw e instanceof UsageError ? new UsageError(`${label}: ${e.message} (see ${label} --help)`) : e;
+      }
+    }
     try {
       cmd.parse(tokenize(argLine), { from: 'user' });
     } catch (e) {

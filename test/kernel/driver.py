@@ -381,10 +381,75 @@ def s_real(d):
     return r
 
 
-SCENARIOS = {'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+def s_conformance(d):
+    r = {}
+    # The first execute right after the handshake (start() has just had kernel_info answered), and a
+    # kernel_info on control while it is pending: answered at once unless the event loop is blocked.
+    t = time.time()
+    mid = d.kc.execute('1 + 1')
+    d.kc.control_channel.send(d.kc.session.msg('kernel_info_request', {}))
+    try:
+        d.kc.get_control_msg(timeout=120)
+        r['control_seconds'] = time.time() - t
+    except Empty:
+        r['control_seconds'] = None
+    outputs = d.iopub_until_idle(mid, 120)
+    r['first_seconds'] = time.time() - t
+    rep = d.shell_reply(mid, 10)
+    r['first'] = {'outputs': outputs, 'reply': rep['content'] if rep else None}
+    t = time.time()
+    r['second'] = d.run('2 + 2')
+    r['second_seconds'] = time.time() - t
+    r['user_expressions'] = d.run('const ue: number = 20', user_expressions={'ok': 'ue + 1', 'obj': '{k: ue}', 'bad': 'nosuch.x'})
+    r['ue_after_error'] = d.run('throw new Error("cell fails")', user_expressions={'ok': 'ue'})
+    d.run('const h1 = "first"')
+    d.run('h1 + " second"')
+    d.run('"silent"', silent=True)
+    d.run('/* not stored */ 0', store_history=False)
+    def hist(**kw):
+        mid = d.kc.history(**kw)
+        rep = d.shell_reply(mid, 30)
+        return rep['content'] if rep else None
+    r['tail'] = hist(hist_access_type='tail', n=2)
+    r['tail_output'] = hist(hist_access_type='tail', n=1, output=True)
+    r['range'] = hist(hist_access_type='range', session=0, start=1, stop=3)
+    r['search'] = hist(hist_access_type='search', pattern='h1*')
+    r['other_session'] = hist(hist_access_type='range', session=-1, start=1, stop=3)
+    return r
+
+
+def s_completion(d):
+    r = {}
+    def ask(kind, code, pos=None):
+        pos = len(code) if pos is None else pos
+        mid = d.kc.complete(code, pos) if kind == 'complete' else d.kc.inspect(code, pos)
+        rep = d.shell_reply(mid, 60)
+        return rep['content'] if rep else None
+    r['hs'] = ask('complete', 'hs.load')
+    r['hs_inspect'] = ask('inspect', 'hs.loadModel', 10)
+    r['magic_names'] = ask('complete', '%rec')
+    r['magic_options'] = ask('complete', '%recallgap --')
+    r['magic_inspect'] = ask('inspect', '%recallgap --limit 3', 4)
+    r['around_magic'] = ask('complete', 'const s = "abc"\n%lsmagic\ns.toUpper')
+    r['backend'] = d.run('%backend cpu')
+    r['load'] = d.run('%load teaching', 300)
+    r['hook_points'] = ask('complete', "const at = 'lm.blocks.1.")
+    return r
+
+
+SCENARIOS = {'conformance': s_conformance, 'completion': s_completion, 'real': s_real, 'basic': s_basic, 'magics': s_magics, 'widgets': s_widgets, 'hmac': s_hmac, 'interrupt': s_interrupt, 'many': s_many}
+
+
+def orphan(env_extra):
+    """Starts a kernel, prints its pid and waits to be killed (the test kills this process, the kernel's parent)."""
+    km, kc, startup, info = start(env_extra)
+    print(json.dumps({'kernel_pid': km.provisioner.pid if getattr(km, 'provisioner', None) else km.kernel.pid, 'parent_pid': os.getpid()}), flush=True)
+    time.sleep(600)
 
 
 def main():
+    if sys.argv[1] == 'orphan':
+        return orphan(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
     names = sys.argv[1].split(',')
     env_extra = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     km, kc, startup, info = start(env_extra)

@@ -101,6 +101,7 @@ function recorder(lib: Library = fake as unknown as Library): Recorder {
     lookup: (n) => bound.get(n),
     background: () => {},
     registry,
+    run: async () => assert.fail('these magics run no cell code'),
   };
   return { ctx, bound, sets, created, controller };
 }

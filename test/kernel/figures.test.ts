@@ -1,0 +1,98 @@
+// Figures and timing from the kernel: every view kind drawn to SVG and PNG without a browser; a notebook run
+// headless by nbconvert writes its figures (hs.saveFigure and a magic's --save over the real library) and
+// times code with %time / %timeit.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { PNG } from 'pngjs';
+import { figureSvg, saveFigure } from '../../kernel/figure/save';
+import { parseTimeitLine } from '../../kernel/magics/timing';
+import { allViewStates, recallGapState } from '../widgets/fixtures';
+import { jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
+
+const text = (v: string | string[]) => (Array.isArray(v) ? v.join('') : v);
+const cell = (source: string) => ({ cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source });
+
+test('every view kind is drawn as SVG and as PNG (2× raster), with its title and data', async () => {
+  const dir = tempDir('hopscope-fig-');
+  for (const state of allViewStates()) {
+    const s = state as { view: string; title: string };
+    const svg = figureSvg(state);
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="640"/, s.view);
+    assert.ok(svg.includes(s.title.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')), `${s.view}: title`);
+    assert.match(svg, /<(path d="M|rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[\d.]+" fill="#)/, `${s.view}: data drawn`);
+    const file = await saveFigure(state, path.join(dir, `${s.view}.png`));
+    const png = PNG.sync.read(fs.readFileSync(file));
+    assert.equal(png.width, 1280, s.view);
+    // Not blank: the raster holds more than the white background.
+    const colours = new Set<number>();
+    for (let i = 0; i < png.data.length; i += 4 * 97) colours.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
+    assert.ok(colours.size > 5, `${s.view}: ${colours.size} colours`);
+  }
+  const svgFile = await saveFigure(recallGapState(), path.join(dir, 'sub', 'gap.svg'));
+  assert.match(fs.readFileSync(svgFile, 'utf8'), /celebs.*landmarks/s);
+});
+
+test('recall-gap bars are as tall as the accuracies; a widget handle saves its current state', async () => {
+  const svg = figureSvg({ state: recallGapState(), send() {} });
+  const heights = [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill="#1f77b4"><title>(\w+) text/g)].map((m) => [m[2], Number(m[1])]);
+  assert.deepEqual(heights.map(([t]) => t), ['celebs', 'landmarks', 'paintings', 'brands', 'all']);
+  // 0.52 and 0.37 on a 0..1 axis: the ratio of the bar heights.
+  const h = Object.fromEntries(heights) as Record<string, number>;
+  assert.ok(Math.abs(h.brands / h.celebs - 0.37 / 0.52) < 0.01, JSON.stringify(h));
+});
+
+test('saveFigure says what is wrong: format, a view without data yet, not a view', async () => {
+  await assert.rejects(saveFigure(recallGapState(), 'fig.pdf'), /unsupported format "\.pdf"; use \.png or \.svg/);
+  await assert.rejects(saveFigure({ view: 'layer-switch', title: 'x', data: {}, progress: { done: 1, total: 9 }, error: null }, 'f.svg'), /has no data yet \(running: 1\/9\)/);
+  await assert.rejects(saveFigure(42, 'f.svg'), /expected a view, a widget or an experiment result, got number/);
+});
+
+test('%timeit options before the code', () => {
+  assert.deepEqual(parseTimeitLine('-n 10 -r3 a.b(1, "x y")'), { opts: { loops: 10, runs: 3 }, args: ['a.b(1, "x y")'] });
+  assert.deepEqual(parseTimeitLine('f()'), { opts: {}, args: ['f()'] });
+  assert.throws(() => parseTimeitLine('-n 0 f()'), /-n "0" is not a positive integer/);
+});
+
+test('a notebook run by nbconvert writes its figures (hs.saveFigure, --save) and times code', { skip: jupyterMissing() || undefined }, async () => {
+  const { dir, env } = makeJupyterEnv();
+  const nb = {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: { kernelspec: { name: 'hopscope', display_name: 'TypeScript (hopscope)', language: 'typescript' } },
+    cells: [
+      cell('%time 40 + 2'),
+      cell('%%timeit -n 3 -r 2\nlet s = 0\nfor (let i = 0; i < 1000; i++) s += i'),
+      cell('%timeit -n 2 -r 1 await new Promise((r) => setTimeout(r, 5))'),
+      cell(`const state = ${JSON.stringify(recallGapState())}\nawait hs.saveFigure(state, 'figs/gap.png')`),
+      cell("await hs.saveFigure(state, 'figs/gap.svg')"),
+      cell('%load teaching'),
+      cell('%crosspatch --no-widget --limit 2 --layers 0-1 --save figs/crosspatch.svg'),
+    ],
+  };
+  const input = path.join(dir, 'figures.ipynb');
+  fs.writeFileSync(input, JSON.stringify(nb));
+  const t0 = Date.now();
+  const r = await runPython(['-m', 'nbconvert', '--to', 'notebook', '--execute', '--output', 'executed.ipynb', input], env, 600_000);
+  process.stdout.write(`nbconvert --execute of the figures notebook: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const out = JSON.parse(fs.readFileSync(path.join(dir, 'executed.ipynb'), 'utf8')) as { cells: { outputs: Record<string, unknown>[] }[] };
+  const outputs = (i: number) => out.cells[i].outputs;
+  const streamText = (i: number) => outputs(i).filter((o) => o.output_type === 'stream').map((o) => text(o.text as string)).join('');
+  const result = (i: number) => text((outputs(i).find((o) => o.output_type === 'execute_result')?.data as Record<string, string>)['text/plain']);
+
+  assert.match(streamText(0), /^Wall time: [\d.]+ (ns|µs|ms|s)\n$/);
+  assert.equal(result(0), '42');
+  assert.match(result(1), /^[\d.]+ (ns|µs|ms) ± [\d.]+ (ns|µs|ms) per loop \(mean ± std\. dev\. of 2 runs, 3 loops each\)$/);
+  const awaited = /^([\d.]+) (ms) ± .* of 1 run, 2 loops each\)$/.exec(result(2));
+  assert.ok(awaited && Number(awaited[1]) >= 4.5, `an awaited 5 ms timer: ${result(2)}`);
+
+  // Relative paths are the notebook's folder (the kernel's cwd under nbconvert).
+  const png = PNG.sync.read(fs.readFileSync(path.join(dir, 'figs', 'gap.png')));
+  assert.deepEqual([png.width, png.height], [1280, 800]);
+  assert.match(result(3), /figs[\\/]gap\.png'$/);
+  assert.match(fs.readFileSync(path.join(dir, 'figs', 'gap.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*paintings/);
+  assert.match(streamText(6), /figure saved to .*figs[\\/]crosspatch\.svg/);
+  assert.match(fs.readFileSync(path.join(dir, 'figs', 'crosspatch.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*layer patched/);
+});
