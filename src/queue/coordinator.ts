@@ -50,6 +50,11 @@ export interface QueueReport {
   /** Patch jobs whose rows came from the run folder's checkpoint. */
   fromCheckpoint: number;
   workers: string[];
+  /** Worker time over the shards collected: running patch jobs, and waiting for their replays' prefix (ms). */
+  computeMs: number;
+  replayWaitMs: number;
+  /** Wall time of the sweeps on the queue, from enqueueing to the last shard collected (ms). */
+  sweepMs: number;
   failed: ShardFailure[];
 }
 
@@ -79,7 +84,7 @@ export class QueueRun {
     private readonly o: QueueRunOptions,
     private readonly hashes: { model: string; data: string; run: string },
   ) {
-    this.report = { queue: redactUrl(o.queue), queueName: q.name, run: hashes.run, shards: 0, reused: 0, fromCheckpoint: 0, workers: [], failed: [] };
+    this.report = { queue: redactUrl(o.queue), queueName: q.name, run: hashes.run, shards: 0, reused: 0, fromCheckpoint: 0, workers: [], computeMs: 0, replayWaitMs: 0, sweepMs: 0, failed: [] };
   }
 
   static async open(o: QueueRunOptions): Promise<QueueRun> {
@@ -96,6 +101,7 @@ export class QueueRun {
 
   private async runSweep(model: Model, jobs: readonly PatchJob[], opts: SweepOptions): Promise<Row[]> {
     const sweep = this.sweeps++;
+    const t0 = performance.now();
     const rowsByKey = new Map<string, Row[]>();
     const byKey = new Map(jobs.map((j) => [j.key, j]));
     if (byKey.size !== jobs.length) throw new InputError(`sweep ${sweep}: duplicate patch-job keys`);
@@ -133,6 +139,8 @@ export class QueueRun {
       const missing = keys.filter((k) => !res.rows[k]);
       if (missing.length) return fail(id, `worker ${res.worker} returned no rows for ${missing.join(', ')}`, 1);
       if (res.warnings.length) opts.onWarnings?.(res.warnings);
+      this.report.computeMs += res.ms ?? 0;
+      this.report.replayWaitMs += res.waitMs ?? 0;
       for (const k of keys) {
         if (rowsByKey.has(k)) continue;
         rowsByKey.set(k, res.rows[k]);
@@ -174,6 +182,7 @@ export class QueueRun {
       if (pending.size) await sleep(this.o.pollMs ?? 500, opts.signal);
     }
     this.report.workers = [...this.workers].sort();
+    this.report.sweepMs += performance.now() - t0;
     return jobs.flatMap((j) => rowsByKey.get(j.key) ?? []);
   }
 

@@ -37,6 +37,9 @@ export interface ShardResult {
   warnings: string[];
   /** Worker name (host:pid) that ran it. */
   worker: string;
+  /** ms the worker spent running the shard's jobs, and before that waiting for its replay to reach the sweep. */
+  ms: number;
+  waitMs: number;
 }
 
 /** One queue per (protocol, model, data): a worker listens only to the queue of the weights and data it holds. */

@@ -97,11 +97,13 @@ export class Session {
   }
 
   /** Runs the patch jobs `keys` of sweep `k`; rows per key and the jobs' warnings. */
-  async shard(k: number, keys: readonly string[], onDone: (n: number) => void): Promise<{ rows: Record<string, Row[]>; warnings: string[] }> {
+  async shard(k: number, keys: readonly string[], onDone: (n: number) => void): Promise<{ rows: Record<string, Row[]>; warnings: string[]; ms: number; waitMs: number }> {
     this.active++;
+    const t0 = performance.now();
     this.lastUsed = Date.now();
     try {
       const p = await this.reach(k);
+      const t1 = performance.now();
       const jobs = keys.map((key) => {
         const j = p.jobs.get(key);
         if (!j)
@@ -120,7 +122,7 @@ export class Session {
         out.warnings.forEach((w) => warnings.add(w));
         onDone(++n);
       }
-      return { rows, warnings: [...warnings] };
+      return { rows, warnings: [...warnings], ms: performance.now() - t1, waitMs: t1 - t0 };
     } finally {
       this.active--;
       this.lastUsed = Date.now();
