@@ -9,7 +9,7 @@ import { isRawPrompts, readRawPrompts, type RawPrompts } from './experiments/sou
 import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from './data/popvqa';
 import type { LoadOptions } from './models/load';
 import type { Model } from './models/model';
-import { runExperiment as runLocal, type ExperimentResult, type RunContext as ExperimentRunContext } from './experiments';
+import { runExperiment as runLocal, type ExperimentResult, type ExperimentSpec, type RunContext as ExperimentRunContext } from './experiments';
 
 // Layers as namespaces (hs.interventions.compileInterventions, hs.experiments.sweep, ...).
 export * as interventions from './interventions';
@@ -73,7 +73,7 @@ export {
  * Validates and runs an experiment spec (experiments/index.ts). With `queue: "redis://HOST:PORT/DB"` its patch
  * sweeps run on that queue's workers (docs/cluster.md); the queue code loads only then.
  */
-export async function runExperiment(spec: unknown, ctx: ExperimentRunContext & { queue?: string }): Promise<ExperimentResult> {
+export async function runExperiment(spec: unknown, ctx: ExperimentRunContext & { queue?: string }): Promise<ExperimentResult<ExperimentSpec>> {
   if (ctx?.queue) {
     const { runQueued } = require('./queue') as typeof import('./queue');
     return runQueued(spec, { ...ctx, queue: ctx.queue });

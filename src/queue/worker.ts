@@ -70,7 +70,6 @@ export async function startWorker(o: WorkerOptions): Promise<QueueWorker> {
       const old = idle.shift()!;
       old.close();
       sessions.delete(old.run);
-      void old.done;
     }
     s = new Session(d.run, model, d.spec, { data: o.data ? path.resolve(o.data) : undefined, backbone }, d.sweep);
     sessions.set(d.run, s);

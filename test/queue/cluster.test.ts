@@ -12,7 +12,9 @@ import * as aq from 'arquero';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { loadModelWithAssets, runExperiment, validateSpec, writeTable, type PatchJob } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
-import { QueueRun } from '../../src/queue';
+import { Queue } from 'bullmq';
+import { KEY_PREFIX, QueueRun, startWorker } from '../../src/queue';
+import { HOPSCOPE_VERSION, PROTOCOL, type ShardData } from '../../src/queue/protocol';
 import { DATA, MODEL, hopscope, startWorkerProcess, tableDiff, testQueue, until, type Child } from './cluster';
 import { redisMissing, startRedis, type RedisServer } from './redis';
 
@@ -140,6 +142,26 @@ describe('queue: a sweep over three workers and a coordinator', { skip: missing 
       assert.ok(got.numRows() >= 36 - 4, `at most the failed shard's other jobs are missing: ${got.numRows()} rows`);
     } finally {
       await run.close();
+    }
+  });
+
+  it('a worker with other data listens elsewhere, and refuses a hand-made shard for other weights', async () => {
+    // No --data: its data hash is "none", so its queue is not the run's.
+    const w = await startWorker({ queue: redis.url, model: MODEL, leaseMs: 5000, log: () => {} });
+    const runQueue = testQueue(redis.url);
+    const u = new URL(redis.url);
+    const q = new Queue<ShardData>(w.queueName, { prefix: KEY_PREFIX, connection: { host: u.hostname, port: Number(u.port) } });
+    try {
+      assert.notEqual(w.queueName, runQueue.name);
+      const data: ShardData = { protocol: PROTOCOL, hopscope: HOPSCOPE_VERSION, run: 'r', spec: SPEC, model: 'f'.repeat(64), data: 'none', sweep: 0, keys: ['k'] };
+      const job = await q.add('hand-made', data, { attempts: 1 });
+      const failed = await until('the hand-made shard to fail', async () => ((await job.isFailed()) ? q.getJob(job.id!) : undefined));
+      assert.match(failed!.failedReason, /is for model ffffffffffffffff; this worker holds \S*teaching \([0-9a-f]{16}\)/);
+      assert.equal(w.completed, 0, 'it ran nothing');
+    } finally {
+      await q.close();
+      await runQueue.close();
+      await w.close();
     }
   });
 });
