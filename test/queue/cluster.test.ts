@@ -48,7 +48,7 @@ describe('queue: a sweep over three workers and a coordinator', { skip: missing 
     // SIGTERM: a worker finishes its running shard and leaves; the exit hook in redis.ts SIGKILLs stragglers.
     const live = workers.filter((w) => w.proc.exitCode === null && w.proc.signalCode === null);
     live.forEach((w) => w.proc.kill('SIGTERM'));
-    await Promise.race([Promise.all(live.map((w) => w.exited)), new Promise((r) => setTimeout(r, 20_000))]);
+    await Promise.race([Promise.all(live.map((w) => w.exited)), new Promise((r) => setTimeout(r, 20_000).unref())]);
     model?.dispose();
     shutdownEngine();
     await redis?.stop();
