@@ -29,12 +29,14 @@ function checkUrl(url: string): void {
 export async function connect(url: string): Promise<Redis> {
   checkUrl(url);
   const probe = new IORedis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 5000 });
-  probe.on('error', () => {});
+  // ioredis reports the cause (ECONNREFUSED, a TLS failure, NOAUTH) as an event; the rejection only says "closed".
+  let cause: Error | null = null;
+  probe.on('error', (e: Error) => (cause ??= e));
   try {
     await probe.connect();
     await probe.ping();
   } catch (e) {
-    throw new ConfigError(`cannot reach Redis at ${redactUrl(url)}: ${(e as Error).message}; start redis-server there (docs/cluster.md) or fix --queue`);
+    throw new ConfigError(`cannot reach Redis at ${redactUrl(url)}: ${(cause ?? (e as Error)).message}; start redis-server there (docs/cluster.md) or fix --queue`);
   } finally {
     probe.disconnect();
   }
