@@ -37,6 +37,8 @@ export interface ExperimentContext {
   signal?: AbortSignal;
   /** Run folder for checkpoints (resume). */
   runDir?: string;
+  /** redis://HOST:PORT/DB: the patch sweeps run on that queue's workers (docs/cluster.md). */
+  queue?: string;
   onProgress?(ev: ProgressEvent): void;
   onPartial?(rows: Record<string, unknown>[]): void;
 }

@@ -17,6 +17,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# --- queue tests (test/queue, issue 18) -------------------------------------------------------------------
+# The tests start their own redis-server on 127.0.0.1 (random port, no persistence) and stop it; only the
+# binary is needed. Debian's package enables a system-wide Redis: disabled again, nothing is left running.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server (test/queue starts a private instance on 127.0.0.1)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+# --- end queue tests ---------------------------------------------------------------------------------------
+
 if [ ! -d node_modules/@tensorflow/tfjs-core ] || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "test.sh: installing npm dependencies"
   npm install --no-audit --no-fund

@@ -9,6 +9,7 @@ import { isRawPrompts, readRawPrompts, type RawPrompts } from './experiments/sou
 import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from './data/popvqa';
 import type { LoadOptions } from './models/load';
 import type { Model } from './models/model';
+import { runExperiment as runLocal, type ExperimentResult, type ExperimentSpec, type RunContext as ExperimentRunContext } from './experiments';
 
 // Layers as namespaces (hs.interventions.compileInterventions, hs.experiments.sweep, ...).
 export * as interventions from './interventions';
@@ -53,7 +54,6 @@ export {
   type RowGeometry,
 } from './interventions';
 export {
-  runExperiment,
   validateSpec,
   viewFromResult,
   EXPERIMENT_KINDS,
@@ -71,6 +71,18 @@ export {
   type ExperimentContext,
   type PromptSource,
 } from './experiments';
+
+/**
+ * Validates and runs an experiment spec (experiments/index.ts). With `queue: "redis://HOST:PORT/DB"` its patch
+ * sweeps run on that queue's workers (docs/cluster.md); the queue code loads only then.
+ */
+export async function runExperiment(spec: unknown, ctx: ExperimentRunContext & { queue?: string }): Promise<ExperimentResult<ExperimentSpec>> {
+  if (ctx?.queue) {
+    const { runQueued } = require('./queue') as typeof import('./queue');
+    return runQueued(spec, { ...ctx, queue: ctx.queue });
+  }
+  return runLocal(spec, ctx);
+}
 
 /** The teaching model's folder (src/train writes it there). */
 export const TEACHING_DIR = path.resolve(__dirname, '..', 'data', 'teaching');

@@ -10,6 +10,7 @@ export function addRunOptions(c: Command): Command {
     .option('--data <dir>', 'dataset folder (default: the last one loaded)')
     .option('--as <name>', 'also bind the result to this variable (it is always bound to _)', parseNameArg('--as'))
     .option('--run-dir <dir>', 'checkpoint finished work there; running the same command again resumes')
+    .option('--queue <url>', 'run the patch sweeps on hopscope workers through Redis: redis://HOST:PORT/DB (docs/cluster.md)')
     .option('--no-widget', 'print a summary instead of showing the live view')
     .option('--save <file>', 'also write the figure to FILE (.png or .svg), also in a headless nbconvert run')
     .option('--dry-run', 'validate and show the spec without running it');
@@ -30,6 +31,7 @@ export function runOptionsOf(opts: Record<string, unknown>): RunOptions {
   return {
     as: opts.as as string | undefined,
     runDir: opts.runDir as string | undefined,
+    queue: opts.queue as string | undefined,
     widget: opts.widget !== false,
     dryRun: opts.dryRun === true,
     model: opts.model as string | undefined,

@@ -18,6 +18,8 @@ export interface RunOptions {
   as?: string;
   /** Run folder: finished work is checkpointed there and skipped when the same command runs again. */
   runDir?: string;
+  /** redis://HOST:PORT/DB: the patch sweeps run on that queue's workers (src/queue). */
+  queue?: string;
   widget: boolean;
   dryRun: boolean;
   /** Variable holding the model; default: the model of the last %load. */
@@ -179,6 +181,7 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
         model,
         data,
         runDir: o.runDir,
+        queue: o.queue,
         signal: ctx.signal,
         onProgress: (ev) => {
           progress = { done: ev.done, total: ev.total };

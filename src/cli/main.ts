@@ -8,6 +8,7 @@ import { registerDemo } from './demo';
 import { registerExport } from './export';
 import { readForwardInputs, readJson, runForward } from './forward';
 import { registerRun } from './run';
+import { registerWorker } from './worker';
 
 export function buildProgram(): Command {
   const program = new Command('hopscope')
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     });
 
   registerRun(program);
+  registerWorker(program);
   registerDemo(program);
   registerExport(program);
   // The Jupyter commands live in kernel/ (bin/hopscope.js routes them there, so the CLI never loads tslab).

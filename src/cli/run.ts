@@ -1,6 +1,7 @@
 // `hopscope run SPEC.json --model DIR [--data DIR] --out DIR`: validates the spec, runs the experiment with
 // a progress bar, checkpoints finished work in the out folder (an interrupted run resumes there), and
-// writes the table as CSV and Arrow plus summary.json.
+// writes the table as CSV and Arrow plus summary.json. With --queue the patch sweeps run on workers
+// (src/queue) and the same files are written.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -21,6 +22,10 @@ export interface RunCommandOptions {
   progress?: boolean;
   backend?: string;
   threads?: number;
+  /** redis://HOST:PORT/DB: the patch sweeps run on that queue's workers (hopscope worker, docs/cluster.md). */
+  queue?: string;
+  /** Patch jobs per queued shard. */
+  shardSize?: number;
 }
 
 function readSpec(file: string): unknown {
@@ -69,22 +74,24 @@ export async function runSpecFile(specFile: string, o: RunCommandOptions): Promi
   const started = Date.now();
   try {
     if (o.backbone) backbone = loadModelWithAssets(path.resolve(o.backbone));
-    const result = await runExperiment(spec, {
-      model,
-      data: o.data ? loadData(o.data) : undefined,
-      backbone,
-      runDir: o.out,
-      signal: controller.signal,
-      onProgress,
-    });
+    const ctx = { model, data: o.data ? loadData(o.data) : undefined, backbone, runDir: o.out, signal: controller.signal, onProgress };
+    // The queue code (bullmq, ioredis) loads only for queued runs.
+    const result = o.queue
+      ? await (require('../queue') as typeof import('../queue')).runQueued(spec, { ...ctx, queue: o.queue, modelDir: path.resolve(o.model), dataDir: o.data, shardSize: o.shardSize })
+      : { ...(await runExperiment(spec, ctx)), queue: undefined };
     bar?.stop();
     const files = writeTable(result.table, o.out);
     const summary = path.join(o.out, 'summary.json');
     fs.writeFileSync(
       summary,
-      JSON.stringify({ kind: result.kind, spec: result.spec, model: path.resolve(o.model), data: o.data ? path.resolve(o.data) : null, engine: describeEngine(engine), seconds: (Date.now() - started) / 1000, rows: result.table.numRows(), summary: result.summary }, null, 2) + '\n',
+      JSON.stringify({ kind: result.kind, spec: result.spec, model: path.resolve(o.model), data: o.data ? path.resolve(o.data) : null, engine: describeEngine(engine), seconds: (Date.now() - started) / 1000, rows: result.table.numRows(), summary: result.summary, ...(result.queue ? { queue: result.queue } : {}) }, null, 2) + '\n',
     );
     process.stderr.write(`hopscope: ${result.table.numRows()} rows -> ${files.csv}, ${files.arrow}, ${summary}\n`);
+    const failed = result.queue?.failed ?? [];
+    if (failed.length)
+      throw new HopscopeError(
+        `${failed.length} shard(s) of ${result.queue!.shards} failed; the other rows are written (summary.json "queue.failed" lists the failed patch jobs). First error: ${failed[0].error}. Fix the cause and run the same command to retry them`,
+      );
     return { ...files, summary };
   } catch (e) {
     if (controller.signal.aborted) throw new HopscopeError(`interrupted; the finished work is checkpointed in ${o.out}: run the same command to resume`);
@@ -108,9 +115,11 @@ export function registerRun(program: Command): void {
     .requiredOption('--out <dir>', 'output folder (also the checkpoint: rerun to resume an interrupted run)')
     .option('--backbone <dir>', 'text-only backbone LLM folder (recovery)')
     .option('--no-progress', 'no progress bar')
-    .action(async (specFile: string, o: { model: string; data?: string; out: string; backbone?: string; progress: boolean }) => {
+    .option('--queue <url>', 'run the patch sweeps on a job queue: redis://HOST:PORT/DB (workers: hopscope worker; docs/cluster.md)')
+    .option('--shard-size <n>', 'patch jobs per queued shard (default 4 x batchSize)')
+    .action(async (specFile: string, o: { model: string; data?: string; out: string; backbone?: string; progress: boolean; queue?: string; shardSize?: string }) => {
       const g = program.opts<{ backend?: string; threads?: string }>();
-      await runSpecFile(specFile, { ...o, backend: g.backend, threads: g.threads ? Number(g.threads) : undefined });
+      await runSpecFile(specFile, { ...o, shardSize: o.shardSize ? Number(o.shardSize) : undefined, backend: g.backend, threads: g.threads ? Number(g.threads) : undefined });
     });
 }
 

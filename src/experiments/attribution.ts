@@ -146,6 +146,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
           naive: ctx.naive,
           strict: spec.strict,
           checkpoint: cp,
+          executor: ctx.executor,
           onWarnings: (w) => warnings.add(w),
           toRows: (out) => [{ exact: metric.value(out.lastLogits) - mClean }],
           onRows: (r, job) => {

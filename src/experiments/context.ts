@@ -8,6 +8,7 @@ import { RunCheckpoint, type Row } from './checkpoint';
 import { generateAll, type Generation } from './greedy';
 import type { SpecBase } from './spec';
 import type { EntityRef, PromptCase, PromptSource } from './source';
+import type { SweepExecutor } from './scheduler';
 
 export interface ProgressEvent {
   done: number;
@@ -27,6 +28,8 @@ export interface ExperimentContext {
   backbone?: Model;
   /** Run every intervened forward in full, one at a time (the scheduler's reference; tests and benchmarks). */
   naive?: boolean;
+  /** Runs the experiment's patch sweeps elsewhere (a job queue: src/queue); everything else runs here. */
+  executor?: SweepExecutor;
 }
 
 export interface ExperimentResult<S = SpecBase> {
@@ -195,8 +198,10 @@ export function sweepContext(
   onRows(rows: Row[]): void;
   onProgress(done: number): void;
   onWarnings(w: string[]): void;
+  executor?: SweepExecutor;
 } {
   return {
+    executor: ctx.executor,
     batchSize: spec.batchSize,
     signal: ctx.signal,
     naive: ctx.naive,

@@ -321,6 +321,12 @@ export async function* runJobs(model: Model, jobs: readonly PatchJob[], opts: Ru
   }
 }
 
+/**
+ * Runs a sweep's jobs somewhere else (src/queue farms them out to workers) and returns every job's rows
+ * in job order, honouring the options' checkpoint and callbacks as `sweep` does.
+ */
+export type SweepExecutor = (model: Model, jobs: readonly PatchJob[], opts: SweepOptions) => Promise<Row[]>;
+
 export interface SweepOptions extends RunJobsOptions {
   /** Table rows of one finished job (kept in the checkpoint, so they must be JSON). */
   toRows(out: JobOutput): Row[];
@@ -331,10 +337,13 @@ export interface SweepOptions extends RunJobsOptions {
   onProgress?(done: number): void;
   /** Collects intervention warnings (deduplicated by the caller). */
   onWarnings?(w: string[]): void;
+  /** Where the jobs run (default: here). The experiment around the sweep is unchanged either way. */
+  executor?: SweepExecutor;
 }
 
 /** Runs the jobs not already in the checkpoint; returns every job's rows in job order. */
 export async function sweep(model: Model, jobs: readonly PatchJob[], opts: SweepOptions): Promise<Row[]> {
+  if (opts.executor) return opts.executor(model, jobs, { ...opts, executor: undefined });
   const keys = new Set<string>();
   for (const j of jobs) {
     if (keys.has(j.key)) throw new InputError(`sweep: duplicate job key ${j.key}`);
