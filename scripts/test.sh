@@ -17,8 +17,10 @@ case "${1:-}" in
   *) echo "test.sh: unknown option '$1' (use --fast or nothing)" >&2; exit 2 ;;
 esac
 
-# Test files the fast tier leaves out: they drive Chromium, execute notebooks, or start a Jupyter server.
-SLOW_TESTS='^test/(widgets|notebooks)/|^test/kernel/nbconvert\.test\.ts$'
+# Test files the fast tier leaves out: they drive Chromium, execute notebooks or start a Jupyter server
+# (widgets, notebooks, nbconvert), or run whole applications end to end (the demo on the teaching model,
+# the teaching-model training pipeline: minutes each on 2 cores).
+SLOW_TESTS='^test/(widgets|notebooks|train)/|^test/kernel/nbconvert\.test\.ts$|^test/cli/demo\.test\.ts$'
 
 # The Python the kernel tests drive (test/kernel/jupyter-env.ts reads the same variable).
 PY="${HOPSCOPE_TEST_PYTHON:-/usr/bin/python3}"
