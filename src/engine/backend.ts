@@ -95,9 +95,12 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
       const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
       return wasm.getThreadsCount();
     }
-    case 'cpu':
+    case 'cpu': {
       if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
+      // tfjs prints a "install tfjs-node" banner on the cpu backend's first use; initEngine has tried it already.
+      (tf.backend() as { firstUse?: boolean }).firstUse = false;
       return 1;
+    }
   }
 }
 
