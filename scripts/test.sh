@@ -18,9 +18,11 @@ case "${1:-}" in
 esac
 
 # Test files the fast tier leaves out: they drive Chromium, execute notebooks or start a Jupyter server
-# (widgets, notebooks, nbconvert), or run whole applications end to end (the demo on the teaching model,
-# the teaching-model training pipeline: minutes each on 2 cores).
+# (widgets, notebooks, nbconvert); run whole applications end to end (the demo, the training pipeline, the
+# `hopscope run` CLI); or repeat what the fast tier already covers at length (20 repeated sweeps for memory,
+# the LLaVA parity file rerun on the other attention path): ~50 s of CPU time between those three.
 SLOW_TESTS='^test/(widgets|notebooks|train)/|^test/kernel/nbconvert\.test\.ts$|^test/cli/demo\.test\.ts$'
+SLOW_TESTS+='|^test/experiments/cli\.test\.ts$|^test/engine/memory\.test\.ts$|^test/models/attention-paths\.test\.ts$'
 
 # The Python the kernel tests drive (test/kernel/jupyter-env.ts reads the same variable).
 PY="${HOPSCOPE_TEST_PYTHON:-/usr/bin/python3}"
