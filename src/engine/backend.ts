@@ -98,7 +98,7 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
     case 'cpu': {
       if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
       // tfjs prints a "install tfjs-node" banner on the cpu backend's first use; initEngine has tried it already.
-      (tf.backend() as { firstUse?: boolean }).firstUse = false;
+      (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
       return 1;
     }
   }
