@@ -49,21 +49,33 @@ export function removeBuffers(state: Record<string, unknown>): {
   return { state: walk(state, []) as Record<string, unknown>, buffer_paths, buffers };
 }
 
-/** Puts received buffers back at their paths (in place), creating containers a path needs. */
+/**
+ * Puts received buffers back at their paths (in place), creating containers a path needs. The paths come
+ * from the frontend, so each step is checked (found by test/fuzz/comms.test.ts): only own properties are
+ * followed and a `__proto__` segment drops the path (`[["__proto__", "x"]]` polluted every object), and a
+ * list index must name a slot or the one just past the end (`[[1e9, 1e9]]` made a billion-slot list that
+ * the echo then walked and sent). A path that breaks a rule is dropped, as ipywidgets drops what it cannot place.
+ */
 export function putBuffers(state: Record<string, unknown>, paths: unknown, buffers: readonly Buffer[]): void {
   if (!Array.isArray(paths)) return;
+  const fits = (container: unknown, key: unknown): key is string | number =>
+    Array.isArray(container)
+      ? Number.isInteger(key) && (key as number) >= 0 && (key as number) <= container.length
+      : (typeof key === 'string' && key !== '__proto__') || typeof key === 'number';
   paths.forEach((p, i) => {
     if (!Array.isArray(p) || p.length === 0 || i >= buffers.length) return;
     let obj: Record<string | number, unknown> = state;
     for (let j = 0; j < p.length - 1; j++) {
-      const key = p[j] as string | number;
-      let next = obj[key];
+      const key = p[j];
+      if (!fits(obj, key)) return;
+      let next = Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
       if (next === null || typeof next !== 'object') {
         next = typeof p[j + 1] === 'number' ? [] : {};
         obj[key] = next;
       }
       obj = next as Record<string | number, unknown>;
     }
-    obj[p[p.length - 1] as string | number] = buffers[i];
+    const last = p[p.length - 1];
+    if (fits(obj, last)) obj[last] = buffers[i];
   });
 }

@@ -126,6 +126,8 @@ export class Widget implements WidgetHandle {
     switch (data.method) {
       case 'update': {
         const state = (typeof data.state === 'object' && data.state !== null ? data.state : {}) as Record<string, unknown>;
+        // JSON.parse makes "__proto__" an own key; Object.assign below would make it this widget's prototype.
+        delete state['__proto__'];
         putBuffers(state, data.buffer_paths, buffers);
         // Echo first (ipywidgets 8 order): every view, the sender included, learns the kernel took this value.
         this.sendState('echo_update', state);

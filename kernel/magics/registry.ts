@@ -197,6 +197,12 @@ export const parseListArg = (option: string) =>
     return xs.length ? xs : undefined;
   });
 
+/**
+ * Layers one option may name: far above any model's depth (≤ 128), far below what would stall the kernel
+ * (`0-4000000000` once expanded into a Set of 4e9 numbers; found by test/fuzz/magics.test.ts).
+ */
+export const MAX_LAYER_RANGE = 4096;
+
 /** `5-29`, `0,3,8-10` → sorted unique layer numbers. */
 export function parseLayers(v: string): number[] | undefined {
   const out = new Set<number>();
@@ -205,7 +211,7 @@ export function parseLayers(v: string): number[] | undefined {
     if (!m) return undefined;
     const a = Number(m[1]);
     const b = m[2] != null ? Number(m[2]) : a;
-    if (b < a) return undefined;
+    if (b < a || b >= MAX_LAYER_RANGE) return undefined;
     for (let l = a; l <= b; l++) out.add(l);
   }
   return out.size ? [...out].sort((x, y) => x - y) : undefined;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { HopscopeError } from '../errors';
-import { disableNativeMatMul, enableNativeMatMul, type NativeMatMulInfo } from './native-matmul';
+import { disableNativeMatMul, enableNativeMatMul, nativeMatMulInfo, type NativeMatMulInfo } from './native-matmul';
 import { registerThreadedWasm } from './wasm-threads';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -54,6 +54,8 @@ function parseNative(v: string | undefined, source: string): NativeMode {
 }
 
 /**
+ * The native kernel is registered only after its self-test passed in this process (native-matmul.ts); any
+ * failure leaves the stock kernels with the reason in `nativeMatMul.reason`, which describeEngine prints.
  * XNNPACK's transpose-flag and batched matMuls (every attention product, every gradient) run at ~2 GFLOP/s
  * and its large products stay well below the machine; OpenBLAS does both at BLAS speed (docs/performance.md).
  * The stock kernels stay registered underneath: anything the native kernel does not handle goes to them.
@@ -93,9 +95,12 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
       const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
       return wasm.getThreadsCount();
     }
-    case 'cpu':
+    case 'cpu': {
       if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") failed');
+      // tfjs prints a "install tfjs-node" banner on the cpu backend's first use; initEngine has tried it already.
+      (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
       return 1;
+    }
   }
 }
 
@@ -146,8 +151,10 @@ export function shutdownEngine(): void {
 
 export function describeEngine(e: EngineInfo): string {
   const s = e.skipped.length ? ` (skipped: ${e.skipped.map((x) => x.backend).join(', ')})` : '';
-  const n = e.nativeMatMul.enabled
-    ? `, matMul: native BLAS (${path.basename(e.nativeMatMul.library ?? '?')}), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
-    : `, matMul: stock (${e.nativeMatMul.reason})`;
+  // Enabled at start is not enabled now when a native call has failed since: say so (native-matmul.ts).
+  const nat = e.nativeMatMul.enabled ? nativeMatMulInfo() : e.nativeMatMul;
+  const n = nat.enabled
+    ? `, matMul: native BLAS (${path.basename(nat.library ?? '?')}, self-tested), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
+    : `, matMul: stock (${nat.reason})`;
   return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${s}`;
 }

@@ -1,9 +1,13 @@
 // Optional native matMul: tfjs's `BatchMatMul` / `_FusedMatMul` kernels re-registered for the wasm (and cpu)
 // backend to call the system BLAS (OpenBLAS sgemm) in place on the backend's own memory. XNNPACK in wasm32
 // reaches 20–55 GFLOP/s on 2 cores and its transpose-flag / batched path ~2; OpenBLAS 250–330 (engine.md,
-// docs/performance.md). Strictly opt-in and fail-soft: the addon is compiled on first use with g++ straight
-// (no node-gyp, no BLAS headers: the library is dlopen'ed), cached by source hash and Node ABI; if anything
-// is missing `enableNativeMatMul` reports why and the stock kernels stay registered.
+// docs/performance.md). Fail-soft: the addon is compiled on first use with g++ straight (no node-gyp, no
+// BLAS headers: the library is dlopen'ed), cached by source hash and Node ABI. It is trusted only after a
+// self-test in this process (the library loads and a few small products match a plain reference); if
+// anything is missing or wrong `enableNativeMatMul` reports why and the stock kernels stay registered, and a
+// native call that throws later hands that call, and every later one, to the stock kernels (issue 17: a
+// library that appeared and vanished under a running suite made a forward die after "native BLAS" was
+// announced).
 import * as childProcess from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -11,7 +15,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
-interface NativeAddon {
+/** What the compiled addon exports (native-matmul.cc). Exported for the test hook below. */
+export interface NativeAddon {
   load(paths: string[]): string;
   setThreads(n: number): number;
   sgemm(
@@ -33,6 +38,8 @@ export interface NativeMatMulInfo {
   reason?: string;
   /** The compiled addon. */
   addon?: string;
+  /** Largest |native - reference| of the self-test products (when it ran). */
+  selfTestDiff?: number;
 }
 
 export interface NativeMatMulOptions {
@@ -47,6 +54,7 @@ export interface NativeMatMulOptions {
 }
 
 const SOURCE = path.join(__dirname, 'native-matmul.cc');
+/** Tried in order unless HOPSCOPE_BLAS_LIBRARY names the library (a path or soname; several joined by ':'). */
 const BLAS_CANDIDATES = [
   'libopenblas.so.0',
   '/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0',
@@ -56,8 +64,13 @@ const BLAS_CANDIDATES = [
 ];
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
 
+/** The addon in use (the compiled one, or the test hook's) and the compiled one, dlopen'ed at most once. */
 let addon: NativeAddon | null = null;
-let blasLibrary: string | null = null;
+let compiled: { addon: NativeAddon; file: string } | null = null;
+/** The BLAS the addon loaded and that passed the self-test; null until both happened in this process. */
+let trusted: { library: string; diff: number } | null = null;
+/** Set once a native call has thrown: the wrappers hand every call to the stock kernels from then on. */
+let failedAtRunTime = false;
 let state: NativeMatMulInfo = { enabled: false, backends: [], reason: 'not requested' };
 const originals = new Map<string, tf.KernelConfig>();
 let minWork = 32768;
@@ -109,6 +122,7 @@ interface Backendish {
   typedArrayFromHeap?(t: tf.TensorInfo): Float32Array;
   makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+  disposeData?(dataId: unknown, force?: boolean): boolean;
 }
 
 function size(shape: readonly number[]): number {
@@ -183,7 +197,12 @@ function nativeMatMul(
     dc = backend.typedArrayFromHeap!(out);
     const a2 = backend.typedArrayFromHeap!(a);
     const b2 = backend.typedArrayFromHeap!(b);
-    addon!.sgemm(a2, b2, dc, batch, M, N, K, tA ? 1 : 0, tB ? 1 : 0, batchA === 1 ? 0 : M * K, batchB === 1 ? 0 : K * N);
+    try {
+      addon!.sgemm(a2, b2, dc, batch, M, N, K, tA ? 1 : 0, tB ? 1 : 0, batchA === 1 ? 0 : M * K, batchB === 1 ? 0 : K * N);
+    } catch (e) {
+      backend.disposeData?.(out.dataId); // the caller falls back to the stock kernel: free the unused output
+      throw e;
+    }
     if (biasData) biasData = backend.typedArrayFromHeap!(bias!);
   } else {
     dc = new Float32Array(batch * M * N);
@@ -200,31 +219,115 @@ function nativeMatMul(
   return out;
 }
 
+/** Test hook: `addon` replaces the compiled addon (so the fallbacks are testable without g++ or BLAS). */
+export interface NativeMatMulTestHooks {
+  addon?: NativeAddon;
+}
+let hooks: NativeMatMulTestHooks = {};
+
+/** For tests only: installs (or, with `{}`, removes) the hooks and forgets what was loaded and tested. */
+export function setNativeMatMulTestHooks(h: NativeMatMulTestHooks): void {
+  disableNativeMatMul();
+  hooks = h;
+  addon = null;
+  trusted = null;
+  failedAtRunTime = false;
+  state = { enabled: false, backends: [], reason: 'not requested' };
+}
+
+function blasCandidates(): string[] {
+  const env = process.env.HOPSCOPE_BLAS_LIBRARY;
+  return env ? env.split(':').filter((x) => x !== '') : BLAS_CANDIDATES;
+}
+
+/** Max |native - reference| tolerated by the self-test: float32 sums of <= 33 products of values in [-1, 1). */
+const SELF_TEST_TOLERANCE = 1e-4;
+
 /**
- * Compiles (first time), loads BLAS and re-registers the matMul kernels of `backends`. Never throws for a
- * missing compiler, header or library: returns `{enabled: false, reason}` and leaves tfjs as it was.
- * Call before or after initEngine; switching backends later keeps the kernels patched.
+ * A few small products through the addon, each against a float64 triple loop (what the stock kernels
+ * compute, to float32 rounding): every transpose combination, a strided batch and a broadcast operand.
+ * Returns the largest difference; throws (with what was wrong) when it is over the tolerance or not finite.
+ */
+function selfTest(ad: NativeAddon): number {
+  let seed = 12345;
+  const rand = (n: number) =>
+    Float32Array.from({ length: n }, () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 1073741824 - 1;
+    });
+  let worst = 0;
+  for (const [batch, M, N, K, tA, tB, broadcastB] of [
+    [1, 5, 3, 7, 0, 0, 0], [1, 4, 6, 33, 1, 0, 0], [1, 6, 2, 5, 0, 1, 0], [1, 3, 3, 9, 1, 1, 0], [3, 4, 5, 6, 0, 1, 1], [2, 7, 4, 3, 1, 0, 0],
+  ] as const) {
+    const sA = M * K;
+    const sB = broadcastB ? 0 : K * N;
+    const a = rand(batch * sA);
+    const b = rand(broadcastB ? K * N : batch * sB);
+    const c = new Float32Array(batch * M * N).fill(Number.NaN); // every entry must be written
+    ad.sgemm(a, b, c, batch, M, N, K, tA, tB, sA, sB);
+    for (let p = 0; p < batch; p++)
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let ref = 0;
+          for (let k = 0; k < K; k++) ref += a[p * sA + (tA ? k * M + i : i * K + k)] * b[p * sB + (tB ? j * K + k : k * N + j)];
+          const d = Math.abs(c[(p * M + i) * N + j] - ref);
+          if (!(d <= SELF_TEST_TOLERANCE))
+            throw new Error(`self-test product ${batch}x${M}x${N}x${K} (tA=${tA}, tB=${tB}) differs from the reference by ${d} at [${p},${i},${j}] (tolerance ${SELF_TEST_TOLERANCE})`);
+          worst = Math.max(worst, d);
+        }
+  }
+  return worst;
+}
+
+/** Compiles (first time) and loads the addon, loads BLAS and self-tests it; once per process when it passes. */
+function trust(threads: number | undefined, cacheDir: string | undefined): { file: string; library: string; threads: number; diff: number } {
+  let file = '(test hook)';
+  if (hooks.addon) addon = hooks.addon;
+  else {
+    if (!compiled) {
+      const f = buildNativeMatMul(cacheDir);
+      const mod = { exports: {} as NativeAddon };
+      process.dlopen(mod, f);
+      compiled = { addon: mod.exports, file: f };
+    }
+    addon = compiled.addon;
+    file = compiled.file;
+  }
+  if (!trusted) {
+    // A failed load leaves the addon without sgemm: it is tried again on the next call, never assumed.
+    const library = addon.load(blasCandidates());
+    let diff: number;
+    try {
+      diff = selfTest(addon);
+    } catch (e) {
+      throw new Error(`${path.basename(library)} failed the self-test: ${(e as Error).message.split('\n')[0]}`);
+    }
+    trusted = { library, diff };
+  }
+  const want = threads ?? (Number(process.env.HOPSCOPE_THREADS) || Math.min(os.cpus().length, 16));
+  return { file, library: trusted.library, threads: addon.setThreads(want), diff: trusted.diff };
+}
+
+/** Records why the native path stopped and leaves it off for the rest of the process. */
+function failAtRunTime(e: unknown): void {
+  failedAtRunTime = true;
+  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  state = { ...state, enabled: false, reason: `native sgemm failed at run time (${msg}); stock kernels from then on` };
+}
+
+/**
+ * Compiles (first time), loads BLAS, self-tests it and re-registers the matMul kernels of `backends`. Never
+ * throws for a missing compiler, header or library or a wrong result: returns `{enabled: false, reason}` and
+ * leaves tfjs as it was. Call before or after initEngine; switching backends later keeps the kernels patched.
  */
 export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMulInfo {
   if (opts.minWork != null) minWork = opts.minWork;
   const backends = opts.backends ?? ['wasm', 'cpu'];
+  if (failedAtRunTime) return state; // permanent: a library that threw once is not trusted again
   if (state.enabled && backends.every((b) => state.backends.includes(b))) return state;
-  let file: string;
-  let library: string;
-  let threads: number;
+  let t: ReturnType<typeof trust>;
   try {
-    file = buildNativeMatMul(opts.cacheDir);
-    if (!addon) {
-      const mod = { exports: {} as NativeAddon };
-      process.dlopen(mod, file);
-      addon = mod.exports;
-    }
-    // Kept apart from `addon`: when no BLAS loaded, a later call (initEngine after shutdownEngine) must fail
-    // the same way instead of patching kernels that have no sgemm behind them.
-    blasLibrary ??= addon.load(BLAS_CANDIDATES);
-    library = blasLibrary;
-    const want = opts.threads ?? (Number(process.env.HOPSCOPE_THREADS) || Math.min(os.cpus().length, 16));
-    threads = addon.setThreads(want);
+    t = trust(opts.threads, opts.cacheDir);
   } catch (e) {
     state = { enabled: false, backends: [], reason: (e as Error).message.split('\n')[0] };
     return state;
@@ -246,12 +349,24 @@ export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMul
       tf.unregisterKernel(kernelName, backendName);
       tf.registerKernel({
         ...orig,
-        kernelFunc: (args) => nativeMatMul(backendName, args as never, fused) ?? (orig.kernelFunc(args) as tf.TensorInfo),
+        kernelFunc: (args) => {
+          if (!failedAtRunTime)
+            try {
+              const out = nativeMatMul(backendName, args as never, fused);
+              if (out) return out;
+            } catch (e) {
+              failAtRunTime(e); // this call and all later ones: the stock kernel
+            }
+          return orig.kernelFunc(args) as tf.TensorInfo;
+        },
       });
       patched.add(backendName);
     }
   }
-  state = { enabled: patched.size > 0, library, threads, backends: [...patched], addon: file, reason: patched.size ? undefined : 'no backend to patch' };
+  state = {
+    enabled: patched.size > 0, library: t.library, threads: t.threads, backends: [...patched], addon: t.file, selfTestDiff: t.diff,
+    reason: patched.size ? undefined : 'no backend to patch',
+  };
   return state;
 }
 
@@ -263,7 +378,7 @@ export function disableNativeMatMul(): void {
     tf.registerKernel(orig);
   }
   originals.clear();
-  state = { enabled: false, backends: [], reason: 'disabled' };
+  if (!failedAtRunTime) state = { enabled: false, backends: [], reason: 'disabled' }; // keep the run-time reason
 }
 
 export function nativeMatMulInfo(): NativeMatMulInfo {

@@ -18,8 +18,12 @@ function wasmOutDir(): string {
   return path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'wasm-out');
 }
 
+let workerPath: string | null = null;
+
 /** Writes the Emscripten pthread worker source to a real file once per process (worker_threads needs a path). */
 function workerFile(): string {
+  // Once: every engine start used to write a new copy and add a process 'exit' listener (a warning at 11).
+  if (workerPath && fs.existsSync(workerPath)) return workerPath;
   const { wasmWorkerContents } = require(path.join(wasmOutDir(), 'tfjs-backend-wasm-threaded-simd.worker.js')) as {
     wasmWorkerContents: string;
   };
@@ -28,7 +32,22 @@ function workerFile(): string {
   // The source carries literal newlines inside string literals (it was a template string): re-escape them.
   fs.writeFileSync(file, wasmWorkerContents.replace(/\n/g, '\\n'));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  workerPath = file;
   return file;
+}
+
+/**
+ * Each Emscripten pthread is a worker_threads Worker whose stdout and stderr Node pipes into ours: one
+ * listener per live worker on process.stdout/stderr (10 with this build: its pool of 8 plus XNNPACK's), plus
+ * whatever already pipes there (node's test runner does). Bounded, not a leak, but past the default limit of
+ * 10 Node prints MaxListenersExceededWarning; raise the limit once by that bound so a real leak still warns.
+ */
+const WASM_WORKER_PIPES = 16;
+let pipesAllowed = false;
+function allowWorkerPipes(): void {
+  if (pipesAllowed) return;
+  pipesAllowed = true;
+  for (const s of [process.stdout, process.stderr]) s.setMaxListeners(s.getMaxListeners() + WASM_WORKER_PIPES);
 }
 
 /**
@@ -49,6 +68,7 @@ export function registerThreadedWasm(threads: number, priority = 3): void {
     'wasm',
     async () => {
       const worker = workerFile();
+      allowWorkerPipes();
       // Patch the real module object (an ES namespace import may be a copy).
       const osModule = require('node:os') as { cpus: () => os.CpuInfo[] };
       const realCpus = osModule.cpus;

@@ -109,7 +109,14 @@ function mostRelevant(errors: ErrorObject[], spec: unknown): ErrorObject {
 export function validateSpec<T extends SpecBase = SpecBase>(raw: unknown): T {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new SpecError(`an experiment spec must be a JSON object like {"kind": "logit-lens", "version": 1}, got ${JSON.stringify(raw)}`);
-  const spec = JSON.parse(JSON.stringify(raw)) as Record<string, unknown>;
+  let spec: Record<string, unknown>;
+  try {
+    spec = JSON.parse(JSON.stringify(raw)) as Record<string, unknown>;
+  } catch (e) {
+    // A value nested thousands deep overflows the copy's stack (found by test/fuzz/spec.test.ts); cycles and
+    // BigInts cannot be copied either. None is a spec: say so instead of a bare RangeError/TypeError.
+    throw new SpecError(`an experiment spec must be plain JSON (not nested thousands deep, no cycles or BigInts): ${(e as Error).message}`);
+  }
   const kind = spec.kind;
   if (typeof kind !== 'string' || !(EXPERIMENT_KINDS as readonly string[]).includes(kind))
     throw new SpecError(`field "kind" ${JSON.stringify(kind)} is not an experiment; use one of ${EXPERIMENT_KINDS.join(', ')}`, 'kind');

@@ -246,6 +246,10 @@ def started(o):
     return o['type'] == 'execute_input'
 
 
+def printed(text):
+    return lambda o: o['type'] == 'stream' and text in o['content'].get('text', '')
+
+
 def idle(o):
     return o['type'] == 'status' and o['content']['execution_state'] == 'idle'
 
@@ -256,9 +260,9 @@ def s_interrupt(d):
     mark = lambda name: r.setdefault('timeline', []).append([name, round(time.time() - t0, 2)])
     d.run('const done: number[] = []; const ignored: number[] = []')
     # 1: SIGINT (the kernelspec's interrupt_mode "signal"); the loop checks hs.signal() and stops cleanly.
-    mid = d.kc.execute('for (let i = 0; i < 500; i++) { hs.signal().throwIfAborted(); await new Promise((r) => setTimeout(r, 20)); done.push(i) }')
-    d.wait_for(mid, started)
-    time.sleep(1.0)
+    mid = d.kc.execute('for (let i = 0; i < 500; i++) { hs.signal().throwIfAborted(); await new Promise((r) => setTimeout(r, 20)); done.push(i); if (i === 0) console.log("looping") }')
+    # Interrupt once an iteration has finished (an event, not a fixed sleep: a loaded machine may need longer).
+    d.wait_for(mid, printed('looping'))
     t = time.time()
     d.km.interrupt_kernel()
     r['signal'] = {'outputs': d.iopub_until_idle(mid, 30)}
@@ -270,9 +274,8 @@ def s_interrupt(d):
     mark('kept')
     # 2: interrupt_request on control (interrupt_mode "message"); this loop ignores the signal, so the kernel
     # stops waiting for it after the grace period.
-    mid = d.kc.execute('for (let i = 0; i < 150; i++) { await new Promise((r) => setTimeout(r, 20)); ignored.push(i) }')
-    d.wait_for(mid, started)
-    time.sleep(0.5)
+    mid = d.kc.execute('for (let i = 0; i < 150; i++) { await new Promise((r) => setTimeout(r, 20)); ignored.push(i); if (i === 0) console.log("looping") }')
+    d.wait_for(mid, printed('looping'))
     imsg = d.kc.session.msg('interrupt_request', {})
     t = time.time()
     d.kc.control_channel.send(imsg)

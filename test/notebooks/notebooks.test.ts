@@ -90,15 +90,33 @@ function externalRefs(html: string): string[] {
   return refs;
 }
 
-test('notebooks execute in the hopscope kernel, agree with the library, and export to self-contained HTML', { skip: skip || undefined, timeout: 15 * 60_000 }, async (t) => {
-  const env = notebookEnv();
+/**
+ * The kernels' environment with this process's engine path pinned: the same backend, and the native BLAS
+ * matMul either required ('on': a kernel that cannot get it fails loudly) or off. Unpinned, the two processes
+ * once took different paths (a BLAS library appeared mid-run) and a KEY differed in its 6th decimal
+ * (paper/06-attribution-patching: -0.779091 vs -0.7790994644), beyond sameValue's print-precision tolerance.
+ * Thread counts are not pinned: XNNPACK and OpenBLAS split the output, not the summed dimension, so the
+ * thread count does not change a product's rounding.
+ */
+async function pinnedEnv(): Promise<NodeJS.ProcessEnv> {
+  const engine = (await (await library()).initEngine()) as { provider: string; nativeMatMul: { enabled: boolean } };
+  return { ...notebookEnv(), HOPSCOPE_BACKEND: engine.provider, HOPSCOPE_NATIVE_MATMUL: engine.nativeMatMul.enabled ? 'on' : 'off' };
+}
+
+/** One notebook's execution (kernel start included); nbconvert's own per-cell timeout is the same bound. */
+const NOTEBOOK_TIMEOUT_S = 300;
+/** The whole file: every notebook at its bound would not fit, but a sum near it means something is wrong. */
+const ALL_NOTEBOOKS_TIMEOUT_MS = 15 * 60_000;
+
+test('notebooks execute in the hopscope kernel, agree with the library, and export to self-contained HTML', { skip: skip || undefined, timeout: ALL_NOTEBOOKS_TIMEOUT_MS }, async (t) => {
+  const env = await pinnedEnv();
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-notebooks-'));
   const { exportNotebook } = require(path.join(REPO, 'src', 'report', 'static-page.ts')) as typeof import('../../src/report/static-page');
   const timings: string[] = [];
   for (const [i, nbPath] of notebooks.entries()) {
     const name = path.relative(NOTEBOOKS, nbPath);
     await t.test(name, async () => {
-      const run = await executeNotebook(nbPath, env, { outDir: path.join(outDir, path.dirname(name)), timeoutS: 300 });
+      const run = await executeNotebook(nbPath, env, { outDir: path.join(outDir, path.dirname(name)), timeoutS: NOTEBOOK_TIMEOUT_S });
       timings.push(`${run.seconds.toFixed(1).padStart(6)} s  ${name}`);
       assert.ok(run.ok, `nbconvert --execute failed for ${name}:\n${run.log.slice(-4000)}`);
       const nb = JSON.parse(fs.readFileSync(run.output, 'utf8')) as Nb;

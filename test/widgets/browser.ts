@@ -53,6 +53,13 @@ export function ensureLiveBundle(): void {
   ensureBuilt(LIVE_BUNDLE, 'live');
 }
 
+/**
+ * The one bound on any wait of a widget test (navigation, page ready, widget drawn, a download): generous,
+ * because every wait ends on an event or a condition, and only a real failure reaches it. 30 s (playwright's
+ * default) was not enough for a ~6 MB self-contained page on a loaded 2-core runner (issue 17).
+ */
+export const WIDGET_WAIT_MS = 180_000;
+
 export interface Browser {
   context: BrowserContext;
   page: Page;
@@ -76,6 +83,8 @@ export async function launch(opts: { allow?: (url: string) => boolean } = {}): P
     viewport: { width: 1200, height: 900 },
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  context.setDefaultTimeout(WIDGET_WAIT_MS);
+  context.setDefaultNavigationTimeout(WIDGET_WAIT_MS);
   const errors: string[] = [];
   const blocked: string[] = [];
   await context.route('**/*', (route) => {
@@ -108,8 +117,10 @@ export async function launch(opts: { allow?: (url: string) => boolean } = {}): P
 export async function openPage(b: Browser, html: string, name: string): Promise<string> {
   const file = path.join(b.tmp, `${name}.html`);
   fs.writeFileSync(file, html);
-  await b.page.goto(`file://${file}`);
-  await b.page.waitForFunction('window.hopscopeStatic !== undefined', undefined, { timeout: 30_000 });
+  // The page is self-contained (no subresources to wait for): its parsed DOM, then the bundle's own ready
+  // promise, then every widget out of 'drawing'. No fixed sleeps anywhere.
+  await b.page.goto(`file://${file}`, { waitUntil: 'domcontentloaded' });
+  await b.page.waitForFunction('window.hopscopeStatic !== undefined');
   await b.page.evaluate('window.hopscopeStatic.ready');
   await waitSettled(b.page);
   return file;
@@ -120,7 +131,7 @@ export async function waitSettled(page: Page): Promise<void> {
   await page.waitForFunction(
     `Array.from(document.querySelectorAll('.hopscope-widget')).every((e) => e.dataset.hsStatus && e.dataset.hsStatus !== 'drawing')`,
     undefined,
-    { timeout: 30_000 },
+    { timeout: WIDGET_WAIT_MS },
   );
 }
 

@@ -28,6 +28,8 @@ const CLICKED_LAYER = 3;
  */
 const OLD_SERVER_HANDSHAKE = /WebSocket connection to 'ws:.*\/channels\?session_id=.*' failed: Error during WebSocket handshake: Sent non-empty 'Sec-WebSocket-Protocol' header but no response was received/;
 const WAIT = { timeout: 120_000 };
+/** The notebook server answering /api/status; the wait ends early when the server process exits. */
+const SERVER_UP_MS = 120_000;
 /** Per step: generous for a loaded 2-core CI box (the whole file takes ~20 s on one shared with training). */
 const STEP = { timeout: 240_000 };
 
@@ -159,12 +161,12 @@ describe('live round trip: notebook server + hopscope kernel + page', { skip: sk
     server.stdout?.on('data', (d: Buffer) => (serverLog += d.toString()));
     server.stderr?.on('data', (d: Buffer) => (serverLog += d.toString()));
     server.on('exit', (code, signal) => (serverExit = `notebook server exited (${code ?? signal})\n${serverLog.slice(-3000)}`));
-    await waitFor('notebook server', async () => ((await fetch(`${origin}/api/status`)).ok ? true : undefined), 60_000, () => serverExit);
+    await waitFor('notebook server', async () => ((await fetch(`${origin}/api/status`)).ok ? true : undefined), SERVER_UP_MS, () => serverExit);
     stamp('server up');
 
     b = await launch({ allow: (url) => url.startsWith(`${origin}/`) });
     await b.page.goto(`${origin}/static/hopscope-live.html`);
-    await b.page.waitForFunction('window.hopscopeLive !== undefined', undefined, { timeout: 60_000 });
+    await b.page.waitForFunction('window.hopscopeLive !== undefined', undefined, WAIT);
     const started = (await b.page.evaluate(`window.hopscopeLive.start('hopscope')`)) as { kernelId: string; implementation: string };
     assert.equal(started.implementation, 'hopscope');
     stamp('kernel connected');
