@@ -8,5 +8,5 @@ import { MagicRegistry } from './registry';
 import { spec } from './spec';
 
 export function defaultMagics(): MagicRegistry {
-  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics);
+  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics());
 }

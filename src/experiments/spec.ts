@@ -1,18 +1,19 @@
 // Experiment specs: versioned JSON objects `{kind, version: 1, ...}` validated with ajv against
 // schemas/<kind>.json before any compute; defaults are filled in, errors name the field path.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { SpecError } from '../errors';
+import { BUILTIN_EXPERIMENTS, SCHEMA_DIR, experimentDefinition, schemaFile, type ExperimentKind } from './registry';
+import { readSchemaFile } from './spec-options';
 import type { QuestionSelection } from './source';
 
-export const EXPERIMENT_KINDS = ['recall-gap', 'cross-patch', 'freeze', 'knockout', 'logit-lens', 'probe', 'attribution', 'recovery'] as const;
-export type ExperimentKind = (typeof EXPERIMENT_KINDS)[number];
-
-export const SCHEMA_DIR = path.resolve(__dirname, '..', '..', 'schemas');
+/** The kinds the library ships, from the registry (src/experiments/registry.ts). */
+export const EXPERIMENT_KINDS: readonly ExperimentKind[] = BUILTIN_EXPERIMENTS.map((d) => d.kind);
+export { SCHEMA_DIR, type ExperimentKind };
 
 export interface SpecBase {
-  kind: ExperimentKind;
+  /** A registered kind (the built-in ones are `ExperimentKind`). */
+  kind: string;
   version: 1;
   limit: number | null;
   types: string[] | null;
@@ -30,24 +31,18 @@ export interface SpecBase {
 let ajv: Ajv | null = null;
 const validators = new Map<string, ValidateFunction>();
 
-function readSchema(name: string): Record<string, unknown> {
-  const file = path.join(SCHEMA_DIR, `${name}.json`);
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SpecError(`cannot read the schema ${file}: ${(e as Error).message}`);
-  }
-}
-
 function validatorFor(kind: string): ValidateFunction {
   let v = validators.get(kind);
   if (v) return v;
   if (!ajv) {
     ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-    ajv.addSchema(readSchema('common'), 'common.json');
-    ajv.addSchema(readSchema('intervention'), 'intervention.json');
+    ajv.addSchema(readSchemaFile(path.join(SCHEMA_DIR, 'common.json')), 'common.json');
+    ajv.addSchema(readSchemaFile(path.join(SCHEMA_DIR, 'intervention.json')), 'intervention.json');
   }
-  v = ajv.compile(readSchema(kind));
+  const schema = readSchemaFile(schemaFile(experimentDefinition(kind)));
+  // A registered kind's schema keeps its own $id out of ajv's table: the kind is the cache key.
+  const { $id: _id, ...body } = schema;
+  v = ajv.compile(body);
   validators.set(kind, v);
   return v;
 }
@@ -110,9 +105,7 @@ export function validateSpec<T extends SpecBase = SpecBase>(raw: unknown): T {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new SpecError(`an experiment spec must be a JSON object like {"kind": "logit-lens", "version": 1}, got ${JSON.stringify(raw)}`);
   const spec = JSON.parse(JSON.stringify(raw)) as Record<string, unknown>;
-  const kind = spec.kind;
-  if (typeof kind !== 'string' || !(EXPERIMENT_KINDS as readonly string[]).includes(kind))
-    throw new SpecError(`field "kind" ${JSON.stringify(kind)} is not an experiment; use one of ${EXPERIMENT_KINDS.join(', ')}`, 'kind');
+  const kind = experimentDefinition(spec.kind).kind;
   if (spec.version !== 1) throw new SpecError(`field "version" ${JSON.stringify(spec.version)} is not supported; use 1`, 'version');
   const v = validatorFor(kind);
   if (!v(spec)) throw describeError(kind, mostRelevant(v.errors!, spec), spec);
