@@ -7,12 +7,10 @@ import type { Row } from './checkpoint';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
 import type { KnockoutExperimentSpec } from './knockout';
-import type { LogitLensSpec } from './logit-lens';
 import type { ProbeSpec } from './probe';
 import type { RecallGapSpec } from './recall-gap';
 import type { RecoverySpec } from './recovery';
 import type { SpecBase } from './spec';
-import type { AttributionSpec } from './attribution';
 import { switchLayer } from './switch-layer';
 
 /** What a view builder sees: the spec, the rows so far, the summary (`partial: true` while running). */
@@ -129,7 +127,7 @@ function positionLabel(r: Row): { label: string; kind: 'image' | 'text' } {
   return { label: typeof r.inputText === 'string' ? r.inputText : `pos ${r.position}`, kind: 'text' };
 }
 
-export const logitLensView: ViewBuilder<LogitLensSpec> = ({ rows }) => {
+export const logitLensView: ViewBuilder<SpecBase> = ({ rows }) => {
   if (rows.length === 0) return null;
   const mine = rows.filter((r) => r.prompt === rows[0].prompt);
   const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
@@ -145,7 +143,7 @@ export const logitLensView: ViewBuilder<LogitLensSpec> = ({ rows }) => {
   };
 };
 
-export const attributionView: ViewBuilder<AttributionSpec> = ({ rows }) => {
+export const attributionView: ViewBuilder<SpecBase> = ({ rows }) => {
   if (rows.length === 0) return null;
   const mine = rows.filter((r) => r.pair === rows[0].pair);
   const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
