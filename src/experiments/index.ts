@@ -13,7 +13,7 @@ import type { ProbeSpec } from './probe';
 import type { RecallGapSpec } from './recall-gap';
 import type { RecoverySpec } from './recovery';
 import { experimentDefinition } from './registry';
-import { toPromptSource } from './source';
+import { toPromptSource } from './to-source';
 import { validateSpec, type SpecBase } from './spec';
 
 export type ExperimentSpec =
@@ -57,7 +57,8 @@ export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, t
 export { RunCheckpoint, type Row } from './checkpoint';
 export { makeBatch, rowInputs, batchesOf, type Batch } from './batch';
 export { generateAll, type Generation } from './greedy';
-export { toPromptSource, filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
+export { toPromptSource } from './to-source';
+export { filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';

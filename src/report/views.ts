@@ -28,6 +28,7 @@ import {
   stringList,
 } from './view-wire';
 import { switchLayer } from '../experiments/switch-layer';
+import { sniffPng } from '../io/image/header';
 import { VIEW_KINDS, isViewKind, type Progress, type ViewKind } from './protocol';
 
 export type { BinaryArray, Dtype, MatrixIn, NumbersIn } from './view-wire';
@@ -442,10 +443,9 @@ function positionsField(d: Record<string, unknown>, path: string, p: Problems): 
   return out;
 }
 
-/** Width and height from a PNG's IHDR chunk (bytes 16..23 of the file). */
+/** Width and height of a base64 PNG (with or without a `data:` prefix), from its header (src/io/image/header.ts). */
 export function pngSize(base64: string): { width: number; height: number } | null {
-  const b64 = base64.replace(/^data:[^,]*,/, '');
-  const head = b64.slice(0, 32);
+  const head = base64.replace(/^data:[^,]*,/, '').slice(0, 32);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const bytes: number[] = [];
   let bits = 0;
@@ -453,16 +453,15 @@ export function pngSize(base64: string): { width: number; height: number } | nul
   for (const ch of head) {
     const v = alphabet.indexOf(ch);
     if (v < 0) break;
-    acc = (acc << 6) | v;
+    acc = ((acc << 6) | v) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
       bytes.push((acc >> bits) & 0xff);
     }
   }
-  if (bytes.length < 24 || bytes[1] !== 0x50 || bytes[2] !== 0x4e || bytes[3] !== 0x47) return null;
-  const u32 = (o: number) => ((bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3]) >>> 0;
-  return { width: u32(16), height: u32(20) };
+  const h = sniffPng(Uint8Array.from(bytes));
+  return h && { width: h.width, height: h.height };
 }
 
 function imageSpec(v: unknown, path: string, p: Problems, positions: PositionInfo[]): ImageSpec | null {
