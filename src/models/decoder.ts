@@ -124,8 +124,13 @@ export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: st
   return out;
 }
 
+/** Buffers some exporters save next to the weights; not parameters, never read. */
+const DECODER_EXTRA = [/\.rotary_emb\.inv_freq$/];
+
 export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string): DecoderWeights {
-  checkWeights(src, decoderExpected(cfg, prefix, headName));
+  // Both ways: a tensor under the decoder's own names that the config does not explain (a 4th layer when the
+  // config says 3) is reported with the missing ones, in one error (issue 13).
+  checkWeights(src, decoderExpected(cfg, prefix, headName), [`${prefix}layers.`, `${prefix}embed_tokens.`, `${prefix}norm.`], DECODER_EXTRA);
   const memory = memoryPlanOf(src);
   if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory);
   const layers: DecoderLayerWeights[] = [];
