@@ -14,7 +14,8 @@ import type { RecallGapSpec } from './recall-gap';
 import type { RecoverySpec } from './recovery';
 import { experimentDefinition } from './registry';
 import { toPromptSource } from './to-source';
-import { validateSpec, type SpecBase } from './spec';
+import type { SpecBase } from './spec';
+import { validateSpec } from './validate';
 
 export type ExperimentSpec =
   | RecallGapSpec
@@ -41,7 +42,8 @@ export async function runExperiment(spec: unknown, ctx: RunContext): Promise<Exp
   return experimentDefinition(valid.kind).run(ctx.model, source, valid, ctx);
 }
 
-export { EXPERIMENT_KINDS, validateSpec, layersOf, SCHEMA_DIR, type ExperimentKind, type SpecBase } from './spec';
+export { layersOf, type ExperimentKind, type SpecBase } from './spec';
+export { EXPERIMENT_KINDS, validateSpec, SCHEMA_DIR } from './validate';
 export type { ExperimentContext, ExperimentResult, ProgressEvent } from './context';
 export { recallGap, gapSummary, answerQuestions, type RecallGapSpec } from './recall-gap';
 export { crossPatch, donorsFor, pairSwitchLayer, type CrossPatchSpec } from './cross-patch';
