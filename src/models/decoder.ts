@@ -26,8 +26,6 @@ import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
 export const MASK_NEG = -1e30;
 
-/** Attention sizes (B*H*T*S*head_dim) up to which the batched path is used; see Decoder.attention. */
-export const BATCHED_ATTENTION_MAX = Number(process.env.HOPSCOPE_BATCHED_ATTENTION_MAX ?? 1 << 22);
 
 export interface DecoderLayerWeights {
   inputNorm: tf.Tensor;
@@ -362,7 +360,7 @@ export class Decoder {
     // (30x at the teaching model's shapes). Large ones take the rank-2 XNNPACK path (engine.md), unless the
     // BLAS kernel runs: it does the batched, transposed product natively (7B attention 5x faster, bench/),
     // as long as the scores fit (B*H*T*S floats; the rank-2 path holds one row's at a time).
-    if (B * H * T * S * hd <= BATCHED_ATTENTION_MAX || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26)) {
+    if (B * H * T * S * hd <= engineConfig().batchedAttentionMax || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26)) {
       const scores = tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true).reshape([B, H, T, S]);
       let pattern = tf.softmax(tf.add(scores, mask), -1);
       if (keepPattern) pattern = ctx.point(patternName, pattern, offset, layer);
@@ -410,6 +408,7 @@ export class Decoder {
 }
 
 import { ropeTables } from './layers';
+import { engineConfig } from '../engine/config';
 function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
   return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection);
 }
