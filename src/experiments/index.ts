@@ -39,7 +39,8 @@ export async function runExperiment(spec: unknown, ctx: RunContext): Promise<Exp
   if (!ctx || !ctx.model) throw new InputError('runExperiment needs ctx.model (a loaded model: loadModel(dir))');
   ctx.signal?.throwIfAborted();
   const source = toPromptSource(ctx.model, ctx.data, { template: valid.template });
-  return experimentDefinition(valid.kind).run(ctx.model, source, valid, ctx);
+  // The definition returns its own spec type; the union names the built-in ones (a registered kind passes through).
+  return (await experimentDefinition(valid.kind).run(ctx.model, source, valid, ctx)) as ExperimentResult<ExperimentSpec>;
 }
 
 export { layersOf, type ExperimentKind, type SpecBase } from './spec';

@@ -6,6 +6,7 @@ import type { TableData, WireView } from '../report/protocol';
 import type { Row } from './checkpoint';
 import type { ExperimentResult } from './context';
 import { findExperiment } from './registry';
+import type { SpecBase } from './spec';
 
 export type ExperimentView = WireView;
 
@@ -22,7 +23,7 @@ export function viewFromResult(result: Pick<ExperimentResult<unknown>, 'kind' | 
   if (def) {
     const own = result.summary.partial ? null : result.summary.view;
     if (own && typeof own === 'object') return { view: def.view.kind, title: result.kind, data: own as Record<string, unknown> };
-    const data = def.view.build({ spec: result.spec, rows: result.table.objects() as Row[], summary: result.summary });
+    const data = def.view.build({ spec: result.spec as SpecBase, rows: result.table.objects() as Row[], summary: result.summary });
     if (data) return { view: def.view.kind, title: result.kind, data };
   }
   const table: TableData = { columns: result.table.columnNames(), rows: result.table.objects({ limit: TABLE_ROWS }) as Record<string, unknown>[] };
