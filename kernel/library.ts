@@ -1,7 +1,10 @@
 // The hopscope library as the kernel sees it: the contract the magics code against, loaded lazily on first use
-// so kernel start stays fast. HOPSCOPE_LIBRARY points the kernel at another entry (tests use a stand-in).
+// so kernel start stays fast. HOPSCOPE_LIBRARY points the kernel at another entry (tests use a stand-in, which
+// must satisfy `Library`). Views and their kinds are the wire protocol's (src/report/protocol.ts, imported
+// type-only), and the real library is checked against this contract at compile time (bottom of this file).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Progress, ViewKind, WireView } from '../src/report/protocol';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
 
@@ -51,11 +54,8 @@ export interface ExperimentResult {
   summary: Record<string, unknown>;
 }
 
-export interface View {
-  view: string;
-  title: string;
-  data: unknown;
-}
+/** A result's view as the widget receives it: a view kind of the protocol with its data, or the table fallback. */
+export type View = WireView;
 
 export interface EngineInfo {
   provider?: string;
@@ -71,7 +71,12 @@ export interface Library {
   runExperiment(spec: ExperimentSpec, ctx: ExperimentContext): Promise<ExperimentResult>;
   /** Throws SpecError naming the field; returns the spec with defaults filled in. */
   validateSpec(spec: unknown): ExperimentSpec | void;
-  viewFromResult?(result: ExperimentResult): View;
+  /** The view of a final or partial result (every kind draws its partial rows while a sweep runs). */
+  viewFromResult(result: ExperimentResult): View;
+  /** A result holding the rows a running sweep has streamed so far (what `viewFromResult` draws live). */
+  partialResult(kind: string, spec: ExperimentSpec, rows: Record<string, unknown>[], progress: Progress | null): ExperimentResult;
+  /** The view kind a kind's results are drawn with, shown while waiting for the first rows. */
+  viewKindOf(kind: string): ViewKind | null;
   BACKEND_ORDER?: readonly string[];
 }
 
@@ -117,15 +122,6 @@ export function loadEngine(): Pick<Library, 'initEngine' | 'describeEngine' | 'B
   return { initEngine: lib.initEngine, describeEngine: lib.describeEngine, BACKEND_ORDER: lib.BACKEND_ORDER ?? backend.BACKEND_ORDER };
 }
 
-/** `viewFromResult` from the library, else src/report/views.ts, else null (callers fall back to a table view). */
-export function loadViewFromResult(lib: Library): ((r: ExperimentResult) => View) | null {
-  if (typeof lib.viewFromResult === 'function') return lib.viewFromResult;
-  const file = path.join(REPO_ROOT, 'src', 'report', 'views.ts');
-  if (!exists(file)) return null;
-  const m = require(file) as { viewFromResult?: (r: ExperimentResult) => View };
-  return typeof m.viewFromResult === 'function' ? m.viewFromResult : null;
-}
-
 /** Hook points of a model whichever way it exposes them. */
 export function hookPointsOf(model: Model): HookPointInfo[] {
   return typeof model.hookPoints === 'function' ? model.hookPoints() : model.hookPoints;
@@ -134,3 +130,14 @@ export function hookPointsOf(model: Model): HookPointInfo[] {
 export function isModel(x: unknown): x is Model {
   return typeof x === 'object' && x !== null && 'hookPoints' in x && typeof (x as Model).numLayers === 'number';
 }
+
+// The real library against this contract: a drifted signature or a view kind outside the protocol fails tsc.
+type RealLibrary = typeof import('../src/index');
+type Conforms<T extends true> = T;
+export type RealLibraryConforms = [
+  Conforms<ReturnType<RealLibrary['viewFromResult']> extends View ? true : false>,
+  Conforms<ReturnType<RealLibrary['viewKindOf']> extends ReturnType<Library['viewKindOf']> ? true : false>,
+  Conforms<RealLibrary['partialResult'] extends (kind: string, spec: ExperimentSpec, rows: Record<string, unknown>[], progress: Progress | null) => { summary: Record<string, unknown> } ? true : false>,
+  Conforms<RealLibrary['validateSpec'] extends (spec: unknown) => unknown ? true : false>,
+  Conforms<RealLibrary['runExperiment'] extends (spec: ExperimentSpec, ctx: never) => Promise<{ kind: string; summary: Record<string, unknown> }> ? true : false>,
+];

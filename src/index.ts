@@ -56,7 +56,13 @@ export {
 export {
   validateSpec,
   viewFromResult,
+  partialResult,
+  viewKindOf,
   EXPERIMENT_KINDS,
+  defineExperiment,
+  registerExperiment,
+  experimentDefinitions,
+  type ExperimentDefinition,
   sweep,
   cleanState,
   cleanStates,

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AnyViewState, ValidationResult } from '../../src/report/views';
 import { InputError } from '../../src/errors';
-import { type ExperimentResult, type View, loadLibrary, loadViewFromResult } from '../library';
+import { type ExperimentResult, type View, loadLibrary } from '../library';
 import { viewToSvg } from './svg';
 
 /** PNGs are drawn at twice the SVG's size (sharp rasterises at this density; 72 dpi = 1×). */
@@ -23,9 +23,7 @@ export function viewStateOf(v: unknown): unknown {
   const state = (v as { state?: unknown }).state;
   if (typeof (v as { send?: unknown }).send === 'function' && state && typeof state === 'object') return state;
   if (isResult(v)) {
-    const viewOf = loadViewFromResult(loadLibrary('saveFigure'));
-    if (!viewOf) throw new InputError('saveFigure: this library has no viewFromResult to turn a result into a view');
-    return viewOf(v) as View;
+    return loadLibrary('saveFigure').viewFromResult(v) as View;
   }
   return v;
 }

@@ -196,5 +196,16 @@ export function viewToSvg(state: AnyViewState): string {
         { name: 'image', y: rows.map((r) => r.imageAcc) },
       ]);
     }
+    case 'recovery-curve': {
+      const d = state.data;
+      // Baselines as flat series, so a reader sees how much of the gap each patched layer closes.
+      const flat = (name: string, v: number | null) => (v == null ? [] : [{ name, y: d.layers.map(() => v) }]);
+      return lineChart({ title, xLabel: 'layer patched from the backbone', yLabel: 'factual accuracy' }, d.layers, [
+        { name: `patched${d.position ? ` (${d.position})` : ''}`, y: d.patched },
+        ...flat('image', d.imageAcc),
+        ...flat('text', d.textAcc),
+        ...flat('chain of thought', d.cotAcc),
+      ], [], [0, 1]);
+    }
   }
 }

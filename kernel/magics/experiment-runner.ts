@@ -2,15 +2,7 @@
 // result is bound to `_` (and `--as NAME`), an interrupt keeps the finished rows, and a click on a view cell
 // (custom `run-cell`) reruns that single intervention and answers with `cell-result`.
 import { KernelInterrupt, errorContent, mimeBundle } from '../display';
-import {
-  type ExperimentResult,
-  type ExperimentSpec,
-  type Library,
-  type Model,
-  type View,
-  isModel,
-  loadViewFromResult,
-} from '../library';
+import { type ExperimentResult, type ExperimentSpec, type Library, type Model, type View, isModel } from '../library';
 import type { WidgetHandle } from '../cell-api';
 import { type MagicContext, type MagicOutput, UsageError } from './registry';
 
@@ -52,34 +44,11 @@ export async function resolveData(ctx: MagicContext, lib: Library, dir: string |
   return data;
 }
 
-function tableOf(rows: Record<string, unknown>[]): unknown {
-  try {
-    return (require('arquero') as { from(rows: object[]): unknown }).from(rows);
-  } catch {
-    return rows;
-  }
-}
-
 function rowsOf(table: unknown, limit: number): Record<string, unknown>[] {
   if (Array.isArray(table)) return table.slice(0, limit) as Record<string, unknown>[];
   const objects = (table as { objects?: (o: { limit: number }) => Record<string, unknown>[] } | null)?.objects;
   return typeof objects === 'function' ? objects.call(table, { limit }) : [];
 }
-
-/**
- * The view shown while a sweep has not reported yet (`data: {}` + progress reads "waiting" in the frontend);
- * the real view comes from viewFromResult. A guess per kind, replaced by the first partial or final view.
- */
-const WAITING_VIEW: Record<string, string> = {
-  'recall-gap': 'recall-gap',
-  'cross-patch': 'layer-switch',
-  freeze: 'freeze-curve',
-  knockout: 'knockout-map',
-  'logit-lens': 'logit-lens',
-  probe: 'probe-accuracy',
-  attribution: 'attribution-map',
-  recovery: 'probe-accuracy',
-};
 
 /** Calls `fn` at most every `ms`, always with the latest state; `now()` flushes. */
 class Throttle {
@@ -133,22 +102,19 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
   if (o.dryRun) return { value: spec, show: true };
   const model = resolveModel(ctx, o.model);
   const data = await resolveData(ctx, lib, o.data);
-  const viewOf = loadViewFromResult(lib);
   const title = `${spec.kind}`;
   const rows: Record<string, unknown>[] = [];
   let progress = { done: 0, total: 0 };
 
-  const partialResult = (extra: Record<string, unknown>): ExperimentResult => ({
-    kind: spec.kind,
-    spec,
-    table: tableOf(rows),
-    summary: { partial: true, done: progress.done, total: progress.total, rows: rows.length, ...extra },
-  });
-  /** The view of a (partial) result, or the reason there is none. */
-  const viewFor = (r: ExperimentResult): View | string => {
-    if (!viewOf) return 'no viewFromResult in the library yet (src/report/views.ts)';
+  const partialResult = (extra: Record<string, unknown>): ExperimentResult => {
+    const r = lib.partialResult(spec.kind, spec, rows, progress);
+    return { ...r, summary: { ...r.summary, ...extra } };
+  };
+  /** The drawable view of a (partial) result, or the reason there is none (the table fallback is printed, not drawn). */
+  const viewFor = (r: ExperimentResult): Exclude<View, { view: 'table' }> | string => {
     try {
-      return viewOf(r);
+      const v = lib.viewFromResult(r);
+      return v.view === 'table' ? `no ${spec.kind} view can be drawn from this result` : v;
     } catch (e) {
       return `viewFromResult failed: ${(e as Error)?.message ?? String(e)}`;
     }
@@ -156,20 +122,25 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
 
   let w: WidgetHandle | null = null;
   if (o.widget) {
-    w = ctx.widgets.create({
-      state: { view: WAITING_VIEW[spec.kind] ?? spec.kind, title: `${title} (running)`, data: {}, progress, error: null },
-    });
+    // Until the first rows arrive: the kind's own view with no data, which the frontend shows as "waiting".
+    const waiting = lib.viewKindOf(spec.kind) ?? 'table';
+    w = ctx.widgets.create({ state: { view: waiting, title: `${title} (running)`, data: {}, progress, error: null } });
     w.display();
   }
   let rowsChanged = false;
+  let drawn = false;
+  let settled = false;
   const throttle = new Throttle(PROGRESS_MS, () => {
     if (!w) return;
     const patch: Record<string, unknown> = { progress: { ...progress } };
     if (rowsChanged) {
       rowsChanged = false;
-      // Views accept data that grows while a sweep streams; one that cannot draw a partial table keeps waiting.
+      // Every kind draws its partial rows (src/experiments/views.ts); one with nothing drawable yet keeps waiting.
       const v = viewFor(partialResult({}));
-      if (typeof v !== 'string') Object.assign(patch, v);
+      if (typeof v !== 'string') {
+        Object.assign(patch, v);
+        drawn = true;
+      }
     }
     w.set(patch);
   });
@@ -190,12 +161,16 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
         onPartial: (more) => {
           rows.push(...more);
           rowsChanged = true;
-          throttle.poke();
+          // The first drawable rows replace "waiting" at once (a sweep may emit the rest without yielding to a
+          // timer); a microtask, so the progress event that follows the rows is drawn with them.
+          if (drawn) throttle.poke();
+          else queueMicrotask(() => !drawn && rowsChanged && !settled && throttle.now());
         },
       }),
       ctx.hardStop,
     ]);
   } catch (e) {
+    settled = true;
     throttle.cancel();
     if (ctx.signal.aborted) {
       const partial = partialResult({ interrupted: true });
@@ -208,6 +183,7 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
     w?.set({ progress: null, error: errorContent(e).traceback[0] });
     throw e;
   }
+  settled = true;
   throttle.cancel();
   await ctx.keep(result, o.as);
   const v = viewFor(result);

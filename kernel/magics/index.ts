@@ -9,5 +9,5 @@ import { spec } from './spec';
 import { timingMagics } from './timing';
 
 export function defaultMagics(): MagicRegistry {
-  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics, ...timingMagics);
+  return new MagicRegistry().add(load, backend, hooks, lsmagic, help, spec, ...experimentMagics(), ...timingMagics);
 }

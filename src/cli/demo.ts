@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
 import { InputError } from '../errors';
-import { loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
+import { experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
 import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
@@ -17,20 +17,6 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const TEACHING_MODEL = path.join(REPO_ROOT, 'data', 'teaching');
 export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
 
-/** What each section of the report says, next to its figure. */
-const EXPLAIN: Record<string, string> = {
-  'recall-gap':
-    'Factual accuracy on identified entities when the entity is named in text vs shown as an image (PopVQA answer-match rule, per-entity then per-type means, paired Wilcoxon test). The papers find the image condition clearly worse.',
-  'cross-patch':
-    "Donor image states written into a target image's tokens at one layer: before the switch layer the model names the donor, after it the target — the entity is resolved from image tokens by then.",
-  freeze: 'Image tokens frozen at their block-l value through layer T: entities still identified when frozen early were resolved early.',
-  knockout: 'Attention edges blocked in windows of layers: where does the last token read the image, the entity, itself?',
-  'logit-lens': 'Each layer and position decoded through the final norm and unembedding: when do image positions turn into entity-name tokens?',
-  probe: 'Linear probes per layer predicting the entity from the residual: the resolution layer is where accuracy crosses the threshold, for image and text prompts.',
-  attribution: 'Attribution patching (gradient × difference) over layer × position in one backward pass, top cells confirmed by exact patching.',
-  recovery: "Backbone → VLM patching (the text LLM's entity state written into the VLM) and chain-of-thought prompting: how much of the gap comes back.",
-};
-
 /** Said under the recall-gap figure when only held-out pairs are asked. */
 const HELDOUT_NOTE =
   " Only the (entity, relation) pairs held out of the teaching model's visual instruction tuning are asked (questions.csv vqa_split = heldout): " +
@@ -38,7 +24,8 @@ const HELDOUT_NOTE =
 
 /** The report text of one section (`heldout`: its factual questions are the held-out pairs only). */
 export function explain(kind: string, heldout: boolean): string {
-  const base = EXPLAIN[kind] ?? '';
+  // Each kind's text is its definition's `explain` (src/experiments/registry.ts).
+  const base = experimentDefinitions().find((d) => d.kind === kind)?.explain ?? '';
   if (!heldout) return base;
   return base + (kind === 'recall-gap' ? HELDOUT_NOTE : ' Factual questions: the pairs held out of visual instruction tuning only (vqa_split = heldout).');
 }
@@ -69,16 +56,20 @@ export function hasVqaSplit(dataDir: string): boolean {
 export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOYWORLD): DemoSpec[] {
   const backbone = path.join(modelDir, 'backbone');
   const q = hasVqaSplit(dataDir) ? { questions: HELDOUT_QUESTIONS } : {};
-  return [
-    { kind: 'recall-gap', version: 1, limit: limit * 4, ...q },
-    { kind: 'cross-patch', version: 1, limit },
-    { kind: 'freeze', version: 1, limit, ...q },
-    { kind: 'knockout', version: 1, limit, ...q },
-    { kind: 'logit-lens', version: 1, limit: 2 },
-    { kind: 'probe', version: 1, limit: limit * 4 },
-    { kind: 'attribution', version: 1, limit: 2 },
-    { kind: 'recovery', version: 1, limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q, ...cotSuffixOf(dataDir) },
-  ];
+  // Sizes and data choices per kind; the kinds themselves are the registry's demo members, in its order.
+  const sized: Record<string, Record<string, unknown>> = {
+    'recall-gap': { limit: limit * 4, ...q },
+    'cross-patch': { limit },
+    freeze: { limit, ...q },
+    knockout: { limit, ...q },
+    'logit-lens': { limit: 2 },
+    probe: { limit: limit * 4 },
+    attribution: { limit: 2 },
+    recovery: { limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q, ...cotSuffixOf(dataDir) },
+  };
+  return experimentDefinitions()
+    .filter((d) => d.demo)
+    .map((d) => ({ kind: d.kind, version: 1 as const, ...(sized[d.kind] ?? { limit }) }));
 }
 
 /** toyworld's chain-of-thought wording per entity type (templates.json), the one the teaching model was tuned on. */

@@ -1,6 +1,5 @@
 // Backend choice: tfjs-node-gpu, tfjs-node, multi-threaded WebAssembly (the default that always works), pure-JS cpu.
 // The first that loads wins unless HOPSCOPE_BACKEND or the `backend` option forces one.
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -8,8 +7,9 @@ import { HopscopeError } from '../errors';
 import { disableNativeMatMul, enableNativeMatMul, nativeMatMulInfo, type NativeMatMulInfo } from './native-matmul';
 import { registerThreadedWasm } from './wasm-threads';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+import { BACKEND_ORDER, parseBackend, parseEngineConfig, parseNative, setEngineConfig, type BackendName, type NativeMode } from './config';
+
+export { BACKEND_ORDER, type BackendName, type NativeMode } from './config';
 
 export interface EngineInfo {
   /** What we asked for ("auto" or a forced name). */
@@ -28,9 +28,6 @@ export interface EngineInfo {
   nativeMatMul: NativeMatMulInfo;
 }
 
-/** 'auto': the BLAS matMul kernel when it builds, else the stock kernels; 'on': fail if it cannot; 'off': stock. */
-export type NativeMode = 'auto' | 'on' | 'off';
-
 export interface EngineOptions {
   backend?: BackendName | 'auto';
   threads?: number;
@@ -39,19 +36,6 @@ export interface EngineOptions {
 }
 
 let current: EngineInfo | null = null;
-
-function parseBackend(v: string | undefined, source: string): BackendName | 'auto' {
-  if (v == null || v === '' || v === 'auto') return 'auto';
-  if ((BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendName;
-  throw new HopscopeError(`${source}=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
-}
-
-function parseNative(v: string | undefined, source: string): NativeMode {
-  if (v == null || v === '' || v === 'auto') return 'auto';
-  if (v === 'on' || v === '1') return 'on';
-  if (v === 'off' || v === '0') return 'off';
-  throw new HopscopeError(`${source}=${v} is not a native matMul mode; use auto, on or off`);
-}
 
 /**
  * The native kernel is registered only after its self-test passed in this process (native-matmul.ts); any
@@ -68,16 +52,6 @@ function startNative(mode: NativeMode, provider: BackendName, threads: number): 
   const info = enableNativeMatMul({ threads });
   if (!info.enabled && mode === 'on') throw new HopscopeError(`native matMul was required but is unavailable: ${info.reason}`);
   return info;
-}
-
-function defaultThreads(): number {
-  const env = process.env.HOPSCOPE_THREADS;
-  if (env) {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new HopscopeError(`HOPSCOPE_THREADS=${env} must be a positive integer`);
-    return n;
-  }
-  return Math.max(1, Math.min(os.cpus().length, 16));
 }
 
 async function tryBackend(name: BackendName, threads: number): Promise<number> {
@@ -109,15 +83,17 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
  * Calling it again with the same request returns the running engine; a different forced backend switches.
  */
 export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
-  const requested =
-    opts.backend !== undefined ? parseBackend(opts.backend, 'backend') : parseBackend(process.env.HOPSCOPE_BACKEND, 'HOPSCOPE_BACKEND');
-  const native = opts.native !== undefined ? parseNative(opts.native, 'native') : parseNative(process.env.HOPSCOPE_NATIVE_MATMUL, 'HOPSCOPE_NATIVE_MATMUL');
+  // The one place the environment is read (src/engine/config.ts); options override it.
+  const config = parseEngineConfig();
+  setEngineConfig(config);
+  const requested = opts.backend !== undefined ? parseBackend(opts.backend, 'backend') : config.backend;
+  const native = opts.native !== undefined ? parseNative(opts.native, 'native') : config.nativeMatMul;
   if (current && (requested === 'auto' || requested === current.provider)) {
     // Same backend: only an explicit native mode changes anything.
     if (opts.native !== undefined) current = { ...current, nativeMatMul: startNative(native, current.provider, current.threads) };
     return current;
   }
-  const threads = opts.threads ?? defaultThreads();
+  const threads = opts.threads ?? config.threads;
   const candidates = requested === 'auto' ? BACKEND_ORDER : [requested];
   const skipped: EngineInfo['skipped'] = [];
   for (const name of candidates) {

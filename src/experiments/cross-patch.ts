@@ -13,6 +13,7 @@ import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
 import type { EntityRef, PromptCase, PromptSource } from './source';
+import { switchLayer } from './switch-layer';
 
 export interface CrossPatchSpec extends SpecBase {
   kind: 'cross-patch';
@@ -122,13 +123,7 @@ function curves(rows: readonly Row[], layers: readonly number[]) {
   };
   const donorFraction = layers.map((l) => at(l, 'namesDonor'));
   const targetFraction = layers.map((l) => at(l, 'namesTarget'));
-  let switchLayer: number | null = null;
-  for (let i = 0; i < layers.length; i++)
-    if (targetFraction[i] >= donorFraction[i] && targetFraction[i] > 0) {
-      switchLayer = layers[i];
-      break;
-    }
-  return { donorFraction, targetFraction, switchLayer };
+  return { donorFraction, targetFraction, switchLayer: switchLayer(layers, donorFraction, targetFraction) };
 }
 
 function summarize(rows: Row[], layers: number[], pairs: { target: EntityRef; donor: EntityRef }[], warnings: string[], poolSize: number, tried: number) {

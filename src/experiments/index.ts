@@ -3,17 +3,19 @@
 // schemas/<kind>.json (defaults filled, errors naming the field) and dispatches by kind.
 import { InputError } from '../errors';
 import type { Model } from '../models/model';
-import { attributionExperiment, type AttributionSpec } from './attribution';
+import type { AttributionSpec } from './attribution';
 import type { ExperimentContext, ExperimentResult } from './context';
-import { crossPatch, type CrossPatchSpec } from './cross-patch';
-import { freezeExperiment, type FreezeExperimentSpec } from './freeze';
-import { knockoutExperiment, type KnockoutExperimentSpec } from './knockout';
-import { logitLens, type LogitLensSpec } from './logit-lens';
-import { probeExperiment, type ProbeSpec } from './probe';
-import { recallGap, type RecallGapSpec } from './recall-gap';
-import { recovery, type RecoverySpec } from './recovery';
-import { toPromptSource, type PromptSource } from './source';
-import { EXPERIMENT_KINDS, validateSpec, type ExperimentKind, type SpecBase } from './spec';
+import type { CrossPatchSpec } from './cross-patch';
+import type { FreezeExperimentSpec } from './freeze';
+import type { KnockoutExperimentSpec } from './knockout';
+import type { LogitLensSpec } from './logit-lens';
+import type { ProbeSpec } from './probe';
+import type { RecallGapSpec } from './recall-gap';
+import type { RecoverySpec } from './recovery';
+import { experimentDefinition } from './registry';
+import { toPromptSource } from './to-source';
+import type { SpecBase } from './spec';
+import { validateSpec } from './validate';
 
 export type ExperimentSpec =
   | RecallGapSpec
@@ -25,37 +27,24 @@ export type ExperimentSpec =
   | AttributionSpec
   | RecoverySpec;
 
-type Runner = (model: Model, source: PromptSource, spec: ExperimentSpec, ctx: ExperimentContext) => Promise<ExperimentResult<ExperimentSpec>>;
-
-/** Every experiment by kind (the spec has been validated for that kind). */
-export const EXPERIMENTS: Record<ExperimentKind, Runner> = {
-  'recall-gap': (m, s, spec, c) => recallGap(m, s, spec as RecallGapSpec, c),
-  'cross-patch': (m, s, spec, c) => crossPatch(m, s, spec as CrossPatchSpec, c),
-  freeze: (m, s, spec, c) => freezeExperiment(m, s, spec as FreezeExperimentSpec, c),
-  knockout: (m, s, spec, c) => knockoutExperiment(m, s, spec as KnockoutExperimentSpec, c),
-  'logit-lens': (m, s, spec, c) => logitLens(m, s, spec as LogitLensSpec, c),
-  probe: (m, s, spec, c) => probeExperiment(m, s, spec as ProbeSpec, c),
-  attribution: (m, s, spec, c) => attributionExperiment(m, s, spec as AttributionSpec, c),
-  recovery: (m, s, spec, c) => recovery(m, s, spec as RecoverySpec, c),
-};
-
 export interface RunContext extends ExperimentContext {
   model: Model;
   /** A PopVQA-format folder or Dataset, raw pre-tokenised prompts, or a PromptSource. */
   data?: unknown;
 }
 
-/** Validates `spec` (defaults filled in) and runs it. The result's `spec` is the validated one. */
+/** Validates `spec` (defaults filled in) and runs its kind's definition. The result's `spec` is the validated one. */
 export async function runExperiment(spec: unknown, ctx: RunContext): Promise<ExperimentResult<ExperimentSpec>> {
   const valid = validateSpec<SpecBase>(spec) as ExperimentSpec;
   if (!ctx || !ctx.model) throw new InputError('runExperiment needs ctx.model (a loaded model: loadModel(dir))');
   ctx.signal?.throwIfAborted();
   const source = toPromptSource(ctx.model, ctx.data, { template: valid.template });
-  const run = EXPERIMENTS[valid.kind];
-  return run(ctx.model, source, valid, ctx);
+  // The definition returns its own spec type; the union names the built-in ones (a registered kind passes through).
+  return (await experimentDefinition(valid.kind).run(ctx.model, source, valid, ctx)) as ExperimentResult<ExperimentSpec>;
 }
 
-export { EXPERIMENT_KINDS, validateSpec, layersOf, SCHEMA_DIR, type ExperimentKind, type SpecBase } from './spec';
+export { layersOf, type ExperimentKind, type SpecBase } from './spec';
+export { EXPERIMENT_KINDS, validateSpec, SCHEMA_DIR } from './validate';
 export type { ExperimentContext, ExperimentResult, ProgressEvent } from './context';
 export { recallGap, gapSummary, answerQuestions, type RecallGapSpec } from './recall-gap';
 export { crossPatch, donorsFor, pairSwitchLayer, type CrossPatchSpec } from './cross-patch';
@@ -71,9 +60,13 @@ export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, t
 export { RunCheckpoint, type Row } from './checkpoint';
 export { makeBatch, rowInputs, batchesOf, stackPixels, imageInputsFor, type Batch } from './batch';
 export { generateAll, type Generation } from './greedy';
-export { toPromptSource, filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
+export { toPromptSource } from './to-source';
+export { filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
-export { viewFromResult, type ExperimentView } from './views';
+export { viewFromResult, partialResult, type ExperimentView } from './view-of';
+export { BUILTIN_EXPERIMENTS, defineExperiment, registerExperiment, unregisterExperiment, experimentDefinitions, experimentDefinition, experimentKinds, experimentOptions, viewKindOf, type ExperimentDefinition } from './registry';
+export { specOptions, parseOption, optionExpects, type SpecOption, type OptionType } from './spec-options';
+export type { ViewBuilder, ViewInput } from './views';
 export { writeTable, arrowSafe } from './table-io';

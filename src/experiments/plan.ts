@@ -6,10 +6,25 @@
 // later layer too: the run then reuses the donor's keys/values and computes only the positions after.
 import { resolveSelector, toSelector, type RowGeometry } from '../interventions/selectors';
 import { startLayerOf } from '../interventions/compile';
-import type { InterventionSpec, PatchSpec } from '../interventions/types';
+import type { InterventionSpec, PatchSpec, SourceRun } from '../interventions/types';
 import type { Model } from '../models/model';
 import { cleanStateOf, type CleanState } from './clean-state';
-import type { PatchJob } from './scheduler';
+
+/** One intervened run of one prompt (a row of a clean state). */
+export interface PatchJob {
+  /** Unique key (checkpoint identity). */
+  key: string;
+  clean: CleanState;
+  row: number;
+  /** Interventions written for this prompt alone; source rows default to `row`. */
+  interventions: InterventionSpec[];
+  /** Other runs' states by name (the clean state is always available as "clean"). */
+  sources?: Record<string, SourceRun>;
+  /** Greedy tokens to generate (0: one forward, last-position logits only). */
+  generate?: number;
+  /** Free data for the caller's row builder. */
+  meta?: Record<string, unknown>;
+}
 
 export interface Plan {
   /** First block run. */

@@ -11,6 +11,7 @@ import { compileInterventions, mergeRunOptions, type Compiled } from '../interve
 import { guardReport, Tracker } from '../interventions/guard';
 import { resolveSelector, toSelector, type RowGeometry } from '../interventions/selectors';
 import type { InterventionSpec, PatchSpec, SourceRun } from '../interventions/types';
+import { greedyDecode, type DecodeState } from '../models/decode';
 import { disposeCache, type KVCache } from '../models/decoder';
 import { RunContext, type RunOptions } from '../models/hooks';
 import type { Model, ModelInputs } from '../models/model';
@@ -18,25 +19,11 @@ import { chunks, padId, rowInputs } from './batch';
 import type { RunCheckpoint, Row } from './checkpoint';
 import { lastRows, type CleanState } from './clean-state';
 import { eosSet } from './greedy';
-import { planJob, type Plan } from './plan';
+import { planJob, type PatchJob, type Plan } from './plan';
 
 export { cleanState, cleanStates, residHooks, type CleanState, type CleanSet } from './clean-state';
 
-/** One intervened run of one prompt (a row of a clean state). */
-export interface PatchJob {
-  /** Unique key (checkpoint identity). */
-  key: string;
-  clean: CleanState;
-  row: number;
-  /** Interventions written for this prompt alone; source rows default to `row`. */
-  interventions: InterventionSpec[];
-  /** Other runs' states by name (the clean state is always available as "clean"). */
-  sources?: Record<string, SourceRun>;
-  /** Greedy tokens to generate (0: one forward, last-position logits only). */
-  generate?: number;
-  /** Free data for the caller's row builder. */
-  meta?: Record<string, unknown>;
-}
+export type { PatchJob } from './plan';
 
 export interface JobOutput {
   job: PatchJob;
@@ -93,12 +80,6 @@ function compileFor(model: Model, jobs: PatchJob[], rows: RowGeometry[], strict:
     throw e;
   }
   return out;
-}
-
-function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** Runs one job the naive way: a full forward (or generate) of its prompt alone, unpadded. */
@@ -208,35 +189,17 @@ function runPlanned(model: Model, items: { job: PatchJob; plan: Plan }[], strict
       const t = r.logits!.shape[1] as number;
       return r.logits!.slice([0, t - 1, 0], [B, 1, V]).reshape([B, V]);
     });
-    let last = logits0.dataSync() as Float32Array;
+    const last = logits0.dataSync() as Float32Array;
     logits0.dispose();
     const first = Array.from({ length: B }, (_, b) => last.slice(b * V, (b + 1) * V));
-    const tokens: number[][] = jobs.map(() => []);
+    let tokens: number[][] = jobs.map(() => []);
     if (gen > 0) {
-      const eos = eosSet(model);
-      const pad = padId(model);
-      const done = new Array<boolean>(B).fill(false);
-      for (let s = 0; s < gen; s++) {
-        const next: number[] = [];
-        for (let b = 0; b < B; b++) {
-          const tok = done[b] ? pad : argmax(last.subarray(b * V, (b + 1) * V));
-          next.push(tok);
-          tokens[b].push(tok);
-          if (eos.has(tok)) done[b] = true;
-        }
-        if (s === gen - 1 || done.every(Boolean)) break;
-        const prev: KVCache = kv!;
-        for (const r of mask) r.push(1);
-        const positions = mask.map((r) => Int32Array.of(r.reduce((a, x) => a + x, 0) - 1));
-        decode.step = s + 1;
-        const step = tf.tidy(() => {
-          const r = model.decoder.forward({ embeds: model.decoder.embed(next.map((t) => [t])), positions, keyMask: mask, ctx: decode, cache: prev, wantCache: true });
-          kv = r.cache;
-          return r.logits!.reshape([B, V]);
-        });
-        disposeCache(prev);
-        last = step.dataSync() as Float32Array;
-        step.dispose();
+      // The model's greedy decoder continues from this prefill's cache (src/models/decode.ts).
+      const state: DecodeState = { kv: kv!, mask };
+      try {
+        tokens = greedyDecode(model, last, state, { maxNewTokens: gen, eos: eosSet(model), padId: padId(model), ctx: decode }).tokens;
+      } finally {
+        kv = state.kv;
       }
     }
     const unusedDecode = new Set(gen > 0 ? decode.unusedHooks() : prefill.unusedHooks());

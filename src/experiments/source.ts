@@ -1,8 +1,6 @@
 // PromptSource: where an experiment's prompts come from. Either real data (a PopVQA-format Dataset +
 // the model's tokenizer, template and image processor) or pre-tokenised prompts with their spans (models
 // without a tokenizer, such as the HF fixtures). Experiments only see PromptCases.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { InputError } from '../errors';
 import type { PromptSpans } from '../io/prompt';
 import type { Model } from '../models/model';
@@ -98,25 +96,4 @@ export function filterEntities(all: EntityRef[], opts: { types?: readonly string
 
 export function isPromptSource(x: unknown): x is PromptSource {
   return typeof x === 'object' && x !== null && typeof (x as PromptSource).identification === 'function' && typeof (x as PromptSource).pixels === 'function';
-}
-
-/** Turns the experiment's `data` (a source, a Dataset, raw prompts, or a folder path) into a PromptSource for `model`. */
-export function toPromptSource(model: Model, data: unknown, opts: { template?: string | null } = {}): PromptSource {
-  // Lazy requires keep the two implementations (and the tokenizer/image stack) out of each other's way.
-  if (data == null) throw new InputError('this experiment needs data: a PopVQA-format folder (--data DIR), a Dataset, or pre-tokenised prompts');
-  if (isPromptSource(data)) return data;
-  const raw = require('./sources/raw') as typeof import('./sources/raw');
-  const ds = require('./sources/dataset') as typeof import('./sources/dataset');
-  if (typeof data === 'string') {
-    const dir = path.resolve(data);
-    if (fs.existsSync(path.join(dir, 'prompts.json'))) return raw.rawSource(raw.readRawPrompts(path.join(dir, 'prompts.json')));
-    if (fs.existsSync(path.join(dir, 'entities.csv'))) {
-      const { loadPopVQA } = require('../data/popvqa') as typeof import('../data/popvqa');
-      return ds.datasetSource(model, loadPopVQA(dir), { template: opts.template ?? undefined });
-    }
-    throw new InputError(`${dir}: not a data folder (expected entities.csv + questions.csv, or prompts.json with pre-tokenised prompts)`);
-  }
-  if (raw.isRawPrompts(data)) return raw.rawSource(data);
-  if (ds.isDataset(data)) return ds.datasetSource(model, data, { template: opts.template ?? undefined });
-  throw new InputError('data is not a PromptSource, a PopVQA Dataset (loadPopVQA), raw prompts ({format: "hopscope-prompts"}), or a folder path');
 }

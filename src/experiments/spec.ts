@@ -1,18 +1,13 @@
-// Experiment specs: versioned JSON objects `{kind, version: 1, ...}` validated with ajv against
-// schemas/<kind>.json before any compute; defaults are filled in, errors name the field path.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+// Experiment specs: versioned JSON objects `{kind, version: 1, ...}`; the fields every kind shares, and the layer
+// axis. Validation against schemas/<kind>.json lives in validate.ts (it reads the registry, which loads the
+// experiments, which import this file: kept apart so nothing imports in a circle).
 import { SpecError } from '../errors';
 import type { QuestionSelection } from './source';
-
-export const EXPERIMENT_KINDS = ['recall-gap', 'cross-patch', 'freeze', 'knockout', 'logit-lens', 'probe', 'attribution', 'recovery'] as const;
-export type ExperimentKind = (typeof EXPERIMENT_KINDS)[number];
-
-export const SCHEMA_DIR = path.resolve(__dirname, '..', '..', 'schemas');
+export type { ExperimentKind } from './registry';
 
 export interface SpecBase {
-  kind: ExperimentKind;
+  /** A registered kind (the built-in ones are `ExperimentKind`). */
+  kind: string;
   version: 1;
   limit: number | null;
   types: string[] | null;
@@ -25,105 +20,6 @@ export interface SpecBase {
   /** Which factual questions to use (kinds that draw them; schemas/common.json `questions`); null = all. */
   questions?: QuestionSelection | null;
   notes?: string;
-}
-
-let ajv: Ajv | null = null;
-const validators = new Map<string, ValidateFunction>();
-
-function readSchema(name: string): Record<string, unknown> {
-  const file = path.join(SCHEMA_DIR, `${name}.json`);
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SpecError(`cannot read the schema ${file}: ${(e as Error).message}`);
-  }
-}
-
-function validatorFor(kind: string): ValidateFunction {
-  let v = validators.get(kind);
-  if (v) return v;
-  if (!ajv) {
-    ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-    ajv.addSchema(readSchema('common'), 'common.json');
-    ajv.addSchema(readSchema('intervention'), 'intervention.json');
-  }
-  v = ajv.compile(readSchema(kind));
-  validators.set(kind, v);
-  return v;
-}
-
-/** "/edges/1/from" → "edges[1].from" */
-function fieldPath(instancePath: string, extra?: string): string {
-  const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  if (extra !== undefined) parts.push(extra);
-  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
-}
-
-function describeError(kind: string, e: ErrorObject, spec: unknown): SpecError {
-  const p = e.params as Record<string, unknown>;
-  if (e.keyword === 'required') {
-    const f = fieldPath(e.instancePath, String(p.missingProperty));
-    return new SpecError(`${kind} spec: field "${f}" is required`, f);
-  }
-  if (e.keyword === 'additionalProperties') {
-    const f = fieldPath(e.instancePath, String(p.additionalProperty));
-    const schema = validatorFor(kind).schema as { properties?: Record<string, unknown> };
-    const known = e.instancePath === '' && schema.properties ? ` (fields: ${Object.keys(schema.properties).join(', ')})` : '';
-    return new SpecError(`${kind} spec: "${f}" is not a field of this spec${known}`, f);
-  }
-  const f = fieldPath(e.instancePath) || '(spec)';
-  const value = valueAt(spec, e.instancePath);
-  const allowed = e.keyword === 'enum' ? ` (allowed: ${(p.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')})` : '';
-  const msg = e.keyword === 'oneOf' ? 'does not match any allowed form' : e.message ?? 'is invalid';
-  return new SpecError(`${kind} spec: field "${f}" ${msg}${allowed}; got ${JSON.stringify(value)}`, f);
-}
-
-function valueAt(spec: unknown, instancePath: string): unknown {
-  let value: unknown = spec;
-  for (const part of instancePath.split('/').slice(1)) value = (value as Record<string, unknown> | undefined)?.[part];
-  return value;
-}
-
-/**
- * With oneOf alternatives ajv reports every branch's failure; the useful one is the deepest error of the
- * branch whose shape matches the value (an object checked against the object form, not the names list).
- */
-function mostRelevant(errors: ErrorObject[], spec: unknown): ErrorObject {
-  const depth = (e: ErrorObject) => e.instancePath.split('/').length;
-  const specific = errors.filter((e) => {
-    if (e.keyword === 'oneOf' || e.keyword === 'anyOf') return false;
-    const v = valueAt(spec, e.instancePath);
-    if ((e.keyword === 'enum' || e.keyword === 'const') && typeof v === 'object' && v !== null) return false;
-    if (e.keyword === 'type' && errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'type' && o.keyword !== 'oneOf'))
-      return false;
-    return true;
-  });
-  const pool = specific.length ? specific : errors;
-  return pool.reduce((best, e) => (depth(e) > depth(best) ? e : best), pool[0]);
-}
-
-/**
- * Validates a spec and returns a copy with every default filled in (the input is not modified).
- * Throws SpecError whose `path` names the offending field.
- */
-export function validateSpec<T extends SpecBase = SpecBase>(raw: unknown): T {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw new SpecError(`an experiment spec must be a JSON object like {"kind": "logit-lens", "version": 1}, got ${JSON.stringify(raw)}`);
-  let spec: Record<string, unknown>;
-  try {
-    spec = JSON.parse(JSON.stringify(raw)) as Record<string, unknown>;
-  } catch (e) {
-    // A value nested thousands deep overflows the copy's stack (found by test/fuzz/spec.test.ts); cycles and
-    // BigInts cannot be copied either. None is a spec: say so instead of a bare RangeError/TypeError.
-    throw new SpecError(`an experiment spec must be plain JSON (not nested thousands deep, no cycles or BigInts): ${(e as Error).message}`);
-  }
-  const kind = spec.kind;
-  if (typeof kind !== 'string' || !(EXPERIMENT_KINDS as readonly string[]).includes(kind))
-    throw new SpecError(`field "kind" ${JSON.stringify(kind)} is not an experiment; use one of ${EXPERIMENT_KINDS.join(', ')}`, 'kind');
-  if (spec.version !== 1) throw new SpecError(`field "version" ${JSON.stringify(spec.version)} is not supported; use 1`, 'version');
-  const v = validatorFor(kind);
-  if (!v(spec)) throw describeError(kind, mostRelevant(v.errors!, spec), spec);
-  return spec as unknown as T;
 }
 
 /** Layers to sweep: the spec's list checked against the model, or every layer. */

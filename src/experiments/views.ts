@@ -1,29 +1,190 @@
-// Widget views of experiment results: every experiment writes its view's data into `summary.view`
-// (the shapes documented in src/report/views.ts); this picks the view name and title.
-import type { ExperimentResult } from './context';
+// Widget views of experiment results, final or partial. Each kind's view is built from its table rows (what a
+// live sweep has streamed so far), so a sweep draws while it runs (issue 13: partial results had no view and the
+// widget said "cannot be drawn" until the end). A finished result's `summary.view`, written by the experiment
+// with everything it knows (token texts, the split, the whole layer axis), wins when present.
+// Shapes: the `...Data` interfaces of src/report/views.ts. Pure functions, no tfjs: the kernel loads this early.
+import type { Row } from './checkpoint';
+import type { CrossPatchSpec } from './cross-patch';
+import type { FreezeExperimentSpec } from './freeze';
+import type { KnockoutExperimentSpec } from './knockout';
+import type { ProbeSpec } from './probe';
+import type { RecallGapSpec } from './recall-gap';
+import type { RecoverySpec } from './recovery';
+import type { SpecBase } from './spec';
+import { switchLayer } from './switch-layer';
 
-export interface ExperimentView {
-  view: string;
-  title: string;
-  data: unknown;
+/** What a view builder sees: the spec, the rows so far, the summary (`partial: true` while running). */
+export interface ViewInput<S = SpecBase> {
+  spec: S;
+  rows: readonly Row[];
+  summary: Record<string, unknown>;
 }
 
-const VIEW_OF: Record<string, string> = {
-  'recall-gap': 'recall-gap',
-  'cross-patch': 'layer-switch',
-  freeze: 'freeze-curve',
-  knockout: 'knockout-map',
-  probe: 'probe-accuracy',
-  'logit-lens': 'logit-lens',
-  attribution: 'attribution-map',
+/** View data in the wire shape of src/report/views.ts, or null when nothing can be drawn yet. */
+export type ViewBuilder<S = SpecBase> = (input: ViewInput<S>) => Record<string, unknown> | null;
+
+const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
+const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+/** The layer axis: the spec's layers when it names them, else the layers the rows have reached. */
+function axis(spec: { layers?: number[] | null }, rows: readonly Row[], field = 'layer'): number[] {
+  const given = spec.layers ? spec.layers : rows.map((r) => num(r[field])).filter(Number.isFinite);
+  return [...new Set(given)].sort((a, b) => a - b);
+}
+
+/** Mean of `field` over the rows matching `pred` (booleans count 1/0; nulls skipped). */
+function meanOf(rows: readonly Row[], pred: (r: Row) => boolean, field: string): number {
+  return mean(rows.filter((r) => pred(r) && r[field] !== null && r[field] !== undefined).map((r) => Number(r[field])));
+}
+
+export const crossPatchView: ViewBuilder<CrossPatchSpec> = ({ spec, rows }) => {
+  const layers = axis(spec, rows);
+  if (rows.length === 0 || layers.length === 0) return null;
+  const frac = (l: number, f: string) => meanOf(rows, (r) => r.layer === l, f);
+  const donorFraction = layers.map((l) => frac(l, 'namesDonor'));
+  const targetFraction = layers.map((l) => frac(l, 'namesTarget'));
+  const pairIds = [...new Set(rows.map((r) => num(r.pair)))].filter(Number.isFinite).sort((a, b) => a - b);
+  const pairs = pairIds.map((i) => {
+    const rs = layers.map((l) => rows.find((r) => r.pair === i && r.layer === l));
+    const first = rows.find((r) => r.pair === i)!;
+    return {
+      donor: String(first.donor),
+      target: String(first.target),
+      donorType: first.donorType ?? null,
+      targetType: first.targetType ?? null,
+      namesDonor: rs.map((r) => (r ? Boolean(r.namesDonor) : null)),
+      namesTarget: rs.map((r) => (r ? Boolean(r.namesTarget) : null)),
+      generations: rs.map((r) => (r ? String(r.generation) : null)),
+    };
+  });
+  return { layers, donorFraction, targetFraction, runs: pairIds.length, switchLayer: switchLayer(layers, donorFraction, targetFraction), pairs, model: null };
 };
 
-/** The view of a result; a plain table when the kind has no dedicated view or the result has no view data. */
-export function viewFromResult(result: Pick<ExperimentResult, 'kind' | 'table' | 'summary'>): ExperimentView {
-  const data = result.summary.view;
-  const view = VIEW_OF[result.kind];
-  if (view && data) return { view, title: result.kind, data };
-  const rows = result.table.objects({ limit: 500 }) as Record<string, unknown>[];
-  const columns = result.table.columnNames();
-  return { view: 'table', title: result.kind, data: { columns, rows } };
+export const freezeView: ViewBuilder<FreezeExperimentSpec> = ({ spec, rows, summary }) => {
+  const sourceLayers = axis(spec, rows, 'sourceLayer');
+  if (rows.length === 0 || sourceLayers.length === 0) return null;
+  const identifiedAt = (l: number, pred: (r: Row) => boolean = () => true) => meanOf(rows, (r) => r.sourceLayer === l && pred(r), 'identified');
+  const types = [...new Set(rows.map((r) => String(r.type)))];
+  return {
+    sourceLayers,
+    identified: sourceLayers.map((l) => identifiedAt(l)),
+    freezeUntil: typeof rows[0].until === 'number' ? rows[0].until : null,
+    entities: new Set(rows.map((r) => r.entity)).size,
+    earlyCutoff: typeof summary.earlyCutoff === 'number' ? summary.earlyCutoff : null,
+    split: null,
+    series: types.map((t) => ({ name: t, identified: sourceLayers.map((l) => identifiedAt(l, (r) => r.type === t)) })),
+  };
+};
+
+export const knockoutView: ViewBuilder<KnockoutExperimentSpec> = ({ spec, rows }) => {
+  const knocked = rows.filter((r) => r.edges !== 'none' && r.window !== null);
+  if (knocked.length === 0) return null;
+  // One column per window (its label), placed at its centre layer.
+  const windows = new Map<unknown, number>();
+  for (const r of knocked) windows.set(r.window, num(r.centre));
+  const cols = [...windows.entries()].sort((a, b) => a[1] - b[1]);
+  const edges = [...new Set(knocked.map((r) => String(r.edges)))];
+  const cell = (e: string, w: unknown, f: string) => meanOf(knocked, (r) => r.edges === e && r.window === w, f);
+  return {
+    layers: cols.map(([, centre]) => centre),
+    edgeSets: edges.map((e) => e.replace('->', ' → ')),
+    relChange: edges.map((e) => cols.map(([w]) => cell(e, w, 'relChange'))),
+    window: spec.bands || spec.fromLayer !== null ? null : spec.window,
+    accuracy: spec.accuracy ? edges.map((e) => cols.map(([w]) => cell(e, w, 'correct'))) : null,
+  };
+};
+
+/** First layer whose accuracy reaches the threshold (the probe's resolution layer). */
+function resolution(layers: readonly number[], acc: readonly number[] | null, threshold: number): number | null {
+  if (!acc) return null;
+  const i = acc.findIndex((a) => a >= threshold);
+  return i < 0 ? null : layers[i];
 }
+
+export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
+  const layers = axis(spec, rows);
+  if (rows.length === 0 || layers.length === 0) return null;
+  const curve = (m: string) => (rows.some((r) => r.modality === m) ? layers.map((l) => num(rows.find((r) => r.modality === m && r.layer === l)?.testAcc)) : null);
+  const image = curve('image');
+  const text = curve('text');
+  const threshold = spec.threshold;
+  return {
+    layers,
+    image: image ?? layers.map(() => NaN),
+    text,
+    threshold: finiteOrNull(threshold),
+    resolution: { image: resolution(layers, image, threshold), text: resolution(layers, text, threshold) },
+    chance: num(rows[0].chance),
+    position: spec.position,
+    target: spec.target === 'entity' ? 'entity identity' : spec.target,
+  };
+};
+
+/** Label of a token position when the token text is not in the rows: its patch, or its index. */
+function positionLabel(r: Row): { label: string; kind: 'image' | 'text' } {
+  if (r.kind === 'image') return { label: r.gridRow !== null && r.gridRow !== undefined ? `img ${r.gridRow},${r.gridCol}` : `img ${r.position}`, kind: 'image' };
+  return { label: typeof r.inputText === 'string' ? r.inputText : `pos ${r.position}`, kind: 'text' };
+}
+
+export const logitLensView: ViewBuilder<SpecBase> = ({ rows }) => {
+  if (rows.length === 0) return null;
+  const mine = rows.filter((r) => r.prompt === rows[0].prompt);
+  const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
+  const positions = [...new Set(mine.map((r) => num(r.position)))].sort((a, b) => a - b);
+  const at = (l: number, p: number) => mine.filter((r) => r.layer === l && r.position === p).sort((a, b) => num(a.rank) - num(b.rank));
+  return {
+    layers,
+    positions: positions.map((p) => positionLabel(mine.find((r) => r.position === p)!)),
+    topTokens: layers.map((l) => positions.map((p) => at(l, p).map((r) => String(r.tokenText)))),
+    topProbs: layers.map((l) => positions.map((p) => at(l, p).map((r) => num(r.prob)))),
+    target: null,
+    image: null,
+  };
+};
+
+export const attributionView: ViewBuilder<SpecBase> = ({ rows }) => {
+  if (rows.length === 0) return null;
+  const mine = rows.filter((r) => r.pair === rows[0].pair);
+  const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
+  const positions = [...new Set(mine.map((r) => num(r.position)))].sort((a, b) => a - b);
+  const score = (l: number, p: number) => num(mine.find((r) => r.layer === l && r.position === p)?.score);
+  return {
+    layers,
+    positions: positions.map((p) => positionLabel(mine.find((r) => r.position === p)!)),
+    scores: layers.map((l) => positions.map((p) => score(l, p))),
+    metric: typeof mine[0].metric === 'string' ? mine[0].metric : null,
+    image: null,
+    patchScores: null,
+    patchLabel: null,
+    confirmed: mine.filter((r) => r.exact !== null && r.exact !== undefined).map((r) => ({ layer: r.layer, position: r.position, exact: r.exact })),
+  };
+};
+
+export const recallGapView: ViewBuilder<RecallGapSpec> = ({ spec, rows }) => {
+  const answers = rows.filter((r) => r.condition === 'text' || r.condition === 'image');
+  if (!answers.some((r) => r.condition === 'text') || !answers.some((r) => r.condition === 'image')) return null;
+  // The experiment's own summary maths (loaded on demand: it pulls in the model code the kernel starts without).
+  const { gapSummary } = require('./recall-gap') as typeof import('./recall-gap');
+  return gapSummary(answers as unknown as Parameters<typeof gapSummary>[0], spec.match).view as Record<string, unknown>;
+};
+
+export const recoveryView: ViewBuilder<RecoverySpec> = ({ spec, rows }) => {
+  const patched = rows.filter((r) => r.condition === 'patched');
+  const layers = axis(spec, patched);
+  if (layers.length === 0) return null;
+  // Per-entity means, then the mean over entities (as the experiment's summary counts accuracy).
+  const acc = (pred: (r: Row) => boolean) => {
+    const per = new Map<unknown, number[]>();
+    for (const r of rows) if (pred(r)) per.set(r.entity, [...(per.get(r.entity) ?? []), Number(r.correct)]);
+    return mean([...per.values()].map(mean));
+  };
+  return {
+    layers,
+    patched: layers.map((l) => acc((r) => r.condition === 'patched' && r.layer === l)),
+    imageAcc: finiteOrNull(acc((r) => r.condition === 'image')),
+    textAcc: finiteOrNull(acc((r) => r.condition === 'text')),
+    cotAcc: finiteOrNull(acc((r) => r.condition === 'cot')),
+    position: spec.position,
+  };
+};

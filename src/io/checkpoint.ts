@@ -8,22 +8,13 @@ import { CheckpointError } from '../errors';
 import type { FloatDtype } from './dtype';
 import { SafetensorsFile, type CompactTensor, type Dtype, type ReadOptions, type TensorEntry } from './safetensors';
 
-/** How tensor names are laid out, from `config.model_type`. */
+/**
+ * How a family's tensor names are laid out, so newer layouts map back to the canonical one. Which model_type
+ * uses which layout is the family's to say (src/models/load.ts FAMILIES, `nameLayout`); the checkpoint layer
+ * keeps only the renaming rules (issue 13: a second family list here disagreed with the loaders).
+ */
 export type ModelFamily = 'llava' | 'qwen2_vl' | 'mllama' | 'text' | 'other';
-
-const LLAVA_TYPES = new Set(['llava', 'llava_next', 'llava_next_video', 'llava_onevision', 'vipllava']);
-const QWEN2_VL_TYPES = new Set(['qwen2_vl', 'qwen2_5_vl']);
-const TEXT_TYPES = new Set(['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3']);
-
-export function modelFamily(modelType: unknown): ModelFamily {
-  if (typeof modelType !== 'string') return 'other';
-  if (LLAVA_TYPES.has(modelType)) return 'llava';
-  if (QWEN2_VL_TYPES.has(modelType)) return 'qwen2_vl';
-  if (modelType === 'mllama') return 'mllama';
-  if (TEXT_TYPES.has(modelType)) return 'text';
-  return 'other';
-}
-
+export type NameLayout = ModelFamily;
 /** Prefix rewrites from the newer (transformers ≥ 4.52) layout to the canonical one, first match wins. */
 const NEWER_TO_CANONICAL: Record<ModelFamily, readonly (readonly [string, string])[]> = {
   llava: [
@@ -62,6 +53,8 @@ export interface CheckpointEntry extends TensorEntry {
 }
 
 export interface OpenCheckpointOptions {
+  /** The name layout of the checkpoint's model_type (default 'other': names are used as stored). */
+  layout?: NameLayout | ((modelType: string) => NameLayout);
   /**
    * Weights file inside the folder, instead of `model.safetensors` / `model.safetensors.index.json`:
    * another safetensors file (e.g. `model-bf16.safetensors`) or a shard index (`*.index.json`).
@@ -229,7 +222,8 @@ export function openCheckpoint(dir: string, opts: OpenCheckpointOptions = {}): C
     ': hopscope needs the HuggingFace model config next to the weights (save it with the model, or copy it from the hub)',
   );
   if (!isPlainObject(config)) throw new CheckpointError(`${path.join(dir, 'config.json')}: config.json is not a JSON object`);
-  const family = modelFamily(config.model_type);
+  const family: NameLayout =
+    typeof opts.layout === 'function' ? opts.layout(String(config.model_type ?? '')) : (opts.layout ?? 'other');
 
   const weightsFile = chooseWeights(dir, listing, opts);
   const files: SafetensorsFile[] = [];

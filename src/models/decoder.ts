@@ -26,8 +26,6 @@ import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
 export const MASK_NEG = -1e30;
 
-/** Attention sizes (B*H*T*S*head_dim) up to which the batched path is used; see Decoder.attention. */
-export const BATCHED_ATTENTION_MAX = Number(process.env.HOPSCOPE_BATCHED_ATTENTION_MAX ?? 1 << 22);
 
 export interface DecoderLayerWeights {
   inputNorm: tf.Tensor;
@@ -146,8 +144,15 @@ export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: st
   return out;
 }
 
+/** Buffers some exporters save next to the weights; not parameters, never read. */
+const DECODER_EXTRA = [/\.rotary_emb\.inv_freq$/];
+
 export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, layout: DecoderLayout = {}): DecoderWeights {
-  checkWeights(src, decoderExpected(cfg, prefix, headName, layout));
+  // Both ways: a tensor under the decoder's own names that the config does not explain (a 4th layer when the
+  // config says 3) is reported with the missing ones, in one error (issue 13). Layers the family runs itself
+  // (cross-attention layers) are checked by the family.
+  const own = (layout.crossLayers ?? []).map((i) => new RegExp(`^${prefix.replace(/\./g, '\\.')}layers\\.${i}\\.`));
+  checkWeights(src, decoderExpected(cfg, prefix, headName, layout), [`${prefix}layers.`, `${prefix}embed_tokens.`, `${prefix}norm.`], [...DECODER_EXTRA, ...own]);
   const memory = memoryPlanOf(src);
   if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory, layout);
   // Sparse where the family runs its own layers (the providers never acquire those indices).
@@ -391,7 +396,7 @@ export class Decoder {
     // (30x at the teaching model's shapes). Large ones take the rank-2 XNNPACK path (engine.md), unless the
     // BLAS kernel runs: it does the batched, transposed product natively (7B attention 5x faster, bench/),
     // as long as the scores fit (B*H*T*S floats; the rank-2 path holds one row's at a time).
-    if (B * H * T * S * hd <= BATCHED_ATTENTION_MAX || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26)) {
+    if (B * H * T * S * hd <= engineConfig().batchedAttentionMax || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26)) {
       const scores = tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true).reshape([B, H, T, S]);
       let pattern = tf.softmax(tf.add(scores, mask), -1);
       if (keepPattern) pattern = ctx.point(patternName, pattern, offset, layer);
@@ -436,6 +441,7 @@ export class Decoder {
 }
 
 import { ropeTables } from './layers';
+import { engineConfig } from '../engine/config';
 function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
   return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection, cfg.ropeScaling);
 }

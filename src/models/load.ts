@@ -3,12 +3,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { engineInfo } from '../engine/backend';
 import { ConfigError } from '../errors';
-import { openCheckpoint, type Checkpoint } from '../io/checkpoint';
+import { openCheckpoint, type Checkpoint, type NameLayout } from '../io/checkpoint';
 import { CausalLM } from './causal-lm';
 import { parseDecoderConfig } from './config';
 import { LlavaModel } from './llava';
 import { LlavaNextModel } from './llava-next';
-import type { Model } from './model';
+import type { ImageInput, Model } from './model';
 import { isPixtralConfig } from './pixtral/config';
 import { PixtralModel } from './pixtral/model';
 import { MllamaModel } from './mllama/model';
@@ -32,39 +32,71 @@ export interface LoadOptions {
 
 type Loader = (src: WeightSource, config: Record<string, unknown>, dir: string) => Model;
 
-interface Family {
+/**
+ * Everything the library needs to know about a model family, in one object (docs/adding-a-family.md). Its
+ * entry in FAMILIES, keyed by HF model_type, is the only registration: checkpoint name mapping, memory
+ * planning and loading all read it.
+ */
+export interface Family {
   load: Loader;
   /** Which tensors stream and how they group into units (defaults: decoder layers, embedding, head). */
   stream: StreamRules;
   /** The decoder's config inside config.json (for the activation estimate). */
   textConfig: (cfg: Record<string, unknown>) => Record<string, unknown>;
+  /** How its checkpoints name tensors (newer transformers layouts are mapped back; default: as stored). */
+  nameLayout?: NameLayout;
+  /** How images reach its language model (informational here; the model reports it as Model.imageInput). */
+  imageInput?: ImageInput;
 }
 
 const topLevel = (cfg: Record<string, unknown>) => cfg;
 const nested = (cfg: Record<string, unknown>) => (cfg.text_config ?? {}) as Record<string, unknown>;
 
-/** Families by HF model_type. Each family's file registers its own loader here. */
+const llama: Family = { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel, nameLayout: 'text', imageInput: 'none' };
+
+/** The families, by HF model_type: the one list every consumer reads. */
 const LOADERS: Record<string, Family> = {
   // One HF model_type, two towers: vision_config.model_type "pixtral" makes a `llava` folder the Pixtral family.
-  llava: { load: (src, cfg) => (isPixtralConfig(cfg) ? PixtralModel.load(src, cfg) : LlavaModel.load(src, cfg)), stream: DEFAULT_STREAM_RULES, textConfig: nested },
-  llava_next: { load: (src, cfg) => LlavaNextModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
-  qwen2_vl: { load: (src, cfg) => Qwen2VLModel.load(src, cfg), stream: QWEN2_VL_STREAM_RULES, textConfig: qwen2VLTextConfig },
-  mllama: { load: (src, cfg) => MllamaModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested },
-  llama: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },
-  mistral: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },
-  qwen2: { load: (src, cfg) => CausalLM.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: topLevel },
+  llava: {
+    load: (src, cfg) => (isPixtralConfig(cfg) ? PixtralModel.load(src, cfg) : LlavaModel.load(src, cfg)),
+    stream: DEFAULT_STREAM_RULES,
+    textConfig: nested,
+    nameLayout: 'llava',
+    imageInput: 'residual',
+  },
+  llava_next: { load: (src, cfg) => LlavaNextModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested, nameLayout: 'llava', imageInput: 'residual' },
+  qwen2_vl: { load: (src, cfg) => Qwen2VLModel.load(src, cfg), stream: QWEN2_VL_STREAM_RULES, textConfig: qwen2VLTextConfig, nameLayout: 'qwen2_vl', imageInput: 'residual' },
+  mllama: { load: (src, cfg) => MllamaModel.load(src, cfg), stream: DEFAULT_STREAM_RULES, textConfig: nested, nameLayout: 'mllama', imageInput: 'cross-attention' },
+  llama,
+  mistral: llama,
+  qwen2: llama,
 };
 
-export function registerFamily(
-  modelType: string,
-  loader: Loader,
-  opts: { stream?: StreamRules; textConfig?: (cfg: Record<string, unknown>) => Record<string, unknown> } = {},
-): void {
-  LOADERS[modelType] = { load: loader, stream: opts.stream ?? DEFAULT_STREAM_RULES, textConfig: opts.textConfig ?? nested };
+/**
+ * Adds a family under a model_type (an extension, or a test's toy family). A model_type already taken is an
+ * error: a registration never silently replaces a family.
+ */
+export function registerFamily(modelType: string, family: Family): void {
+  if (LOADERS[modelType]) throw new ConfigError(`model_type "${modelType}" already has a family; registered: ${supportedModelTypes().join(', ')}`);
+  LOADERS[modelType] = family;
+}
+
+/** Removes a family added with registerFamily (tests clean up their toy families). */
+export function unregisterFamily(modelType: string): void {
+  delete LOADERS[modelType];
+}
+
+export function familyOf(modelType: string): Family | undefined {
+  return Object.prototype.hasOwnProperty.call(LOADERS, modelType) ? LOADERS[modelType] : undefined;
 }
 
 export function supportedModelTypes(): string[] {
   return Object.keys(LOADERS).sort();
+}
+
+/** The checkpoint name layout of a model_type, from its family. */
+export function nameLayoutOf(modelType: string): NameLayout {
+  return familyOf(modelType)?.nameLayout ?? 'other';
 }
 
 export function checkpointSource(ckpt: Checkpoint, memory?: MemoryPlan): WeightSource {
@@ -111,10 +143,10 @@ export function planCheckpointMemory(ckpt: Checkpoint, family: Family, opts: Loa
 
 /** Reads a HF model folder into a hookable model: weights resident, or streamed layer by layer when over the budget. */
 export function loadModelFromDir(dir: string, opts: LoadOptions = {}): Model {
-  const ckpt = openCheckpoint(dir, { file: opts.file });
+  const ckpt = openCheckpoint(dir, { file: opts.file, layout: nameLayoutOf });
   try {
     const type = String(ckpt.config.model_type ?? '');
-    const family = LOADERS[type];
+    const family = familyOf(type);
     if (!family)
       throw new ConfigError(`${dir}: model_type "${type}" is not supported (supported: ${supportedModelTypes().join(', ')})`);
     const memory = planCheckpointMemory(ckpt, family, opts);

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
 import type { DecoderConfig } from './config';
 import { Decoder, disposeCache, positionsFromMask, type CrossLayers, type KVCache } from './decoder';
+import { greedyDecode, type DecodeState } from './decode';
 import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
 
 export type ImageInput = 'residual' | 'cross-attention' | 'none';
@@ -208,14 +209,13 @@ export abstract class ModelBase implements Model {
     const run = opts.run ?? {};
     const ctx = new RunContext(run);
     const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask, crossAttnMask: run.crossAttnMask }) : ctx;
-    const newTokens: number[][] = ids.map(() => []);
-    const stepLogits: Float32Array[][] = [];
-    const done = new Array<boolean>(B).fill(false);
+    let state: DecodeState | undefined;
     let kv: KVCache | undefined;
-    let delta: number[] | undefined;
     let cross: CrossLayers | undefined;
+    let out: { tokens: number[][]; stepLogits: Float32Array[][] };
     try {
-      // Prefill
+      // Prefill (cross-attention keys/values, where the family has them, are computed here once for all steps)
+      let delta: number[] | undefined;
       const first = tf.tidy(() => {
         const e = this.embedInputs(inputs, mask, ctx);
         delta = e.decodeDelta;
@@ -224,49 +224,19 @@ export abstract class ModelBase implements Model {
         kv = r.cache;
         return r.logits!.slice([0, T - 1, 0], [B, 1, this.vocabSize]).reshape([B, this.vocabSize]);
       });
-      let last = first.dataSync() as Float32Array;
+      state = { kv: kv!, mask, delta, cross };
+      const last = first.dataSync() as Float32Array;
       first.dispose();
-      for (let s = 0; s < opts.maxNewTokens; s++) {
-        const V = this.vocabSize;
-        const next: number[] = [];
-        const rowLogits: Float32Array[] = [];
-        for (let b = 0; b < B; b++) {
-          const row = last.subarray(b * V, (b + 1) * V);
-          if (opts.returnStepLogits) rowLogits.push(Float32Array.from(row));
-          let best = 0;
-          for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
-          const tok = done[b] ? padId : best;
-          next.push(tok);
-          newTokens[b].push(tok);
-          if (eos.has(tok)) done[b] = true;
-        }
-        if (opts.returnStepLogits) stepLogits.push(rowLogits);
-        if (s === opts.maxNewTokens - 1 || done.every(Boolean)) break;
-        // Decode step: one new token per row at position = number of real tokens so far (+ M-RoPE delta).
-        const prev: KVCache = kv!;
-        for (const r of mask) r.push(1);
-        const positions = mask.map((r, b) => Int32Array.of(r.reduce((a, x) => a + x, 0) - 1 + (delta ? delta[b] : 0)));
-        decodeCtx.step = s + 1;
-        const step = tf.tidy(() => {
-          const embeds = this.decoder.embed(next.map((t) => [t]));
-          const pos = this.text.mropeSection ? [positions, positions, positions] : positions;
-          const r = this.decoder.forward({ embeds, positions: pos, keyMask: mask, ctx: decodeCtx, cache: prev, wantCache: true, cross });
-          kv = r.cache;
-          return r.logits!.reshape([B, this.vocabSize]);
-        });
-        disposeCache(prev);
-        last = step.dataSync() as Float32Array;
-        step.dispose();
-      }
+      out = greedyDecode(this, last, state, { maxNewTokens: opts.maxNewTokens, eos, padId, ctx: decodeCtx, keepLogits: opts.returnStepLogits });
     } catch (e) {
       tf.dispose([...ctx.cached.values()]);
       throw e;
     } finally {
-      disposeCache(kv);
+      disposeCache(state ? state.kv : kv);
       (cross as CrossLayers | undefined)?.dispose();
       if (decodeCtx !== ctx) tf.dispose([...decodeCtx.cached.values()]);
     }
-    return { newTokens, stepLogits: opts.returnStepLogits ? stepLogits : undefined, cache: ctx.cached, unusedHooks: ctx.unusedHooks() };
+    return { newTokens: out.tokens, stepLogits: opts.returnStepLogits ? out.stepLogits : undefined, cache: ctx.cached, unusedHooks: ctx.unusedHooks() };
   }
 }
 

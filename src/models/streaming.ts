@@ -8,6 +8,7 @@ import { CheckpointError, ConfigError, InputError } from '../errors';
 import { toF32, transpose2d, type CompactData, type FloatDtype } from '../io/dtype';
 import type { CompactTensor } from '../io/safetensors';
 import type { WeightSource } from './weights';
+import { engineConfig, parseBytes } from '../engine/config';
 
 // ---------------------------------------------------------------------------------------------
 // Weight providers
@@ -176,22 +177,8 @@ export function readHost(src: WeightSource, name: string, transpose = false): Ho
 // ---------------------------------------------------------------------------------------------
 // Budget
 
-const UNITS: Record<string, number> = {
-  b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 1e3, m: 1e6, g: 1e9,
-};
-
-/** "100kB", "3.5GiB", "4e9" → bytes. */
-export function parseBytes(v: string | number, where = 'memory budget'): number {
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`${where}: ${v} must be a positive number of bytes`);
-    return v;
-  }
-  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-z]*)\s*$/i.exec(v);
-  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
-  if (!m || unit === undefined || !(Number(m[1]) > 0))
-    throw new ConfigError(`${where}: "${v}" is not a size; write bytes or a number with a unit (e.g. 100kB, 512MiB, 3.5GB)`);
-  return Number(m[1]) * unit;
-}
+/** "100kB", "3.5GiB", "4e9" → bytes (parsed with the engine configuration, src/engine/config.ts). */
+export { parseBytes };
 
 /** wasm32 addresses 4 GiB; leave room for the allocator, kernels' scratch and fragmentation. */
 export const WASM_DEFAULT_BUDGET = 3.5 * 2 ** 30;
@@ -203,8 +190,8 @@ export const WASM_DEFAULT_BUDGET = 3.5 * 2 ** 30;
  */
 export function resolveBudget(option: number | string | undefined, backend: string): number {
   if (option !== undefined) return parseBytes(option, 'memoryBudget option');
-  const env = process.env.HOPSCOPE_MEMORY_BUDGET;
-  if (env) return parseBytes(env, 'HOPSCOPE_MEMORY_BUDGET');
+  const configured = engineConfig().memoryBudget;
+  if (configured !== null) return configured;
   return backend === 'wasm' ? WASM_DEFAULT_BUDGET : os.totalmem() / 2;
 }
 

@@ -21,23 +21,25 @@ export interface Expected {
 
 /** Throws one CheckpointError listing every missing or wrong-shaped tensor (and unexpected ones under `prefixes`). */
 export function checkWeights(src: WeightSource, expected: Expected[], prefixes: string[] = [], allowExtra: RegExp[] = []): void {
-  const problems: string[] = [];
+  const missing: string[] = [];
+  const shapes: string[] = [];
+  const unexpected: string[] = [];
   const want = new Set(expected.map((e) => e.name));
   for (const e of expected) {
     const s = src.shape(e.name);
-    if (!s) problems.push(`missing tensor ${e.name} [${e.shape}]`);
+    if (!s) missing.push(`missing tensor ${e.name} [${e.shape}]`);
     else if (s.length !== e.shape.length || s.some((d, i) => d !== e.shape[i]))
-      problems.push(`tensor ${e.name} has shape [${s}] but the config implies [${e.shape}]`);
+      shapes.push(`tensor ${e.name} has shape [${s}] but the config implies [${e.shape}]`);
   }
   for (const n of src.names()) {
     if (want.has(n) || !prefixes.some((p) => n.startsWith(p)) || allowExtra.some((r) => r.test(n))) continue;
-    problems.push(`unexpected tensor ${n} (config and weights disagree?)`);
+    unexpected.push(`unexpected tensor ${n} (config and weights disagree?)`);
   }
-  if (problems.length) {
-    const shown = problems.slice(0, 12).join('\n  ');
-    const more = problems.length > 12 ? `\n  ... and ${problems.length - 12} more` : '';
-    throw new CheckpointError(`${src.origin}: weights do not match config.json:\n  ${shown}${more}`);
-  }
+  if (missing.length + shapes.length + unexpected.length === 0) return;
+  // Each kind of problem shown (up to 8 lines each), so a missing layer cannot hide an unexpected one.
+  const part = (xs: string[]) => [...xs.slice(0, 8), ...(xs.length > 8 ? [`... and ${xs.length - 8} more like these`] : [])];
+  const counts = [`${missing.length} missing`, `${unexpected.length} unexpected`, `${shapes.length} with the wrong shape`].join(', ');
+  throw new CheckpointError(`${src.origin}: weights do not match config.json (${counts}):\n  ${[...part(missing), ...part(unexpected), ...part(shapes)].join('\n  ')}`);
 }
 
 /** Reads one weight into a tensor (2-D linears transposed to [in, out] when asked). */

@@ -8,6 +8,7 @@ import * as path from 'path';
 import { ConfigError, InputError } from '../errors';
 import { markdownToHtml, escapeHtml } from './static-markdown';
 import { WIDGET_NAMES, type Dtype } from './views';
+import { engineConfig } from '../engine/config';
 
 export const WIDGET_STATE_MIME = 'application/vnd.jupyter.widget-state+json';
 export const WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json';
@@ -63,7 +64,7 @@ export interface StaticPageOptions {
 }
 
 export function staticBundlePath(): string {
-  return process.env.HOPSCOPE_WIDGETS_STATIC ?? path.resolve(__dirname, '../../widgets/dist/static.js');
+  return engineConfig().widgetsStatic ?? path.resolve(__dirname, '../../widgets/dist/static.js');
 }
 
 function readBundle(bundlePath: string): string {

@@ -27,36 +27,14 @@ import {
   requiredNumbers,
   stringList,
 } from './view-wire';
+import { switchLayer } from '../experiments/switch-layer';
+import { sniffPng } from '../io/image/header';
+import { VIEW_KINDS, isViewKind, type Progress, type ViewKind } from './protocol';
 
 export type { BinaryArray, Dtype, MatrixIn, NumbersIn } from './view-wire';
 
-/** The widget model/view names the kernel must send (widget protocol 2.1). */
-export const WIDGET_NAMES = {
-  _model_name: 'HopscopeViewModel',
-  _model_module: 'hopscope-widgets',
-  _model_module_version: '^0.1.0',
-  _view_name: 'HopscopeView',
-  _view_module: 'hopscope-widgets',
-  _view_module_version: '^0.1.0',
-} as const;
-
-/** The version the frontend registers; `_model_module_version` is a semver range matched against it. */
-export const WIDGETS_VERSION = '0.1.0';
-
-export const VIEW_KINDS = [
-  'layer-switch',
-  'freeze-curve',
-  'knockout-map',
-  'probe-accuracy',
-  'logit-lens',
-  'attribution-map',
-  'recall-gap',
-] as const;
-export type ViewKind = (typeof VIEW_KINDS)[number];
-
-export function isViewKind(v: unknown): v is ViewKind {
-  return typeof v === 'string' && (VIEW_KINDS as readonly string[]).includes(v);
-}
+export { WIDGET_NAMES, WIDGETS_VERSION, VIEW_KINDS, TABLE_VIEW, isViewKind, isCellResult } from './protocol';
+export type { ViewKind, Progress, RunCellRequest, CellResult, WireView, WidgetState, TableData } from './protocol';
 
 // ---------------------------------------------------------------------------------------------------------
 // Normalised data, per view. Field comments are the schema documentation.
@@ -230,6 +208,22 @@ export interface RecallGapData {
   matchRule: string | null;
 }
 
+/**
+ * `recovery-curve`: backbone → VLM patching (Cohen et al. §5). The text-only backbone's entity state is written
+ * into the VLM at one layer; y = factual accuracy of the patched image prompts, per layer, against the image,
+ * text and chain-of-thought baselines (horizontal lines; null = not measured yet).
+ */
+export interface RecoveryCurveData {
+  layers: number[];
+  /** Accuracy (0..1) of the patched prompts per layer; NaN = not run yet. */
+  patched: number[];
+  imageAcc: number | null;
+  textAcc: number | null;
+  cotAcc: number | null;
+  /** Where the state was written, e.g. "last-image". */
+  position: string | null;
+}
+
 export interface ViewDataMap {
   'layer-switch': LayerSwitchData;
   'freeze-curve': FreezeCurveData;
@@ -238,11 +232,7 @@ export interface ViewDataMap {
   'logit-lens': LogitLensData;
   'attribution-map': AttributionMapData;
   'recall-gap': RecallGapData;
-}
-
-export interface Progress {
-  done: number;
-  total: number;
+  'recovery-curve': RecoveryCurveData;
 }
 
 export interface ViewState<K extends ViewKind = ViewKind> {
@@ -268,41 +258,10 @@ export type ValidationResult =
     };
 
 // ---------------------------------------------------------------------------------------------------------
-// Custom messages (frontend ⇄ kernel)
-
-/** Sent by the frontend when a layer or cell is clicked. */
-export interface RunCellRequest {
-  type: 'run-cell';
-  view: ViewKind;
-  layer: number;
-  /** Token position index (logit-lens, attribution-map). */
-  position?: number;
-  /** Row index: pair (layer-switch), edge set (knockout-map), 0 image / 1 text (probe-accuracy). */
-  row?: number;
-}
-
-/** The kernel's answer to a RunCellRequest. */
-export interface CellResult {
-  type: 'cell-result';
-  request: Partial<RunCellRequest>;
-  answer: string;
-  details?: unknown;
-}
-
-export function isCellResult(v: unknown): v is CellResult {
-  return isRecord(v) && v.type === 'cell-result' && typeof v.answer === 'string';
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // Validation
 
-/** First layer where `b` reaches `a` (the curves cross), or null. */
-export function computeSwitchLayer(layers: number[], donor: number[], target: number[]): number | null {
-  for (let i = 0; i < layers.length; i++) {
-    if (Number.isFinite(donor[i]) && Number.isFinite(target[i]) && target[i] >= donor[i] && target[i] > 0) return layers[i];
-  }
-  return null;
-}
+/** The cross-patching switch layer (src/experiments/switch-layer.ts: one rule for the library, views and eval). */
+export const computeSwitchLayer = switchLayer;
 
 /** First layer whose accuracy reaches `threshold`, or null. */
 export function computeResolutionLayer(layers: number[], acc: number[] | null, threshold: number | null): number | null {
@@ -484,10 +443,9 @@ function positionsField(d: Record<string, unknown>, path: string, p: Problems): 
   return out;
 }
 
-/** Width and height from a PNG's IHDR chunk (bytes 16..23 of the file). */
+/** Width and height of a base64 PNG (with or without a `data:` prefix), from its header (src/io/image/header.ts). */
 export function pngSize(base64: string): { width: number; height: number } | null {
-  const b64 = base64.replace(/^data:[^,]*,/, '');
-  const head = b64.slice(0, 32);
+  const head = base64.replace(/^data:[^,]*,/, '').slice(0, 32);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const bytes: number[] = [];
   let bits = 0;
@@ -495,16 +453,15 @@ export function pngSize(base64: string): { width: number; height: number } | nul
   for (const ch of head) {
     const v = alphabet.indexOf(ch);
     if (v < 0) break;
-    acc = (acc << 6) | v;
+    acc = ((acc << 6) | v) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
       bytes.push((acc >> bits) & 0xff);
     }
   }
-  if (bytes.length < 24 || bytes[1] !== 0x50 || bytes[2] !== 0x4e || bytes[3] !== 0x47) return null;
-  const u32 = (o: number) => ((bytes[o] << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3]) >>> 0;
-  return { width: u32(16), height: u32(20) };
+  const h = sniffPng(Uint8Array.from(bytes));
+  return h && { width: h.width, height: h.height };
 }
 
 function imageSpec(v: unknown, path: string, p: Problems, positions: PositionInfo[]): ImageSpec | null {
@@ -695,6 +652,18 @@ function recallGap(d: Record<string, unknown>, path: string, p: Problems): Recal
   return { rows, overall, model: optionalString(d, 'model', path, p), matchRule: optionalString(d, 'matchRule', path, p) };
 }
 
+function recoveryCurve(d: Record<string, unknown>, path: string, p: Problems): RecoveryCurveData | null {
+  const layers = requiredAxis(d, 'layers', path, p);
+  if (!layers) return null;
+  const patched = requiredNumbers(d, 'patched', path, p, layers.length);
+  if (patched) fraction(patched, `${path}.patched`, p);
+  const baselines = ['imageAcc', 'textAcc', 'cotAcc'].map((k) => optionalNumber(d, k, path, p));
+  fraction(baselines.filter((x): x is number => x !== null), `${path}.[imageAcc, textAcc, cotAcc]`, p);
+  if (!patched) return null;
+  const [imageAcc, textAcc, cotAcc] = baselines;
+  return { layers, patched, imageAcc, textAcc, cotAcc, position: optionalString(d, 'position', path, p) };
+}
+
 const VALIDATORS: { [K in ViewKind]: (d: Record<string, unknown>, path: string, p: Problems) => ViewDataMap[K] | null } = {
   'layer-switch': layerSwitch,
   'freeze-curve': freezeCurve,
@@ -703,6 +672,7 @@ const VALIDATORS: { [K in ViewKind]: (d: Record<string, unknown>, path: string, 
   'logit-lens': logitLens,
   'attribution-map': attributionMap,
   'recall-gap': recallGap,
+  'recovery-curve': recoveryCurve,
 };
 
 function progressField(v: unknown, p: Problems): Progress | null {

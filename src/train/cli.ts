@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
 import { STAGES, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
+import { parseEngineConfig } from '../engine/config';
 
 function arg(name: string, dflt?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -19,7 +20,9 @@ function arg(name: string, dflt?: string): string | undefined {
 async function main(): Promise<void> {
   // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
   // on whether a BLAS was found (same seed, same weights).
-  const engine = await initEngine({ threads: Number(process.env.HOPSCOPE_THREADS ?? 1), native: 'off' });
+  // Training asks for one thread unless HOPSCOPE_THREADS says otherwise (src/engine/config.ts parses it).
+  const env = parseEngineConfig();
+  const engine = await initEngine({ threads: env.threadsFromEnv ? env.threads : 1, native: 'off' });
   console.error(describeEngine(engine));
   const t0 = Date.now();
   const child = process.argv.includes('--child');

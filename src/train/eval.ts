@@ -11,6 +11,7 @@ import { loadModelFromDir } from '../models/load';
 import type { Model } from '../models/model';
 import type { HookFn } from '../models/hooks';
 import { cotQuery, imagePrompt, loadTeachingData, pixelsOf, promptIds, questionFor, textPrompt, viewRgb, type TeachingData, type WorldEntity } from './data';
+import { switchLayer as switchLayerOf } from '../experiments/switch-layer';
 
 export interface EvalOptions {
   modelDir: string;
@@ -287,7 +288,7 @@ export async function evaluateTeaching(opts: EvalOptions): Promise<Record<string
         const target = mean(pairsCP.map((p, i) => Number(mentionsEntity(gen[i], p.target.subject, p.target.aliases).correct)));
         cross.push({ layer: l, donor, target });
       }
-      const switchLayer = cross.find((c) => c.target > c.donor)?.layer ?? null;
+      const switchLayer = switchLayerOf(cross.map((c) => c.layer), cross.map((c) => c.donor), cross.map((c) => c.target));
       report.crossPatching = { pairs: pairsCP.length, perLayer: cross, switchLayer, numLayers: L };
       log(`cross-patching (donor/target named, per layer): ${cross.map((c) => `${c.layer}:${(100 * c.donor).toFixed(0)}/${(100 * c.target).toFixed(0)}`).join(' ')}; switch layer ${switchLayer}`);
 

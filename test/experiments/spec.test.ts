@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SpecError } from '../../src/errors';
-import { EXPERIMENT_KINDS, validateSpec } from '../../src/experiments/spec';
+import { EXPERIMENT_KINDS, validateSpec } from '../../src/experiments/validate';
 
 const EXAMPLES = path.resolve(__dirname, '../../examples/specs');
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { SpecError } from '../../src/errors';
-import { validateSpec } from '../../src/experiments/spec';
+import { validateSpec } from '../../src/experiments/validate';
 import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TEST_TIMEOUT_MS, fuzzParams, settle } from './fuzz';
 
 const EXAMPLES = path.resolve(__dirname, '..', '..', 'examples', 'specs');

@@ -5,6 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CheckpointError } from '../../src/errors';
 import { canonicalName, openCheckpoint, requireTensors, type Checkpoint } from '../../src/io/checkpoint';
+// The name layout of each model_type is its family's (src/models/load.ts), as loadModelFromDir passes it.
+import { nameLayoutOf } from '../../src/models/load';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors';
 
 import { FIXTURES } from '../fixtures/paths';
@@ -33,7 +35,7 @@ function assertCheckpointError(fn: () => unknown, ...patterns: RegExp[]): void {
 }
 
 function withCheckpoint(dir: string, fn: (c: Checkpoint) => void, file?: string): void {
-  const c = openCheckpoint(dir, file === undefined ? {} : { file });
+  const c = openCheckpoint(dir, file === undefined ? { layout: nameLayoutOf } : { file, layout: nameLayoutOf });
   try {
     fn(c);
   } finally {
@@ -179,8 +181,8 @@ test('the newer (transformers ≥ 4.52) name layout maps back to the canonical n
 
     const dir = folderWithConfig(`newer-${fixture}`, fixture);
     writeSafetensors(path.join(dir, 'model.safetensors'), renamed);
-    const a = openCheckpoint(path.join(FIXTURES, fixture), { file: 'model-bf16.safetensors' });
-    const b = openCheckpoint(dir);
+    const a = openCheckpoint(path.join(FIXTURES, fixture), { file: 'model-bf16.safetensors', layout: nameLayoutOf });
+    const b = openCheckpoint(dir, { layout: nameLayoutOf });
     try {
       assert.equal(b.family, family);
       assertSameTensors(a, b);
@@ -199,7 +201,7 @@ test('two stored names mapping to one canonical name is an error', () => {
   const dir = folderWithConfig('mixed-layout', 'llava_tiny_A');
   const t = all['language_model.model.norm.weight'];
   writeSafetensors(path.join(dir, 'model.safetensors'), { 'language_model.model.norm.weight': t, 'model.language_model.norm.weight': t });
-  assertCheckpointError(() => openCheckpoint(dir), /both map to 'language_model\.model\.norm\.weight'/);
+  assertCheckpointError(() => openCheckpoint(dir, { layout: nameLayoutOf }), /both map to 'language_model\.model\.norm\.weight'/);
 });
 
 test('a missing tensor names the tensor and the folder', () => {

@@ -185,7 +185,7 @@ def s_magics(d):
     for o in r['logitlens']['outputs']:
         if o['type'] == 'comm_open':
             comm_id = o['content']['comm_id']
-    r['run_cell'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'custom', 'content': {'type': 'run-cell', 'view': 'layer-curve', 'layer': 2, 'id': 7}}}) if comm_id else None
+    r['run_cell'] = d.comm('comm_msg', {'comm_id': comm_id, 'data': {'method': 'custom', 'content': {'type': 'run-cell', 'view': 'probe-accuracy', 'layer': 2, 'id': 7}}}) if comm_id else None
     # The click's work runs queued; collect its custom answer on iopub.
     got = []
     deadline = time.time() + 10

@@ -68,7 +68,7 @@ class StandInRunner implements CellRunner {
 function kernel() {
   const t = new RecordingTransport();
   const runner = new StandInRunner();
-  const k = new KernelHandler({ transport: t, runner, magics: defaultMagics(), library: () => fake as unknown as Library, version: '9.9.9' });
+  const k = new KernelHandler({ transport: t, runner, magics: defaultMagics(), library: () => fake.contract, version: '9.9.9' });
   return { t, runner, k };
 }
 

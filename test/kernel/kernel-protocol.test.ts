@@ -125,13 +125,13 @@ describe('kernel over jupyter_client', { skip: missing || undefined }, () => {
     assert.ok(updates.some((u) => u.content.data.state.progress?.done >= 1), 'progress streamed');
     const final = updates[updates.length - 1];
     assert.equal(final.content.data.state.progress, null);
-    assert.equal(final.content.data.state.view, 'layer-curve');
-    assert.deepEqual(final.content.data.buffer_paths, [['data', 'values']]);
+    assert.equal(final.content.data.state.view, 'probe-accuracy');
+    assert.deepEqual(final.content.data.buffer_paths, [['data', 'image']]);
     assert.equal(Buffer.from(final.buffers![0], 'base64').length, 16); // 4 float32
     assert.equal(plain(m.bound), "[ 'logit-lens', 4, 'logit-lens' ]");
     const answer = m.run_cell_answer[0].content.data.content;
     assert.equal(answer.type, 'cell-result');
-    assert.deepEqual(answer.request, { type: 'run-cell', view: 'layer-curve', layer: 2, id: 7 });
+    assert.deepEqual(answer.request, { type: 'run-cell', view: 'probe-accuracy', layer: 2, id: 7 });
     assert.equal(answer.answer, 'Paris');
     assert.match(plain(m.nowidget), /recall-gap: 4 rows/);
   });

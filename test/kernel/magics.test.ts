@@ -37,7 +37,7 @@ test('bad arguments are UsageErrors naming the argument', () => {
   assert.throws(() => registry.parse(ll, '--bogus'), /%logitlens: unknown option '--bogus'/);
   assert.throws(() => registry.parse(ll, '--top-k abc'), /--top-k "abc" is not a non-negative integer/);
   assert.throws(() => registry.parse(ll, '--layers 9-2'), /--layers "9-2" is not a layer range/);
-  assert.throws(() => registry.parse(ll, '--positions sideways'), /--positions <which>' argument 'sideways' is invalid/);
+  assert.throws(() => registry.parse(ll, '--positions sideways'), /--positions <positions>' argument 'sideways' is invalid/);
   assert.throws(() => registry.parse(ll, '--as 3x'), /--as "3x" is not a variable name/);
   assert.throws(() => registry.parse(registry.get('load', false)!, ''), /missing required argument 'source'/);
   assert.throws(() => registry.parse(registry.get('load', false)!, 'a b'), /too many arguments/);
@@ -59,7 +59,7 @@ interface Recorder {
   controller: AbortController;
 }
 
-function recorder(lib: Library = fake as unknown as Library): Recorder {
+function recorder(lib: Library = fake.contract): Recorder {
   const bound = new Map<string, unknown>();
   const sets: Record<string, unknown>[] = [];
   const created: Record<string, unknown>[] = [];
@@ -146,9 +146,11 @@ test('experiment magics build the spec from flags, validate it, stream into a wi
   assert.equal(out.show, false); // the widget shows it
   assert.equal(r.created.length, 1);
   const last = r.sets[r.sets.length - 1];
-  assert.equal(last.view, 'layer-curve');
+  assert.equal(last.view, 'probe-accuracy');
   assert.equal(last.progress, null);
-  assert.ok((last.data as { values: Float32Array }).values instanceof Float32Array);
+  assert.ok((last.data as { image: Float32Array }).image instanceof Float32Array);
+  // The widget waited in the kind's own view (the library's viewKindOf), not in a guess.
+  assert.equal(r.created[0].view, 'probe-accuracy');
 });
 
 test('a SpecError from validateSpec reaches the user with its path', async () => {
@@ -178,4 +180,33 @@ test('a clicked view cell becomes a one-layer spec', () => {
   const spec = { kind: 'cross-patch', version: 1 as const, layers: [0, 1, 2], donors: 'same' };
   assert.deepEqual(oneCellSpec(spec, { type: 'run-cell', layer: 2, position: 5 }), { ...spec, layers: [2], positions: [5] });
   assert.throws(() => oneCellSpec(spec, { type: 'run-cell', layer: 'x' }), /not a layer index/);
+});
+
+test('against the real library: %logitlens streams partial logit-lens views that validate, then the final view', async () => {
+  // The real src/index.ts and fixture A with synthetic prompts: the kernel's contract is the library's own.
+  const real = (await import('../../src/index')) as unknown as Library;
+  const { initEngine, shutdownEngine } = await import('../../src/engine/backend');
+  const { validateViewState } = await import('../../src/report/views');
+  const { loadFixture, syntheticPrompts } = await import('../experiments/fixture-data');
+  await initEngine();
+  const model = loadFixture('llava_tiny_A');
+  try {
+    const r = recorder(real);
+    r.ctx.session.model = model as unknown as MagicContext['session']['model'];
+    r.ctx.session.data = syntheticPrompts(['tok223 tok251', 'tok65 tok291', 'tok5 tok6']);
+    await run(r, 'logitlens --layers 0-1 --top-k 2 --set batchSize=1 --as ll');
+    assert.equal(r.created[0].view, 'logit-lens');
+    const drawn = r.sets.filter((s) => s.view !== undefined);
+    const live = drawn.filter((s) => s.progress !== null && (s.progress as { done: number; total: number }).done < (s.progress as { total: number }).total);
+    assert.ok(live.length > 0, `no partial view while running (${r.sets.length} updates)`);
+    for (const s of [...live, drawn[drawn.length - 1]]) {
+      assert.equal(s.view, 'logit-lens');
+      const check = validateViewState({ ...s, progress: s.progress ?? null, error: null });
+      assert.ok(check.ok, check.ok ? '' : check.problems.join('; '));
+    }
+    assert.equal((r.bound.get('ll') as { kind: string }).kind, 'logit-lens');
+  } finally {
+    model.dispose();
+    shutdownEngine();
+  }
 });

@@ -252,9 +252,22 @@ export function recallGapState(): ViewStateInput {
   };
 }
 
+/** Backbone → VLM patching: accuracy recovered mid-network, the last layers not yet run (NaN). */
+export function recoveryCurveState(): ViewStateInput {
+  const layers = Array.from({ length: 32 }, (_, i) => i);
+  const patched = layers.map((l) => (l >= 28 ? NaN : round(0.28 + 0.17 * Math.exp(-((l - 14) ** 2) / 40))));
+  return {
+    view: 'recovery-curve',
+    title: 'Backbone → VLM patching at the last image token',
+    data: { layers, patched: Float32Array.from(patched), imageAcc: 0.276, textAcc: 0.453, cotAcc: 0.35, position: 'last-image' },
+    progress: { done: 28, total: 32 },
+    error: null,
+  };
+}
+
 export function allViewStates(): ViewStateInput[] {
   const pic = picture();
-  return [layerSwitchState(), freezeCurveState(), knockoutMapState(), probeAccuracyState(), logitLensState(pic), attributionMapState(), recallGapState()];
+  return [layerSwitchState(), freezeCurveState(), knockoutMapState(), probeAccuracyState(), logitLensState(pic), attributionMapState(), recallGapState(), recoveryCurveState()];
 }
 
 /** States that must each produce a readable message instead of a chart. */

@@ -1,7 +1,7 @@
 // The chrome around every view: title and export buttons, progress bar, message box, body, answer panel.
 // The view fills `body`; everything else is driven from the widget state and the kernel's replies.
 
-import type { Progress } from '../../src/report/views';
+import type { Progress } from '../../src/report/protocol';
 import { clear, el } from './dom';
 import { ensureStyle } from './style';
 

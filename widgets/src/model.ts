@@ -2,7 +2,7 @@
 // writes it back, it only sends `run-cell` custom messages.
 
 import { DOMWidgetModel, type ISerializers } from '@jupyter-widgets/base';
-import { WIDGET_NAMES } from '../../src/report/views';
+import { WIDGET_NAMES } from '../../src/report/protocol';
 import { MODULE_VERSION } from './version';
 
 export class HopscopeViewModel extends DOMWidgetModel {

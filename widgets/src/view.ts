@@ -3,7 +3,8 @@
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
 import Plotly from 'plotly.js-dist-min';
-import { isCellResult, isViewKind, validateViewState, type RunCellRequest, type ViewKind } from '../../src/report/views';
+import { isCellResult, isViewKind, type RunCellRequest, type ViewKind } from '../../src/report/protocol';
+import { validateViewState } from '../../src/report/views';
 import { Frame } from './frame';
 import { Throttle } from './throttle';
 import { rendererFor } from './views/index';

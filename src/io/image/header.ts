@@ -26,7 +26,8 @@ function ascii(b: Uint8Array, o: number, n: number): string {
   return String.fromCharCode(...b.subarray(o, o + n));
 }
 
-function sniffPng(b: Uint8Array): ImageHeader | null {
+/** A PNG's size from its IHDR chunk (bytes 16..23); null when `b` does not start with a PNG signature. Pure, no Node APIs: the widget bundle reads base64 PNGs with it too. */
+export function sniffPng(b: Uint8Array): ImageHeader | null {
   const sig = [137, 80, 78, 71, 13, 10, 26, 10];
   if (b.length < 24 || sig.some((v, i) => b[i] !== v) || ascii(b, 12, 4) !== 'IHDR') return null;
   return { format: 'png', width: u32be(b, 16), height: u32be(b, 20) };

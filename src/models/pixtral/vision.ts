@@ -4,7 +4,7 @@
 // image attends on its own, which is the same computation (masked scores contribute exp(-inf) = 0 exactly).
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors';
-import { BATCHED_ATTENTION_MAX } from '../decoder';
+import { engineConfig } from '../../engine/config';
 import { RunContext, type HookPointInfo } from '../hooks';
 import { applyRope, gatedMlp, linear, rmsNorm } from '../layers';
 import { patchify, readPatchEmbedding } from '../vit';
@@ -112,7 +112,7 @@ export function pixtralRopeTables(rows: number, cols: number, headDim: number, t
 
 export class PixtralVisionModel {
   /** Attention sizes (heads·n²·head_dim per image) up to which all heads run as one batched product. */
-  batchedAttentionMax = BATCHED_ATTENTION_MAX;
+  batchedAttentionMax = engineConfig().batchedAttentionMax;
 
   constructor(
     readonly cfg: PixtralVisionConfig,

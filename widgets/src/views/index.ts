@@ -1,6 +1,6 @@
 // The renderer for each view kind.
 
-import type { ViewKind } from '../../../src/report/views';
+import type { ViewKind } from '../../../src/report/protocol';
 import { attributionMap } from './attribution-map';
 import { freezeCurve } from './freeze-curve';
 import { knockoutMap } from './knockout-map';
@@ -8,6 +8,7 @@ import { layerSwitch } from './layer-switch';
 import { logitLens } from './logit-lens';
 import { probeAccuracy } from './probe-accuracy';
 import { recallGap } from './recall-gap';
+import { recoveryCurve } from './recovery-curve';
 import type { AnyRendererFactory, RendererFactory } from './types';
 
 const RENDERERS: { [K in ViewKind]: RendererFactory<K> } = {
@@ -18,6 +19,7 @@ const RENDERERS: { [K in ViewKind]: RendererFactory<K> } = {
   'logit-lens': logitLens,
   'attribution-map': attributionMap,
   'recall-gap': recallGap,
+  'recovery-curve': recoveryCurve,
 };
 
 export function rendererFor(kind: ViewKind): AnyRendererFactory {

@@ -1,6 +1,7 @@
 // What a view renderer is: it owns the body of the frame, redraws from validated data, lists its plots.
 
-import type { AnyViewState, RunCellRequest, ViewDataMap, ViewKind, ViewState } from '../../../src/report/views';
+import type { RunCellRequest, ViewKind } from '../../../src/report/protocol';
+import type { AnyViewState, ViewDataMap, ViewState } from '../../../src/report/views';
 import type { PlotlyStatic } from '../plotly-types';
 
 /** What a click asks the kernel to compute; `view` and `type` are filled in by the widget. */

@@ -1,0 +1,31 @@
+// The widget view of a result, final or partial, through its kind's definition (src/experiments/registry.ts):
+// a finished result's own `summary.view`, else the view built from the rows streamed so far, else the rows as
+// a table. The kernel calls this on every throttled update of a live sweep, so it draws while it runs.
+import * as aq from 'arquero';
+import type { TableData, WireView } from '../report/protocol';
+import type { Row } from './checkpoint';
+import type { ExperimentResult } from './context';
+import { findExperiment } from './registry';
+import type { SpecBase } from './spec';
+
+export type ExperimentView = WireView;
+
+const TABLE_ROWS = 500;
+
+/** A result of a sweep still running: the rows so far (summary.partial marks it; no summary.view). */
+export function partialResult<S>(kind: string, spec: S, rows: readonly Row[], progress: { done: number; total: number } | null = null): ExperimentResult<S> {
+  return { kind, spec, table: aq.from(rows as Row[]), summary: { partial: true, rows: rows.length, done: progress?.done ?? null, total: progress?.total ?? null } };
+}
+
+/** The view of a result; the table fallback when its kind has no view or nothing can be drawn yet. */
+export function viewFromResult(result: Pick<ExperimentResult<unknown>, 'kind' | 'spec' | 'table' | 'summary'>): ExperimentView {
+  const def = findExperiment(result.kind);
+  if (def) {
+    const own = result.summary.partial ? null : result.summary.view;
+    if (own && typeof own === 'object') return { view: def.view.kind, title: result.kind, data: own as Record<string, unknown> };
+    const data = def.view.build({ spec: result.spec as SpecBase, rows: result.table.objects() as Row[], summary: result.summary });
+    if (data) return { view: def.view.kind, title: result.kind, data };
+  }
+  const table: TableData = { columns: result.table.columnNames(), rows: result.table.objects({ limit: TABLE_ROWS }) as Record<string, unknown>[] };
+  return { view: 'table', title: result.kind, data: table };
+}

@@ -1,0 +1,35 @@
+// The layer rules and the no-cycle rule of .dependency-cruiser.cjs hold on the whole tree (what `npm run
+// lint:deps` checks), and the rules do catch a violation (a probe file importing rightwards is reported).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'node_modules', '.bin', 'depcruise');
+
+function cruise(paths: string[]): { status: number | null; out: string } {
+  const r = spawnSync(BIN, [...paths, '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd: ROOT, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('no layer violation and no import cycle in src/, kernel/ and widgets/src/', () => {
+  const r = cruise(['src', 'kernel', 'widgets/src']);
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /no dependency violations found/);
+});
+
+test('the checker reports an engine module importing models, and widgets importing the library', () => {
+  const probes = [path.join(ROOT, 'src', 'engine', 'zz-layer-probe.ts'), path.join(ROOT, 'widgets', 'src', 'zz-layer-probe.ts')];
+  fs.writeFileSync(probes[0], "import { loadModelFromDir } from '../models/load';\nexport const probe = loadModelFromDir;\n");
+  fs.writeFileSync(probes[1], "import { runExperiment } from '../../src/experiments';\nexport const probe = runExperiment;\n");
+  try {
+    const r = cruise(probes.map((p) => path.relative(ROOT, p)));
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /layer-engine: src\/engine\/zz-layer-probe\.ts → src\/models\/load\.ts/);
+    assert.match(r.out, /widgets-apart: widgets\/src\/zz-layer-probe\.ts → src\/experiments\/index\.ts/);
+  } finally {
+    probes.forEach((p) => fs.rmSync(p, { force: true }));
+  }
+});

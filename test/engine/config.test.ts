@@ -1,0 +1,65 @@
+// The engine configuration is parsed in one place: defaults, a frozen result, and a bad value of any variable
+// is a ConfigError naming the variable, the value and what is allowed.
+import assert from 'node:assert/strict';
+import * as os from 'node:os';
+import { test } from 'node:test';
+import { DEFAULT_BATCHED_ATTENTION_MAX, ENGINE_VARIABLES, parseEngineConfig } from '../../src/engine/config';
+import { ConfigError } from '../../src/errors';
+
+test('defaults when nothing is set; the result is frozen', () => {
+  const c = parseEngineConfig({});
+  assert.deepEqual(c, {
+    backend: 'auto',
+    nativeMatMul: 'auto',
+    nativeDir: null,
+    threads: Math.max(1, Math.min(os.cpus().length, 16)),
+    threadsFromEnv: false,
+    memoryBudget: null,
+    batchedAttentionMax: DEFAULT_BATCHED_ATTENTION_MAX,
+    widgetsStatic: null,
+  });
+  assert.ok(Object.isFrozen(c));
+});
+
+test('set values are parsed', () => {
+  const c = parseEngineConfig({
+    HOPSCOPE_BACKEND: 'cpu',
+    HOPSCOPE_NATIVE_MATMUL: '0',
+    HOPSCOPE_THREADS: '3',
+    HOPSCOPE_MEMORY_BUDGET: '512MiB',
+    HOPSCOPE_BATCHED_ATTENTION_MAX: '1024',
+    HOPSCOPE_WIDGETS_STATIC: '/x/static.js',
+    HOPSCOPE_NATIVE_DIR: '/x/native',
+  });
+  assert.equal(c.backend, 'cpu');
+  assert.equal(c.nativeMatMul, 'off');
+  assert.equal(c.threads, 3);
+  assert.equal(c.threadsFromEnv, true);
+  assert.equal(c.memoryBudget, 512 * 2 ** 20);
+  assert.equal(c.batchedAttentionMax, 1024);
+  assert.equal(c.widgetsStatic, '/x/static.js');
+  assert.equal(c.nativeDir, '/x/native');
+});
+
+test('a bad value is one ConfigError naming the variable, the value and what is allowed', () => {
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ HOPSCOPE_THREADS: 'four' }, /HOPSCOPE_THREADS=four must be a positive integer/],
+    [{ HOPSCOPE_THREADS: '0' }, /HOPSCOPE_THREADS=0 must be a positive integer/],
+    [{ HOPSCOPE_THREADS: '2.5' }, /HOPSCOPE_THREADS=2\.5 must be a positive integer/],
+    [{ HOPSCOPE_BACKEND: 'tpu' }, /HOPSCOPE_BACKEND=tpu is not a backend; use one of auto, tensorflow-gpu, tensorflow, wasm, cpu/],
+    [{ HOPSCOPE_NATIVE_MATMUL: 'fast' }, /HOPSCOPE_NATIVE_MATMUL=fast is not a native matMul mode; use auto, on or off/],
+    [{ HOPSCOPE_MEMORY_BUDGET: 'lots' }, /HOPSCOPE_MEMORY_BUDGET: "lots" is not a size/],
+    [{ HOPSCOPE_BATCHED_ATTENTION_MAX: '-1' }, /HOPSCOPE_BATCHED_ATTENTION_MAX=-1 must be a positive integer/],
+  ];
+  for (const [env, message] of bad) assert.throws(() => parseEngineConfig(env), (e: unknown) => e instanceof ConfigError && message.test((e as Error).message));
+});
+
+test('no library module outside src/engine/config.ts reads these variables', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const root = path.resolve(__dirname, '..', '..');
+  const hits = execFileSync('grep', ['-rn', '--include=*.ts', '-E', `process\\.env\\.(${ENGINE_VARIABLES.join('|')})`, 'src'], { cwd: root, encoding: 'utf8' }).trim().split('\n');
+  // src/engine/native-matmul.ts still reads two of them (the issue-17 rewrite of that file moves them here).
+  const outside = hits.filter((h) => !h.startsWith('src/engine/config.ts') && !h.startsWith('src/engine/native-matmul.ts'));
+  assert.deepEqual(outside, []);
+});

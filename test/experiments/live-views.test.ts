@@ -1,0 +1,91 @@
+// Every registered experiment kind, recovery included, draws a view from the rows a running sweep has streamed
+// (issue 13: partial results had no view, so a live widget said "cannot be drawn" until the end), the view is
+// the kind's own and validates against its schema, and built from the final rows it agrees with the
+// experiment's own summary.view (the row-based builders must not drift from the experiments' maths).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { BUILTIN_EXPERIMENTS, experimentDefinition, partialResult, runExperiment, validateSpec, viewFromResult } from '../../src/experiments';
+import type { Row } from '../../src/experiments/checkpoint';
+import type { Model } from '../../src/models/model';
+import { validateViewState } from '../../src/report/views';
+import { loadFixture, syntheticPrompts } from './fixture-data';
+
+let model: Model;
+let backbone: Model;
+const data = syntheticPrompts(['tok223 tok251', 'tok65 tok291', 'tok5 tok6', 'tok7 tok8']);
+const small = { maxNewTokens: 3, batchSize: 2 };
+
+/** Small specs that stream rows in several batches. */
+const SPECS: Record<string, Record<string, unknown>> = {
+  'recall-gap': { identifyTokens: 3, identify: false, ...small },
+  'cross-patch': { identifiedOnly: false, donorsPerTarget: 2, layers: [0, 2], ...small },
+  freeze: { identifiedOnly: false, until: 3, earlyCutoff: 1, split: false, ...small },
+  knockout: { identifiedOnly: false, window: 3, limit: 2, ...small },
+  'logit-lens': { topK: 2, limit: 2, positions: 'last', batchSize: 1 },
+  probe: { iterations: 20 },
+  attribution: { topK: 1, limit: 3 },
+  recovery: { identifiedOnly: false, limit: 2, layers: [0, 3], cot: false, ...small },
+};
+
+before(async () => {
+  await initEngine();
+  model = loadFixture('llava_tiny_A');
+  backbone = loadFixture('llama_tiny_C');
+});
+after(() => {
+  model.dispose();
+  backbone.dispose();
+  shutdownEngine();
+});
+
+function checkView(kind: string, v: ReturnType<typeof viewFromResult>, what: string): void {
+  assert.equal(v.view, experimentDefinition(kind).view.kind, `${kind} ${what}: drawn as ${v.view}`);
+  const check = validateViewState({ ...v, progress: { done: 1, total: 2 }, error: null });
+  assert.ok(check.ok, `${kind} ${what}: ${check.ok ? '' : check.problems.join('; ')}`);
+}
+
+test('the registry covers every kind the specs name, recovery included', () => {
+  assert.deepEqual(Object.keys(SPECS).sort(), BUILTIN_EXPERIMENTS.map((d) => d.kind).sort());
+});
+
+for (const def of BUILTIN_EXPERIMENTS) {
+  test(`${def.kind}: partial results draw a ${def.view.kind} view while the sweep runs`, async () => {
+    const spec = validateSpec({ kind: def.kind, version: 1, ...SPECS[def.kind] });
+    const rows: Row[] = [];
+    const snapshots: { n: number; view: ReturnType<typeof viewFromResult> }[] = [];
+    const result = await runExperiment(spec, {
+      model,
+      data,
+      backbone,
+      onPartial: (more) => {
+        rows.push(...more);
+        snapshots.push({ n: rows.length, view: viewFromResult(partialResult(def.kind, spec, rows, { done: rows.length, total: 0 })) });
+      },
+    });
+    const drawn = snapshots.filter((s) => s.view.view !== 'table');
+    assert.ok(drawn.length > 0, `${def.kind}: no partial result could be drawn (${snapshots.length} partial updates)`);
+    for (const s of drawn) checkView(def.kind, s.view, `after ${s.n} rows`);
+    // Kinds whose rows stream in several batches draw before the last one.
+    if (def.kind !== 'recall-gap') assert.ok(drawn[0].n < result.table.numRows(), `${def.kind}: first drawn at ${drawn[0].n} of ${result.table.numRows()} rows`);
+    const final = viewFromResult(result);
+    checkView(def.kind, final, 'final');
+    // The builder on the final rows agrees with the experiment's own summary.view where both say the same thing.
+    const own = result.summary.view as Record<string, unknown> | undefined;
+    const built = experimentDefinition(def.kind).view.build({ spec: result.spec, rows: result.table.objects() as Row[], summary: result.summary })!;
+    const same = (field: string) => assert.deepEqual(JSON.parse(JSON.stringify(built[field])), JSON.parse(JSON.stringify(own![field])), `${def.kind}.${field}`);
+    if (def.kind === 'cross-patch') ['layers', 'donorFraction', 'targetFraction', 'switchLayer', 'runs'].forEach(same);
+    if (def.kind === 'freeze') ['sourceLayers', 'identified', 'series', 'freezeUntil', 'entities', 'earlyCutoff'].forEach(same);
+    if (def.kind === 'knockout') ['layers', 'edgeSets', 'relChange', 'accuracy', 'window'].forEach(same);
+    if (def.kind === 'probe') ['layers', 'image', 'text', 'resolution', 'threshold', 'chance'].forEach(same);
+    if (def.kind === 'logit-lens') ['layers', 'topTokens', 'topProbs'].forEach(same);
+    if (def.kind === 'attribution') ['layers', 'scores', 'metric'].forEach(same);
+    if (def.kind === 'recall-gap') ['rows', 'overall', 'matchRule'].forEach(same);
+    if (def.kind === 'recovery') {
+      assert.deepEqual(built.layers, result.summary.layers);
+      assert.deepEqual(JSON.parse(JSON.stringify(built.patched)), JSON.parse(JSON.stringify(result.summary.patchedAcc)));
+      assert.equal(built.imageAcc, result.summary.imageAcc);
+      assert.equal(built.textAcc, result.summary.textAcc);
+    }
+  });
+}
