@@ -11,6 +11,7 @@ import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentCon
 import { answerLogit, answerProb, attributionPatching, logitDiff, type AttributionResult, type Metric } from './attribution-patching';
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
@@ -194,6 +195,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       igSteps: spec.igSteps,
       site: spec.site,
       meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
+      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
       view: viewCase
         ? {

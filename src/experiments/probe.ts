@@ -12,6 +12,7 @@ import { Progress, Warnings, makeTable, type ExperimentContext, type ExperimentR
 import { accuracy, fitLogReg } from './logreg';
 import { checkImageIdentityProbe, dedupePrompts, describeSplit, splitByGroup, type ProbeSplit } from './probe-split';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type Modality, type PromptCase, type PromptSource } from './source';
 
@@ -201,6 +202,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       resolution: { image: resolution(image), text: resolution(text) },
       split: totalSplit(split),
       refused,
+      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
       view: {
         layers,
