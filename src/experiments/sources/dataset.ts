@@ -22,6 +22,8 @@ export interface DatasetSourceOptions {
   tokenizer?: TextTokenizer;
   /** Only the questions passing this filter on questions.csv columns (entities left without one are dropped). */
   where?: QuestionWhere;
+  /** The unfiltered dataset (set by withQuestions): rows are numbered in it, so ids do not change with a filter. */
+  root?: Dataset;
 }
 
 /** The model's tokenizer, else the data folder's (toyworld ships its tokenizer with the data). */
@@ -67,11 +69,17 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
     type: e.type,
     extra: { ...e.extra, s_uri: e.sUri, image: e.imageFound ? e.resizedPath : '' },
   }));
-  const questions = new Map<string, Question[]>();
-  for (const q of ds.questions) {
-    const k = joinKey(q.sUri, q.subject);
-    questions.set(k, [...(questions.get(k) ?? []), q]);
-  }
+  const byEntity = (qs: readonly Question[]) => {
+    const m = new Map<string, Question[]>();
+    for (const q of qs) {
+      const k = joinKey(q.sUri, q.subject);
+      m.set(k, [...(m.get(k) ?? []), q]);
+    }
+    return m;
+  };
+  const questions = byEntity(ds.questions);
+  const rootQuestions = byEntity((opts.root ?? data).questions);
+  const rowIndex = (k: string, q: Question) => rootQuestions.get(k)!.indexOf(q);
   const views = readViews(ds.root);
   // Token count and layout of an image come from the processed image (anyres depends on its size), so
   // images are decoded and processed once, up front (`prepareSource`), and kept for `pixels`.
@@ -131,7 +139,7 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
     template,
     entities: (o) => filterEntities(entities, o),
     // A new source over the filtered dataset (filters compose: each narrows the last one's questions).
-    withQuestions: (where) => datasetSource(model, filterQuestions(ds, where), { template, tokenizer: tok }),
+    withQuestions: (where) => datasetSource(model, filterQuestions(ds, where), { template, tokenizer: tok, root: opts.root ?? data }),
     async prepareImages(es) {
       for (const e of es) {
         const rels = [e.extra.image, ...(views.get(e.extra.s_uri)?.map((v) => v.path) ?? [])].filter(Boolean);
@@ -145,7 +153,8 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
     },
     questions(e, modality: Modality, o) {
       if (modality === 'image' && !e.extra.image) return [];
-      return (questions.get(e.key) ?? []).map((q, row) => {
+      return (questions.get(e.key) ?? []).map((q) => {
+        const row = rowIndex(e.key, q);
         if (modality === 'text') return build(e, 'question', q.question, null, { answers: q.possibleAnswers, relation: q.relation, question: q.question, row });
         return build(e, 'question', o?.cotSuffix ? `${q.questionForImage} ${o.cotSuffix}` : q.questionForImage, e.extra.image, {
           answers: q.possibleAnswers,
@@ -166,16 +175,14 @@ export function datasetSource(model: Model, data: Dataset, opts: DatasetSourceOp
     // The first text question naming the entity, as that very question (same id, so callers that also
     // take the questions see one prompt, not two); a generic sentence when no question names it.
     naming(e) {
-      const qs = questions.get(e.key) ?? [];
-      const row = qs.findIndex((x) => x.question.includes(e.subject));
-      if (row < 0) return build(e, 'naming', `Tell me about ${e.subject}.`, null, {});
-      const q = qs[row];
-      return { ...build(e, 'question', q.question, null, { answers: q.possibleAnswers, relation: q.relation, question: q.question, row }), role: 'naming' };
+      const q = (questions.get(e.key) ?? []).find((x) => x.question.includes(e.subject));
+      if (!q) return build(e, 'naming', `Tell me about ${e.subject}.`, null, {});
+      return { ...build(e, 'question', q.question, null, { answers: q.possibleAnswers, relation: q.relation, question: q.question, row: rowIndex(e.key, q) }), role: 'naming' };
     },
     backbonePrompt(q, backbone, o) {
       // Pairing by row: the image question's own text question (`relation` is optional in PopVQA's file).
       if (q.row === undefined) return null;
-      const orig = (questions.get(q.entity.key) ?? [])[q.row];
+      const orig = (rootQuestions.get(q.entity.key) ?? [])[q.row];
       if (!orig) return null;
       const btok = modelAssets(backbone).tokenizer ?? tok;
       const btemplate = o?.template ?? 'plain';
