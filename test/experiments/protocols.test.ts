@@ -244,3 +244,18 @@ test('a version-1 spec keeps running; its completed spec and summary.protocol sh
   const fz = validateSpec<{ maxNewTokens: number; answerTokens: number; untilRelative: boolean } & import('../../src/experiments').SpecBase>({ kind: 'freeze', version: 1 });
   assert.deepEqual([fz.maxNewTokens, fz.answerTokens, fz.untilRelative], [30, 100, false]);
 });
+
+test('the backbone benchmark on the teaching model finds data/teaching/backbone by itself', async () => {
+  const { loadModelWithAssets } = await import('../../src/experiments');
+  const teaching = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching'));
+  try {
+    const r = await runExperiment({ kind: 'recall-gap', version: 1, limit: 4, maxNewTokens: 12 }, { model: teaching, data: TOYWORLD });
+    const bb = r.summary.backbone as { from: string; backboneAcc: number; n: number; degradation: { absolute: number; relative: number | null } };
+    assert.equal(path.resolve(bb.from), path.resolve(__dirname, '../../data/teaching/backbone'));
+    assert.ok(bb.n > 0 && Number.isFinite(bb.backboneAcc));
+    assert.equal(r.summary.backboneAcc, bb.backboneAcc);
+    assert.equal(bb.degradation.absolute, bb.backboneAcc - (r.summary.imageAcc as number));
+  } finally {
+    teaching.dispose();
+  }
+});
