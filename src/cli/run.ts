@@ -106,7 +106,7 @@ export function registerRun(program: Command): void {
     .requiredOption('--model <dir>', 'HuggingFace model folder (config.json + safetensors [+ tokenizer.json])')
     .option('--data <dir>', 'data folder: PopVQA format (entities.csv, questions.csv, images) or prompts.json')
     .requiredOption('--out <dir>', 'output folder (also the checkpoint: rerun to resume an interrupted run)')
-    .option('--backbone <dir>', 'text-only backbone LLM folder (recall-gap, recovery; default: the model folder'"'"'s backbone/)')
+    .option('--backbone <dir>', "text-only backbone LLM folder (recall-gap, recovery; default: the model folder's backbone/)")
     .option('--no-progress', 'no progress bar')
     .action(async (specFile: string, o: { model: string; data?: string; out: string; backbone?: string; progress: boolean }) => {
       const g = program.opts<{ backend?: string; threads?: string }>();
