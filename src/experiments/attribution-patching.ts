@@ -154,9 +154,10 @@ export function attributionPatching(model: Model, clean: ModelInputs, corrupt: M
 /**
  * Exact patching of one hook point at some positions: the clean run with the activation there replaced by
  * clean + scale·(corrupt − clean) (scale 1: the corrupt activation; small scales give finite differences).
- * Returns M(patched) − M(clean). `corruptAct` is the corrupt run's activation at `point`, [T·D].
+ * Returns M(patched) − M(clean). `corruptAct` is the corrupt run's activation at `point`, [T·D]; `mClean`
+ * (M of the clean run, e.g. AttributionResult.mClean) saves its forward.
  */
-export function patchEffect(model: Model, clean: ModelInputs, point: string, corruptAct: Float32Array, positions: readonly number[], metric: Metric, scale = 1): number {
+export function patchEffect(model: Model, clean: ModelInputs, point: string, corruptAct: Float32Array, positions: readonly number[], metric: Metric, scale = 1, mClean?: number): number {
   const D = model.dModel;
   const T = clean.inputIds[0].length;
   const mask = new Float32Array(T * D);
@@ -175,7 +176,7 @@ export function patchEffect(model: Model, clean: ModelInputs, point: string, cor
   const target = tf.tensor3d(corruptAct, [1, T, D]);
   const m = tf.tensor3d(mask, [1, T, D]);
   try {
-    return value({ [point]: [(v) => tf.add(v, tf.mul(tf.sub(target, v), m))] }) - value();
+    return value({ [point]: [(v) => tf.add(v, tf.mul(tf.sub(target, v), m))] }) - (mClean ?? value());
   } finally {
     target.dispose();
     m.dispose();

@@ -41,11 +41,15 @@ test('mlp_out / attn_out attribution = the finite-difference derivative of exact
   const T = attr.T;
   for (const comp of ['mlp_out', 'attn_out']) {
     const pairs: [number, number][] = [];
+    // The 6 largest sites of the component and every 8th position of each layer (speed: 6 forwards per site).
+    const all = Array.from({ length: L }, (_, l) => attr.scoresAt.get(point(l, comp))!.map((v, p) => ({ l, p, v }))).flat();
+    const largest = new Set(all.slice().sort((x, y) => Math.abs(y.v) - Math.abs(x.v)).slice(0, 6).map((x) => `${x.l}/${x.p}`));
     for (let l = 0; l < L; l++) {
       const act = activationAt(model, corrupt, point(l, comp));
       const scores = attr.scoresAt.get(point(l, comp))!;
       for (let p = 0; p < T; p++) {
-        const d = (eps: number) => (patchEffect(model, clean, point(l, comp), act, [p], metric, eps) - patchEffect(model, clean, point(l, comp), act, [p], metric, -eps)) / (2 * eps);
+        if (!largest.has(`${l}/${p}`) && p % 8 !== 0) continue;
+        const d = (eps: number) => (patchEffect(model, clean, point(l, comp), act, [p], metric, eps, attr.mClean) - patchEffect(model, clean, point(l, comp), act, [p], metric, -eps, attr.mClean)) / (2 * eps);
         // Two rounds of Richardson extrapolation of the central difference (ε, 2ε, 4ε): the ε² and ε⁴
         // terms cancel, so ε can be large enough that float32 round-off in M stays far below the scores.
         const [a, b, c] = [d(0.125), d(0.25), d(0.5)];
@@ -69,7 +73,7 @@ test('mlp_out: the top sites by attribution are the top sites by exact patching'
   for (let l = 0; l < L; l++) {
     const act = activationAt(model, corrupt, point(l, 'mlp_out'));
     const scores = attr.scoresAt.get(point(l, 'mlp_out'))!;
-    for (let p = 0; p < T; p++) sites.push({ key: `${l}/${p}`, score: scores[p], exact: patchEffect(model, clean, point(l, 'mlp_out'), act, [p], metric) });
+    for (let p = 0; p < T; p++) sites.push({ key: `${l}/${p}`, score: scores[p], exact: patchEffect(model, clean, point(l, 'mlp_out'), act, [p], metric, 1, attr.mClean) });
   }
   const top = (f: (s: (typeof sites)[number]) => number, k: number) => sites.slice().sort((a, b) => Math.abs(f(b)) - Math.abs(f(a))).slice(0, k).map((s) => s.key);
   for (const k of [1, 3, 5]) assert.deepEqual(new Set(top((s) => s.score, k)), new Set(top((s) => s.exact, k)), `top-${k}`);
