@@ -84,3 +84,31 @@ test('mlp_out: the top sites by attribution are the top sites by exact patching'
   }
   assert.equal(tf.memory().numTensors, baseline);
 });
+
+test('circuit: site scores over position groups sum the per-position attribution; comparison of two runs', async () => {
+  const { compareSites, groupPositions, siteScores, spearman, GROUPS } = await import('../../src/experiments/circuit');
+  const { spansFromIds } = await import('../../src/interventions/selectors');
+  const spans = spansFromIds(inputs.clean.input_ids[0], { imageTokenId: fixtureJson('attnp_A', 'config.json').image_token_index });
+  const groups = groupPositions(spans)!;
+  assert.equal(groups.entity.length, 16);
+  assert.deepEqual(groups['entity-last'], [groups.entity[15]]);
+  assert.deepEqual(groups.last, [attr.T - 1]);
+  const sites = siteScores(model, clean, corrupt, spans, metric);
+  assert.equal(sites.length, L * 2 * GROUPS.length);
+  for (let l = 0; l < L; l++) {
+    const s = attr.scoresAt.get(point(l, 'mlp_out'))!;
+    const site = sites.find((x) => x.layer === l && x.component === 'mlp_out' && x.group === 'entity')!;
+    const want = groups.entity.reduce((a, p) => a + s[p], 0);
+    assert.ok(Math.abs(site.score - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${site.score} vs ${want}`);
+  }
+  // A run compared with itself: full overlap, correlation 1 per layer; with its negation: overlap 1, −1.
+  const same = compareSites(sites, sites, 5);
+  assert.equal(same.overlap, 1);
+  assert.ok(same.perLayer.every((p) => Math.abs(p.spearman - 1) < 1e-12));
+  const neg = compareSites(sites, sites.map((s) => ({ ...s, score: -s.score })), 5);
+  assert.equal(neg.overlap, 1);
+  assert.ok(neg.perLayer.every((p) => Math.abs(p.spearman + 1) < 1e-12));
+  // Spearman by hand: ranks (1,2,3,4) vs (2,1,4,3): 1 − 6·Σd²/(n(n²−1)) = 1 − 6·4/60 = 0.6.
+  assert.ok(Math.abs(spearman([1, 2, 3, 4], [20, 10, 40, 30]) - 0.6) < 1e-12);
+  assert.equal(tf.memory().numTensors, baseline);
+});
