@@ -116,7 +116,7 @@ test('probe: held-out accuracy per layer for image and text, resolution layer', 
 });
 
 test('attribution: scores over (layer, position), IG variant, top-k confirmed by exact patching', async () => {
-  const r = await run({ kind: 'attribution', version: 1, topK: 2, limit: 2, types: ['celebs'], igSteps: 2 });
+  const r = await run({ kind: 'attribution', version: 1, topK: 2, limit: 2, igSteps: 2 });
   const exact = (r.table.array('exact') as ArrayLike<number | null>);
   assert.equal(Array.from(exact).filter((x) => x !== null).length, 2 * (r.summary.pairs as unknown[]).length);
 });
