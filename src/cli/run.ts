@@ -113,7 +113,7 @@ export function registerRun(program: Command): void {
     .requiredOption('--model <dir>', 'HuggingFace model folder (config.json + safetensors [+ tokenizer.json])')
     .option('--data <dir>', 'data folder: PopVQA format (entities.csv, questions.csv, images) or prompts.json')
     .requiredOption('--out <dir>', 'output folder (also the checkpoint: rerun to resume an interrupted run)')
-    .option('--backbone <dir>', 'text-only backbone LLM folder (recovery)')
+    .option('--backbone <dir>', "text-only backbone LLM folder (recall-gap, recovery; default: the model folder's backbone/)")
     .option('--no-progress', 'no progress bar')
     .option('--queue <url>', 'run the patch sweeps on a job queue: redis://HOST:PORT/DB (workers: hopscope worker; docs/cluster.md)')
     .option('--shard-size <n>', 'patch jobs per queued shard (default 4 x batchSize)')

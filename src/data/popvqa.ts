@@ -258,6 +258,12 @@ export function identificationPrompt(type: EntityType): { query: string; answerP
   }
 }
 
+/**
+ * The generic identification prompt the authors use when donor and target types differ in
+ * cross-patching (github ido-co/vlm-modality-gap cross_patch.py:93-95; note "in the image", not "in this image").
+ */
+export const GENERIC_IDENTIFICATION = { query: 'Identify by name the subject in the image.', answerPrefix: 'The subject in the image is' } as const;
+
 /** Questions grouped by entity key `${sUri}\u0000${subject}`, for per-entity aggregation. */
 export function questionsByEntity(ds: Pick<Dataset, 'questions'>): Map<string, Question[]> {
   const out = new Map<string, Question[]>();

@@ -121,13 +121,21 @@ export function compareConditions(
 // Wilcoxon signed-rank test.
 
 export interface WilcoxonOptions {
-  /** 'auto' (default): exact when n ≤ exactMaxN and no ties among |d|, else the normal approximation. */
-  method?: 'auto' | 'exact' | 'approx';
-  /** Continuity correction in the normal approximation (default true; scipy's default is false). */
+  /**
+   * scipy.stats.wilcoxon's `method` (scipy/stats/_wilcoxon.py, `_wilcoxon_iv` and `_wilcoxon_nd`). 'auto'
+   * (default): the normal approximation when more than 50 pairs (zeros included), else the exact null
+   * distribution when there are no ties and no zeros, else (n ≤ 13) the exact permutation distribution
+   * of sign flips, else the normal approximation.
+   */
+  method?: 'auto' | 'exact' | 'approx' | 'permutation';
+  /** Continuity correction in the normal approximation (default false, as scipy.stats.wilcoxon). */
   correction?: boolean;
-  /** Largest n (after dropping zeros) for the exact distribution under 'auto' (default 25). */
+  /** Largest number of pairs for the exact distribution under 'auto' (default 50, as scipy). */
   exactMaxN?: number;
 }
+
+/** How a p-value was computed, for summaries (`summary.protocol.wilcoxon`). */
+export const WILCOXON_DEFAULTS = { method: 'auto', correction: false, zeroMethod: 'wilcox', exactMaxN: 50, alternative: 'two-sided', follows: 'scipy.stats.wilcoxon defaults' } as const;
 
 export interface WilcoxonResult {
   /** min(W+, W−), as scipy reports for the two-sided test. */
@@ -139,7 +147,7 @@ export interface WilcoxonResult {
   /** Zero differences dropped (Wilcoxon's original zero handling, scipy zero_method='wilcox'). */
   nZero: number;
   ties: boolean;
-  method: 'exact' | 'approx';
+  method: 'exact' | 'approx' | 'permutation';
   correction: boolean;
   /** Standard normal score, for the approximation only. */
   z?: number;
@@ -148,20 +156,19 @@ export interface WilcoxonResult {
 }
 
 /**
- * Paired two-sided Wilcoxon signed-rank test on d = x − y (or on x alone when y is omitted).
- * Zero differences are dropped before ranking ("wilcox"); tied |d| get average ranks. The normal
- * approximation uses the tie-corrected variance n(n+1)(2n+1)/24 − Σ(t³−t)/48 and, by default, a 0.5
- * continuity correction toward the mean; the exact null distribution is enumerated for small n without
- * ties. Differences within 1e-12 of 0 count as zero and |d| equal to 12 significant digits as tied, so
- * per-entity means such as 2/3 − 1 and 1/3 − 2/3 are one tie (scipy compares floats exactly).
+ * Paired two-sided Wilcoxon signed-rank test on d = x − y (or on x alone when y is omitted), with
+ * scipy.stats.wilcoxon's defaults (zero_method 'wilcox', correction False, method 'auto'; see
+ * WilcoxonOptions). Zero differences are dropped before ranking; tied |d| get average ranks. The normal
+ * approximation uses the tie-corrected variance n(n+1)(2n+1)/24 − Σ(t³−t)/48. Differences within 1e-12
+ * of 0 count as zero and |d| equal to 12 significant digits as tied, so per-entity means such as
+ * 2/3 − 1 and 1/3 − 2/3 are one tie (scipy compares floats exactly).
  */
 export function wilcoxonSignedRank(x: readonly number[], y?: readonly number[], opts: WilcoxonOptions = {}): WilcoxonResult {
   if (y && y.length !== x.length) {
     throw new RangeError(`wilcoxonSignedRank: x and y must be paired (lengths ${x.length} and ${y.length}).`);
   }
-  const method = opts.method ?? 'auto';
-  const correction = opts.correction ?? true;
-  const exactMaxN = opts.exactMaxN ?? 25;
+  const correction = opts.correction ?? WILCOXON_DEFAULTS.correction;
+  const exactMaxN = opts.exactMaxN ?? WILCOXON_DEFAULTS.exactMaxN;
   const all = x.map((v, i) => v - (y ? y[i] : 0));
   if (all.some((d) => !Number.isFinite(d))) throw new RangeError('wilcoxonSignedRank: differences must be finite numbers.');
   const d = all.filter((v) => Math.abs(v) > 1e-12);
@@ -174,19 +181,43 @@ export function wilcoxonSignedRank(x: readonly number[], y?: readonly number[], 
   let wMinus = 0;
   d.forEach((v, i) => (v > 0 ? (wPlus += ranks[i]) : (wMinus += ranks[i])));
   const statistic = Math.min(wPlus, wMinus);
-  const base = { statistic, wPlus, wMinus, n, nZero, ties, correction };
-  if (n === 0) return { ...base, method: 'exact', pValue: NaN };
-
-  const useExact = method === 'exact' || (method === 'auto' && n <= exactMaxN && !ties);
-  if (useExact) {
-    if (ties) throw new RangeError('wilcoxonSignedRank: the exact distribution needs untied |differences|; use method "approx".');
-    return { ...base, method: 'exact', pValue: Math.min(1, 2 * exactSignedRankCdf(n, statistic)) };
+  let method = opts.method ?? 'auto';
+  // scipy decides on the pair count before dropping zeros (d.shape[-1] in _wilcoxon_iv / _wilcoxon_nd).
+  if (method === 'auto') method = all.length > exactMaxN ? 'approx' : !ties && nZero === 0 ? 'exact' : all.length <= 13 ? 'permutation' : 'approx';
+  const base = { statistic, wPlus, wMinus, n, nZero, ties, correction, method };
+  if (n === 0) return { ...base, pValue: NaN };
+  if (method === 'exact') {
+    // With ties the statistic can be a half-integer: scipy rounds up for the cdf and down for the sf (gh-19872).
+    const p = 2 * Math.min(1 - exactSignedRankCdf(n, Math.floor(wPlus) - 1), exactSignedRankCdf(n, Math.ceil(wPlus)));
+    return { ...base, pValue: Math.min(1, p) };
   }
+  if (method === 'permutation') return { ...base, pValue: signFlipPValue(ranks, d, wPlus) };
   const mean = (n * (n + 1)) / 4;
-  const variance = (n * (n + 1) * (2 * n + 1)) / 24 - tieCounts.reduce((s, t) => s + (t ** 3 - t), 0) / 48;
-  const shift = correction ? 0.5 * Math.sign(statistic - mean) : 0;
-  const z = (statistic - mean - shift) / Math.sqrt(variance);
-  return { ...base, method: 'approx', z, pValue: Math.min(1, 2 * normalSf(Math.abs(z))) };
+  const sd = Math.sqrt((n * (n + 1) * (2 * n + 1) - tieCounts.reduce((s, t) => s + (t ** 3 - t), 0) / 2) / 24);
+  let z = (wPlus - mean) / sd;
+  if (correction) z -= (Math.sign(z) * 0.5) / sd;
+  return { ...base, z: -Math.abs(z), pValue: Math.min(1, 2 * normalSf(Math.abs(z))) };
+}
+
+/**
+ * Two-sided p-value of W+ over all 2^n sign assignments of the ranks (scipy's permutation_test with
+ * permutation_type 'samples', exact when 2^n ≤ its 9999 resamples): 2·min(P(W+ ≤ w), P(W+ ≥ w)), at most 1.
+ */
+function signFlipPValue(ranks: readonly number[], d: readonly number[], wPlus: number): number {
+  const n = ranks.length;
+  if (n > 20) throw new RangeError(`wilcoxonSignedRank: the permutation method enumerates 2^n sign flips; n = ${n} is too many (use "approx")`);
+  const eps = 1e-9 * Math.max(1, Math.abs(wPlus));
+  let le = 0;
+  let ge = 0;
+  const total = 2 ** n;
+  for (let mask = 0; mask < total; mask++) {
+    let w = 0;
+    for (let i = 0; i < n; i++) if (mask & (1 << i)) w += ranks[i];
+    if (w <= wPlus + eps) le++;
+    if (w >= wPlus - eps) ge++;
+  }
+  void d;
+  return Math.min(1, (2 * Math.min(le, ge)) / total);
 }
 
 /** P(W ≤ w) under the null for n untied ranks, by counting subsets of {1..n} with each rank sum. */

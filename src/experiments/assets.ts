@@ -63,13 +63,17 @@ export function loadModelWithAssets(dir: string, opts: LoadOptions = {}): Model 
   return model;
 }
 
-/** The default chat template of a family (the papers' prompt formats). */
+/**
+ * The family's default template when the checkpoint does not say: the PopVQA authors' renderings
+ * (github ido-co/vlm-modality-gap setup.py:84-85, 105-106, 132-133). LLaVA-NeXT's default is the paper's
+ * NeXT model, LLaVA-1.6-34B (ChatML with the authors' system prompt).
+ */
 export function defaultTemplate(model: Model): string {
   switch (model.family) {
     case 'llava':
       return 'llava-1.5';
     case 'llava_next':
-      return 'mistral-instruct';
+      return 'chatml-yi-34b';
     case 'qwen2_vl':
       return 'chatml-qwen2vl';
     case 'pixtral':
@@ -77,6 +81,47 @@ export function defaultTemplate(model: Model): string {
     default:
       return 'plain';
   }
+}
+
+/** Markers of a chat format, most specific first, with the template the authors render it as. */
+function templateFromMarkers(has: (marker: string) => boolean, family: string): string | null {
+  if (has('<|vision_start|>')) return 'chatml-qwen2vl';
+  if (has('<|im_start|>')) return 'chatml-yi-34b';
+  // Llama-3 chat on a LLaVA-1.5-shaped model is LLaVA-MORE (setup_more.py:26-37).
+  if (has('<|start_header_id|>')) return family === 'llava' ? 'llama-3-more' : 'llama-3';
+  if (has('[INST]')) return 'mistral-instruct';
+  if (has('USER:')) return 'llava-1.5';
+  return null;
+}
+
+function chatTemplateText(dir: string): string | null {
+  const parts: string[] = [];
+  for (const f of ['tokenizer_config.json', 'chat_template.json', 'processor_config.json']) {
+    const j = readJsonIf(path.join(dir, f));
+    const t = j?.chat_template;
+    if (typeof t === 'string') parts.push(t);
+    else if (Array.isArray(t)) for (const x of t) if (typeof (x as { template?: unknown })?.template === 'string') parts.push((x as { template: string }).template);
+  }
+  const jinja = path.join(dir, 'chat_template.jinja');
+  if (fs.existsSync(jinja)) parts.push(fs.readFileSync(jinja, 'utf8'));
+  return parts.length ? parts.join('\n') : null;
+}
+
+/**
+ * The template a model's prompts are rendered with, and where that came from: one set on the model
+ * (setModelAssets), else what the checkpoint's chat template says (tokenizer_config.json, chat_template.json,
+ * processor_config.json, chat_template.jinja), else the tokenizer's special tokens, else the family default.
+ */
+export function templateFor(model: Model): { template: string; from: 'assets' | 'chat_template' | 'tokenizer' | 'family' } {
+  const a = modelAssets(model);
+  if (a.template) return { template: a.template, from: 'assets' };
+  const chat = a.dir ? chatTemplateText(a.dir) : null;
+  const fromChat = chat ? templateFromMarkers((m) => chat.includes(m), model.family) : null;
+  if (fromChat) return { template: fromChat, from: 'chat_template' };
+  const tok = a.tokenizer;
+  const fromTok = tok ? templateFromMarkers((m) => m !== 'USER:' && tok.isAddedToken(m), model.family) : null;
+  if (fromTok) return { template: fromTok, from: 'tokenizer' };
+  return { template: defaultTemplate(model), from: 'family' };
 }
 
 /** Pixels of one preprocessed image, with the per-image extras some families need. */

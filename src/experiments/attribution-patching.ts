@@ -65,6 +65,8 @@ export interface AttributionResult {
   /** Scores [L+1][T] on hidden_states and [L][T] on block outputs. */
   scoresHidden: number[][];
   scoresLayerOut: number[][];
+  /** Scores [T] at each extra hook point asked for (`points`: e.g. lm.blocks.l.mlp_out, lm.blocks.l.attn_out). */
+  scoresAt: Map<string, number[]>;
   T: number;
 }
 
@@ -90,14 +92,16 @@ function activations(model: Model, inputs: ModelInputs, names: string[]): { acts
  * Attribution scores for one clean/corrupt pair (each a single row of the same length).
  * `igSteps` > 0: the gradient is averaged over embeddings clean + α(corrupt − clean), α = (i + ½)/k.
  */
-export function attributionPatching(model: Model, clean: ModelInputs, corrupt: ModelInputs, metric: Metric, opts: { igSteps?: number } = {}): AttributionResult {
+export function attributionPatching(model: Model, clean: ModelInputs, corrupt: ModelInputs, metric: Metric, opts: { igSteps?: number; points?: readonly string[] } = {}): AttributionResult {
   if (clean.inputIds.length !== 1 || corrupt.inputIds.length !== 1) throw new InputError('attribution patching takes one clean and one corrupt row');
   const T = clean.inputIds[0].length;
   if (corrupt.inputIds[0].length !== T) throw new InputError(`clean and corrupt prompts must have the same length (${T} vs ${corrupt.inputIds[0].length})`);
   const D = model.dModel;
   const L = model.numLayers;
   const pts = attributionPoints(L);
-  const all = [...new Set([...pts.hidden, ...pts.layerOut])];
+  // Component outputs (attn_out, mlp_out) are hook points like the residuals: a zero delta added there
+  // gives dM/d(component output), and (corrupt − clean)·grad is the linear estimate of patching it.
+  const all = [...new Set([...pts.hidden, ...pts.layerOut, ...(opts.points ?? [])])];
   const c = activations(model, clean, all);
   const k = activations(model, corrupt, all);
   const steps = opts.igSteps ?? 0;
@@ -142,6 +146,49 @@ export function attributionPatching(model: Model, clean: ModelInputs, corrupt: M
     gradLayerOut: pts.layerOut.map((n) => grad.get(n)!),
     scoresHidden: pts.hidden.map(scores),
     scoresLayerOut: pts.layerOut.map(scores),
+    scoresAt: new Map((opts.points ?? []).map((n) => [n, scores(n)])),
     T,
   };
+}
+
+/**
+ * Exact patching of one hook point at some positions: the clean run with the activation there replaced by
+ * clean + scale·(corrupt − clean) (scale 1: the corrupt activation; small scales give finite differences).
+ * Returns M(patched) − M(clean). `corruptAct` is the corrupt run's activation at `point`, [T·D]; `mClean`
+ * (M of the clean run, e.g. AttributionResult.mClean) saves its forward.
+ */
+export function patchEffect(model: Model, clean: ModelInputs, point: string, corruptAct: Float32Array, positions: readonly number[], metric: Metric, scale = 1, mClean?: number): number {
+  const D = model.dModel;
+  const T = clean.inputIds[0].length;
+  const mask = new Float32Array(T * D);
+  for (const p of positions) mask.fill(scale, p * D, (p + 1) * D);
+  const value = (hooks?: Record<string, HookFn[]>) => {
+    const out = model.forward(clean, { hooks });
+    try {
+      const last = tf.tidy(() => lastPosition(out.logits!));
+      const v = metric.value(last.dataSync() as Float32Array);
+      last.dispose();
+      return v;
+    } finally {
+      out.dispose();
+    }
+  };
+  const target = tf.tensor3d(corruptAct, [1, T, D]);
+  const m = tf.tensor3d(mask, [1, T, D]);
+  try {
+    return value({ [point]: [(v) => tf.add(v, tf.mul(tf.sub(target, v), m))] }) - (mClean ?? value());
+  } finally {
+    target.dispose();
+    m.dispose();
+  }
+}
+
+/** A hook point's activation on one run, [T·D]. */
+export function activationAt(model: Model, inputs: ModelInputs, point: string): Float32Array {
+  const out = model.forward(inputs, { cache: [point] });
+  try {
+    return out.cache.get(point)!.dataSync() as Float32Array;
+  } finally {
+    out.dispose();
+  }
 }

@@ -2,6 +2,7 @@
 // with the top-k cells confirmed automatically by exact activation patching (through the scheduler:
 // each confirmation starts at its layer from the cached clean states).
 import { InputError } from '../errors';
+import { mulberry32, shuffled } from '../data/random';
 import { gridCoordinates } from '../interventions/selectors';
 import type { InterventionSpec } from '../interventions/types';
 import type { Model } from '../models/model';
@@ -11,6 +12,7 @@ import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentCon
 import { answerLogit, answerProb, attributionPatching, logitDiff, type AttributionResult, type Metric } from './attribution-patching';
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
@@ -77,6 +79,24 @@ export function exactPatchJobs(
   });
 }
 
+/**
+ * `limit` entities sampled with the seed as whole pairs (an entity with a partner of the kind `mode` asks
+ * for), so a small sample of mixed types still has pairs to attribute; file order kept.
+ */
+function pairedSample(all: EntityRef[], limit: number | null, mode: AttributionSpec['pairs'], seed: number): EntityRef[] {
+  if (limit == null || all.length <= limit) return all;
+  const ok = (a: EntityRef, b: EntityRef) => (mode === 'same' ? a.type === b.type : mode === 'cross' ? a.type !== b.type : true);
+  const order = shuffled(mulberry32(seed), all);
+  const picked = new Set<EntityRef>();
+  for (const e of order) {
+    if (picked.size + 2 > Math.max(limit, 2)) break;
+    if (picked.has(e)) continue;
+    const partner = order.find((x) => x !== e && !picked.has(x) && ok(e, x));
+    if (partner) picked.add(e).add(partner);
+  }
+  return all.filter((e) => picked.has(e));
+}
+
 function pairsOf(pool: EntityRef[], mode: AttributionSpec['pairs']): [EntityRef, EntityRef][] {
   const out: [EntityRef, EntityRef][] = [];
   for (const e of pool) {
@@ -94,7 +114,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
   const L = model.numLayers;
   const layerAxis = spec.site === 'resid_post' ? L : L + 1;
   const layers = spec.layers ? layersOf(spec, layerAxis) : Array.from({ length: layerAxis }, (_, i) => i);
-  const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
+  const entities = pairedSample(source.entities({ types: spec.types }), spec.limit, spec.pairs, spec.seed);
   await prepareSource(source, entities);
   const promptOf = (e: EntityRef): PromptCase | null => (spec.prompts === 'identification' ? source.identification(e) : source.questions(e, 'image')[0] ?? null);
   const pool = entities.filter((e) => promptOf(e));
@@ -195,6 +215,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       igSteps: spec.igSteps,
       site: spec.site,
       meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
+      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
       view: viewCase
         ? {

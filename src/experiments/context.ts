@@ -152,13 +152,13 @@ export async function identifiedPool(
   model: Model,
   source: PromptSource,
   entities: EntityRef[],
-  spec: SpecBase & { identifiedOnly: boolean; maxNewTokens: number },
+  spec: SpecBase & { identifiedOnly: boolean; maxNewTokens: number; identifyTokens?: number },
   ctx: ExperimentContext,
   cp: RunCheckpoint | undefined,
   progress: Progress,
 ): Promise<EntityRef[]> {
   if (!spec.identifiedOnly) return entities;
-  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
+  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.identifyTokens ?? spec.maxNewTokens }, ctx, cp, progress);
   const keep = new Set(ids.filter((r) => r.identified).map((r) => r.entity.key));
   return entities.filter((e) => keep.has(e.key));
 }

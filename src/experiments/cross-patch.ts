@@ -11,6 +11,7 @@ import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type Ex
 import { untilEos, eosSet } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { patchPrefixOn, protocolSummary, type PatchPrefix } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import type { EntityRef, PromptCase, PromptSource } from './source';
 import { switchLayer } from './switch-layer';
@@ -24,6 +25,9 @@ export interface CrossPatchSpec extends SpecBase {
   site: Site;
   at: Selector | string;
   maxNewTokens: number;
+  identifyTokens?: number;
+  patchPrefix?: PatchPrefix;
+  crossTypePrompt?: 'generic' | 'target';
 }
 
 /** Donors of a target: same-type ones, the first of each other type, or the paper's mix of both. */
@@ -50,33 +54,41 @@ export async function crossPatch(model: Model, source: PromptSource, spec: Cross
   const layers = layersOf(spec, model.numLayers);
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
   await prepareSource(source, entities);
-  let pool: { entity: EntityRef; prompt: PromptCase }[];
+  // Identification as the authors' identify.py (no prefix, 20 tokens); the patching prompts as
+  // cross_patch.py:91-97: the type's query with its prefix, or the generic one when the types differ.
+  let pool: EntityRef[];
   if (spec.identifiedOnly) {
-    const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
-    pool = ids.filter((r) => r.identified).map((r) => ({ entity: r.entity, prompt: r.prompt }));
-  } else pool = entities.flatMap((e) => (source.identification(e) ? [{ entity: e, prompt: source.identification(e)! }] : []));
-  const promptOf = new Map(pool.map((p) => [p.entity.key, p.prompt]));
+    const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.identifyTokens ?? 20 }, ctx, cp, progress);
+    pool = ids.filter((r) => r.identified).map((r) => r.entity);
+  } else pool = entities.filter((e) => source.identification(e));
+  const prefix = patchPrefixOn(spec.patchPrefix, source.template);
+  const generic = (spec.crossTypePrompt ?? 'generic') === 'generic';
+  const promptFor = (e: EntityRef, cross: boolean) => source.identification(e, { prefix, generic: cross && generic })!;
   const imageLen = (c: PromptCase) => c.spans.images.map((s) => s.length).join(',');
-  let pairs: { target: EntityRef; donor: EntityRef }[] = [];
-  for (const { entity: target } of pool)
-    for (const donor of donorsFor(target, pool.map((p) => p.entity), spec.donors, spec.donorsPerTarget)) {
-      if (imageLen(promptOf.get(target.key)!) !== imageLen(promptOf.get(donor.key)!)) {
-        warnings.add([`pair ${donor.subject} -> ${target.subject} skipped: image spans differ in length (${imageLen(promptOf.get(donor.key)!)} vs ${imageLen(promptOf.get(target.key)!)})`]);
+  let pairs: { target: EntityRef; donor: EntityRef; prompt: PromptCase; donorPrompt: PromptCase }[] = [];
+  for (const target of pool)
+    for (const donor of donorsFor(target, pool, spec.donors, spec.donorsPerTarget)) {
+      // The donor's states come from its own run on its type's prompt (cross_patch.py:70-71).
+      const prompt = promptFor(target, donor.type !== target.type);
+      const donorPrompt = promptFor(donor, false);
+      if (imageLen(prompt) !== imageLen(donorPrompt)) {
+        warnings.add([`pair ${donor.subject} -> ${target.subject} skipped: image spans differ in length (${imageLen(donorPrompt)} vs ${imageLen(prompt)})`]);
         continue;
       }
-      pairs.push({ target, donor });
+      pairs.push({ target, donor, prompt, donorPrompt });
     }
   if (spec.rows) pairs = spec.rows.map((i) => {
     if (i >= pairs.length) throw new InputError(`cross-patch: rows ${i} does not exist (${pairs.length} donor-target pairs)`);
     return pairs[i];
   });
-  const clean = await cleanStates(model, source, pool.map((p) => p.prompt), spec.batchSize);
+  const prompts = [...new Map(pairs.flatMap((p) => [p.prompt, p.donorPrompt]).map((c) => [c.id, c])).values()];
+  const clean = await cleanStates(model, source, prompts, spec.batchSize);
   const eos = eosSet(model);
   try {
     const jobs: PatchJob[] = [];
-    for (const [pi, { target, donor }] of pairs.entries()) {
-      const t = clean.where.get(promptOf.get(target.key)!.id)!;
-      const d = clean.where.get(promptOf.get(donor.key)!.id)!;
+    for (const [pi, { target, donor, prompt, donorPrompt }] of pairs.entries()) {
+      const t = clean.where.get(prompt.id)!;
+      const d = clean.where.get(donorPrompt.id)!;
       for (const l of layers)
         jobs.push({
           key: `${target.key}|${donor.key}|${l}`,
@@ -110,7 +122,14 @@ export async function crossPatch(model: Model, source: PromptSource, spec: Cross
         ];
       },
     });
-    return { kind: spec.kind, spec, table: makeTable(rows), summary: summarize(rows, layers, pairs, warnings.list(), pool.length, entities.length) };
+    const protocol = protocolSummary(source, spec, {
+      entities: pool,
+      prefix,
+      generic,
+      maxNewTokens: { identify: spec.identifiedOnly ? spec.identifyTokens ?? 20 : null, answer: null, patch: spec.maxNewTokens },
+      extra: { crossTypePrompt: spec.crossTypePrompt ?? 'generic', patchPrefix: spec.patchPrefix ?? 'authors' },
+    });
+    return { kind: spec.kind, spec, table: makeTable(rows), summary: { ...summarize(rows, layers, pairs, warnings.list(), pool.length, entities.length), protocol } };
   } finally {
     clean.dispose();
   }

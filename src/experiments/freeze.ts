@@ -11,6 +11,7 @@ import { eosSet, untilEos } from './greedy';
 import { answerQuestions, type AnswerRow } from './recall-gap';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { patchPrefixOn, protocolSummary, type PatchPrefix } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptSource } from './source';
 
@@ -23,13 +24,22 @@ export interface FreezeExperimentSpec extends SpecBase {
   identifiedOnly: boolean;
   at: Selector | string;
   maxNewTokens: number;
+  untilRelative?: boolean;
+  identifyTokens?: number;
+  answerTokens?: number;
+  patchPrefix?: PatchPrefix;
 }
 
-/** Paper defaults scaled to the model: T = 20 of 32 layers, early = the first 5 of 32. */
-export function freezeBounds(spec: Pick<FreezeExperimentSpec, 'until' | 'earlyCutoff'>, numLayers: number): { until: number; earlyCutoff: number } {
-  const until = spec.until ?? Math.min(numLayers - 1, Math.max(1, Math.round((numLayers * 20) / 32)));
+/**
+ * T and the early cutoff: the authors freeze until block 20 on every model (fwd_patch.py:75 `--target`
+ * default 20) and call identification from the first 5 layers early; on models with fewer layers T is
+ * the last layer. With `untilRelative` both scale with depth (20/32 and 5/32 of the layers).
+ */
+export function freezeBounds(spec: Pick<FreezeExperimentSpec, 'until' | 'earlyCutoff' | 'untilRelative'>, numLayers: number): { until: number; earlyCutoff: number } {
+  const relative = spec.untilRelative ?? false;
+  const until = spec.until ?? (relative ? Math.min(numLayers - 1, Math.max(1, Math.round((numLayers * 20) / 32))) : Math.max(1, Math.min(20, numLayers - 1)));
   if (until >= numLayers) throw new SpecError(`freeze spec: field "until" ${until} must be below the model's ${numLayers} layers`, 'until');
-  const earlyCutoff = spec.earlyCutoff ?? Math.max(1, Math.round((numLayers * 5) / 32));
+  const earlyCutoff = spec.earlyCutoff ?? (relative ? Math.max(1, Math.round((numLayers * 5) / 32)) : Math.max(1, Math.min(5, until - 1)));
   return { until, earlyCutoff };
 }
 
@@ -56,8 +66,10 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
     if (l >= until) throw new SpecError(`freeze spec: field "layers[${i}]" = ${l} must be below until = ${until} (frozen from l through T)`, `layers[${i}]`);
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
   await prepareSource(source, entities);
-  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.maxNewTokens }, ctx, cp, progress);
-  const pool = spec.identifiedOnly ? ids.filter((r) => r.identified) : ids;
+  const ids = await identify(model, source, entities, { ...spec, identifyTokens: spec.identifyTokens ?? 20 }, ctx, cp, progress);
+  // The frozen run uses the patching prompt (fwd_patch.py:38-41: the type's query with its prefix, as the template renders it).
+  const prefix = patchPrefixOn(spec.patchPrefix, source.template);
+  const pool = (spec.identifiedOnly ? ids.filter((r) => r.identified) : ids).map((r) => ({ entity: r.entity, prompt: source.identification(r.entity, { prefix })! }));
   const clean = await cleanStates(model, source, pool.map((p) => p.prompt), spec.batchSize);
   const eos = eosSet(model);
   let rows: Row[];
@@ -92,7 +104,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
   const late = new Set(pool.map((p) => p.entity.key).filter((k) => !early.has(k)));
   let split: Record<string, unknown> | null = null;
   if (spec.split && pool.length) {
-    const answers = await answerQuestions(model, source, new Set(pool.map((p) => p.entity.key)), spec, ctx, progress, cp);
+    const answers = await answerQuestions(model, source, new Set(pool.map((p) => p.entity.key)), { ...spec, maxNewTokens: spec.answerTokens ?? 100 }, ctx, progress, cp);
     split = { early: groupAccuracy(answers, early), late: groupAccuracy(answers, late) };
   }
   const types = [...new Set(pool.map((p) => p.entity.type))];
@@ -110,6 +122,12 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
       identified,
       earlyIdentified: early.size,
       split,
+      protocol: protocolSummary(source, spec, {
+        entities: pool.map((p) => p.entity),
+        prefix,
+        maxNewTokens: { identify: spec.identifyTokens ?? 20, answer: spec.split ? spec.answerTokens ?? 100 : null, patch: spec.maxNewTokens },
+        extra: { until, earlyCutoff, untilRelative: spec.untilRelative ?? false, patchPrefix: spec.patchPrefix ?? 'authors' },
+      }),
       warnings: warnings.list(),
       view: {
         sourceLayers: layers,

@@ -10,6 +10,7 @@ import { Progress, Warnings, answerCorrect, makeTable, mean, names, openCheckpoi
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 
@@ -35,6 +36,7 @@ export interface KnockoutExperimentSpec extends SpecBase {
   identifiedOnly: boolean;
   accuracy: boolean;
   maxNewTokens: number;
+  identifyTokens?: number;
 }
 
 /** The named edge sets. image->query covers every prompt token after the image and the generated tokens. */
@@ -179,8 +181,15 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   const cell = (edge: string, label: number | string, f: string) =>
     mean(rows.filter((r) => r.edges === edge && r.window === label && r[f] !== null).map((r) => Number(r[f])));
   const relChange = edges.map((e) => cols.map((l) => cell(e.name, l, 'relChange')));
-  const accuracy = spec.accuracy ? edges.map((e) => cols.map((l) => cell(e.name, l, 'correct'))) : null;
-  const baseAcc = spec.accuracy ? mean(rows.filter((r) => r.edges === 'none').map((r) => Number(r.correct))) : null;
+  // Accuracy as everywhere else in the papers: per entity first, then the mean over entities (an entity
+  // with many questions does not weigh more).
+  const perEntity = (rs: readonly Row[]) => {
+    const by = new Map<string, number[]>();
+    for (const r of rs) if (r.correct !== null) by.set(String(r.entity), [...(by.get(String(r.entity)) ?? []), Number(r.correct)]);
+    return mean([...by.values()].map(mean));
+  };
+  const accuracy = spec.accuracy ? edges.map((e) => cols.map((l) => perEntity(rows.filter((r) => r.edges === e.name && r.window === l)))) : null;
+  const baseAcc = spec.accuracy ? perEntity(rows.filter((r) => r.edges === 'none')) : null;
   return {
     kind: spec.kind,
     spec,
@@ -194,6 +203,12 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
       relChange,
       accuracy,
       baselineAccuracy: baseAcc,
+      protocol: protocolSummary(source, spec, {
+        entities: pool,
+        prefix: false,
+        maxNewTokens: { identify: spec.identifiedOnly ? spec.identifyTokens ?? 20 : null, answer: spec.accuracy ? spec.maxNewTokens : null, patch: null },
+        extra: { accuracy: 'per entity, then mean over entities' },
+      }),
       warnings: warnings.list(),
       view: {
         layers: sets.map((s) => s.centre),

@@ -9,6 +9,7 @@ import { batchesOf, makeBatch } from './batch';
 import type { Row } from './checkpoint';
 import { Progress, makeTable, type ExperimentContext, type ExperimentResult } from './context';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 import { gatherRows } from '../interventions/write';
@@ -136,7 +137,15 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     kind: spec.kind,
     spec,
     table: makeTable(rows),
-    summary: { prompts: prompts.length, layers, positions: typeof spec.positions === 'string' ? spec.positions : 'custom', answer: topAnswer(rows), view },
+    summary: {
+      prompts: prompts.length,
+      layers,
+      positions: typeof spec.positions === 'string' ? spec.positions : 'custom',
+      answer: topAnswer(rows),
+      // The entity token is the name's first token as the tokenizer splits it in context (after a space).
+      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null }, extra: { entityToken: 'first token of " " + subject' } }),
+      view,
+    },
   };
 }
 

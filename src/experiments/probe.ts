@@ -6,12 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
 import { resolveSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
-import { mulberry32, shuffled } from '../data/random';
 import { batchesOf, makeBatch } from './batch';
 import type { Row } from './checkpoint';
 import { Progress, Warnings, makeTable, type ExperimentContext, type ExperimentResult } from './context';
 import { accuracy, fitLogReg } from './logreg';
+import { checkImageIdentityProbe, dedupePrompts, describeSplit, splitByGroup, type ProbeSplit } from './probe-split';
 import { prepareSource } from './sources/dataset';
+import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type Modality, type PromptCase, type PromptSource } from './source';
 
@@ -43,38 +44,28 @@ function labelOf(e: EntityRef, target: string): string {
   return v;
 }
 
-/** Examples of one modality: image views (or image questions) / text prompts naming the entity. */
-function examplesOf(source: PromptSource, es: EntityRef[], modality: Modality, warnings: Warnings): PromptCase[] {
+/**
+ * Examples of one modality, each distinct prompt once: image views when the data has several images per
+ * entity, else the identification prompt and the image questions (all on the entity's one image, which
+ * `splitByGroup` keeps on one side); text prompts naming the entity.
+ */
+function examplesOf(source: PromptSource, es: EntityRef[], modality: Modality): PromptCase[] {
   if (modality === 'image') {
     const views = es.flatMap((e) => source.views(e));
-    const perEntity = new Map<string, number>();
-    for (const v of views) perEntity.set(v.entity.key, (perEntity.get(v.entity.key) ?? 0) + 1);
-    if ([...perEntity.values()].every((n) => n < 2)) {
-      warnings.add(['probe: one image per entity: image examples are the image questions, so held-out prompts share images with training ones']);
-      return [...views, ...es.flatMap((e) => source.questions(e, 'image'))];
-    }
+    const images = new Map<string, Set<string>>();
+    for (const v of views) if (v.image) images.set(v.entity.key, (images.get(v.entity.key) ?? new Set()).add(v.image));
+    if ([...images.values()].every((s) => s.size < 2)) return [...views, ...es.flatMap((e) => source.questions(e, 'image'))];
     return views;
   }
   return es.flatMap((e) => {
     const n = source.naming(e);
-    const qs = source.questions(e, 'text').filter((q) => q.spans.subject);
-    return [...(n ? [n] : []), ...qs.filter((q) => !n || q.id !== n.id)];
+    return [...(n ? [n] : []), ...source.questions(e, 'text').filter((q) => q.spans.subject)];
   });
 }
 
-/** Train/test split: the data's own (views) when given, else a seeded split stratified by label. */
+/** Train/test split (kept for callers): the data's own (views) when given, else a seeded split over groups stratified by label. */
 export function splitExamples(cases: PromptCase[], labels: string[], testFraction: number, seed: number): boolean[] {
-  if (cases.every((c) => c.split === 'train' || c.split === 'test')) return cases.map((c) => c.split === 'test');
-  const isTest = new Array<boolean>(cases.length).fill(false);
-  const byLabel = new Map<string, number[]>();
-  labels.forEach((l, i) => byLabel.set(l, [...(byLabel.get(l) ?? []), i]));
-  const rng = mulberry32(seed + 1);
-  for (const idx of byLabel.values()) {
-    if (idx.length < 2) continue;
-    const k = Math.min(idx.length - 1, Math.max(1, Math.round(idx.length * testFraction)));
-    for (const i of shuffled(rng, idx).slice(0, k)) isTest[i] = true;
-  }
-  return isTest;
+  return splitByGroup(cases, labels, testFraction, seed).isTest;
 }
 
 /** Residual features [layer] → Float32Array (n × D) at the probe position of every example. */
@@ -126,16 +117,31 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
   if (spec.rows) modalities = spec.rows.map((i) => (['image', 'text'] as const)[i]).filter(Boolean);
   const rows: Row[] = [];
   const D = model.dModel;
+  const split: Partial<Record<Modality, ProbeSplit>> = {};
+  const refused: Partial<Record<Modality, string>> = {};
   for (const modality of modalities) {
-    const cases = examplesOf(source, entities, modality, warnings);
+    const all = examplesOf(source, entities, modality);
+    const cases = dedupePrompts(all);
     if (cases.length === 0) {
       warnings.add([`probe: no ${modality} examples`]);
       continue;
     }
+    if (modality === 'image') {
+      try {
+        checkImageIdentityProbe(cases, spec.target, spec.position);
+      } catch (e) {
+        // Alone, the image probe is the whole request: refuse it. Next to the text probe, report why it is missing.
+        if (modalities.length === 1) throw e;
+        refused[modality] = (e as Error).message;
+        warnings.add([(e as Error).message]);
+        continue;
+      }
+    }
     const labels = cases.map((c) => labelOf(c.entity, spec.target));
     const classes = [...new Set(labels)].sort();
     const y = Int32Array.from(labels.map((l) => classes.indexOf(l)));
-    const isTest = splitExamples(cases, labels, spec.testFraction, spec.seed);
+    const { isTest, by } = splitByGroup(cases, labels, spec.testFraction, spec.seed);
+    split[modality] = describeSplit(cases, isTest, by, all.length - cases.length);
     const train = cases.map((_, i) => i).filter((i) => !isTest[i]);
     const test = cases.map((_, i) => i).filter((i) => isTest[i]);
     if (test.length === 0) warnings.add([`probe (${modality}): no held-out example (every label has a single example); accuracy is NaN`]);
@@ -194,6 +200,9 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       image,
       text,
       resolution: { image: resolution(image), text: resolution(text) },
+      split: totalSplit(split),
+      refused,
+      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
       view: {
         layers,
@@ -206,5 +215,19 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
         target: spec.target === 'entity' ? 'entity identity' : spec.target,
       },
     },
+  };
+}
+
+/** The split over both modalities (counts summed, `by` per modality) with each modality's own under its name. */
+function totalSplit(split: Partial<Record<Modality, ProbeSplit>>): Record<string, unknown> {
+  const parts = Object.values(split) as ProbeSplit[];
+  const sum = (f: (s: ProbeSplit) => number) => parts.reduce((a, s) => a + f(s), 0);
+  return {
+    by: parts.map((s) => s.by).join('/') || null,
+    trainPrompts: sum((s) => s.trainPrompts),
+    testPrompts: sum((s) => s.testPrompts),
+    sharedPrompts: sum((s) => s.sharedPrompts),
+    sharedImages: sum((s) => s.sharedImages),
+    ...split,
   };
 }

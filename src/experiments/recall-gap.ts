@@ -1,7 +1,9 @@
 // recall-gap (Cohen et al. 2024 §4): factual accuracy with the entity named in text vs shown as an image,
 // on the entities the model identifies from their image. Accuracy = mean over entities of the per-entity
 // mean; drop = text − image, with the paired Wilcoxon signed-rank test, overall and per entity type.
-// Both answer-match rules are scored; the spec's `match` picks the headline one.
+// With a backbone ("Too Late to Recall" §3: does the VLM recall fewer facts than the LLM it was built
+// on?), the backbone answers each row's text question too, and the three conditions are compared on the
+// same identified entities. Both answer-match rules are scored; the spec's `match` picks the headline one.
 import { compareConditions, meanCI, type AnswerRecord, type ConditionComparison } from '../data/stats';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
@@ -17,6 +19,8 @@ import {
   type ExperimentContext,
   type ExperimentResult,
 } from './context';
+import { backboneSource, resolveBackbone } from './backbone';
+import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
 import type { SpecBase } from './spec';
 import { scopeQuestions, type PromptCase, type PromptSource } from './source';
@@ -26,13 +30,15 @@ export interface RecallGapSpec extends SpecBase {
   identify: boolean;
   identifyTokens: number;
   maxNewTokens: number;
+  backbone?: string | null;
+  backboneTemplate?: string;
 }
 
 export interface AnswerRow extends Row {
   entity: string;
   subject: string;
   type: string;
-  condition: 'identify' | 'text' | 'image';
+  condition: 'identify' | 'text' | 'image' | 'backbone';
   relation: string | null;
   question: string | null;
   generation: string;
@@ -79,7 +85,7 @@ export async function answerQuestions(
   return rows;
 }
 
-function records(rows: readonly AnswerRow[], condition: 'text' | 'image', field: 'correctPopvqa' | 'correctAlias'): AnswerRecord[] {
+function records(rows: readonly AnswerRow[], condition: 'text' | 'image' | 'backbone', field: 'correctPopvqa' | 'correctAlias'): AnswerRecord[] {
   return rows.filter((r) => r.condition === condition).map((r) => ({ entity: r.entity, type: r.type, correct: r[field] }));
 }
 
@@ -156,25 +162,90 @@ export async function recallGap(model: Model, source: PromptSource, spec: Recall
     identifiedCount = keep.size;
     ctx.onPartial?.(rows);
   }
-  const answers = await answerQuestions(model, source, keep, spec, ctx, progress, cp);
+  let answers = await answerQuestions(model, source, keep, spec, ctx, progress, cp);
   ctx.onPartial?.(answers);
-  rows.push(...answers);
+  const bb = resolveBackbone(model, spec, ctx);
+  let backboneRows: AnswerRow[] = [];
+  const warnings: string[] = [];
+  if (bb) {
+    try {
+      const es = source.entities({ types: spec.types }).filter((e) => keep.has(e.key));
+      const cases = es.flatMap((e) => source.questions(e, 'image').flatMap((q) => source.backbonePrompt(q, bb.model, { template: spec.backboneTemplate ?? 'plain' }) ?? []));
+      const gens = await generateCached(bb.model, backboneSource(source, bb.model), cases, { maxNewTokens: spec.maxNewTokens, batchSize: spec.batchSize, tag: 'qa-backbone' }, ctx, cp, progress);
+      backboneRows = cases.map((c) => answerRow(c, 'backbone', gens.get(c.id)!.text, spec.match));
+      ctx.onPartial?.(backboneRows);
+    } finally {
+      bb.release();
+    }
+    // The same entity set for the three conditions: those the backbone answered too.
+    const answered = new Set(backboneRows.map((r) => r.entity));
+    const dropped = new Set(answers.filter((r) => !answered.has(r.entity)).map((r) => r.entity));
+    if (dropped.size) warnings.push(`recall-gap: ${dropped.size} entities have no backbone prompt and are left out of every condition`);
+    answers = answers.filter((r) => answered.has(r.entity));
+  }
+  rows.push(...answers, ...backboneRows);
   const main = gapSummary(answers, spec.match);
   const alt = gapSummary(answers, otherRule(spec.match));
   const { comparison: _c, ...headline } = main;
   const { comparison: _a, view: _v, ...alternative } = alt;
+  const bench = bb ? backboneBenchmark([...answers, ...backboneRows], spec.match) : null;
   return {
     kind: spec.kind,
     spec,
     table: makeTable(rows),
     summary: {
-      answer: `text ${Number(headline.textAcc).toFixed(3)} / image ${Number(headline.imageAcc).toFixed(3)}`,
+      answer: `${bench ? `backbone ${Number(bench.backboneAcc).toFixed(3)} / ` : ''}text ${Number(headline.textAcc).toFixed(3)} / image ${Number(headline.imageAcc).toFixed(3)}`,
       ...headline,
+      backboneAcc: bench ? bench.backboneAcc : null,
+      backbone: bench ? { from: bb!.from, template: spec.backboneTemplate ?? 'plain', ...bench } : null,
       entitiesTried: entities.length,
       identified: identifiedCount,
       // (entity, question) pairs asked, each in text and image form (after the spec's `questions` filter).
       questions: answers.filter((r) => r.condition === 'text').length,
       alternative,
+      protocol: protocolSummary(source, spec, {
+        entities,
+        prefix: false,
+        maxNewTokens: { identify: spec.identify ? spec.identifyTokens : null, answer: spec.maxNewTokens, patch: null },
+        wilcoxon: true,
+      }),
+      warnings,
     },
   };
+}
+
+type Cond = 'backbone' | 'text' | 'image';
+
+/**
+ * Backbone vs VLM-text vs VLM-image on one entity set: accuracies (per entity, then over entities),
+ * degradation backbone − image (absolute and relative to the backbone), and the paired Wilcoxon test for
+ * each pair of conditions, overall and per type.
+ */
+export function backboneBenchmark(rows: readonly AnswerRow[], match: SpecBase['match']) {
+  const field = match === 'alias' ? 'correctAlias' : 'correctPopvqa';
+  const recs = (c: Cond, type?: string) => records(rows, c, field).filter((r) => type === undefined || r.type === type);
+  const pairs: [Cond, Cond][] = [
+    ['backbone', 'text'],
+    ['backbone', 'image'],
+    ['text', 'image'],
+  ];
+  const block = (type?: string) => {
+    const cmp = pairs.map(([a, b]) => [`${a}-${b}`, compareConditions(recs(a, type), recs(b, type))] as const);
+    const acc = (c: Cond) => {
+      const hit = cmp.find(([k]) => k.startsWith(`${c}-`)) ?? cmp.find(([k]) => k.endsWith(`-${c}`))!;
+      return hit[0].startsWith(`${c}-`) ? hit[1].text : hit[1].image;
+    };
+    const backboneAcc = acc('backbone').mean;
+    const imageAcc = acc('image').mean;
+    return {
+      n: acc('backbone').nEntities,
+      backboneAcc,
+      textAcc: acc('text').mean,
+      imageAcc,
+      degradation: { absolute: backboneAcc - imageAcc, relative: backboneAcc > 0 ? (backboneAcc - imageAcc) / backboneAcc : null },
+      wilcoxon: Object.fromEntries(cmp.map(([k, c]) => [k, { diff: c.drop.mean, pValue: Number.isFinite(c.wilcoxon.pValue) ? c.wilcoxon.pValue : null, n: c.wilcoxon.n, method: c.wilcoxon.method }])),
+    };
+  };
+  const types = [...new Set(rows.map((r) => r.type))].sort();
+  return { ...block(), byType: Object.fromEntries(types.map((t) => [t, block(t)])) };
 }

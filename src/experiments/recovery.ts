@@ -4,7 +4,9 @@
 // swept over l. (2) Chain-of-thought: "first name the entity, then answer" vs the direct question.
 import { SpecError } from '../errors';
 import type { Model } from '../models/model';
-import { loadModelWithAssets } from './assets';
+import { backboneSource, resolveBackbone } from './backbone';
+import { mulberry32, shuffled } from '../data/random';
+import { protocolSummary } from './protocol';
 import type { Row } from './checkpoint';
 import { Progress, Warnings, answerCorrect, generateCached, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
@@ -25,6 +27,9 @@ export interface RecoverySpec extends SpecBase {
   cotMaxNewTokens: number;
   identifiedOnly: boolean;
   maxNewTokens: number;
+  identifyTokens?: number;
+  /** Layer `recovered` is reported at (pre-registered); null = chosen on a seeded half of the entities, reported on the other. */
+  recoveredLayer?: number | null;
 }
 
 export const DEFAULT_COT_SUFFIX = 'First name what is shown in the image, then answer the question.';
@@ -76,25 +81,27 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
     ctx.onPartial?.(cotRows);
   }
 
-  let backbone: Model | null = ctx.backbone ?? null;
-  const ownBackbone = !backbone && spec.backbone !== null;
-  if (ownBackbone) backbone = loadModelWithAssets(spec.backbone!);
+  const bb = resolveBackbone(model, spec, ctx);
+  const backbone = bb?.model ?? null;
   const layers = layersOf(spec, model.numLayers);
   try {
     if (backbone) {
-      if (backbone.dModel !== model.dModel || backbone.numLayers !== model.numLayers)
-        throw new SpecError(
-          `recovery: the backbone (d_model ${backbone.dModel}, ${backbone.numLayers} layers) does not match the VLM (d_model ${model.dModel}, ${model.numLayers} layers)`,
-          'backbone',
-        );
       const pairs = imageQs.flatMap((q) => {
-        const b = source.backbonePrompt(q, backbone!);
+        const b = source.backbonePrompt(q, backbone, { template: spec.backboneTemplate });
         if (!b || !b.spans.subject) {
           warnings.add([`recovery: no backbone prompt with an entity span for ${q.id}`]);
           return [];
         }
         return [{ q, b }];
       });
+      // The backbone's own answers: the ceiling the paper measures recovery against ("Too Late to Recall").
+      const bbGen = await generateCached(backbone, backboneSource(source, backbone), pairs.map((p) => p.b), { maxNewTokens: spec.maxNewTokens, batchSize: spec.batchSize, tag: 'backbone' }, ctx, cp, progress);
+      for (const { b } of pairs) rows.push(answerRow(b, 'backbone', null, bbGen.get(b.id)!.text));
+      if (backbone.dModel !== model.dModel || backbone.numLayers !== model.numLayers)
+        throw new SpecError(
+          `recovery: the backbone (d_model ${backbone.dModel}, ${backbone.numLayers} layers) does not match the VLM (d_model ${model.dModel}, ${model.numLayers} layers)`,
+          'backbone',
+        );
       const vlmClean = await cleanStates(model, source, pairs.map((p) => p.q), spec.batchSize);
       const bbClean = await cleanStates(backbone, source, [...new Map(pairs.map((p) => [p.b.id, p.b])).values()], spec.batchSize);
       const eos = eosSet(model);
@@ -127,31 +134,86 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
         vlmClean.dispose();
         bbClean.dispose();
       }
-    } else warnings.add(['recovery: no backbone given (spec.backbone or ctx.backbone): only chain-of-thought was measured']);
+    } else warnings.add(['recovery: no backbone given (spec.backbone, ctx.backbone or a backbone/ subfolder of the model): only chain-of-thought was measured']);
   } finally {
-    if (ownBackbone) backbone?.dispose();
+    bb?.release();
   }
   if (rows.length === 0) warnings.add(['recovery: no questions to answer (no identified entity with questions)']);
   const imageAcc = accuracyOf(rows, (r) => r.condition === 'image');
   const textAcc = accuracyOf(rows, (r) => r.condition === 'text');
+  const backboneAcc = backbone ? accuracyOf(rows, (r) => r.condition === 'backbone') : null;
   const patchedAcc = layers.map((l) => accuracyOf(rows, (r) => r.condition === 'patched' && r.layer === l));
-  const best = patchedAcc.reduce((bi, a, i) => (Number.isFinite(a) && (bi < 0 || a > patchedAcc[bi]) ? i : bi), -1);
+  const best = argmax(patchedAcc);
+  const held = recoveredHeldOut(rows, layers, spec, pool.map((e) => e.key));
   return {
     kind: spec.kind,
     spec,
     table: makeTable(rows),
     summary: {
-      answer: `image ${imageAcc.toFixed(3)}, text ${textAcc.toFixed(3)}${best >= 0 ? `, patched at ${layers[best]}: ${patchedAcc[best].toFixed(3)}` : ''}`,
+      answer: `image ${imageAcc.toFixed(3)}, text ${textAcc.toFixed(3)}${backboneAcc !== null ? `, backbone ${backboneAcc.toFixed(3)}` : ''}${best >= 0 ? `, patched at ${layers[best]}: ${patchedAcc[best].toFixed(3)}` : ''}`,
       entities: pool.length,
       questions: imageQs.length,
       imageAcc,
       textAcc,
+      backboneAcc,
       cotAcc: spec.cot ? accuracyOf(rows, (r) => r.condition === 'cot') : null,
       layers,
       patchedAcc,
+      // The best layer on all entities, descriptive only: `recovered` is not measured where it was chosen.
       bestLayer: best >= 0 ? layers[best] : null,
-      recovered: best >= 0 && textAcc !== imageAcc ? (patchedAcc[best] - imageAcc) / (textAcc - imageAcc) : null,
+      recovered: held.recovered,
+      recoveredOfBackbone: held.recoveredOfBackbone,
+      recoveredLayer: held.layer,
+      recoveredSelection: held.selection,
+      protocol: protocolSummary(source, spec, {
+        entities: pool,
+        prefix: false,
+        maxNewTokens: { identify: spec.identifiedOnly ? spec.identifyTokens ?? 20 : null, answer: spec.maxNewTokens, patch: spec.maxNewTokens },
+        extra: { backboneTemplate: spec.backboneTemplate, backbone: bb?.from ?? null, cotMaxNewTokens: spec.cot ? spec.cotMaxNewTokens : null },
+      }),
       warnings: warnings.list(),
     },
+  };
+}
+
+function argmax(xs: readonly number[]): number {
+  return xs.reduce((bi, a, i) => (Number.isFinite(a) && (bi < 0 || a > xs[bi]) ? i : bi), -1);
+}
+
+/**
+ * Recovery at a layer not picked on the data it is reported on: the spec's pre-registered layer, else the
+ * best layer on a seeded half of the entities, reported on the other half. Recovered = (patched − image)
+ * / (text − image), and / (backbone − image) against the backbone's own accuracy.
+ */
+function recoveredHeldOut(rows: readonly Row[], layers: readonly number[], spec: RecoverySpec, keys: string[]) {
+  const none = { recovered: null, recoveredOfBackbone: null, layer: null, selection: null } as const;
+  if (!rows.some((r) => r.condition === 'patched')) return none;
+  let layer: number | null = spec.recoveredLayer ?? null;
+  let evalKeys = new Set(keys);
+  let selection: Record<string, unknown>;
+  if (layer !== null) {
+    if (!layers.includes(layer)) return { ...none, selection: { by: 'pre-registered', note: `layer ${layer} was not swept` } };
+    selection = { by: 'pre-registered', layer };
+  } else {
+    if (keys.length < 2) return { ...none, selection: { by: 'held-out', note: 'fewer than 2 entities: no held-out half' } };
+    const order = shuffled(mulberry32(spec.seed + 7), keys);
+    const pick = new Set(order.slice(0, Math.floor(keys.length / 2)));
+    evalKeys = new Set(order.slice(Math.floor(keys.length / 2)));
+    const pickAcc = layers.map((l) => accuracyOf(rows, (r) => r.condition === 'patched' && r.layer === l && pick.has(String(r.entity))));
+    const i = argmax(pickAcc);
+    if (i < 0) return { ...none, selection: { by: 'held-out', note: 'no patched answer on the selection half' } };
+    layer = layers[i];
+    selection = { by: 'held-out', layer, selectEntities: pick.size, reportEntities: evalKeys.size, seed: spec.seed };
+  }
+  const on = (cond: string, extra: (r: Row) => boolean = () => true) => accuracyOf(rows, (r) => r.condition === cond && evalKeys.has(String(r.entity)) && extra(r));
+  const image = on('image');
+  const patched = on('patched', (r) => r.layer === layer);
+  const text = on('text');
+  const bbAcc = on('backbone');
+  return {
+    recovered: text !== image && Number.isFinite(patched) ? (patched - image) / (text - image) : null,
+    recoveredOfBackbone: Number.isFinite(bbAcc) && bbAcc !== image && Number.isFinite(patched) ? (patched - image) / (bbAcc - image) : null,
+    layer,
+    selection,
   };
 }

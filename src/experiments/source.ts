@@ -35,18 +35,30 @@ export interface PromptCase {
   answers?: string[];
   relation?: string;
   question?: string;
+  /** Index of the factual question among its entity's rows of questions.csv: pairs an image question with its own text question. */
+  row?: number;
   /** Train/test split of an image view (probes). */
   split?: 'train' | 'test' | null;
   /** An image question carrying the chain-of-thought instruction. */
   cot?: boolean;
 }
 
+/** Which identification prompt: the type's own query (default) or the generic one, with or without its answer prefix. */
+export interface IdentificationOptions {
+  /** Append the type's answer prefix ("The name of the place is ") after the assistant tag (default false). */
+  prefix?: boolean;
+  /** The generic query the authors use for cross-type pairs (cross_patch.py:93-95). */
+  generic?: boolean;
+}
+
 export interface PromptSource {
   readonly kind: 'dataset' | 'raw';
-  /** Entities with their filters applied: types, then `limit` (sampled with `seed` when given, else the first). */
+  /** The prompt template the source renders with ('pre-tokenised' for raw prompts). */
+  readonly template?: string;
+  /** Entities with their filters applied: types, then `limit` (a seeded sample when `seed` is given, 0 included; else the first). */
   entities(opts?: { types?: readonly string[] | null; limit?: number | null; seed?: number }): EntityRef[];
-  /** Image + identification query (null when the entity has no image). */
-  identification(e: EntityRef): PromptCase | null;
+  /** Image + identification query (null when the entity has no image); no answer prefix unless asked. */
+  identification(e: EntityRef, opts?: IdentificationOptions): PromptCase | null;
   /** Factual questions in one modality; `cotSuffix` appended to image questions for chain-of-thought prompting. */
   questions(e: EntityRef, modality: Modality, opts?: { cotSuffix?: string }): PromptCase[];
   /** Image prompts over every view of the entity (probes), with their train/test split when known. */
@@ -54,7 +66,7 @@ export interface PromptSource {
   /** A text prompt naming the entity, with its subject span. */
   naming(e: EntityRef): PromptCase | null;
   /** The same factual question for a text-only backbone (its own tokenizer), naming the entity. */
-  backbonePrompt(q: PromptCase, backbone: Model): PromptCase | null;
+  backbonePrompt(q: PromptCase, backbone: Model, opts?: { template?: string }): PromptCase | null;
   /** Preprocessed pixels of an image key. */
   pixels(image: string): Promise<PixelInput>;
   /** Token ids → text for answer matching. */
@@ -85,7 +97,8 @@ export function scopeQuestions(source: PromptSource, sel: QuestionSelection | nu
 export function filterEntities(all: EntityRef[], opts: { types?: readonly string[] | null; limit?: number | null; seed?: number } = {}): EntityRef[] {
   let out = opts.types ? all.filter((e) => opts.types!.includes(e.type)) : all;
   if (opts.limit != null && out.length > opts.limit) {
-    if (opts.seed === undefined || opts.seed === 0) out = out.slice(0, opts.limit);
+    // A seed (0 included: the specs' default) samples; only a caller passing no seed gets the first N.
+    if (opts.seed === undefined) out = out.slice(0, opts.limit);
     else {
       const keep = new Set(shuffled(mulberry32(opts.seed), out).slice(0, opts.limit));
       out = out.filter((e) => keep.has(e));

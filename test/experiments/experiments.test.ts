@@ -58,6 +58,24 @@ test('recall-gap: identification filter, text vs image answers, both rules, per-
   assert.ok(conds.has('identify'));
   assert.equal(r.summary.matchRule, 'popvqa-words');
   assert.ok('alternative' in r.summary);
+  // The backbone benchmark (ctx.backbone = llama_tiny_C): the backbone on each row's text question, on the
+  // same entities as the VLM's text and image conditions, with a paired test per pair of conditions.
+  assert.ok(conds.has('backbone'));
+  const bb = r.summary.backbone as { backboneAcc: number; textAcc: number; imageAcc: number; degradation: { absolute: number }; wilcoxon: Record<string, unknown>; byType: Record<string, unknown> };
+  assert.equal(r.summary.backboneAcc, bb.backboneAcc);
+  assert.ok(Number.isFinite(bb.backboneAcc));
+  assert.equal(bb.textAcc, r.summary.textAcc);
+  assert.equal(bb.imageAcc, r.summary.imageAcc);
+  assert.equal(bb.degradation.absolute, bb.backboneAcc - bb.imageAcc);
+  assert.deepEqual(Object.keys(bb.wilcoxon).sort(), ['backbone-image', 'backbone-text', 'text-image']);
+  const rows = r.table.objects() as { entity: string; condition: string }[];
+  const ents = (c: string) => [...new Set(rows.filter((x) => x.condition === c).map((x) => x.entity))].sort();
+  assert.deepEqual(ents('backbone'), ents('image'));
+  assert.deepEqual(ents('text'), ents('image'));
+  const protocol = r.summary.protocol as { template: string; maxNewTokens: { identify: number; answer: number }; wilcoxon: { correction: boolean } };
+  assert.equal(protocol.template, 'pre-tokenised');
+  assert.deepEqual(protocol.maxNewTokens, { identify: 3, answer: 3, patch: null });
+  assert.equal(protocol.wilcoxon.correction, false);
 });
 
 test('cross-patch: per-layer names-target / names-donor for same- and cross-type pairs', async () => {

@@ -29,9 +29,11 @@ const slice = (ids: number[], s: TokenSpan | null) => (s ? ids.slice(s.start, s.
 test('rendered texts per template (image, question, answer prefix)', () => {
   const r = (t: TemplateName, opts: { answerPrefix?: string; system?: string; numImages?: number } = {}) =>
     renderPrompt({ template: t, question: 'Q?', numImages: 1, ...opts }).text;
-  assert.equal(r('llava-1.5'), 'USER: <image>\nQ? ASSISTANT:');
-  assert.equal(r('llava-1.5', { answerPrefix: 'It is' }), 'USER: <image>\nQ? ASSISTANT: It is');
-  assert.equal(r('llava-1.5', { numImages: 0 }), 'USER: Q? ASSISTANT:');
+  assert.equal(r('llava-1.5'), 'USER: <image>\nQ?\nASSISTANT:');
+  assert.equal(r('llava-1.5', { answerPrefix: 'It is' }), 'USER: <image>\nQ?\nASSISTANT: It is');
+  assert.equal(r('llava-1.5', { numImages: 0 }), 'USER: \nQ?\nASSISTANT:');
+  assert.equal(r('llava-1.5-hf'), 'USER: <image>\nQ? ASSISTANT:');
+  assert.equal(r('llava-1.5-hf', { numImages: 0 }), 'USER: Q? ASSISTANT:');
   assert.ok(r('vicuna-v1').startsWith("A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions. USER: <image>\nQ? ASSISTANT:"));
   assert.equal(r('mistral-instruct'), '[INST] <image>\nQ? [/INST]');
   assert.equal(r('pixtral'), '[INST][IMG]Q?[/INST]');
@@ -39,7 +41,8 @@ test('rendered texts per template (image, question, answer prefix)', () => {
     r('chatml-qwen2vl'),
     '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Q?<|im_end|>\n<|im_start|>assistant\n',
   );
-  assert.equal(r('chatml-qwen2vl', { numImages: 0, system: '' }), '<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(r('chatml-qwen2vl', { numImages: 0, system: '' }), '<|im_start|>user\nQ? <|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(r('chatml-qwen2vl-hf', { numImages: 0, system: '' }), '<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n');
   assert.equal(r('chatml-yi'), '<|im_start|>system\nAnswer the questions.<|im_end|><|im_start|>user\n<image>\nQ?<|im_end|><|im_start|>assistant\n');
   assert.equal(r('llama-3'), '<|start_header_id|>user<|end_header_id|>\n\n<image>\nQ?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n');
   assert.equal(r('plain', { answerPrefix: 'A:' }), '<image>\nQ? A:');
@@ -70,7 +73,7 @@ test('every template: image span, question, subject, answer prefix and last inde
 
 test('text-only variants: no image spans, query = question', () => {
   const p = buildPrompt(word, { template: 'llava-1.5', question: Q, entity: 'Eiffel' });
-  assert.equal(p.text, `USER: ${Q} ASSISTANT:`);
+  assert.equal(p.text, `USER: \n${Q}\nASSISTANT:`);
   assert.deepEqual(p.spans.images, []);
   assert.deepEqual(p.spans.query, p.spans.question);
   assert.deepEqual(slice(p.inputIds, p.spans.subject), [word.requireId('Eiffel')]);
@@ -158,4 +161,72 @@ test('imageTokenRole decodes grid, anyres (base, tiles, newlines) and Qwen merge
   assert.deepEqual(imageTokenRole(clipImageLayout(336, 14), 25), { part: 'grid', row: 1, col: 1 });
   assert.deepEqual(imageTokenRole(clipImageLayout(28, 7, { strategy: 'full' }), 0), { part: 'cls' });
   assert.deepEqual(imageTokenRole(qwenImageLayout([1, 4, 6], 2), 4), { part: 'merged', t: 0, row: 1, col: 1 });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Golden prompts against the PopVQA authors' code (github ido-co/vlm-modality-gap, read at HEAD of its
+// default branch). Each template string is quoted from their file and line, filled as their get_prompt
+// does (str.format with query and prefix), and must equal hopscope's rendering character for character;
+// the token ids through buildPrompt (one slot per image, so no expansion) must equal the tokenizer's own
+// encoding of the authors' string (BOS from the tokenizer, as the HF processor adds it).
+const AUTHORS: { template: TemplateName; file: string; image: string; text: string; prefixSlot: boolean; bos?: string }[] = [
+  // setup.py:105-106
+  { template: 'llava-1.5', file: 'setup.py:105-106', image: 'USER: <image>\n{query}\nASSISTANT:', text: 'USER: \n{query}\nASSISTANT:', prefixSlot: false },
+  // setup.py:84-85
+  {
+    template: 'chatml-yi-34b',
+    file: 'setup.py:84-85',
+    image: '<|im_start|>system\nYou are a helpful assistant. <|im_end|><|im_start|>user\n<image>\n{query}<|im_end|><|im_start|>assistant\n{prefix}',
+    text: '<|im_start|>system\nYou are a helpful assistant. <|im_end|><|im_start|>user\n{query}<|im_end|><|im_start|>assistant\n{prefix}',
+    prefixSlot: true,
+  },
+  // setup.py:132-133
+  {
+    template: 'chatml-qwen2vl',
+    file: 'setup.py:132-133',
+    image: '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{query}<|im_end|>\n<|im_start|>assistant\n{prefix}',
+    text: '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{query} <|im_end|>\n<|im_start|>assistant\n{prefix}',
+    prefixSlot: true,
+  },
+  // setup_more.py:26-37 (PROMPT_IM_TEMP / PROMPT_NO_IM_TEMP); '<|begin_of_text|>' is the Llama-3 BOS, which
+  // hopscope leaves to the tokenizer.
+  {
+    template: 'llama-3-more',
+    file: 'setup_more.py:26-37',
+    image:
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<image>\n{query}<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
+    text: '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{query}<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
+    prefixSlot: false,
+    bos: '<|begin_of_text|>',
+  },
+];
+// The identification query and prefix of utils.py:39-41 (landmarks), and generation_qa.py:64/67's questions.
+const ID_QUERY = 'Identify by name the place in the image.';
+const ID_PREFIX = 'The name of the place is ';
+
+test('golden: each template renders exactly as the authors\' code (image and text, with and without prefix)', () => {
+  for (const a of AUTHORS) {
+    const fill = (t: string, query: string, prefix = '') => t.replace('{query}', query).replace('{prefix}', prefix).replace(a.bos ?? '\u0000', '');
+    assert.equal(renderPrompt({ template: a.template, question: ID_QUERY, numImages: 1 }).text, fill(a.image, ID_QUERY), `${a.template} image (${a.file})`);
+    assert.equal(renderPrompt({ template: a.template, question: Q, numImages: 0 }).text, fill(a.text, Q), `${a.template} text (${a.file})`);
+    // The patching prompts (cross_patch.py:97): with the prefix where the authors' template has a slot for it.
+    if (a.prefixSlot) assert.equal(renderPrompt({ template: a.template, question: ID_QUERY, numImages: 1, answerPrefix: ID_PREFIX }).text, fill(a.image, ID_QUERY, ID_PREFIX), `${a.template} prefix`);
+  }
+});
+
+test('golden: token ids of the rendered prompts equal the tokenizer on the authors\' strings', () => {
+  for (const a of AUTHORS)
+    for (const tok of [word, bpe]) {
+      const fill = (t: string, query: string) => t.replace('{query}', query).replace('{prefix}', '').replace(a.bos ?? '\u0000', '');
+      const img = buildPrompt(tok, { template: a.template, question: Q, entity: ENTITY, images: [{ numTokens: 1 }] });
+      assert.deepEqual(img.inputIds, tok.encode(fill(a.image, Q)), `${a.template} image ids`);
+      const txt = buildPrompt(tok, { template: a.template, question: Q, entity: ENTITY });
+      assert.deepEqual(txt.inputIds, tok.encode(fill(a.text, Q)), `${a.template} text ids`);
+      assert.equal(tok.decode(slice(txt.inputIds, txt.spans.subject)).replace(/\s/g, ''), ENTITY.replace(/\s/g, ''));
+    }
+  // Pinned ids for the LLaVA-1.5 text prompt 'USER: \nWhat is the capital?\nASSISTANT:' with the BPE tokenizer
+  // built above (BOS, "▁USER", ":", "▁", newline byte, the question, newline byte, "ASSISTANT" in bytes, ":").
+  const ids = buildPrompt(bpe, { template: 'llava-1.5', question: 'What is the capital?' }).inputIds;
+  assert.deepEqual(ids, [1, 444, 296, 270, 24, 325, 342, 335, 354, 388, 418, 505, 301, 24, 303, 321, 321, 311, 321, 322, 303, 316, 322, 296]);
+  assert.deepEqual(ids.map((i) => bpe.idToToken(i)).slice(0, 5), ['<s>', '▁USER', ':', '▁', '<0x0A>']);
 });

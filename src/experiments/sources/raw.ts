@@ -112,6 +112,7 @@ export function rawSource(raw: RawPrompts, where: readonly QuestionWhere[] = [])
   const pixelCache = new Map<string, PixelInput>();
   return {
     kind: 'raw',
+    template: 'pre-tokenised',
     entities: (opts) => filterEntities(entities, opts),
     identification: (e) => of(e, (c) => c.role === 'identify' && c.modality === 'image')[0] ?? null,
     questions: (e, modality, opts) => of(e, (c) => c.role === 'question' && c.modality === modality && Boolean(c.cot) === Boolean(opts?.cotSuffix && modality === 'image')),
@@ -120,11 +121,17 @@ export function rawSource(raw: RawPrompts, where: readonly QuestionWhere[] = [])
       return v.length ? v : of(e, (c) => c.role === 'identify' && c.modality === 'image');
     },
     naming: (e) => of(e, (c) => c.role === 'naming')[0] ?? of(e, (c) => c.role === 'question' && c.modality === 'text' && c.spans.subject !== null)[0] ?? null,
+    // Paired by relation when the prompts carry one, else by order: the k-th image question with the k-th
+    // text (or backbone) prompt of its entity, never every question with the first one.
     backbonePrompt: (q) => {
-      const own = of(q.entity, (c) => c.role === 'backbone' && (c.relation ?? null) === (q.relation ?? null))[0];
-      if (own) return own;
+      const pick = (pred: (c: PromptCase) => boolean) => {
+        const list = of(q.entity, pred);
+        if (q.relation !== undefined) return list.find((c) => c.relation === q.relation) ?? null;
+        const k = of(q.entity, (c) => c.role === 'question' && c.modality === 'image' && Boolean(c.cot) === Boolean(q.cot)).indexOf(q);
+        return k >= 0 ? list[k] ?? null : null;
+      };
       // Same vocabulary (the fixtures' backbone): the text question itself.
-      return of(q.entity, (c) => c.role === 'question' && c.modality === 'text' && (c.relation ?? null) === (q.relation ?? null))[0] ?? null;
+      return pick((c) => c.role === 'backbone') ?? pick((c) => c.role === 'question' && c.modality === 'text');
     },
     async pixels(image) {
       let p = pixelCache.get(image);

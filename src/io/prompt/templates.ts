@@ -4,6 +4,10 @@ import { InputError } from '../../errors';
 
 export type TemplateName =
   | 'llava-1.5'
+  | 'llava-1.5-hf'
+  | 'chatml-yi-34b'
+  | 'llama-3-more'
+  | 'chatml-qwen2vl-hf'
   | 'vicuna-v1'
   | 'mistral-instruct'
   | 'chatml-qwen2vl'
@@ -25,21 +29,62 @@ export interface TemplateSpec {
   assistantTag: string;
   /** Inserted between assistantTag and a non-empty answer prefix. */
   answerJoin: string;
+  /** What stands where the image blocks would be in a text-only prompt (default ''). */
+  textBlock?: string;
+  /** The assistant tag of a text-only prompt, when it differs (default assistantTag). */
+  textAssistantTag?: string;
 }
 
 const VICUNA_SYSTEM =
   "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.";
 
+// The PopVQA authors' renderings (github ido-co/vlm-modality-gap) are the defaults of their models;
+// the HF model cards' variants keep their own names (-hf).
 export const TEMPLATES: Readonly<Record<TemplateName, TemplateSpec>> = {
-  // llava-hf/llava-1.5-*-hf model cards.
+  // The authors' LLaVA-1.5 prompts (setup.py:105-106): 'USER: <image>\n{query}\nASSISTANT:' and, for
+  // text, 'USER: \n{query}\nASSISTANT:'. Their template has no {prefix} slot, so get_prompt drops a prefix.
   'llava-1.5': {
     name: 'llava-1.5',
     imageToken: '<image>',
     head: (sys) => (sys ? `${sys} ` : '') + 'USER: ',
     defaultSystem: '',
     imageBlock: '<image>\n',
+    textBlock: '\n',
+    assistantTag: '\nASSISTANT:',
+    answerJoin: ' ',
+  },
+  // llava-hf/llava-1.5-*-hf model cards: 'USER: <image>\n{q} ASSISTANT:'.
+  'llava-1.5-hf': {
+    name: 'llava-1.5-hf',
+    imageToken: '<image>',
+    head: (sys) => (sys ? `${sys} ` : '') + 'USER: ',
+    defaultSystem: '',
+    imageBlock: '<image>\n',
     assistantTag: ' ASSISTANT:',
     answerJoin: ' ',
+  },
+  // The authors' LLaVA-1.6-34B prompts (setup.py:84-85): ChatML with the system prompt
+  // 'You are a helpful assistant. ' (trailing space), no newline between turns, '{prefix}' right after.
+  'chatml-yi-34b': {
+    name: 'chatml-yi-34b',
+    imageToken: '<image>',
+    head: (sys) => (sys ? `<|im_start|>system\n${sys}<|im_end|>` : '') + '<|im_start|>user\n',
+    defaultSystem: 'You are a helpful assistant. ',
+    imageBlock: '<image>\n',
+    assistantTag: '<|im_end|><|im_start|>assistant\n',
+    answerJoin: '',
+  },
+  // The authors' LLaVA-MORE prompts (setup_more.py:26-37): Llama-3 chat with their system prompt, the
+  // assistant header not followed by a blank line. '<|begin_of_text|>' comes from the tokenizer (BOS).
+  'llama-3-more': {
+    name: 'llama-3-more',
+    imageToken: '<image>',
+    head: (sys) => (sys ? `<|start_header_id|>system<|end_header_id|>\n\n${sys}<|eot_id|>` : '') + '<|start_header_id|>user<|end_header_id|>\n\n',
+    defaultSystem:
+      'You are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.',
+    imageBlock: '<image>\n',
+    assistantTag: '<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
+    answerJoin: '',
   },
   // LLaVA conv_vicuna_v1 (LLaVA-1.6 Vicuna, original LLaVA-1.5 training).
   'vicuna-v1': {
@@ -72,9 +117,21 @@ export const TEMPLATES: Readonly<Record<TemplateName, TemplateSpec>> = {
     assistantTag: '[/INST]',
     answerJoin: '',
   },
-  // Qwen2-VL-*-Instruct chat template (add_generation_prompt=True).
+  // The authors' Qwen2-VL prompts (setup.py:132-133): the chat template's rendering, except that the
+  // text prompt has a space before <|im_end|> ('{query} <|im_end|>').
   'chatml-qwen2vl': {
     name: 'chatml-qwen2vl',
+    imageToken: '<|image_pad|>',
+    head: (sys) => (sys ? `<|im_start|>system\n${sys}<|im_end|>\n` : '') + '<|im_start|>user\n',
+    defaultSystem: 'You are a helpful assistant.',
+    imageBlock: '<|vision_start|><|image_pad|><|vision_end|>',
+    assistantTag: '<|im_end|>\n<|im_start|>assistant\n',
+    textAssistantTag: ' <|im_end|>\n<|im_start|>assistant\n',
+    answerJoin: '',
+  },
+  // Qwen2-VL-*-Instruct chat template (add_generation_prompt=True).
+  'chatml-qwen2vl-hf': {
+    name: 'chatml-qwen2vl-hf',
     imageToken: '<|image_pad|>',
     head: (sys) => (sys ? `<|im_start|>system\n${sys}<|im_end|>\n` : '') + '<|im_start|>user\n',
     defaultSystem: 'You are a helpful assistant.',
@@ -150,11 +207,11 @@ export function renderPrompt(opts: RenderOptions): RenderedPrompt {
   for (const [k, v] of [['question', opts.question], ['system', opts.system ?? ''], ['answerPrefix', opts.answerPrefix ?? '']] as const)
     if (v.includes(t.imageToken))
       throw new InputError(`renderPrompt: ${k} contains the image token "${t.imageToken}"; pass images with numImages instead`);
-  let text = t.head(opts.system ?? t.defaultSystem) + t.imageBlock.repeat(n);
+  let text = t.head(opts.system ?? t.defaultSystem) + (n > 0 ? t.imageBlock.repeat(n) : t.textBlock ?? '');
   const qStart = text.length;
   text += opts.question;
   const qEnd = text.length;
-  text += t.assistantTag;
+  text += n > 0 ? t.assistantTag : t.textAssistantTag ?? t.assistantTag;
   const aEnd = text.length;
   let answerPrefix: [number, number] | null = null;
   if (opts.answerPrefix) {

@@ -1,0 +1,114 @@
+// Attribution patching on component outputs (mlp_out, attn_out) against exact patching of the same hook
+// point on fixture attnp_A (clean = A's row 0, corrupt = row 1, M = logit[223] − logit[251]): the
+// gradient estimate equals the finite-difference directional derivative of exact patching (the linear
+// term), and ranks the sites as exact patching does.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { activationAt, attributionPatching, logitDiff, patchEffect, type AttributionResult } from '../../src/experiments/attribution-patching';
+import type { Model, ModelInputs } from '../../src/models/model';
+import { fixtureJson, loadFixture } from './fixture-data';
+
+let model: Model;
+let attr: AttributionResult;
+let clean: ModelInputs;
+let corrupt: ModelInputs;
+let baseline = 0;
+const inputs = fixtureJson('attnp_A', 'inputs.json');
+const metric = logitDiff(inputs.metric.token_plus, inputs.metric.token_minus);
+const asInputs = (x: Record<string, any>): ModelInputs => ({ inputIds: x.input_ids, pixelValues: tf.tensor(x.pixel_values.flat(3), [1, 3, 28, 28]) });
+const point = (l: number, c: string) => `lm.blocks.${l}.${c}`;
+let L = 0;
+
+before(async () => {
+  await initEngine();
+  model = loadFixture('attnp_A');
+  L = model.numLayers;
+  clean = asInputs(inputs.clean);
+  corrupt = asInputs(inputs.corrupt);
+  baseline = tf.memory().numTensors;
+  const points = Array.from({ length: L }, (_, l) => [point(l, 'mlp_out'), point(l, 'attn_out')]).flat();
+  attr = attributionPatching(model, clean, corrupt, metric, { points });
+});
+after(() => {
+  tf.dispose([clean.pixelValues!, corrupt.pixelValues!]);
+  model.dispose();
+  shutdownEngine();
+});
+
+test('mlp_out / attn_out attribution = the finite-difference derivative of exact patching', () => {
+  const T = attr.T;
+  for (const comp of ['mlp_out', 'attn_out']) {
+    const pairs: [number, number][] = [];
+    // The 6 largest sites of the component and every 8th position of each layer (speed: 6 forwards per site).
+    const all = Array.from({ length: L }, (_, l) => attr.scoresAt.get(point(l, comp))!.map((v, p) => ({ l, p, v }))).flat();
+    const largest = new Set(all.slice().sort((x, y) => Math.abs(y.v) - Math.abs(x.v)).slice(0, 6).map((x) => `${x.l}/${x.p}`));
+    for (let l = 0; l < L; l++) {
+      const act = activationAt(model, corrupt, point(l, comp));
+      const scores = attr.scoresAt.get(point(l, comp))!;
+      for (let p = 0; p < T; p++) {
+        if (!largest.has(`${l}/${p}`) && p % 8 !== 0) continue;
+        const d = (eps: number) => (patchEffect(model, clean, point(l, comp), act, [p], metric, eps, attr.mClean) - patchEffect(model, clean, point(l, comp), act, [p], metric, -eps, attr.mClean)) / (2 * eps);
+        // Two rounds of Richardson extrapolation of the central difference (ε, 2ε, 4ε): the ε² and ε⁴
+        // terms cancel, so ε can be large enough that float32 round-off in M stays far below the scores.
+        const [a, b, c] = [d(0.125), d(0.25), d(0.5)];
+        const r1 = (4 * a - b) / 3;
+        const r2 = (4 * b - c) / 3;
+        pairs.push([scores[p], (16 * r1 - r2) / 15]);
+      }
+    }
+    const big = Math.max(...pairs.map(([, f]) => Math.abs(f)));
+    const worst = Math.max(...pairs.map(([a, f]) => Math.abs(a - f)));
+    assert.ok(worst <= 1e-4 * big, `${comp}: max |attribution − finite difference| ${worst} > 1e-4 × ${big}`);
+    // Sites that matter (≥ 10 % of the largest): each within 1e-3 of its own size.
+    for (const [a, f] of pairs) if (Math.abs(f) >= 0.1 * big) assert.ok(Math.abs(a - f) <= 1e-3 * Math.abs(f), `${comp}: ${a} vs ${f}`);
+  }
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('mlp_out: the top sites by attribution are the top sites by exact patching', () => {
+  const T = attr.T;
+  const sites: { key: string; score: number; exact: number }[] = [];
+  for (let l = 0; l < L; l++) {
+    const act = activationAt(model, corrupt, point(l, 'mlp_out'));
+    const scores = attr.scoresAt.get(point(l, 'mlp_out'))!;
+    for (let p = 0; p < T; p++) sites.push({ key: `${l}/${p}`, score: scores[p], exact: patchEffect(model, clean, point(l, 'mlp_out'), act, [p], metric, 1, attr.mClean) });
+  }
+  const top = (f: (s: (typeof sites)[number]) => number, k: number) => sites.slice().sort((a, b) => Math.abs(f(b)) - Math.abs(f(a))).slice(0, k).map((s) => s.key);
+  for (const k of [1, 3, 5]) assert.deepEqual(new Set(top((s) => s.score, k)), new Set(top((s) => s.exact, k)), `top-${k}`);
+  // Signs agree on every top site.
+  for (const key of top((s) => s.exact, 5)) {
+    const s = sites.find((x) => x.key === key)!;
+    assert.equal(Math.sign(s.score), Math.sign(s.exact), key);
+  }
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('circuit: site scores over position groups sum the per-position attribution; comparison of two runs', async () => {
+  const { compareSites, groupPositions, siteScores, spearman, GROUPS } = await import('../../src/experiments/circuit');
+  const { spansFromIds } = await import('../../src/interventions/selectors');
+  const spans = spansFromIds(inputs.clean.input_ids[0], { imageTokenId: fixtureJson('attnp_A', 'config.json').image_token_index });
+  const groups = groupPositions(spans)!;
+  assert.equal(groups.entity.length, 16);
+  assert.deepEqual(groups['entity-last'], [groups.entity[15]]);
+  assert.deepEqual(groups.last, [attr.T - 1]);
+  const sites = siteScores(model, clean, corrupt, spans, metric);
+  assert.equal(sites.length, L * 2 * GROUPS.length);
+  for (let l = 0; l < L; l++) {
+    const s = attr.scoresAt.get(point(l, 'mlp_out'))!;
+    const site = sites.find((x) => x.layer === l && x.component === 'mlp_out' && x.group === 'entity')!;
+    const want = groups.entity.reduce((a, p) => a + s[p], 0);
+    assert.ok(Math.abs(site.score - want) <= 1e-6 * Math.max(1, Math.abs(want)), `${site.score} vs ${want}`);
+  }
+  // A run compared with itself: full overlap, correlation 1 per layer; with its negation: overlap 1, −1.
+  const same = compareSites(sites, sites, 5);
+  assert.equal(same.overlap, 1);
+  assert.ok(same.perLayer.every((p) => Math.abs(p.spearman - 1) < 1e-12));
+  const neg = compareSites(sites, sites.map((s) => ({ ...s, score: -s.score })), 5);
+  assert.equal(neg.overlap, 1);
+  assert.ok(neg.perLayer.every((p) => Math.abs(p.spearman + 1) < 1e-12));
+  // Spearman by hand: ranks (1,2,3,4) vs (2,1,4,3): 1 − 6·Σd²/(n(n²−1)) = 1 − 6·4/60 = 0.6.
+  assert.ok(Math.abs(spearman([1, 2, 3, 4], [20, 10, 40, 30]) - 0.6) < 1e-12);
+  assert.equal(tf.memory().numTensors, baseline);
+});
