@@ -225,8 +225,8 @@ test('golden: token ids of the rendered prompts equal the tokenizer on the autho
       assert.equal(tok.decode(slice(txt.inputIds, txt.spans.subject)).replace(/\s/g, ''), ENTITY.replace(/\s/g, ''));
     }
   // Pinned ids for the LLaVA-1.5 text prompt 'USER: \nWhat is the capital?\nASSISTANT:' with the BPE tokenizer
-  // built above (BOS, "▁USER", ":", "▁", newline byte, the question, newline byte, "ASSISTANT" in bytes, ":").
+  // built above, whose specials include Pixtral's [IMG] (BOS, "▁USER", ":", "▁", newline byte, the question, newline byte, "ASSISTANT" in bytes, ":").
   const ids = buildPrompt(bpe, { template: 'llava-1.5', question: 'What is the capital?' }).inputIds;
-  assert.deepEqual(ids, [1, 444, 296, 270, 24, 325, 342, 335, 354, 388, 418, 505, 301, 24, 303, 321, 321, 311, 321, 322, 303, 316, 322, 296]);
+  assert.deepEqual(ids, [1, 445, 297, 271, 25, 326, 343, 336, 355, 389, 419, 506, 302, 25, 304, 322, 322, 312, 322, 323, 304, 317, 323, 297]);
   assert.deepEqual(ids.map((i) => bpe.idToToken(i)).slice(0, 5), ['<s>', '▁USER', ':', '▁', '<0x0A>']);
 });

@@ -34,7 +34,9 @@ test('options of the magic on the line, from its definition; option values from 
   assert.ok((r.matches as string[]).includes('--help'));
   assert.ok((r.matches as string[]).every((m) => m.startsWith('--')));
   assert.equal(r.cursor_start, '%recallgap '.length);
-  assert.deepEqual(complete('%crosspatch --limit 3 --do|')!.matches, ['--donors']);
+  // Every field of the cross-patch schema is a flag (issue 13: flags derived from the schema), so two start with --do.
+  assert.deepEqual(complete('%crosspatch --limit 3 --do|')!.matches, ['--donors', '--donors-per-target']);
+  assert.deepEqual(complete('%crosspatch --limit 3 --donors-|')!.matches, ['--donors-per-target']);
   assert.deepEqual(complete('%crosspatch --donors |')!.matches, ['same', 'cross', 'mixed']);
   assert.deepEqual(complete('%crosspatch --donors cr|')!.matches, ['cross']);
   assert.deepEqual(complete('%load te|')!.matches, ['teaching']);
