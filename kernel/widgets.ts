@@ -5,21 +5,16 @@ import { type BufferPath, putBuffers, removeBuffers } from './buffers';
 import type { WidgetCreateOptions, WidgetHandle, WidgetModelNames, WidgetsApi } from './cell-api';
 import type { Comm, CommManager } from './comms';
 import type { Content, WireMessage } from './messages';
+// A leaf module with no imports: cheap at kernel start, and the one place the widget names are written.
+import { WIDGET_NAMES } from '../src/report/protocol';
 
 export const WIDGET_PROTOCOL_VERSION = '2.1.0';
 export const WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json';
 
 export type ModelNames = WidgetModelNames;
 
-/** The hopscope view widget (frontend in `widgets/`, package `hopscope-widgets`). */
-export const HOPSCOPE_VIEW: Readonly<ModelNames> = Object.freeze({
-  _model_name: 'HopscopeViewModel',
-  _model_module: 'hopscope-widgets',
-  _model_module_version: '^0.1.0',
-  _view_name: 'HopscopeView',
-  _view_module: 'hopscope-widgets',
-  _view_module_version: '^0.1.0',
-});
+/** The hopscope view widget (frontend in `widgets/`, package `hopscope-widgets`): the wire protocol's names. */
+export const HOPSCOPE_VIEW: Readonly<ModelNames> = Object.freeze({ ...WIDGET_NAMES });
 
 export type CreateOptions = WidgetCreateOptions;
 export type ChangeListener = (changed: Record<string, unknown>, widget: WidgetHandle) => void;

@@ -71,6 +71,13 @@ function positiveInt(v: string, source: string, what: string): number {
   return n;
 }
 
+/** A whole number ≥ 0: for HOPSCOPE_BATCHED_ATTENTION_MAX, 0 means "never batch attention" (the per-row path, which the attention-path tests force). */
+function nonNegativeInt(v: string, source: string, what: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n)) throw new ConfigError(`${source}=${v} must be a whole number ≥ 0 (${what}; 0 = never batched)`);
+  return n;
+}
+
 const UNITS: Record<string, number> = {
   b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 1e3, m: 1e6, g: 1e9,
 };
@@ -100,7 +107,7 @@ export function parseEngineConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     threads: blank(threadsEnv) ? defaultThreads() : positiveInt(threadsEnv, 'HOPSCOPE_THREADS', 'compute threads'),
     threadsFromEnv: !blank(threadsEnv),
     memoryBudget: blank(budget) ? null : parseBytes(budget, 'HOPSCOPE_MEMORY_BUDGET'),
-    batchedAttentionMax: blank(attn) ? DEFAULT_BATCHED_ATTENTION_MAX : positiveInt(attn, 'HOPSCOPE_BATCHED_ATTENTION_MAX', 'an attention size B·H·T·S·head_dim'),
+    batchedAttentionMax: blank(attn) ? DEFAULT_BATCHED_ATTENTION_MAX : nonNegativeInt(attn, 'HOPSCOPE_BATCHED_ATTENTION_MAX', 'an attention size B·H·T·S·head_dim'),
     widgetsStatic: blank(env.HOPSCOPE_WIDGETS_STATIC) ? null : env.HOPSCOPE_WIDGETS_STATIC,
   });
 }

@@ -304,12 +304,15 @@ export interface SweepOptions extends RunJobsOptions {
   executor?: SweepExecutor;
 }
 
-/** Runs the jobs not already in the checkpoint; returns every job's rows in job order. */
-export async function sweep(model: Model, jobs: readonly PatchJob[], opts: SweepOptions): Promise<Row[]> {
-  if (opts.executor) return opts.executor(model, jobs, { ...opts, executor: undefined });
+/**
+ * The start of every sweep, wherever its jobs run (here, or on a queue's workers): checks the keys are unique,
+ * takes the rows the run's checkpoint already holds (reported through onRows/onProgress as if just run) and
+ * returns the jobs left to do.
+ */
+export function resumeSweep(jobs: readonly PatchJob[], opts: Pick<SweepOptions, 'checkpoint' | 'onRows' | 'onProgress'>, what = 'sweep'): { rowsByKey: Map<string, Row[]>; todo: PatchJob[]; done: number } {
   const keys = new Set<string>();
   for (const j of jobs) {
-    if (keys.has(j.key)) throw new InputError(`sweep: duplicate job key ${j.key}`);
+    if (keys.has(j.key)) throw new InputError(`${what}: duplicate job key ${j.key}`);
     keys.add(j.key);
   }
   const rowsByKey = new Map<string, Row[]>();
@@ -323,6 +326,15 @@ export async function sweep(model: Model, jobs: readonly PatchJob[], opts: Sweep
       opts.onProgress?.(++done);
     } else todo.push(j);
   }
+  return { rowsByKey, todo, done };
+}
+
+/** Runs the jobs not already in the checkpoint; returns every job's rows in job order. */
+export async function sweep(model: Model, jobs: readonly PatchJob[], opts: SweepOptions): Promise<Row[]> {
+  if (opts.executor) return opts.executor(model, jobs, { ...opts, executor: undefined });
+  const resumed = resumeSweep(jobs, opts);
+  const { rowsByKey, todo } = resumed;
+  let done = resumed.done;
   for await (const out of runJobs(model, todo, opts)) {
     const rows = opts.toRows(out);
     rowsByKey.set(out.job.key, rows);

@@ -6,7 +6,7 @@ import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { InputError } from '../errors';
 import type { Row } from '../experiments/checkpoint';
-import type { PatchJob, SweepExecutor, SweepOptions } from '../experiments/scheduler';
+import { resumeSweep, type PatchJob, type SweepExecutor, type SweepOptions } from '../experiments/scheduler';
 import type { Model } from '../models/model';
 import { connect, redactUrl } from './connection';
 import { contentHash } from './hash';
@@ -102,20 +102,11 @@ export class QueueRun {
   private async runSweep(model: Model, jobs: readonly PatchJob[], opts: SweepOptions): Promise<Row[]> {
     const sweep = this.sweeps++;
     const t0 = performance.now();
-    const rowsByKey = new Map<string, Row[]>();
     const byKey = new Map(jobs.map((j) => [j.key, j]));
-    if (byKey.size !== jobs.length) throw new InputError(`sweep ${sweep}: duplicate patch-job keys`);
-    let done = 0;
-    const todo: PatchJob[] = [];
-    for (const j of jobs) {
-      const saved = opts.checkpoint?.rows(j.key);
-      if (saved) {
-        rowsByKey.set(j.key, saved);
-        opts.onRows?.(saved, j);
-        opts.onProgress?.(++done);
-        this.report.fromCheckpoint++;
-      } else todo.push(j);
-    }
+    const resumed = resumeSweep(jobs, opts, `sweep ${sweep}`);
+    const { rowsByKey, todo } = resumed;
+    let done = resumed.done;
+    this.report.fromCheckpoint += resumed.done;
     const size = this.o.shardSize ?? 4 * opts.batchSize;
     const shards = shardsOf(model, todo, size, opts.donorPrefix).map((s) => s.map((j) => j.key));
     const pending = new Map<string, string[]>();

@@ -49,7 +49,7 @@ test('a bad value is one ConfigError naming the variable, the value and what is 
     [{ HOPSCOPE_BACKEND: 'tpu' }, /HOPSCOPE_BACKEND=tpu is not a backend; use one of auto, tensorflow-gpu, tensorflow, wasm, cpu/],
     [{ HOPSCOPE_NATIVE_MATMUL: 'fast' }, /HOPSCOPE_NATIVE_MATMUL=fast is not a native matMul mode; use auto, on or off/],
     [{ HOPSCOPE_MEMORY_BUDGET: 'lots' }, /HOPSCOPE_MEMORY_BUDGET: "lots" is not a size/],
-    [{ HOPSCOPE_BATCHED_ATTENTION_MAX: '-1' }, /HOPSCOPE_BATCHED_ATTENTION_MAX=-1 must be a positive integer/],
+    [{ HOPSCOPE_BATCHED_ATTENTION_MAX: '-1' }, /HOPSCOPE_BATCHED_ATTENTION_MAX=-1 must be a whole number ≥ 0/],
   ];
   for (const [env, message] of bad) assert.throws(() => parseEngineConfig(env), (e: unknown) => e instanceof ConfigError && message.test((e as Error).message));
 });
