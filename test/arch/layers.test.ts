@@ -5,13 +5,16 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'node_modules', '.bin', 'depcruise');
 
 function cruise(paths: string[]): { status: number | null; out: string } {
-  const r = spawnSync(BIN, [...paths, '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd: ROOT, encoding: 'utf8' });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  // CI may force colour (FORCE_COLOR), which wraps the file names in escape codes: match the plain text.
+  const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' };
+  const r = spawnSync(BIN, [...paths, '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd: ROOT, encoding: 'utf8', env });
+  return { status: r.status, out: stripVTControlCharacters(`${r.stdout}${r.stderr}`) };
 }
 
 test('no layer violation and no import cycle in src/, kernel/ and widgets/src/', () => {
