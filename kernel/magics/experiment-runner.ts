@@ -87,10 +87,15 @@ export function oneCellSpec(spec: ExperimentSpec, req: Record<string, unknown>):
 const ANSWER_FIELDS = ['answer', 'generation', 'prediction', 'tokenText', 'text'];
 
 /** The frontend shows `answer` as text: the summary's answer, else the first row's answer-like field. */
-function answerOf(r: ExperimentResult): string {
+export function answerOf(r: ExperimentResult): string {
   const first = rowsOf(r.table, 1)[0];
   const field = [r.summary, first ?? {}].flatMap((o) => ANSWER_FIELDS.filter((k) => o[k] != null).map((k) => o[k]))[0];
   const a = field ?? first ?? null;
+  if (a === null) {
+    // Nothing to show (e.g. a single-layer rerun whose sample has no identified pair): say so, not "null".
+    const warnings = Array.isArray(r.summary.warnings) ? (r.summary.warnings as unknown[]).map(String) : [];
+    return `no result: the run produced no rows${warnings.length ? ` (${warnings.join('; ')})` : ''}`;
+  }
   return typeof a === 'string' ? a : JSON.stringify(a);
 }
 

@@ -7,8 +7,9 @@ import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
+import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 import { InputError } from '../errors';
-import { experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
+import { backboneDirOf, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
 import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
@@ -36,8 +37,7 @@ export interface DemoSpec {
   [k: string]: unknown;
 }
 
-/** The filter of the held-out (entity, relation) pairs: never seen with an image in visual instruction tuning. */
-export const HELDOUT_QUESTIONS = { where: { vqa_split: 'heldout' } };
+export { HELDOUT_QUESTIONS };
 
 /** Whether a PopVQA-format folder's questions.csv has toyworld's `vqa_split` column (real PopVQA has none). */
 export function hasVqaSplit(dataDir: string): boolean {
@@ -54,18 +54,20 @@ export function hasVqaSplit(dataDir: string): boolean {
  * model never saw with an image. Probe, logit-lens and attribution use identification and naming prompts.
  */
 export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOYWORLD): DemoSpec[] {
-  const backbone = path.join(modelDir, 'backbone');
+  const backbone = backboneDirOf(modelDir);
   const q = hasVqaSplit(dataDir) ? { questions: HELDOUT_QUESTIONS } : {};
+  // toyworld (it has vqa_split) teaches its backbone in the chat format; real PopVQA backbones are asked plainly.
+  const bbTemplate = hasVqaSplit(dataDir) ? { backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE } : {};
   // Sizes and data choices per kind; the kinds themselves are the registry's demo members, in its order.
   const sized: Record<string, Record<string, unknown>> = {
-    'recall-gap': { limit: limit * 4, ...q },
+    'recall-gap': { limit: limit * 4, ...q, ...bbTemplate },
     'cross-patch': { limit },
     freeze: { limit, ...q },
     knockout: { limit, ...q },
     'logit-lens': { limit: 2 },
     probe: { limit: limit * 4 },
     attribution: { limit: 2 },
-    recovery: { limit, backbone: fs.existsSync(path.join(backbone, 'config.json')) ? backbone : null, ...q, ...cotSuffixOf(dataDir) },
+    recovery: { limit, backbone, ...q, ...cotSuffixOf(dataDir), ...bbTemplate },
   };
   return experimentDefinitions()
     .filter((d) => d.demo)

@@ -1,6 +1,8 @@
 // The text-only backbone LLM of a VLM ("Too Late to Recall": the VLM is compared with the LLM it was
 // built on). Where it comes from, in order: the caller's model (ctx.backbone), the spec's `backbone`
-// folder, the VLM folder's `backbone/` subfolder. Its answers are decoded with its own tokenizer.
+// folder, the VLM folder's `backbone/` subfolder or the folder its config.json names (`hopscope_backbone`,
+// relative to the VLM folder: the teaching VLMs share one backbone at data/teaching/backbone). Its answers
+// are decoded with its own tokenizer.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Model } from '../models/model';
@@ -17,13 +19,28 @@ export interface ResolvedBackbone {
   release(): void;
 }
 
+/** The backbone folder a VLM folder carries or names, or null. */
+export function backboneDirOf(vlmDir: string): string | null {
+  const sub = path.join(vlmDir, 'backbone');
+  if (fs.existsSync(path.join(sub, 'config.json'))) return sub;
+  try {
+    const named = (JSON.parse(fs.readFileSync(path.join(vlmDir, 'config.json'), 'utf8')) as { hopscope_backbone?: unknown }).hopscope_backbone;
+    if (typeof named === 'string' && named) {
+      const dir = path.resolve(vlmDir, named);
+      if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
+    }
+  } catch {
+    // No readable config: the loader reports that; here it only means no named backbone.
+  }
+  return null;
+}
+
 export function resolveBackbone(model: Model, spec: { backbone?: string | null }, ctx: ExperimentContext): ResolvedBackbone | null {
   if (ctx.backbone) return { model: ctx.backbone, from: 'ctx', own: false, release: () => {} };
   let dir = spec.backbone ?? null;
   if (!dir) {
     const vlmDir = modelAssets(model).dir;
-    const sub = vlmDir ? path.join(vlmDir, 'backbone') : null;
-    if (sub && fs.existsSync(path.join(sub, 'config.json'))) dir = sub;
+    dir = vlmDir ? backboneDirOf(vlmDir) : null;
   }
   if (!dir) return null;
   const m = loadModelWithAssets(dir);

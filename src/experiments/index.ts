@@ -56,6 +56,7 @@ export { fitLogReg, accuracy, type LogReg, type LogRegOptions } from './logreg';
 export { attributionExperiment, metricFor, exactPatchJobs, type AttributionSpec } from './attribution';
 export { attributionPatching, attributionPoints, logitDiff, answerLogit, answerProb, type Metric, type AttributionResult } from './attribution-patching';
 export { recovery, DEFAULT_COT_SUFFIX, type RecoverySpec } from './recovery';
+export { backboneDirOf } from './backbone';
 export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, type CleanSet, type PatchJob, type JobOutput, type SweepOptions, type SweepExecutor } from './scheduler';
 export { RunCheckpoint, type Row } from './checkpoint';
 export { makeBatch, rowInputs, batchesOf, stackPixels, imageInputsFor, type Batch } from './batch';

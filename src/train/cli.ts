@@ -1,6 +1,7 @@
 // Trains the teaching VLM and writes it as a HF folder:
 //   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
-//     [--stages lm,vision,align,instruct] [--recipe recipe.json] [--jobs 2] [--eval]
+//     [--stages lm,vision,align,instruct,ground] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
+// --backbone-dir: write the backbone there (shared by several VLMs; the VLM's config.json names it).
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
 // child processes of one thread each; the later stages continue here. One wasm thread per process is both
 // the fastest setting for these small products and part of the recipe: thread count changes float sums.
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
     seed: Number(arg('seed', '0')),
     dataDir: arg('data', 'data/toyworld')!,
     outDir: child ? undefined : out,
+    backboneDir: arg('backbone-dir'),
     runDir,
     stages,
     recipe,

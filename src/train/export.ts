@@ -195,11 +195,13 @@ function generationConfig(spec: ExportSpec): Record<string, unknown> {
 }
 
 /** Writes the VLM folder; returns its tensors (HF names) for in-memory checks. */
-export function saveLlavaFolder(dir: string, params: Map<string, HostTensor>, spec: ExportSpec, tokenizerDir: string, metadata: Record<string, string> = {}): Hf {
+/** `backboneDir`: a backbone folder outside `dir` that config.json names (hopscope_backbone, relative), so VLMs can share one. */
+export function saveLlavaFolder(dir: string, params: Map<string, HostTensor>, spec: ExportSpec, tokenizerDir: string, metadata: Record<string, string> = {}, backboneDir?: string): Hf {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = llavaTensors(params, spec);
   writeHf(dir, tensors, metadata);
-  fs.writeFileSync(path.join(dir, 'config.json'), json(llavaConfig(spec)));
+  const named = backboneDir ? { hopscope_backbone: path.relative(dir, backboneDir).split(path.sep).join('/') } : {};
+  fs.writeFileSync(path.join(dir, 'config.json'), json({ ...llavaConfig(spec), ...named }));
   fs.writeFileSync(path.join(dir, 'generation_config.json'), json(generationConfig(spec)));
   fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), json(preprocessorConfig(spec.vit.image)));
   copyTokenizer(tokenizerDir, dir);

@@ -27,10 +27,32 @@ import { trainLoop, type Progress } from './loop';
 import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
 
-export type StageName = 'lm' | 'vision' | 'align' | 'instruct';
-export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct'];
+export type StageName = 'lm' | 'vision' | 'align' | 'instruct' | 'ground';
+/** Every stage in order; a recipe runs either `instruct` (the LLaVA recipe) or `ground` (recipe.ground set). */
+export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct', 'ground'];
 /** Parameter prefixes each stage may change (instruct: the LM layers it trains, which instructLm bounds). */
-const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 'vhead.'], align: ['proj.'], instruct: ['proj.', 'lm.'] };
+const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 'vhead.'], align: ['proj.'], instruct: ['proj.', 'lm.'], ground: ['proj.', 'vis.'] };
+
+/**
+ * Grounding on the backbone ("Too Late to Recall": a VLM keeps its backbone's recall when the image tokens
+ * resolve to the entity before the backbone's early recall MLPs have run). The LM stays the backbone, frozen,
+ * and the projector (and the ViT, when `vit` is 'train') learn visual instruction data plus an alignment term
+ * that pulls the residual at the last image token, at the input of block `layer`, toward the backbone's own
+ * residual at the last token of the entity's name in the same context ("USER: {name}"). `layer` is the knob:
+ * small = resolved early, large = resolved late.
+ */
+export interface GroundRecipe {
+  layer: number;
+  /**
+   * The backbone block whose state is the target (default `layer`). A late model is made by asking for the
+   * backbone's freshly resolved entity (an early block) only at a late block of the VLM: the entity then
+   * appears after the backbone's recall MLPs have run at that position, which is the papers' failure.
+   */
+  targetLayer?: number;
+  /** Weight of the alignment term against the token loss. */
+  weight: number;
+  vit: 'train' | 'frozen';
+}
 
 export interface StageRecipe {
   steps: number;
@@ -49,6 +71,8 @@ export interface TeachingRecipe {
   instructMix: InstructMix;
   /** LM layers trained in stage (d): 'all', 'none' (projector only), or the first k blocks. */
   instructLm: 'all' | 'none' | number;
+  /** Set: stage `ground` replaces `instruct` (the LM stays the backbone). */
+  ground?: GroundRecipe | null;
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
@@ -64,17 +88,21 @@ export const DEFAULT_RECIPE: TeachingRecipe = {
     vision: { steps: 1500, batch: 64, lr: 3e-3, warmup: 30 },
     align: { steps: 300, batch: 32, lr: 2e-3, warmup: 20 },
     instruct: { steps: 2000, batch: 32, lr: 1e-3, warmup: 30 },
+    ground: { steps: 1500, batch: 32, lr: 2e-3, warmup: 30 },
   },
   // Identification x6 per epoch: at x2 the VLM named only ~60% of entities, even on trained views.
   instructMix: { identification: 6, visualQa: true, visualCot: true, textReplay: true },
   instructLm: 'all',
+  ground: null,
 };
 
 export interface TrainOptions {
   seed: number;
   dataDir: string;
-  /** HF folder to write (the VLM; its text backbone goes to outDir/backbone). */
+  /** HF folder to write (the VLM; its text backbone goes to outDir/backbone unless backboneDir says where). */
   outDir?: string;
+  /** Where the backbone folder goes when VLMs share it (config.json of the VLM names it, relative). */
+  backboneDir?: string;
   runDir: string;
   stages?: StageName[];
   recipe?: Partial<TeachingRecipe>;
@@ -206,8 +234,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     return true;
   };
 
+  const final: StageName = recipe.ground ? 'ground' : 'instruct';
   for (const name of STAGES) {
     if (stopped) break;
+    if ((name === 'instruct' || name === 'ground') && name !== final) continue;
     if (!stages.has(name)) {
       if (loadFinished(name) && name === 'lm') backbone = new Map(host);
       continue;
@@ -244,6 +274,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         } finally {
           pool.pixels.dispose();
         }
+      } else if (name === 'ground') {
+        runGround(name, dev);
       } else {
         // Stages (c) and (d): the ViT is frozen, so its features are computed once for the whole pool.
         const pool = viewPool(data, recipe.extraViews);
@@ -289,13 +321,76 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     }
   }
 
+  function runGround(name: StageName, dev: Params): void {
+    const g = recipe.ground!;
+    if (!Number.isInteger(g.layer) || g.layer < 0 || g.layer > spec.lm.layers) throw new Error(`recipe.ground.layer ${g.layer}: expected 0..${spec.lm.layers}`);
+    const targetLayer = g.targetLayer ?? g.layer;
+    if (!Number.isInteger(targetLayer) || targetLayer < 0 || targetLayer > spec.lm.layers) throw new Error(`recipe.ground.targetLayer ${targetLayer}: expected 0..${spec.lm.layers}`);
+    const targets = groundTargets(data, spec.lm, getter(dev), targetLayer);
+    const pool = viewPool(data, recipe.extraViews);
+    const ex = instructExamples(data, nTokens, { ...recipe.instructMix, textReplay: false });
+    const r = recipe.stages[name];
+    const batches = memoBatcher(ex, r.batch, seed, name, pad);
+    const batch = (step: number) => {
+      const b = batches(step);
+      return { ...b, rows: viewRows(seed, name, step, b.entities!, pool.perEntity) };
+    };
+    const trainViT = g.vit === 'train';
+    const trainable: Params = new Map([...pick(dev, 'proj.'), ...(trainViT ? pick(dev, 'vis.') : [])]);
+    const frozen: Params = new Map([...pick(dev, 'lm.'), ...(trainViT ? [] : pick(dev, 'vis.'))]);
+    try {
+      runStage(name, trainable, frozen, batch, (get, b) => {
+        const bb = b as Batch & { rows: number[] };
+        const px = tf.gather(pool.pixels, tf.tensor1d(bb.rows, 'int32'));
+        const img = project(get, vitFeatures(get, spec.vit, px, recipe.featureLayer));
+        const trace = { resid: [] as tf.Tensor[] };
+        const logits = lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img), trace);
+        const last = bb.ids[0].lastIndexOf(data.imageTokenId);
+        const at = trace.resid[g.layer].slice([0, last, 0], [-1, 1, -1]).reshape([bb.ids.length, spec.lm.d]);
+        const want = tf.gather(targets, tf.tensor1d(bb.entities!, 'int32'));
+        const align = tf.mean(tf.square(tf.sub(unitRms(at), want)));
+        return tf.add(tokenLoss(logits, bb.targets), tf.mul(g.weight, align));
+      });
+    } finally {
+      pool.pixels.dispose();
+      targets.dispose();
+    }
+  }
+
   if (!stopped && opts.outDir) {
     const meta = { hopscope_recipe: JSON.stringify({ seed, recipe }) };
-    saveLlavaFolder(opts.outDir, host, spec, data.dir, meta);
-    if (backbone) saveBackboneFolder(path.join(opts.outDir, 'backbone'), backbone, spec, data.dir, meta);
+    saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
+    // The backbone's metadata is the LM recipe only: two VLMs on one backbone write the same bytes.
+    const bbMeta = { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, stage: recipe.stages.lm }) };
+    if (backbone) saveBackboneFolder(opts.backboneDir ?? path.join(opts.outDir, 'backbone'), new Map([...backbone].filter(([k]) => k.startsWith('lm.'))), spec, data.dir, bbMeta);
   }
   fs.writeFileSync(path.join(opts.runDir, 'summary.json'), JSON.stringify({ seconds, finalLoss, numParams, stopped }, null, 1));
   return { spec, params: host, backbone, seconds, finalLoss, stoppedEarly: stopped, numParams };
+}
+
+/** x / rms(x) over the last axis: the scale-free direction the LM's RMSNorm reads. */
+function unitRms(x: tf.Tensor): tf.Tensor {
+  return tf.div(x, tf.sqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6)));
+}
+
+/**
+ * The backbone's residual (input of block `layer`, RMS-normalised) at the last token of each entity's name,
+ * in the context the image takes in the instruction template ("USER: <image>..." with the name for the image):
+ * [entities, D], constant.
+ */
+export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number): tf.Tensor {
+  const tok = data.tokenizer;
+  const prefix = data.templates.promptTemplate.image.split(data.templates.promptTemplate.imageToken)[0].trimEnd();
+  const rows = data.entities.map((e) => tok.encode(`${prefix} ${e.subject}`));
+  return tf.tidy(() => {
+    const out: tf.Tensor[] = [];
+    for (const ids of rows) {
+      const trace = { resid: [] as tf.Tensor[] };
+      lmForward(get, lm, embedWithImages(get, lm, [ids], data.imageTokenId, null), trace);
+      out.push(unitRms(trace.resid[layer].slice([0, ids.length - 1, 0], [1, 1, -1]).reshape([1, lm.d])));
+    }
+    return tf.concat(out, 0);
+  });
 }
 
 function shuffledIdx(n: number, seed: number): number[] {

@@ -6,7 +6,7 @@ import type { WidgetHandle, WidgetsApi } from '../../kernel/cell-api';
 import { KernelInterrupt } from '../../kernel/display';
 import type { Library } from '../../kernel/library';
 import { defaultMagics } from '../../kernel/magics';
-import { oneCellSpec } from '../../kernel/magics/experiment-runner';
+import { answerOf, oneCellSpec } from '../../kernel/magics/experiment-runner';
 import { type MagicContext, UsageError, parseLayers, tokenize } from '../../kernel/magics/registry';
 import * as fake from './fixtures/fake-library';
 
@@ -174,6 +174,14 @@ test('an abort mid-sweep keeps the finished rows in _ and --as, and raises Keybo
   assert.ok(partial.summary.rows > 0 && partial.summary.rows < 21, `rows ${partial.summary.rows}`);
   assert.equal(partial.table.numRows(), partial.summary.rows);
   assert.match(String(r.sets[r.sets.length - 1].error), /interrupted/);
+});
+
+test('a clicked cell with no rows answers "no result" with the warnings, never "null"', async () => {
+  const aq = await import('arquero');
+  const empty = { kind: 'cross-patch', spec: {}, table: aq.table({ layer: [] as number[] }), summary: { answer: null, warnings: ['no identified pair at layer 3'] } };
+  assert.equal(answerOf(empty as never), 'no result: the run produced no rows (no identified pair at layer 3)');
+  const one = { ...empty, table: aq.table({ layer: [3] }), summary: { answer: 'switch at 3' } };
+  assert.equal(answerOf(one as never), 'switch at 3');
 });
 
 test('a clicked view cell becomes a one-layer spec', () => {

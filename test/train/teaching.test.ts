@@ -14,6 +14,7 @@ import { epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, prom
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
+import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
 import { trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
@@ -27,6 +28,7 @@ const TINY: Partial<TeachingRecipe> = {
     vision: { steps: 2, batch: 16, lr: 2e-3, warmup: 1 },
     align: { steps: 3, batch: 8, lr: 2e-3, warmup: 1 },
     instruct: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
+    ground: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
   },
 };
 
@@ -89,6 +91,24 @@ describe('teaching pipeline', () => {
     await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY, stages: ['vision'] });
     await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY, stages: ['lm'] });
     same(a.params, (await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY })).params);
+  });
+
+  test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {
+    const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 12, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
+    const run = (dir: string, recipe = GROUND) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe });
+    const g = await run('ground1');
+    same(g.params, (await run('ground2')).params);
+    assert.equal(fs.existsSync(path.join(tmp, 'ground1', 'instruct')), false, 'instruct does not run when ground is set');
+    const lm = (m: Map<string, HostTensor>) => new Map([...m].filter(([k]) => k.startsWith('lm.')));
+    same(lm(g.params), lm(g.backbone!));
+    // The ViT and the projector moved from where alignment left them (vit: 'train').
+    const aligned = readHost(path.join(tmp, 'ground1', 'align', 'params.safetensors'));
+    const moved = (prefix: string) => [...g.params].filter(([k, v]) => k.startsWith(prefix) && !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(aligned.get(k)!.data.buffer, aligned.get(k)!.data.byteOffset, aligned.get(k)!.data.byteLength))).length;
+    assert.ok(moved('vis.l') > 0 && moved('proj.') === 4, `moved: vis ${moved('vis.l')}, proj ${moved('proj.')}`);
+    const st = JSON.parse(fs.readFileSync(path.join(tmp, 'ground1', 'ground', 'state.json'), 'utf8')) as { losses: number[] };
+    assert.equal(st.losses.length, 12);
+    assert.ok(st.losses.slice(-3).reduce((a, b) => a + b) < st.losses.slice(0, 3).reduce((a, b) => a + b), `ground loss ${st.losses.map((x) => x.toFixed(3)).join(' ')}`);
+    await assert.rejects(run('ground3', { ...GROUND, ground: { layer: 9, weight: 1, vit: 'frozen' } }), /recipe.ground.layer 9: expected 0..2/);
   });
 
   test('the training CLI runs LM and vision pretraining as two child processes, then the rest, and writes the folder', () => {

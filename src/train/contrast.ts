@@ -1,0 +1,105 @@
+// The numbers the teaching models are judged by (issue 15), measured with the library's own experiments on
+// held-out pairs and unseen views: recall gap against the text question and the backbone, the answer prior,
+// the entity-resolution layer from leak-free probes, the cross-patching switch layer, backbone → VLM
+// patching and chain of thought.
+//   node --import tsx src/train/contrast.ts --model data/teaching/late [--data data/toyworld] [--limit 48] [--out f.json]
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { initEngine, shutdownEngine } from '../engine/backend';
+import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentResult } from '../experiments';
+import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
+
+export interface ContrastOptions {
+  model: string;
+  data: string;
+  /** Entities sampled (seeded) for the question-answering experiments. */
+  limit: number;
+  only?: string[];
+  log?: (s: string) => void;
+}
+
+/** The best constant answer per relation on the held-out pairs: the accuracy a model reaches without the entity. */
+export function answerPrior(dataDir: string): number {
+  const rows = parse(fs.readFileSync(path.join(dataDir, 'questions.csv'), 'utf8'), { columns: true, bom: true }) as Record<string, string>[];
+  const held = rows.filter((r) => r.vqa_split === 'heldout');
+  const byRel = new Map<string, Map<string, number>>();
+  for (const r of held) {
+    const m = byRel.get(r.relation) ?? new Map<string, number>();
+    m.set(r.possible_answers, (m.get(r.possible_answers) ?? 0) + 1);
+    byRel.set(r.relation, m);
+  }
+  let best = 0;
+  for (const m of byRel.values()) best += Math.max(...m.values());
+  return held.length ? best / held.length : NaN;
+}
+
+/** First layer whose held-out probe accuracy reaches `frac` of that modality's best (null: none). */
+export function resolutionLayer(curve: readonly number[] | null | undefined, frac = 0.9): number | null {
+  if (!curve?.length) return null;
+  const best = Math.max(...curve.filter(Number.isFinite));
+  const i = curve.findIndex((v) => v >= frac * best);
+  return i < 0 ? null : i;
+}
+
+export async function contrast(o: ContrastOptions): Promise<Record<string, unknown>> {
+  const model = loadModelWithAssets(o.model);
+  const out: Record<string, unknown> = { model: o.model, layers: model.numLayers, answerPrior: answerPrior(o.data) };
+  const backbone = backboneDirOf(o.model);
+  const hasBackbone = backbone !== null;
+  const run = async (spec: Record<string, unknown>): Promise<ExperimentResult | null> => {
+    if (o.only && !o.only.includes(spec.kind as string)) return null;
+    const t = performance.now();
+    const r = await runExperiment({ version: 1, ...spec }, { model, data: o.data });
+    o.log?.(`${spec.kind} ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    return r;
+  };
+  try {
+    const gap = await run({ kind: 'recall-gap', limit: o.limit, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+    if (gap) {
+      const s = gap.summary as Record<string, any>;
+      out.recallGap = { entities: s.entities, identified: s.identified, backboneAcc: s.backbone?.accuracy ?? s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
+      out.recallGapSummary = s;
+    }
+    for (const position of ['last', 'last-image'] as const) {
+      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both' });
+      if (probe) {
+        const s = probe.summary as Record<string, any>;
+        const curves = { text: s.curves?.text ?? s.text, image: s.curves?.image ?? s.image };
+        out[`probe:${position}`] = { curves, textResolved: resolutionLayer(curves.text), imageResolved: resolutionLayer(curves.image), summary: s };
+      }
+    }
+    const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)) });
+    if (cp) out.crossPatch = { switchLayer: (cp.summary as Record<string, unknown>).switchLayer, summary: cp.summary };
+    const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+    if (rec) out.recovery = rec.summary;
+  } finally {
+    model.dispose();
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const arg = (n: string, d?: string) => {
+    const i = process.argv.indexOf(`--${n}`);
+    return i >= 0 ? process.argv[i + 1] : d;
+  };
+  await initEngine();
+  const r = await contrast({
+    model: arg('model', 'data/teaching')!,
+    data: arg('data', 'data/toyworld')!,
+    limit: Number(arg('limit', '48')),
+    only: arg('only')?.split(','),
+    log: (s) => console.error(s),
+  });
+  const json = JSON.stringify(r, null, 1);
+  if (arg('out')) fs.writeFileSync(arg('out')!, json);
+  console.log(json);
+  shutdownEngine();
+}
+
+if (require.main === module)
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
