@@ -259,3 +259,27 @@ test('the backbone benchmark on the teaching model finds data/teaching/backbone 
     teaching.dispose();
   }
 });
+
+test('a VLM folder may name a shared backbone in config.json (hopscope_backbone, relative); a missing one is no backbone', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const { backboneDirOf } = await import('../../src/experiments');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-bb-'));
+  try {
+    const vlm = path.join(root, 'late');
+    fs.mkdirSync(vlm);
+    fs.mkdirSync(path.join(root, 'backbone'));
+    fs.writeFileSync(path.join(root, 'backbone', 'config.json'), '{}');
+    fs.writeFileSync(path.join(vlm, 'config.json'), JSON.stringify({ model_type: 'llava', hopscope_backbone: '../backbone' }));
+    assert.equal(backboneDirOf(vlm), path.join(root, 'backbone'));
+    fs.writeFileSync(path.join(vlm, 'config.json'), JSON.stringify({ model_type: 'llava', hopscope_backbone: '../nowhere' }));
+    assert.equal(backboneDirOf(vlm), null);
+    // Its own backbone/ subfolder comes first.
+    fs.mkdirSync(path.join(vlm, 'backbone'));
+    fs.writeFileSync(path.join(vlm, 'backbone', 'config.json'), '{}');
+    assert.equal(backboneDirOf(vlm), path.join(vlm, 'backbone'));
+    assert.equal(backboneDirOf(path.resolve(__dirname, '../../data/teaching')), path.resolve(__dirname, '../../data/teaching/backbone'));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
