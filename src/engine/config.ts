@@ -18,6 +18,8 @@ export interface EngineConfig {
   nativeMatMul: NativeMode;
   /** HOPSCOPE_NATIVE_DIR: where the native matMul addon is built (null: its default folder). */
   nativeDir: string | null;
+  /** HOPSCOPE_BLAS_LIBRARY: the BLAS libraries to try, in order (paths or sonames joined by ':'; null: the built-in list). */
+  blasLibraries: readonly string[] | null;
   /**
    * HOPSCOPE_THREADS: compute threads (wasm pool and BLAS). Default min(CPU cores, 16) for every consumer; the
    * teaching-model trainer asks for 1 explicitly. A value that is not a positive integer is a ConfigError.
@@ -38,6 +40,7 @@ export const ENGINE_VARIABLES = [
   'HOPSCOPE_BACKEND',
   'HOPSCOPE_NATIVE_MATMUL',
   'HOPSCOPE_NATIVE_DIR',
+  'HOPSCOPE_BLAS_LIBRARY',
   'HOPSCOPE_THREADS',
   'HOPSCOPE_MEMORY_BUDGET',
   'HOPSCOPE_BATCHED_ATTENTION_MAX',
@@ -104,6 +107,7 @@ export function parseEngineConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     backend: parseBackend(env.HOPSCOPE_BACKEND, 'HOPSCOPE_BACKEND'),
     nativeMatMul: parseNative(env.HOPSCOPE_NATIVE_MATMUL, 'HOPSCOPE_NATIVE_MATMUL'),
     nativeDir: blank(env.HOPSCOPE_NATIVE_DIR) ? null : env.HOPSCOPE_NATIVE_DIR,
+    blasLibraries: blank(env.HOPSCOPE_BLAS_LIBRARY) ? null : Object.freeze(env.HOPSCOPE_BLAS_LIBRARY.split(':').filter((x) => x !== '')),
     threads: blank(threadsEnv) ? defaultThreads() : positiveInt(threadsEnv, 'HOPSCOPE_THREADS', 'compute threads'),
     threadsFromEnv: !blank(threadsEnv),
     memoryBudget: blank(budget) ? null : parseBytes(budget, 'HOPSCOPE_MEMORY_BUDGET'),

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { engineConfig } from './config';
 
 /** What the compiled addon exports (native-matmul.cc). Exported for the test hook below. */
 export interface NativeAddon {
@@ -85,7 +86,8 @@ function nodeIncludeDir(): string | null {
 }
 
 function defaultCacheDir(): string {
-  if (process.env.HOPSCOPE_NATIVE_DIR) return process.env.HOPSCOPE_NATIVE_DIR;
+  const dir = engineConfig().nativeDir;
+  if (dir) return dir;
   const nm = path.resolve(__dirname, '..', '..', 'node_modules');
   return fs.existsSync(nm) ? path.join(nm, '.cache', 'hopscope-native') : path.join(os.tmpdir(), 'hopscope-native');
 }
@@ -236,8 +238,7 @@ export function setNativeMatMulTestHooks(h: NativeMatMulTestHooks): void {
 }
 
 function blasCandidates(): string[] {
-  const env = process.env.HOPSCOPE_BLAS_LIBRARY;
-  return env ? env.split(':').filter((x) => x !== '') : BLAS_CANDIDATES;
+  return [...(engineConfig().blasLibraries ?? BLAS_CANDIDATES)];
 }
 
 /** Max |native - reference| tolerated by the self-test: float32 sums of <= 33 products of values in [-1, 1). */
@@ -304,7 +305,7 @@ function trust(threads: number | undefined, cacheDir: string | undefined): { fil
     }
     trusted = { library, diff };
   }
-  const want = threads ?? (Number(process.env.HOPSCOPE_THREADS) || Math.min(os.cpus().length, 16));
+  const want = threads ?? engineConfig().threads;
   return { file, library: trusted.library, threads: addon.setThreads(want), diff: trusted.diff };
 }
 
