@@ -73,6 +73,8 @@ export interface TeachingRecipe {
   instructLm: 'all' | 'none' | number;
   /** Set: stage `ground` replaces `instruct` (the LM stays the backbone). */
   ground?: GroundRecipe | null;
+  /** LM pretraining also reads the text twin of every image prompt (the name where the image goes; data.ts lmExamples). */
+  lmNameFirst?: boolean;
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
@@ -249,7 +251,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const dev = toDevice(host);
     try {
       if (name === 'lm') {
-        const ex = lmExamples(data);
+        const ex = lmExamples(data, { nameFirst: recipe.lmNameFirst ?? false });
         runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
           const batch = b as Batch;
           return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null)), batch.targets);
@@ -345,15 +347,20 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         const img = project(get, vitFeatures(get, spec.vit, px, recipe.featureLayer));
         const trace = { resid: [] as tf.Tensor[] };
         const logits = lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img), trace);
+        // The image's last K positions against the name's K last tokens (right-aligned; shorter names masked).
+        const K = targets.states.shape[1] as number;
         const last = bb.ids[0].lastIndexOf(data.imageTokenId);
-        const at = trace.resid[g.layer].slice([0, last, 0], [-1, 1, -1]).reshape([bb.ids.length, spec.lm.d]);
-        const want = tf.gather(targets, tf.tensor1d(bb.entities!, 'int32'));
-        const align = tf.mean(tf.square(tf.sub(unitRms(at), want)));
+        const at = trace.resid[g.layer].slice([0, last - K + 1, 0], [-1, K, -1]);
+        const rows = tf.tensor1d(bb.entities!, 'int32');
+        const want = tf.gather(targets.states, rows);
+        const mask = tf.gather(targets.mask, rows);
+        const perPos = tf.mean(tf.square(tf.sub(unitRms(at), want)), -1);
+        const align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
         return tf.add(tokenLoss(logits, bb.targets), tf.mul(g.weight, align));
       });
     } finally {
       pool.pixels.dispose();
-      targets.dispose();
+      tf.dispose([targets.states, targets.mask]);
     }
   }
 
@@ -374,22 +381,34 @@ function unitRms(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The backbone's residual (input of block `layer`, RMS-normalised) at the last token of each entity's name,
- * in the context the image takes in the instruction template ("USER: <image>..." with the name for the image):
- * [entities, D], constant.
+ * The backbone's residuals (input of block `layer`, RMS-normalised) at the tokens of each entity's name, in
+ * the context the image takes in the instruction template ("USER: <image>..." with the name for the image),
+ * right-aligned to the longest name: states [entities, K, D] and mask [entities, K] (1 = a name token).
+ * Every name token, not only the last: the backbone names an entity by copying its tokens from context
+ * (its CoT data), and answers "USER: {name}\n{question about the person in this image}" in 21 of 24 held-out
+ * pairs, so image positions that carry the name's token states let its own circuits run (session 4 notes).
  */
-export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number): tf.Tensor {
+export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number): { states: tf.Tensor; mask: tf.Tensor } {
   const tok = data.tokenizer;
   const prefix = data.templates.promptTemplate.image.split(data.templates.promptTemplate.imageToken)[0].trimEnd();
+  const preIds = tok.encode(prefix);
+  const pre = preIds.length;
   const rows = data.entities.map((e) => tok.encode(`${prefix} ${e.subject}`));
+  for (const [i, ids] of rows.entries())
+    if (ids.length <= pre || preIds.some((t, j) => ids[j] !== t)) throw new Error(`groundTargets: "${prefix} ${data.entities[i].subject}" does not tokenise as the prefix then the name`);
+  const K = Math.max(...rows.map((ids) => ids.length - pre));
   return tf.tidy(() => {
-    const out: tf.Tensor[] = [];
+    const states: tf.Tensor[] = [];
+    const mask: number[][] = [];
     for (const ids of rows) {
+      const k = ids.length - pre;
       const trace = { resid: [] as tf.Tensor[] };
       lmForward(get, lm, embedWithImages(get, lm, [ids], data.imageTokenId, null), trace);
-      out.push(unitRms(trace.resid[layer].slice([0, ids.length - 1, 0], [1, 1, -1]).reshape([1, lm.d])));
+      const name = unitRms(trace.resid[layer].slice([0, pre, 0], [1, k, -1]));
+      states.push(k < K ? tf.concat([tf.zeros([1, K - k, lm.d]), name], 1) : name);
+      mask.push([...new Array<number>(K - k).fill(0), ...new Array<number>(k).fill(1)]);
     }
-    return tf.concat(out, 0);
+    return { states: tf.concat(states, 0), mask: tf.tensor2d(mask) };
   });
 }
 

@@ -93,6 +93,28 @@ describe('teaching pipeline', () => {
     same(a.params, (await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY })).params);
   });
 
+  test('nameFirst adds the text twin of each image prompt: the name where the image goes, for identification and every question', () => {
+    const data = loadTeachingData(dataDir);
+    const base = lmExamples(data);
+    const twin = lmExamples(data, { nameFirst: true });
+    const relations = data.entities.reduce((n, e) => n + Object.keys(e.facts).length, 0);
+    assert.equal(twin.length - base.length, data.entities.length + relations);
+    const e = data.entities[0];
+    const tok = data.tokenizer;
+    const key = (ex: { ids: number[] }) => ex.ids.join(',');
+    const baseKeys = new Set(base.map(key));
+    const added = twin.filter((ex) => !baseKeys.has(key(ex)));
+    assert.equal(added.length, twin.length - base.length);
+    assert.ok(added.every((ex) => !ex.ids.includes(data.imageTokenId)), 'text only');
+    const want = tok.encode(imagePrompt(data, data.templates.identification[e.type].query).replace(data.templates.promptTemplate.imageToken, e.subject));
+    const hit = added.find((ex) => want.every((t, i) => ex.ids[i] === t));
+    assert.ok(hit, 'the identification twin of the first entity');
+    // Only the answer is scored, and it names the entity.
+    const scored = hit.targets.filter((t) => t >= 0);
+    assert.equal(hit.targets.findIndex((t) => t >= 0), want.length - 1);
+    assert.ok(tok.decode(scored, { skipSpecialTokens: true }).includes(e.subject.split(' ')[0].toLowerCase()) || tok.decode(scored, { skipSpecialTokens: true }).includes(e.subject.split(' ')[0]));
+  });
+
   test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {
     const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 12, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
     const run = (dir: string, recipe = GROUND) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe });
