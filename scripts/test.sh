@@ -21,9 +21,10 @@ esac
 # (widgets, notebooks, nbconvert); run whole applications end to end (the demo, the training pipeline, the
 # `hopscope run` CLI); or repeat what the fast tier already covers at length (20 repeated sweeps for memory,
 # the LLaVA parity file rerun on the other attention path); or start worker processes on a Redis server (the
-# queue cluster test) or nbconvert (figures written by a headless notebook run).
+# queue cluster test) or nbconvert (figures written by a headless notebook run); or check a derivative by
+# finite differences over every site (circuit: 90 s of one core, the slowest file of the fast tier).
 SLOW_TESTS='^test/(widgets|notebooks|train)/|^test/kernel/nbconvert\.test\.ts$|^test/cli/demo\.test\.ts$'
-SLOW_TESTS+='|^test/experiments/cli\.test\.ts$|^test/engine/memory\.test\.ts$|^test/models/attention-paths\.test\.ts$|^test/queue/cluster\.test\.ts$|^test/kernel/figures\.test\.ts$'
+SLOW_TESTS+='|^test/experiments/cli\.test\.ts$|^test/engine/memory\.test\.ts$|^test/models/attention-paths\.test\.ts$|^test/queue/cluster\.test\.ts$|^test/kernel/figures\.test\.ts$|^test/experiments/circuit\.test\.ts$'
 
 # The Python the kernel tests drive (test/kernel/jupyter-env.ts reads the same variable).
 PY="${HOPSCOPE_TEST_PYTHON:-/usr/bin/python3}"
