@@ -3,6 +3,7 @@
 // the entity-resolution layer from leak-free probes, the cross-patching switch layer, backbone → VLM
 // patching and chain of thought.
 //   node --import tsx src/train/contrast.ts --model data/teaching/late [--data data/toyworld] [--limit 48] [--out f.json]
+//     [--only recall-gap,probe,...] [--all-entities]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -16,6 +17,11 @@ export interface ContrastOptions {
   /** Entities sampled (seeded) for the question-answering experiments. */
   limit: number;
   only?: string[];
+  /**
+   * Ask the factual questions of every sampled entity, identified from the image or not (recall-gap
+   * `identify: false`, cross-patch and recovery `identifiedOnly: false`): hop 2 measured without hop 1's filter.
+   */
+  allEntities?: boolean;
   log?: (s: string) => void;
 }
 
@@ -55,7 +61,10 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     return r;
   };
   try {
-    const gap = await run({ kind: 'recall-gap', limit: o.limit, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+    const all = o.allEntities ? { identify: false } : {};
+    const allPairs = o.allEntities ? { identifiedOnly: false } : {};
+    out.allEntities = o.allEntities ?? false;
+    const gap = await run({ kind: 'recall-gap', limit: o.limit, ...all, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (gap) {
       const s = gap.summary as Record<string, any>;
       out.recallGap = { entities: s.entities, identified: s.identified, backboneAcc: s.backbone?.accuracy ?? s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
@@ -69,9 +78,9 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
         out[`probe:${position}`] = { curves, textResolved: resolutionLayer(curves.text), imageResolved: resolutionLayer(curves.image), summary: s };
       }
     }
-    const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)) });
+    const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)), ...allPairs });
     if (cp) out.crossPatch = { switchLayer: (cp.summary as Record<string, unknown>).switchLayer, summary: cp.summary };
-    const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+    const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), ...allPairs, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (rec) out.recovery = rec.summary;
   } finally {
     model.dispose();
@@ -90,6 +99,7 @@ async function main(): Promise<void> {
     data: arg('data', 'data/toyworld')!,
     limit: Number(arg('limit', '48')),
     only: arg('only')?.split(','),
+    allEntities: process.argv.includes('--all-entities'),
     log: (s) => console.error(s),
   });
   const json = JSON.stringify(r, null, 1);
