@@ -37,9 +37,10 @@ const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 
  * Grounding on the backbone ("Too Late to Recall": a VLM keeps its backbone's recall when the image tokens
  * resolve to the entity before the backbone's early recall MLPs have run). The LM stays the backbone, frozen,
  * and the projector (and the ViT, when `vit` is 'train') learn visual instruction data plus an alignment term
- * that pulls the residual at the last image token, at the input of block `layer`, toward the backbone's own
- * residual at the last token of the entity's name in the same context ("USER: {name}"). `layer` is the knob:
- * small = resolved early, large = resolved late.
+ * that pulls the residuals at the image's last K positions, at the input of block `layer`, toward the
+ * backbone's own residuals at the K tokens of the entity's name in the same context ("USER: {name}";
+ * groundTargets). `layer` is the knob: small = resolved early, large = resolved late. Measured limits of this
+ * recipe (an oracle, the backbone's recall deadline): data/teaching/README.md.
  */
 export interface GroundRecipe {
   layer: number;
@@ -122,6 +123,17 @@ export interface TrainResult {
   finalLoss: Record<string, number>;
   stoppedEarly: boolean;
   numParams: { lm: number; vision: number; projector: number };
+}
+
+/**
+ * The recipe as the weights record it (safetensors metadata `hopscope_recipe`). Without grounding, the
+ * grounding fields are left out, so a default run still writes the shipped v5 files byte for byte.
+ */
+export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
+  if (recipe.ground) return { hopscope_recipe: JSON.stringify({ seed, recipe }) };
+  const { ground: _stage, ...stages } = recipe.stages;
+  const { ground: _recipe, ...rest } = recipe;
+  return { hopscope_recipe: JSON.stringify({ seed, recipe: { ...rest, stages } }) };
 }
 
 export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
@@ -365,10 +377,11 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   }
 
   if (!stopped && opts.outDir) {
-    const meta = { hopscope_recipe: JSON.stringify({ seed, recipe }) };
+    const meta = recipeMetadata(seed, recipe);
     saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
-    // The backbone's metadata is the LM recipe only: two VLMs on one backbone write the same bytes.
-    const bbMeta = { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, stage: recipe.stages.lm }) };
+    // A shared backbone's metadata is the LM recipe only, so two VLMs on it write the same bytes; a VLM's own
+    // backbone/ keeps the whole recipe, as the shipped v5 folder has it (its reproduction is byte for byte).
+    const bbMeta = opts.backboneDir ? { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm }) } : meta;
     if (backbone) saveBackboneFolder(opts.backboneDir ?? path.join(opts.outDir, 'backbone'), new Map([...backbone].filter(([k]) => k.startsWith('lm.'))), spec, data.dir, bbMeta);
   }
   fs.writeFileSync(path.join(opts.runDir, 'summary.json'), JSON.stringify({ seconds, finalLoss, numParams, stopped }, null, 1));

@@ -93,6 +93,20 @@ describe('teaching pipeline', () => {
     same(a.params, (await trainTeachingModel({ seed: 5, dataDir, runDir: runF, recipe: TINY })).params);
   });
 
+  test('a default run records the recipe exactly as the shipped v5 weights do (their reproduction stays byte for byte)', () => {
+    const { recipeMetadata, resolveRecipe } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
+    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
+    for (const file of ['data/teaching/model.safetensors', 'data/teaching/backbone/model.safetensors']) {
+      const f = SafetensorsFile.open(path.join(__dirname, '..', '..', file));
+      try {
+        assert.equal(recipeMetadata(0, resolveRecipe()).hopscope_recipe, f.metadata.hopscope_recipe, file);
+      } finally {
+        f.close();
+      }
+    }
+    assert.match(recipeMetadata(0, resolveRecipe({ ground: { layer: 1, weight: 1, vit: 'train' } })).hopscope_recipe, /"ground":\{"layer":1/);
+  });
+
   test('nameFirst adds the text twin of each image prompt: the name where the image goes, for identification and every question', () => {
     const data = loadTeachingData(dataDir);
     const base = lmExamples(data);
