@@ -81,6 +81,19 @@ export interface ExecuteResult {
   failures: string[];
 }
 
+/**
+ * The classic server (notebook 6.4) speaks only the legacy kernel websocket protocol. @jupyterlab/services 7
+ * first offers the v1 subprotocol, which that server does not answer: Chromium fails the handshake and services
+ * reconnects at once with the same client id, while the server may still hold the failed socket as that
+ * session (notebook's `_register_session` then waits on the stale one). Offering no subprotocol is what
+ * services itself falls back to; doing it from the start connects once.
+ */
+class LegacyWebSocket extends WebSocket {
+  constructor(url: string | URL, _protocols?: string | string[]) {
+    super(url);
+  }
+}
+
 let manager: LiveManager | null = null;
 let kernel: Kernel.IKernelConnection | null = null;
 const connections: Kernel.IKernelConnection[] = [];
@@ -88,17 +101,43 @@ const kernels = new KernelManager({ serverSettings: settings() });
 
 function settings(): ServerConnection.ISettings {
   const baseUrl = `${location.origin}/`;
-  return ServerConnection.makeSettings({ baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws'), token: '', appendToken: false });
+  return ServerConnection.makeSettings({
+    baseUrl,
+    wsUrl: baseUrl.replace(/^http/, 'ws'),
+    token: '',
+    appendToken: false,
+    WebSocket: LegacyWebSocket,
+  });
 }
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Waits until a kernel connection is connected and has its kernel_info. */
-async function ready(k: Kernel.IKernelConnection): Promise<void> {
+/** Rejects with `what` named when `p` has not settled within `ms` (a stuck step fails, it does not hang the page). */
+function within<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** How long one kernel_info round waits before asking again. */
+const KERNEL_INFO_RETRY_MS = 8_000;
+const KERNEL_INFO_TRIES = 4;
+
+/**
+ * Waits until a kernel connection is connected and has its kernel_info; answers how many kernel_info requests
+ * it took. @jupyterlab/services resolves `info` only when the reply *and* its iopub `idle` arrived; a new
+ * websocket whose iopub subscription is not yet established when the kernel answers misses that `idle`, and
+ * `info` never resolves (services' own FIXME in KernelConnection._updateConnectionStatus: "kernelInfo may not
+ * resolve ... it may be preferable to retry kernelInfo"). The classic server skips its iopub "nudge" when it
+ * believes the kernel busy, so a loaded machine can hit this: ask again, as that comment suggests.
+ */
+async function ready(k: Kernel.IKernelConnection, what: string): Promise<number> {
   if (k.connectionStatus !== 'connected') {
-    await new Promise<void>((resolve) => {
+    const connected = new Promise<void>((resolve) => {
       const on = (_: unknown, s: Kernel.ConnectionStatus) => {
         if (s !== 'connected') return;
         k.connectionStatusChanged.disconnect(on);
@@ -106,8 +145,17 @@ async function ready(k: Kernel.IKernelConnection): Promise<void> {
       };
       k.connectionStatusChanged.connect(on);
     });
+    await within(`${what}: websocket connection`, connected, 45_000);
   }
-  await k.info;
+  for (let tries = 1; ; tries++) {
+    try {
+      await within(`${what}: kernel_info`, k.info, KERNEL_INFO_RETRY_MS);
+      return tries;
+    } catch (e) {
+      if (tries >= KERNEL_INFO_TRIES) throw new Error(`${message(e)} after ${tries} requests`);
+      void k.requestKernelInfo().catch(() => {});
+    }
+  }
 }
 
 async function show(m: LiveManager, modelId: string, host: HTMLElement): Promise<void> {
@@ -132,7 +180,7 @@ async function start(name: string): Promise<{ kernelId: string; implementation: 
   kernel = await kernels.startNew({ name }, { handleComms: true });
   connections.push(kernel);
   manager = new LiveManager(kernel, true);
-  await ready(kernel);
+  await ready(kernel, 'first connection');
   const info = await kernel.info;
   return { kernelId: kernel.id, implementation: info.implementation };
 }
@@ -178,15 +226,20 @@ async function execute(code: string): Promise<ExecuteResult> {
  * A second connection to the same kernel, as a reloaded page or a second tab makes: its manager asks for every
  * widget's state over the `jupyter.widget.control` comm and draws those of `ids` it got into #restored.
  */
-async function restore(ids: string[]): Promise<{ restored: string[]; viaControlComm: boolean; commInfo: string[]; failures: string[] }> {
+async function restore(ids: string[]): Promise<RestoreResult> {
   if (!kernel) throw new Error('start() first');
-  const k = kernels.connectTo({ model: { id: kernel.id, name: kernel.name }, handleComms: true });
-  connections.push(k);
-  await ready(k);
+  const t0 = performance.now();
+  const steps: Record<string, number> = {};
+  const mark = (name: string) => (steps[name] = Math.round(performance.now() - t0));
+  const { k, kernelInfoRequests, attempts } = await connectAgain(kernel);
+  mark('connected');
   const m = new LiveManager(k, false);
-  await m.loadFromKernel();
+  // ipywidgets bounds the control comm itself (4 s, then the per-comm fallback, which has no bound).
+  await within('second connection: widget states', m.loadFromKernel(), 30_000);
+  mark('states');
   // What the fallback path would have asked: the kernel's open jupyter.widget comms (comm_info_request).
-  const commInfo = Object.keys(await m._get_comm_info());
+  const commInfo = Object.keys(await within('second connection: comm_info', m._get_comm_info(), 20_000));
+  mark('commInfo');
   const failures: string[] = [];
   const restored = ids.filter((id) => m.has_model(id));
   await Promise.all(
@@ -195,10 +248,43 @@ async function restore(ids: string[]): Promise<{ restored: string[]; viaControlC
       host.className = 'live-restored';
       host.dataset.modelId = id;
       outputArea('restored').append(host);
-      await show(m, id, host).catch((e) => void failures.push(`model ${id}: ${message(e)}`));
+      await within(`second connection: drawing ${id}`, show(m, id, host), 30_000).catch((e) => void failures.push(`model ${id}: ${message(e)}`));
     }),
   );
-  return { restored, viaControlComm: !m.usedFallback, commInfo, failures };
+  mark('drawn');
+  return { restored, viaControlComm: !m.usedFallback, commInfo, failures, kernelInfoRequests, attempts, steps };
+}
+
+/**
+ * A second connection to `of`'s kernel, ready; a connection that does not come up is dropped and made again
+ * with a new client id, as a reloaded page would (twice at most; the answer says how many it took).
+ */
+async function connectAgain(of: Kernel.IKernelConnection): Promise<{ k: Kernel.IKernelConnection; kernelInfoRequests: number; attempts: number }> {
+  const errors: string[] = [];
+  for (let attempts = 1; attempts <= 2; attempts++) {
+    const k = kernels.connectTo({ model: { id: of.id, name: of.name }, handleComms: true });
+    connections.push(k);
+    try {
+      return { k, kernelInfoRequests: await ready(k, `second connection (attempt ${attempts})`), attempts };
+    } catch (e) {
+      errors.push(message(e));
+      k.dispose();
+    }
+  }
+  throw new Error(errors.join('; '));
+}
+
+export interface RestoreResult {
+  restored: string[];
+  viaControlComm: boolean;
+  commInfo: string[];
+  failures: string[];
+  /** kernel_info requests the second connection needed (1 unless its first `idle` was missed). */
+  kernelInfoRequests: number;
+  /** Connections made until one came up (1 unless the first stalled). */
+  attempts: number;
+  /** Milliseconds from the start of the restore to the end of each step. */
+  steps: Record<string, number>;
 }
 
 /** What a model of the first connection holds at `path` in its state ("DataView" for a binary buffer). */
