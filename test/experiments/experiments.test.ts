@@ -86,7 +86,8 @@ test('cross-patch: per-layer names-target / names-donor for same- and cross-type
 });
 
 test('freeze: still identified per source layer, early/late split', async () => {
-  const r = await run({ kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, ...small });
+  // Short generations: the split's answers default to the authors' 100 tokens (18 s here for nothing tested).
+  const r = await run({ kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, identifyTokens: 3, answerTokens: 3, ...small });
   assert.deepEqual(r.summary.sourceLayers, [0, 1]);
   assert.deepEqual(r.summary.warnings, []);
   assert.ok(r.summary.split);

@@ -156,7 +156,7 @@ test('Pixtral: every experiment kind runs end to end and leaves no tensor behind
   const specs: Record<string, unknown>[] = [
     { kind: 'recall-gap', version: 1, identifyTokens: 2, ...small },
     { kind: 'cross-patch', version: 1, identifiedOnly: false, donorsPerTarget: 2, layers: [0, 3], ...small },
-    { kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, ...small },
+    { kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, identifyTokens: 2, answerTokens: 2, ...small },
     { kind: 'knockout', version: 1, identifiedOnly: false, window: 3, modality: 'both', limit: 2, edges: ['image->last', 'image->query', 'entity->last'], ...small },
     { kind: 'probe', version: 1, iterations: 10 },
     // Pairs need prompts of equal length, i.e. images of one size: e0/e2 and e1/e3.
