@@ -330,17 +330,19 @@ export class Decoder {
     };
     const input = h;
     for (let i = start; i < stop; i++) {
-      // Streaming frees each layer's intermediates as it goes (one tidy per layer, and the residual it replaced),
-      // so one layer's activations are alive at a time; hook values then live until the end of their layer
-      // unless cached (ask for `cache` rather than keeping a hook's tensor).
-      const r = w.layers.streaming ? (tf.tidy(() => block(i, h)) as { h: tf.Tensor; k?: tf.Tensor; v?: tf.Tensor }) : block(i, h);
-      if (w.layers.streaming && h !== input && h !== r.h) h.dispose();
+      // One tidy per layer, and the residual it replaced freed: one layer's activations are alive at a time
+      // (issue 20: a whole forward's intermediates held to its end were 1.3 GB for one 276-token row of the
+      // mid shapes, and four stacked rows of a sweep ran the wasm heap out). Hook values live until the end of
+      // their layer unless cached (ask for `cache`, or tf.keep, rather than holding a hook's tensor).
+      const r = tf.tidy(() => block(i, h)) as { h: tf.Tensor; k?: tf.Tensor; v?: tf.Tensor };
+      // A residual a hook replaced with a kept tensor of its own (a cached state) is the hook's to free.
+      if (h !== input && h !== r.h && !h.kept) h.dispose();
       h = r.h;
       if (!r.k || !r.v) continue;
       if (run.wantCache) {
         newK[i] = tf.keep(r.k);
         newV[i] = tf.keep(r.v);
-      } else if (w.layers.streaming) tf.dispose([r.k, r.v]);
+      } else tf.dispose([r.k, r.v]);
     }
     const cache = run.wantCache
       ? { k: newK, v: newV, keyMask: run.keyMask, length: offset + T }

@@ -168,7 +168,10 @@ export class VisionTransformer {
     const states = [x];
     const opts = { heads: cfg.numHeads, eps: cfg.layerNormEps, act: cfg.hiddenAct };
     for (let i = 0; i < layersRun; i++) {
-      x = vitBlock(x, w.layers[i], opts, ctx, `vision.blocks.${i}`, i);
+      // One tidy per block: only its output outlives it (one block's intermediates alive at a time, as in the
+      // decoder); hook values live until the end of their block unless cached.
+      const prev = x;
+      x = tf.tidy(() => vitBlock(prev, w.layers[i], opts, ctx, `vision.blocks.${i}`, i));
       states.push(x);
     }
     return states;

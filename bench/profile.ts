@@ -1,0 +1,163 @@
+// `npm run bench:profile [-- --smoke]`: where a forward's time goes (issue 20, deliverable 1). The mid shapes
+// of issue 20 (a random LLaVA: CLIP ViT-B/14 at 224 px, 12 layers, d 768; a 12-layer Llama d 1024, GQA 16/8,
+// MLP 2816, vocabulary 32000: 295 M parameters; 276 tokens of which 256 image tokens, float32), built in
+// process. One forward with its image and one scheduled cross-patching sweep (start-at-layer, 4 layers per
+// batch, 12 patched runs) run under tf.profile: each kernel's time (the backend's own timer around the
+// kernel, so the native BLAS matMul's copies in and out of the wasm heap count as matMul time), calls, bytes
+// allocated; "outside kernels" is the wall time no kernel accounts for (JS between kernels, hooks, reads).
+// The forward's matmul GFLOP/s is compared with the machine's sgemm roofline measured in the same run
+// (numpy + system BLAS, bench/matmul.ts). The last line is machine-readable:
+//   profile: forward_s=X roofline_fraction=Y sweep_s=Z sweep_forwards=W outside_share=V top=Kernel:share,...
+import * as tf from '@tensorflow/tfjs-core';
+import { describeEngine, initEngine, shutdownEngine } from '../src/engine/backend';
+import { enableNativeMatMul } from '../src/engine/native-matmul';
+import { loadAvg, randomArray, rssMb, samplePeak } from './lib';
+import { rooflineGflops, type MatShape } from './matmul';
+import { scheduledSweep } from './sweep-measure';
+import { IMG, imageTokens, parameterCount, randomModel, type BenchShape } from './sweep-model';
+
+const smoke = process.argv.includes('--smoke');
+
+/** Issue 20's mid shapes (--smoke: tiny ones, to check the runner in seconds; numbers mean nothing). */
+const MID: BenchShape = smoke
+  ? { layers: 4, d: 64, heads: 4, kvHeads: 2, inter: 128, vocab: 1000, vision: { layers: 2, d: 32, heads: 2, inter: 64, imageSize: 28, patch: 7 } }
+  : { layers: 12, d: 1024, heads: 16, kvHeads: 8, inter: 2816, vocab: 32000, vision: { layers: 12, d: 768, heads: 12, inter: 3072, imageSize: 224, patch: 14 } };
+/** BOS + 256 image tokens + 19 text tokens = issue 20's 276. */
+const TEXT_TOKENS = 19;
+
+interface KernelRow {
+  name: string;
+  calls: number;
+  ms: number;
+  bytes: number;
+}
+
+interface Profiled {
+  wallMs: number;
+  kernels: KernelRow[];
+  peakBytes: number;
+}
+
+/** Runs `fn` once under tf.profile; kernel times summed by kernel name, largest first. */
+async function profiled(fn: () => void): Promise<Profiled> {
+  const t0 = performance.now();
+  const info = await tf.profile(fn);
+  const wallMs = performance.now() - t0;
+  const by = new Map<string, KernelRow>();
+  for (const k of info.kernels) {
+    const row = by.get(k.name) ?? { name: k.name, calls: 0, ms: 0, bytes: 0 };
+    row.calls++;
+    row.ms += Number(k.kernelTimeMs) || 0;
+    row.bytes += Math.max(0, k.bytesAdded);
+    by.set(k.name, row);
+  }
+  return { wallMs, kernels: [...by.values()].sort((a, b) => b.ms - a.ms), peakBytes: info.peakBytes };
+}
+
+function print(title: string, p: Profiled): number {
+  const inKernels = p.kernels.reduce((a, k) => a + k.ms, 0);
+  const outside = Math.max(0, p.wallMs - inKernels);
+  console.log(`## ${title}: ${(p.wallMs / 1000).toFixed(2)} s wall under the profiler, peak ${(p.peakBytes / 2 ** 20).toFixed(0)} MB of tensors`);
+  console.log('| kernel | calls | ms | share | MB allocated |');
+  console.log('|---|---|---|---|---|');
+  for (const k of p.kernels.filter((k) => k.ms >= p.wallMs * 0.002)) {
+    console.log(`| ${k.name} | ${k.calls} | ${k.ms.toFixed(0)} | ${((100 * k.ms) / p.wallMs).toFixed(1)}% | ${(k.bytes / 2 ** 20).toFixed(0)} |`);
+  }
+  const rest = p.kernels.filter((k) => k.ms < p.wallMs * 0.002);
+  if (rest.length) console.log(`| ${rest.length} other kernels | ${rest.reduce((a, k) => a + k.calls, 0)} | ${rest.reduce((a, k) => a + k.ms, 0).toFixed(0)} | ${((100 * rest.reduce((a, k) => a + k.ms, 0)) / p.wallMs).toFixed(1)}% | |`);
+  console.log(`| outside kernels | | ${outside.toFixed(0)} | ${((100 * outside) / p.wallMs).toFixed(1)}% | |\n`);
+  return outside / p.wallMs;
+}
+
+/** Matmul FLOPs of one forward of `s` with one image and T tokens (the GEMMs and attention products). */
+function forwardFlops(s: BenchShape, T: number): number {
+  const v = s.vision!;
+  const hd = s.d / s.heads!;
+  const kv = s.kvHeads! * hd;
+  const lm = s.layers * (2 * T * s.d * (2 * s.d + 2 * kv) + 2 * T * 3 * s.d * s.inter! + 4 * T * T * s.d) + 2 * T * s.d * s.vocab!;
+  const P = imageTokens(s);
+  const V = P + 1; // CLS
+  // The feature layer is -2: hopscope runs layers 0..L-2 of the tower.
+  const vit = (v.layers - 1) * (2 * V * 4 * v.d * v.d + 2 * V * 2 * v.d * v.inter + 4 * V * V * v.d) + 2 * P * 3 * v.patch * v.patch * v.d;
+  const projector = 2 * P * (v.d * s.d + s.d * s.d);
+  return lm + vit + projector;
+}
+
+async function main(): Promise<void> {
+  const engine = await initEngine();
+  const nat = enableNativeMatMul({ threads: engine.threads });
+  console.log(`# hopscope bench:profile${smoke ? ' (--smoke)' : ''} — ${new Date().toISOString()}`);
+  // describeEngine says which matMul runs (native BLAS, or stock with the reason).
+  console.log(`engine: ${describeEngine(engine)}${nat.enabled ? `; native matMul ${nat.library}, ${nat.threads} threads` : ''}; load average ${loadAvg()}`);
+
+  const t0 = performance.now();
+  const model = randomModel(MID);
+  const P = imageTokens(MID);
+  const T = 1 + P + TEXT_TOKENS;
+  const params = parameterCount(MID);
+  console.log(`model: random LLaVA, ${(params / 1e6).toFixed(0)} M parameters loaded: LM ${MID.layers}×d${MID.d}, ViT ${MID.vision!.layers}×d${MID.vision!.d} at ${MID.vision!.imageSize} px; built in ${((performance.now() - t0) / 1000).toFixed(1)} s; T = ${T} (${P} image tokens)\n`);
+  samplePeak();
+
+  const ids = [1, ...Array.from({ length: P }, () => IMG), ...Array.from({ length: TEXT_TOKENS }, (_, i) => 3 + ((i * 37) % (MID.vocab! - 4)))];
+  const px = MID.vision!.imageSize;
+  const pixels = tf.tensor4d(randomArray(3 * px * px, 1, 5), [1, 3, px, px]);
+  const forward = () => {
+    const out = model.forward({ inputIds: [ids], pixelValues: pixels });
+    out.logits!.dataSync();
+    out.dispose();
+  };
+  forward(); // warm-up: kernels compiled, weights uploaded
+  const f0 = performance.now();
+  forward();
+  const forwardMs = performance.now() - f0;
+  samplePeak();
+  const fp = await profiled(forward);
+  const flops = forwardFlops(MID, T);
+  const gflops = flops / (forwardMs * 1e6);
+  // The roofline at the forward's dominant GEMM shapes (the LM's at T rows, the tower's at P+1 rows).
+  const shapes: MatShape[] = [
+    { label: 'lm qkv', m: T, k: MID.d, n: MID.d * 2 },
+    { label: 'lm mlp', m: T, k: MID.d, n: MID.inter! },
+    { label: 'vit mlp', m: P + 1, k: MID.vision!.d, n: MID.vision!.inter },
+  ];
+  const roof = rooflineGflops(shapes, engine.threads, true);
+  const roofline = Math.max(...roof.values);
+  const fraction = gflops / roofline;
+  console.log(`forward: ${(forwardMs / 1000).toFixed(2)} s, ${(flops / 1e9).toFixed(0)} GFLOP of matmuls → ${gflops.toFixed(1)} GFLOP/s; roofline ${Number.isFinite(roofline) ? roofline.toFixed(1) : 'NaN'} GFLOP/s (${roof.note}) → ${Number.isFinite(fraction) ? fraction.toFixed(2) : 'NaN'} of it\n`);
+  const outsideShare = print('one forward (image + text)', fp);
+
+  // The sweep: text rows (the LM part; bench/sweep-measure.ts), entity span of 6 tokens near the end.
+  const target = ids.map((x, i) => (x === IMG ? 3 + ((i * 11) % (MID.vocab! - 4)) : x));
+  const source = target.map((x, i) => (i >= T - 12 && i < T - 6 ? 3 + ((i * 13) % (MID.vocab! - 4)) : x));
+  const spec = { source, target, positions: [T - 12, T - 11, T - 10, T - 9, T - 8, T - 7] };
+  scheduledSweep(model, spec, 4); // warm-up
+  const s0 = performance.now();
+  scheduledSweep(model, spec, 4);
+  const sweepMs = performance.now() - s0;
+  const textForward = () => {
+    const out = model.forward({ inputIds: [target] });
+    out.logits!.dataSync();
+    out.dispose();
+  };
+  const tf0 = performance.now();
+  textForward();
+  const textForwardMs = performance.now() - tf0;
+  const sp = await profiled(() => void scheduledSweep(model, spec, 4));
+  console.log(`scheduled sweep (12 layers, 4 per batch): ${(sweepMs / 1000).toFixed(2)} s = ${(sweepMs / textForwardMs).toFixed(2)} text forwards (${(textForwardMs / 1000).toFixed(2)} s each)\n`);
+  print('scheduled sweep', sp);
+  samplePeak();
+
+  pixels.dispose();
+  model.dispose();
+  shutdownEngine();
+  const top = fp.kernels.slice(0, 5).map((k) => `${k.name}:${(k.ms / fp.wallMs).toFixed(3)}`).join(',');
+  console.log(`peak RSS ${samplePeak().toFixed(0)} MB (now ${rssMb().toFixed(0)} MB)`);
+  console.log(
+    `profile: forward_s=${(forwardMs / 1000).toFixed(2)} roofline_fraction=${Number.isFinite(fraction) ? fraction.toFixed(3) : 'NaN'} sweep_s=${(sweepMs / 1000).toFixed(2)} sweep_forwards=${(sweepMs / textForwardMs).toFixed(2)} outside_share=${outsideShare.toFixed(3)} top=${top}`,
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
