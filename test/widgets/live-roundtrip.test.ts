@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
+import type { ExecuteResult, RestoreResult } from '../../widgets/src/live/results';
 import { LIVE_BUNDLE, browserSkip, ensureLiveBundle, launch, type Browser } from './browser';
 
 const DATA = path.join(REPO, 'data', 'toyworld');
@@ -58,24 +59,6 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined>, tim
     if (Date.now() > deadline) throw new Error(`${what}: no answer in ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-interface ExecuteResult {
-  status: string;
-  outputs: { type: string; text?: string; modelId?: string; ename?: string; evalue?: string }[];
-  widgets: string[];
-  failures: string[];
-}
-
-/** What the page's restore() answers (widgets/src/live/index.ts RestoreResult; the widgets build is apart). */
-interface RestoreResult {
-  restored: string[];
-  viaControlComm: boolean;
-  commInfo: string[];
-  failures: string[];
-  kernelInfoRequests: number;
-  attempts: number;
-  steps: Record<string, number>;
 }
 
 interface PlotInfo {

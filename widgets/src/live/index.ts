@@ -9,6 +9,7 @@ import { KernelManager, ServerConnection, type Kernel, type KernelMessage } from
 import * as hopscope from '../index';
 import { MODULE_NAME } from '../version';
 import { ensureStyle } from '../style';
+import type { ExecuteResult, LiveOutput, RestoreResult } from './results';
 
 const VIEW_MIME = 'application/vnd.jupyter.widget-view+json';
 
@@ -64,22 +65,6 @@ class LiveManager extends HTMLManager {
   }
 }
 
-export interface LiveOutput {
-  type: string;
-  text?: string;
-  modelId?: string;
-  ename?: string;
-  evalue?: string;
-}
-
-export interface ExecuteResult {
-  status: string;
-  outputs: LiveOutput[];
-  /** Model ids of the widgets this cell displayed (each drawn into `.live-output[data-model-id]`). */
-  widgets: string[];
-  /** Views that could not be created or displayed. */
-  failures: string[];
-}
 
 /**
  * The classic server (notebook 6.4) speaks only the legacy kernel websocket protocol. @jupyterlab/services 7
@@ -274,18 +259,6 @@ async function connectAgain(of: Kernel.IKernelConnection): Promise<{ k: Kernel.I
   throw new Error(errors.join('; '));
 }
 
-export interface RestoreResult {
-  restored: string[];
-  viaControlComm: boolean;
-  commInfo: string[];
-  failures: string[];
-  /** kernel_info requests the second connection needed (1 unless its first `idle` was missed). */
-  kernelInfoRequests: number;
-  /** Connections made until one came up (1 unless the first stalled). */
-  attempts: number;
-  /** Milliseconds from the start of the restore to the end of each step. */
-  steps: Record<string, number>;
-}
 
 /** What a model of the first connection holds at `path` in its state ("DataView" for a binary buffer). */
 async function valueKind(modelId: string, path: (string | number)[]): Promise<string> {
