@@ -6,6 +6,7 @@ import type { Option } from 'commander';
 import { type Model, hookPointsOf } from './library';
 import type { Content } from './messages';
 import type { Magic, MagicRegistry } from './magics/registry';
+import { TEACHING_MODELS } from '../src/data/teaching-models';
 
 const MAGIC_LINE = /^(\s*)(%%?)([\w-]*)/;
 
@@ -88,7 +89,7 @@ export function completeSpecial(code: string, pos: number, registry: MagicRegist
     // An option's value: its choices (commander's argChoices).
     const prev = words[words.length - 2];
     const opt = prev?.startsWith('-') ? opts.find((o) => o.long === prev || o.short === prev) : undefined;
-    const choices = opt?.argChoices ?? (m.name === 'load' && words.length === 2 ? ['teaching'] : []);
+    const choices = opt?.argChoices ?? (m.name === 'load' && words.length === 2 ? Object.keys(TEACHING_MODELS) : []);
     return reply(start, pos, choices.filter((c) => c.startsWith(word)).map((c) => ({ text: c, type: 'value' })));
   }
   const hook = hookPrefix(line.before);

@@ -7,6 +7,7 @@ import { InputError } from './errors';
 import { loadModelWithAssets } from './experiments/assets';
 import { isRawPrompts, readRawPrompts, type RawPrompts } from './experiments/sources/raw';
 import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from './data/popvqa';
+import { TEACHING_MODELS } from './data/teaching-models';
 import type { LoadOptions } from './models/load';
 import type { Model } from './models/model';
 import { runExperiment as runLocal, type ExperimentResult, type ExperimentSpec, type RunContext as ExperimentRunContext } from './experiments';
@@ -90,15 +91,15 @@ export async function runExperiment(spec: unknown, ctx: ExperimentRunContext & {
   return runLocal(spec, ctx);
 }
 
-/** The teaching model's folder (src/train writes it there). */
-export const TEACHING_DIR = path.resolve(__dirname, '..', 'data', 'teaching');
+export { TEACHING_DIR, TEACHING_MODELS } from './data/teaching-models';
 
-/** A HuggingFace model folder (with its tokenizer and preprocessor when present), or "teaching". */
+/** A HuggingFace model folder (with its tokenizer and preprocessor when present), or a teaching model's name. */
 export async function loadModel(dirOrName: string, opts: LoadOptions = {}): Promise<Model> {
-  if (dirOrName === 'teaching') {
-    if (!fs.existsSync(path.join(TEACHING_DIR, 'config.json')))
-      throw new InputError(`the teaching model is not built yet (${TEACHING_DIR}); train it with: node --import tsx src/train/cli.ts --out data/teaching`);
-    return loadModelWithAssets(TEACHING_DIR, opts);
+  const named = TEACHING_MODELS[dirOrName];
+  if (named) {
+    if (!fs.existsSync(path.join(named, 'config.json')))
+      throw new InputError(`the teaching model "${dirOrName}" is not built (${named}); data/teaching/README.md says how to train it`);
+    return loadModelWithAssets(named, opts);
   }
   return loadModelWithAssets(path.resolve(dirOrName), opts);
 }

@@ -1,21 +1,23 @@
 // %load: a model from a HuggingFace folder (config.json + safetensors) or the built-in teaching model.
 import * as path from 'node:path';
-import { REPO_ROOT, hookPointsOf } from '../library';
+import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-models';
+import { hookPointsOf } from '../library';
 import { resolveData } from './experiment-runner';
 import { type Magic, parseNameArg } from './registry';
 
 /**
- * The data the teaching model was trained on (data/teaching/README.md; `hopscope demo` pairs them the same way,
- * src/cli/demo.ts): `%load teaching` brings it along, so the README's `%crosspatch` runs without `--data`.
+ * The data the teaching models were trained on (data/teaching/README.md; `hopscope demo` pairs them the same way,
+ * src/cli/demo.ts): `%load teaching` (or teaching-early, teaching-late) brings it along, so the README's
+ * `%crosspatch` runs without `--data`.
  */
-export const TEACHING_DATA = path.join(REPO_ROOT, 'data', 'toyworld');
+export const TEACHING_DATA = TEACHING_DATA_DIR;
 
 export const load: Magic = {
   name: 'load',
-  summary: 'Load a model (a HuggingFace folder or "teaching", which brings its toyworld data); experiment magics use it until the next %load',
+  summary: `Load a model (a HuggingFace folder or a teaching model: ${Object.keys(TEACHING_MODELS).join(', ')}, which bring their toyworld data); experiment magics use it until the next %load`,
   define: (c) =>
     c
-      .argument('<source>', 'model folder, or "teaching"')
+      .argument('<source>', `model folder, or ${Object.keys(TEACHING_MODELS).join(' | ')}`)
       .option('--as <name>', 'also bind the model to this variable (it is always bound to _)', parseNameArg('--as'))
       .option('--data <dir>', 'also load a dataset folder (PopVQA layout) for the experiment magics (default for "teaching": data/toyworld)'),
   async run({ opts, args }, ctx) {
@@ -24,7 +26,7 @@ export const load: Magic = {
     const model = await Promise.race([lib.loadModel(source), ctx.hardStop]);
     ctx.session.model = model;
     ctx.session.modelSource = source;
-    const dataDir = typeof opts.data === 'string' ? opts.data : source === 'teaching' ? TEACHING_DATA : undefined;
+    const dataDir = typeof opts.data === 'string' ? opts.data : source in TEACHING_MODELS ? TEACHING_DATA : undefined;
     if (dataDir) await resolveData(ctx, lib, dataDir);
     await ctx.keep(model, opts.as as string | undefined);
     const family = (model as unknown as { family?: string }).family;

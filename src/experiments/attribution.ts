@@ -83,7 +83,7 @@ export function exactPatchJobs(
  * `limit` entities sampled with the seed as whole pairs (an entity with a partner of the kind `mode` asks
  * for), so a small sample of mixed types still has pairs to attribute; file order kept.
  */
-function pairedSample(all: EntityRef[], limit: number | null, mode: AttributionSpec['pairs'], seed: number): EntityRef[] {
+export function pairedSample(all: EntityRef[], limit: number | null, mode: AttributionSpec['pairs'], seed: number): EntityRef[] {
   if (limit == null || all.length <= limit) return all;
   const ok = (a: EntityRef, b: EntityRef) => (mode === 'same' ? a.type === b.type : mode === 'cross' ? a.type !== b.type : true);
   const order = shuffled(mulberry32(seed), all);

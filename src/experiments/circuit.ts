@@ -3,9 +3,20 @@
 // — the subject in a text prompt, the image in an image prompt — the query, the last position), so the
 // backbone's text run and the VLM's image run can be compared site by site: top-k overlap and, per layer,
 // the rank correlation of the site scores.
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors';
 import type { PromptSpans } from '../io/prompt';
 import type { Model, ModelInputs } from '../models/model';
+import { pairedSample, metricFor } from './attribution';
 import { attributionPatching, type Metric } from './attribution-patching';
+import { backboneSource, resolveBackbone } from './backbone';
+import { makeBatch } from './batch';
+import type { Row } from './checkpoint';
+import { Progress, Warnings, makeTable, mean, type ExperimentContext, type ExperimentResult } from './context';
+import { protocolSummary } from './protocol';
+import { prepareSource } from './sources/dataset';
+import type { SpecBase } from './spec';
+import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
 export const COMPONENTS = ['attn_out', 'mlp_out'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -24,10 +35,13 @@ export function groupPositions(spans: PromptSpans): Record<Group, number[]> | nu
     entity = range(spans.images[0].start, im.start + im.length);
   } else if (spans.subject) entity = range(spans.subject.start, spans.subject.end);
   else return null;
+  // The query without the entity: a text question names the subject inside it, and a group that holds the
+  // entity too would score like the entity and stand for nothing of its own.
+  const inEntity = new Set(entity);
   return {
     'entity-last': [entity[entity.length - 1]],
     entity,
-    query: spans.query ? range(spans.query.start, spans.query.end) : [],
+    query: spans.query ? range(spans.query.start, spans.query.end).filter((p) => !inEntity.has(p)) : [],
     last: [spans.last],
   };
 }
@@ -58,7 +72,7 @@ export function siteScores(model: Model, clean: ModelInputs, corrupt: ModelInput
   return out;
 }
 
-const siteKey = (s: Pick<SiteScore, 'component' | 'layer' | 'group'>) => `${s.component}/${s.layer}/${s.group}`;
+export const siteKey = (s: Pick<SiteScore, 'component' | 'layer' | 'group'>) => `${s.component}/${s.layer}/${s.group}`;
 
 /** Mean score per site over pairs (sites missing from a pair are not averaged in). */
 export function meanSites(runs: readonly SiteScore[][]): SiteScore[] {
@@ -124,4 +138,209 @@ export function compareSites(a: readonly SiteScore[], b: readonly SiteScore[], k
       return { layer, spearman: spearman(at.map((s) => s.score), at.map((s) => bMap.get(siteKey(s))!)) };
     }),
   };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The experiment kind: the three runs of the paper's comparison on the same clean/corrupt pairs.
+
+/** The runs compared: the backbone on the text question, the VLM on it, and the VLM on the image question. */
+export const CIRCUIT_RUNS = ['backbone-text', 'vlm-text', 'vlm-image'] as const;
+export type CircuitRun = (typeof CIRCUIT_RUNS)[number];
+
+export interface CircuitSpec extends SpecBase {
+  kind: 'circuit';
+  backbone: string | null;
+  backboneTemplate: string;
+  metric: 'logit-diff' | 'answer-logit' | 'answer-prob';
+  igSteps: number;
+  /** Sites per run and pair re-measured by exact patching (the largest |score| first). */
+  topK: number;
+  /** k of the top-k site overlap between runs. */
+  k: number;
+}
+
+interface Triple {
+  a: EntityRef;
+  b: EntityRef;
+  relation: string | null;
+  cases: Record<CircuitRun, [PromptCase, PromptCase]>;
+}
+
+/**
+ * Same-type pairs (clean A, corrupt B) asked the same relation, with prompts of equal length in all three
+ * runs (attribution and exact patching compare position by position), so every run averages one pair set.
+ */
+function triples(source: PromptSource, bbSource: PromptSource, backbone: Model, pool: EntityRef[], spec: CircuitSpec): Triple[] {
+  const image = (e: EntityRef) => source.questions(e, 'image').filter((q) => !q.cot);
+  const textOf = (e: EntityRef, q: PromptCase) => source.questions(e, 'text').find((t) => t.row === q.row && t.relation === q.relation) ?? null;
+  const out: Triple[] = [];
+  for (const a of pool) {
+    for (const qa of image(a)) {
+      const ta = textOf(a, qa);
+      const ba = bbSource.backbonePrompt(qa, backbone, { template: spec.backboneTemplate });
+      if (!ta || !ba) continue;
+      let found: Triple | null = null;
+      // A partner with another answer first (the contrast the metric measures), any partner otherwise.
+      const sameAnswer = (b: EntityRef) => image(b).some((q) => q.relation === qa.relation && String(q.answers?.[0]) === String(qa.answers?.[0]));
+      const partners = pool.filter((b) => b !== a && b.type === a.type);
+      for (const b of [...partners.filter((x) => !sameAnswer(x)), ...partners.filter(sameAnswer)]) {
+        const qb = image(b).find((q) => q.relation === qa.relation && q.inputIds.length === qa.inputIds.length);
+        const tb = qb ? textOf(b, qb) : null;
+        const bb = qb ? bbSource.backbonePrompt(qb, backbone, { template: spec.backboneTemplate }) : null;
+        if (!qb || !tb || !bb || tb.inputIds.length !== ta.inputIds.length || bb.inputIds.length !== ba.inputIds.length) continue;
+        found = { a, b, relation: qa.relation ?? null, cases: { 'backbone-text': [ba, bb], 'vlm-text': [ta, tb], 'vlm-image': [qa, qb] } };
+        break;
+      }
+      if (found) {
+        out.push(found);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function lastLogitsOf(model: Model, inputs: ModelInputs): Float32Array {
+  const out = model.forward(inputs, { logits: 'last' });
+  try {
+    return Float32Array.from(out.logits!.dataSync());
+  } finally {
+    out.dispose();
+  }
+}
+
+/** M(clean with the corrupt run's values of `hook` at `positions`) - M(clean): exact patching of one site. */
+function exactSite(model: Model, clean: ModelInputs, corruptCache: Map<string, tf.Tensor>, hook: string, positions: number[], metric: Metric, mClean: number): number {
+  const donor = corruptCache.get(hook)!;
+  const out = model.forward(clean, {
+    logits: 'last',
+    hooks: {
+      [hook]: (v) => {
+        const T = v.shape[1] as number;
+        const keep = tf.tensor3d(Array.from({ length: T }, (_, p) => (positions.includes(p) ? 0 : 1)), [1, T, 1]);
+        return tf.add(tf.mul(v, keep), tf.mul(donor, tf.sub(1, keep)));
+      },
+    },
+  });
+  try {
+    return metric.value(Float32Array.from(out.logits!.dataSync())) - mClean;
+  } finally {
+    out.dispose();
+  }
+}
+
+export async function circuitExperiment(model: Model, source: PromptSource, spec: CircuitSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<CircuitSpec>> {
+  source = scopeQuestions(source, spec.questions);
+  const bb = resolveBackbone(model, spec, ctx);
+  if (!bb) throw new InputError('circuit: no backbone (give `backbone`, or a VLM folder with backbone/ or hopscope_backbone in its config.json)');
+  const progress = new Progress(ctx);
+  const warnings = new Warnings();
+  const rows: Row[] = [];
+  try {
+    const bbSource = backboneSource(source, bb.model);
+    const entities = pairedSample(source.entities({ types: spec.types }), spec.limit, 'same', spec.seed);
+    await prepareSource(source, entities);
+    let pairs = triples(source, bbSource, bb.model, entities, spec);
+    if (spec.rows)
+      pairs = spec.rows.map((i) => {
+        if (i >= pairs.length) throw new InputError(`circuit: rows ${i} does not exist (${pairs.length} clean/corrupt pairs)`);
+        return pairs[i];
+      });
+    if (pairs.length === 0) warnings.add(['circuit: no same-type pair asks one relation with prompts of equal length in all three runs']);
+    const models: Record<CircuitRun, { model: Model; source: PromptSource }> = {
+      'backbone-text': { model: bb.model, source: bbSource },
+      'vlm-text': { model, source },
+      'vlm-image': { model, source },
+    };
+    progress.start('circuit', pairs.length * CIRCUIT_RUNS.length);
+    for (const [pi, t] of pairs.entries()) {
+      for (const run of CIRCUIT_RUNS) {
+        ctx.signal?.throwIfAborted();
+        const { model: m, source: src } = models[run];
+        const [ca, cb] = t.cases[run];
+        const A = await makeBatch(m, src, [ca]);
+        const B = await makeBatch(m, src, [cb]);
+        try {
+          const metric = metricFor({ metric: spec.metric, tokens: null }, lastLogitsOf(m, A.inputs), lastLogitsOf(m, B.inputs));
+          const sites = siteScores(m, A.inputs, B.inputs, ca.spans, metric, { igSteps: spec.igSteps });
+          const groups = groupPositions(ca.spans)!;
+          const top = [...sites].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.topK);
+          const exact = new Map<string, number>();
+          if (top.length) {
+            const hooks = [...new Set(top.map((s) => `lm.blocks.${s.layer}.${s.component}`))];
+            const corrupt = m.forward(B.inputs, { cache: hooks, logits: 'last' });
+            try {
+              const mClean = metric.value(lastLogitsOf(m, A.inputs));
+              for (const s of top) exact.set(siteKey(s), exactSite(m, A.inputs, corrupt.cache, `lm.blocks.${s.layer}.${s.component}`, groups[s.group], metric, mClean));
+            } finally {
+              corrupt.dispose();
+            }
+          }
+          const pairRows = sites.map((s) => ({ pair: pi, run, clean: t.a.subject, corrupt: t.b.subject, relation: t.relation, metric: metric.name, component: s.component, layer: s.layer, group: s.group, score: s.score, exact: exact.get(siteKey(s)) ?? null }));
+          rows.push(...pairRows);
+          ctx.onPartial?.(pairRows);
+        } finally {
+          A.dispose();
+          B.dispose();
+        }
+        progress.tick();
+      }
+    }
+    const means = Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, circuitMeans(rows, r)])) as Record<CircuitRun, SiteScore[]>;
+    const compare = (x: CircuitRun, y: CircuitRun) => compareSites(means[x], means[y], spec.k);
+    const comparisons = {
+      'backbone-text~vlm-image': compare('backbone-text', 'vlm-image'),
+      'backbone-text~vlm-text': compare('backbone-text', 'vlm-text'),
+      'vlm-text~vlm-image': compare('vlm-text', 'vlm-image'),
+    };
+    // The recall circuit proper (the paper's sites): MLP outputs at the entity's last token, by layer; its
+    // top third of the layers in the backbone's text run, looked for in the VLM's runs.
+    const recallK = Math.max(1, Math.min(spec.k, Math.floor(model.numLayers / 3)));
+    const recallOf = (r: CircuitRun) => means[r].filter((x) => x.component === 'mlp_out' && x.group === 'entity-last');
+    const topLayers = (r: CircuitRun) => [...recallOf(r)].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, recallK).map((x) => x.layer);
+    const recall = {
+      sites: 'mlp_out at entity-last, per layer',
+      k: recallK,
+      topLayers: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, topLayers(r)])),
+      'backbone-text~vlm-image': compareSites(recallOf('backbone-text'), recallOf('vlm-image'), recallK).overlap,
+      'backbone-text~vlm-text': compareSites(recallOf('backbone-text'), recallOf('vlm-text'), recallK).overlap,
+    };
+    const confirmed = rows.filter((r) => r.exact !== null);
+    return {
+      kind: spec.kind,
+      spec,
+      table: makeTable(rows),
+      summary: {
+        answer: pairs.length
+          ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}`
+          : null,
+        pairs: pairs.length,
+        backbone: bb.from,
+        comparisons,
+        recall,
+        top: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, [...means[r]].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.k)])),
+        meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
+        protocol: protocolSummary(source, spec, { entities: pairs.flatMap((p) => [p.a, p.b]), prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
+        warnings: warnings.list(),
+      },
+    };
+  } finally {
+    bb.release();
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(2) : 'n/a';
+}
+
+/** Mean site scores of one run over the table's pairs. */
+export function circuitMeans(rows: readonly Row[], run: CircuitRun): SiteScore[] {
+  const byPair = new Map<unknown, SiteScore[]>();
+  for (const r of rows) {
+    if (r.run !== run) continue;
+    const list = byPair.get(r.pair) ?? [];
+    list.push({ component: r.component as Component, layer: Number(r.layer), group: r.group as Group, score: Number(r.score) });
+    byPair.set(r.pair, list);
+  }
+  return meanSites([...byPair.values()]);
 }

@@ -57,7 +57,7 @@ export function cleanState(model: Model, batch: Batch): CleanState {
     const embed = e.cache.get('lm.embed')!;
     const mask = batch.inputs.attentionMask ?? batch.inputs.inputIds.map((r) => r.map(() => 1));
     positions = positionsFromMask(mask);
-    const ctx = new RunContext({ cache: names, startLayer: 0, startResid: embed });
+    const ctx = new RunContext({ cache: names, startLayer: 0, startResid: embed, logits: 'last' });
     const logits = tf.tidy(() => {
       const r = model.decoder.forward({ embeds: embed, positions: positions!, keyMask: mask, ctx, wantCache: true });
       kv = r.cache!;
@@ -68,7 +68,7 @@ export function cleanState(model: Model, batch: Batch): CleanState {
     cached = ctx.cached;
     cached.set('lm.embed', embed);
   } else {
-    const out = model.forward(batch.inputs, { cache: names });
+    const out = model.forward(batch.inputs, { cache: names, logits: 'last' });
     lastLogits = lastRows(out.logits!);
     out.logits!.dispose();
     out.hidden.dispose();

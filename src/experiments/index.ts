@@ -4,6 +4,7 @@
 import { InputError } from '../errors';
 import type { Model } from '../models/model';
 import type { AttributionSpec } from './attribution';
+import type { CircuitSpec } from './circuit';
 import type { ExperimentContext, ExperimentResult } from './context';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
@@ -25,7 +26,8 @@ export type ExperimentSpec =
   | LogitLensSpec
   | ProbeSpec
   | AttributionSpec
-  | RecoverySpec;
+  | RecoverySpec
+  | CircuitSpec;
 
 export interface RunContext extends ExperimentContext {
   model: Model;
@@ -56,6 +58,7 @@ export { fitLogReg, accuracy, type LogReg, type LogRegOptions } from './logreg';
 export { attributionExperiment, metricFor, exactPatchJobs, type AttributionSpec } from './attribution';
 export { attributionPatching, attributionPoints, logitDiff, answerLogit, answerProb, type Metric, type AttributionResult } from './attribution-patching';
 export { recovery, DEFAULT_COT_SUFFIX, type RecoverySpec } from './recovery';
+export { circuitExperiment, circuitMeans, compareSites, siteScores, CIRCUIT_RUNS, type CircuitSpec, type CircuitRun, type SiteScore } from './circuit';
 export { backboneDirOf } from './backbone';
 export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, type CleanSet, type PatchJob, type JobOutput, type SweepOptions, type SweepExecutor } from './scheduler';
 export { RunCheckpoint, type Row } from './checkpoint';

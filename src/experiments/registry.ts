@@ -8,6 +8,7 @@ import { SpecError } from '../errors';
 import type { ViewKind } from '../report/protocol';
 import type { Model } from '../models/model';
 import type { AttributionSpec } from './attribution';
+import type { CircuitSpec } from './circuit';
 import type { ExperimentContext, ExperimentResult } from './context';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
@@ -63,6 +64,7 @@ const m = {
   probe: lazy(() => require('./probe') as typeof import('./probe')),
   attribution: lazy(() => require('./attribution') as typeof import('./attribution')),
   recovery: lazy(() => require('./recovery') as typeof import('./recovery')),
+  circuit: lazy(() => require('./circuit') as typeof import('./circuit')),
 };
 
 /** The papers' experiments, in the order the demo and `%lsmagic` show them. */
@@ -140,6 +142,16 @@ export const BUILTIN_EXPERIMENTS = [
     view: { kind: 'recovery-curve', build: views.recoveryView },
     magic: { name: 'recover' },
     demo: true,
+  }),
+  defineExperiment<CircuitSpec>({
+    kind: 'circuit',
+    summary: "Where recall sits: attn/MLP attribution by layer and position group in the backbone's text run vs the VLM's text and image runs",
+    explain:
+      "Circuit analysis (Too Late to Recall): attribution patching over every layer's attention and MLP outputs, summed over the entity's last token and span (the image in an image prompt), the query and the last position, for the backbone on the text question and the VLM on the text and the image question of the same pairs; top-k site overlap and per-layer rank correlation between the runs, top sites confirmed by exact patching. The paper finds the backbone's recall in early MLPs at the entity's last token, and degraded VLMs not using them from the image.",
+    run: (model, source, spec, ctx) => m.circuit().circuitExperiment(model, source, spec, ctx),
+    view: { kind: 'attribution-map', build: views.circuitView },
+    magic: { name: 'circuit' },
+    demo: false,
   }),
 ] as const;
 

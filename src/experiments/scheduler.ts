@@ -164,7 +164,7 @@ function runPlanned(model: Model, items: { job: PatchJob; plan: Plan }[], strict
   const mask = jobs.map((j) => [...j.clean.batch.inputs.attentionMask![j.row]]);
   const startResid = tf.tidy(() => tf.concat(jobs.map((j) => j.clean.resid[layer].slice([j.row, from, 0], [1, T - from, -1])), 0));
   const run = mergeRunOptions(compiled.map((c) => c.run));
-  const prefill = new RunContext({ ...run, startLayer: layer, startResid });
+  const prefill = new RunContext({ ...run, startLayer: layer, startResid, logits: 'last' });
   const decode = new RunContext({ hooks: run.hooks, attnMask: run.attnMask });
   let kv: KVCache | undefined;
   try {

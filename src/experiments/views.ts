@@ -188,3 +188,31 @@ export const recoveryView: ViewBuilder<RecoverySpec> = ({ spec, rows }) => {
     position: spec.position,
   };
 };
+
+/**
+ * The view: a heatmap of layer × site (run · component · position group), the mean score over the pairs seen
+ * so far, with the exact-patching checks of the first pair marked. One column per run and site makes the
+ * paper's comparison visible: the backbone's text run lights up early MLPs at the entity's last token; a VLM
+ * that reuses that circuit from the image lights up the same cells in its image columns.
+ */
+export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
+  if (rows.length === 0) return null;
+  // The experiment's own site maths (loaded on demand: it pulls in the model code the kernel starts without).
+  const { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey } = require('./circuit') as typeof import('./circuit');
+  const runs = CIRCUIT_RUNS.filter((r) => rows.some((x) => x.run === r));
+  const means = new Map(runs.map((r) => [r, new Map(circuitMeans(rows, r).map((s) => [siteKey(s), s.score]))]));
+  const layers = [...new Set(rows.map((r) => Number(r.layer)))].sort((a, b) => a - b);
+  const cols = runs.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
+  const short = { 'backbone-text': 'LLM·text', 'vlm-text': 'VLM·text', 'vlm-image': 'VLM·image' } as const;
+  const first = rows.filter((r) => r.pair === rows[0].pair && r.exact !== null);
+  return {
+    layers,
+    positions: cols.map((c) => ({ label: `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`, kind: c.run === 'vlm-image' ? 'image' : 'text' })),
+    scores: layers.map((l) => cols.map((c) => means.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group })) ?? 0)),
+    metric: typeof rows[0].metric === 'string' ? rows[0].metric : null,
+    image: null,
+    patchScores: null,
+    patchLabel: null,
+    confirmed: first.map((r) => ({ layer: Number(r.layer), position: cols.findIndex((c) => c.run === r.run && c.component === r.component && c.group === r.group), exact: Number(r.exact) })),
+  };
+};

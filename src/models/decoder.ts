@@ -349,7 +349,10 @@ export class Decoder {
       : undefined;
     if (stop < cfg.numLayers) return { hidden: h, cache };
     const normed = ctx.point('lm.final_norm', rmsNorm(h, w.norm, cfg.rmsNormEps), offset);
-    const logits = ctx.point('lm.logits', this.logitsOf(normed), offset);
+    const lastOnly = ctx.opts.logits === 'last' && T > 1 && !ctx.wants('lm.logits');
+    const logits = lastOnly
+      ? ctx.point('lm.logits', this.logitsOf(normed.slice([0, T - 1, 0], [B, 1, -1])), offset + T - 1)
+      : ctx.point('lm.logits', this.logitsOf(normed), offset);
     return { hidden: h, normed, logits, cache };
   }
 

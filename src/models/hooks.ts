@@ -55,8 +55,12 @@ export interface RunOptions {
   startResid?: tf.Tensor;
   /** Stop after decoder block `stopLayer - 1` (exclusive bound); no final norm or logits are computed. */
   stopLayer?: number;
-  /** Keep attention patterns for these layers (hook `lm.blocks.{i}.attn.pattern`); off by default for speed. */
-  wantLogits?: boolean;
+  /**
+   * 'last': the head runs on the last position only ([B, 1, V], hook offset T - 1), for callers that read only
+   * the next token (a prefill, a sweep row). The head over every position is 19 % of a text forward at issue
+   * 20's mid shapes (vocab 32k; docs/performance.md). Ignored when a hook or the cache asks for `lm.logits`.
+   */
+  logits?: 'all' | 'last';
 }
 
 /** The live state of one forward run: which points to cache, which to edit. */

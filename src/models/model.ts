@@ -207,7 +207,8 @@ export abstract class ModelBase implements Model {
     const eos = new Set(eosRaw == null ? [] : Array.isArray(eosRaw) ? eosRaw : [eosRaw]);
     const padId = this.text.padTokenId ?? [...eos][0] ?? 0;
     const run = opts.run ?? {};
-    const ctx = new RunContext(run);
+    // Greedy decoding reads the prefill's last position only.
+    const ctx = new RunContext({ ...run, logits: 'last' });
     const decodeCtx = opts.hookDecodeSteps === false ? new RunContext({ attnMask: run.attnMask, crossAttnMask: run.crossAttnMask }) : ctx;
     let state: DecodeState | undefined;
     let kv: KVCache | undefined;
@@ -222,7 +223,8 @@ export abstract class ModelBase implements Model {
         cross = e.cross;
         const r = this.decoder.forward({ embeds: e.embeds, positions: e.positions, keyMask: mask, ctx, wantCache: true, cross });
         kv = r.cache;
-        return r.logits!.slice([0, T - 1, 0], [B, 1, this.vocabSize]).reshape([B, this.vocabSize]);
+        const t = r.logits!.shape[1] as number;
+        return r.logits!.slice([0, t - 1, 0], [B, 1, this.vocabSize]).reshape([B, this.vocabSize]);
       });
       state = { kv: kv!, mask, delta, cross };
       const last = first.dataSync() as Float32Array;

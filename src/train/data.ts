@@ -179,7 +179,7 @@ export function answerOf(e: WorldEntity, rel: string): string {
  * and the grounding stage has no circuit to hand the image to: the session-4 8-layer backbone named 0 of 16
  * entities in that format (it answered 21 of 24 questions).
  */
-export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean } = {}): Example[] {
+export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span?: number; copies?: number } = {}): Example[] {
   const out: Example[] = data.corpus.map((s) => sentence(data, s));
   for (const e of data.entities) {
     for (const c of data.templates.captions[e.type]) out.push(sentence(data, fillTemplate(c, e.subject)));
@@ -189,13 +189,51 @@ export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean } = {
       // "Name it, then answer": the answer follows from the name in context (the name itself is not scored).
       out.push(example(data, promptIds(data, textPrompt(data, cotQuery(data, e, rel)), 0), answerOf(e, rel), { unscored: idAnswer(data, e) }));
     }
-    if (opts.nameFirst) {
-      const named = (query: string) => promptIds(data, imagePrompt(data, query).replace(data.templates.promptTemplate.imageToken, e.subject), 0);
+    if (opts.nameFirst || opts.span) {
+      const named = (query: string) =>
+        opts.span ? spanPromptIds(data, e, query, opts.span) : promptIds(data, imagePrompt(data, query).replace(data.templates.promptTemplate.imageToken, e.subject), 0);
       out.push(example(data, named(data.templates.identification[e.type].query), idAnswer(data, e)));
       for (const rel of Object.keys(e.facts)) out.push(example(data, named(questionFor(data, e, rel, true)), answerOf(e, rel)));
     }
   }
+  if (opts.span && opts.copies) out.push(...copyExamples(data, opts.span, opts.copies));
   return out;
+}
+
+/**
+ * Identification twins of names that are no entity's: an entity's first word with another entity's last word,
+ * `copies` per entity (seeded). Naming the entity in the span must be a copy, not a recall of a name the LM
+ * knows: with real names only, the session-6 backbone named 9 of 42 span twins, often mixing in another
+ * entity's words ("Bita Tedo" -> "Suse Drifir Thuvo"). Only the answer is scored; no fact is taught about them.
+ */
+export function copyExamples(data: TeachingData, span: number, copies: number): Example[] {
+  const out: Example[] = [];
+  const rng = mulberry32(hashSeed(data.seed, 'copy-names'));
+  const words = (s: string) => s.split(' ');
+  for (const e of data.entities)
+    for (let c = 0; c < copies; c++) {
+      const f = data.entities[Math.floor(rng() * data.entities.length)];
+      const name = [words(e.subject)[0], ...words(f.subject).slice(1)].join(' ');
+      const fake = { ...e, subject: name };
+      out.push(example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)));
+    }
+  return out;
+}
+
+/** The filler of a span twin: `<unk>`, a token no text ever produces (training embeds `<image>` as it too). */
+export const SPAN_FILLER = 0;
+
+/**
+ * The span twin of an image prompt: the image's `span` positions hold the entity's name, right-aligned, after
+ * `<unk>` fillers ("USER: <unk> x (span - k) {name}\n{query}\nASSISTANT:"). A backbone pretrained on these
+ * has read the image's layout with the entity at its last positions, so a VLM whose image positions carry
+ * those states at some block hands the backbone a context it knows (data/teaching/README.md, session 6).
+ */
+export function spanPromptIds(data: TeachingData, e: WorldEntity, query: string, span: number): number[] {
+  const name = data.tokenizer.encode(e.subject, { addSpecialTokens: false });
+  if (name.length > span) throw new InputError(`span twin: the name "${e.subject}" has ${name.length} tokens, more than the image's ${span} positions`);
+  const fill = new Array<number>(span - name.length).fill(SPAN_FILLER);
+  return data.tokenizer.encode(imagePrompt(data, query)).flatMap((t) => (t === data.imageTokenId ? [...fill, ...name] : [t]));
 }
 
 /** Stage (c): captions after the image (LLaVA's alignment stage). */

@@ -4,16 +4,21 @@
 // The share of answers that are A's, against L, says how late the entity may appear and still be recalled:
 // the budget any VLM on this backbone has for hop 1. At L = 0 the patched run is A's run; at the final norm
 // only the name positions change, which the last position no longer reads.
-//   node --import tsx src/train/deadline.ts --model data/teaching/backbone [--data data/toyworld] [--form question|name-first] [--every 5]
+//   node --import tsx src/train/deadline.ts --model data/teaching/backbone [--data data/toyworld] [--form question|name-first|span] [--every 5]
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../engine/backend';
 import { loadModelWithAssets, modelAssets } from '../experiments';
 import type { Model } from '../models/model';
-import { imagePrompt, loadTeachingData, questionFor, type TeachingData, type WorldEntity } from './data';
+import { imagePrompt, loadTeachingData, questionFor, spanPromptIds, type TeachingData, type WorldEntity } from './data';
 
 export interface DeadlineOptions {
-  /** 'question': the text question naming the entity; 'name-first': the text twin of the image prompt. */
-  form: 'question' | 'name-first';
+  /**
+   * 'question': the text question naming the entity; 'name-first': the text twin of the image prompt; 'span':
+   * its span twin (the name right-aligned in the image's positions after `<unk>` fillers, data.ts spanPromptIds).
+   */
+  form: 'question' | 'name-first' | 'span';
+  /** Image positions of the span form (16 for the teaching VLMs). */
+  span?: number;
   /** Every n-th entity is a candidate A (seedless and reproducible). */
   every: number;
   maxNewTokens: number;
@@ -40,10 +45,14 @@ export function recallDeadline(model: Model, data: TeachingData, o: DeadlineOpti
   const L = model.numLayers;
   const es = data.entities.filter((_, i) => i % o.every === 0);
   const nameLen = (e: WorldEntity) => tok.encode(e.subject, { addSpecialTokens: false }).length;
-  const prompt = (e: WorldEntity, rel: string) =>
-    o.form === 'name-first'
-      ? imagePrompt(data, questionFor(data, e, rel, true)).replace(data.templates.promptTemplate.imageToken, e.subject)
-      : data.templates.promptTemplate.text.replace('{query}', questionFor(data, e, rel, false));
+  const promptIds = (e: WorldEntity, rel: string) =>
+    o.form === 'span'
+      ? spanPromptIds(data, e, questionFor(data, e, rel, true), o.span ?? 16)
+      : tok.encode(
+          o.form === 'name-first'
+            ? imagePrompt(data, questionFor(data, e, rel, true)).replace(data.templates.promptTemplate.imageToken, e.subject)
+            : data.templates.promptTemplate.text.replace('{query}', questionFor(data, e, rel, false)),
+        );
   const rows: DeadlineRow[] = Array.from({ length: L + 1 }, (_, block) => ({ block, a: 0, b: 0 }));
   const tokens: DeadlineResult['tokens'] = [];
   const gen = (ids: number[], hooks: Record<string, (v: tf.Tensor) => tf.Tensor> = {}) =>
@@ -52,8 +61,8 @@ export function recallDeadline(model: Model, data: TeachingData, o: DeadlineOpti
     const rel = a.heldoutRelations[0] ?? Object.keys(a.facts)[0];
     const b = es.find((x) => x !== a && x.type === a.type && nameLen(x) === nameLen(a) && x.facts[rel]?.[0] !== undefined && x.facts[rel][0] !== a.facts[rel][0]);
     if (!b) continue;
-    const idsA = tok.encode(prompt(a, rel));
-    const idsB = tok.encode(prompt(b, rel));
+    const idsA = promptIds(a, rel);
+    const idsB = promptIds(b, rel);
     if (idsA.length !== idsB.length) continue;
     const span = idsA.map((_, i) => i).filter((i) => idsA[i] !== idsB[i]);
     const t = { a: gen(idsA), b: gen(idsB), patched: [] as number[][] };
@@ -90,7 +99,7 @@ async function main(): Promise<void> {
   await initEngine({ threads: 1 });
   const model = loadModelWithAssets(arg('model', 'data/teaching/backbone')!);
   const form = arg('form', 'question') as DeadlineOptions['form'];
-  if (form !== 'question' && form !== 'name-first') throw new Error(`--form ${form}: expected question or name-first`);
+  if (form !== 'question' && form !== 'name-first' && form !== 'span') throw new Error(`--form ${form}: expected question, name-first or span`);
   const r = recallDeadline(model, loadTeachingData(arg('data', 'data/toyworld')!), { form, every: Number(arg('every', '5')), maxNewTokens: 5 });
   console.log(`${form}: ${r.pairs} pairs; answers that are A's (B's) when A's name states are written from block L on`);
   for (const row of r.rows) console.log(`  L=${row.block}${row.block === model.numLayers ? ' (final norm)' : ''}: A ${row.a}/${r.pairs}, B ${row.b}/${r.pairs}`);

@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { hashSeed, mulberry32 } from '../data/random';
 import {
+  imagePrompt,
+  promptIds,
+  spanPromptIds,
   captionExamples,
   epochBatches,
   instructExamples,
@@ -53,6 +56,30 @@ export interface GroundRecipe {
   /** Weight of the alignment term against the token loss. */
   weight: number;
   vit: 'train' | 'frozen';
+  /**
+   * Which image positions are aligned: 'name' (default) the last K against the name's tokens in "USER: {name}";
+   * 'span' all of them against the backbone's states of the span twin (`<unk>` fillers, then the name;
+   * data.ts spanPromptIds), for a backbone pretrained with `lmNameFirst: 'span'`.
+   */
+  positions?: 'name' | 'span';
+  /**
+   * false: the alignment term alone, on the image prompt's prefix run through blocks 0..layer-1 only (no
+   * instruction data, no answer loss). The answer loss would pull a late model toward resolving early, the
+   * one way to answer the train relations; alignment alone keeps the knob where the recipe puts it.
+   */
+  tokenLoss?: boolean;
+  /**
+   * With `layer` 0 and 'span' positions: weight of a token-classification term, each image position's
+   * embedding scored against the backbone's embedding table (cosine x sqrt(d)) with the span twin's token
+   * as the label. The regression alone left the names' tokens right at 55 % (first token) after 1,500 steps.
+   */
+  tokenCe?: number;
+  /**
+   * Align-only: a block per entity instead of one `layer`, the entities dealt round-robin over this list in a
+   * seeded order. Real VLMs resolve some entities early and others late (PopVQA's freezing experiment), and
+   * the late-resolved ones lose recall; one block for all makes every entity equally late.
+   */
+  layers?: number[];
 }
 
 export interface StageRecipe {
@@ -74,8 +101,13 @@ export interface TeachingRecipe {
   instructLm: 'all' | 'none' | number;
   /** Set: stage `ground` replaces `instruct` (the LM stays the backbone). */
   ground?: GroundRecipe | null;
-  /** LM pretraining also reads the text twin of every image prompt (the name where the image goes; data.ts lmExamples). */
-  lmNameFirst?: boolean;
+  /**
+   * LM pretraining also reads the text twin of every image prompt (data.ts lmExamples): true, the name where
+   * the image goes; 'span', the name right-aligned in the image's positions after `<unk>` fillers.
+   */
+  lmNameFirst?: boolean | 'span';
+  /** With `lmNameFirst: 'span'`: identification twins of made-up names per entity (data.ts copyExamples). */
+  lmCopies?: number;
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
@@ -263,7 +295,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const dev = toDevice(host);
     try {
       if (name === 'lm') {
-        const ex = lmExamples(data, { nameFirst: recipe.lmNameFirst ?? false });
+        const ex = lmExamples(data, recipe.lmNameFirst === 'span' ? { span: nTokens, copies: recipe.lmCopies ?? 0 } : { nameFirst: recipe.lmNameFirst ?? false });
         runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
           const batch = b as Batch;
           return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null)), batch.targets);
@@ -338,10 +370,13 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   function runGround(name: StageName, dev: Params): void {
     const g = recipe.ground!;
     if (!Number.isInteger(g.layer) || g.layer < 0 || g.layer > spec.lm.layers) throw new Error(`recipe.ground.layer ${g.layer}: expected 0..${spec.lm.layers}`);
+    for (const l of g.layers ?? []) if (!Number.isInteger(l) || l < 0 || l > spec.lm.layers) throw new Error(`recipe.ground.layers: ${l} is not a block 0..${spec.lm.layers}`);
+    if (g.layers && g.tokenLoss !== false) throw new Error('recipe.ground.layers needs tokenLoss: false (the per-entity blocks are an align-only recipe)');
     const targetLayer = g.targetLayer ?? g.layer;
     if (!Number.isInteger(targetLayer) || targetLayer < 0 || targetLayer > spec.lm.layers) throw new Error(`recipe.ground.targetLayer ${targetLayer}: expected 0..${spec.lm.layers}`);
-    const targets = groundTargets(data, spec.lm, getter(dev), targetLayer);
+    const targets = groundTargets(data, spec.lm, getter(dev), targetLayer, g.positions === 'span' ? nTokens : undefined);
     const pool = viewPool(data, recipe.extraViews);
+    if (g.tokenLoss === false) return runAlignOnly(name, dev, g, targets, pool);
     const ex = instructExamples(data, nTokens, { ...recipe.instructMix, textReplay: false });
     const r = recipe.stages[name];
     const batches = memoBatcher(ex, r.batch, seed, name, pad);
@@ -376,6 +411,55 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     }
   }
 
+  /**
+   * Grounding by the alignment term alone: rows are (entity, view) pairs in a seeded order per epoch, the
+   * context is the image prompt's prefix ("USER: <image> x N", causal, so later tokens cannot change these
+   * states), and the LM runs only the blocks before `layer`.
+   */
+  function runAlignOnly(name: StageName, dev: Params, g: GroundRecipe, targets: { states: tf.Tensor; mask: tf.Tensor }, pool: { pixels: tf.Tensor; perEntity: number }): void {
+    const r = recipe.stages[name];
+    const prefix = promptIds(data, imagePrompt(data, data.templates.identification[data.entities[0].type].query), nTokens);
+    const ctx = prefix.slice(0, prefix.lastIndexOf(data.imageTokenId) + 1);
+    const K = targets.states.shape[1] as number;
+    const layerOf = groundLayers(g, data.entities.length, seed);
+    // The span twin's tokens at the image positions (the token term's labels).
+    const start = ctx.indexOf(data.imageTokenId);
+    const spanIds = g.layer === 0 && g.positions === 'span' ? data.entities.map((e) => spanPromptIds(data, e, data.templates.identification[e.type].query, nTokens).slice(start, start + nTokens)) : null;
+    const items = data.entities.flatMap((e) => Array.from({ length: pool.perEntity }, (_, v) => e.index * pool.perEntity + v));
+    const perEpoch = Math.ceil(items.length / r.batch);
+    const batch = (step: number) => {
+      const order = shuffledIdx(items.length, hashSeed(seed, name, Math.floor(step / perEpoch)));
+      const k = step % perEpoch;
+      return order.slice(k * r.batch, (k + 1) * r.batch).map((i) => items[i]);
+    };
+    const trainViT = g.vit === 'train';
+    const trainable: Params = new Map([...pick(dev, 'proj.'), ...(trainViT ? pick(dev, 'vis.') : [])]);
+    const frozen: Params = new Map([...pick(dev, 'lm.'), ...(trainViT ? [] : pick(dev, 'vis.'))]);
+    try {
+      runStage(name, trainable, frozen, batch, (get, b) => {
+        const rows = b as number[];
+        const px = tf.gather(pool.pixels, tf.tensor1d(rows, 'int32'));
+        const img = project(get, vitFeatures(get, spec.vit, px, recipe.featureLayer));
+        const trace = { resid: [] as tf.Tensor[] };
+        const entOf = rows.map((row) => Math.floor(row / pool.perEntity));
+        lmForward(get, { ...spec.lm, layers: Math.max(...entOf.map((e) => layerOf[e])) }, embedWithImages(get, spec.lm, rows.map(() => ctx), data.imageTokenId, img), trace);
+        const at = tf.concat(entOf.map((e, i) => trace.resid[layerOf[e]].slice([i, ctx.length - K, 0], [1, K, -1])), 0);
+        const ent = tf.tensor1d(entOf, 'int32');
+        const perPos = tf.mean(tf.square(tf.sub(unitRms(at), tf.gather(targets.states, ent))), -1);
+        const mask = tf.gather(targets.mask, ent);
+        const align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
+        if (!g.tokenCe || !spanIds) return align;
+        const table = unitRms(get('lm.embed'));
+        const logits = tf.div(tf.matMul(unitRms(at).reshape([-1, spec.lm.d]), table, false, true), Math.sqrt(spec.lm.d));
+        const labels = rows.map((row) => spanIds[Math.floor(row / pool.perEntity)]);
+        return tf.add(align, tf.mul(g.tokenCe, tokenLoss(logits.reshape([rows.length, K, -1]), labels)));
+      });
+    } finally {
+      pool.pixels.dispose();
+      tf.dispose([targets.states, targets.mask]);
+    }
+  }
+
   if (!stopped && opts.outDir) {
     const meta = recipeMetadata(seed, recipe);
     saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
@@ -401,7 +485,8 @@ function unitRms(x: tf.Tensor): tf.Tensor {
  * (its CoT data), and answers "USER: {name}\n{question about the person in this image}" in 21 of 24 held-out
  * pairs, so image positions that carry the name's token states let its own circuits run (session 4 notes).
  */
-export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number): { states: tf.Tensor; mask: tf.Tensor } {
+export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span?: number): { states: tf.Tensor; mask: tf.Tensor } {
+  if (span) return spanTargets(data, lm, get, layer, span);
   const tok = data.tokenizer;
   const prefix = data.templates.promptTemplate.image.split(data.templates.promptTemplate.imageToken)[0].trimEnd();
   const preIds = tok.encode(prefix);
@@ -423,6 +508,30 @@ export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) =
     }
     return { states: tf.concat(states, 0), mask: tf.tensor2d(mask) };
   });
+}
+
+/** The backbone's states (input of block `layer`, RMS-normalised) at all `span` image positions of each entity's span twin: [entities, span, D], mask all 1. */
+function spanTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span: number): { states: tf.Tensor; mask: tf.Tensor } {
+  const query = data.templates.identification[data.entities[0].type].query;
+  return tf.tidy(() => {
+    const states = data.entities.map((e) => {
+      // The image prompt's prefix up to its last image position, with the span twin's tokens there.
+      const start = data.tokenizer.encode(imagePrompt(data, query)).indexOf(data.imageTokenId);
+      const ctx = spanPromptIds(data, e, query, span).slice(0, start + span);
+      const trace = { resid: [] as tf.Tensor[] };
+      lmForward(get, { ...lm, layers: layer }, embedWithImages(get, lm, [ctx], data.imageTokenId, null), trace);
+      return unitRms(trace.resid[layer].slice([0, start, 0], [1, span, -1]));
+    });
+    return { states: tf.concat(states, 0), mask: tf.ones([data.entities.length, span]) };
+  });
+}
+
+/** The block each entity is aligned at: `layer`, or `layers` dealt round-robin over a seeded order of the entities. */
+export function groundLayers(g: Pick<GroundRecipe, 'layer' | 'layers'>, entities: number, seed: number): number[] {
+  if (!g.layers?.length) return new Array<number>(entities).fill(g.layer);
+  const out = new Array<number>(entities);
+  shuffledIdx(entities, hashSeed(seed, 'ground-layers')).forEach((e, i) => (out[e] = g.layers![i % g.layers!.length]));
+  return out;
 }
 
 function shuffledIdx(n: number, seed: number): number[] {

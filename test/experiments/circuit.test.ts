@@ -112,3 +112,49 @@ test('circuit: site scores over position groups sum the per-position attribution
   assert.ok(Math.abs(spearman([1, 2, 3, 4], [20, 10, 40, 30]) - 0.6) < 1e-12);
   assert.equal(tf.memory().numTensors, baseline);
 });
+
+test('circuit kind on the teaching VLM and its backbone: three runs on the same pairs, exact checks of the top sites, a layer × site view, tensors freed', async () => {
+  const { runExperiment, loadModelWithAssets } = await import('../../src/experiments');
+  const { viewFromResult } = await import('../../src/experiments/view-of');
+  const { CIRCUIT_RUNS, COMPONENTS, GROUPS } = await import('../../src/experiments/circuit');
+  const path = await import('node:path');
+  const root = path.join(__dirname, '..', '..');
+  const before = tf.memory().numTensors;
+  const vlm = loadModelWithAssets(path.join(root, 'data', 'teaching'));
+  try {
+    const r = await runExperiment({ kind: 'circuit', version: 1, limit: 2, topK: 2, k: 5, backboneTemplate: 'llava-1.5' }, { model: vlm, data: path.join(root, 'data', 'toyworld') });
+    const s = r.summary as Record<string, any>;
+    assert.ok(s.pairs >= 1, 'at least one pair');
+    const rows = r.table.objects() as Record<string, any>[];
+    const L = vlm.numLayers;
+    for (const run of CIRCUIT_RUNS) {
+      const mine = rows.filter((x) => x.run === run);
+      assert.equal(mine.length, s.pairs * L * COMPONENTS.length * GROUPS.length, run);
+      // topK sites per pair re-measured, and they are the pair's largest |score|.
+      for (let p = 0; p < s.pairs; p++) {
+        const pr = mine.filter((x) => x.pair === p);
+        const exact = pr.filter((x) => x.exact !== null);
+        assert.equal(exact.length, 2, `${run} pair ${p}`);
+        const floor = Math.min(...exact.map((x) => Math.abs(x.score)));
+        assert.ok(pr.filter((x) => x.exact === null).every((x) => Math.abs(x.score) <= floor), `${run} pair ${p}: the checked sites are the top ones`);
+      }
+    }
+    // The same clean/corrupt entities in every run.
+    const pairsOf = (run: string) => rows.filter((x) => x.run === run && x.layer === 0 && x.component === 'mlp_out' && x.group === 'last').map((x) => `${x.clean}>${x.corrupt}`);
+    assert.deepEqual(pairsOf('vlm-image'), pairsOf('backbone-text'));
+    assert.deepEqual(pairsOf('vlm-text'), pairsOf('backbone-text'));
+    assert.equal(s.recall.k, Math.floor(L / 3));
+    assert.equal(s.recall.topLayers['backbone-text'].length, s.recall.k);
+    assert.ok(s.comparisons['backbone-text~vlm-image'].overlap >= 0 && s.comparisons['backbone-text~vlm-image'].overlap <= 1);
+    assert.equal(s.protocol.template !== undefined, true);
+    const view = viewFromResult(r);
+    assert.equal(view.view, 'attribution-map');
+    const data = view.data as { layers: number[]; positions: { label: string }[]; scores: number[][] };
+    assert.deepEqual(data.layers, Array.from({ length: L }, (_, i) => i));
+    assert.equal(data.positions.length, CIRCUIT_RUNS.length * COMPONENTS.length * GROUPS.length);
+    assert.ok(data.scores.flat().every(Number.isFinite));
+  } finally {
+    vlm.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'every tensor of the runs (backbone included) is freed');
+});

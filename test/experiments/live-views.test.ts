@@ -26,6 +26,7 @@ const SPECS: Record<string, Record<string, unknown>> = {
   probe: { iterations: 20 },
   attribution: { topK: 1, limit: 3 },
   recovery: { identifiedOnly: false, limit: 2, layers: [0, 3], cot: false, ...small },
+  circuit: { limit: 4, topK: 1, k: 3 },
 };
 
 before(async () => {

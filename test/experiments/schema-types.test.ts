@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type attribution from '../../schemas/attribution.json';
+import type circuit from '../../schemas/circuit.json';
 import type crossPatch from '../../schemas/cross-patch.json';
 import type freeze from '../../schemas/freeze.json';
 import type knockout from '../../schemas/knockout.json';
@@ -10,7 +11,7 @@ import type logitLens from '../../schemas/logit-lens.json';
 import type probe from '../../schemas/probe.json';
 import type recallGap from '../../schemas/recall-gap.json';
 import type recovery from '../../schemas/recovery.json';
-import type { AttributionSpec, CrossPatchSpec, FreezeExperimentSpec, KnockoutExperimentSpec, LogitLensSpec, ProbeSpec, RecallGapSpec, RecoverySpec } from '../../src/experiments';
+import type { AttributionSpec, CircuitSpec, CrossPatchSpec, FreezeExperimentSpec, KnockoutExperimentSpec, LogitLensSpec, ProbeSpec, RecallGapSpec, RecoverySpec } from '../../src/experiments';
 import { BUILTIN_EXPERIMENTS } from '../../src/experiments';
 import type { SchemaKeysMatch } from './schema-keys';
 
@@ -23,6 +24,7 @@ const checked: Record<string, true> = {
   probe: true satisfies SchemaKeysMatch<ProbeSpec, typeof probe>,
   attribution: true satisfies SchemaKeysMatch<AttributionSpec, typeof attribution>,
   recovery: true satisfies SchemaKeysMatch<RecoverySpec, typeof recovery>,
+  circuit: true satisfies SchemaKeysMatch<CircuitSpec, typeof circuit>,
 };
 
 test('every built-in kind has its spec checked against its schema', () => {

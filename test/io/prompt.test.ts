@@ -169,7 +169,7 @@ test('imageTokenRole decodes grid, anyres (base, tiles, newlines) and Qwen merge
 // does (str.format with query and prefix), and must equal hopscope's rendering character for character;
 // the token ids through buildPrompt (one slot per image, so no expansion) must equal the tokenizer's own
 // encoding of the authors' string (BOS from the tokenizer, as the HF processor adds it).
-const AUTHORS: { template: TemplateName; file: string; image: string; text: string; prefixSlot: boolean; bos?: string }[] = [
+const AUTHORS: { template: TemplateName; file: string; image: string; text: string; prefixSlot: boolean }[] = [
   // setup.py:105-106
   { template: 'llava-1.5', file: 'setup.py:105-106', image: 'USER: <image>\n{query}\nASSISTANT:', text: 'USER: \n{query}\nASSISTANT:', prefixSlot: false },
   // setup.py:84-85
@@ -188,8 +188,8 @@ const AUTHORS: { template: TemplateName; file: string; image: string; text: stri
     text: '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{query} <|im_end|>\n<|im_start|>assistant\n{prefix}',
     prefixSlot: true,
   },
-  // setup_more.py:26-37 (PROMPT_IM_TEMP / PROMPT_NO_IM_TEMP); '<|begin_of_text|>' is the Llama-3 BOS, which
-  // hopscope leaves to the tokenizer.
+  // setup_more.py:26-37 (PROMPT_IM_TEMP / PROMPT_NO_IM_TEMP), rendered with its literal '<|begin_of_text|>':
+  // tokenizer_image_token puts the tokenizer's BOS in front of it (two BOS; test below).
   {
     template: 'llama-3-more',
     file: 'setup_more.py:26-37',
@@ -197,7 +197,6 @@ const AUTHORS: { template: TemplateName; file: string; image: string; text: stri
       '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n<image>\n{query}<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
     text: '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n{query}<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
     prefixSlot: false,
-    bos: '<|begin_of_text|>',
   },
 ];
 // The identification query and prefix of utils.py:39-41 (landmarks), and generation_qa.py:64/67's questions.
@@ -206,7 +205,7 @@ const ID_PREFIX = 'The name of the place is ';
 
 test('golden: each template renders exactly as the authors\' code (image and text, with and without prefix)', () => {
   for (const a of AUTHORS) {
-    const fill = (t: string, query: string, prefix = '') => t.replace('{query}', query).replace('{prefix}', prefix).replace(a.bos ?? '\u0000', '');
+    const fill = (t: string, query: string, prefix = '') => t.replace('{query}', query).replace('{prefix}', prefix);
     assert.equal(renderPrompt({ template: a.template, question: ID_QUERY, numImages: 1 }).text, fill(a.image, ID_QUERY), `${a.template} image (${a.file})`);
     assert.equal(renderPrompt({ template: a.template, question: Q, numImages: 0 }).text, fill(a.text, Q), `${a.template} text (${a.file})`);
     // The patching prompts (cross_patch.py:97): with the prefix where the authors' template has a slot for it.
@@ -217,7 +216,7 @@ test('golden: each template renders exactly as the authors\' code (image and tex
 test('golden: token ids of the rendered prompts equal the tokenizer on the authors\' strings', () => {
   for (const a of AUTHORS)
     for (const tok of [word, bpe]) {
-      const fill = (t: string, query: string) => t.replace('{query}', query).replace('{prefix}', '').replace(a.bos ?? '\u0000', '');
+      const fill = (t: string, query: string) => t.replace('{query}', query).replace('{prefix}', '');
       const img = buildPrompt(tok, { template: a.template, question: Q, entity: ENTITY, images: [{ numTokens: 1 }] });
       assert.deepEqual(img.inputIds, tok.encode(fill(a.image, Q)), `${a.template} image ids`);
       const txt = buildPrompt(tok, { template: a.template, question: Q, entity: ENTITY });
@@ -229,4 +228,30 @@ test('golden: token ids of the rendered prompts equal the tokenizer on the autho
   const ids = buildPrompt(bpe, { template: 'llava-1.5', question: 'What is the capital?' }).inputIds;
   assert.deepEqual(ids, [1, 445, 297, 271, 25, 326, 343, 336, 355, 389, 419, 506, 302, 25, 304, 322, 322, 312, 322, 323, 304, 317, 323, 297]);
   assert.deepEqual(ids.map((i) => bpe.idToToken(i)).slice(0, 5), ['<s>', '▁USER', ':', '▁', '<0x0A>']);
+});
+
+test("llama-3-more: the ids LLaVA's tokenizer_image_token gives the authors' string, two BOS first (Llama-3.1's tokenizer adds one)", () => {
+  const f = buildWordLevelTokenizerJson(WORDS, { specials: { bos: '<|begin_of_text|>', extra: EXTRA } });
+  const tok = new TextTokenizer(f.tokenizerJson, f.tokenizerConfig);
+  const bos = tok.bosTokenId!;
+  const imageId = tok.requireId('<image>', 'image token');
+  // LLaVA's mm_utils.tokenizer_image_token: each '<image>'-separated chunk tokenised with specials; if the
+  // first chunk starts with BOS, that BOS is emitted once and every chunk's first token is dropped.
+  const llavaIds = (prompt: string) => {
+    const chunks = prompt.split('<image>').map((c) => tok.encode(c));
+    const offset = chunks[0][0] === bos ? 1 : 0;
+    const out = offset ? [bos] : [];
+    chunks.forEach((c, i) => {
+      if (i > 0) out.push(imageId);
+      out.push(...c.slice(offset));
+    });
+    return out;
+  };
+  const authors = (body: string) =>
+    `<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n${body}<|eot_id|><|start_header_id|>assistant<|end_header_id|>`;
+  const img = buildPrompt(tok, { template: 'llama-3-more', question: Q, entity: ENTITY, images: [{ numTokens: 1 }] }).inputIds;
+  assert.deepEqual(img, llavaIds(authors(`<image>\n${Q}`)));
+  const txt = buildPrompt(tok, { template: 'llama-3-more', question: Q, entity: ENTITY }).inputIds;
+  assert.deepEqual(txt, llavaIds(authors(Q)));
+  for (const ids of [img, txt]) assert.deepEqual(ids.slice(0, 3), [bos, bos, tok.requireId('<|start_header_id|>', 'header')]);
 });

@@ -47,6 +47,23 @@ test('identity hooks on every point leave logits bit-identical', () => {
   assert.deepEqual(Float32Array.from(same), base);
 });
 
+test("logits: 'last' runs the head on the last position only, equal to the full run's last row; a hook on lm.logits keeps every position", () => {
+  const base = logits();
+  const T = inputs.inputIds[0].length;
+  const V = model.vocabSize;
+  const B = inputs.inputIds.length;
+  const r = model.forward(inputs, { logits: 'last' });
+  assert.deepEqual(r.logits!.shape, [B, 1, V]);
+  const last = Float32Array.from(r.logits!.dataSync());
+  r.dispose();
+  for (let b = 0; b < B; b++) assert.deepEqual(last.subarray(b * V, (b + 1) * V), base.subarray((b * T + T - 1) * V, (b * T + T) * V));
+  let seen: { offset: number; shape: number[] } | null = null;
+  const hooked = model.forward(inputs, { logits: 'last', hooks: { 'lm.logits': (v, info) => void (seen = { offset: info.offset, shape: v.shape }) } });
+  assert.deepEqual(hooked.logits!.shape, [B, T, V], 'a hook on lm.logits sees every position');
+  assert.deepEqual(seen, { offset: 0, shape: [B, T, V] });
+  hooked.dispose();
+});
+
 test('an edit at one position changes only that position and later ones', () => {
   const layer = 2;
   const pos = 20;

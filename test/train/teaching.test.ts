@@ -10,13 +10,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { generateToyworld } from '../../src/data/toyworld';
 import { loadModelFromDir } from '../../src/models/load';
-import { epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, viewRgb } from '../../src/train/data';
+import { copyExamples, epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, spanPromptIds, SPAN_FILLER, viewRgb } from '../../src/train/data';
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
-import { trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
+import { groundLayers, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
 const TINY: Partial<TeachingRecipe> = {
   lm: { d: 16, layers: 2, heads: 2, inter: 32, ropeTheta: 10000, eps: 1e-5 },
@@ -127,6 +127,66 @@ describe('teaching pipeline', () => {
     const scored = hit.targets.filter((t) => t >= 0);
     assert.equal(hit.targets.findIndex((t) => t >= 0), want.length - 1);
     assert.ok(tok.decode(scored, { skipSpecialTokens: true }).includes(e.subject.split(' ')[0].toLowerCase()) || tok.decode(scored, { skipSpecialTokens: true }).includes(e.subject.split(' ')[0]));
+  });
+
+  test('span twins: the name right-aligned in the image positions after <unk> fillers; made-up names for copying', () => {
+    const data = loadTeachingData(dataDir);
+    const e = data.entities[0];
+    const q = data.templates.identification[e.type].query;
+    const N = (data.imageSize / 8) ** 2;
+    const ids = spanPromptIds(data, e, q, N);
+    const img = promptIds(data, imagePrompt(data, q), N);
+    assert.equal(ids.length, img.length, 'the twin has the image prompt layout');
+    const start = img.indexOf(data.imageTokenId);
+    const name = data.tokenizer.encode(e.subject, { addSpecialTokens: false });
+    assert.deepEqual(ids.slice(start, start + N), [...new Array<number>(N - name.length).fill(SPAN_FILLER), ...name]);
+    assert.deepEqual(ids.slice(0, start), img.slice(0, start));
+    assert.deepEqual(ids.slice(start + N), img.slice(start + N));
+    assert.throws(() => spanPromptIds(data, e, q, 1), /more than the image's 1 positions/);
+    const base = lmExamples(data);
+    const twins = lmExamples(data, { span: N });
+    const relations = data.entities.reduce((n, x) => n + Object.keys(x.facts).length, 0);
+    assert.equal(twins.length - base.length, data.entities.length + relations);
+    const copies = copyExamples(data, N, 2);
+    assert.equal(copies.length, 2 * data.entities.length);
+    assert.deepEqual(copies, copyExamples(data, N, 2), 'seeded');
+    // Each copy example names in its answer exactly what its span holds (scored), and at least one name is no entity's.
+    const subjects = new Set(data.entities.map((x) => x.subject));
+    let novel = 0;
+    for (const ex of copies) {
+      const spanText = data.tokenizer.decode(ex.ids.slice(start, start + N).filter((t) => t !== SPAN_FILLER), { skipSpecialTokens: true });
+      const scored = data.tokenizer.decode(ex.targets.filter((t) => t >= 0), { skipSpecialTokens: true });
+      assert.ok(scored.includes(spanText), `${scored} names ${spanText}`);
+      if (!subjects.has(spanText)) novel++;
+    }
+    assert.ok(novel > copies.length / 2, `${novel} made-up names`);
+  });
+
+  test('align-only grounding (span positions, token term at layer 0): deterministic, the LM untouched, loss falls', async () => {
+    const recipe: Partial<TeachingRecipe> = {
+      ...TINY,
+      lmNameFirst: 'span',
+      lmCopies: 1,
+      stages: { ...TINY.stages!, ground: { steps: 10, batch: 8, lr: 3e-3, warmup: 1 } },
+      ground: { layer: 0, weight: 1, vit: 'train', positions: 'span', tokenLoss: false, tokenCe: 1 },
+    };
+    const run = (dir: string, r = recipe) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe: r });
+    const g = await run('span1');
+    same(g.params, (await run('span2')).params);
+    const lm = (m: Map<string, HostTensor>) => new Map([...m].filter(([k]) => k.startsWith('lm.')));
+    same(lm(g.params), lm(g.backbone!));
+    const st = JSON.parse(fs.readFileSync(path.join(tmp, 'span1', 'ground', 'state.json'), 'utf8')) as { losses: number[] };
+    assert.equal(st.losses.length, 10);
+    assert.ok(st.losses.slice(-3).reduce((a, b) => a + b) < st.losses.slice(0, 3).reduce((a, b) => a + b), `ground loss ${st.losses.map((x) => x.toFixed(3)).join(' ')}`);
+    // A late knob (the fresh state of block 1 at block 2, for half of the entities) runs the LM's first blocks only.
+    const late = await run('span3', { ...recipe, ground: { layer: 2, layers: [1, 2], targetLayer: 1, weight: 1, vit: 'train', positions: 'span', tokenLoss: false } });
+    same(lm(late.params), lm(g.backbone!));
+    const dealt = groundLayers({ layer: 0, layers: [1, 3] }, 9, 0);
+    assert.deepEqual([dealt.filter((l) => l === 1).length, dealt.filter((l) => l === 3).length], [5, 4]);
+    assert.deepEqual(dealt, groundLayers({ layer: 0, layers: [1, 3] }, 9, 0), 'seeded');
+    assert.notDeepEqual(dealt, groundLayers({ layer: 0, layers: [1, 3] }, 9, 1));
+    assert.deepEqual(groundLayers({ layer: 2 }, 3, 0), [2, 2, 2]);
+    await assert.rejects(run('span4', { ...recipe, ground: { layer: 1, layers: [1, 7], weight: 1, vit: 'train', positions: 'span', tokenLoss: false } }), /recipe.ground.layers: 7 is not a block 0..2/);
   });
 
   test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {

@@ -75,11 +75,14 @@ export const TEMPLATES: Readonly<Record<TemplateName, TemplateSpec>> = {
     answerJoin: '',
   },
   // The authors' LLaVA-MORE prompts (setup_more.py:26-37): Llama-3 chat with their system prompt, the
-  // assistant header not followed by a blank line. '<|begin_of_text|>' comes from the tokenizer (BOS).
+  // assistant header not followed by a blank line. Their string starts with a literal '<|begin_of_text|>' and
+  // LLaVA's tokenizer_image_token (LLaVA-MORE src/llava/mm_utils.py) keeps the tokenizer's own BOS in front
+  // of it, so the authors' ids begin with BOS twice (Llama-3.1's tokenizer adds one); rendered here the same
+  // way, the tokenizer's BOS then the literal. 'llama-3' is the single-BOS chat template.
   'llama-3-more': {
     name: 'llama-3-more',
     imageToken: '<image>',
-    head: (sys) => (sys ? `<|start_header_id|>system<|end_header_id|>\n\n${sys}<|eot_id|>` : '') + '<|start_header_id|>user<|end_header_id|>\n\n',
+    head: (sys) => '<|begin_of_text|>' + (sys ? `<|start_header_id|>system<|end_header_id|>\n\n${sys}<|eot_id|>` : '') + '<|start_header_id|>user<|end_header_id|>\n\n',
     defaultSystem:
       'You are a helpful language and vision assistant. You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.',
     imageBlock: '<image>\n',
