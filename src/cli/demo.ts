@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
+import { TEACHING_MODELS } from '../data/teaching-models';
 import { InputError } from '../errors';
 import { backboneDirOf, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
@@ -84,6 +85,11 @@ function cotSuffixOf(dataDir: string): { cotSuffix?: Record<string, string> } {
 
 export interface DemoOptions {
   model?: string;
+  /**
+   * A second model run on the same specs, drawn next to the first in each section (e.g. teaching-late vs
+   * teaching-early: the same analyses on a VLM that resolves the entity too late and one that does not).
+   */
+  compare?: string;
   data?: string;
   out?: string;
   limit?: number;
@@ -96,6 +102,7 @@ export interface DemoOptions {
 export interface DemoOutput {
   outDir: string;
   report: string;
+  /** Every result, the first model's then (with `compare`) the second's, per kind. */
   results: ExperimentResult[];
   seconds: number;
   /** Analyses that failed (their error is in the report and summary.json). */
@@ -112,14 +119,24 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const engine = await initEngine();
   const log = (s: string): void => void process.stderr.write(`hopscope: ${s}\n`);
   log(describeEngine(engine));
-  const model: Model = loadModelWithAssets(modelDir);
+  const dirs = [modelDir, ...(opts.compare ? [opts.compare] : [])];
+  for (const d of dirs) if (!fs.existsSync(path.join(d, 'config.json'))) throw new InputError(`${d} holds no model (config.json missing)`);
+  const models: Model[] = [];
+  const label = (d: string) => escapeHtml(path.relative(REPO_ROOT, d) || d);
   const heldout = hasVqaSplit(dataDir);
   const results: ExperimentResult[] = [];
+  try {
+    for (const d of dirs) models.push(loadModelWithAssets(d));
+  } catch (e) {
+    for (const m of models) m.dispose();
+    throw e;
+  }
+  const model = models[0];
   const sections: StaticSection[] = [
     {
       html:
-        `<p>The built-in teaching model (<code>${escapeHtml(path.relative(REPO_ROOT, modelDir) || modelDir)}</code>, ${model.numLayers} layers, ` +
-        `d_model ${model.dModel}) on the toyworld data. Every figure below is drawn from the tables next to this page ` +
+        `<p>The built-in teaching model (<code>${label(modelDir)}</code>, ${model.numLayers} layers, ` +
+        `d_model ${model.dModel})${opts.compare ? `, next to <code>${label(opts.compare)}</code> (${models[1].numLayers} layers) in every section,` : ''} on the toyworld data. Every figure below is drawn from the tables next to this page ` +
         `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.` +
         (heldout
           ? ` Factual questions are asked only on the (entity, relation) pairs held out of visual instruction tuning ` +
@@ -131,6 +148,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const failures: { kind: string; message: string }[] = [];
   const summary: Record<string, unknown> = {
     model: modelDir,
+    ...(opts.compare ? { compare: opts.compare } : {}),
     data: dataDir,
     backend: engine.provider,
     threads: engine.threads,
@@ -138,47 +156,61 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
     questions: heldout ? HELDOUT_QUESTIONS : null,
   };
   try {
-    for (const spec of demoSpecs(modelDir, opts.limit ?? 8, dataDir)) {
+    const specsOf = dirs.map((d) => demoSpecs(d, opts.limit ?? 8, dataDir));
+    for (const [k, spec] of specsOf[0].entries()) {
       if (opts.only && !opts.only.includes(spec.kind)) continue;
-      const bar = opts.progress === false ? null : new SingleBar({ format: `${spec.kind.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-      bar?.start(1, 0, { phase: '' });
-      const t = performance.now();
-      let result: ExperimentResult;
-      try {
-        result = await runExperiment(spec, {
-          model,
-          data: dataDir,
-          onProgress: (ev) => {
-            bar?.setTotal(Math.max(ev.total, 1));
-            bar?.update(ev.done, { phase: ev.message ?? '' });
-          },
-        });
-      } catch (e) {
-        // One failed analysis must not lose the others: record it, show it in the report, go on.
+      const cols: { html: string; view: ReturnType<typeof viewFromResult> | null; result: ExperimentResult | null }[] = [];
+      for (const [mi, m] of models.entries()) {
+        const mSpec = specsOf[mi][k];
+        const tag = mi === 0 ? spec.kind : `${spec.kind}-compare`;
+        const bar = opts.progress === false ? null : new SingleBar({ format: `${tag.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+        bar?.start(1, 0, { phase: '' });
+        const t = performance.now();
+        let result: ExperimentResult;
+        try {
+          result = await runExperiment(mSpec, {
+            model: m,
+            data: dataDir,
+            onProgress: (ev) => {
+              bar?.setTotal(Math.max(ev.total, 1));
+              bar?.update(ev.done, { phase: ev.message ?? '' });
+            },
+          });
+        } catch (e) {
+          // One failed analysis must not lose the others: record it, show it in the report, go on.
+          bar?.stop();
+          const message = `${(e as Error).name}: ${(e as Error).message}`;
+          log(`${tag} failed: ${message}`);
+          failures.push({ kind: tag, message });
+          summary[tag] = { error: message };
+          cols.push({ html: `<p class="error">${models.length > 1 ? `<code>${label(dirs[mi])}</code>: ` : ''}This analysis failed: ${escapeHtml(message)}</p>`, view: null, result: null });
+          continue;
+        }
         bar?.stop();
-        const message = `${(e as Error).name}: ${(e as Error).message}`;
-        log(`${spec.kind} failed: ${message}`);
-        failures.push({ kind: spec.kind, message });
-        summary[spec.kind] = { error: message };
-        sections.push({ html: `<h2>${escapeHtml(spec.kind)}</h2><p class="error">This analysis failed: ${escapeHtml(message)}</p>` });
-        continue;
+        const seconds = (performance.now() - t) / 1000;
+        results.push(result);
+        opts.onResult?.(result);
+        writeTable(result.table, outDir, tag);
+        summary[tag] = { ...scalars(result.summary), seconds: Number(seconds.toFixed(2)) };
+        const view = viewFromResult(result);
+        cols.push({
+          html: (models.length > 1 ? `<h3><code>${label(dirs[mi])}</code></h3>` : '') + htmlSummary(scalars(result.summary)) + (view.view === 'table' ? htmlTable(result.table) : ''),
+          view: view.view === 'table' ? null : view,
+          result,
+        });
       }
-      bar?.stop();
-      const seconds = (performance.now() - t) / 1000;
-      results.push(result);
-      opts.onResult?.(result);
-      writeTable(result.table, outDir, spec.kind);
-      summary[spec.kind] = { ...scalars(result.summary), seconds: Number(seconds.toFixed(2)) };
-      const view = viewFromResult(result);
-      sections.push({
-        html: `<h2>${escapeHtml(spec.kind)}</h2><p>${escapeHtml(explain(spec.kind, spec.questions != null))}</p>${htmlSummary(scalars(result.summary))}` +
-          (view.view === 'table' ? htmlTable(result.table) : ''),
-        widgetState: view.view === 'table' ? undefined : { view: view.view, title: view.title, data: view.data },
-      });
-      sections.push({ html: `<details><summary>first rows of ${escapeHtml(spec.kind)}.csv</summary>${htmlTable(result.table, 8)}</details>` });
+      const intro = `<h2>${escapeHtml(spec.kind)}</h2><p>${escapeHtml(explain(spec.kind, spec.questions != null))}</p>`;
+      const state = (v: ReturnType<typeof viewFromResult> | null) => (v ? { view: v.view, title: v.title, data: v.data } : undefined);
+      if (models.length === 1) {
+        const c = cols[0];
+        if (c.result) {
+          sections.push({ html: intro + c.html, widgetState: state(c.view) as StaticSection['widgetState'] });
+          sections.push({ html: `<details><summary>first rows of ${escapeHtml(spec.kind)}.csv</summary>${htmlTable(c.result.table, 8)}</details>` });
+        } else sections.push({ html: `<h2>${escapeHtml(spec.kind)}</h2>${c.html}` });
+      } else sections.push({ html: intro, columns: cols.map((c) => ({ html: c.html, widgetState: state(c.view) as NonNullable<StaticSection['columns']>[number]['widgetState'] })) });
     }
   } finally {
-    model.dispose();
+    for (const m of models) m.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
   summary.seconds = Number(seconds.toFixed(2));
@@ -205,10 +237,12 @@ export function registerDemo(program: Command): void {
     .option('--model <dir>', 'model folder', TEACHING_MODEL)
     .option('--data <dir>', 'PopVQA-format data folder', TOYWORLD)
     .option('--out <dir>', 'output folder', 'out/demo')
+    .option('--compare <dir>', 'a second model folder (or teaching model name) drawn next to the first in every section')
     .option('--limit <n>', 'entities (targets) per experiment', '8')
     .option('--only <kinds>', 'comma-separated experiment kinds')
-    .action(async (o: { model: string; data: string; out: string; limit: string; only?: string }) => {
-      const out = await runDemo({ model: o.model, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
+    .action(async (o: { model: string; compare?: string; data: string; out: string; limit: string; only?: string }) => {
+      const dir = (x: string) => TEACHING_MODELS[x] ?? x;
+      const out = await runDemo({ model: dir(o.model), compare: o.compare ? dir(o.compare) : undefined, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
       if (out.failures.length) process.exitCode = 1;
     });
 }

@@ -50,6 +50,8 @@ export interface StaticSection {
   /** One view's state, or a whole saved widget-state document (then `viewId` names the model to show). */
   widgetState?: ViewStateInput | WidgetStateDocument;
   viewId?: string;
+  /** Views side by side after `html` (e.g. one model per column), each with its own caption. */
+  columns?: { html?: string; widgetState?: ViewStateInput }[];
 }
 
 export interface StaticPageOptions {
@@ -167,6 +169,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
 main { max-width: 1100px; margin: 0 auto; padding: 24px 20px 60px; }
 .hs-section { margin: 18px 0; }
 .hs-section img { max-width: 100%; }
+.hs-row { display: flex; gap: 16px; flex-wrap: wrap; } .hs-col { flex: 1 1 380px; min-width: 0; }
 .nb-input { background: #f5f7f9; border-left: 3px solid #9ab; padding: 8px 10px; overflow-x: auto; font-size: 12.5px; }
 .nb-output pre, .nb-stream { background: #fff; padding: 4px 10px; overflow-x: auto; font-size: 12.5px; margin: 4px 0; }
 .nb-stderr { background: #fff5f5; }
@@ -200,6 +203,19 @@ export function renderStaticPage(options: StaticPageOptions): string {
         merged.state[modelId] = savedViewModel(ws);
       }
       parts.push(`<script type="${WIDGET_VIEW_MIME}">${scriptJson({ version_major: 2, version_minor: 0, model_id: modelId })}</script>`);
+    }
+    if (section.columns?.length) {
+      const cols = section.columns.map((col, c) => {
+        const inner: string[] = col.html ? [col.html] : [];
+        if (col.widgetState) {
+          if (typeof col.widgetState.view !== 'string') throw new InputError(`sections[${index}].columns[${c}].widgetState.view must name a view kind, got ${JSON.stringify(col.widgetState.view)}`);
+          const modelId = `hopscope-view-${index}-${c}`;
+          merged.state[modelId] = savedViewModel(col.widgetState);
+          inner.push(`<script type="${WIDGET_VIEW_MIME}">${scriptJson({ version_major: 2, version_minor: 0, model_id: modelId })}</script>`);
+        }
+        return `<div class="hs-col">\n${inner.join('\n')}\n</div>`;
+      });
+      parts.push(`<div class="hs-row">\n${cols.join('\n')}\n</div>`);
     }
     body.push(`<section class="hs-section">\n${parts.join('\n')}\n</section>`);
   });

@@ -84,3 +84,24 @@ test('the demo recall gap is measured on held-out pairs, and the report says so'
   assert.deepEqual(summary.questions, { where: { vqa_split: 'heldout' } });
   assert.match(fs.readFileSync(out.report, 'utf8'), /held out of the teaching model's visual instruction tuning/);
 });
+
+test('--compare: a second model on the same specs, drawn next to the first in one section per kind', { skip: !haveModel }, async () => {
+  const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-demo-compare-'));
+  try {
+    const c = await runDemo({ out: cdir, limit: 2, only: ['probe'], progress: false, compare: TEACHING_MODEL });
+    assert.deepEqual(c.failures, []);
+    assert.equal(c.results.length, 2);
+    assert.ok(fs.existsSync(path.join(cdir, 'probe.csv')) && fs.existsSync(path.join(cdir, 'probe-compare.csv')));
+    const summary = JSON.parse(fs.readFileSync(path.join(cdir, 'summary.json'), 'utf8'));
+    assert.equal(summary.compare, TEACHING_MODEL);
+    // The same model twice: the same numbers in both columns.
+    assert.deepEqual({ ...summary.probe, seconds: 0 }, { ...summary['probe-compare'], seconds: 0 });
+    const html = fs.readFileSync(c.report, 'utf8');
+    const row = /<div class="hs-row">([\s\S]*?)<\/div>\n<\/section>/.exec(html);
+    assert.ok(row, 'a row of columns');
+    assert.equal((row[1].match(/class="hs-col"/g) ?? []).length, 2);
+    assert.equal((row[1].match(/application\/vnd\.jupyter\.widget-view\+json/g) ?? []).length, 2, 'a view per column');
+  } finally {
+    fs.rmSync(cdir, { recursive: true, force: true });
+  }
+});
