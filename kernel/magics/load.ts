@@ -7,7 +7,7 @@ import { type Magic, parseNameArg } from './registry';
 
 /**
  * The data the teaching models were trained on (data/teaching/README.md; `hopscope demo` pairs them the same way,
- * src/cli/demo.ts): `%load teaching` (or teaching-early, teaching-late) brings it along, so the README's
+ * src/cli/demo.ts): `%load teaching` (any name of TEACHING_MODELS) brings it along, so the README's
  * `%crosspatch` runs without `--data`.
  */
 export const TEACHING_DATA = TEACHING_DATA_DIR;

@@ -86,8 +86,8 @@ function cotSuffixOf(dataDir: string): { cotSuffix?: Record<string, string> } {
 export interface DemoOptions {
   model?: string;
   /**
-   * A second model run on the same specs, drawn next to the first in each section (e.g. teaching-late vs
-   * teaching-early: the same analyses on a VLM that resolves the entity too late and one that does not).
+   * A second model run on the same specs, drawn next to the first in each section (e.g. two VLMs that resolve the entity
+   * at different depths: the same analyses side by side).
    */
   compare?: string;
   data?: string;
