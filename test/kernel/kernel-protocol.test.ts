@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { FAKE_LIBRARY, REPO, jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
+import { BUILTIN_EXPERIMENTS } from '../../src/experiments/registry';
 
 // Parsed driver output: plain JSON whose shape the assertions spell out.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -220,7 +221,9 @@ describe('kernel with the real library', { skip: missing || undefined }, () => {
       assert.equal(r.hooks.reply.status, 'ok', JSON.stringify(r.hooks.reply));
       const [hooks, layers] = JSON.parse(plain(r.hooks_bound));
       assert.equal(hooks, layers, 'one resid_post per decoder layer');
-      assert.equal(Number(plain(r.kinds)), 8);
+      // hs.EXPERIMENT_KINDS in the kernel = every built-in kind of the registry (circuit made it 9).
+      assert.equal(Number(plain(r.kinds)), BUILTIN_EXPERIMENTS.length);
+      assert.ok(BUILTIN_EXPERIMENTS.length >= 9);
       assert.match(plain(r.dry_run), /kind: 'logit-lens'.*topK: 3/s);
       assert.equal(r.spec_error.reply.ename, 'SpecError', JSON.stringify(r.spec_error.reply));
       assert.equal(r.logitlens.reply.status, 'ok', JSON.stringify(r.logitlens.reply));
