@@ -261,7 +261,8 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
         const A = await makeBatch(m, src, [ca]);
         const B = await makeBatch(m, src, [cb]);
         try {
-          const metric = metricFor({ metric: spec.metric, tokens: null }, lastLogitsOf(m, A.inputs), lastLogitsOf(m, B.inputs));
+          const cleanLast = lastLogitsOf(m, A.inputs);
+          const metric = metricFor({ metric: spec.metric, tokens: null }, cleanLast, lastLogitsOf(m, B.inputs));
           const sites = siteScores(m, A.inputs, B.inputs, ca.spans, metric, { igSteps: spec.igSteps });
           const groups = groupPositions(ca.spans)!;
           const top = [...sites].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.topK);
@@ -270,7 +271,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
             const hooks = [...new Set(top.map((s) => `lm.blocks.${s.layer}.${s.component}`))];
             const corrupt = m.forward(B.inputs, { cache: hooks, logits: 'last' });
             try {
-              const mClean = metric.value(lastLogitsOf(m, A.inputs));
+              const mClean = metric.value(cleanLast);
               for (const s of top) exact.set(siteKey(s), exactSite(m, A.inputs, corrupt.cache, `lm.blocks.${s.layer}.${s.component}`, groups[s.group], metric, mClean));
             } finally {
               corrupt.dispose();
