@@ -8,8 +8,6 @@ import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
 import { applyRope, gatedMlp, linear, rmsNorm } from './layers';
 import {
   checkActivations,
-  hostConcat1d,
-  hostConcatCols,
   hostRowsTransposed,
   memoryPlanOf,
   readHost,
@@ -21,7 +19,7 @@ import {
   type WeightProvider,
 } from './streaming';
 import { nativeMatMulInfo } from '../engine/native-matmul';
-import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
+import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
 
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
 export const MASK_NEG = -1e30;
@@ -29,14 +27,22 @@ export const MASK_NEG = -1e30;
 
 export interface DecoderLayerWeights {
   inputNorm: tf.Tensor;
-  /** [D, (H + 2 KV) * hd]: q, k, v projections fused into one matMul. */
-  qkv: tf.Tensor;
-  qkvBias: tf.Tensor | null;
+  /**
+   * [D, H * hd], [D, KV * hd], [D, KV * hd]: three products, not one fused product and a split, which is a
+   * strided copy once B > 1 (layers.ts gatedMlp; issue 20).
+   */
+  q: tf.Tensor;
+  k: tf.Tensor;
+  v: tf.Tensor;
+  qBias: tf.Tensor | null;
+  kBias: tf.Tensor | null;
+  vBias: tf.Tensor | null;
   /** [H * hd, D] */
   o: tf.Tensor;
   postNorm: tf.Tensor;
-  /** [D, 2 I]: gate and up fused. */
-  gateUp: tf.Tensor;
+  /** [D, I] each (two products beat one fused product and a split: layers.ts gatedMlp). */
+  gate: tf.Tensor;
+  up: tf.Tensor;
   /** [I, D] */
   down: tf.Tensor;
 }
@@ -163,11 +169,16 @@ export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix
     const a = `${p}self_attn.`;
     layers[i] = {
       inputNorm: readTensor(src, `${p}input_layernorm.weight`),
-      qkv: readFusedLinear(src, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
-      qkvBias: cfg.qkvBias ? readFusedBias(src, [`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`]) : null,
+      q: readTensor(src, `${a}q_proj.weight`, true),
+      k: readTensor(src, `${a}k_proj.weight`, true),
+      v: readTensor(src, `${a}v_proj.weight`, true),
+      qBias: cfg.qkvBias ? readTensor(src, `${a}q_proj.bias`) : null,
+      kBias: cfg.qkvBias ? readTensor(src, `${a}k_proj.bias`) : null,
+      vBias: cfg.qkvBias ? readTensor(src, `${a}v_proj.bias`) : null,
       o: readTensor(src, `${a}o_proj.weight`, true),
       postNorm: readTensor(src, `${p}post_attention_layernorm.weight`),
-      gateUp: readFusedLinear(src, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+      gate: readTensor(src, `${p}mlp.gate_proj.weight`, true),
+      up: readTensor(src, `${p}mlp.up_proj.weight`, true),
       down: readTensor(src, `${p}mlp.down_proj.weight`, true),
     };
   }
@@ -184,7 +195,7 @@ export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix
 }
 
 function freeLayer(l: DecoderLayerWeights): void {
-  tf.dispose([l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...(l.qkvBias ? [l.qkvBias] : [])]);
+  tf.dispose(Object.values(l).filter((t): t is tf.Tensor => t !== null));
 }
 
 type HostLayer = { [K in keyof DecoderLayerWeights]: HostTensor | null };
@@ -202,11 +213,16 @@ function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefi
     const a = `${p}self_attn.`;
     host[i] = {
       inputNorm: readHost(src, `${p}input_layernorm.weight`),
-      qkv: hostConcatCols([`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`].map((n) => readHost(src, n, true))),
-      qkvBias: cfg.qkvBias ? hostConcat1d([`${a}q_proj.bias`, `${a}k_proj.bias`, `${a}v_proj.bias`].map((n) => readHost(src, n))) : null,
+      q: readHost(src, `${a}q_proj.weight`, true),
+      k: readHost(src, `${a}k_proj.weight`, true),
+      v: readHost(src, `${a}v_proj.weight`, true),
+      qBias: cfg.qkvBias ? readHost(src, `${a}q_proj.bias`) : null,
+      kBias: cfg.qkvBias ? readHost(src, `${a}k_proj.bias`) : null,
+      vBias: cfg.qkvBias ? readHost(src, `${a}v_proj.bias`) : null,
       o: readHost(src, `${a}o_proj.weight`, true),
       postNorm: readHost(src, `${p}post_attention_layernorm.weight`),
-      gateUp: hostConcatCols([`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`].map((n) => readHost(src, n, true))),
+      gate: readHost(src, `${p}mlp.gate_proj.weight`, true),
+      up: readHost(src, `${p}mlp.up_proj.weight`, true),
       down: readHost(src, `${p}mlp.down_proj.weight`, true),
     };
   }
@@ -218,11 +234,16 @@ function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefi
   for (let v0 = 0; v0 < V; v0 += chunkCols) chunks.push(hostRowsTransposed(headRows, v0, Math.min(V, v0 + chunkCols)));
   const upLayer = (h: HostLayer): DecoderLayerWeights => ({
     inputNorm: uploadHost(h.inputNorm!),
-    qkv: uploadHost(h.qkv!),
-    qkvBias: h.qkvBias ? uploadHost(h.qkvBias) : null,
+    q: uploadHost(h.q!),
+    k: uploadHost(h.k!),
+    v: uploadHost(h.v!),
+    qBias: h.qBias ? uploadHost(h.qBias) : null,
+    kBias: h.kBias ? uploadHost(h.kBias) : null,
+    vBias: h.vBias ? uploadHost(h.vBias) : null,
     o: uploadHost(h.o!),
     postNorm: uploadHost(h.postNorm!),
-    gateUp: uploadHost(h.gateUp!),
+    gate: uploadHost(h.gate!),
+    up: uploadHost(h.up!),
     down: uploadHost(h.down!),
   });
   return {
@@ -382,8 +403,8 @@ export class Decoder {
     const { numHeads: H, numKvHeads: KV, headDim: hd } = this.cfg;
     const { ctx } = run;
     const [B, T] = x.shape as number[];
-    const qkv = linear(x, lw.qkv, lw.qkvBias).reshape([B, T, H + 2 * KV, hd]).transpose([0, 2, 1, 3]); // (B, H+2KV, T, hd)
-    const [q0, k0, v0] = tf.split(qkv, [H, KV, KV], 1);
+    const heads = (w: tf.Tensor, b: tf.Tensor | null, n: number) => linear(x, w, b).reshape([B, T, n, hd]).transpose([0, 2, 1, 3]); // (B, n, T, hd)
+    const [q0, k0, v0] = [heads(lw.q, lw.qBias, H), heads(lw.k, lw.kBias, KV), heads(lw.v, lw.vBias, KV)];
     const q = tf.mul(applyRope(q0, cos, sin), 1 / Math.sqrt(hd));
     let k = applyRope(k0, cos, sin);
     let v = v0;
@@ -441,7 +462,7 @@ export class Decoder {
   }
 
   private mlp(x: tf.Tensor, lw: DecoderLayerWeights): tf.Tensor {
-    return gatedMlp(x, lw.gateUp, lw.down, this.cfg.hiddenAct);
+    return gatedMlp(x, lw.gate, lw.up, lw.down, this.cfg.hiddenAct);
   }
 }
 

@@ -4,8 +4,8 @@
 // tensors and gives them back after the layer: hooks, patching and caching see the same forward either way.
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, ConfigError, InputError } from '../errors';
-import { toF32, transpose2d, type CompactData, type FloatDtype } from '../io/dtype';
+import { CheckpointError, InputError } from '../errors';
+import { toF32, transpose2d } from '../io/dtype';
 import type { CompactTensor } from '../io/safetensors';
 import type { WeightSource } from './weights';
 import { engineConfig, parseBytes } from '../engine/config';
@@ -100,48 +100,6 @@ export function uploadHost(t: HostTensor): tf.Tensor {
   // Backends may keep a reference to the array (cpu, tensorflow): hand over an exact-size array of our own.
   if (data === t.data || data.length !== n) data = data.slice(0, n);
   return tf.tensor(data, [...t.shape], 'float32');
-}
-
-function asSameDtype(parts: HostTensor[]): { dtype: FloatDtype; datas: CompactData[] } {
-  const dtype = parts[0].dtype;
-  if (parts.every((p) => p.dtype === dtype)) return { dtype, datas: parts.map((p) => p.data) };
-  // Mixed precision across fused parts: widen everything to F32 (exact).
-  return { dtype: 'F32', datas: parts.map((p) => toF32(p.dtype, p.data)) };
-}
-
-function alloc(dtype: FloatDtype, n: number): CompactData {
-  return dtype === 'F32' ? new Float32Array(n) : new Uint16Array(n);
-}
-
-/** Concatenates [rows, c_i] matrices along columns (fused q/k/v, gate/up), in stored precision. */
-export function hostConcatCols(parts: HostTensor[]): HostTensor {
-  const rows = parts[0].shape[0];
-  if (parts.some((p) => p.shape.length !== 2 || p.shape[0] !== rows)) throw new RangeError('hostConcatCols: parts must be [rows, cols] with equal rows');
-  const { dtype, datas } = asSameDtype(parts);
-  const cols = parts.map((p) => p.shape[1]);
-  const total = cols.reduce((a, b) => a + b, 0);
-  const out = alloc(dtype, rows * total);
-  for (let r = 0; r < rows; r++) {
-    let o = r * total;
-    datas.forEach((d, k) => {
-      out.set(d.subarray(r * cols[k], (r + 1) * cols[k]) as never, o);
-      o += cols[k];
-    });
-  }
-  return { dtype, shape: [rows, total], data: out };
-}
-
-/** Concatenates 1-D tensors (fused biases). */
-export function hostConcat1d(parts: HostTensor[]): HostTensor {
-  const { dtype, datas } = asSameDtype(parts);
-  const n = datas.reduce((a, d) => a + d.length, 0);
-  const out = alloc(dtype, n);
-  let o = 0;
-  for (const d of datas) {
-    out.set(d as never, o);
-    o += d.length;
-  }
-  return { dtype, shape: [n], data: out };
 }
 
 /** Rows [r0, r1) of a [rows, cols] matrix, transposed to [cols, r1 - r0] (a column chunk of the head). */

@@ -25,7 +25,8 @@ export interface CrossLayerWeights {
   attnGate: tf.Tensor;
   mlpGate: tf.Tensor;
   postNorm: tf.Tensor;
-  gateUp: tf.Tensor;
+  gate: tf.Tensor;
+  up: tf.Tensor;
   down: tf.Tensor;
 }
 
@@ -62,7 +63,8 @@ export function loadCrossLayer(src: WeightSource, prefix: string, i: number): Cr
     attnGate: readTensor(src, `${p}cross_attn_attn_gate`),
     mlpGate: readTensor(src, `${p}cross_attn_mlp_gate`),
     postNorm: readTensor(src, `${p}post_attention_layernorm.weight`),
-    gateUp: readFusedLinear(src, [`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]),
+    gate: readTensor(src, `${p}mlp.gate_proj.weight`, true),
+    up: readTensor(src, `${p}mlp.up_proj.weight`, true),
     down: readTensor(src, `${p}mlp.down_proj.weight`, true),
   };
 }
@@ -171,7 +173,7 @@ export class CrossAttentionRun implements CrossLayers {
     const attn = linear(heads.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]), w.o);
     const a = ctx.point(`${b}.xattn_out`, tf.mul(tf.tanh(w.attnGate), attn), offset, i);
     const mid = ctx.point(`${b}.resid_mid`, tf.add(y, a), offset, i);
-    const mlp = tf.mul(tf.tanh(w.mlpGate), tf.mul(row, gatedMlp(rmsNorm(mid, w.postNorm, eps), w.gateUp, w.down, this.cfg.hiddenAct)));
+    const mlp = tf.mul(tf.tanh(w.mlpGate), tf.mul(row, gatedMlp(rmsNorm(mid, w.postNorm, eps), w.gate, w.up, w.down, this.cfg.hiddenAct)));
     const m = ctx.point(`${b}.mlp_out`, mlp, offset, i);
     return ctx.point(`${b}.resid_post`, tf.add(mid, m), offset, i);
   }

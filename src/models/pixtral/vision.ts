@@ -17,8 +17,9 @@ interface PixtralLayer {
   qkv: tf.Tensor;
   o: tf.Tensor;
   ffnNorm: tf.Tensor;
-  /** [D, 2I]: gate and up fused. */
-  gateUp: tf.Tensor;
+  /** [D, I] each. */
+  gate: tf.Tensor;
+  up: tf.Tensor;
   down: tf.Tensor;
 }
 
@@ -61,7 +62,8 @@ export function loadPixtralVisionWeights(src: WeightSource, cfg: PixtralVisionCo
       qkv: readFusedLinear(src, [`${a}q_proj.weight`, `${a}k_proj.weight`, `${a}v_proj.weight`]),
       o: readTensor(src, `${a}o_proj.weight`, true),
       ffnNorm: readTensor(src, `${l}ffn_norm.weight`),
-      gateUp: readFusedLinear(src, [`${f}gate_proj.weight`, `${f}up_proj.weight`]),
+      gate: readTensor(src, `${f}gate_proj.weight`, true),
+      up: readTensor(src, `${f}up_proj.weight`, true),
       down: readTensor(src, `${f}down_proj.weight`, true),
     });
   }
@@ -162,7 +164,7 @@ export class PixtralVisionModel {
       x = ctx.point(`${b}.resid_pre`, x, 0, i);
       const a = ctx.point(`${b}.attn_out`, this.attention(rmsNorm(x, l.attnNorm, PIXTRAL_NORM_EPS), l, cos, sin, lengths), 0, i);
       x = tf.add(x, a);
-      const m = ctx.point(`${b}.mlp_out`, gatedMlp(rmsNorm(x, l.ffnNorm, PIXTRAL_NORM_EPS), l.gateUp, l.down, cfg.hiddenAct), 0, i);
+      const m = ctx.point(`${b}.mlp_out`, gatedMlp(rmsNorm(x, l.ffnNorm, PIXTRAL_NORM_EPS), l.gate, l.up, l.down, cfg.hiddenAct), 0, i);
       x = ctx.point(`${b}.resid_post`, tf.add(x, m), 0, i);
       states.push(x);
     }
