@@ -1,7 +1,6 @@
 // attribution: attribution patching as triage over (layer × position) for clean/corrupt entity pairs,
 // with the top-k cells confirmed automatically by exact activation patching (through the scheduler:
 // each confirmation starts at its layer from the cached clean states).
-import { InputError } from '../errors';
 import { mulberry32, shuffled } from '../data/random';
 import { gridCoordinates } from '../interventions/selectors';
 import type { InterventionSpec } from '../interventions/types';
@@ -13,7 +12,7 @@ import { answerLogit, answerProb, attributionPatching, logitDiff, type Attributi
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { protocolSummary } from './protocol';
-import { layersOf, type SpecBase } from './spec';
+import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
 export interface AttributionSpec extends SpecBase {
@@ -123,10 +122,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
     if (!same) warnings.add([`pair ${a.subject} / ${b.subject} skipped: prompts differ in length`]);
     return same;
   });
-  if (spec.rows) pairs = spec.rows.map((i) => {
-    if (i >= pairs.length) throw new InputError(`attribution: rows ${i} does not exist (${pairs.length} clean/corrupt pairs)`);
-    return pairs[i];
-  });
+  pairs = selectRows(spec, pairs, 'clean/corrupt pairs');
   const cases = [...new Map(pairs.flatMap(([a, b]) => [promptOf(a)!, promptOf(b)!]).map((c) => [c.id, c])).values()];
   const clean = await cleanStates(model, source, cases, spec.batchSize);
   const rows: Row[] = [];

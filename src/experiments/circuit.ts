@@ -15,7 +15,7 @@ import type { Row } from './checkpoint';
 import { Progress, Warnings, makeTable, mean, type ExperimentContext, type ExperimentResult } from './context';
 import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
-import type { SpecBase } from './spec';
+import { selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 
 export const COMPONENTS = ['attn_out', 'mlp_out'] as const;
@@ -241,11 +241,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
     const entities = pairedSample(source.entities({ types: spec.types }), spec.limit, 'same', spec.seed);
     await prepareSource(source, entities);
     let pairs = triples(source, bbSource, bb.model, entities, spec);
-    if (spec.rows)
-      pairs = spec.rows.map((i) => {
-        if (i >= pairs.length) throw new InputError(`circuit: rows ${i} does not exist (${pairs.length} clean/corrupt pairs)`);
-        return pairs[i];
-      });
+    pairs = selectRows(spec, pairs, 'clean/corrupt pairs');
     if (pairs.length === 0) warnings.add(['circuit: no same-type pair asks one relation with prompts of equal length in all three runs']);
     const models: Record<CircuitRun, { model: Model; source: PromptSource }> = {
       'backbone-text': { model: bb.model, source: bbSource },

@@ -2,7 +2,6 @@
 // at one layer l the inputs of block l at the image positions are replaced by donor A's (cached from
 // A's own clean run); greedy generation then names the target, the donor, or neither. The switch
 // layer is where predictions flip from donor to target (LLaVA-1.5-7B ≈ 20).
-import { InputError } from '../errors';
 import type { Selector } from '../interventions/selectors';
 import type { Site } from '../interventions/types';
 import type { Model } from '../models/model';
@@ -12,7 +11,7 @@ import { untilEos, eosSet } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { patchPrefixOn, protocolSummary, type PatchPrefix } from './protocol';
-import { layersOf, type SpecBase } from './spec';
+import { layersOf, selectRows, type SpecBase } from './spec';
 import type { EntityRef, PromptCase, PromptSource } from './source';
 import { switchLayer } from './switch-layer';
 
@@ -77,10 +76,7 @@ export async function crossPatch(model: Model, source: PromptSource, spec: Cross
       }
       pairs.push({ target, donor, prompt, donorPrompt });
     }
-  if (spec.rows) pairs = spec.rows.map((i) => {
-    if (i >= pairs.length) throw new InputError(`cross-patch: rows ${i} does not exist (${pairs.length} donor-target pairs)`);
-    return pairs[i];
-  });
+  pairs = selectRows(spec, pairs, 'donor-target pairs');
   const prompts = [...new Map(pairs.flatMap((p) => [p.prompt, p.donorPrompt]).map((c) => [c.id, c])).values()];
   const clean = await cleanStates(model, source, prompts, spec.batchSize);
   const eos = eosSet(model);

@@ -11,7 +11,7 @@ import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { protocolSummary } from './protocol';
-import { layersOf, type SpecBase } from './spec';
+import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 
 type EdgeName = 'image->last' | 'image->query' | 'entity->last' | 'last->last';
@@ -102,10 +102,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   const warnings = new Warnings();
   const sets = layerSets(spec, model.numLayers);
   let edges = spec.edges.map(edgeSet);
-  if (spec.rows) edges = spec.rows.map((i) => {
-    if (i >= edges.length) throw new InputError(`knockout: rows ${i} does not exist (${edges.length} edge sets)`);
-    return edges[i];
-  });
+  edges = selectRows(spec, edges, 'edge sets');
   // Fail on a bad selector name before any compute.
   for (const e of edges) [e.from, e.to].forEach((s) => toSelector(s));
   const modalities: Modality[] = spec.modality === 'both' ? ['image', 'text'] : [spec.modality];

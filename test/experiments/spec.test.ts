@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SpecError } from '../../src/errors';
+import { InputError, SpecError } from '../../src/errors';
+import { selectRows } from '../../src/experiments/spec';
 import { EXPERIMENT_KINDS, validateSpec } from '../../src/experiments/validate';
 
 const EXAMPLES = path.resolve(__dirname, '../../examples/specs');
@@ -65,4 +66,14 @@ test('questions: a filter on questions.csv columns, for the kinds that ask factu
   fails({ kind: 'recovery', version: 1, questions: { where: { vqa_split: [] } } }, 'questions.where.vqa_split', /fewer than 1 items/);
   fails({ kind: 'knockout', version: 1, questions: { where: { relation: ['a', 1] } } }, 'questions.where.relation[1]', /must be string/);
   fails({ kind: 'probe', version: 1, questions: { where: { vqa_split: 'heldout' }, limit: 2 } }, 'questions.limit', /not a field of this spec/);
+});
+
+test('rows select work items in the given order; a missing index names the kind and the items', () => {
+  const items = ['a', 'b', 'c'];
+  assert.deepEqual(selectRows({ kind: 'knockout', rows: null }, items, 'edge sets'), items);
+  assert.deepEqual(selectRows({ kind: 'knockout', rows: [2, 0, 2] }, items, 'edge sets'), ['c', 'a', 'c']);
+  assert.throws(
+    () => selectRows({ kind: 'circuit', rows: [1, 3] }, items, 'clean/corrupt pairs'),
+    (e: unknown) => e instanceof InputError && e.message === 'circuit: rows 3 does not exist (3 clean/corrupt pairs)',
+  );
 });
