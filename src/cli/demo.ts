@@ -69,6 +69,8 @@ export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOY
     probe: { limit: limit * 4 },
     attribution: { limit: 2 },
     recovery: { limit, backbone, ...q, ...cotSuffixOf(dataDir), ...bbTemplate },
+    // Same-type pairs asked one relation: `limit` entities give about limit / 2 pairs.
+    circuit: { limit: limit * 2, backbone, ...q, ...bbTemplate },
   };
   return experimentDefinitions()
     .filter((d) => d.demo)

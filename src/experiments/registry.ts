@@ -151,7 +151,7 @@ export const BUILTIN_EXPERIMENTS = [
     run: (model, source, spec, ctx) => m.circuit().circuitExperiment(model, source, spec, ctx),
     view: { kind: 'attribution-map', build: views.circuitView },
     magic: { name: 'circuit' },
-    demo: false,
+    demo: true,
   }),
 ] as const;
 

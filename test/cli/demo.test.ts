@@ -67,7 +67,7 @@ test('on toyworld the question-answering experiments ask only the held-out pairs
   assert.ok(hasVqaSplit(TOYWORLD));
   const specs = demoSpecs(TEACHING_MODEL, 8, TOYWORLD);
   const filtered = specs.filter((s) => s.questions).map((s) => s.kind);
-  assert.deepEqual(filtered, ['recall-gap', 'freeze', 'knockout', 'recovery']);
+  assert.deepEqual(filtered, ['recall-gap', 'freeze', 'knockout', 'recovery', 'circuit']);
   for (const s of specs.filter((x) => x.questions)) assert.deepEqual(s.questions, heldout);
   // Real PopVQA has no vqa_split column: no filter, so nothing asks for a column that is not there.
   const popvqa = path.resolve(__dirname, '../fixtures/popvqa-sample');
