@@ -147,6 +147,18 @@ export const DERIVE: Record<string, Derive> = {
     const rows = r.table.objects();
     return { imageAcc: entityAccuracy(rows, (x) => x.condition === 'image'), cotAcc: entityAccuracy(rows, (x) => x.condition === 'cot') };
   },
+  circuit: (r) => {
+    // The error of the re-measured sites from the table (rows with an exact value); the rest from the summary.
+    const confirmed = r.table.objects().filter((x) => x.exact !== null && x.exact !== undefined);
+    return {
+      pairs: r.summary.pairs,
+      recallBackbone: r.summary.recall.topLayers['backbone-text'].join(','),
+      recallImage: r.summary.recall.topLayers['vlm-image'].join(','),
+      overlapImage: r.summary.comparisons['backbone-text~vlm-image'].overlap,
+      overlapText: r.summary.comparisons['backbone-text~vlm-text'].overlap,
+      meanAbsError: confirmed.length ? mean(confirmed.map((x) => Math.abs(Number(x.score) - Number(x.exact)))) : null,
+    };
+  },
   // Lab 1 prints two lines: the cross-patching switch layer and the text probe's resolution layer.
   'lab1-image': (r) => ({ switchLayer: r.summary.switchLayer }),
   'lab1-text': (r) => ({ textResolution: r.summary.resolution.text }),
