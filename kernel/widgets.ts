@@ -1,7 +1,7 @@
 // Jupyter widgets, protocol 2.1 (ipywidgets 8): a kernel-side model whose state mirrors a frontend model.
 // `widgets.create({model, state}).display()` from a cell or from kernel code; the frontend names the view
 // class by `_model_name`/`_view_name` and module versions (semver ranges matched against what it registers).
-import { type BufferPath, putBuffers, removeBuffers } from './buffers';
+import { type BufferPath, putBuffers, removeBuffers } from '../src/report/buffers';
 import type { WidgetCreateOptions, WidgetHandle, WidgetModelNames, WidgetsApi } from './cell-api';
 import type { Comm, CommManager } from './comms';
 import type { Content, WireMessage } from './messages';

@@ -8,6 +8,7 @@ import * as path from 'path';
 import { ConfigError, InputError } from '../errors';
 import { markdownToHtml, escapeHtml } from './static-markdown';
 import { WIDGET_NAMES, type Dtype } from './views';
+import { removeBuffers } from './buffers';
 import { engineConfig } from '../engine/config';
 
 export const WIDGET_STATE_MIME = 'application/vnd.jupyter.widget-state+json';
@@ -95,39 +96,19 @@ function typedDtype(v: ArrayBufferView): Dtype | null {
   return null;
 }
 
-function base64(v: ArrayBufferView | ArrayBuffer): string {
-  return v instanceof ArrayBuffer ? Buffer.from(v).toString('base64') : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-}
-
 /**
- * Copies `value`, moving binary arrays out into buffers (ipywidgets' remove_buffers, plus a dtype so the
- * reader knows how to decode them): a typed array becomes {dtype, shape, buffer} with the bytes saved at
- * path [..., 'buffer'].
+ * A copy of `value` with each bare typed array wrapped as {dtype, shape, buffer} (view-wire.ts's BinaryArray), so
+ * the reader knows how to decode its bytes; an ArrayBuffer or an already wrapped array is left as it is.
  */
-function extractBuffers(value: unknown, at: (string | number)[], out: SavedBuffer[]): unknown {
+function wrapTypedArrays(value: unknown): unknown {
   if (ArrayBuffer.isView(value)) {
     const dtype = typedDtype(value);
-    if (dtype === null) {
-      out.push({ path: at, data: base64(value), encoding: 'base64' });
-      return null;
-    }
-    out.push({ path: [...at, 'buffer'], data: base64(value), encoding: 'base64' });
-    return { dtype, shape: [(value as unknown as { length: number }).length] };
+    return dtype === null ? value : { dtype, shape: [(value as unknown as { length: number }).length], buffer: value };
   }
-  if (value instanceof ArrayBuffer) {
-    out.push({ path: at, data: base64(value), encoding: 'base64' });
-    return null;
-  }
-  if (Array.isArray(value)) return value.map((x, i) => extractBuffers(x, [...at, i], out));
-  if (typeof value === 'object' && value !== null) {
+  if (Array.isArray(value)) return value.map(wrapTypedArrays);
+  if (typeof value === 'object' && value !== null && !(value instanceof ArrayBuffer)) {
     const copy: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (k === 'buffer' && ArrayBuffer.isView(v)) {
-        // Already a {dtype, shape, buffer} object: keep its dtype, save the bytes.
-        out.push({ path: [...at, k], data: base64(v), encoding: 'base64' });
-        copy[k] = null;
-      } else copy[k] = extractBuffers(v, [...at, k], out);
-    }
+    for (const [k, v] of Object.entries(value)) copy[k] = k === 'buffer' && ArrayBuffer.isView(v) ? v : wrapTypedArrays(v);
     return copy;
   }
   return value;
@@ -135,8 +116,10 @@ function extractBuffers(value: unknown, at: (string | number)[], out: SavedBuffe
 
 /** A view state → a saved HopscopeViewModel entry. */
 export function savedViewModel(state: ViewStateInput): SavedModel {
-  const buffers: SavedBuffer[] = [];
-  const data = extractBuffers(state.data, ['data'], buffers);
+  // ipywidgets' remove_buffers, as the kernel sends it: the bytes leave the JSON, named by their paths.
+  const split = removeBuffers({ data: wrapTypedArrays(state.data) });
+  const data = split.state.data;
+  const buffers: SavedBuffer[] = split.buffers.map((b, i) => ({ path: split.buffer_paths[i], data: b.toString('base64'), encoding: 'base64' }));
   const model: SavedModel = {
     model_name: WIDGET_NAMES._model_name,
     model_module: WIDGET_NAMES._model_module,

@@ -120,7 +120,7 @@ test(`widget messages: ${FUZZ_RUNS} fuzzed frontend message sequences are handle
 });
 
 test('regression: buffer_paths cannot reach Object.prototype or grow a list past its end; a "__proto__" state key is dropped', () => {
-  const { putBuffers } = require('../../kernel/buffers') as typeof import('../../kernel/buffers');
+  const { putBuffers } = require('../../src/report/buffers') as typeof import('../../src/report/buffers');
   const state = JSON.parse('{"data": [1], "__proto__": {"x": 1}}') as Record<string, unknown>;
   const b = Buffer.from('z');
   putBuffers(state, [['__proto__', 'polluted'], ['data', '__proto__', 'polluted'], ['big', 1e9, 1e9], ['data', 5], ['data', 1], ['new', 0]], [b, b, b, b, b, b]);

@@ -2,7 +2,7 @@
 // binary buffers), with a recording transport: no kernel, no sockets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { putBuffers, removeBuffers } from '../../kernel/buffers';
+import { putBuffers, removeBuffers } from '../../src/report/buffers';
 import { CommManager } from '../../kernel/comms';
 import { Iopub } from '../../kernel/iopub';
 import { MessageFactory } from '../../kernel/messages';

@@ -39,7 +39,8 @@ test('a page embeds state, view tags and the inlined bundle, escaped for <script
   assert.equal(model.state.title, 'a </script> in a title');
   // The typed array went out as a base64 buffer at data.relChange.buffer, its dtype kept.
   assert.deepEqual(model.buffers?.map((b) => b.path), [['data', 'relChange', 'buffer']]);
-  assert.deepEqual((model.state.data as { relChange: unknown }).relChange, { dtype: 'float32', shape: [4, 24], buffer: null });
+  // ipywidgets' rule (the kernel's too, src/report/buffers.ts): a dict key holding bytes is dropped, the reader puts it back.
+  assert.deepEqual((model.state.data as { relChange: unknown }).relChange, { dtype: 'float32', shape: [4, 24] });
 });
 
 test('typed arrays anywhere in the data become buffers with their dtype', () => {

@@ -1,5 +1,7 @@
-// Binary values in widget state travel as extra ZeroMQ frames, named by `buffer_paths`, never as JSON number
-// lists (ipywidgets `_remove_buffers` / `_put_buffers`, same path rules: a dict key is dropped, a list slot nulled).
+// Binary values in widget state travel apart from its JSON, named by `buffer_paths`, never as JSON number lists
+// (ipywidgets `_remove_buffers` / `_put_buffers`, same path rules: a dict key is dropped, a list slot nulled):
+// as extra ZeroMQ frames from the kernel (kernel/widgets.ts), as base64 text in a saved page's widget state
+// (static-page.ts). One module for both; a leaf with no imports, cheap at kernel start.
 
 export type BufferPath = (string | number)[];
 
