@@ -46,7 +46,7 @@ export function lastRows(logits: tf.Tensor): Float32Array[] {
 export function cleanState(model: Model, batch: Batch): CleanState {
   const L = model.numLayers;
   const names = residHooks(L);
-  const withKV = !model.text.mropeSection;
+  const withKV = model.canResume;
   let cached: Map<string, tf.Tensor>;
   let lastLogits: Float32Array[];
   let kv: KVCache | null = null;
@@ -59,7 +59,7 @@ export function cleanState(model: Model, batch: Batch): CleanState {
     positions = positionsFromMask(mask);
     const ctx = new RunContext({ cache: names, startLayer: 0, startResid: embed, logits: 'last' });
     const logits = tf.tidy(() => {
-      const r = model.decoder.forward({ embeds: embed, positions: positions!, keyMask: mask, ctx, wantCache: true });
+      const r = model.resume({ embeds: embed, positions: positions!, keyMask: mask, ctx, wantCache: true });
       kv = r.cache!;
       return r.logits!;
     });

@@ -50,7 +50,7 @@ export function logitLensBatch(model: Model, out: Map<string, tf.Tensor>, layers
     const entIdx: number[] = [];
     positions.forEach((ps, b) => ps.forEach(() => entIdx.push(entIdx.length * model.vocabSize + (entityToken[b] ?? 0))));
     const t = tf.tidy(() => {
-      const probs = tf.softmax(model.decoder.unembed(gatherRows(h, flat)), -1);
+      const probs = tf.softmax(model.unembed(gatherRows(h, flat)), -1);
       const top = tf.topk(probs, k);
       const ent = tf.gather(probs.reshape([-1]), tf.tensor1d(entIdx, 'int32'));
       return [top.values, top.indices, ent];

@@ -178,7 +178,7 @@ function runPlanned(model: Model, items: { job: PatchJob; plan: Plan }[], strict
         }
       }
       const positions = jobs.map((j) => j.clean.positions![j.row].slice(from));
-      const r = model.decoder.forward({ embeds: startResid, positions, keyMask: mask, ctx: prefill, cache, wantCache: gen > 0 });
+      const r = model.resume({ embeds: startResid, positions, keyMask: mask, ctx: prefill, cache, wantCache: gen > 0 });
       if (gen > 0) {
         kv = r.cache!;
         for (let i = 0; i < layer; i++) {

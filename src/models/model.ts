@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
 import type { DecoderConfig } from './config';
-import { Decoder, disposeCache, positionsFromMask, type CrossLayers, type KVCache } from './decoder';
+import { Decoder, disposeCache, positionsFromMask, type CrossLayers, type DecoderOutput, type DecoderRun, type KVCache } from './decoder';
 import { greedyDecode, type DecodeState } from './decode';
 import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
 
@@ -70,6 +70,13 @@ export interface GenerateOutput {
   unusedHooks: string[];
 }
 
+/**
+ * A run of the language model's blocks on residuals the caller already has (`Model.resume`): `ctx` carries the
+ * start layer (`startLayer`, `startResid`), hooks and caches; `cache` the keys/values of earlier positions (a
+ * clean run's prefix); `positions` the 1-D positions of the new tokens; `keyMask` covers cache + new tokens.
+ */
+export type ResumeRun = Omit<DecoderRun, 'cross' | 'positions' | 'embeds'> & { embeds: tf.Tensor; positions: Int32Array[] };
+
 export interface Model {
   readonly family: string;
   readonly kind: 'vlm' | 'lm';
@@ -92,6 +99,19 @@ export interface Model {
   hookPoints(): HookPointInfo[];
   forward(inputs: ModelInputs, opts?: RunOptions): ForwardOutput;
   generate(inputs: ModelInputs, opts: GenerateOptions): GenerateOutput;
+  /**
+   * Whether `resume` applies: 1-D positions (not M-RoPE's three streams) and images, if any, already in the
+   * residual stream (not read through cross-attention layers, which a resumed run would skip).
+   */
+  readonly canResume: boolean;
+  /**
+   * Runs the blocks from a given residual and key/value prefix (ResumeRun), for sweeps that restart a clean
+   * run part-way (experiments/clean-state.ts, scheduler.ts). Experiments resume through this, never through
+   * `decoder` (issue 13); it throws an InputError when `canResume` is false.
+   */
+  resume(run: ResumeRun): DecoderOutput;
+  /** Logit lens: the final norm (unless `alreadyNormed`) and the LM head applied to residuals [.., D]. */
+  unembed(resid: tf.Tensor, alreadyNormed?: boolean): tf.Tensor;
   dispose(): void;
 }
 
@@ -186,6 +206,24 @@ export abstract class ModelBase implements Model {
     } finally {
       (cross as CrossLayers | undefined)?.dispose();
     }
+  }
+
+  get canResume(): boolean {
+    return !this.text.mropeSection && this.imageInput !== 'cross-attention';
+  }
+
+  resume(run: ResumeRun): DecoderOutput {
+    if (!this.canResume)
+      throw new InputError(
+        `model family "${this.family}" cannot resume a run from a layer: ` +
+          (this.text.mropeSection ? 'its positions are three M-RoPE streams' : 'its images enter through cross-attention layers') +
+          '; run model.forward with startLayer/startResid instead',
+      );
+    return this.decoder.forward(run);
+  }
+
+  unembed(resid: tf.Tensor, alreadyNormed = false): tf.Tensor {
+    return this.decoder.unembed(resid, alreadyNormed);
   }
 
   /** Positions without embedding (start-at-layer runs); families with special positions override. */

@@ -85,3 +85,30 @@ test('HF class defaults fill fields save_pretrained omits (llava-hf/llava-1.5-7b
   assert.equal(cfg.vision.layerNormEps, 1e-5);
   assert.equal(cfg.featureLayers[0], -2);
 });
+
+test('resume (a run restarted from a layer with a key/value prefix) is offered only where it is exact', async () => {
+  const { InputError } = await import('../../src/errors');
+  const { FIXTURES2 } = await import('../fixtures/paths');
+  const cases = [
+    [fixture('llava_tiny_A'), true],
+    [fixture('llama_tiny_C'), true],
+    [fixture('qwen2vl_tiny_D'), false],
+    [path.join(FIXTURES2, 'mllama_tiny_H'), false],
+  ] as const;
+  for (const [dir, expected] of cases) {
+    const model = loadModelFromDir(dir);
+    const resid = tf.zeros([1, 1, model.dModel]);
+    try {
+      assert.equal(model.canResume, expected, dir);
+      if (!expected)
+        assert.throws(
+          () => model.resume({ embeds: resid, positions: [Int32Array.of(0)], keyMask: [[1]], ctx: undefined as never }),
+          (e: unknown) => e instanceof InputError && /cannot resume a run from a layer: its (positions are three M-RoPE streams|images enter through cross-attention)/.test(e.message),
+          dir,
+        );
+    } finally {
+      resid.dispose();
+      model.dispose();
+    }
+  }
+});
