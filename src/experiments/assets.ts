@@ -2,34 +2,11 @@
 // preprocessing of the model's family. Loaded next to the model and looked up by model object.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, InputError } from '../errors';
-import type { ImageLayout } from '../io/prompt';
-import {
-  clipImageLayout,
-  clipPreprocess,
-  llava15ProcessorConfig,
-  llavaNextPreprocess,
-  llavaNextProcessorConfig,
-  parseAnyresProcessorConfig,
-  parseClipProcessorConfig,
-  parsePixtralProcessorConfig,
-  parseQwen2VLProcessorConfig,
-  pixtralImageTokenIds,
-  pixtralPreprocess,
-  pixtralProcessorConfig,
-  qwen2vlPreprocess,
-  qwen2vlProcessorConfig,
-  qwenImageLayout,
-} from '../io/processors';
-import type { RgbImage } from '../io/image';
+import { InputError } from '../errors';
 import { loadTokenizer, type TextTokenizer } from '../io/tokenizer';
-import { LlavaModel } from '../models/llava';
-import { LlavaNextModel } from '../models/llava-next';
-import { PixtralModel } from '../models/pixtral/model';
-import { Qwen2VLModel } from '../models/qwen2-vl';
+import type { ImagePrep } from '../models/image-prep';
 import { loadModelFromDir, type LoadOptions } from '../models/load';
 import type { Model } from '../models/model';
-import { isSiglip } from '../models/vit';
 
 export interface ModelAssets {
   dir?: string;
@@ -63,24 +40,9 @@ export function loadModelWithAssets(dir: string, opts: LoadOptions = {}): Model 
   return model;
 }
 
-/**
- * The family's default template when the checkpoint does not say: the PopVQA authors' renderings
- * (github ido-co/vlm-modality-gap setup.py:84-85, 105-106, 132-133). LLaVA-NeXT's default is the paper's
- * NeXT model, LLaVA-1.6-34B (ChatML with the authors' system prompt).
- */
+/** The family's default template when the checkpoint does not say (the model's own, `Model.defaultTemplate`). */
 export function defaultTemplate(model: Model): string {
-  switch (model.family) {
-    case 'llava':
-      return 'llava-1.5';
-    case 'llava_next':
-      return 'chatml-yi-34b';
-    case 'qwen2_vl':
-      return 'chatml-qwen2vl';
-    case 'pixtral':
-      return 'pixtral';
-    default:
-      return 'plain';
-  }
+  return model.defaultTemplate;
 }
 
 /** Markers of a chat format, most specific first, with the template the authors render it as. */
@@ -124,89 +86,9 @@ export function templateFor(model: Model): { template: string; from: 'assets' | 
   return { template: defaultTemplate(model), from: 'family' };
 }
 
-/** Pixels of one preprocessed image, with the per-image extras some families need. */
-export interface PixelInput {
-  data: Float32Array;
-  /** Shape with a leading image axis of 1 ([1, C, H, W] for LLaVA). */
-  shape: number[];
-  /** LLaVA-NeXT: the original [height, width]; Pixtral: the processed one (images of a batch are padded to the largest). */
-  imageSize?: [number, number];
-  gridThw?: [number, number, number];
-}
+export type { PixelInput, ImagePrep } from '../models/image-prep';
 
-/** How a family turns an RGB image into pixels and how many prompt tokens it takes. */
-export interface ImagePrep {
-  /** `tokenIds`: the image's prompt tokens when they are not `numTokens` image tokens (Pixtral's row breaks). */
-  prepare(img: RgbImage): { pixels: PixelInput; numTokens: number; layout: ImageLayout | null; tokenIds?: number[] };
-}
-
-type PrepFactory = (model: Model, assets: ModelAssets) => ImagePrep;
-const PREPS: Record<string, PrepFactory> = {
-  llava: (model, assets) => {
-    if (!(model instanceof LlavaModel)) throw new InputError('llava image preparation needs a LlavaModel');
-    const v = model.config.vision;
-    const cfg = assets.preprocessor ? parseClipProcessorConfig(assets.preprocessor) : llava15ProcessorConfig(v.imageSize);
-    const layout = clipImageLayout(v.imageSize, v.patchSize, { strategy: model.config.strategy, hasCls: !isSiglip(v) });
-    return {
-      prepare(img) {
-        const chw = clipPreprocess(img, cfg);
-        return { pixels: { data: chw.data, shape: [1, chw.channels, chw.height, chw.width] }, numTokens: model.tokensPerImage, layout };
-      },
-    };
-  },
-  // LLaVA-NeXT anyres: base crop + tiles; the token count and layout depend on the image's size.
-  llava_next: (model, assets) => {
-    if (!(model instanceof LlavaNextModel)) throw new InputError('llava_next image preparation needs a LlavaNextModel');
-    const cfg = assets.preprocessor ? parseAnyresProcessorConfig(assets.preprocessor) : llavaNextProcessorConfig(model.anyres.visionImageSize, model.anyres.gridPinpoints);
-    return {
-      prepare(img) {
-        const p = llavaNextPreprocess(img, cfg);
-        const layout = model.layoutFor(p.imageSize);
-        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout };
-      },
-    };
-  },
-  // Qwen2-VL: dynamic resolution, flattened patches in merge-window order, one token per merged 2x2 cell.
-  qwen2_vl: (model, assets) => {
-    if (!(model instanceof Qwen2VLModel)) throw new InputError('qwen2_vl image preparation needs a Qwen2VLModel');
-    const v = model.config.vision;
-    const base = { patchSize: v.patchSize, temporalPatchSize: v.temporalPatchSize, mergeSize: v.spatialMergeSize };
-    const cfg = assets.preprocessor ? { ...parseQwen2VLProcessorConfig(assets.preprocessor), ...base } : qwen2vlProcessorConfig(base);
-    return {
-      prepare(img) {
-        const p = qwen2vlPreprocess(img, cfg);
-        return { pixels: { data: p.pixelValues, shape: p.shape, gridThw: p.gridThw }, numTokens: p.numTokens, layout: qwenImageLayout(p.gridThw, cfg.mergeSize) };
-      },
-    };
-  },
-  // Pixtral: native resolution; the prompt holds the image's patch rows of [IMG], each closed by [IMG_BREAK]
-  // ([IMG_END] for the last), whose ids come from the tokenizer when the folder has one.
-  pixtral: (model, assets) => {
-    if (!(model instanceof PixtralModel)) throw new InputError('pixtral image preparation needs a PixtralModel');
-    const v = model.config.vision;
-    const cfg = assets.preprocessor ? parsePixtralProcessorConfig(assets.preprocessor) : pixtralProcessorConfig({ longestEdge: v.imageSize, patchSize: v.patchSize });
-    if (cfg.patchSize.height !== v.patchSize || cfg.patchSize.width !== v.patchSize)
-      throw new ConfigError(`preprocessor_config.json: patch_size ${cfg.patchSize.height}x${cfg.patchSize.width} differs from vision_config.patch_size ${v.patchSize}`);
-    const tok = assets.tokenizer;
-    const imageBreak = tok?.tokenToId('[IMG_BREAK]');
-    const imageEnd = tok?.tokenToId('[IMG_END]');
-    return {
-      prepare(img) {
-        const p = pixtralPreprocess(img, cfg);
-        const layout = model.layoutFor(p.imageSize);
-        const tokenIds =
-          imageBreak !== undefined && imageEnd !== undefined ? pixtralImageTokenIds(layout, { image: model.imageTokenIndex, imageBreak, imageEnd }) : undefined;
-        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout, tokenIds };
-      },
-    };
-  },
-};
-
-/** Families other than LLaVA-1.5 register their preprocessing here (LLaVA-NeXT anyres, Qwen2-VL patches). */
-export function registerImagePrep(family: string, factory: PrepFactory): void {
-  PREPS[family] = factory;
-}
-
+/** How the model prepares images (its family's contract, `Model.imagePrep`), with the folder's preprocessor and tokenizer. */
 export function imagePrepFor(model: Model): ImagePrep {
   // Every experiment source places images as image-token spans in the residual stream; a cross-attention model
   // has none (docs/families.md), so refuse with that reason rather than a missing-preprocessor one.
@@ -216,7 +98,7 @@ export function imagePrepFor(model: Model): ImagePrep {
         'experiment prompts, selectors or freezing; run model.forward with pixelValues/aspectRatioIds/aspectRatioMask and ' +
         'use the hooks vision.cross_attention_states and lm.blocks.N.xattn_out, or RunOptions.crossAttnMask (see docs/families.md)',
     );
-  const f = PREPS[model.family];
-  if (!f) throw new InputError(`no image preprocessing registered for model family "${model.family}" (known: ${Object.keys(PREPS).join(', ')})`);
-  return f(model, modelAssets(model));
+  const prep = model.imagePrep(modelAssets(model));
+  if (!prep) throw new InputError(`model family "${model.family}" takes no images (a text-only model: ask the text question, or load its VLM)`);
+  return prep;
 }

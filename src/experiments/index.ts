@@ -68,7 +68,7 @@ export { toPromptSource } from './to-source';
 export { filterEntities, scopeQuestions, type PromptSource, type PromptCase, type EntityRef, type Modality, type QuestionSelection } from './source';
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
-export { loadModelWithAssets, setModelAssets, modelAssets, registerImagePrep, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
+export { loadModelWithAssets, setModelAssets, modelAssets, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
 export { viewFromResult, partialResult, type ExperimentView } from './view-of';
 export { BUILTIN_EXPERIMENTS, defineExperiment, registerExperiment, unregisterExperiment, experimentDefinitions, experimentDefinition, experimentKinds, experimentOptions, viewKindOf, type ExperimentDefinition } from './registry';
 export { specOptions, parseOption, optionExpects, type SpecOption, type OptionType } from './spec-options';

@@ -6,7 +6,16 @@
 // the prompt builder can never disagree on where a token comes from.
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, InputError } from '../errors';
-import { anyresLayout, parseAnyresModelConfig, type AnyresLayout, type AnyresModelConfig } from '../io/processors';
+import {
+  anyresLayout,
+  llavaNextPreprocess,
+  llavaNextProcessorConfig,
+  parseAnyresModelConfig,
+  parseAnyresProcessorConfig,
+  type AnyresLayout,
+  type AnyresModelConfig,
+} from '../io/processors';
+import type { ImagePrep, PrepAssets } from './image-prep';
 import { RunContext, type HookPointInfo } from './hooks';
 import { LlavaModel, scatterImageFeatures } from './llava';
 import { toInt32, type Embedded, type ModelInputs } from './model';
@@ -55,6 +64,23 @@ export class LlavaNextModel extends LlavaModel {
   }
 
   /** Token layout of an image of original size [height, width] (HF `image_sizes` order). */
+  /** The paper's NeXT model is LLaVA-1.6-34B: ChatML with the authors' system prompt (setup.py:105-106). */
+  override get defaultTemplate(): string {
+    return 'chatml-yi-34b';
+  }
+
+  /** Anyres: base crop + tiles; the token count and layout depend on the image's size. */
+  override imagePrep(assets: PrepAssets): ImagePrep {
+    const cfg = assets.preprocessor ? parseAnyresProcessorConfig(assets.preprocessor) : llavaNextProcessorConfig(this.anyres.visionImageSize, this.anyres.gridPinpoints);
+    return {
+      prepare: (img) => {
+        const p = llavaNextPreprocess(img, cfg);
+        const layout = this.layoutFor(p.imageSize);
+        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout };
+      },
+    };
+  }
+
   layoutFor(imageSize: readonly [number, number]): AnyresLayout {
     return anyresLayout(imageSize, this.anyres);
   }

@@ -6,6 +6,8 @@ import { field, parseDecoderConfig, parseVisionConfig, type DecoderConfig, type 
 import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from './decoder';
 import { RunContext, type HookPointInfo } from './hooks';
 import { activation, linear } from './layers';
+import { clipImageLayout, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from '../io/processors';
+import type { ImagePrep, PrepAssets } from './image-prep';
 import { ModelBase, toInt32, type Embedded, type ModelInputs } from './model';
 import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitExpected, vitHookNames } from './vit';
 import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
@@ -139,6 +141,24 @@ export class LlavaModel extends ModelBase {
   }
 
   /** Image tokens per image (patches, plus none for CLS: `default` drops it, SigLIP has none). */
+  /** LLaVA-1.5's USER/ASSISTANT format (PopVQA authors' setup.py:84-85). */
+  override get defaultTemplate(): string {
+    return 'llava-1.5';
+  }
+
+  /** CLIP (or SigLIP) preprocessing at the tower's size; a fixed number of tokens per image. */
+  override imagePrep(assets: PrepAssets): ImagePrep {
+    const v = this.config.vision;
+    const cfg = assets.preprocessor ? parseClipProcessorConfig(assets.preprocessor) : llava15ProcessorConfig(v.imageSize);
+    const layout = clipImageLayout(v.imageSize, v.patchSize, { strategy: this.config.strategy, hasCls: !isSiglip(v) });
+    return {
+      prepare: (img) => {
+        const chw = clipPreprocess(img, cfg);
+        return { pixels: { data: chw.data, shape: [1, chw.channels, chw.height, chw.width] }, numTokens: this.tokensPerImage, layout };
+      },
+    };
+  }
+
   get tokensPerImage(): number {
     const n = (this.config.vision.imageSize / this.config.vision.patchSize) ** 2;
     return this.config.strategy === 'full' && !isSiglip(this.config.vision) ? n + 1 : n;

@@ -6,6 +6,7 @@ import type { DecoderConfig } from './config';
 import { Decoder, disposeCache, positionsFromMask, type CrossLayers, type DecoderOutput, type DecoderRun, type KVCache } from './decoder';
 import { greedyDecode, type DecodeState } from './decode';
 import { RunContext, type HookPointInfo, type RunOptions } from './hooks';
+import type { ImagePrep, PrepAssets } from './image-prep';
 
 export type ImageInput = 'residual' | 'cross-attention' | 'none';
 
@@ -112,6 +113,13 @@ export interface Model {
   resume(run: ResumeRun): DecoderOutput;
   /** Logit lens: the final norm (unless `alreadyNormed`) and the LM head applied to residuals [.., D]. */
   unembed(resid: tf.Tensor, alreadyNormed?: boolean): tf.Tensor;
+  /**
+   * The prompt template (src/io/prompt/templates.ts) when the checkpoint's folder names none: the PopVQA
+   * authors' rendering for the family (github ido-co/vlm-modality-gap setup.py), 'plain' for a text LM.
+   */
+  readonly defaultTemplate: string;
+  /** How this model prepares an image (processor, token count, layout); null when it takes no image tokens. */
+  imagePrep(assets: PrepAssets): ImagePrep | null;
   dispose(): void;
 }
 
@@ -224,6 +232,14 @@ export abstract class ModelBase implements Model {
 
   unembed(resid: tf.Tensor, alreadyNormed = false): tf.Tensor {
     return this.decoder.unembed(resid, alreadyNormed);
+  }
+
+  get defaultTemplate(): string {
+    return 'plain';
+  }
+
+  imagePrep(_assets: PrepAssets): ImagePrep | null {
+    return null;
   }
 
   /** Positions without embedding (start-at-layer runs); families with special positions override. */

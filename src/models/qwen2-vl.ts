@@ -7,7 +7,8 @@
 // projector IS the merger). Vision values are [patches, d] (images of different sizes cannot stack).
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, InputError } from '../errors';
-import { qwenImageLayout, type QwenImageLayout } from '../io/processors';
+import { parseQwen2VLProcessorConfig, qwen2vlPreprocess, qwen2vlProcessorConfig, qwenImageLayout, type QwenImageLayout } from '../io/processors';
+import type { ImagePrep, PrepAssets } from './image-prep';
 import { field, parseDecoderConfig, type DecoderConfig } from './config';
 import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from './decoder';
 import { RunContext, type HookPointInfo } from './hooks';
@@ -447,6 +448,24 @@ export interface QwenImageSpan {
 }
 
 export class Qwen2VLModel extends ModelBase {
+  /** Qwen2-VL's ChatML with vision markers (PopVQA authors' setup.py:132-133). */
+  override get defaultTemplate(): string {
+    return 'chatml-qwen2vl';
+  }
+
+  /** Dynamic resolution, flattened patches in merge-window order, one token per merged 2x2 cell. */
+  override imagePrep(assets: PrepAssets): ImagePrep {
+    const v = this.config.vision;
+    const base = { patchSize: v.patchSize, temporalPatchSize: v.temporalPatchSize, mergeSize: v.spatialMergeSize };
+    const cfg = assets.preprocessor ? { ...parseQwen2VLProcessorConfig(assets.preprocessor), ...base } : qwen2vlProcessorConfig(base);
+    return {
+      prepare: (img) => {
+        const p = qwen2vlPreprocess(img, cfg);
+        return { pixels: { data: p.pixelValues, shape: p.shape, gridThw: p.gridThw }, numTokens: p.numTokens, layout: qwenImageLayout(p.gridThw, cfg.mergeSize) };
+      },
+    };
+  }
+
   readonly family: string = 'qwen2_vl';
   readonly kind = 'vlm' as const;
   override readonly imageTokenIndex: number;

@@ -5,6 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors';
 import { pixtralImageLayout, pixtralPatchOffsets, type PixtralImageLayout } from '../../io/processors/pixtral';
+import { parsePixtralProcessorConfig, pixtralImageTokenIds, pixtralPreprocess, pixtralProcessorConfig } from '../../io/processors';
+import { ConfigError } from '../../errors';
+import type { ImagePrep, PrepAssets } from '../image-prep';
 import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from '../decoder';
 import { RunContext, type HookPointInfo } from '../hooks';
 import { applyProjector, embedWithImageFeatures, loadProjector, projectorExpected, type ProjectorWeights } from '../llava';
@@ -61,6 +64,33 @@ export class PixtralModel extends ModelBase {
   }
 
   /** Token layout of an image of processed size [height, width] (HF `image_sizes`). */
+  override get defaultTemplate(): string {
+    return 'pixtral';
+  }
+
+  /**
+   * Native resolution; the prompt holds the image's patch rows of [IMG], each closed by [IMG_BREAK] ([IMG_END]
+   * for the last), whose ids come from the tokenizer when the folder has one.
+   */
+  override imagePrep(assets: PrepAssets): ImagePrep {
+    const v = this.config.vision;
+    const cfg = assets.preprocessor ? parsePixtralProcessorConfig(assets.preprocessor) : pixtralProcessorConfig({ longestEdge: v.imageSize, patchSize: v.patchSize });
+    if (cfg.patchSize.height !== v.patchSize || cfg.patchSize.width !== v.patchSize)
+      throw new ConfigError(`preprocessor_config.json: patch_size ${cfg.patchSize.height}x${cfg.patchSize.width} differs from vision_config.patch_size ${v.patchSize}`);
+    const tok = assets.tokenizer;
+    const imageBreak = tok?.tokenToId('[IMG_BREAK]');
+    const imageEnd = tok?.tokenToId('[IMG_END]');
+    return {
+      prepare: (img) => {
+        const p = pixtralPreprocess(img, cfg);
+        const layout = this.layoutFor(p.imageSize);
+        const tokenIds =
+          imageBreak !== undefined && imageEnd !== undefined ? pixtralImageTokenIds(layout, { image: this.imageTokenIndex, imageBreak, imageEnd }) : undefined;
+        return { pixels: { data: p.pixelValues, shape: [1, ...p.shape], imageSize: p.imageSize }, numTokens: layout.numTokens, layout, tokenIds };
+      },
+    };
+  }
+
   layoutFor(imageSize: readonly [number, number]): PixtralImageLayout {
     this.vision.gridOf(imageSize);
     return pixtralImageLayout(imageSize, this.config.vision.patchSize);
