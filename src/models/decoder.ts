@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
 import { toF32 } from '../io/dtype';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
-import { applyRope, gatedMlp, linear, rmsNorm } from './layers';
+import { applyRope, batchedAttention, gatedMlp, linear, rmsNorm } from './layers';
 import {
   checkActivations,
   hostRowsTransposed,
@@ -18,7 +18,6 @@ import {
   type MemoryPlan,
   type WeightProvider,
 } from './streaming';
-import { nativeMatMulInfo } from '../engine/native-matmul';
 import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
 
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
@@ -418,11 +417,7 @@ export class Decoder {
     const nRep = H / KV;
     const patternName = `lm.blocks.${layer}.attn.pattern`;
     const keepPattern = ctx.wants(patternName);
-    // Small problems: one batched matMul per layer beats B*KV rank-2 matMuls, whose per-op overhead dominates
-    // (30x at the teaching model's shapes). Large ones take the rank-2 XNNPACK path (engine.md), unless the
-    // BLAS kernel runs: it does the batched, transposed product natively (7B attention 5x faster, bench/),
-    // as long as the scores fit (B*H*T*S floats; the rank-2 path holds one row's at a time).
-    if (B * H * T * S * hd <= engineConfig().batchedAttentionMax || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26)) {
+    if (batchedAttention(B, H, T, S, hd)) {
       const scores = tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true).reshape([B, H, T, S]);
       let pattern = tf.softmax(tf.add(scores, mask), -1);
       if (keepPattern) pattern = ctx.point(patternName, pattern, offset, layer);
@@ -467,7 +462,6 @@ export class Decoder {
 }
 
 import { ropeTables } from './layers';
-import { engineConfig } from '../engine/config';
 function ropeTablesFor(positions: DecoderRun['positions'], cfg: DecoderConfig) {
   return ropeTables(positions, cfg.headDim, cfg.ropeTheta, cfg.mropeSection, cfg.ropeScaling);
 }

@@ -4,7 +4,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 // Chained tensor methods (x.reshape, x.slice, ...) as typed, registered side effect.
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
+import { engineConfig } from '../engine/config';
+import { nativeMatMulInfo } from '../engine/native-matmul';
 import { ropeInvFreq, type RopeScaling } from './rope';
+
+/**
+ * Whether attention over B·H heads of T queries and S keys runs as one batched product (else one rank-2 product
+ * per head). Small problems: one batched matMul beats many rank-2 ones, whose per-op overhead dominates (30x at
+ * the teaching model's shapes). Large ones take the rank-2 XNNPACK path (engine.md), unless the BLAS kernel
+ * runs: it does the batched, transposed product natively (7B attention 5x faster, bench/), as long as the
+ * scores fit (B·H·T·S floats; the rank-2 path holds one head's at a time).
+ */
+export function batchedAttention(B: number, H: number, T: number, S: number, headDim: number): boolean {
+  return B * H * T * S * headDim <= engineConfig().batchedAttentionMax || (nativeMatMulInfo().enabled && B * H * T * S <= 1 << 26);
+}
 
 /** x [..., in] · w [in, out] (+ b) via one rank-2 matMul. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {

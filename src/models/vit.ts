@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { VisionConfig } from './config';
 import { RunContext, type HookPointInfo } from './hooks';
-import { activation, layerNorm, linear } from './layers';
+import { activation, batchedAttention, layerNorm, linear } from './layers';
 import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
 
 /** One pre-LN ViT block's weights (CLIP, SigLIP; Mllama's tiled encoder has no attention biases). */
@@ -201,13 +201,22 @@ export function vitBlock(x: tf.Tensor, l: VitLayer, o: VitBlockOptions, ctx: Run
   return ctx.point(`${name}.resid_post`, tf.add(x, ctx.point(`${name}.mlp_out`, m, 0, layer)), 0, layer);
 }
 
-/** Bidirectional multi-head self-attention, per (image, head) rank-2 matMuls (the wasm fast path). */
+/**
+ * Bidirectional multi-head self-attention: one batched product over images and heads where that is faster
+ * (layers.ts batchedAttention: small shapes, or the native BLAS kernel), else per (image, head) rank-2 products.
+ * `mask` [N, T, T] is additive.
+ */
 export function vitAttention(x: tf.Tensor, l: VitLayer, H: number, mask?: tf.Tensor): tf.Tensor {
   const [N, T, D] = x.shape as number[];
   const hd = D / H;
   const qkv = linear(x, l.qkv, l.qkvBias).reshape([N, T, 3 * H, hd]).transpose([0, 2, 1, 3]); // (N, 3H, T, hd)
   const [q0, k, v] = tf.split(qkv, 3, 1);
   const q = tf.mul(q0, 1 / Math.sqrt(hd));
+  if (batchedAttention(N, H, T, T, hd)) {
+    const scores = tf.matMul(q, k, false, true); // (N, H, T, T)
+    const probs = tf.softmax(mask ? tf.add(scores, mask.reshape([N, 1, T, T])) : scores, -1);
+    return linear(tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([N, T, D]), l.o, l.ob);
+  }
   const rows: tf.Tensor[] = [];
   for (let n = 0; n < N; n++) {
     const heads: tf.Tensor[] = [];
