@@ -14,14 +14,14 @@ import { enableNativeMatMul } from '../src/engine/native-matmul';
 import { loadAvg, randomArray, rssMb, samplePeak } from './lib';
 import { rooflineGflops, type MatShape } from './matmul';
 import { scheduledSweep } from './sweep-measure';
-import { IMG, imageTokens, parameterCount, randomModel, type BenchShape } from './sweep-model';
+import { IMG, MID_SHAPE, imageTokens, parameterCount, randomModel, type BenchShape } from './sweep-model';
 
 const smoke = process.argv.includes('--smoke');
 
 /** Issue 20's mid shapes (--smoke: tiny ones, to check the runner in seconds; numbers mean nothing). */
 const MID: BenchShape = smoke
   ? { layers: 4, d: 64, heads: 4, kvHeads: 2, inter: 128, vocab: 1000, vision: { layers: 2, d: 32, heads: 2, inter: 64, imageSize: 28, patch: 7 } }
-  : { layers: 12, d: 1024, heads: 16, kvHeads: 8, inter: 2816, vocab: 32000, vision: { layers: 12, d: 768, heads: 12, inter: 3072, imageSize: 224, patch: 14 } };
+  : MID_SHAPE;
 /** BOS + 256 image tokens + 19 text tokens = issue 20's 276. */
 const TEXT_TOKENS = 19;
 

@@ -67,8 +67,8 @@ export function parameterCount(shape: BenchShape): number {
   return expectedTensors(shape).reduce((a, e) => a + e.shape.reduce((x, y) => x * y, 1), 0);
 }
 
-/** Random weights (std 0.02; norms at 1) for every tensor the config implies. */
-export function randomModel(shape: BenchShape = { layers: 12, d: 256 }): LlavaModel {
+/** Random weights (std 0.02; norms at 1) for every tensor the config implies, by checkpoint name. */
+export function randomTensors(shape: BenchShape): Map<string, { shape: number[]; data: Float32Array }> {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   expectedTensors(shape).forEach((e, i) => {
     const n = e.shape.reduce((a, b) => a * b, 1);
@@ -77,5 +77,16 @@ export function randomModel(shape: BenchShape = { layers: 12, d: 256 }): LlavaMo
     // mid shapes in seconds, where Box-Muller took a minute.
     tensors.set(e.name, { shape: e.shape, data: isNorm ? new Float32Array(n).fill(1) : randomArray(n, 0.02 * Math.sqrt(3), 7919 * (i + 1)) });
   });
-  return LlavaModel.load(memorySource('bench (random weights)', tensors), config(shape));
+  return tensors;
 }
+
+/** A random LLaVA of `shape`, loaded from memory (no checkpoint on disk). */
+export function randomModel(shape: BenchShape = { layers: 12, d: 256 }): LlavaModel {
+  return LlavaModel.load(memorySource('bench (random weights)', randomTensors(shape)), config(shape));
+}
+
+/** Issue 20's mid shapes: CLIP ViT-B/14 at 224 px and a 12-layer Llama, d 1024, GQA 16/8 (bench:profile, bench:load). */
+export const MID_SHAPE: BenchShape = {
+  layers: 12, d: 1024, heads: 16, kvHeads: 8, inter: 2816, vocab: 32000,
+  vision: { layers: 12, d: 768, heads: 12, inter: 3072, imageSize: 224, patch: 14 },
+};
