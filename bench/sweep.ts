@@ -6,7 +6,7 @@
 //   node --import tsx bench/sweep.ts [--targets 6] [--layers 12] [--d 256] [--batch 8] [--generate 0]
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEngine, initEngine, shutdownEngine } from '../src/engine/backend';
-import type { LlavaModel } from '../src/models/llava';
+import type { LlavaModel } from '../src/models/llava/model';
 import { mulberry32 } from '../src/data/random';
 import { rawSource, type RawPrompts } from '../src/experiments/sources/raw';
 import { cleanStates, sweep, type PatchJob } from '../src/experiments/scheduler';

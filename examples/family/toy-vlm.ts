@@ -1,7 +1,7 @@
 // A worked example of a model family (docs/adding-a-family.md), and the toy family the loader's tests register:
 // one object saying everything the library needs, registered under its HF model_type with one call. The toy
 // reuses LLaVA's model class (a real family has its own file under src/models/ with its config, parts and model).
-import { LlavaModel } from '../../src/models/llava';
+import { LlavaModel } from '../../src/models/llava/model';
 import type { Family } from '../../src/models/load';
 import { DEFAULT_STREAM_RULES } from '../../src/models/streaming';
 

@@ -6,13 +6,13 @@ import { ConfigError } from '../errors';
 import { openCheckpoint, type Checkpoint, type NameLayout } from '../io/checkpoint';
 import { CausalLM } from './causal-lm';
 import { parseDecoderConfig } from './config';
-import { LlavaModel } from './llava';
-import { LlavaNextModel } from './llava-next';
+import { LlavaModel } from './llava/model';
+import { LlavaNextModel } from './llava-next/model';
 import type { ImageInput, Model } from './model';
 import { isPixtralConfig } from './pixtral/config';
 import { PixtralModel } from './pixtral/model';
 import { MllamaModel } from './mllama/model';
-import { Qwen2VLModel, QWEN2_VL_STREAM_RULES, qwen2VLTextConfig } from './qwen2-vl';
+import { Qwen2VLModel, QWEN2_VL_STREAM_RULES, qwen2VLTextConfig } from './qwen2-vl/model';
 import { DEFAULT_STREAM_RULES, planMemory, resolveBudget, type MemoryPlan, type StreamableSource, type StreamRules } from './streaming';
 import type { WeightSource } from './weights';
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from '../io/image';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors';
-import { LlavaModel } from '../models/llava';
+import { LlavaModel } from '../models/llava/model';
 import { CausalLM } from '../models/causal-lm';
 import { memorySource } from '../models/weights';
 import type { LmSize, VitSize } from './nets';

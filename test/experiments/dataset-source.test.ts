@@ -10,7 +10,7 @@ import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { runExperiment } from '../../src/experiments';
 import { datasetSource, prepareSource } from '../../src/experiments/sources/dataset';
 import { loadPopVQA } from '../../src/data/popvqa';
-import { LlavaModel } from '../../src/models/llava';
+import { LlavaModel } from '../../src/models/llava/model';
 import { loadToyworldLlava } from './fixture-data';
 
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { openCheckpoint } from '../../src/io/checkpoint';
-import { LlavaModel } from '../../src/models/llava';
+import { LlavaModel } from '../../src/models/llava/model';
 import { checkpointSource, loadModelFromDir } from '../../src/models/load';
 import type { Model, ModelInputs } from '../../src/models/model';
 import type { RawPrompts } from '../../src/experiments/sources/raw';

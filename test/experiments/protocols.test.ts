@@ -19,7 +19,7 @@ import { datasetSource, entityTokenIds, prepareSource } from '../../src/experime
 import { identificationPrompt, loadPopVQA, type EntityType } from '../../src/data/popvqa';
 import { loadTokenizer, TextTokenizer } from '../../src/io/tokenizer';
 import { buildBpeTokenizerJson } from '../../src/io/tokenizer-build';
-import { LlavaModel } from '../../src/models/llava';
+import { LlavaModel } from '../../src/models/llava/model';
 import { loadToyworldLlava } from './fixture-data';
 
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');

@@ -14,7 +14,7 @@ import { datasetSource, prepareSource } from '../../src/experiments/sources/data
 import { rawSource } from '../../src/experiments/sources/raw';
 import { loadPopVQA } from '../../src/data/popvqa';
 import { loadTokenizer } from '../../src/io/tokenizer';
-import { LlavaModel } from '../../src/models/llava';
+import { LlavaModel } from '../../src/models/llava/model';
 import { loadToyworldLlava, syntheticPrompts } from './fixture-data';
 
 const TOYWORLD = path.resolve(__dirname, '../../data/toyworld');

@@ -13,7 +13,7 @@ import { InputError } from '../../src/errors';
 import { rgbFromNested, type RgbImage } from '../../src/io/image';
 import { imageTokenRole } from '../../src/io/prompt';
 import { anyresLayout, batchAnyres, llavaNextPreprocess, llavaNextProcessorConfig, parseAnyresModelConfig } from '../../src/io/processors';
-import { LlavaNextModel } from '../../src/models/llava-next';
+import { LlavaNextModel } from '../../src/models/llava-next/model';
 import { loadModelFromDir } from '../../src/models/load';
 import { fixture, flat, maxDiff, pixels, readJson } from './helpers';
 

@@ -70,7 +70,7 @@ test('a pickle-only folder is refused without being read', () => {
 });
 
 test('HF class defaults fill fields save_pretrained omits (llava-hf/llava-1.5-7b-hf text_config)', async () => {
-  const { parseLlavaConfig } = await import('../../src/models/llava');
+  const { parseLlavaConfig } = await import('../../src/models/llava/model');
   const cfg = parseLlavaConfig({
     model_type: 'llava',
     image_token_index: 32000,

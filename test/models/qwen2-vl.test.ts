@@ -13,7 +13,7 @@ import { ConfigError, InputError } from '../../src/errors';
 import type { ChwImage } from '../../src/io/image';
 import { batchQwen2VL, qwen2vlPatchify, qwenImageLayout } from '../../src/io/processors';
 import { loadModelFromDir } from '../../src/models/load';
-import { Qwen2VLModel, qwen2VLRopeIndex } from '../../src/models/qwen2-vl';
+import { Qwen2VLModel, qwen2VLRopeIndex } from '../../src/models/qwen2-vl/model';
 import { fixture, flat, maxDiff, readJson } from './helpers';
 
 const DIR = fixture('qwen2vl_tiny_D');

@@ -10,7 +10,7 @@ import { ConfigError } from '../../errors';
 import type { ImagePrep, PrepAssets } from '../image-prep';
 import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from '../decoder';
 import { RunContext, type HookPointInfo } from '../hooks';
-import { applyProjector, embedWithImageFeatures, loadProjector, projectorExpected, type ProjectorWeights } from '../llava';
+import { applyProjector, embedWithImageFeatures, loadProjector, projectorExpected, type ProjectorWeights } from '../llava/model';
 import { ModelBase, type Embedded, type ModelInputs } from '../model';
 import { checkWeights, type WeightSource } from '../weights';
 import { parsePixtralConfig, type PixtralConfig } from './config';

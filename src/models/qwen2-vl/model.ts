@@ -6,16 +6,16 @@
 // `vision.features` (last block output, the merger's input) and `projector.out` (the merger's output: Qwen2-VL's
 // projector IS the merger). Vision values are [patches, d] (images of different sizes cannot stack).
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, InputError } from '../errors';
-import { parseQwen2VLProcessorConfig, qwen2vlPreprocess, qwen2vlProcessorConfig, qwenImageLayout, type QwenImageLayout } from '../io/processors';
-import type { ImagePrep, PrepAssets } from './image-prep';
-import { field, parseDecoderConfig, type DecoderConfig } from './config';
-import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from './decoder';
-import { RunContext, type HookPointInfo } from './hooks';
-import { activation, applyRope, layerNorm, linear } from './layers';
-import { ropeInvFreq } from './rope';
-import { scatterImageFeatures } from './llava';
-import { ModelBase, type Embedded, type ModelInputs } from './model';
+import { ConfigError, InputError } from '../../errors';
+import { parseQwen2VLProcessorConfig, qwen2vlPreprocess, qwen2vlProcessorConfig, qwenImageLayout, type QwenImageLayout } from '../../io/processors';
+import type { ImagePrep, PrepAssets } from '../image-prep';
+import { field, parseDecoderConfig, type DecoderConfig } from '../config';
+import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from '../decoder';
+import { RunContext, type HookPointInfo } from '../hooks';
+import { activation, applyRope, layerNorm, linear } from '../layers';
+import { ropeInvFreq } from '../rope';
+import { scatterImageFeatures } from '../llava/model';
+import { ModelBase, type Embedded, type ModelInputs } from '../model';
 import {
   DEFAULT_STREAM_RULES,
   memoryPlanOf,
@@ -26,8 +26,8 @@ import {
   type HostTensor,
   type StreamRules,
   type WeightProvider,
-} from './streaming';
-import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
+} from '../streaming';
+import { checkWeights, readTensor, type Expected, type WeightSource } from '../weights';
 
 type Json = Record<string, unknown>;
 

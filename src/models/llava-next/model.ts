@@ -5,7 +5,7 @@
 // The token bookkeeping (best pinpoint, grid, unpadding) is the processor's `anyresLayout`, so the model and
 // the prompt builder can never disagree on where a token comes from.
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, InputError } from '../errors';
+import { ConfigError, InputError } from '../../errors';
 import {
   anyresLayout,
   llavaNextPreprocess,
@@ -14,13 +14,13 @@ import {
   parseAnyresProcessorConfig,
   type AnyresLayout,
   type AnyresModelConfig,
-} from '../io/processors';
-import type { ImagePrep, PrepAssets } from './image-prep';
-import { RunContext, type HookPointInfo } from './hooks';
-import { LlavaModel, scatterImageFeatures } from './llava';
-import { toInt32, type Embedded, type ModelInputs } from './model';
-import { positionsFromMask } from './decoder';
-import { checkWeights, readTensor, type WeightSource } from './weights';
+} from '../../io/processors';
+import type { ImagePrep, PrepAssets } from '../image-prep';
+import { RunContext, type HookPointInfo } from '../hooks';
+import { LlavaModel, scatterImageFeatures } from '../llava/model';
+import { toInt32, type Embedded, type ModelInputs } from '../model';
+import { positionsFromMask } from '../decoder';
+import { checkWeights, readTensor, type WeightSource } from '../weights';
 
 /** Where one image's tokens sit in a batch: row, first token, count, and the layout of those tokens. */
 export interface AnyresImageSpan {

@@ -1,16 +1,16 @@
 // LLaVA-1.5 (LlavaForConditionalGeneration): ViT tower → feature layer → MLP projector → image features
 // scattered into the image-token slots of a Llama-family decoder.
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, InputError } from '../errors';
-import { field, parseDecoderConfig, parseVisionConfig, type DecoderConfig, type VisionConfig } from './config';
-import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from './decoder';
-import { RunContext, type HookPointInfo } from './hooks';
-import { activation, linear } from './layers';
-import { clipImageLayout, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from '../io/processors';
-import type { ImagePrep, PrepAssets } from './image-prep';
-import { ModelBase, toInt32, type Embedded, type ModelInputs } from './model';
-import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitExpected, vitHookNames } from './vit';
-import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
+import { ConfigError, InputError } from '../../errors';
+import { field, parseDecoderConfig, parseVisionConfig, type DecoderConfig, type VisionConfig } from '../config';
+import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from '../decoder';
+import { RunContext, type HookPointInfo } from '../hooks';
+import { activation, linear } from '../layers';
+import { clipImageLayout, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from '../../io/processors';
+import type { ImagePrep, PrepAssets } from '../image-prep';
+import { ModelBase, toInt32, type Embedded, type ModelInputs } from '../model';
+import { VisionTransformer, disposeVitWeights, isSiglip, loadVitWeights, vitExpected, vitHookNames } from '../vit';
+import { checkWeights, readTensor, type Expected, type WeightSource } from '../weights';
 
 export interface LlavaConfig {
   text: DecoderConfig;
