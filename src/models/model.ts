@@ -76,7 +76,7 @@ export interface GenerateOutput {
  * start layer (`startLayer`, `startResid`), hooks and caches; `cache` the keys/values of earlier positions (a
  * clean run's prefix); `positions` the 1-D positions of the new tokens; `keyMask` covers cache + new tokens.
  */
-export type ResumeRun = Omit<DecoderRun, 'cross' | 'positions' | 'embeds'> & { embeds: tf.Tensor; positions: Int32Array[] };
+export type ResumeRun = Omit<DecoderRun, 'cross' | 'positions'> & { positions: Int32Array[] };
 
 export interface Model {
   readonly family: string;
