@@ -65,6 +65,8 @@ export interface EngineInfo {
 
 export interface Library {
   initEngine(opts?: { backend?: string; threads?: number }): Promise<EngineInfo>;
+  /** The running engine, or null before initEngine. */
+  engineInfo(): EngineInfo | null;
   describeEngine(info: EngineInfo): string;
   loadModel(dirOrName: string): Promise<Model>;
   loadDataset(dir: string): Promise<unknown>;
@@ -112,14 +114,30 @@ export function libraryAvailable(): boolean {
   return exists(libraryEntry());
 }
 
+type Engine = Pick<Library, 'initEngine' | 'engineInfo' | 'describeEngine' | 'BACKEND_ORDER'>;
+
 /** Engine calls work before src/index.ts exists: they live in src/engine/backend.ts. */
-export function loadEngine(): Pick<Library, 'initEngine' | 'describeEngine' | 'BACKEND_ORDER'> {
-  type Engine = Pick<Library, 'initEngine' | 'describeEngine' | 'BACKEND_ORDER'>;
+export function loadEngine(): Engine {
   const backend = require(path.join(REPO_ROOT, 'src', 'engine', 'backend.ts')) as Engine;
   if (!libraryAvailable()) return backend;
   const lib = loadLibrary('the engine');
   // The backend names are needed to reject a bad one before initEngine sees it.
-  return { initEngine: lib.initEngine, describeEngine: lib.describeEngine, BACKEND_ORDER: lib.BACKEND_ORDER ?? backend.BACKEND_ORDER };
+  return {
+    initEngine: lib.initEngine,
+    engineInfo: lib.engineInfo ?? backend.engineInfo,
+    describeEngine: lib.describeEngine,
+    BACKEND_ORDER: lib.BACKEND_ORDER ?? backend.BACKEND_ORDER,
+  };
+}
+
+/**
+ * Starts the engine the CLI would start (initEngine's order: tfjs-node, wasm with native matMul, cpu) unless a
+ * %backend has started one. Without it, the first tensor a cell makes lands on tfjs's fallback, the pure-JS cpu
+ * backend, with its "install tfjs-node" banner in the cell's output: a model loaded by the README's first
+ * `%load teaching` ran there, 10-50x slower than wasm (issue 16). Called before anything loads a model.
+ */
+export async function ensureEngine(lib: Pick<Library, 'engineInfo' | 'initEngine'>): Promise<void> {
+  if (!lib.engineInfo()) await lib.initEngine();
 }
 
 /** Hook points of a model whichever way it exposes them. */

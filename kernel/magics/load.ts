@@ -1,7 +1,7 @@
 // %load: a model from a HuggingFace folder (config.json + safetensors) or the built-in teaching model.
 import * as path from 'node:path';
 import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-models';
-import { hookPointsOf } from '../library';
+import { ensureEngine, hookPointsOf } from '../library';
 import { resolveData } from './experiment-runner';
 import { type Magic, parseNameArg } from './registry';
 
@@ -23,6 +23,7 @@ export const load: Magic = {
   async run({ opts, args }, ctx) {
     const lib = ctx.lib('%load');
     const source = String(args[0]);
+    await ensureEngine(lib);
     const model = await Promise.race([lib.loadModel(source), ctx.hardStop]);
     ctx.session.model = model;
     ctx.session.modelSource = source;

@@ -3,46 +3,11 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import type { WidgetsApi } from '../../kernel/cell-api';
-import { loadLibrary } from '../../kernel/library';
-import { defaultMagics } from '../../kernel/magics';
 import { TEACHING_DATA } from '../../kernel/magics/load';
-import type { MagicContext } from '../../kernel/magics/registry';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { context, run } from './magic-context';
 
-const registry = defaultMagics();
 after(() => shutdownEngine());
-
-function context(): { ctx: MagicContext; bound: Map<string, unknown> } {
-  const bound = new Map<string, unknown>();
-  const widgets: WidgetsApi = { create: () => assert.fail('no widget with --no-widget'), available: () => false, list: () => [] };
-  const ctx: MagicContext = {
-    lib: (what) => loadLibrary(what),
-    signal: new AbortController().signal,
-    hardStop: new Promise<never>(() => {}),
-    session: { model: null, modelSource: null, data: undefined, datasets: new Map() },
-    widgets,
-    stdout: () => {},
-    display: () => {},
-    keep: async (v, as) => {
-      bound.set('_', v);
-      if (as) bound.set(as, v);
-    },
-    lookup: (n) => bound.get(n),
-    background: () => {},
-    registry,
-    run: async () => assert.fail('these magics run no cell code'),
-  };
-  return { ctx, bound };
-}
-
-async function run(ctx: MagicContext, line: string) {
-  const [name, ...rest] = line.split(' ');
-  const m = registry.get(name, false)!;
-  const p = registry.parse(m, rest.join(' '));
-  assert.equal(p.kind, 'run');
-  return m.run(p as { opts: Record<string, unknown>; args: unknown[] }, ctx, undefined);
-}
 
 test('%load teaching loads data/toyworld with the model; %crosspatch then runs without --data', async () => {
   await initEngine({ backend: 'cpu' });
