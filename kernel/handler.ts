@@ -12,6 +12,7 @@ import { Iopub } from './iopub';
 import { History } from './history';
 import { type Library, loadLibrary } from './library';
 import { log } from './log';
+import { ProgressBar } from './progress-bar';
 import { type Content, type ErrorContent, MessageFactory, type Transport, type WireMessage } from './messages';
 import type { MagicContext, MagicOutput, MagicRegistry, MagicSession } from './magics/registry';
 import { CellFailure, UsageError } from './magics/registry';
@@ -341,6 +342,12 @@ export class KernelHandler extends JupyterHandlerImpl {
         return out.bundle;
       },
     };
+  }
+
+  /** A progress bar that updates in place in the output of the request being executed. */
+  progressBar(label: string): ProgressBar | null {
+    if (!this.iopub.parent) return null;
+    return new ProgressBar((msgType, content) => this.iopub.publish(msgType, content), label);
   }
 
   /** display_data of any value, in the output of the request being executed. */

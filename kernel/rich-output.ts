@@ -155,7 +155,7 @@ export function heatmap(values: ArrayLike<number>, shape: number[], s: Stats): R
 }
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(3) : x.toFixed(4));
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function imgTag(b64: string, img: Rgb, title: string): string {
   const scale = Math.max(1, Math.ceil(MIN_SHOWN_PX / Math.max(img.width, img.height)));

@@ -44,7 +44,7 @@ export async function startKernel(configPath: string): Promise<void> {
   const transport = new SocketTransport();
   const convs = new WorkerConverters();
   const holder: { handler: KernelHandler | null } = { handler: null };
-  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v), saveFigure });
+  const hs = createHs({ signal: currentSignal, widgets, display: (v) => holder.handler?.display(v), saveFigure }, { progress: (label) => holder.handler?.progressBar(label) ?? null });
   // A global too, so plain JavaScript (and code required from cells) reaches the same object.
   Object.defineProperty(globalThis, 'hs', { value: hs, configurable: true, writable: true });
   // The generated declarations describe src/index.ts: not the stand-in library a test names.

@@ -197,6 +197,8 @@ def s_magics(d):
         got.append(simplify(m))
     r['run_cell_answer'] = [m for m in got + d.stray if m['type'] == 'comm_msg' and m['content']['data'].get('method') == 'custom']
     r['nowidget'] = d.run('%recallgap --no-widget --limit 2')
+    # A library call in a cell: its progress bar is one display, updated in place (kernel/progress-bar.ts).
+    r['progress'] = d.run('(await hs.runExperiment({ kind: "logit-lens", version: 1, layers: [0, 1, 2, 3], stepMs: 150 }, { model: m })).summary.layers')
     return r
 
 

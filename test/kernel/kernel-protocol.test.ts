@@ -137,6 +137,19 @@ describe('kernel over jupyter_client', { skip: missing || undefined }, () => {
     assert.match(plain(m.nowidget), /recall-gap: 4 rows/);
   });
 
+  test('a library call in a cell shows a progress bar: one display_id, updated in place, ending with its time', () => {
+    const outs = (R.magics.progress as Run).outputs;
+    assert.equal(plain(R.magics.progress), '4');
+    const bars = outs.filter((o) => o.type === 'display_data' || o.type === 'update_display_data');
+    assert.equal(bars[0].type, 'display_data');
+    const id = bars[0].content.transient.display_id;
+    assert.ok(typeof id === 'string' && id.length > 0, 'a display id');
+    assert.ok(bars.length >= 3, `shown, updated, finished (${bars.length} messages)`);
+    assert.ok(bars.slice(1).every((o) => o.type === 'update_display_data' && o.content.transient.display_id === id), 'every later message updates the same display');
+    assert.match(bars.at(-1)!.content.data['text/plain'], /^logit-lens: 4\/4 \(done in \d+\.\d s\)$/);
+    assert.match(bars.at(-1)!.content.data['text/html'], /<progress value="4" max="4"/);
+  });
+
   test('widget from a cell: comm_open, view, echo_update + applied update, custom round trip, request_state, control comm', () => {
     const w = R.widgets;
     const open = find(w.create, 'comm_open')!;
