@@ -2,7 +2,9 @@
 # The test suite on a fresh clone. Two tiers:
 #   scripts/test.sh          the whole suite (`npm test`, CI): system packages (Jupyter client/nbconvert for the
 #                            kernel tests, Chromium for the widget tests, the classic notebook server for the live
-#                            round trip), npm dependencies, the widget bundle, the type check, every test file.
+#                            round trip, jupyter_server + jupyterlab_server for the JupyterLab 4 page), npm
+#                            dependencies (the JupyterLab 4 harness's too), the widget bundle, the type check,
+#                            every test file.
 #   scripts/test.sh --fast   `npm run test:fast`, for development: library, models, experiments, kernel protocol;
 #                            no Chromium, no notebook executions (nbconvert), no Jupyter server, no type check,
 #                            and it installs nothing.
@@ -33,6 +35,8 @@ need_apt=()
   need_apt+=(python3-jupyter-client python3-nbclient python3-nbconvert python3-nbformat)
 if [ "$tier" = full ]; then
   "$PY" -c 'import notebook' 2>/dev/null || need_apt+=(jupyter-notebook)
+  # The JupyterLab 4 page of test/widgets/jupyterlab.test.ts is served by Debian's jupyter_server/jupyterlab_server.
+  "$PY" -c 'import jupyter_server, jupyterlab_server' 2>/dev/null || need_apt+=(python3-jupyter-server python3-jupyterlab-server)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   # test/queue starts its own redis-server on 127.0.0.1 (random port, no persistence) and stops it.
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -64,8 +68,16 @@ elif [ ! -d node_modules/@tensorflow/tfjs-core ] || [ package.json -nt node_modu
 fi
 
 shopt -s globstar nullglob
-files=(test/**/*.test.ts)
+files=()
+# test/lab-harness/node_modules holds other projects' test files.
+for f in test/**/*.test.ts; do [[ "$f" == test/lab-harness/* ]] || files+=("$f"); done
 if [ "$tier" = full ]; then
+  # The JupyterLab 4 application of the real-UI test: its own npm project, pinned by its package-lock.json
+  # (~80 s to install, ~20 s to build; test/widgets/jupyterlab.test.ts builds it when stale).
+  if [ ! -d test/lab-harness/node_modules/@jupyterlab/application ] || [ test/lab-harness/package-lock.json -nt test/lab-harness/node_modules/.package-lock.json ]; then
+    echo "test.sh: installing the JupyterLab 4 test harness (test/lab-harness)"
+    (cd test/lab-harness && npm ci --no-audit --no-fund --ignore-scripts)
+  fi
   if node -e 'process.exit(require("./package.json").scripts["build:widgets"] ? 0 : 1)'; then
     echo "test.sh: building the widget bundle"
     npm run --silent build:widgets

@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import type { ExecuteResult, RestoreResult } from '../../widgets/src/live/results';
 import { LIVE_BUNDLE, browserSkip, ensureLiveBundle, launch, type Browser } from './browser';
+import { freePort, killKernelsUsing, waitFor } from './servers';
 
 const DATA = path.join(REPO, 'data', 'toyworld');
 const TEACHING = path.join(REPO, 'data', 'teaching', 'config.json');
@@ -36,30 +36,6 @@ function notebookMissing(): string | false {
 
 const skip =
   browserSkip() || notebookMissing() || (fs.existsSync(TEACHING) ? false : 'the teaching model is not built (data/teaching)');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls `check` until it returns a value (no fixed sleeps); `failed` ends the wait early with a reason. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, failed: () => string | null = () => null): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const why = failed();
-    if (why) throw new Error(`${what}: ${why}`);
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: no answer in ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface PlotInfo {
   status: string;
@@ -316,15 +292,3 @@ hs.widgets.list().find((x) => x.id === ${JSON.stringify(modelId)})!.on('custom',
     assert.deepEqual(complaints, [], 'kernel log');
   });
 });
-
-/** Last resort after a failed shutdown: kernels the server started under this test's runtime folder. */
-function killKernelsUsing(runtimeDir: string): void {
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmd.includes(runtimeDir)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone already, or not ours to read
-    }
-  }
-}
