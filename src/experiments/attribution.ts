@@ -11,6 +11,7 @@ import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentCon
 import { answerLogit, answerProb, attributionPatching, logitDiff, type AttributionResult, type Metric } from './attribution-patching';
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
+import { viewPicture } from './picture';
 import { protocolSummary } from './protocol';
 import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
@@ -201,6 +202,9 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
     clean.dispose();
   }
   const confirmed = rows.filter((r) => r.exact !== null);
+  const viewPositions = viewCase ? (spec.positions ?? viewCase.inputIds.map((_, p) => p)) : [];
+  // The picture under the view's patch grid: each patch coloured by its effect at the chosen layer (view.image).
+  const picture = viewCase ? await viewPicture(source, viewCase, viewPositions) : null;
   return {
     kind: spec.kind,
     spec,
@@ -216,13 +220,13 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       view: viewCase
         ? {
             layers,
-            positions: (spec.positions ?? viewCase.inputIds.map((_, p) => p)).map((p) => {
+            positions: viewPositions.map((p) => {
               const g = gridCoordinates(viewCase!.spans, p);
               return { label: g ? `img ${g.row},${g.col}` : source.decode([viewCase!.inputIds[p]]), kind: g ? 'image' : 'text' };
             }),
             scores: viewScores,
             metric: String(perPair[0]?.metric ?? ''),
-            image: null,
+            image: picture,
             patchScores: null,
             patchLabel: null,
             confirmed: rows.filter((r) => r.pair === 0 && r.exact !== null).map((r) => ({ layer: r.layer, position: r.position, exact: r.exact })),

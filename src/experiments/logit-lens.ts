@@ -9,6 +9,7 @@ import { batchesOf, makeBatch } from './batch';
 import type { Row } from './checkpoint';
 import { Progress, makeTable, type ExperimentContext, type ExperimentResult } from './context';
 import { prepareSource } from './sources/dataset';
+import { viewPicture } from './picture';
 import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
@@ -88,6 +89,7 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
   });
   const rows: Row[] = [];
   let view: Record<string, unknown> | null = null;
+  let viewAt: { c: PromptCase; positions: number[] } | null = null;
   progress.start('logit lens', prompts.length);
   for (const group of batchesOf(prompts, spec.batchSize)) {
     ctx.signal?.throwIfAborted();
@@ -123,7 +125,10 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
             }),
           );
         }
-        if (!view) view = viewOf(c, cells[b], layers, off, source);
+        if (!view) {
+          view = viewOf(c, cells[b], layers, off, source);
+          viewAt = { c, positions: [...new Set(cells[b].map((x) => x.position - off))].sort((x, y) => x - y) };
+        }
       });
       rows.push(...batchRows);
       ctx.onPartial?.(batchRows);
@@ -133,6 +138,11 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     }
     progress.tick(group.length);
   }
+  // The picture under the view's patch grid: each patch coloured by its layer's decoding (view.image).
+  // (Both are set inside the batches' callbacks, which TypeScript's narrowing does not follow.)
+  const drawn = view as Record<string, unknown> | null;
+  const drawnAt = viewAt as { c: PromptCase; positions: number[] } | null;
+  if (drawn && drawnAt) drawn.image = await viewPicture(source, drawnAt.c, drawnAt.positions);
   return {
     kind: spec.kind,
     spec,
