@@ -56,7 +56,7 @@ export interface HsKernel {
   /** Displays any value as the kernel would show a cell's last expression. */
   display(value: unknown): void;
   /**
-   * Writes a view's figure as PNG or SVG (by the extension) without a browser, so headless runs (nbconvert)
+   * Writes a view's figure as PNG, SVG or PDF (by the extension) without a browser, so headless runs (nbconvert)
    * write figures too. `view`: a widget a magic showed (`widgets.list()`), an experiment result, or a view state
    * `{view, title, data}`. Resolves to the absolute path written.
    */

@@ -38,6 +38,8 @@ if [ "$tier" = full ]; then
   # The JupyterLab 4 page of test/widgets/jupyterlab.test.ts is served by Debian's jupyter_server/jupyterlab_server.
   "$PY" -c 'import jupyter_server, jupyterlab_server' 2>/dev/null || need_apt+=(python3-jupyter-server python3-jupyterlab-server)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # test/kernel/figures.test.ts reads the saved PDF figures back with pdftotext.
+  command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
   # test/queue starts its own redis-server on 127.0.0.1 (random port, no persistence) and stops it.
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 fi

@@ -12,7 +12,7 @@ export function addRunOptions(c: Command): Command {
     .option('--run-dir <dir>', 'checkpoint finished work there; running the same command again resumes')
     .option('--queue <url>', 'run the patch sweeps on hopscope workers through Redis: redis://HOST:PORT/DB (docs/cluster.md)')
     .option('--no-widget', 'print a summary instead of showing the live view')
-    .option('--save <file>', 'also write the figure to FILE (.png or .svg), also in a headless nbconvert run')
+    .option('--save <file>', 'also write the figure to FILE (.png, .svg or .pdf), also in a headless nbconvert run')
     .option('--dry-run', 'validate and show the spec without running it');
 }
 

@@ -1,10 +1,11 @@
-// Figures and timing from the kernel: every view kind drawn to SVG and PNG without a browser; a notebook run
+// Figures and timing from the kernel: every view kind drawn to SVG, PNG and PDF without a browser; a notebook run
 // headless by nbconvert writes its figures (hs.saveFigure and a magic's --save over the real library) and
 // times code with %time / %timeit.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { figureSvg, saveFigure } from '../../kernel/figure/save';
 import { parseTimeitLine } from '../../kernel/magics/timing';
@@ -34,6 +35,47 @@ test('every view kind is drawn as SVG and as PNG (2× raster), with its title an
   assert.match(fs.readFileSync(svgFile, 'utf8'), /celebs.*landmarks/s);
 });
 
+/** Poppler's pdftotext reads the PDFs back (scripts/test.sh installs poppler-utils for the full tier). */
+const NO_PDFTOTEXT = spawnSync('pdftotext', ['-v']).error ? 'pdftotext not installed (apt-get install poppler-utils)' : false;
+function pdfText(file: string): string {
+  const r = spawnSync('pdftotext', ['-layout', file, '-'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `pdftotext ${file}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('every view kind is drawn as a one-page vector PDF with its text in embedded DejaVu Sans', async () => {
+  const dir = tempDir('hopscope-pdf-');
+  for (const state of allViewStates()) {
+    const s = state as { view: string; title: string };
+    const file = await saveFigure(state, path.join(dir, `${s.view}.pdf`));
+    const pdf = fs.readFileSync(file);
+    const raw = pdf.toString('latin1');
+    assert.ok(raw.startsWith('%PDF-'), s.view);
+    const svgHeight = /height="([\d.]+)"/.exec(figureSvg(state))![1];
+    assert.match(raw, new RegExp(`/MediaBox \\[0 0 640 ${svgHeight}\\]`), `${s.view}: one page the SVG's size`);
+    assert.equal(raw.match(/\/Type \/Page\b/g)?.length, 1, `${s.view}: one page`);
+    assert.match(raw, /\/BaseFont \/[A-Z]{6}\+DejaVuSans\b/, `${s.view}: the font is embedded (a subset)`);
+    assert.ok(!/\/Subtype \/Image/.test(raw), `${s.view}: vector, not a raster`);
+    if (!NO_PDFTOTEXT) {
+      const text = pdfText(file);
+      // The title as text, non-Latin-1 characters included (the fixtures' titles have "?" and ":"; labels "≈").
+      const words = s.title.split(/\s+/).filter((w) => w.length > 3).slice(0, 4);
+      for (const w of words) assert.ok(text.includes(w), `${s.view}: "${w}" in the PDF's text:\n${text.slice(0, 400)}`);
+    }
+  }
+  // The same figure gives the same bytes (no creation date, no random id).
+  const a = await saveFigure(recallGapState(), path.join(dir, 'a.pdf'));
+  const b = await saveFigure(recallGapState(), path.join(dir, 'b.pdf'));
+  assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)), 'deterministic');
+});
+
+test('PDF text keeps characters beyond Latin-1 (≈, →)', { skip: NO_PDFTOTEXT || undefined }, async () => {
+  const dir = tempDir('hopscope-pdf-');
+  const state = { ...recallGapState(), title: 'switch ≈ L4 → naming' } as ReturnType<typeof recallGapState>;
+  const text = pdfText(await saveFigure(state, path.join(dir, 'u.pdf')));
+  assert.ok(text.includes('switch ≈ L4 → naming'), text);
+});
+
 test('recall-gap bars are as tall as the accuracies; a widget handle saves its current state', async () => {
   const svg = figureSvg({ state: recallGapState(), send() {} });
   const heights = [...svg.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill="#1f77b4"><title>(\w+) text/g)].map((m) => [m[2], Number(m[1])]);
@@ -44,7 +86,7 @@ test('recall-gap bars are as tall as the accuracies; a widget handle saves its c
 });
 
 test('saveFigure says what is wrong: format, a view without data yet, not a view', async () => {
-  await assert.rejects(saveFigure(recallGapState(), 'fig.pdf'), /unsupported format "\.pdf"; use \.png or \.svg/);
+  await assert.rejects(saveFigure(recallGapState(), 'fig.gif'), /unsupported format "\.gif"; use \.png, \.svg or \.pdf/);
   await assert.rejects(saveFigure({ view: 'layer-switch', title: 'x', data: {}, progress: { done: 1, total: 9 }, error: null }, 'f.svg'), /has no data yet \(running: 1\/9\)/);
   await assert.rejects(saveFigure(42, 'f.svg'), /expected a view, a widget or an experiment result, got number/);
 });
@@ -66,7 +108,7 @@ test('a notebook run by nbconvert writes its figures (hs.saveFigure, --save) and
       cell('%%timeit -n 3 -r 2\nlet s = 0\nfor (let i = 0; i < 1000; i++) s += i'),
       cell('%timeit -n 2 -r 1 await new Promise((r) => setTimeout(r, 5))'),
       cell(`const state = ${JSON.stringify(recallGapState())}\nawait hs.saveFigure(state, 'figs/gap.png')`),
-      cell("await hs.saveFigure(state, 'figs/gap.svg')"),
+      cell("await hs.saveFigure(state, 'figs/gap.svg'); await hs.saveFigure(state, 'figs/gap.pdf')"),
       cell('%load teaching'),
       cell('%crosspatch --no-widget --limit 2 --layers 0-1 --save figs/crosspatch.svg'),
     ],
@@ -93,6 +135,7 @@ test('a notebook run by nbconvert writes its figures (hs.saveFigure, --save) and
   assert.deepEqual([png.width, png.height], [1280, 800]);
   assert.match(result(3), /figs[\\/]gap\.png'$/);
   assert.match(fs.readFileSync(path.join(dir, 'figs', 'gap.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*paintings/);
+  assert.ok(fs.readFileSync(path.join(dir, 'figs', 'gap.pdf')).toString('latin1').startsWith('%PDF-'));
   assert.match(streamText(6), /figure saved to .*figs[\\/]crosspatch\.svg/);
   assert.match(fs.readFileSync(path.join(dir, 'figs', 'crosspatch.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*layer patched/);
 });
