@@ -7,7 +7,8 @@ import type { MagicContext } from '../../kernel/magics/registry';
 
 export const registry = defaultMagics();
 
-export function context(): { ctx: MagicContext; bound: Map<string, unknown> } {
+/** `over` replaces parts (a stand-in library, a signal to abort, recording widgets). */
+export function context(over: Partial<MagicContext> = {}): { ctx: MagicContext; bound: Map<string, unknown> } {
   const bound = new Map<string, unknown>();
   const widgets: WidgetsApi = { create: () => assert.fail('no widget with --no-widget'), available: () => false, list: () => [] };
   const ctx: MagicContext = {
@@ -26,6 +27,7 @@ export function context(): { ctx: MagicContext; bound: Map<string, unknown> } {
     background: () => {},
     registry,
     run: async () => assert.fail('these magics run no cell code'),
+    ...over,
   };
   return { ctx, bound };
 }

@@ -5,12 +5,11 @@ import { test } from 'node:test';
 import type { WidgetHandle, WidgetsApi } from '../../kernel/cell-api';
 import { KernelInterrupt } from '../../kernel/display';
 import type { Library } from '../../kernel/library';
-import { defaultMagics } from '../../kernel/magics';
 import { answerOf, oneCellSpec } from '../../kernel/magics/experiment-runner';
 import { type MagicContext, UsageError, parseLayers, tokenize } from '../../kernel/magics/registry';
 import * as fake from './fixtures/fake-library';
+import { context, registry } from './magic-context';
 
-const registry = defaultMagics();
 
 test('tokenize splits like a shell: quotes group, backslash escapes', () => {
   assert.deepEqual(tokenize(`--filter "resid post" --as 'm 2' a\\ b ""`), ['--filter', 'resid post', '--as', 'm 2', 'a b', '']);
@@ -60,7 +59,6 @@ interface Recorder {
 }
 
 function recorder(lib: Library = fake.contract): Recorder {
-  const bound = new Map<string, unknown>();
   const sets: Record<string, unknown>[] = [];
   const created: Record<string, unknown>[] = [];
   const controller = new AbortController();
@@ -86,23 +84,7 @@ function recorder(lib: Library = fake.contract): Recorder {
     available: () => true,
     list: () => [w],
   };
-  const ctx: MagicContext = {
-    lib: () => lib,
-    signal: controller.signal,
-    hardStop: new Promise<never>(() => {}),
-    session: { model: null, modelSource: null, data: undefined, datasets: new Map() },
-    widgets,
-    stdout: () => {},
-    display: () => {},
-    keep: async (v, as) => {
-      bound.set('_', v);
-      if (as) bound.set(as, v);
-    },
-    lookup: (n) => bound.get(n),
-    background: () => {},
-    registry,
-    run: async () => assert.fail('these magics run no cell code'),
-  };
+  const { ctx, bound } = context({ lib: () => lib, signal: controller.signal, widgets });
   return { ctx, bound, sets, created, controller };
 }
 

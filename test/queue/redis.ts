@@ -2,25 +2,14 @@
 // when the test process ends however it ends (the `exit` hook kills it even after a failed assertion).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { freePort } from '../free-port';
 
 /** Why Redis cannot run here, or null when redis-server is on PATH. */
 export function redisMissing(): string | null {
   const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   return r.error ? 'redis-server is not installed (scripts/test.sh installs it with apt-get: apt-get install -y redis-server)' : null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const children = new Set<ChildProcess>();

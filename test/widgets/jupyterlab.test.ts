@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import { WIDGET_WAIT_MS, browserSkip, ensureLabextension, launch, type Browser } from './browser';
-import { freePort, killKernelsUsing, waitFor } from './servers';
+import { freePort, stopJupyter, waitFor } from './servers';
 
 const HARNESS = path.join(REPO, 'test', 'lab-harness');
 const TEACHING = path.join(REPO, 'data', 'teaching', 'config.json');
@@ -157,20 +157,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
   }, STEP);
 
   after(async () => {
-    if (origin && !serverExit) {
-      const running = (await fetch(`${origin}/api/kernels`).then((r) => r.json()).catch(() => [])) as { id: string }[];
-      for (const k of running) await fetch(`${origin}/api/kernels/${k.id}`, { method: 'DELETE' }).catch(() => {});
-    }
-    await b?.close().catch(() => {});
-    if (b) fs.rmSync(b.tmp, { recursive: true, force: true });
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise((r) => server?.once('exit', r));
-      server.kill('SIGTERM');
-      const timer = setTimeout(() => server?.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (runtimeDir) killKernelsUsing(runtimeDir);
+    await stopJupyter({ origin, serverExited: serverExit !== null, browser: b, server, runtimeDir });
     stamp('cleaned up');
   }, STEP);
 

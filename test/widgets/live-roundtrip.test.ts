@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import type { ExecuteResult, RestoreResult } from '../../widgets/src/live/results';
 import { LIVE_BUNDLE, browserSkip, ensureLiveBundle, launch, type Browser } from './browser';
-import { freePort, killKernelsUsing, waitFor } from './servers';
+import { freePort, stopJupyter, waitFor } from './servers';
 
 const DATA = path.join(REPO, 'data', 'toyworld');
 const TEACHING = path.join(REPO, 'data', 'teaching', 'config.json');
@@ -137,23 +137,9 @@ describe('live round trip: notebook server + hopscope kernel + page', { skip: sk
   }, STEP);
 
   after(async () => {
-    // Kernel first (through the server, as a user would), then the browser, then the server; every step runs
-    // even when an earlier one failed, and a kernel the server could not stop is killed by its pid.
+    // The page's own session first, then kernels, browser and server (stopJupyter).
     await b?.page.evaluate('window.hopscopeLive && window.hopscopeLive.shutdown()').catch(() => {});
-    if (origin && !serverExit) {
-      const running = (await fetch(`${origin}/api/kernels`).then((r) => r.json()).catch(() => [])) as { id: string }[];
-      for (const k of running) await fetch(`${origin}/api/kernels/${k.id}`, { method: 'DELETE' }).catch(() => {});
-    }
-    await b?.close().catch(() => {});
-    if (b) fs.rmSync(b.tmp, { recursive: true, force: true });
-    if (server && server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise((r) => server?.once('exit', r));
-      server.kill('SIGTERM');
-      const timer = setTimeout(() => server?.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (runtimeDir) killKernelsUsing(runtimeDir);
+    await stopJupyter({ origin, serverExited: serverExit !== null, browser: b, server, runtimeDir });
     stamp('cleaned up');
   }, STEP);
 
