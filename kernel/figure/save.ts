@@ -45,7 +45,7 @@ export function figureSvg(v: unknown): string {
 
 /** Writes the figure; the format comes from the extension (.svg, .png). Returns the absolute path. */
 export async function saveFigure(v: unknown, file: string): Promise<string> {
-  if (typeof file !== 'string' || file === '') throw new InputError('saveFigure: give a file name ending in .png or .svg');
+  if (typeof file !== 'string' || file === '') throw new InputError('saveFigure: give a file name ending in .png, .svg or .pdf');
   const out = path.resolve(file);
   const ext = path.extname(out).toLowerCase();
   if (ext !== '.svg' && ext !== '.png' && ext !== '.pdf') {
