@@ -88,8 +88,8 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     return p ? [p] : [];
   });
   const rows: Row[] = [];
-  let view: Record<string, unknown> | null = null;
-  let viewAt: { c: PromptCase; positions: number[] } | null = null;
+  // The view is of the first prompt: its cells, kept until the end.
+  let first: { c: PromptCase; cells: LensCell[]; offset: number } | null = null;
   progress.start('logit lens', prompts.length);
   for (const group of batchesOf(prompts, spec.batchSize)) {
     ctx.signal?.throwIfAborted();
@@ -125,10 +125,7 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
             }),
           );
         }
-        if (!view) {
-          view = viewOf(c, cells[b], layers, off, source);
-          viewAt = { c, positions: [...new Set(cells[b].map((x) => x.position - off))].sort((x, y) => x - y) };
-        }
+        first ??= { c, cells: cells[b], offset: off };
       });
       rows.push(...batchRows);
       ctx.onPartial?.(batchRows);
@@ -138,11 +135,9 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     }
     progress.tick(group.length);
   }
-  // The picture under the view's patch grid: each patch coloured by its layer's decoding (view.image).
-  // (Both are set inside the batches' callbacks, which TypeScript's narrowing does not follow.)
-  const drawn = view as Record<string, unknown> | null;
-  const drawnAt = viewAt as { c: PromptCase; positions: number[] } | null;
-  if (drawn && drawnAt) drawn.image = await viewPicture(source, drawnAt.c, drawnAt.positions);
+  // Set inside the batches' callbacks, which TypeScript's narrowing does not follow.
+  const shown = first as { c: PromptCase; cells: LensCell[]; offset: number } | null;
+  const view = shown ? await viewOf(shown.c, shown.cells, layers, shown.offset, source) : null;
   return {
     kind: spec.kind,
     spec,
@@ -167,8 +162,11 @@ function topAnswer(rows: readonly Row[]): string | null {
   return String(best.tokenText);
 }
 
-/** The logit-lens view of one prompt: [layer][position][k] tokens and probabilities. */
-function viewOf(c: PromptCase, cells: LensCell[], layers: number[], offset: number, source: PromptSource): Record<string, unknown> {
+/**
+ * The logit-lens view of one prompt: [layer][position][k] tokens and probabilities, and the picture under its
+ * patch grid, each patch coloured by its layer's decoding (picture.ts).
+ */
+async function viewOf(c: PromptCase, cells: LensCell[], layers: number[], offset: number, source: PromptSource): Promise<Record<string, unknown>> {
   const positions = [...new Set(cells.map((x) => x.position))].sort((a, b) => a - b);
   const at = (l: number, p: number) => cells.find((x) => x.layer === l && x.position === p)!;
   const first = source.entityTokens(c.entity)[0];
@@ -182,6 +180,6 @@ function viewOf(c: PromptCase, cells: LensCell[], layers: number[], offset: numb
     topTokens: layers.map((l) => positions.map((p) => at(l, p).tokens.map((t) => source.decode([t])))),
     topProbs: layers.map((l) => positions.map((p) => at(l, p).probs)),
     target: first === undefined ? null : { token: source.decode([first]), probs: layers.map((l) => positions.map((p) => at(l, p).pEntity ?? NaN)) },
-    image: null,
+    image: await viewPicture(source, c, positions.map((p) => p - offset)),
   };
 }
