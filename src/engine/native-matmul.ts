@@ -317,6 +317,21 @@ function failAtRunTime(e: unknown): void {
 }
 
 /**
+ * The engine line's reason when no BLAS loads: the addon lists every dlopen error (one per candidate path, all
+ * "cannot open shared object file"), a wall of text in every notebook's first cell. The names tried and what to
+ * install say the same in one line.
+ */
+function shortReason(msg: string): string {
+  const m = /^no BLAS library with cblas_sgemm: (.*)$/.exec(msg);
+  if (!m) return msg;
+  const entries = m[1].split('; ').filter((x) => x !== '');
+  // Anything but "not there" (a wrong architecture, a library without cblas_sgemm) keeps its full text.
+  if (!entries.every((x) => x.includes('cannot open shared object file'))) return msg;
+  const tried = entries.map((x) => path.basename(x.slice(0, x.indexOf(':'))));
+  return `no BLAS library with cblas_sgemm (tried ${[...new Set(tried)].join(', ')}; apt-get install libopenblas0-pthread)`;
+}
+
+/**
  * Compiles (first time), loads BLAS, self-tests it and re-registers the matMul kernels of `backends`. Never
  * throws for a missing compiler, header or library or a wrong result: returns `{enabled: false, reason}` and
  * leaves tfjs as it was. Call before or after initEngine; switching backends later keeps the kernels patched.
@@ -330,7 +345,7 @@ export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMul
   try {
     t = trust(opts.threads, opts.cacheDir);
   } catch (e) {
-    state = { enabled: false, backends: [], reason: (e as Error).message.split('\n')[0] };
+    state = { enabled: false, backends: [], reason: shortReason((e as Error).message.split('\n')[0]) };
     return state;
   }
   for (const pkg of ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm'])

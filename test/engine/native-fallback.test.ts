@@ -132,7 +132,8 @@ test('a BLAS library that is not there: stock kernels with the path in the reaso
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { lines: string[]; y: number };
   for (const line of out.lines) {
     assert.match(line, /matMul: stock \(/);
-    if (buildable) assert.match(line, /\/nonexistent\/libopenblas\.so\.0: .*cannot open shared object file/);
+    // A library that is not there: the names tried and what to install, in one line (not every dlopen error).
+    if (buildable) assert.match(line, /matMul: stock \(no BLAS library with cblas_sgemm \(tried libopenblas\.so\.0; apt-get install libopenblas0-pthread\)\)/);
   }
   assert.equal(out.y, 8, 'a forward runs on the stock kernels');
 });
