@@ -109,8 +109,10 @@ const NOTEBOOK_TIMEOUT_S = 300;
 const ALL_NOTEBOOKS_TIMEOUT_MS = 15 * 60_000;
 
 test('notebooks execute in the hopscope kernel, agree with the library, and export to self-contained HTML', { skip: skip || undefined, timeout: ALL_NOTEBOOKS_TIMEOUT_MS }, async (t) => {
-  const env = await pinnedEnv();
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-notebooks-'));
+  // Where notebooks write their figure files (paper/02 does, with hs.saveFigure): here, not in the repository.
+  const figures = path.join(outDir, 'figures');
+  const env = { ...(await pinnedEnv()), HOPSCOPE_FIGURES: figures };
   const { exportNotebook } = require(path.join(REPO, 'src', 'report', 'static-page.ts')) as typeof import('../../src/report/static-page');
   const timings: string[] = [];
   for (const [i, nbPath] of notebooks.entries()) {
@@ -148,6 +150,17 @@ test('notebooks execute in the hopscope kernel, agree with the library, and expo
           assert.ok(field in measured, `${name}: KEY id=${k.id} field ${field} is not derived in test/notebooks/keys.ts`);
           assert.ok(sameValue(printed, measured[field]), `${name}: KEY id=${k.id} ${field}: notebook printed ${printed}, the library gives ${measured[field]}`);
         }
+      }
+
+      // Figure files a headless run wrote (each printed as `FIGURE <path>`): where HOPSCOPE_FIGURES says, each a
+      // real PNG, SVG or PDF.
+      // Paths are as the notebook named them: relative ones start at its folder (the kernel's cwd under nbconvert).
+      const written = [...streams.matchAll(/^FIGURE (.+)$/gm)].map((m) => path.resolve(path.dirname(nbPath), m[1]));
+      if (name === path.join('paper', '02-cross-patching.ipynb')) assert.equal(written.length, 3, `${name}: PNG, SVG and PDF written`);
+      const MAGIC: Record<string, RegExp> = { '.png': /^\x89PNG/, '.svg': /^<svg /, '.pdf': /^%PDF-/ };
+      for (const f of written) {
+        assert.ok(f.startsWith(figures + path.sep), `${name}: ${f} is outside HOPSCOPE_FIGURES`);
+        assert.match(fs.readFileSync(f).subarray(0, 8).toString('latin1'), MAGIC[path.extname(f)] ?? /^$/, `${name}: ${f}`);
       }
 
       // Self-contained HTML: the first through the `hopscope export` command, the rest through the function behind it.
