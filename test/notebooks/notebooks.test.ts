@@ -103,10 +103,16 @@ async function pinnedEnv(): Promise<NodeJS.ProcessEnv> {
   return { ...notebookEnv(), HOPSCOPE_BACKEND: engine.provider, HOPSCOPE_NATIVE_MATMUL: engine.nativeMatMul.enabled ? 'on' : 'off' };
 }
 
-/** One notebook's execution (kernel start included); nbconvert's own per-cell timeout is the same bound. */
-const NOTEBOOK_TIMEOUT_S = 300;
-/** The whole file: every notebook at its bound would not fit, but a sum near it means something is wrong. */
-const ALL_NOTEBOOKS_TIMEOUT_MS = 15 * 60_000;
+/**
+ * One notebook's execution (kernel start included); nbconvert's own per-cell timeout is the same bound. The
+ * slowest took 150 s with a `hopscope demo` loop running beside the suite (issue 17), 20–27 s on an idle machine.
+ */
+const NOTEBOOK_TIMEOUT_S = 600;
+/**
+ * The whole file: 4 min 16 s on an idle 2-core machine, past 15 min (the old bound) with the demo loop beside the
+ * full suite. Every notebook at its bound would not fit; a sum near this one means something is wrong.
+ */
+const ALL_NOTEBOOKS_TIMEOUT_MS = 45 * 60_000;
 
 test('notebooks execute in the hopscope kernel, agree with the library, and export to self-contained HTML', { skip: skip || undefined, timeout: ALL_NOTEBOOKS_TIMEOUT_MS }, async (t) => {
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-notebooks-'));
