@@ -126,6 +126,23 @@ export async function openPage(b: Browser, html: string, name: string): Promise<
   return file;
 }
 
+/**
+ * A real mouse click on a layer-switch chart's donor point at `layer`; `plot` is a page expression giving the
+ * chart's element. Plotly takes a click as hover + mouse down/up on the same spot.
+ */
+export async function clickLayer(page: Page, plot: string, layer: number): Promise<void> {
+  const point = (await page.evaluate(`(() => {
+    const gd = ${plot};
+    gd.scrollIntoView({ block: 'center' });
+    const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+    const i = gd.data[0].x.indexOf(${layer});
+    return { x: box.left + fl._size.l + fl.xaxis.l2p(${layer}), y: box.top + fl._size.t + fl.yaxis.l2p(gd.data[0].y[i]) };
+  })()`)) as { x: number; y: number };
+  await page.mouse.move(point.x - 2, point.y);
+  await page.mouse.move(point.x, point.y);
+  await page.mouse.click(point.x, point.y);
+}
+
 /** Every widget out of the 'drawing' state (ready, invalid, error or waiting). */
 export async function waitSettled(page: Page): Promise<void> {
   await page.waitForFunction(

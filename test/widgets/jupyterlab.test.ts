@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
-import { WIDGET_WAIT_MS, browserSkip, ensureLabextension, launch, type Browser } from './browser';
+import { WIDGET_WAIT_MS, browserSkip, clickLayer, ensureLabextension, launch, type Browser } from './browser';
 import { freePort, stopJupyter, waitFor } from './servers';
 
 const HARNESS = path.join(REPO, 'test', 'lab-harness');
@@ -201,16 +201,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
   test('a mouse click on a layer runs that single patch and shows its answer', STEP, async () => {
     assert.ok(drawnBefore, 'the view exists');
     const xp = 1;
-    const point = (await page().evaluate(`(() => {
-      const gd = document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-plot-layer-switch');
-      gd.scrollIntoView({ block: 'center' });
-      const fl = gd._fullLayout, box = gd.getBoundingClientRect();
-      const i = gd.data[0].x.indexOf(${CLICKED_LAYER});
-      return { x: box.left + fl._size.l + fl.xaxis.l2p(${CLICKED_LAYER}), y: box.top + fl._size.t + fl.yaxis.l2p(gd.data[0].y[i]) };
-    })()`)) as { x: number; y: number };
-    await page().mouse.move(point.x - 2, point.y);
-    await page().mouse.move(point.x, point.y);
-    await page().mouse.click(point.x, point.y);
+    await clickLayer(page(), `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-plot-layer-switch')`, CLICKED_LAYER);
     const answer = `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-answer-text')`;
     await page().waitForFunction(`(() => { const t = ${answer}; return t && !t.closest('[hidden]') && t.textContent !== 'running…'; })()`, undefined, WAIT);
     const shown = (await page().evaluate(`(() => {

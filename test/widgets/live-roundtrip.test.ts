@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import type { ExecuteResult, RestoreResult } from '../../widgets/src/live/results';
-import { LIVE_BUNDLE, browserSkip, ensureLiveBundle, launch, type Browser } from './browser';
+import { LIVE_BUNDLE, browserSkip, clickLayer, ensureLiveBundle, launch, type Browser } from './browser';
 import { freePort, stopJupyter, waitFor } from './servers';
 
 const DATA = path.join(REPO, 'data', 'toyworld');
@@ -212,17 +212,7 @@ describe('live round trip: notebook server + hopscope kernel + page', { skip: sk
     // A kernel-side record of what the widget receives, beside the magic's own run-cell listener.
     await execute(`const clicks: Record<string, unknown>[] = [];
 hs.widgets.list().find((x) => x.id === ${JSON.stringify(modelId)})!.on('custom', (c) => { clicks.push(c); });`);
-    const point = (await page().evaluate(`(() => {
-      const gd = document.querySelector('${liveView()} .hs-plot-layer-switch');
-      gd.scrollIntoView({ block: 'center' });
-      const fl = gd._fullLayout, box = gd.getBoundingClientRect();
-      const i = gd.data[0].x.indexOf(${CLICKED_LAYER});
-      return { x: box.left + fl._size.l + fl.xaxis.l2p(${CLICKED_LAYER}), y: box.top + fl._size.t + fl.yaxis.l2p(gd.data[0].y[i]) };
-    })()`)) as { x: number; y: number };
-    // Plotly takes a click as hover + mouse down/up on the same spot.
-    await page().mouse.move(point.x - 2, point.y);
-    await page().mouse.move(point.x, point.y);
-    await page().mouse.click(point.x, point.y);
+    await clickLayer(page(), `document.querySelector('${liveView()} .hs-plot-layer-switch')`, CLICKED_LAYER);
     await page().waitForFunction(
       `(() => { const t = document.querySelector('${liveView()} .hs-answer-text');
         return t && !t.closest('[hidden]') && t.textContent !== 'running…'; })()`,
