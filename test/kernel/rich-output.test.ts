@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import { PNG } from 'pngjs';
 import { mimeBundle } from '../../kernel/display';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { solidImage } from '../../src/io/image';
 
 const png = (b64: unknown) => PNG.sync.read(Buffer.from(String(b64), 'base64'));
@@ -13,11 +13,15 @@ const pixel = (p: PNG, x: number, y: number) => [...p.data.subarray((y * p.width
 const htmlPng = (html: unknown) => png(/data:image\/png;base64,([A-Za-z0-9+/=]+)/.exec(String(html))![1]);
 
 let baseline = 0;
+// The engine a kernel runs on (a bare tfjs-core would fall back to its CPU backend and print its banner).
 before(async () => {
-  await tf.setBackend('cpu');
+  await initEngine();
   baseline = tf.memory().numTensors;
 });
-after(() => assert.equal(tf.memory().numTensors, baseline, 'no tensors leaked'));
+after(() => {
+  assert.equal(tf.memory().numTensors, baseline, 'no tensors leaked');
+  shutdownEngine();
+});
 
 test('an RgbImage (hs.solidImage) displays as image/png with its pixels', () => {
   const img = solidImage(5, 3, [200, 10, 30]);

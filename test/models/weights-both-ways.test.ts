@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { CheckpointError } from '../../src/errors';
 import { openCheckpoint } from '../../src/io/checkpoint';
 import { CausalLM } from '../../src/models/causal-lm';
@@ -17,7 +18,11 @@ const FIXTURE = path.join(FIXTURES, 'llama_tiny_C');
 const config = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'config.json'), 'utf8')) as Record<string, unknown>;
 const L = Number(config.num_hidden_layers);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-weights-'));
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+before(() => initEngine());
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  shutdownEngine();
+});
 
 /** The fixture's files with config.json edited. */
 function withConfig(name: string, edit: Record<string, unknown>): string {
