@@ -104,21 +104,12 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
       undefined,
       WAIT,
     );
-  /** A kernel_info round trip over the kernel's websocket, from the page (as JupyterLab connects): its status. */
+  /** The kernel's kernel_info reply status, through JupyterLab's own kernel client in the page. */
   const kernelInfo = async (id: string) =>
-    (await page().evaluate(`new Promise((resolve, reject) => {
-      const ws = new WebSocket('${origin.replace(/^http/, 'ws')}/api/kernels/${id}/channels?session_id=hopscope-test');
-      ws.onopen = () => ws.send(JSON.stringify({ channel: 'shell', header: { msg_id: 'hopscope-test-1', username: 'test',
-        session: 'hopscope-test', msg_type: 'kernel_info_request', version: '5.3', date: new Date().toISOString() },
-        parent_header: {}, metadata: {}, content: {}, buffers: [] }));
-      ws.onmessage = (e) => {
-        if (typeof e.data !== 'string') return;
-        const m = JSON.parse(e.data);
-        if (m.header.msg_type === 'kernel_info_reply') { ws.close(); resolve(m.content.status); }
-      };
-      ws.onerror = () => reject(new Error('the kernel websocket failed'));
-      ws.onclose = (e) => reject(new Error('the kernel websocket closed (' + e.code + ')'));
-    })`)) as string;
+    (await page().evaluate(`(async () => {
+      const k = window.hopscopeLab.serviceManager.kernels.connectTo({ model: { id: '${id}', name: 'hopscope' } });
+      try { return (await k.info).status; } finally { k.dispose(); }
+    })()`)) as string;
   const openNotebook = async () => {
     await page().goto(`${origin}/lab/tree/t.ipynb`);
     await page().waitForFunction(`document.body.dataset.hopscopeLab === 'ready'`, undefined, WAIT);
