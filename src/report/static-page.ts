@@ -7,7 +7,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, InputError } from '../errors';
 import { markdownToHtml, escapeHtml } from './static-markdown';
-import { WIDGET_NAMES, type Dtype } from './views';
+import { WIDGET_NAMES } from './views';
+import { typedArrayDtype } from './view-wire';
 import { removeBuffers } from './buffers';
 import { engineConfig } from '../engine/config';
 
@@ -84,25 +85,13 @@ function isStateDocument(v: unknown): v is WidgetStateDocument {
   return typeof v === 'object' && v !== null && 'state' in v && 'version_major' in v;
 }
 
-function typedDtype(v: ArrayBufferView): Dtype | null {
-  if (v instanceof Float32Array) return 'float32';
-  if (v instanceof Float64Array) return 'float64';
-  if (v instanceof Int8Array) return 'int8';
-  if (v instanceof Int16Array) return 'int16';
-  if (v instanceof Int32Array) return 'int32';
-  if (v instanceof Uint8Array || v instanceof Uint8ClampedArray) return 'uint8';
-  if (v instanceof Uint16Array) return 'uint16';
-  if (v instanceof Uint32Array) return 'uint32';
-  return null;
-}
-
 /**
  * A copy of `value` with each bare typed array wrapped as {dtype, shape, buffer} (view-wire.ts's BinaryArray), so
  * the reader knows how to decode its bytes; an ArrayBuffer or an already wrapped array is left as it is.
  */
 function wrapTypedArrays(value: unknown): unknown {
   if (ArrayBuffer.isView(value)) {
-    const dtype = typedDtype(value);
+    const dtype = typedArrayDtype(value);
     return dtype === null ? value : { dtype, shape: [(value as unknown as { length: number }).length], buffer: value };
   }
   if (Array.isArray(value)) return value.map(wrapTypedArrays);

@@ -80,7 +80,8 @@ function readBinary(buf: ArrayBuffer | ArrayBufferView, dtype: Dtype): number[] 
   return out;
 }
 
-function typedArrayDtype(v: ArrayBufferView): Dtype | null {
+/** The dtype a typed array's class says; null for a DataView (its bytes say nothing of their type). */
+export function typedArrayDtype(v: ArrayBufferView): Dtype | null {
   if (v instanceof Float32Array) return 'float32';
   if (v instanceof Float64Array) return 'float64';
   if (v instanceof Int8Array) return 'int8';

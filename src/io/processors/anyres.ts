@@ -2,9 +2,9 @@
 // LlavaNextForConditionalGeneration.pack_image_features, following transformers 4.45.2.
 import { ConfigError, InputError } from '../../errors';
 import { resizePil } from '../image/resize';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, crop, padImage } from '../image/transform';
+import { crop, padImage } from '../image/transform';
 import { ChwImage, RgbImage, assertRgbImage } from '../image/types';
-import { ClipProcessorConfig, clipPreprocess, parseClipProcessorConfig } from './clip';
+import { ClipProcessorConfig, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from './clip';
 import { Json } from './config';
 
 /** [height, width] pairs, as HF `image_grid_pinpoints` stores them. */
@@ -24,22 +24,9 @@ export function parsePinpoints(v: unknown, where: string): Pinpoints {
   return (v as number[][]).map((p) => [p[0], p[1]] as const);
 }
 
-/** LLaVA-1.6 defaults for a given crop size (px) and pinpoints. */
+/** LLaVA-1.6 defaults for a given crop size (px) and pinpoints: LLaVA-1.5's CLIP preprocessing plus the grid. */
 export function llavaNextProcessorConfig(px: number, gridPinpoints: Pinpoints): AnyresProcessorConfig {
-  return {
-    doResize: true,
-    size: { shortestEdge: px },
-    resample: 'bicubic',
-    doCenterCrop: true,
-    cropSize: { height: px, width: px },
-    doRescale: true,
-    rescaleFactor: 1 / 255,
-    doNormalize: true,
-    mean: OPENAI_CLIP_MEAN,
-    std: OPENAI_CLIP_STD,
-    padToSquare: false,
-    gridPinpoints,
-  };
+  return { ...llava15ProcessorConfig(px), gridPinpoints };
 }
 
 export function parseAnyresProcessorConfig(json: Json, where = 'preprocessor_config.json'): AnyresProcessorConfig {
