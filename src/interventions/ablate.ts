@@ -6,7 +6,7 @@ import type { HookFn } from '../models/hooks';
 import type { Tracker } from './guard';
 import { sourceOf, sourceVectors } from './patch';
 import type { AblateSpec, CompileContext, CompiledPart } from './types';
-import { flatIndex, gatherRows, localSelection, replaceRows, resolveRows, targetHooks, vectorTensor } from './write';
+import { gatherRows, resolveRows, rowWriter, targetHooks, vectorTensor } from './write';
 
 export function compileAblate(spec: AblateSpec, ctx: CompileContext, tracker: Tracker): CompiledPart {
   const what = spec.label ?? `ablate (${spec.mode})`;
@@ -30,22 +30,13 @@ export function compileAblate(spec: AblateSpec, ctx: CompileContext, tracker: Tr
     }
     hooks.push([
       hook,
-      (value, ev) => {
-        const T = value.shape[1] as number;
-        const flat = flatIndex(localSelection(sel, ctx, ev.offset, T), T);
-        if (flat.length === 0) return;
+      rowWriter(sel, ctx, tracker, (value, flat) => {
         const D = value.shape[2] as number;
-        let rows: tf.Tensor;
-        if (spec.mode === 'zero') rows = tf.zeros([flat.length, D]);
-        else {
-          const v = vec ?? tf.mean(gatherRows(value, flat), 0, true);
-          if (v.shape[1] !== D) throw new InputError(`${what}: mean vector has ${v.shape[1]} values, d_model is ${D}`);
-          rows = tf.tile(v, [flat.length, 1]);
-        }
-        const out = replaceRows(value, flat, rows);
-        tracker.wrote(value, out, flat.length);
-        return out;
-      },
+        if (spec.mode === 'zero') return tf.zeros([flat.length, D]);
+        const v = vec ?? tf.mean(gatherRows(value, flat), 0, true);
+        if (v.shape[1] !== D) throw new InputError(`${what}: mean vector has ${v.shape[1]} values, d_model is ${D}`);
+        return tf.tile(v, [flat.length, 1]);
+      }),
     ]);
   }
   if (fixed) owned.push(fixed);

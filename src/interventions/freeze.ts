@@ -7,7 +7,7 @@ import type { HookFn } from '../models/hooks';
 import type { Tracker } from './guard';
 import { sourceVectors } from './patch';
 import type { CompileContext, CompiledPart, FreezeSpec } from './types';
-import { flatIndex, gatherRows, localSelection, replaceRows, resolveRows } from './write';
+import { flatIndex, gatherRows, localSelection, resolveRows, rowWriter } from './write';
 
 export function compileFreeze(spec: FreezeSpec, ctx: CompileContext, tracker: Tracker): CompiledPart {
   const what = spec.label ?? `freeze ${spec.from}..${spec.until}`;
@@ -61,19 +61,12 @@ export function compileFreeze(spec: FreezeSpec, ctx: CompileContext, tracker: Tr
   for (let j = from + 1; j <= until; j++) {
     hooks.push([
       `lm.blocks.${j}.resid_pre`,
-      (value, ev) => {
-        const T = value.shape[1] as number;
-        const local = localSelection(sel, ctx, ev.offset, T);
-        const flat = flatIndex(local, T);
-        if (flat.length === 0) return;
-        const idx = local.flatMap((ps, b) => ps.map((t) => frozenAt.get(`${b}:${t + ev.offset}`) ?? -1));
+      rowWriter(sel, ctx, tracker, (_value, _flat, local, offset) => {
+        const idx = local.flatMap((ps, b) => ps.map((t) => frozenAt.get(`${b}:${t + offset}`) ?? -1));
         if (!frozen || idx.includes(-1))
           throw new InputError(`${what}: block ${from}'s output was not captured for these positions (a run that starts after block ${from} needs "source")`);
-        const rows = idx.length === frozen.shape[0] && idx.every((v, i) => v === i) ? frozen : tf.gather(frozen, tf.tensor1d(idx, 'int32'));
-        const out = replaceRows(value, flat, rows);
-        tracker.wrote(value, out, flat.length);
-        return out;
-      },
+        return idx.length === frozen.shape[0] && idx.every((v, i) => v === i) ? frozen : tf.gather(frozen, tf.tensor1d(idx, 'int32'));
+      }),
     ]);
   }
   return {

@@ -6,7 +6,7 @@ import type { HookFn } from '../models/hooks';
 import type { Tracker } from './guard';
 import { resolveSelector, toSelector } from './selectors';
 import type { CompileContext, CompiledPart, PatchSpec, SourceRef, SourceRun } from './types';
-import { flatIndex, gatherRows, localSelection, replaceRows, resolveRows, targetHooks } from './write';
+import { gatherRows, resolveRows, rowWriter, targetHooks } from './write';
 
 export function sourceOf(ref: SourceRef, ctx: CompileContext, what: string): SourceRun {
   const src = ctx.sources?.[ref.cache];
@@ -65,18 +65,11 @@ export function compilePatch(spec: PatchSpec, ctx: CompileContext, tracker: Trac
     }
     hooks.push([
       hook,
-      (value, ev) => {
-        const T = value.shape[1] as number;
-        const local = localSelection(sel, ctx, ev.offset, T);
-        const flat = flatIndex(local, T);
-        if (flat.length === 0) return;
+      rowWriter(sel, ctx, tracker, (_value, _flat, local, offset) => {
         // Value indices for the positions inside this call (all of them in a prefill).
-        const idx = local.flatMap((ps, b) => ps.map((t) => starts[b] + sel[b]!.prompt.indexOf(t + ev.offset)));
-        const rows = idx.length === acc ? all : tf.gather(all, tf.tensor1d(idx, 'int32'));
-        const out = replaceRows(value, flat, rows);
-        tracker.wrote(value, out, flat.length);
-        return out;
-      },
+        const idx = local.flatMap((ps, b) => ps.map((t) => starts[b] + sel[b]!.prompt.indexOf(t + offset)));
+        return idx.length === acc ? all : tf.gather(all, tf.tensor1d(idx, 'int32'));
+      }),
     ]);
   }
   return { hooks, owned };

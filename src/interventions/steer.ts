@@ -6,7 +6,7 @@ import type { HookFn } from '../models/hooks';
 import type { Tracker } from './guard';
 import { sourceOf, sourceVectors } from './patch';
 import type { CompileContext, CompiledPart, SteerSpec } from './types';
-import { flatIndex, gatherRows, localSelection, replaceRows, resolveRows, targetHooks, vectorTensor } from './write';
+import { gatherRows, resolveRows, rowWriter, targetHooks, vectorTensor } from './write';
 
 export function compileSteer(spec: SteerSpec, ctx: CompileContext, tracker: Tracker): CompiledPart {
   const what = spec.label ?? 'steer';
@@ -28,15 +28,10 @@ export function compileSteer(spec: SteerSpec, ctx: CompileContext, tracker: Trac
     owned.push(scaled);
     hooks.push([
       hook,
-      (value, ev) => {
-        const T = value.shape[1] as number;
-        const flat = flatIndex(localSelection(sel, ctx, ev.offset, T), T);
-        if (flat.length === 0) return;
+      rowWriter(sel, ctx, tracker, (value, flat) => {
         if (scaled.shape[1] !== value.shape[2]) throw new InputError(`${what}: vector has ${scaled.shape[1]} values, d_model is ${value.shape[2]}`);
-        const out = replaceRows(value, flat, tf.add(gatherRows(value, flat), scaled));
-        tracker.wrote(value, out, flat.length);
-        return out;
-      },
+        return tf.add(gatherRows(value, flat), scaled);
+      }),
     ]);
   }
   return { hooks, owned };

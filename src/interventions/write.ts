@@ -3,6 +3,8 @@
 // get exactly the new values (no arithmetic blend that could round).
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
+import type { HookFn } from '../models/hooks';
+import type { Tracker } from './guard';
 import { resolveSelector, toSelector, type RowPositions, type Selector } from './selectors';
 import type { CompileContext } from './types';
 
@@ -34,6 +36,29 @@ export function localSelection(sel: (RowPositions | null)[], ctx: CompileContext
 
 export function flatIndex(local: number[][], T: number): number[] {
   return local.flatMap((ps, b) => ps.map((t) => b * T + t));
+}
+
+/**
+ * The hook of every writing intervention (patch, freeze, steer, ablate): in each call it finds the selected
+ * positions, asks `rows` for their new vectors ([n, D], in `flat` order; `local` holds the same positions per
+ * row, relative to `offset`), writes them exactly and reports the write to the tracker. A call none of whose
+ * positions is selected (a decode step past the selection) passes through untouched.
+ */
+export function rowWriter(
+  sel: (RowPositions | null)[],
+  ctx: CompileContext,
+  tracker: Tracker,
+  rows: (value: tf.Tensor, flat: number[], local: number[][], offset: number) => tf.Tensor,
+): HookFn {
+  return (value, ev) => {
+    const T = value.shape[1] as number;
+    const local = localSelection(sel, ctx, ev.offset, T);
+    const flat = flatIndex(local, T);
+    if (flat.length === 0) return;
+    const out = replaceRows(value, flat, rows(value, flat, local, ev.offset));
+    tracker.wrote(value, out, flat.length);
+    return out;
+  };
 }
 
 /** value [B, T, D] → the selected vectors [n, D]. */
