@@ -5,17 +5,17 @@ import type { HsKernel } from './kernel-api';
 
 export * from './kernel-api';
 
+/** The types magics bind their `--as` variables with (MagicContext.keep): `model` is a Model, `xp` a ResultOf<'cross-patch'>. */
+export type { EngineInfo, HookPointInfo, Model } from '../src/index';
+export type { ResultOf } from '../src/experiments';
+
 /** The library's exports, types only. */
 export type Library = typeof import('../src/index');
 
 /**
- * `hs`: the kernel helpers plus every export of src/index.ts, loaded on first use; `runExperiment` gets the
- * cell's signal when none is passed. Library members are typed loosely for now: with `Library`'s real types,
- * every notebook cell that reads an experiment's summary (`Record<string, unknown>`) or a table row fails to
- * compile (the full suite's notebook run, 2026-12-02). `Library` stays exported so a cell can opt in
- * (`const lib = hs as unknown as import(...).Library`); typed `hs` waits for typed summaries per kind (#13, #16).
+ * `hs`: the kernel helpers plus every export of src/index.ts with its real types, loaded on first use;
+ * `runExperiment` gets the cell's signal when none is passed. A built-in kind's result is typed by kind
+ * (`summary` is that kind's `...Summary`, experiments/registry.ts `ExperimentTypes`), so cells that read
+ * summaries compile and `hs.` completes with signatures.
  */
-export interface Hs extends HsKernel {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  readonly [member: string]: any;
-}
+export type Hs = HsKernel & Omit<Library, keyof HsKernel>;

@@ -18,8 +18,8 @@ export interface CellRunner {
   /** tslab's executor, for completion and inspection. */
   readonly executor: Executor;
   run(code: string, lineOffset?: number): Promise<RunOutcome>;
-  /** Declares `let name: any` in the user's namespace holding `value`. */
-  bind(name: string, value: unknown): Promise<void>;
+  /** Declares `let name: type` (a cell-API type expression; default `any`) in the user's namespace holding `value`. */
+  bind(name: string, value: unknown, type?: string): Promise<void>;
   lookup(name: string): unknown;
   /** Stops waiting for the running cell's promise (tslab's asynchronous interrupt). */
   interrupt(): void;
@@ -69,6 +69,8 @@ export class TsRunner implements CellRunner {
   private preluded = false;
   private prelude: string | null = null;
   private pendingBind: unknown = undefined;
+  /** The generated cell-api.d.ts this kernel's cells are typed against, or null (untyped `hs`). */
+  private typedApi: string | null = null;
 
   /**
    * `typesDir`: where the library's generated declarations live (cell-types.ts); null keeps `hs` untyped and
@@ -107,6 +109,7 @@ export class TsRunner implements CellRunner {
     if (this.prelude !== null) return this.prelude;
     const typed = this.typesDir === null ? null : freshCellTypes(this.typesDir);
     if (!typed && this.typesDir !== null) buildCellTypesInBackground(this.typesDir);
+    this.typedApi = typed;
     const api = JSON.stringify(typed ?? KERNEL_API);
     this.prelude =
       `const hs: import(${api}).${typed ? 'Hs' : 'HsUntyped'} = (globalThis as any).${HOPSCOPE_GLOBAL}.hs;\n` +
@@ -131,11 +134,13 @@ export class TsRunner implements CellRunner {
     return this.runRaw(expandShorthandProperties(code), lineOffset);
   }
 
-  async bind(name: string, value: unknown): Promise<void> {
+  async bind(name: string, value: unknown, type?: string): Promise<void> {
     await this.converterReady();
     this.warm();
     this.pendingBind = value;
-    const r = await this.runRaw(`let ${name}: any = (globalThis as any).${HOPSCOPE_GLOBAL}.take();`, 0);
+    // Typed only against the generated declarations; the untyped prelude's file does not export the library's types.
+    const t = type && this.typedApi ? `import(${JSON.stringify(this.typedApi)}).${type}` : 'any';
+    const r = await this.runRaw(`let ${name}: ${t} = (globalThis as any).${HOPSCOPE_GLOBAL}.take();`, 0);
     if (!r.ok) throw new Error(`could not bind ${name}: ${r.error.evalue}`);
   }
 

@@ -329,9 +329,9 @@ export class KernelHandler extends JupyterHandlerImpl {
       widgets,
       stdout: (text) => this.iopub.stream('stdout', text),
       display: (value) => this.display(value),
-      keep: async (value, as) => {
-        await this.runner.bind('_', value);
-        if (as) await this.runner.bind(as, value);
+      keep: async (value, as, type) => {
+        await this.runner.bind('_', value, type);
+        if (as) await this.runner.bind(as, value, type);
       },
       lookup: (name) => this.runner.lookup(name),
       background: (fn) => this.background(fn),

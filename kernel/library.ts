@@ -79,6 +79,8 @@ export interface Library {
   partialResult(kind: string, spec: ExperimentSpec, rows: Record<string, unknown>[], progress: Progress | null): ExperimentResult;
   /** The view kind a kind's results are drawn with, shown while waiting for the first rows. */
   viewKindOf(kind: string): ViewKind | null;
+  /** The built-in kinds: their results have a cell type (cell-api.d.ts `ResultOf<kind>`); registered ones do not. */
+  EXPERIMENT_KINDS?: readonly string[];
   BACKEND_ORDER?: readonly string[];
 }
 

@@ -10,7 +10,7 @@ import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from
 import { TEACHING_MODELS } from './data/teaching-models';
 import type { LoadOptions } from './models/load';
 import type { Model } from './models/model';
-import { runExperiment as runLocal, type ExperimentResult, type ExperimentSpec, type RunContext as ExperimentRunContext } from './experiments';
+import { runExperiment as runLocal, type ResultOf, type RunContext as ExperimentRunContext, type SpecInput } from './experiments';
 
 // Layers as namespaces (hs.interventions.compileInterventions, hs.experiments.sweep, ...).
 export * as interventions from './interventions';
@@ -81,15 +81,19 @@ export {
 
 /**
  * Validates and runs an experiment spec (experiments/index.ts). With `queue: "redis://HOST:PORT/DB"` its patch
- * sweeps run on that queue's workers (docs/cluster.md); the queue code loads only then.
+ * sweeps run on that queue's workers (docs/cluster.md); the queue code loads only then. A built-in kind's result
+ * is typed by kind: `summary` is that kind's `...Summary` (experiments/registry.ts `ExperimentTypes`).
  */
-export async function runExperiment(spec: unknown, ctx: ExperimentRunContext & { queue?: string }): Promise<ExperimentResult<ExperimentSpec>> {
+export async function runExperiment<K extends string>(spec: SpecInput<K>, ctx: RunContext): Promise<ResultOf<K>> {
   if (ctx?.queue) {
     const { runQueued } = require('./queue') as typeof import('./queue');
-    return runQueued(spec, { ...ctx, queue: ctx.queue });
+    return (await runQueued(spec, { ...ctx, queue: ctx.queue })) as unknown as ResultOf<K>;
   }
   return runLocal(spec, ctx);
 }
+
+/** `runExperiment`'s context: the model, its data, and optionally a queue for the patch sweeps. */
+export type RunContext = ExperimentRunContext & { queue?: string };
 
 export { TEACHING_DIR, TEACHING_MODELS } from './data/teaching-models';
 

@@ -86,6 +86,11 @@ export function oneCellSpec(spec: ExperimentSpec, req: Record<string, unknown>):
 
 const ANSWER_FIELDS = ['answer', 'generation', 'prediction', 'tokenText', 'text'];
 
+/** The cell type of a kind's result (cell-api.d.ts `ResultOf`): a built-in kind's; a registered kind's is untyped. */
+export function resultType(lib: Pick<Library, 'EXPERIMENT_KINDS'>, kind: string): string | undefined {
+  return lib.EXPERIMENT_KINDS?.includes(kind) ? `ResultOf<${JSON.stringify(kind)}>` : undefined;
+}
+
 /** The frontend shows `answer` as text: the summary's answer, else the first row's answer-like field. */
 export function answerOf(r: ExperimentResult): string {
   const first = rowsOf(r.table, 1)[0];
@@ -190,7 +195,7 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
   }
   settled = true;
   throttle.cancel();
-  await ctx.keep(result, o.as);
+  await ctx.keep(result, o.as, resultType(lib, spec.kind));
   const v = viewFor(result);
   if (w) {
     w.set(typeof v === 'string' ? { progress: null, error: `${v}; the result is in _` } : { ...v, progress: null, error: null });

@@ -8,6 +8,7 @@ const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};
 export const hooks: Magic = {
   name: 'hooks',
   summary: 'List the hook points of the current model (or --model VAR), filtered by a regular expression',
+  binds: 'HookPointInfo[]',
   define: (c) =>
     c
       .option('--filter <regex>', 'keep names matching this regular expression')
@@ -29,7 +30,7 @@ export const hooks: Magic = {
       (h: HookPointInfo) =>
         (!re || re.test(h.name)) && (opts.part === undefined || h.part === opts.part) && (opts.layer === undefined || h.layer === opts.layer),
     );
-    await ctx.keep(points, opts.as as string | undefined);
+    await ctx.keep(points, opts.as as string | undefined, hooks.binds);
     const text = points.map((h) => `${h.name.padEnd(36)} [${h.axes.join(', ')}]`).join('\n') + `\n${points.length} hook points`;
     const html =
       `<table><thead><tr><th>name</th><th>axes</th><th>part</th><th>layer</th></tr></thead><tbody>` +

@@ -15,6 +15,7 @@ export const TEACHING_DATA = TEACHING_DATA_DIR;
 export const load: Magic = {
   name: 'load',
   summary: `Load a model (a HuggingFace folder or a teaching model: ${Object.keys(TEACHING_MODELS).join(', ')}, which bring their toyworld data); experiment magics use it until the next %load`,
+  binds: 'Model',
   define: (c) =>
     c
       .argument('<source>', `model folder, or ${Object.keys(TEACHING_MODELS).join(' | ')}`)
@@ -29,7 +30,7 @@ export const load: Magic = {
     ctx.session.modelSource = source;
     const dataDir = typeof opts.data === 'string' ? opts.data : source in TEACHING_MODELS ? TEACHING_DATA : undefined;
     if (dataDir) await resolveData(ctx, lib, dataDir);
-    await ctx.keep(model, opts.as as string | undefined);
+    await ctx.keep(model, opts.as as string | undefined, load.binds);
     const family = (model as unknown as { family?: string }).family;
     const data = dataDir ? `; data ${path.relative(process.cwd(), path.resolve(dataDir)) || dataDir}` : '';
     const text =

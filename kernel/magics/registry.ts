@@ -33,8 +33,12 @@ export interface MagicContext {
   stdout(text: string): void;
   /** display_data of a value (same bundle rules as a cell's last expression). */
   display(value: unknown): void;
-  /** Binds `_` (and `as`, when given) in the user's namespace, typed `any`. */
-  keep(value: unknown, as?: string): Promise<void>;
+  /**
+   * Binds `_` (and `as`, when given) in the user's namespace. `type`: the value's type as a cell-API type
+   * expression (kernel/cell-api.d.ts: `Model`, `ResultOf<"probe">`), so cells that read it compile and complete;
+   * `any` when omitted or while the library's declarations are not generated.
+   */
+  keep(value: unknown, as?: string, type?: string): Promise<void>;
   /** A user variable by name (cell locals, then globals); undefined when absent. */
   lookup(name: string): unknown;
   /**
@@ -79,6 +83,8 @@ export interface Magic {
    * split it into shell words. `define` still gives the help text and the option completions.
    */
   parseRaw?(argLine: string): { opts: Record<string, unknown>; args: unknown[] };
+  /** The cell type (a kernel/cell-api.d.ts type expression) of what it binds with `--as`; experiment magics: `resultType`. */
+  binds?: string;
 }
 
 /** Shell-like words: whitespace separates, quotes group, backslash escapes. */

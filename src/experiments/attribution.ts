@@ -7,7 +7,7 @@ import type { InterventionSpec } from '../interventions/types';
 import type { Model } from '../models/model';
 import { makeBatch } from './batch';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, makeTable, mean, openCheckpoint, type ExperimentContext } from './context';
 import { answerLogit, answerProb, attributionPatching, logitDiff, type AttributionResult, type Metric } from './attribution-patching';
 import { cleanStates, sweep, type CleanState, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -106,7 +106,10 @@ function pairsOf(pool: EntityRef[], mode: AttributionSpec['pairs']): [EntityRef,
   return out;
 }
 
-export async function attributionExperiment(model: Model, source: PromptSource, spec: AttributionSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<AttributionSpec>> {
+/** The summary `attributionExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type AttributionSummary = Awaited<ReturnType<typeof attributionExperiment>>['summary'];
+
+export async function attributionExperiment(model: Model, source: PromptSource, spec: AttributionSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
@@ -127,7 +130,15 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
   const cases = [...new Map(pairs.flatMap(([a, b]) => [promptOf(a)!, promptOf(b)!]).map((c) => [c.id, c])).values()];
   const clean = await cleanStates(model, source, cases, spec.batchSize);
   const rows: Row[] = [];
-  const perPair: Record<string, unknown>[] = [];
+  const perPair: {
+    clean: string;
+    corrupt: string;
+    metric: string;
+    mClean: number;
+    mCorrupt: number;
+    /** The top-k cells, each with its exact patching effect. */
+    confirmed: { layer: number; position: number; score: number; exact: number | null }[];
+  }[] = [];
   let viewScores: number[][] | null = null;
   let viewCase: PromptCase | null = null;
   try {

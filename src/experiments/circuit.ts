@@ -12,7 +12,7 @@ import { attributionPatching, type Metric } from './attribution-patching';
 import { backboneSource, resolveBackbone } from './backbone';
 import { makeBatch } from './batch';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, makeTable, mean, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, makeTable, mean, type ExperimentContext } from './context';
 import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
 import { selectRows, type SpecBase } from './spec';
@@ -229,7 +229,10 @@ function exactSite(model: Model, clean: ModelInputs, corruptCache: Map<string, t
   }
 }
 
-export async function circuitExperiment(model: Model, source: PromptSource, spec: CircuitSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<CircuitSpec>> {
+/** The summary `circuitExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type CircuitSummary = Awaited<ReturnType<typeof circuitExperiment>>['summary'];
+
+export async function circuitExperiment(model: Model, source: PromptSource, spec: CircuitSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const bb = resolveBackbone(model, spec, ctx);
   if (!bb) throw new InputError('circuit: no backbone (give `backbone`, or a VLM folder with backbone/ or hopscope_backbone in its config.json)');

@@ -32,12 +32,16 @@ export interface ExperimentContext {
   executor?: SweepExecutor;
 }
 
-export interface ExperimentResult<S = SpecBase> {
+/** What an experiment's summary is when nothing more is known of its kind (a registered kind, a saved run). */
+export type Summary = Record<string, unknown>;
+
+export interface ExperimentResult<S = SpecBase, M extends object = Summary> {
   kind: string;
   spec: S;
   /** An arquero ColumnTable, one row per measurement (long format). */
   table: aq.ColumnTable;
-  summary: Record<string, unknown>;
+  /** The kind's headline numbers (each experiment module exports its `...Summary` type), `protocol` and `view`. */
+  summary: M;
 }
 
 /** Progress in phases: each phase reports done/total and its name. */

@@ -6,7 +6,7 @@ import type { Selector } from '../interventions/selectors';
 import type { Site } from '../interventions/types';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
+import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, sweepContext } from './context';
 import { untilEos, eosSet } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -46,7 +46,10 @@ export function pairSwitchLayer(layers: readonly number[], namesDonor: readonly 
   return null;
 }
 
-export async function crossPatch(model: Model, source: PromptSource, spec: CrossPatchSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<CrossPatchSpec>> {
+/** The summary `crossPatch` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type CrossPatchSummary = Awaited<ReturnType<typeof crossPatch>>['summary'];
+
+export async function crossPatch(model: Model, source: PromptSource, spec: CrossPatchSpec, ctx: ExperimentContext = {}) {
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
   const warnings = new Warnings();

@@ -6,7 +6,7 @@ import type { Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import { SpecError } from '../errors';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext } from './context';
+import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, sweepContext } from './context';
 import { eosSet, untilEos } from './greedy';
 import { answerQuestions, type AnswerRow } from './recall-gap';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
@@ -54,7 +54,10 @@ function groupAccuracy(answers: readonly AnswerRow[], keys: ReadonlySet<string>)
   return { n: keys.size, visualAcc, textAcc, gap: textAcc - visualAcc };
 }
 
-export async function freezeExperiment(model: Model, source: PromptSource, spec: FreezeExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<FreezeExperimentSpec>> {
+/** The summary `freezeExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type FreezeSummary = Awaited<ReturnType<typeof freezeExperiment>>['summary'];
+
+export async function freezeExperiment(model: Model, source: PromptSource, spec: FreezeExperimentSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);
@@ -102,7 +105,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
   const identified = layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l).map((r) => Number(r.identified))));
   const early = new Set(rows.filter((r) => (r.sourceLayer as number) < earlyCutoff && r.identified).map((r) => String(r.entity)));
   const late = new Set(pool.map((p) => p.entity.key).filter((k) => !early.has(k)));
-  let split: Record<string, unknown> | null = null;
+  let split: { early: ReturnType<typeof groupAccuracy>; late: ReturnType<typeof groupAccuracy> } | null = null;
   if (spec.split && pool.length) {
     const answers = await answerQuestions(model, source, new Set(pool.map((p) => p.entity.key)), { ...spec, maxNewTokens: spec.answerTokens ?? 100 }, ctx, progress, cp);
     split = { early: groupAccuracy(answers, early), late: groupAccuracy(answers, late) };
@@ -136,7 +139,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
         entities: pool.length,
         earlyCutoff,
         // The view draws the split only when both groups have entities (an empty group's accuracy is NaN).
-        split: split && [split.early, split.late].every((g) => (g as { n: number }).n > 0) ? split : null,
+        split: split && [split.early, split.late].every((g) => g.n > 0) ? split : null,
         series: types.map((t) => ({ name: t, identified: layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l && r.type === t).map((r) => Number(r.identified)))) })),
       },
     },

@@ -6,7 +6,7 @@ import { InputError } from '../errors';
 import { toSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, makeTable, mean, names, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext, identifiedPool } from './context';
+import { Progress, Warnings, answerCorrect, makeTable, mean, names, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -95,7 +95,10 @@ function answerOf(rows: readonly Row[]): string | null {
   return `${r.edges} @ ${r.window}: Δp/p = ${rel.toFixed(3)}${r.generation !== null ? `, answer "${r.generation}"` : ''}`;
 }
 
-export async function knockoutExperiment(model: Model, source: PromptSource, spec: KnockoutExperimentSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<KnockoutExperimentSpec>> {
+/** The summary `knockoutExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type KnockoutSummary = Awaited<ReturnType<typeof knockoutExperiment>>['summary'];
+
+export async function knockoutExperiment(model: Model, source: PromptSource, spec: KnockoutExperimentSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);

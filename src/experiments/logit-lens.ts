@@ -7,7 +7,7 @@ import { gridCoordinates, resolveSelector, toSelector, type Selector } from '../
 import type { Model } from '../models/model';
 import { batchesOf, makeBatch } from './batch';
 import type { Row } from './checkpoint';
-import { Progress, makeTable, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, makeTable, type ExperimentContext } from './context';
 import { prepareSource } from './sources/dataset';
 import { viewPicture } from './picture';
 import { protocolSummary } from './protocol';
@@ -75,7 +75,10 @@ export function logitLensBatch(model: Model, out: Map<string, tf.Tensor>, layers
   return rows;
 }
 
-export async function logitLens(model: Model, source: PromptSource, spec: LogitLensSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<LogitLensSpec>> {
+/** The summary `logitLens` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type LogitLensSummary = Awaited<ReturnType<typeof logitLens>>['summary'];
+
+export async function logitLens(model: Model, source: PromptSource, spec: LogitLensSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const layers = layersOf(spec, model.numLayers);

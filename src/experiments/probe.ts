@@ -8,7 +8,7 @@ import { resolveSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import { batchesOf, makeBatch } from './batch';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, makeTable, type ExperimentContext, type ExperimentResult } from './context';
+import { Progress, Warnings, makeTable, type ExperimentContext } from './context';
 import { accuracy, fitLogReg } from './logreg';
 import { checkImageIdentityProbe, dedupePrompts, describeSplit, splitByGroup, type ProbeSplit } from './probe-split';
 import { prepareSource } from './sources/dataset';
@@ -106,7 +106,10 @@ async function features(model: Model, source: PromptSource, cases: PromptCase[],
   return out;
 }
 
-export async function probeExperiment(model: Model, source: PromptSource, spec: ProbeSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<ProbeSpec>> {
+/** The summary `probeExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type ProbeSummary = Awaited<ReturnType<typeof probeExperiment>>['summary'];
+
+export async function probeExperiment(model: Model, source: PromptSource, spec: ProbeSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const warnings = new Warnings();

@@ -4,7 +4,7 @@
 // With a backbone ("Too Late to Recall" §3: does the VLM recall fewer facts than the LLM it was built
 // on?), the backbone answers each row's text question too, and the three conditions are compared on the
 // same identified entities. Both answer-match rules are scored; the spec's `match` picks the headline one.
-import { compareConditions, meanCI, type AnswerRecord, type ConditionComparison } from '../data/stats';
+import { compareConditions, meanCI, type AnswerRecord } from '../data/stats';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
 import {
@@ -17,7 +17,6 @@ import {
   otherRule,
   ruleLabel,
   type ExperimentContext,
-  type ExperimentResult,
 } from './context';
 import { backboneSource, resolveBackbone } from './backbone';
 import { protocolSummary } from './protocol';
@@ -90,7 +89,7 @@ function records(rows: readonly AnswerRow[], condition: 'text' | 'image' | 'back
 }
 
 /** Accuracy comparison of text vs image answers under one rule, in the shape summaries and views use. */
-export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match']): Record<string, unknown> & { comparison: ConditionComparison } {
+export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match']) {
   const field = match === 'alias' ? 'correctAlias' : 'correctPopvqa';
   const text = records(rows, 'text', field);
   const image = records(rows, 'image', field);
@@ -134,7 +133,10 @@ export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match'])
   };
 }
 
-export async function recallGap(model: Model, source: PromptSource, spec: RecallGapSpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<RecallGapSpec>> {
+/** The summary `recallGap` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type RecallGapSummary = Awaited<ReturnType<typeof recallGap>>['summary'];
+
+export async function recallGap(model: Model, source: PromptSource, spec: RecallGapSpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);

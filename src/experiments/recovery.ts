@@ -8,7 +8,7 @@ import { backboneSource, resolveBackbone } from './backbone';
 import { mulberry32, shuffled } from '../data/random';
 import { protocolSummary } from './protocol';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, generateCached, makeTable, mean, openCheckpoint, type ExperimentContext, type ExperimentResult, sweepContext, identifiedPool } from './context';
+import { Progress, Warnings, answerCorrect, generateCached, makeTable, mean, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
@@ -46,7 +46,10 @@ function accuracyOf(rows: readonly Row[], pred: (r: Row) => boolean): number {
   return mean([...per.values()].map(mean));
 }
 
-export async function recovery(model: Model, source: PromptSource, spec: RecoverySpec, ctx: ExperimentContext = {}): Promise<ExperimentResult<RecoverySpec>> {
+/** The summary `recovery` builds, typed from its code (runExperiment's result is typed by kind from these). */
+export type RecoverySummary = Awaited<ReturnType<typeof recovery>>['summary'];
+
+export async function recovery(model: Model, source: PromptSource, spec: RecoverySpec, ctx: ExperimentContext = {}) {
   source = scopeQuestions(source, spec.questions);
   const progress = new Progress(ctx);
   const cp = openCheckpoint(ctx, spec);

@@ -7,16 +7,16 @@ import * as path from 'node:path';
 import { SpecError } from '../errors';
 import type { ViewKind } from '../report/protocol';
 import type { Model } from '../models/model';
-import type { AttributionSpec } from './attribution';
-import type { CircuitSpec } from './circuit';
-import type { ExperimentContext, ExperimentResult } from './context';
-import type { CrossPatchSpec } from './cross-patch';
-import type { FreezeExperimentSpec } from './freeze';
-import type { KnockoutExperimentSpec } from './knockout';
-import type { LogitLensSpec } from './logit-lens';
-import type { ProbeSpec } from './probe';
-import type { RecallGapSpec } from './recall-gap';
-import type { RecoverySpec } from './recovery';
+import type { AttributionSpec, AttributionSummary } from './attribution';
+import type { CircuitSpec, CircuitSummary } from './circuit';
+import type { ExperimentContext, ExperimentResult, Summary } from './context';
+import type { CrossPatchSpec, CrossPatchSummary } from './cross-patch';
+import type { FreezeExperimentSpec, FreezeSummary } from './freeze';
+import type { KnockoutExperimentSpec, KnockoutSummary } from './knockout';
+import type { LogitLensSpec, LogitLensSummary } from './logit-lens';
+import type { ProbeSpec, ProbeSummary } from './probe';
+import type { RecallGapSpec, RecallGapSummary } from './recall-gap';
+import type { RecoverySpec, RecoverySummary } from './recovery';
 import type { PromptSource } from './source';
 import type { SpecBase } from './spec';
 import { readSchemaFile, specOptions, type SpecOption } from './spec-options';
@@ -25,7 +25,7 @@ import type { ViewBuilder } from './views';
 
 export const SCHEMA_DIR = path.resolve(__dirname, '..', '..', 'schemas');
 
-export interface ExperimentDefinition<S extends SpecBase = SpecBase> {
+export interface ExperimentDefinition<S extends SpecBase = SpecBase, M extends object = Summary> {
   kind: string;
   /** The JSON Schema of the spec: a name under schemas/ (default: the kind) or an absolute path. */
   schema?: string;
@@ -33,7 +33,7 @@ export interface ExperimentDefinition<S extends SpecBase = SpecBase> {
   summary: string;
   /** What the result shows, for the report section next to its figure. */
   explain: string;
-  run(model: Model, source: PromptSource, spec: S, ctx: ExperimentContext): Promise<ExperimentResult<S>>;
+  run(model: Model, source: PromptSource, spec: S, ctx: ExperimentContext): Promise<ExperimentResult<S, M>>;
   view: { kind: ViewKind; build: ViewBuilder<S> };
   /** The magic `%name`; `flags` renames a field's flag (default: kebab-case of the field). */
   magic: { name: string; flags?: Readonly<Record<string, string>> };
@@ -46,10 +46,10 @@ export interface ExperimentDefinition<S extends SpecBase = SpecBase> {
  * `view.build` only ever receive specs that validated against the definition's own schema.
  */
 export type AnyDefinition = ExperimentDefinition<SpecBase>;
-const widen = <S extends SpecBase>(def: ExperimentDefinition<S>): AnyDefinition => def as unknown as AnyDefinition;
+const widen = <S extends SpecBase, M extends object>(def: ExperimentDefinition<S, M>): AnyDefinition => def as unknown as AnyDefinition;
 
-/** Identity with the spec type checked: `defineExperiment<MySpec>({...})`. */
-export function defineExperiment<S extends SpecBase>(def: ExperimentDefinition<S>): ExperimentDefinition<S> {
+/** Identity with the spec (and summary) types checked: `defineExperiment<MySpec, MySummary>({...})`. */
+export function defineExperiment<S extends SpecBase, M extends object = Summary>(def: ExperimentDefinition<S, M>): ExperimentDefinition<S, M> {
   return def;
 }
 
@@ -69,7 +69,7 @@ const m = {
 
 /** The papers' experiments, in the order the demo and `%lsmagic` show them. */
 export const BUILTIN_EXPERIMENTS = [
-  defineExperiment<RecallGapSpec>({
+  defineExperiment<RecallGapSpec, RecallGapSummary>({
     kind: 'recall-gap',
     summary: 'Factual accuracy with the entity in the image vs named in text, on identified entities (PopVQA)',
     explain:
@@ -79,7 +79,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'recallgap' },
     demo: true,
   }),
-  defineExperiment<CrossPatchSpec>({
+  defineExperiment<CrossPatchSpec, CrossPatchSummary>({
     kind: 'cross-patch',
     summary: "Patch a donor entity's image-token states into a target at one layer; where does the prediction switch?",
     explain:
@@ -89,7 +89,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'crosspatch' },
     demo: true,
   }),
-  defineExperiment<FreezeExperimentSpec>({
+  defineExperiment<FreezeExperimentSpec, FreezeSummary>({
     kind: 'freeze',
     summary: 'Freeze image tokens from a source layer up to --until; is the entity still identified?',
     explain: 'Image tokens frozen at their block-l value through layer T: entities still identified when frozen early were resolved early.',
@@ -98,7 +98,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'freeze' },
     demo: true,
   }),
-  defineExperiment<KnockoutExperimentSpec>({
+  defineExperiment<KnockoutExperimentSpec, KnockoutSummary>({
     kind: 'knockout',
     summary: 'Attention knockout: block edges (e.g. image->last) in a window of layers; change in answer probability',
     explain: 'Attention edges blocked in windows of layers: where does the last token read the image, the entity, itself?',
@@ -107,7 +107,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'knockout', flags: { fromLayer: '--from' } },
     demo: true,
   }),
-  defineExperiment<LogitLensSpec>({
+  defineExperiment<LogitLensSpec, LogitLensSummary>({
     kind: 'logit-lens',
     summary: 'Decode every layer and position through the final norm and unembedding; top-k tokens',
     explain: 'Each layer and position decoded through the final norm and unembedding: when do image positions turn into entity-name tokens?',
@@ -116,7 +116,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'logitlens' },
     demo: true,
   }),
-  defineExperiment<ProbeSpec>({
+  defineExperiment<ProbeSpec, ProbeSummary>({
     kind: 'probe',
     summary: 'Linear probes per layer predicting entity identity from the residual; resolution layer',
     explain: 'Linear probes per layer predicting the entity from the residual: the resolution layer is where accuracy crosses the threshold, for image and text prompts.',
@@ -125,7 +125,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'probe' },
     demo: true,
   }),
-  defineExperiment<AttributionSpec>({
+  defineExperiment<AttributionSpec, AttributionSummary>({
     kind: 'attribution',
     summary: 'Attribution patching: linear estimate of every (layer, position) effect, exact patching of the top-k',
     explain: 'Attribution patching (gradient × difference) over layer × position in one backward pass, top cells confirmed by exact patching.',
@@ -134,7 +134,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'attribute' },
     demo: true,
   }),
-  defineExperiment<RecoverySpec>({
+  defineExperiment<RecoverySpec, RecoverySummary>({
     kind: 'recovery',
     summary: "Patch the text-only backbone's entity state into the VLM at each layer; accuracy recovered",
     explain: "Backbone → VLM patching (the text LLM's entity state written into the VLM) and chain-of-thought prompting: how much of the gap comes back.",
@@ -143,7 +143,7 @@ export const BUILTIN_EXPERIMENTS = [
     magic: { name: 'recover' },
     demo: true,
   }),
-  defineExperiment<CircuitSpec>({
+  defineExperiment<CircuitSpec, CircuitSummary>({
     kind: 'circuit',
     summary: "Where recall sits: attn/MLP attribution by layer and position group in the backbone's text run vs the VLM's text and image runs",
     explain:
@@ -155,8 +155,19 @@ export const BUILTIN_EXPERIMENTS = [
   }),
 ] as const;
 
+type Builtin = (typeof BUILTIN_EXPERIMENTS)[number];
+
+/**
+ * Each built-in kind's spec and summary types, read off the definitions above (the one list of kinds):
+ * `runExperiment({kind: 'probe', ...})` resolves to a result whose `summary` is a ProbeSummary, so notebook
+ * cells and `hs.` completion see `summary.resolution.image`, not `unknown`.
+ */
+export type ExperimentTypes = {
+  [D in Builtin as D extends ExperimentDefinition<infer S, object> ? S['kind'] : never]: D extends ExperimentDefinition<infer S, infer M> ? { spec: S; summary: M } : never;
+};
+
 /** The kinds the library ships (a type for specs; `experimentKinds()` also lists registered ones). */
-export type ExperimentKind = (typeof BUILTIN_EXPERIMENTS)[number]['kind'];
+export type ExperimentKind = keyof ExperimentTypes;
 
 const registry = new Map<string, AnyDefinition>(BUILTIN_EXPERIMENTS.map((d) => [d.kind, d as unknown as AnyDefinition]));
 
@@ -164,7 +175,7 @@ const registry = new Map<string, AnyDefinition>(BUILTIN_EXPERIMENTS.map((d) => [
  * Adds a kind (an extension or a test's toy kind). Its schema must exist; a kind or magic name already taken
  * is an error, so an extension cannot silently replace a paper's experiment.
  */
-export function registerExperiment<S extends SpecBase>(def: ExperimentDefinition<S>): ExperimentDefinition<S> {
+export function registerExperiment<S extends SpecBase, M extends object>(def: ExperimentDefinition<S, M>): ExperimentDefinition<S, M> {
   if (registry.has(def.kind)) throw new SpecError(`experiment kind "${def.kind}" is already registered; pick another kind name`, 'kind');
   const clash = [...registry.values()].find((d) => d.magic.name === def.magic.name);
   if (clash) throw new SpecError(`magic %${def.magic.name} already runs "${clash.kind}"; pick another magic name for "${def.kind}"`, 'magic');

@@ -8,7 +8,7 @@ import type { SpecBase } from './spec';
 import { readSchemaFile } from './spec-options';
 
 /** The kinds the library ships, from the registry (src/experiments/registry.ts). */
-export const EXPERIMENT_KINDS: readonly ExperimentKind[] = BUILTIN_EXPERIMENTS.map((d) => d.kind);
+export const EXPERIMENT_KINDS: readonly ExperimentKind[] = BUILTIN_EXPERIMENTS.map((d) => d.kind as ExperimentKind);
 export { SCHEMA_DIR };
 
 let ajv: Ajv | null = null;

@@ -2,7 +2,7 @@
 // { model, data, queue })` call. The model and data must be folders (workers load their own copies,
 // matched by content hash).
 import { InputError } from '../errors';
-import { runExperiment, validateSpec, type ExperimentResult, type ExperimentSpec, type RunContext } from '../experiments';
+import { runExperiment, validateSpec, type ExperimentResult, type SpecBase, type RunContext } from '../experiments';
 import { modelAssets } from '../experiments/assets';
 import { isDataset } from '../experiments/sources/dataset';
 import { QueueRun, type QueueReport, type QueueRunOptions } from './coordinator';
@@ -15,7 +15,7 @@ export interface QueuedContext extends RunContext, Partial<Omit<QueueRunOptions,
   dataDir?: string;
 }
 
-export type QueuedResult = ExperimentResult<ExperimentSpec> & { queue: QueueReport };
+export type QueuedResult = ExperimentResult<SpecBase> & { queue: QueueReport };
 
 function dataDirOf(ctx: QueuedContext): string | undefined {
   if (ctx.dataDir) return ctx.dataDir;

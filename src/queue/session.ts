@@ -5,7 +5,7 @@
 // them into rows with the experiment's own `toRows`. Nothing about an experiment is rewritten for the
 // queue; the price is the experiment's prefix (identification, clean states) once per worker and spec.
 import { InputError } from '../errors';
-import { runExperiment, type RunContext } from '../experiments';
+import { runExperiment, type RunContext, type SpecBase } from '../experiments';
 import type { Row } from '../experiments/checkpoint';
 import { runJobs, type PatchJob, type SweepOptions } from '../experiments/scheduler';
 import type { Model } from '../models/model';
@@ -40,7 +40,8 @@ export class Session {
     firstSweep: number,
   ) {
     this.want = firstSweep;
-    this.done = runExperiment(spec, { ...ctx, model, signal: this.controller.signal, executor: (_m, jobs, opts) => this.arrive(jobs, opts) })
+    // The coordinator's spec, as it sent it; runExperiment validates it again.
+    this.done = runExperiment(spec as SpecBase, { ...ctx, model, signal: this.controller.signal, executor: (_m, jobs, opts) => this.arrive(jobs, opts) })
       .catch((e: Error) => {
         if (!this.controller.signal.aborted) this.failure = e;
       })

@@ -53,7 +53,7 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
   const out: Record<string, unknown> = { model: o.model, layers: model.numLayers, answerPrior: answerPrior(o.data) };
   const backbone = backboneDirOf(o.model);
   const hasBackbone = backbone !== null;
-  const run = async (spec: Record<string, unknown>): Promise<ExperimentResult | null> => {
+  const run = async (spec: { kind: string; [field: string]: unknown }): Promise<ExperimentResult | null> => {
     if (o.only && !o.only.includes(spec.kind as string)) return null;
     const t = performance.now();
     const r = await runExperiment({ version: 1, ...spec }, { model, data: o.data });

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
-import { runExperiment, validateSpec, viewFromResult, type ExperimentSpec, type ExperimentResult } from '../../src/experiments';
+import { runExperiment, validateSpec, viewFromResult, type SpecBase, type ExperimentResult } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
 import { validateViewState } from '../../src/report/views';
 import { loadFixture, syntheticPrompts } from './fixture-data';
@@ -28,7 +28,7 @@ after(() => {
   shutdownEngine();
 });
 
-async function run(spec: Record<string, unknown>): Promise<ExperimentResult<ExperimentSpec>> {
+async function run(spec: { kind: string; [field: string]: unknown }): Promise<ExperimentResult<SpecBase>> {
   const events: { done: number; total: number }[] = [];
   const partial: unknown[] = [];
   const r = await runExperiment(spec, { model, data, backbone, onProgress: (e) => events.push(e), onPartial: (rows) => partial.push(...rows) });

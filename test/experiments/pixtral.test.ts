@@ -153,7 +153,7 @@ test('Pixtral: every experiment kind runs end to end and leaves no tensor behind
   const data = syntheticP();
   const before = tf.memory().numTensors;
   const small = { maxNewTokens: 2, batchSize: 8 };
-  const specs: Record<string, unknown>[] = [
+  const specs: { kind: string; [field: string]: unknown }[] = [
     { kind: 'recall-gap', version: 1, identifyTokens: 2, ...small },
     { kind: 'cross-patch', version: 1, identifiedOnly: false, donorsPerTarget: 2, layers: [0, 3], ...small },
     { kind: 'freeze', version: 1, identifiedOnly: false, until: 3, earlyCutoff: 1, identifyTokens: 2, answerTokens: 2, ...small },

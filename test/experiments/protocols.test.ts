@@ -62,7 +62,7 @@ after(() => {
   shutdownEngine();
 });
 
-const probeSpec = { kind: 'probe', version: 1, iterations: 10, layers: [1] };
+const probeSpec = { kind: 'probe' as const, version: 1 as const, iterations: 10, layers: [1] };
 
 for (const [name, dir] of [
   ['popvqa-sample (real format, one image per entity, no relation column)', SAMPLE],

@@ -135,9 +135,7 @@ describe('completion and inspection over jupyter_client, with the real library',
     }
   });
 
-  // todo (#16): `hs` is typed loosely again (kernel/cell-api.d.ts): with the library's real types every notebook
-  // that reads a summary stopped compiling. Typed completion returns with typed summaries per experiment kind.
-  test('hs. members and their signatures come from the library types', { todo: 'hs is typed loosely until summaries are typed per kind' }, () => {
+  test('hs. members and their signatures come from the library types', () => {
     assert.equal(C.hs.status, 'ok');
     assert.ok(C.hs.matches.includes('loadModel'), JSON.stringify(C.hs.matches));
     assert.ok(C.hs.matches.includes('loadDataset'));
