@@ -85,21 +85,66 @@ export function buildCellTypes(dir = cellTypesDir()): string {
   return path.join(dir, 'kernel', 'cell-api.d.ts');
 }
 
+/** Whether `lock` was left by a build that is gone (its process exited, or it is older than a build can take). */
+function staleLock(lock: string): boolean {
+  try {
+    if (Date.now() - fs.statSync(lock).mtimeMs > LOCK_STALE_MS) return true;
+    const pid = Number(fs.readFileSync(lock, 'utf8'));
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * The generated cell-api.d.ts, built now when stale. Builders take `${dir}.lock` (the background build takes it
+ * too), so concurrent callers (`hopscope install` beside a starting kernel, two test files) build the tree once and
+ * the others wait for it, instead of each building and replacing the folder under the other's readers.
+ */
+export function ensureCellTypes(dir = cellTypesDir(), waitMs = LOCK_STALE_MS): string {
+  const lock = `${dir}.lock`;
+  const deadline = Date.now() + waitMs;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  for (;;) {
+    const fresh = freshCellTypes(dir);
+    if (fresh) return fresh;
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (staleLock(lock)) fs.rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new Error(`timed out after ${waitMs / 1000} s waiting for the cell types build holding ${lock}`);
+      else Atomics.wait(nap, 0, 0, 200);
+    }
+  }
+  try {
+    return freshCellTypes(dir) ?? buildCellTypes(dir);
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
 /** Starts a low-priority background build unless one is running; never throws. */
 export function buildCellTypesInBackground(dir = cellTypesDir()): void {
   const lock = `${dir}.lock`;
   try {
     fs.mkdirSync(path.dirname(dir), { recursive: true });
-    try {
-      if (Date.now() - fs.statSync(lock).mtimeMs < LOCK_STALE_MS) return;
+    if (fs.existsSync(lock)) {
+      if (!staleLock(lock)) return;
       fs.rmSync(lock, { force: true });
-    } catch {
-      // no lock
     }
     fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
     const code = `try { require(${JSON.stringify(__filename)}).buildCellTypes(${JSON.stringify(dir)}) } finally { require('node:fs').rmSync(${JSON.stringify(lock)}, { force: true }) }`;
     const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), '-e', code], { detached: true, stdio: 'ignore', cwd: REPO_ROOT });
-    if (child.pid) os.setPriority(child.pid, 19);
+    if (child.pid) {
+      os.setPriority(child.pid, 19);
+      // The lock names the process that builds (it outlives a kernel that exits first).
+      fs.writeFileSync(lock, String(child.pid));
+    }
     child.unref();
     log(`library types for cells are being generated in the background (pid ${child.pid}) into ${dir}; hs.* is typed from the next kernel start`);
   } catch (e) {

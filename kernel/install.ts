@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildCellTypes, cellTypesDir, freshCellTypes } from './cell-types';
+import { cellTypesDir, ensureCellTypes, freshCellTypes } from './cell-types';
 import { REPO_ROOT } from './library';
 
 export interface InstallOptions {
@@ -175,7 +175,7 @@ export function install(o: InstallOptions): { kernelDir: string; labextensionDir
     else {
       const t0 = Date.now();
       try {
-        buildCellTypes();
+        ensureCellTypes();
         say(`Library types for cells generated in ${((Date.now() - t0) / 1000).toFixed(1)} s (${cellTypesDir()})`);
       } catch (e) {
         say(`  note: could not generate the library types for cells (${(e as Error).message}); hs.* stays untyped`);

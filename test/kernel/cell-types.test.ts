@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildCellTypes, freshCellTypes } from '../../kernel/cell-types';
+import { ensureCellTypes } from '../../kernel/cell-types';
 import { defaultMagics } from '../../kernel/magics';
 import { resultType } from '../../kernel/magics/experiment-runner';
 import { EXPERIMENT_KINDS, experimentDefinitions } from '../../src/experiments';
@@ -24,7 +24,8 @@ let api = '';
 let tmp = '';
 before(() => {
   tmp = tempDir('hopscope-cell-types-');
-  api = freshCellTypes() ?? buildCellTypes(path.join(tmp, 'cell-types'));
+  // The tree `hopscope install` makes (test/kernel/jupyter-env.ts installs beside this file): built once.
+  api = ensureCellTypes();
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -58,36 +59,49 @@ function asModule(nb: string): string {
 
 test('the typed hs: every code cell of the shipped notebooks compiles (summaries typed by kind)', () => {
   assert.ok(NOTEBOOKS.length >= 10, NOTEBOOKS.join(', '));
+  const options: import('typescript').CompilerOptions = {
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+    esModuleInterop: true,
+    target: ts.ScriptTarget.ES2022,
+    lib: ['lib.es2022.d.ts'],
+    skipLibCheck: true,
+    resolveJsonModule: true,
+    noEmit: true,
+    types: ['node'],
+    typeRoots: [path.join(REPO, 'node_modules', '@types')],
+  };
+  // Each notebook is one module that exists only in memory, beside the notebook (so `import './checks'` resolves
+  // as in the kernel); one program for all of them reads the library's declarations once.
+  const modules = new Map(NOTEBOOKS.map((nb) => [nb.replace(/\.ipynb$/, '.cells.ts'), { nb, code: asModule(nb) }]));
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, lang, ...rest) => {
+    const m = modules.get(path.resolve(name));
+    return m ? ts.createSourceFile(name, m.code, lang) : getSourceFile(name, lang, ...rest);
+  };
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => modules.has(path.resolve(name)) || fileExists(name);
+  const program = ts.createProgram([...modules.keys()], options, host);
   const problems: string[] = [];
-  for (const nb of NOTEBOOKS) {
-    const file = nb.replace(/\.ipynb$/, '.cells.ts');
-    const code = asModule(nb);
-    const options: import('typescript').CompilerOptions = {
-      module: ts.ModuleKind.ESNext,
-      moduleResolution: ts.ModuleResolutionKind.Node10,
-      esModuleInterop: true,
-      target: ts.ScriptTarget.ES2022,
-      lib: ['lib.es2022.d.ts'],
-      skipLibCheck: true,
-      resolveJsonModule: true,
-      noEmit: true,
-      types: ['node'],
-      typeRoots: [path.join(REPO, 'node_modules', '@types')],
-    };
-    // The module exists only in memory, beside the notebook (so `import './checks'` resolves as in the kernel).
-    const host = ts.createCompilerHost(options);
-    const getSourceFile = host.getSourceFile.bind(host);
-    host.getSourceFile = (name, lang, ...rest) => (path.resolve(name) === file ? ts.createSourceFile(name, code, lang) : getSourceFile(name, lang, ...rest));
-    const fileExists = host.fileExists.bind(host);
-    host.fileExists = (name) => path.resolve(name) === file || fileExists(name);
-    const program = ts.createProgram([file], options, host);
-    for (const d of ts.getPreEmitDiagnostics(program)) {
-      if (CONCATENATION.has(d.code) || !d.file || path.resolve(d.file.fileName) !== file) continue;
-      const line = code.slice(0, d.start).split('\n').length;
-      problems.push(`${path.relative(REPO, nb)}: ${code.split('\n')[line - 1].trim().slice(0, 120)}\n    ${ts.flattenDiagnosticMessageText(d.messageText, '\n    ')}`);
-    }
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const m = d.file && modules.get(path.resolve(d.file.fileName));
+    if (!m || CONCATENATION.has(d.code)) continue;
+    const line = m.code.slice(0, d.start).split('\n').length;
+    problems.push(`${path.relative(REPO, m.nb)}: ${m.code.split('\n')[line - 1].trim().slice(0, 120)}\n    ${ts.flattenDiagnosticMessageText(d.messageText, '\n    ')}`);
   }
+  assert.equal(modules.size, NOTEBOOKS.length);
   assert.deepEqual(problems, []);
+});
+
+test('a second builder waits for the build that holds the lock instead of building beside it', () => {
+  const dir = path.join(tmp, 'locked', 'cell-types');
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  fs.writeFileSync(`${dir}.lock`, String(process.pid)); // a live process holds it
+  const t0 = Date.now();
+  assert.throws(() => ensureCellTypes(dir, 600), /timed out after 0\.6 s waiting for the cell types build/);
+  assert.ok(Date.now() - t0 >= 600);
+  assert.equal(fs.existsSync(dir), false, 'nothing was built beside the holder');
 });
 
 test('a result is typed by its kind; an unknown kind or an untyped spec gives the untyped result', () => {
