@@ -18,6 +18,11 @@ const STAMP = 'stamp.txt';
 /** A build older than this is taken for dead (its lock is ignored). */
 const LOCK_STALE_MS = 10 * 60_000;
 
+/** The TypeScript that tslab's converter requires (its own copy; patched before a converter is built). */
+export function tslabTypeScript(): string {
+  return require.resolve('@tslab/typescript-for-tslab', { paths: [path.dirname(require.resolve('tslab/package.json'))] });
+}
+
 export function cellTypesDir(root = REPO_ROOT): string {
   return path.join(root, '.hopscope-cache', 'cell-types');
 }
@@ -84,6 +89,15 @@ export function buildCellTypes(dir = cellTypesDir()): string {
   fs.renameSync(tmp, dir);
   return path.join(dir, 'kernel', 'cell-api.d.ts');
 }
+
+/**
+ * The @types packages whose globals cells see: node's alone. tslab's default is every package under the
+ * notebook's node_modules/@types, which here are the widget stack's (jquery, backbone, lodash, underscore, react,
+ * 8 MB): parsing them is most of the converter's 2 s build (the first execute after kernel_info waits for it),
+ * and cells got globals they never imported (`$`, underscore's `_`). A package a cell imports still finds its own
+ * @types through module resolution: only the automatic inclusion is narrowed (converter-worker.ts).
+ */
+export const CELL_GLOBAL_TYPES: readonly string[] = ['node'];
 
 /** Whether `lock` was left by a build that is gone (its process exited, or it is older than a build can take). */
 function staleLock(lock: string): boolean {

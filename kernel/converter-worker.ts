@@ -10,6 +10,7 @@
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { CompletionInfo, ConvertResult, Converter } from 'tslab/dist/converter';
 import type { ConverterSet } from 'tslab/dist/executor';
+import { CELL_GLOBAL_TYPES, tslabTypeScript } from './cell-types';
 
 /** A call that takes longer than this is taken for a dead worker. */
 const CALL_TIMEOUT_MS = 180_000;
@@ -17,11 +18,16 @@ const CALL_TIMEOUT_MS = 180_000;
 // Plain JavaScript (a worker does not inherit tsx's loader).
 const WORKER = `
 const { workerData } = require('node:worker_threads');
-const { port, flag, converterModule, isBrowser, warmCode } = workerData;
+const { port, flag, converterModule, isBrowser, warmCode, typeScript, globalTypes } = workerData;
 const signal = new Int32Array(flag);
 let conv = null;
 let failure = null;
 try {
+  // Automatic @types inclusion lists each type root's folders (host.getDirectories, bound when the converter's
+  // host is made): only cell-types.ts CELL_GLOBAL_TYPES are listed. This worker's TypeScript serves tslab alone.
+  const sys = require(typeScript).sys;
+  const listDirectories = sys.getDirectories.bind(sys);
+  sys.getDirectories = (dir) => (/[\\/]node_modules[\\/]@types[\\/]?$/.test(dir) ? listDirectories(dir).filter((d) => globalTypes.includes(d)) : listDirectories(dir));
   conv = require(converterModule).createConverter({ isJS: false, isBrowser });
   // Loading every declaration the cells will see (the prelude's imports) is the slow part: do it now.
   if (warmCode) conv.convert('', warmCode);
@@ -58,7 +64,15 @@ export class WorkerConverter implements Converter {
     this.port = port1;
     this.worker = new Worker(WORKER, {
       eval: true,
-      workerData: { port: port2, flag: this.flag.buffer, converterModule: require.resolve('tslab/dist/converter'), isBrowser, warmCode },
+      workerData: {
+        port: port2,
+        flag: this.flag.buffer,
+        converterModule: require.resolve('tslab/dist/converter'),
+        isBrowser,
+        warmCode,
+        typeScript: tslabTypeScript(),
+        globalTypes: CELL_GLOBAL_TYPES,
+      },
       transferList: [port2],
     });
     this.ready = new Promise<void>((resolve) => {

@@ -17,6 +17,15 @@ test('the converter is built in a worker while the event loop keeps running', as
   assert.ok(ticks > 0, 'timers ran during the build');
 });
 
+test("cells see node's globals, not those of every @types package beside them (the widget stack's jQuery)", () => {
+  // node_modules/@types here holds jquery, backbone, lodash, underscore, react... (the widgets' dependencies).
+  const node = convs.node.convert('', 'const b: Buffer = Buffer.from("x");\nprocess.pid');
+  assert.deepEqual(node.diagnostics, []);
+  const jq = convs.node.convert('', 'const j = $;');
+  assert.equal(jq.diagnostics.length, 1);
+  assert.match(jq.diagnostics[0].messageText, /Cannot find name '\$'/);
+});
+
 test('convert, diagnostics and completion through the synchronous channel', () => {
   const ok = convs.node.convert('', 'const x: number = 40;\nx + 2');
   assert.deepEqual(ok.diagnostics, []);
