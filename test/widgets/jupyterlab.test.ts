@@ -229,8 +229,16 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     await page().keyboard.type('hs.');
     await page().keyboard.press('Tab');
     await page().waitForSelector('.jp-Completer .jp-Completer-item', WAIT);
-    const members = (await page().evaluate(`Array.from(document.querySelectorAll('.jp-Completer-item')).map((e) => e.querySelector('.jp-Completer-match').textContent.trim())`)) as string[];
-    for (const name of ['display', 'saveFigure', 'widgets']) assert.ok(members.includes(name), `hs.${name} offered (${members.join(', ')})`);
+    // JupyterLab renders the first page of a long list at once and the rest in later animation
+    // frames (@jupyterlab/completer widget.js, _createCompleterNode), so wait for the names rather
+    // than read the list once: typed hs offers the whole library (~200 members).
+    const wanted = ['display', 'saveFigure', 'widgets'];
+    const listed = `Array.from(document.querySelectorAll('.jp-Completer-item')).map((e) => e.querySelector('.jp-Completer-match').textContent.trim())`;
+    await page()
+      .waitForFunction(`(() => { const m = ${listed}; return ${JSON.stringify(wanted)}.every((n) => m.includes(n)); })()`, undefined, WAIT)
+      .catch(() => undefined);
+    const members = (await page().evaluate(listed)) as string[];
+    for (const name of wanted) assert.ok(members.includes(name), `hs.${name} offered (${members.length} items: ${members.join(', ')})`);
     await page().keyboard.press('Escape');
     await page().waitForSelector('.jp-Completer', { state: 'hidden', ...WAIT });
     // Escape also left edit mode: back into the cell's editor, then clear it.
