@@ -68,8 +68,12 @@ async function main(): Promise<void> {
   (bar as SingleBar | null)?.stop();
   console.error(JSON.stringify({ wallS: (Date.now() - t0) / 1000, seconds: res.seconds, finalLoss: res.finalLoss, numParams: res.numParams }, null, 1));
   if (arg('eval') !== undefined || process.argv.includes('--eval')) {
-    const { evaluateTeaching } = await import('./eval');
-    await evaluateTeaching({ modelDir: out, dataDir: arg('data', 'data/toyworld')!, report: path.join(arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!, 'eval.json') });
+    // The library's experiments on the folder just written (src/train/contrast.ts), as a user would run them.
+    const { contrast } = await import('./contrast');
+    const report = await contrast({ model: out, data: arg('data', 'data/toyworld')!, limit: 48, log: (s) => console.error(s) });
+    const file = path.join(arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!, 'eval.json');
+    fs.writeFileSync(file, JSON.stringify(report, null, 1));
+    console.error(`evaluation: ${file}`);
   }
   shutdownEngine();
 }

@@ -1,7 +1,8 @@
-// The numbers the teaching models are judged by (issue 15), measured with the library's own experiments on
-// held-out pairs and unseen views: recall gap against the text question and the backbone, the answer prior,
+// The evaluation of a teaching model: the numbers it is judged by (issue 15), measured with the library's own
+// experiments (a list of specs run through runExperiment, nothing re-implemented) on held-out pairs and
+// unseen views: identification, the recall gap against the text question and the backbone, the answer prior,
 // the entity-resolution layer from leak-free probes, the cross-patching switch layer, backbone → VLM
-// patching and chain of thought.
+// patching and chain of thought. `src/train/cli.ts --eval` runs it on the folder it has just written.
 //   node --import tsx src/train/contrast.ts --model data/teaching/late [--data data/toyworld] [--limit 48] [--out f.json]
 //     [--only recall-gap,probe,...] [--all-entities]
 import * as fs from 'node:fs';
@@ -67,7 +68,9 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     const gap = await run({ kind: 'recall-gap', limit: o.limit, ...all, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (gap) {
       const s = gap.summary as Record<string, any>;
-      out.recallGap = { entities: s.entities, identified: s.identified, backboneAcc: s.backbone?.accuracy ?? s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
+      // Identification = hop 1 alone: the share of sampled entities named from an unseen view.
+      const identification = typeof s.identified === 'number' && s.entitiesTried ? s.identified / s.entitiesTried : null;
+      out.recallGap = { entitiesTried: s.entitiesTried, identified: s.identified, identification, entities: s.entities, backboneAcc: s.backbone?.accuracy ?? s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
       out.recallGapSummary = s;
     }
     for (const position of ['last', 'last-image'] as const) {

@@ -222,6 +222,20 @@ describe('teaching pipeline', () => {
     const m = loadModelFromDir(out);
     assert.equal(m.numLayers, TINY.lm!.layers);
     m.dispose();
+    // --eval on the same run folder: the finished stages are not re-run, and the evaluation is the library's
+    // own experiments (src/train/contrast.ts), written as eval.json in the run folder.
+    const e = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', path.join(tmp, 'cli-run'), '--out', out, '--recipe', recipe, '--seed', '5', '--eval'], {
+      encoding: 'utf8',
+      cwd: path.resolve(__dirname, '..', '..'),
+    });
+    assert.equal(e.status, 0, e.stderr.slice(-2000));
+    assert.doesNotMatch(e.stderr, /^\[lm\] lm \d+\/\d+ loss/m, 'the LM stage ran again');
+    const report = JSON.parse(fs.readFileSync(path.join(tmp, 'cli-run', 'eval.json'), 'utf8')) as Record<string, any>;
+    assert.equal(report.layers, TINY.lm!.layers);
+    assert.ok(report.recallGap.entitiesTried > 0 && report.recallGap.identification >= 0 && report.recallGap.identification <= 1, JSON.stringify(report.recallGap));
+    for (const key of ['probe:last', 'probe:last-image']) assert.equal(report[key].curves.text.length, TINY.lm!.layers, key);
+    assert.equal(report.crossPatch.summary.layers.length, TINY.lm!.layers);
+    assert.ok(Array.isArray(report.recovery.patchedAcc), 'backbone → VLM patching per layer');
   });
 
   test('the saved folder reloads through loadModelFromDir with the in-memory logits, and matches the training forward', async () => {
