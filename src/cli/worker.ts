@@ -4,14 +4,10 @@
 import type { Command } from 'commander';
 import { describeEngine, initEngine, type BackendName } from '../engine/backend';
 import { InputError } from '../errors';
+import type { WorkerOptions } from '../queue/worker';
 
-export interface WorkerCommandOptions {
-  queue: string;
-  model: string;
-  data?: string;
-  backbone?: string;
-  concurrency?: number;
-  leaseMs?: number;
+/** The library's worker options (src/queue/worker.ts), plus what the command adds around them. */
+export interface WorkerCommandOptions extends Pick<WorkerOptions, 'queue' | 'model' | 'data' | 'backbone' | 'concurrency' | 'leaseMs'> {
   /** Exit after this many ms without a shard (SLURM job arrays: the allocation ends when the queue is drained). */
   idleExitMs?: number;
   backend?: string;
@@ -30,7 +26,8 @@ export async function runWorker(o: WorkerCommandOptions): Promise<void> {
   const engine = await initEngine({ backend: o.backend as BackendName | undefined, threads: o.threads });
   process.stderr.write(`hopscope: ${describeEngine(engine)}\n`);
   const { startWorker } = require('../queue') as typeof import('../queue');
-  const w = await startWorker({ queue: o.queue, model: o.model, data: o.data, backbone: o.backbone, concurrency: o.concurrency, leaseMs: o.leaseMs });
+  const { idleExitMs: _i, backend: _b, threads: _t, ...workerOptions } = o;
+  const w = await startWorker(workerOptions);
   await new Promise<void>((resolve) => {
     let last = w.completed;
     let idleSince = Date.now();
