@@ -113,11 +113,6 @@ export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
   return out;
 }
 
-interface Operand {
-  data: Float32Array;
-  batch: number;
-}
-
 interface Backendish {
   dataIdMap?: { get(id: unknown): { memoryOffset?: number } | undefined };
   data?: { get(id: unknown): { values?: unknown } | undefined };

@@ -13,11 +13,11 @@ import { resolveSelector, toSelector, type RowGeometry } from '../interventions/
 import type { InterventionSpec, PatchSpec, SourceRun } from '../interventions/types';
 import { greedyDecode, type DecodeState } from '../models/decode';
 import { disposeCache, type KVCache } from '../models/decoder';
-import { RunContext, type RunOptions } from '../models/hooks';
+import { RunContext } from '../models/hooks';
 import type { Model, ModelInputs } from '../models/model';
 import { chunks, padId, rowInputs } from './batch';
 import type { RunCheckpoint, Row } from './checkpoint';
-import { lastRows, type CleanState } from './clean-state';
+import { lastRows } from './clean-state';
 import { eosSet } from './greedy';
 import { planJob, type PatchJob, type Plan } from './plan';
 

@@ -3,7 +3,6 @@
 // (fixture A's weights with image_token_index 4). The numbers mean nothing; the path must work.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';

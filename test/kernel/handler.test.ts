@@ -7,7 +7,6 @@ import type { CellRunner, RunOutcome } from '../../kernel/cell-runner';
 import { errorContent } from '../../kernel/display';
 import { currentSignal } from '../../kernel/execution';
 import { KernelHandler } from '../../kernel/handler';
-import type { Library } from '../../kernel/library';
 import { defaultMagics } from '../../kernel/magics';
 import { widgets } from '../../kernel/widgets';
 import * as fake from './fixtures/fake-library';

@@ -13,7 +13,8 @@ import { ConfigError, InputError } from '../../src/errors';
 import type { ChwImage } from '../../src/io/image';
 import { batchQwen2VL, qwen2vlPatchify, qwenImageLayout } from '../../src/io/processors';
 import { loadModelFromDir } from '../../src/models/load';
-import { Qwen2VLModel, qwen2VLRopeIndex } from '../../src/models/qwen2-vl/model';
+import { Qwen2VLModel } from '../../src/models/qwen2-vl/model';
+import { qwen2VLRopeIndex } from '../../src/models/qwen2-vl/rope-index';
 import { fixture, flat, maxDiff, readJson } from './helpers';
 
 const DIR = fixture('qwen2vl_tiny_D');
