@@ -40,6 +40,7 @@ export * from './models/pixtral/model';
 export { PixtralVisionModel, pixtralRopeTables } from './models/pixtral/vision';
 export { parsePixtralConfig, parsePixtralVisionConfig, isPixtralConfig, type PixtralConfig, type PixtralVisionConfig } from './models/pixtral/config';
 export * from './models/streaming';
+export * from './models/memory-plan';
 export * from './data/popvqa';
 export * from './data/answer-match';
 export * from './data/stats';

@@ -3,7 +3,7 @@
 // reuses LLaVA's model class (a real family has its own file under src/models/ with its config, parts and model).
 import { LlavaModel } from '../../src/models/llava/model';
 import type { Family } from '../../src/models/load';
-import { DEFAULT_STREAM_RULES } from '../../src/models/streaming';
+import { DEFAULT_STREAM_RULES } from '../../src/models/memory-plan';
 
 export const toyVlm: Family = {
   // Reads config.json and the weights (checked both ways against the config) into a hookable model.

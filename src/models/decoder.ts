@@ -6,8 +6,8 @@ import type { DecoderConfig } from './config';
 import { toF32 } from '../io/dtype';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
 import { applyRope, batchedAttention, gatedMlp, linear, rmsNorm } from './layers';
+import { checkActivations, type MemoryPlan } from './memory-plan';
 import {
-  checkActivations,
   hostRowsTransposed,
   memoryPlanOf,
   readHost,
@@ -15,7 +15,6 @@ import {
   streamedProvider,
   uploadHost,
   type HostTensor,
-  type MemoryPlan,
   type WeightProvider,
 } from './streaming';
 import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';

@@ -14,7 +14,8 @@ import { PixtralModel } from './pixtral/model';
 import { MllamaModel } from './mllama/model';
 import { Qwen2VLModel } from './qwen2-vl/model';
 import { QWEN2_VL_STREAM_RULES, qwen2VLTextConfig } from './qwen2-vl/config';
-import { DEFAULT_STREAM_RULES, planMemory, resolveBudget, type MemoryPlan, type StreamableSource, type StreamRules } from './streaming';
+import { DEFAULT_STREAM_RULES, planMemory, resolveBudget, type MemoryPlan, type StreamRules } from './memory-plan';
+import type { StreamableSource } from './streaming';
 import type { WeightSource } from './weights';
 
 export interface LoadOptions {

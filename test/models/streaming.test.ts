@@ -13,7 +13,7 @@ import { openCheckpoint } from '../../src/io/checkpoint';
 import { CausalLM } from '../../src/models/causal-lm';
 import { loadModelFromDir, checkpointSource } from '../../src/models/load';
 import type { Model, ModelInputs } from '../../src/models/model';
-import { activationBytes, planMemory, resolveBudget, type MemoryPlan, type TensorInfo, type TextDims } from '../../src/models/streaming';
+import { activationBytes, planMemory, resolveBudget, type MemoryPlan, type TensorInfo, type TextDims } from '../../src/models/memory-plan';
 import { fixture, maxDiff, pixels, readJson } from './helpers';
 import { parseEngineConfig, setEngineConfig } from '../../src/engine/config';
 

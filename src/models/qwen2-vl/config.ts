@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '../../errors';
 import { field, parseDecoderConfig, type DecoderConfig } from '../config';
 import { activation } from '../layers';
-import { DEFAULT_STREAM_RULES, type StreamRules } from '../streaming';
+import { DEFAULT_STREAM_RULES, type StreamRules } from '../memory-plan';
 
 type Json = Record<string, unknown>;
 
