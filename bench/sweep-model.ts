@@ -1,7 +1,7 @@
 // A small LLaVA-shaped model (12 decoder layers by default) with random weights, built in memory with
 // memorySource: the bench needs no checkpoint on disk (bench/sweep.ts).
 import { parseLlavaConfig, LlavaModel } from '../src/models/llava/model';
-import { decoderExpected } from '../src/models/decoder';
+import { decoderExpected } from '../src/models/decoder-weights';
 import { vitExpected } from '../src/models/vit';
 import { memorySource } from '../src/models/weights';
 import { randomArray } from './lib';

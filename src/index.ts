@@ -29,6 +29,7 @@ export * from './models/hooks';
 export * from './models/load';
 export * from './models/weights';
 export * from './models/decoder';
+export * from './models/decoder-weights';
 export * from './models/llava/model';
 export * from './models/causal-lm';
 export * from './models/llava-next/model';

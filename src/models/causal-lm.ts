@@ -1,7 +1,8 @@
 // Text-only decoder LMs (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM): the "backbone" a VLM is built on.
 
 import { parseDecoderConfig } from './config';
-import { Decoder, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from './decoder';
+import { Decoder, decoderHookNames, positionsFromMask } from './decoder';
+import { disposeDecoderWeights, loadDecoderWeights } from './decoder-weights';
 import type { HookPointInfo, RunContext } from './hooks';
 import { ModelBase, toInt32, type Embedded, type ModelInputs } from './model';
 import type { WeightSource } from './weights';

@@ -1,62 +1,18 @@
 // The decoder-only language model shared by every family: Llama / Mistral / Qwen2 (and Qwen2-VL's text
 // model with M-RoPE). RMSNorm, rotate-half RoPE, grouped-query attention, SwiGLU MLP, untied or tied head.
-// Attention runs per (row, kv group) as rank-2 matMuls: the fast path on wasm (engine.md).
+// Attention runs per (row, kv group) as rank-2 matMuls: the fast path on wasm (engine.md). Which tensors it reads
+// and how they are held (resident or streamed): ./decoder-weights.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
 import { toF32 } from '../io/dtype';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
 import { applyRope, batchedAttention, gatedMlp, linear, rmsNorm } from './layers';
-import { checkActivations, type MemoryPlan } from './memory-plan';
-import {
-  hostRowsTransposed,
-  memoryPlanOf,
-  readHost,
-  residentProvider,
-  streamedProvider,
-  uploadHost,
-  type HostTensor,
-  type WeightProvider,
-} from './streaming';
-import { checkWeights, readTensor, type Expected, type WeightSource } from './weights';
+import type { DecoderLayerWeights, DecoderWeights } from './decoder-weights';
+import { checkActivations } from './memory-plan';
+import type { HostTensor } from './streaming';
 
 /** Finite "minus infinity": fully masked rows stay finite (no NaN leaking through 0 * NaN at pad positions). */
 export const MASK_NEG = -1e30;
-
-
-export interface DecoderLayerWeights {
-  inputNorm: tf.Tensor;
-  /**
-   * [D, H * hd], [D, KV * hd], [D, KV * hd]: three products, not one fused product and a split, which is a
-   * strided copy once B > 1 (layers.ts gatedMlp; issue 20).
-   */
-  q: tf.Tensor;
-  k: tf.Tensor;
-  v: tf.Tensor;
-  qBias: tf.Tensor | null;
-  kBias: tf.Tensor | null;
-  vBias: tf.Tensor | null;
-  /** [H * hd, D] */
-  o: tf.Tensor;
-  postNorm: tf.Tensor;
-  /** [D, I] each (two products beat one fused product and a split: layers.ts gatedMlp). */
-  gate: tf.Tensor;
-  up: tf.Tensor;
-  /** [I, D] */
-  down: tf.Tensor;
-}
-
-export interface DecoderWeights {
-  /** [V, D] on the device; null when streaming (rows are then gathered from `embedHost`). */
-  embed: tf.Tensor | null;
-  embedHost: HostTensor | null;
-  /** Layer weights, asked for layer by layer: resident tensors, or uploaded per use when streaming. */
-  layers: WeightProvider<DecoderLayerWeights>;
-  norm: tf.Tensor;
-  /** Head [D, V] as vocabulary-column chunks [D, V_c] (one chunk when resident; the transposed embedding when tied). */
-  head: WeightProvider<tf.Tensor>;
-  /** The memory plan the weights were loaded under (absent for in-memory sources). */
-  memory?: MemoryPlan;
-}
 
 /** Keys and values of every layer after RoPE, [B, KV, S, hd], plus the key padding mask [B][S]. */
 export interface KVCache {
@@ -75,14 +31,6 @@ export interface CrossLayers {
   run(i: number, x: tf.Tensor, ctx: RunContext, offset: number): tf.Tensor;
   /** Frees what the run kept across tidy scopes (keys/values cached for generation). */
   dispose(): void;
-}
-
-/** Loading options for decoders whose stack is not all self-attention layers, or whose embedding has extra rows. */
-export interface DecoderLayout {
-  /** Layer indices the family loads and runs itself (see CrossLayers); the decoder holds no weights for them. */
-  crossLayers?: readonly number[];
-  /** Rows of the embedding table when it differs from vocab_size (mllama: + 8 image/special rows). */
-  embedRows?: number;
 }
 
 export interface DecoderRun {
@@ -116,148 +64,6 @@ export function decoderHookNames(cfg: DecoderConfig): HookPointInfo[] {
     { name: 'lm.final_norm', axes: ['batch', 'pos', 'd_model'], part: 'lm' },
     { name: 'lm.logits', axes: ['batch', 'pos', 'vocab'], part: 'lm' },
   ];
-}
-
-/** HF tensor names and shapes the decoder needs, under `prefix` ("model." or "language_model.model."). */
-export function decoderExpected(cfg: DecoderConfig, prefix: string, headName: string, layout: DecoderLayout = {}): Expected[] {
-  const { hiddenSize: D, intermediateSize: I, numHeads: H, numKvHeads: KV, headDim: hd, vocabSize: V } = cfg;
-  const out: Expected[] = [{ name: `${prefix}embed_tokens.weight`, shape: [layout.embedRows ?? V, D] }];
-  for (let i = 0; i < cfg.numLayers; i++) {
-    if (layout.crossLayers?.includes(i)) continue;
-    const p = `${prefix}layers.${i}.`;
-    out.push(
-      { name: `${p}input_layernorm.weight`, shape: [D] },
-      { name: `${p}self_attn.q_proj.weight`, shape: [H * hd, D] },
-      { name: `${p}self_attn.k_proj.weight`, shape: [KV * hd, D] },
-      { name: `${p}self_attn.v_proj.weight`, shape: [KV * hd, D] },
-      { name: `${p}self_attn.o_proj.weight`, shape: [D, H * hd] },
-      { name: `${p}post_attention_layernorm.weight`, shape: [D] },
-      { name: `${p}mlp.gate_proj.weight`, shape: [I, D] },
-      { name: `${p}mlp.up_proj.weight`, shape: [I, D] },
-      { name: `${p}mlp.down_proj.weight`, shape: [D, I] },
-    );
-    if (cfg.qkvBias)
-      out.push(
-        { name: `${p}self_attn.q_proj.bias`, shape: [H * hd] },
-        { name: `${p}self_attn.k_proj.bias`, shape: [KV * hd] },
-        { name: `${p}self_attn.v_proj.bias`, shape: [KV * hd] },
-      );
-  }
-  out.push({ name: `${prefix}norm.weight`, shape: [D] });
-  if (!cfg.tieWordEmbeddings) out.push({ name: headName, shape: [V, D] });
-  return out;
-}
-
-/** Buffers some exporters save next to the weights; not parameters, never read. */
-const DECODER_EXTRA = [/\.rotary_emb\.inv_freq$/];
-
-export function loadDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, layout: DecoderLayout = {}): DecoderWeights {
-  // Both ways: a tensor under the decoder's own names that the config does not explain (a 4th layer when the
-  // config says 3) is reported with the missing ones, in one error (issue 13). Layers the family runs itself
-  // (cross-attention layers) are checked by the family.
-  const own = (layout.crossLayers ?? []).map((i) => new RegExp(`^${prefix.replace(/\./g, '\\.')}layers\\.${i}\\.`));
-  checkWeights(src, decoderExpected(cfg, prefix, headName, layout), [`${prefix}layers.`, `${prefix}embed_tokens.`, `${prefix}norm.`], [...DECODER_EXTRA, ...own]);
-  const memory = memoryPlanOf(src);
-  if (memory?.stream) return loadStreamedDecoderWeights(src, cfg, prefix, headName, memory, layout);
-  // Sparse where the family runs its own layers (the providers never acquire those indices).
-  const layers: DecoderLayerWeights[] = new Array(cfg.numLayers);
-  for (let i = 0; i < cfg.numLayers; i++) {
-    if (layout.crossLayers?.includes(i)) continue;
-    const p = `${prefix}layers.${i}.`;
-    const a = `${p}self_attn.`;
-    layers[i] = {
-      inputNorm: readTensor(src, `${p}input_layernorm.weight`),
-      q: readTensor(src, `${a}q_proj.weight`, true),
-      k: readTensor(src, `${a}k_proj.weight`, true),
-      v: readTensor(src, `${a}v_proj.weight`, true),
-      qBias: cfg.qkvBias ? readTensor(src, `${a}q_proj.bias`) : null,
-      kBias: cfg.qkvBias ? readTensor(src, `${a}k_proj.bias`) : null,
-      vBias: cfg.qkvBias ? readTensor(src, `${a}v_proj.bias`) : null,
-      o: readTensor(src, `${a}o_proj.weight`, true),
-      postNorm: readTensor(src, `${p}post_attention_layernorm.weight`),
-      gate: readTensor(src, `${p}mlp.gate_proj.weight`, true),
-      up: readTensor(src, `${p}mlp.up_proj.weight`, true),
-      down: readTensor(src, `${p}mlp.down_proj.weight`, true),
-    };
-  }
-  const embed = readTensor(src, `${prefix}embed_tokens.weight`);
-  const lmHead = cfg.tieWordEmbeddings ? tf.transpose(embed) : readTensor(src, headName, true);
-  return {
-    embed,
-    embedHost: null,
-    layers: residentProvider(layers, freeLayer),
-    norm: readTensor(src, `${prefix}norm.weight`),
-    head: residentProvider([lmHead], (t) => t.dispose()),
-    memory,
-  };
-}
-
-function freeLayer(l: DecoderLayerWeights): void {
-  tf.dispose(Object.values(l).filter((t): t is tf.Tensor => t !== null));
-}
-
-type HostLayer = { [K in keyof DecoderLayerWeights]: HostTensor | null };
-
-/**
- * Streaming: every layer is kept in stored precision on the host, already transposed and fused like the
- * resident tensors (so an upload is one dtype conversion), the embedding table stays on the host, and the
- * head is cut into vocabulary chunks no bigger than a layer. Values are identical to the resident path.
- */
-function loadStreamedDecoderWeights(src: WeightSource, cfg: DecoderConfig, prefix: string, headName: string, memory: MemoryPlan, layout: DecoderLayout): DecoderWeights {
-  const host: HostLayer[] = new Array(cfg.numLayers);
-  for (let i = 0; i < cfg.numLayers; i++) {
-    if (layout.crossLayers?.includes(i)) continue;
-    const p = `${prefix}layers.${i}.`;
-    const a = `${p}self_attn.`;
-    host[i] = {
-      inputNorm: readHost(src, `${p}input_layernorm.weight`),
-      q: readHost(src, `${a}q_proj.weight`, true),
-      k: readHost(src, `${a}k_proj.weight`, true),
-      v: readHost(src, `${a}v_proj.weight`, true),
-      qBias: cfg.qkvBias ? readHost(src, `${a}q_proj.bias`) : null,
-      kBias: cfg.qkvBias ? readHost(src, `${a}k_proj.bias`) : null,
-      vBias: cfg.qkvBias ? readHost(src, `${a}v_proj.bias`) : null,
-      o: readHost(src, `${a}o_proj.weight`, true),
-      postNorm: readHost(src, `${p}post_attention_layernorm.weight`),
-      gate: readHost(src, `${p}mlp.gate_proj.weight`, true),
-      up: readHost(src, `${p}mlp.up_proj.weight`, true),
-      down: readHost(src, `${p}mlp.down_proj.weight`, true),
-    };
-  }
-  const embedHost = readHost(src, `${prefix}embed_tokens.weight`);
-  const headRows = cfg.tieWordEmbeddings ? embedHost : readHost(src, headName); // [V, D]
-  const { vocabSize: V, hiddenSize: D } = cfg;
-  const chunkCols = Math.max(1, Math.min(V, Math.floor(memory.unitBytes / (4 * D)) || V));
-  const chunks: HostTensor[] = [];
-  for (let v0 = 0; v0 < V; v0 += chunkCols) chunks.push(hostRowsTransposed(headRows, v0, Math.min(V, v0 + chunkCols)));
-  const upLayer = (h: HostLayer): DecoderLayerWeights => ({
-    inputNorm: uploadHost(h.inputNorm!),
-    q: uploadHost(h.q!),
-    k: uploadHost(h.k!),
-    v: uploadHost(h.v!),
-    qBias: h.qBias ? uploadHost(h.qBias) : null,
-    kBias: h.kBias ? uploadHost(h.kBias) : null,
-    vBias: h.vBias ? uploadHost(h.vBias) : null,
-    o: uploadHost(h.o!),
-    postNorm: uploadHost(h.postNorm!),
-    gate: uploadHost(h.gate!),
-    up: uploadHost(h.up!),
-    down: uploadHost(h.down!),
-  });
-  return {
-    embed: null,
-    embedHost,
-    layers: streamedProvider(host, upLayer, freeLayer),
-    norm: readTensor(src, `${prefix}norm.weight`),
-    head: streamedProvider(chunks, uploadHost, (t) => t.dispose()),
-    memory,
-  };
-}
-
-export function disposeDecoderWeights(w: DecoderWeights): void {
-  w.layers.dispose();
-  w.head.dispose();
-  tf.dispose([w.norm, ...(w.embed ? [w.embed] : [])]);
 }
 
 /** Additive causal + key-padding mask [B, 1, T, S] for queries at cache offsets offset..offset+T-1. */

@@ -3,7 +3,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, InputError } from '../../errors';
 import { field, parseDecoderConfig, parseVisionConfig, type DecoderConfig, type VisionConfig } from '../config';
-import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from '../decoder';
+import { Decoder, decoderHookNames, positionsFromMask } from '../decoder';
+import { decoderExpected, disposeDecoderWeights, loadDecoderWeights } from '../decoder-weights';
 import { RunContext, type HookPointInfo } from '../hooks';
 import { activation, linear } from '../layers';
 import { clipImageLayout, clipPreprocess, llava15ProcessorConfig, parseClipProcessorConfig } from '../../io/processors';

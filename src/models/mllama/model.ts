@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, InputError } from '../../errors';
 import { mllamaCrossAttentionMask } from '../../io/processors';
-import { Decoder, decoderExpected, disposeDecoderWeights, loadDecoderWeights, positionsFromMask } from '../decoder';
+import { Decoder, positionsFromMask } from '../decoder';
+import { decoderExpected, disposeDecoderWeights, loadDecoderWeights } from '../decoder-weights';
 import { RunContext, decoderHookPoints, type HookPointInfo } from '../hooks';
 import { linear } from '../layers';
 import { ModelBase, toInt32, type Embedded, type ImageInput, type ModelInputs } from '../model';

@@ -8,7 +8,8 @@ import { pixtralImageLayout, pixtralPatchOffsets, type PixtralImageLayout } from
 import { parsePixtralProcessorConfig, pixtralImageTokenIds, pixtralPreprocess, pixtralProcessorConfig } from '../../io/processors';
 import { ConfigError } from '../../errors';
 import type { ImagePrep, PrepAssets } from '../image-prep';
-import { Decoder, decoderExpected, decoderHookNames, disposeDecoderWeights, loadDecoderWeights } from '../decoder';
+import { Decoder, decoderHookNames } from '../decoder';
+import { decoderExpected, disposeDecoderWeights, loadDecoderWeights } from '../decoder-weights';
 import { RunContext, type HookPointInfo } from '../hooks';
 import { applyProjector, embedWithImageFeatures, loadProjector, projectorExpected, type ProjectorWeights } from '../llava/model';
 import { ModelBase, type Embedded, type ModelInputs } from '../model';
