@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { initEngine, shutdownEngine } from '../engine/backend';
-import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentResult } from '../experiments';
+import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentKind, type ResultOf, type SpecInput } from '../experiments';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 
 export interface ContrastOptions {
@@ -54,10 +54,11 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
   const out: Record<string, unknown> = { model: o.model, layers: model.numLayers, answerPrior: answerPrior(o.data) };
   const backbone = backboneDirOf(o.model);
   const hasBackbone = backbone !== null;
-  const run = async (spec: { kind: string; [field: string]: unknown }): Promise<ExperimentResult | null> => {
-    if (o.only && !o.only.includes(spec.kind as string)) return null;
+  // Typed by kind (ResultOf): the summaries' fields are read as the experiments define them.
+  const run = async <K extends ExperimentKind>(spec: SpecInput<K>): Promise<ResultOf<K> | null> => {
+    if (o.only && !o.only.includes(spec.kind)) return null;
     const t = performance.now();
-    const r = await runExperiment({ version: 1, ...spec }, { model, data: o.data });
+    const r = await runExperiment<K>({ version: 1, ...spec }, { model, data: o.data });
     o.log?.(`${spec.kind} ${((performance.now() - t) / 1000).toFixed(1)} s`);
     return r;
   };
@@ -67,22 +68,22 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     out.allEntities = o.allEntities ?? false;
     const gap = await run({ kind: 'recall-gap', limit: o.limit, ...all, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (gap) {
-      const s = gap.summary as Record<string, any>;
+      const s = gap.summary;
       // Identification = hop 1 alone: the share of sampled entities named from an unseen view.
-      const identification = typeof s.identified === 'number' && s.entitiesTried ? s.identified / s.entitiesTried : null;
-      out.recallGap = { entitiesTried: s.entitiesTried, identified: s.identified, identification, entities: s.entities, backboneAcc: s.backbone?.accuracy ?? s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
+      const identification = s.identified !== null && s.entitiesTried ? s.identified / s.entitiesTried : null;
+      out.recallGap = { entitiesTried: s.entitiesTried, identified: s.identified, identification, entities: s.entities, backboneAcc: s.backboneAcc, textAcc: s.textAcc, imageAcc: s.imageAcc, drop: s.drop, pValue: s.pValue };
       out.recallGapSummary = s;
     }
     for (const position of ['last', 'last-image'] as const) {
       const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both' });
       if (probe) {
-        const s = probe.summary as Record<string, any>;
-        const curves = { text: s.curves?.text ?? s.text, image: s.curves?.image ?? s.image };
+        const s = probe.summary;
+        const curves = { text: s.text, image: s.image };
         out[`probe:${position}`] = { curves, textResolved: resolutionLayer(curves.text), imageResolved: resolutionLayer(curves.image), summary: s };
       }
     }
     const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)), ...allPairs });
-    if (cp) out.crossPatch = { switchLayer: (cp.summary as Record<string, unknown>).switchLayer, summary: cp.summary };
+    if (cp) out.crossPatch = { switchLayer: cp.summary.switchLayer, summary: cp.summary };
     const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), ...allPairs, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (rec) out.recovery = rec.summary;
   } finally {
