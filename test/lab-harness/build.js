@@ -8,6 +8,10 @@
 //
 // Asset handling (CSS, SVG, fonts) is @jupyterlab/builder's base webpack config, and the settings schemas and
 // the theme come from its Build.ensureAssets, as in a JupyterLab build; the rest is ~100 lines of our own.
+// A second entry, notebook.js, is the Jupyter Notebook 7 page (/notebooks/<path>, served by server.py): Notebook 7's
+// NotebookApp and shell (@jupyter-notebook/application) with the plugins its own app loads on that page
+// (package.json "notebook7", the jupyter/notebook app's choice restricted to what is installed here), on the same
+// core bundle and share scope, so the same prebuilt hopscope extension runs in both.
 // Usage: node build.js            (skips the build when ./app is newer than package-lock.json and this file)
 //        node build.js --force
 'use strict';
@@ -30,8 +34,8 @@ function upToDate() {
 }
 
 /** Each extension package's plugin module, from its own package.json (as JupyterLab's build reads it). */
-function extensionModules() {
-  return pkg.jupyterlab.extensions.map((name) => {
+function extensionModules(names) {
+  return names.map((name) => {
     const meta = require(`${name}/package.json`);
     const ext = meta.jupyterlab && meta.jupyterlab.extension;
     if (!ext) throw new Error(`${name} declares no jupyterlab.extension`);
@@ -50,7 +54,7 @@ function sharedPackages() {
     const meta = JSON.parse(fs.readFileSync(path.join(nm, name, 'package.json'), 'utf8'));
     shared[name] = { singleton: true, requiredVersion: `^${meta.version}` };
   };
-  for (const scope of ['@jupyterlab', '@lumino', '@jupyter-widgets', '@jupyter', '@codemirror', '@lezer']) {
+  for (const scope of ['@jupyterlab', '@jupyter-notebook', '@lumino', '@jupyter-widgets', '@jupyter', '@codemirror', '@lezer']) {
     if (!fs.existsSync(path.join(nm, scope))) continue;
     for (const name of fs.readdirSync(path.join(nm, scope))) {
       // builder is a build tool; nothing at run time imports it.
@@ -77,9 +81,7 @@ function writeEntry() {
   fs.rmSync(GEN, { recursive: true, force: true });
   fs.mkdirSync(GEN, { recursive: true });
   // bootstrap.js runs first: it must not import anything shared, since the share scope is not filled yet.
-  fs.writeFileSync(
-    path.join(GEN, 'bootstrap.js'),
-    `/* global __webpack_init_sharing__, __webpack_share_scopes__ */
+  const bootstrap = (entry) => `/* global __webpack_init_sharing__, __webpack_share_scopes__ */
 const config = JSON.parse(document.getElementById('jupyter-config-data').textContent || '{}');
 // eslint-disable-next-line no-undef
 __webpack_public_path__ = config.fullStaticUrl + '/';
@@ -104,12 +106,13 @@ async function loadFederated(ext) {
   const federated = config.federated_extensions || [];
   const loaded = await Promise.allSettled(federated.map(loadFederated));
   loaded.forEach((r) => r.status === 'rejected' && console.error(r.reason));
-  const { main } = await import('./index.js');
+  const { main } = await import('./${entry}');
   await main(federated.filter((e, i) => loaded[i].status === 'fulfilled'));
 })();
-`,
-  );
-  const imports = extensionModules()
+`;
+  fs.writeFileSync(path.join(GEN, 'bootstrap.js'), bootstrap('index.js'));
+  fs.writeFileSync(path.join(GEN, 'bootstrap-notebook.js'), bootstrap('notebook.js'));
+  const imports = extensionModules(pkg.jupyterlab.extensions)
     .map((m) => `  import(${JSON.stringify(m)}),`)
     .join('\n');
   fs.writeFileSync(
@@ -148,6 +151,47 @@ ${imports}
 }
 `,
   );
+  const nbPackages = Object.keys(pkg.notebook7);
+  const nbImports = extensionModules(nbPackages)
+    .map((m) => `  import(${JSON.stringify(m)}),`)
+    .join('\n');
+  fs.writeFileSync(
+    path.join(GEN, 'notebook.js'),
+    `import { NotebookApp } from '@jupyter-notebook/application';
+import { PageConfig } from '@jupyterlab/coreutils';
+import './style.js';
+
+// Per package: true (all its plugins) or the plugin ids Notebook 7 loads on its notebook page.
+const CHOSEN = ${JSON.stringify(pkg.notebook7)};
+const PACKAGES = ${JSON.stringify(nbPackages)};
+
+function pluginsOf(mod, chosen) {
+  const exported = mod && Object.prototype.hasOwnProperty.call(mod, '__esModule') ? mod.default : mod;
+  return (Array.isArray(exported) ? exported : [exported]).filter(
+    (p) => (chosen === true || chosen.includes(p.id)) && !PageConfig.Extension.isDisabled(p.id),
+  );
+}
+
+export async function main(federated) {
+  const plugins = [];
+  (await Promise.all([
+${nbImports}
+  ])).forEach((mod, i) => plugins.push(...pluginsOf(mod, CHOSEN[PACKAGES[i]])));
+  for (const ext of federated) {
+    if (!ext.extension) continue;
+    const factory = await window._JUPYTERLAB[ext.name].get(ext.extension);
+    plugins.push(...pluginsOf(factory(), true));
+  }
+  const app = new NotebookApp();
+  app.registerPlugins(plugins);
+  await app.start();
+  await app.restored;
+  // The tests wait on this instead of a fixed sleep.
+  document.body.dataset.hopscopeLab = 'ready';
+  window.hopscopeLab = app;
+}
+`,
+  );
 }
 
 async function main() {
@@ -159,13 +203,14 @@ async function main() {
   fs.rmSync(APP, { recursive: true, force: true });
   fs.mkdirSync(APP, { recursive: true });
   writeEntry();
-  const themeConfigs = Build.ensureAssets({ packageNames: pkg.jupyterlab.extensions, output: GEN, schemaOutput: APP, themeOutput: APP });
+  const packageNames = [...new Set([...pkg.jupyterlab.extensions, ...Object.keys(pkg.notebook7)])];
+  const themeConfigs = Build.ensureAssets({ packageNames, output: GEN, schemaOutput: APP, themeOutput: APP });
   const core = {
     ...baseConfig,
     mode: 'production',
     devtool: false,
-    entry: path.join(GEN, 'bootstrap.js'),
-    output: { path: path.join(APP, 'static'), filename: 'bundle.js', chunkFilename: '[name].[contenthash].js', hashFunction: 'sha256' },
+    entry: { bundle: path.join(GEN, 'bootstrap.js'), notebook: path.join(GEN, 'bootstrap-notebook.js') },
+    output: { path: path.join(APP, 'static'), filename: '[name].js', chunkFilename: '[name].[contenthash].js', hashFunction: 'sha256' },
     // Minifying ~10 MB of JupyterLab costs minutes on 2 cores and buys nothing for a local test page.
     optimization: { minimize: false },
     performance: { hints: false },

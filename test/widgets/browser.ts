@@ -94,7 +94,7 @@ export async function launch(opts: { allow?: (url: string) => boolean } = {}): P
     return route.abort();
   });
   const page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}\n${e.stack ?? ''}`.trimEnd()));
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
   });
