@@ -112,12 +112,20 @@ async function loadFederated(ext) {
 `;
   fs.writeFileSync(path.join(GEN, 'bootstrap.js'), bootstrap('index.js'));
   fs.writeFileSync(path.join(GEN, 'bootstrap-notebook.js'), bootstrap('notebook.js'));
-  const imports = extensionModules(pkg.jupyterlab.extensions)
+  fs.writeFileSync(path.join(GEN, 'index.js'), appEntry('JupyterLab', '@jupyterlab/application', Object.fromEntries(pkg.jupyterlab.extensions.map((p) => [p, true]))));
+  fs.writeFileSync(path.join(GEN, 'notebook.js'), appEntry('NotebookApp', '@jupyter-notebook/application', pkg.notebook7));
+}
+
+/**
+ * An application's entry: `chosen` maps each extension package to true (all its plugins) or the plugin ids to
+ * load; prebuilt (federated) extensions bring all of theirs.
+ */
+function appEntry(appClass, appPackage, chosen) {
+  const packages = Object.keys(chosen);
+  const imports = extensionModules(packages)
     .map((m) => `  import(${JSON.stringify(m)}),`)
     .join('\n');
-  fs.writeFileSync(
-    path.join(GEN, 'index.js'),
-    `import { JupyterLab } from '@jupyterlab/application';
+  return `import { ${appClass} } from '${appPackage}';
 import { PageConfig } from '@jupyterlab/coreutils';
 import './style.js';
 
@@ -125,64 +133,27 @@ import './style.js';
 // contents, language servers, metadata forms, consoles, file editors); JupyterLab would log each as "failed to
 // activate".
 const LEFT_OUT = ${JSON.stringify(LEFT_OUT)};
-
-function pluginsOf(mod) {
-  const exported = mod && Object.prototype.hasOwnProperty.call(mod, '__esModule') ? mod.default : mod;
-  return (Array.isArray(exported) ? exported : [exported]).filter((p) => !LEFT_OUT.includes(p.id) && !PageConfig.Extension.isDisabled(p.id));
-}
-
-export async function main(federated) {
-  const plugins = [];
-  for (const mod of await Promise.all([
-${imports}
-  ])) plugins.push(...pluginsOf(mod));
-  for (const ext of federated) {
-    if (!ext.extension) continue;
-    const factory = await window._JUPYTERLAB[ext.name].get(ext.extension);
-    plugins.push(...pluginsOf(factory()));
-  }
-  const lab = new JupyterLab();
-  lab.registerPlugins(plugins);
-  await lab.start();
-  await lab.restored;
-  // The tests wait on this instead of a fixed sleep.
-  document.body.dataset.hopscopeLab = 'ready';
-  window.hopscopeLab = lab;
-}
-`,
-  );
-  const nbPackages = Object.keys(pkg.notebook7);
-  const nbImports = extensionModules(nbPackages)
-    .map((m) => `  import(${JSON.stringify(m)}),`)
-    .join('\n');
-  fs.writeFileSync(
-    path.join(GEN, 'notebook.js'),
-    `import { NotebookApp } from '@jupyter-notebook/application';
-import { PageConfig } from '@jupyterlab/coreutils';
-import './style.js';
-
-// Per package: true (all its plugins) or the plugin ids Notebook 7 loads on its notebook page.
-const CHOSEN = ${JSON.stringify(pkg.notebook7)};
-const PACKAGES = ${JSON.stringify(nbPackages)};
+const CHOSEN = ${JSON.stringify(chosen)};
+const PACKAGES = ${JSON.stringify(packages)};
 
 function pluginsOf(mod, chosen) {
   const exported = mod && Object.prototype.hasOwnProperty.call(mod, '__esModule') ? mod.default : mod;
   return (Array.isArray(exported) ? exported : [exported]).filter(
-    (p) => (chosen === true || chosen.includes(p.id)) && !PageConfig.Extension.isDisabled(p.id),
+    (p) => (chosen === true || chosen.includes(p.id)) && !LEFT_OUT.includes(p.id) && !PageConfig.Extension.isDisabled(p.id),
   );
 }
 
 export async function main(federated) {
   const plugins = [];
   (await Promise.all([
-${nbImports}
+${imports}
   ])).forEach((mod, i) => plugins.push(...pluginsOf(mod, CHOSEN[PACKAGES[i]])));
   for (const ext of federated) {
     if (!ext.extension) continue;
     const factory = await window._JUPYTERLAB[ext.name].get(ext.extension);
     plugins.push(...pluginsOf(factory(), true));
   }
-  const app = new NotebookApp();
+  const app = new ${appClass}();
   app.registerPlugins(plugins);
   await app.start();
   await app.restored;
@@ -190,8 +161,7 @@ ${nbImports}
   document.body.dataset.hopscopeLab = 'ready';
   window.hopscopeLab = app;
 }
-`,
-  );
+`;
 }
 
 async function main() {

@@ -122,6 +122,24 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
       undefined,
       WAIT,
     );
+  /** Waits until cell i's hopscope view has drawn its final data. */
+  const viewReady = (i: number) =>
+    page().waitForFunction(
+      `document.querySelectorAll('.jp-Notebook .jp-Cell')[${i}].querySelector('.hopscope-widget')?.dataset.hsStatus === 'ready'`,
+      undefined,
+      WAIT,
+    );
+  /** Clicks layer CLICKED_LAYER of cell i's layer-switch chart and returns the answer the view then shows. */
+  const clickForAnswer = async (i: number) => {
+    const c = `document.querySelectorAll('.jp-Notebook .jp-Cell')[${i}]`;
+    await clickLayer(page(), `${c}.querySelector('.hs-plot-layer-switch')`, CLICKED_LAYER);
+    await page().waitForFunction(`(() => { const t = ${c}.querySelector('.hs-answer-text'); return t && !t.closest('[hidden]') && t.textContent !== 'running…'; })()`, undefined, WAIT);
+    return (await page().evaluate(`(() => {
+      const c = ${c};
+      return { head: c.querySelector('.hs-answer-head').textContent, text: c.querySelector('.hs-answer-text').textContent,
+        details: (c.querySelector('.hs-answer pre') || { textContent: '{}' }).textContent };
+    })()`)) as { head: string; text: string; details: string };
+  };
   /** The kernel's kernel_info reply status, through JupyterLab's own kernel client in the page. */
   const kernelInfo = async (id: string) =>
     (await page().evaluate(`(async () => {
@@ -204,11 +222,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     );
     stamp('view drawn while the sweep runs');
     await finished(xp);
-    await page().waitForFunction(
-      `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hopscope-widget').dataset.hsStatus === 'ready'`,
-      undefined,
-      WAIT,
-    );
+    await viewReady(xp);
     const done = await cell(xp);
     assert.ok(done.widget && done.widget.draws >= 2, `redrawn as rows arrived (${done.widget?.draws} draws)`);
 
@@ -224,15 +238,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
 
   test('a mouse click on a layer runs that single patch and shows its answer', STEP, async () => {
     assert.ok(drawnBefore, 'the view exists');
-    const xp = 1;
-    await clickLayer(page(), `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-plot-layer-switch')`, CLICKED_LAYER);
-    const answer = `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-answer-text')`;
-    await page().waitForFunction(`(() => { const t = ${answer}; return t && !t.closest('[hidden]') && t.textContent !== 'running…'; })()`, undefined, WAIT);
-    const shown = (await page().evaluate(`(() => {
-      const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}];
-      return { head: c.querySelector('.hs-answer-head').textContent, text: c.querySelector('.hs-answer-text').textContent,
-        details: (c.querySelector('.hs-answer pre') || { textContent: '{}' }).textContent };
-    })()`)) as { head: string; text: string; details: string };
+    const shown = await clickForAnswer(1);
     assert.equal(shown.head, `layer ${CLICKED_LAYER}`);
     assert.ok(shown.text && !shown.text.startsWith('failed'), `answer: ${shown.text}\n${context()}`);
     const details = JSON.parse(shown.details) as { summary?: { layers?: number[] } };
@@ -327,12 +333,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     assert.equal(await kernelInfo(fresh.kernel.id), 'ok', 'the new kernel answers kernel_info');
     await openNotebook();
     stamp('reloaded');
-    await page().waitForFunction(
-      `(() => { const w = document.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelector('.hopscope-widget');
-        return w && w.dataset.hsStatus === 'ready'; })()`,
-      undefined,
-      WAIT,
-    );
+    await viewReady(1);
     const restored = await cell(1);
     assert.deepEqual(restored.widget?.x, drawnBefore.widget?.x);
     assert.deepEqual(restored.widget?.donor, drawnBefore.widget?.donor);
@@ -352,12 +353,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     await openNotebook(`${origin}/notebooks/t.ipynb`);
     stamp('Notebook 7 page open');
     assert.equal(await page().evaluate(`window.hopscopeLab.name`), 'Jupyter Notebook', 'the Notebook 7 application runs the page');
-    await page().waitForFunction(
-      `(() => { const w = document.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelector('.hopscope-widget');
-        return w && w.dataset.hsStatus === 'ready'; })()`,
-      undefined,
-      WAIT,
-    );
+    await viewReady(1);
     const saved = await cell(1);
     assert.deepEqual(saved.widget?.donor, drawnBefore.widget?.donor, 'the saved view, drawn by Notebook 7');
     const last = (await cellCount()) - 1;
@@ -367,19 +363,13 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     assert.match((await cell(load)).text, /loaded teaching \(llava\): 6 layers/, context());
     const xp = await runCell('%crosspatch --limit 6');
     await finished(xp);
-    await page().waitForFunction(
-      `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hopscope-widget')?.dataset.hsStatus === 'ready'`,
-      undefined,
-      WAIT,
-    );
+    await viewReady(xp);
     const drawn = await cell(xp);
     assert.deepEqual(drawn.widget?.x, [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(drawn.widget?.donor, drawnBefore.widget?.donor, 'the same sweep gives the same curve in either frontend');
-    await clickLayer(page(), `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-plot-layer-switch')`, CLICKED_LAYER);
-    const answer = `document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-answer-text')`;
-    await page().waitForFunction(`(() => { const t = ${answer}; return t && !t.closest('[hidden]') && t.textContent !== 'running…'; })()`, undefined, WAIT);
-    const head = (await page().evaluate(`document.querySelectorAll('.jp-Notebook .jp-Cell')[${xp}].querySelector('.hs-answer-head').textContent`)) as string;
-    assert.equal(head, `layer ${CLICKED_LAYER}`);
+    const shown = await clickForAnswer(xp);
+    assert.equal(shown.head, `layer ${CLICKED_LAYER}`);
+    assert.ok(shown.text && !shown.text.startsWith('failed'), `answer: ${shown.text}\n${context()}`);
     stamp('Notebook 7 view drawn and clicked');
     assert.deepEqual(unexpectedErrors((b?.errors ?? []).slice(labErrors.length), KNOWN_NOTEBOOK7), [], 'Notebook 7 page errors');
   });
