@@ -11,6 +11,20 @@ import * as tf from '@tensorflow/tfjs-core';
 interface EmscriptenModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
   tfjs?: Record<string, unknown>;
+  /** Emscripten's pthread bookkeeping (exported by this build): the worker_threads Workers behind the pool. */
+  PThread?: { runningWorkers?: { unref?(): void }[]; unusedWorkers?: { unref?(): void }[] };
+}
+
+/**
+ * Lets the process exit while the pool is alive. Emscripten refs a worker while it runs a pthread (its
+ * spawnThread: `worker.runPthread = () => { if (ENVIRONMENT_IS_NODE) worker.ref(); ... }`), and XNNPACK's
+ * pool threads run for the life of the backend, so a script that used the library never ended on its own
+ * (bench:load's children hung after printing their result). The pool threads wait on futexes in shared
+ * memory, not on the event loop, so an unref'd pool still works while the process runs.
+ */
+function unrefPool(module: EmscriptenModule): void {
+  const p = module.PThread;
+  for (const w of [...(p?.runningWorkers ?? []), ...(p?.unusedWorkers ?? [])]) w.unref?.();
 }
 type ModuleFactory = (cfg: Record<string, unknown>) => Promise<EmscriptenModule>;
 
@@ -91,7 +105,9 @@ export function registerThreadedWasm(threads: number, priority = 3): void {
           dispose: module.cwrap('dispose', null, []),
         };
         wasmPkg.setThreadsCount(threads);
-        return new wasmPkg.BackendWasm(module);
+        const backend = new wasmPkg.BackendWasm(module); // starts XNNPACK's pool (init_with_threads_count)
+        unrefPool(module);
+        return backend;
       } finally {
         osModule.cpus = realCpus;
       }

@@ -99,3 +99,29 @@ test('the native BLAS matMul is on by default when it builds and passes its self
     delete process.env.HOPSCOPE_NATIVE_MATMUL;
   }
 });
+
+test('a script that used the threaded wasm engine ends on its own (the pool does not hold the process)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  // No shutdownEngine and no process.exit: the process must end when its work is done, as a user's script does.
+  const script = `
+    const tf = require('@tensorflow/tfjs-core');
+    const b = require('./src/engine/backend');
+    (async () => {
+      const e = await b.initEngine({ backend: 'wasm', threads: 2 });
+      const y = tf.matMul(tf.ones([128, 128]), tf.ones([128, 128]));
+      console.log(JSON.stringify({ poolThreads: e.poolThreads, y: (await y.data())[0] }));
+    })();`;
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    cwd: path.resolve(__dirname, '../..'),
+    encoding: 'utf8',
+    env: { ...process.env, HOPSCOPE_NATIVE_MATMUL: 'off' },
+    timeout: 60_000, // named: before the fix the child never ended; 60 s is ~20x its run time under load
+  });
+  assert.equal(r.signal, null, `the child was still running after ${((Date.now() - t0) / 1000).toFixed(0)} s (killed by ${r.signal})`);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { poolThreads: number; y: number };
+  assert.equal(out.y, 128);
+  assert.equal(out.poolThreads, 2, 'the pool was really multi-threaded');
+});
