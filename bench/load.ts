@@ -26,7 +26,11 @@ async function child(dir: string): Promise<void> {
   const model = loadModelFromDir(dir, { streaming: 'never', plannedTokens: 276 });
   const seconds = (performance.now() - t0) / 1000;
   model.dispose();
-  console.log(JSON.stringify({ seconds, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  // VmHWM is this process image's own peak. getrusage's maxRSS is not: Linux carries the forked parent's
+  // high-water mark across exec, so it reported the bench parent's 2.3 GB (with the checkpoint it had just
+  // written and read) as the child's peak.
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  console.log(JSON.stringify({ seconds, maxRssBytes: hwm ? Number(hwm[1]) * 1024 : process.resourceUsage().maxRSS * 1024 }));
 }
 
 async function main(): Promise<void> {

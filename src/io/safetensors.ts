@@ -66,6 +66,12 @@ export interface ReadOptions {
    * fast matMul path wants `[in, out]`. Converting and transposing happen in one pass.
    */
   transpose2d?: boolean;
+  /**
+   * readF32 only: fill this array (exactly the tensor's element count) instead of allocating one. The loader
+   * passes a view of the tensor's final storage (the wasm heap), so the values are written once, where they
+   * stay: no second copy, no second set of freshly touched pages (issue 20, zero-copy loading).
+   */
+  into?: Float32Array;
 }
 
 /** A float tensor with 16-bit data left as stored (half the memory of F32, for weight streaming). */
@@ -176,7 +182,10 @@ export class SafetensorsFile {
     const e = this.entry(name);
     const dtype = this.floatDtype(e, 'readF32');
     const n = e.byteLength / DTYPE_BYTES[dtype];
-    const out = allocate(() => new Float32Array(n), `${this.path}: tensor '${name}' (${n} float32 values)`);
+    if (opts.into && opts.into.length !== n) {
+      throw new CheckpointError(`${this.path}: tensor '${name}' has ${n} values; the destination holds ${opts.into.length}`);
+    }
+    const out = opts.into ?? allocate(() => new Float32Array(n), `${this.path}: tensor '${name}' (${n} float32 values)`);
     if (opts.transpose2d) {
       const [rows, cols] = this.matrixShape(e);
       this.streamRows(e, dtype, rows, cols, (band, r0, nr) => convertTransposeRows(dtype, band, nr, cols, out, rows, r0));
@@ -194,7 +203,7 @@ export class SafetensorsFile {
     const e = this.entry(name);
     const dtype = this.floatDtype(e, 'readCompact');
     if (dtype === 'F32') {
-      const data = this.readF32(name, opts);
+      const data = this.readF32(name, { transpose2d: opts.transpose2d });
       return { dtype, shape: opts.transpose2d ? [e.shape[1], e.shape[0]] : [...e.shape], data };
     }
     const n = e.byteLength / 2;

@@ -105,7 +105,7 @@ export function checkpointSource(ckpt: Checkpoint, memory?: MemoryPlan): WeightS
   const src: StreamableSource = {
     origin: ckpt.dir,
     shape: (n) => (ckpt.has(n) ? ckpt.entry(n).shape : undefined),
-    f32: (n, transpose) => ckpt.readF32(n, { transpose2d: transpose }),
+    f32: (n, transpose, into) => ckpt.readF32(n, { transpose2d: transpose, into }),
     names: () => ckpt.names(),
     compact: (n, transpose) => ckpt.readCompact(n, { transpose2d: transpose }),
     memory,

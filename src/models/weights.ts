@@ -1,6 +1,7 @@
 // Where model weights come from (a checkpoint, random init, a training run) and strict loading:
 // every expected tensor is checked before any is read, and all problems are reported together.
 import * as tf from '@tensorflow/tfjs-core';
+import { filledTensor } from '../engine/filled';
 import { CheckpointError } from '../errors';
 
 export interface WeightSource {
@@ -8,8 +9,12 @@ export interface WeightSource {
   readonly origin: string;
   /** Shape of a tensor in HF layout, or undefined if absent. */
   shape(name: string): readonly number[] | undefined;
-  /** Values as float32; `transpose` turns a 2-D HF [out, in] weight into [in, out]. */
-  f32(name: string, transpose?: boolean): Float32Array;
+  /**
+   * Values as float32; `transpose` turns a 2-D HF [out, in] weight into [in, out]. With `into` (exactly the
+   * tensor's size) the values are written there and `into` is returned: the loader passes the tensor's final
+   * storage so nothing is copied twice.
+   */
+  f32(name: string, transpose?: boolean, into?: Float32Array): Float32Array;
   /** All tensor names (for "unexpected tensor" reports). */
   names(): string[];
 }
@@ -46,9 +51,11 @@ export function checkWeights(src: WeightSource, expected: Expected[], prefixes: 
 export function readTensor(src: WeightSource, name: string, transpose = false): tf.Tensor {
   const shape = src.shape(name);
   if (!shape) throw new CheckpointError(`${src.origin}: missing tensor ${name}`);
-  const data = src.f32(name, transpose);
   const s = transpose ? [shape[1], shape[0]] : [...shape];
-  return tf.tensor(data, s, 'float32');
+  return filledTensor(s, (dst) => {
+    const got = src.f32(name, transpose, dst);
+    if (got !== dst) dst.set(got); // a source that does not take `into` (it is optional) still loads right
+  });
 }
 
 /** Concatenates several HF [out_i, in] linears into one [in, sum(out_i)] weight (fused q/k/v, gate/up). */
@@ -72,12 +79,17 @@ export function memorySource(origin: string, tensors: Map<string, { shape: numbe
     origin,
     shape: (n) => tensors.get(n)?.shape,
     names: () => [...tensors.keys()],
-    f32(n, transpose) {
+    f32(n, transpose, into) {
       const t = tensors.get(n);
       if (!t) throw new CheckpointError(`${origin}: missing tensor ${n}`);
-      if (!transpose) return t.data;
+      if (into && into.length !== t.data.length) throw new CheckpointError(`${origin}: tensor ${n} has ${t.data.length} values; the destination holds ${into.length}`);
+      if (!transpose) {
+        if (!into) return t.data;
+        into.set(t.data);
+        return into;
+      }
       const [r, c] = t.shape;
-      const out = new Float32Array(r * c);
+      const out = into ?? new Float32Array(r * c);
       for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
       return out;
     },

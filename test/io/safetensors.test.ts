@@ -125,6 +125,22 @@ test('F32 data is read straight into the returned array; readBytes gives the raw
   });
 });
 
+test('readF32 into a given array: plain, transposed and BF16-converted reads fill it and return it; a wrong size is refused', () => {
+  for (const file of ['model.safetensors', 'model-bf16.safetensors']) {
+    openThen(path.join(FIXTURES, 'llava_tiny_A', file), (f) => {
+      const name = [...f.entries.keys()].find((n) => f.entry(n).shape.length === 2)!;
+      const n = f.entry(name).shape.reduce((a, b) => a * b, 1);
+      for (const transpose2d of [false, true]) {
+        const into = new Float32Array(n).fill(Number.NaN);
+        const got = f.readF32(name, { transpose2d, into });
+        assert.equal(got, into, 'the destination itself is returned');
+        assert.deepEqual(into, f.readF32(name, { transpose2d }), `${file} ${name} transpose2d=${transpose2d}`);
+      }
+      assertCheckpointError(() => f.readF32(name, { into: new Float32Array(n - 1) }), new RegExp(`'${name.replace(/\./g, '\\.')}' has ${n} values; the destination holds ${n - 1}`));
+    });
+  }
+});
+
 test('writeSafetensors → open round-trips mixed dtypes, scalars, empty tensors and metadata', () => {
   const tensors: Record<string, TensorToWrite> = {
     'b.half': { dtype: 'F16', shape: [3], data: new Uint16Array([0x3c00, 0xc000, 0x7c00]) },
