@@ -35,6 +35,8 @@ interface KernelRow {
 interface Profiled {
   wallMs: number;
   kernels: KernelRow[];
+  /** The same times by kernel and input shapes: which calls of a kernel cost (e.g. which Slice). */
+  byShape: KernelRow[];
   peakBytes: number;
 }
 
@@ -44,14 +46,19 @@ async function profiled(fn: () => void): Promise<Profiled> {
   const info = await tf.profile(fn);
   const wallMs = performance.now() - t0;
   const by = new Map<string, KernelRow>();
+  const byShape = new Map<string, KernelRow>();
   for (const k of info.kernels) {
-    const row = by.get(k.name) ?? { name: k.name, calls: 0, ms: 0, bytes: 0 };
-    row.calls++;
-    row.ms += Number(k.kernelTimeMs) || 0;
-    row.bytes += Math.max(0, k.bytesAdded);
-    by.set(k.name, row);
+    const shapes = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join(' ')} → ${k.outputShapes.map((s) => `[${s}]`).join(' ')}`;
+    for (const [map, key] of [[by, k.name], [byShape, shapes]] as const) {
+      const row = map.get(key) ?? { name: key, calls: 0, ms: 0, bytes: 0 };
+      row.calls++;
+      row.ms += Number(k.kernelTimeMs) || 0;
+      row.bytes += Math.max(0, k.bytesAdded);
+      map.set(key, row);
+    }
   }
-  return { wallMs, kernels: [...by.values()].sort((a, b) => b.ms - a.ms), peakBytes: info.peakBytes };
+  const sorted = (m: Map<string, KernelRow>) => [...m.values()].sort((a, b) => b.ms - a.ms);
+  return { wallMs, kernels: sorted(by), byShape: sorted(byShape), peakBytes: info.peakBytes };
 }
 
 function print(title: string, p: Profiled): number {
@@ -66,6 +73,10 @@ function print(title: string, p: Profiled): number {
   const rest = p.kernels.filter((k) => k.ms < p.wallMs * 0.002);
   if (rest.length) console.log(`| ${rest.length} other kernels | ${rest.reduce((a, k) => a + k.calls, 0)} | ${rest.reduce((a, k) => a + k.ms, 0).toFixed(0)} | ${((100 * rest.reduce((a, k) => a + k.ms, 0)) / p.wallMs).toFixed(1)}% | |`);
   console.log(`| outside kernels | | ${outside.toFixed(0)} | ${((100 * outside) / p.wallMs).toFixed(1)}% | |\n`);
+  console.log('| costliest calls by input shapes | calls | ms | share |');
+  console.log('|---|---|---|---|');
+  for (const k of p.byShape.slice(0, 8)) console.log(`| ${k.name} | ${k.calls} | ${k.ms.toFixed(0)} | ${((100 * k.ms) / p.wallMs).toFixed(1)}% |`);
+  console.log('');
   return outside / p.wallMs;
 }
 

@@ -38,11 +38,11 @@ function lastLogits(logits: tf.Tensor): Float32Array[] {
 /** Last-position logits of the target with the source patched in at each layer (one entry per layer). */
 export function naiveSweep(model: Model, s: SweepSpec): Float32Array[] {
   const L = model.numLayers;
-  const src = model.forward({ inputIds: [s.source] }, { cache: Array.from({ length: L }, (_, l) => pre(l)) });
+  const src = model.forward({ inputIds: [s.source] }, { cache: Array.from({ length: L }, (_, l) => pre(l)), logits: 'last' });
   const out: Float32Array[] = [];
   try {
     for (let l = 0; l < L; l++) {
-      const r = model.forward({ inputIds: [s.target] }, { hooks: { [pre(l)]: (v) => patchRows(v, src.cache.get(pre(l))!, s.positions) } });
+      const r = model.forward({ inputIds: [s.target] }, { hooks: { [pre(l)]: (v) => patchRows(v, src.cache.get(pre(l))!, s.positions) }, logits: 'last' });
       out.push(lastLogits(r.logits!)[0]);
       r.dispose();
     }
@@ -55,8 +55,10 @@ export function naiveSweep(model: Model, s: SweepSpec): Float32Array[] {
 export function scheduledSweep(model: Model, s: SweepSpec, group: number): Float32Array[] {
   const L = model.numLayers;
   const names = Array.from({ length: L }, (_, l) => pre(l));
-  const src = model.forward({ inputIds: [s.source] }, { cache: names });
-  const tgt = model.forward({ inputIds: [s.target] }, { cache: (n) => names.indexOf(n) % group === 0 });
+  // The clean runs are read for their caches only, and the sweep for its last position: the LM head runs on
+  // one row per run everywhere, as in the experiments' scheduler (issue 20).
+  const src = model.forward({ inputIds: [s.source] }, { cache: names, logits: 'last' });
+  const tgt = model.forward({ inputIds: [s.target] }, { cache: (n) => names.indexOf(n) % group === 0, logits: 'last' });
   const out: Float32Array[] = [];
   try {
     for (let l0 = 0; l0 < L; l0 += group) {

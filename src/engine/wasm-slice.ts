@@ -1,0 +1,100 @@
+// Slice and SplitV for the wasm backend that copy only the slice.
+// tfjs-backend-wasm 4.22's Slice starts with `backend.readSync(x.dataId)`, which copies the *whole* input out of
+// the heap (HEAPU8.slice) before it copies the slice (kernels/Slice.js), and its SplitV calls that Slice once per
+// piece. hopscope's per-head attention slices a [B, H, T, hd] tensor B·KV times, so each layer copied the
+// tensor B·KV times over: on issue 20's mid shapes Slice was 18 % of a forward and 37 % of a scheduled sweep
+// (`npm run bench:profile`: 8.7 ms for one [1,2,276,64] slice of a [4,16,276,64] tensor). These kernels read
+// the input through a view of the heap and copy each contiguous run once.
+import * as tf from '@tensorflow/tfjs-core';
+
+type Heap = Float32Array | Int32Array | Uint8Array;
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Heap;
+}
+
+/**
+ * Copies the slice `begin`/`size` of a row-major array of `shape` into `out`. The innermost dimensions the
+ * slice takes whole, with the first partial one above them, form one contiguous run; the outer ones are walked
+ * with an odometer.
+ */
+export function copySlice(x: ArrayLike<number> & { subarray?: unknown }, shape: readonly number[], begin: readonly number[], size: readonly number[], out: Heap): void {
+  const rank = shape.length;
+  if (out.length === 0) return;
+  if (rank === 0) {
+    out[0] = x[0];
+    return;
+  }
+  const strides = new Array<number>(rank);
+  strides[rank - 1] = 1;
+  for (let d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1] * shape[d + 1];
+  let k = rank - 1;
+  let run = size[k];
+  while (k > 0 && size[k] === shape[k]) run *= size[--k];
+  let src = 0;
+  for (let d = 0; d < rank; d++) src += begin[d] * strides[d];
+  let outer = 1;
+  for (let d = 0; d < k; d++) outer *= size[d];
+  const idx = new Array<number>(k).fill(0);
+  const xs = x as Heap;
+  for (let n = 0, o = 0; n < outer; n++, o += run) {
+    // A typed-array set is a memcpy; under ~32 elements creating the subarray costs more than the loop.
+    if (run >= 32) out.set(xs.subarray(src, src + run), o);
+    else for (let j = 0; j < run; j++) out[o + j] = xs[src + j];
+    for (let d = k - 1; d >= 0; d--) {
+      src += strides[d];
+      if (++idx[d] < size[d]) break;
+      src -= size[d] * strides[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function sliceInfo(x: tf.TensorInfo, begin: number | number[], size: number | number[] | undefined, backend: WasmBackend): tf.TensorInfo {
+  const [b, s] = tf.slice_util.parseSliceParams(x as tf.TensorInfo as tf.Tensor, begin, size);
+  const out = backend.makeOutput(s, x.dtype);
+  // Views taken after makeOutput: an allocation may grow the heap, which detaches earlier views of unshared memory.
+  if (s.every((n) => n > 0)) copySlice(backend.typedArrayFromHeap(x), x.shape, b, s, backend.typedArrayFromHeap(out));
+  return out;
+}
+
+let registered = false;
+
+/** Replaces the wasm backend's Slice and SplitV (strings, which the heap does not hold, keep the stock kernels). */
+export function registerWasmSlice(): void {
+  if (registered) return;
+  const slice = tf.getKernel('Slice', 'wasm');
+  const splitV = tf.getKernel('SplitV', 'wasm');
+  if (!slice || !splitV) return; // the wasm package is not loaded
+  registered = true;
+  tf.unregisterKernel('Slice', 'wasm');
+  tf.registerKernel({
+    ...slice,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype === 'string') return slice.kernelFunc(args);
+      const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
+      return sliceInfo(x, begin, size, args.backend as unknown as WasmBackend);
+    },
+  });
+  tf.unregisterKernel('SplitV', 'wasm');
+  tf.registerKernel({
+    ...splitV,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype === 'string') return splitV.kernelFunc(args);
+      const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
+      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+      const sizes = tf.backend_util.prepareSplitSize(x as tf.TensorInfo as tf.Tensor, numOrSizeSplits, ax);
+      const begin = new Array<number>(x.shape.length).fill(0);
+      return sizes.map((n) => {
+        const size = [...x.shape];
+        size[ax] = n;
+        const out = sliceInfo(x, [...begin], size, args.backend as unknown as WasmBackend);
+        begin[ax] += n;
+        return out;
+      });
+    },
+  });
+}

@@ -1,0 +1,103 @@
+// The wasm backend's Slice and SplitV (src/engine/wasm-slice.ts) against a plain reference: every rank 1-5,
+// random begin/size (including -1 sizes, empty slices and whole tensors), float32, int32 and bool; the
+// tensors they return are tracked and freed like any other.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import fc from 'fast-check';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { copySlice } from '../../src/engine/wasm-slice';
+
+before(async () => {
+  await initEngine({ backend: 'wasm', native: 'off' });
+});
+after(() => shutdownEngine());
+
+/** The slice by definition: every output index, its input index. */
+function reference(x: ArrayLike<number>, shape: number[], begin: number[], size: number[]): number[] {
+  const out: number[] = [];
+  const idx = new Array(shape.length).fill(0);
+  const n = size.reduce((a, b) => a * b, 1);
+  for (let i = 0; i < n; i++) {
+    let flat = 0;
+    for (let d = 0; d < shape.length; d++) flat = flat * shape[d] + begin[d] + idx[d];
+    out.push(x[flat]);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++idx[d] < size[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+const caseArb = fc
+  .array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }) // tfjs refuses to slice a scalar
+  .chain((shape) =>
+    fc.tuple(
+      fc.constant(shape),
+      fc.tuple(...shape.map((n) => fc.integer({ min: 0, max: n }).chain((b) => fc.tuple(fc.constant(b), fc.integer({ min: -1, max: n - b }))))),
+      fc.constantFrom('float32' as const, 'int32' as const, 'bool' as const),
+    ),
+  );
+
+test('Slice on wasm equals the reference on 500 random cases (ranks 1-5, -1 sizes, empty, whole; float32, int32, bool)', () => {
+  assert.equal(tf.getBackend(), 'wasm');
+  const base = tf.memory().numTensors;
+  fc.assert(
+    fc.property(caseArb, ([shape, bs, dtype]) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const values = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 ? 1 : 0 : dtype === 'int32' ? i * 7 - 50 : i * 0.5 - 3));
+      const begin = bs.map(([b]) => b);
+      // -1 means "to the end" of that dimension.
+      const sizeFixed = bs.map(([b, s], d) => (s === -1 ? shape[d] - b : s));
+      const x = tf.tensor(values, shape, dtype);
+      const y = tf.slice(x, begin, bs.map(([, s]) => s));
+      assert.deepEqual(y.shape, sizeFixed);
+      assert.equal(y.dtype, dtype);
+      assert.deepEqual(Array.from(y.dataSync()), reference(values, shape, begin, sizeFixed));
+      tf.dispose([x, y]);
+    }),
+    { numRuns: 500, seed: 20261204 },
+  );
+  assert.equal(tf.memory().numTensors, base);
+});
+
+test('SplitV on wasm: the pieces along each axis concatenate back to the input', () => {
+  const base = tf.memory().numTensors;
+  const x = tf.tensor(Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => i), [2, 3, 4, 5]);
+  for (let axis = 0; axis < 4; axis++) {
+    const n = x.shape[axis];
+    const sizes = n === 2 ? [1, 1] : [1, n - 1];
+    const parts = tf.split(x, sizes, axis);
+    assert.deepEqual(parts.map((p) => p.shape[axis]), sizes);
+    let at = 0;
+    for (const p of parts) {
+      const begin = [0, 0, 0, 0];
+      begin[axis] = at;
+      const ref = tf.slice(x, begin, p.shape);
+      assert.deepEqual(Array.from(p.dataSync()), Array.from(ref.dataSync()));
+      ref.dispose();
+      at += p.shape[axis];
+    }
+    const back = tf.concat(parts, axis);
+    assert.deepEqual(Array.from(back.dataSync()), Array.from(x.dataSync()));
+    tf.dispose([...parts, back]);
+  }
+  const even = tf.split(x, 3, 1);
+  assert.deepEqual(Array.from(even[2].dataSync()), reference(x.dataSync(), [2, 3, 4, 5], [0, 2, 0, 0], [2, 1, 4, 5]));
+  tf.dispose([...even, x]);
+  assert.equal(tf.memory().numTensors, base);
+});
+
+test('copySlice: one contiguous run when the inner dimensions are whole, short runs element by element', () => {
+  const x = Float32Array.from({ length: 4 * 16 * 6 * 8 }, (_, i) => i);
+  for (const [begin, size] of [
+    [[1, 2, 0, 0], [1, 2, 6, 8]], // contiguous: one run of 96
+    [[0, 3, 1, 2], [4, 5, 4, 3]], // runs of 3
+    [[2, 0, 0, 0], [2, 16, 6, 8]], // the tail half
+  ] as [number[], number[]][]) {
+    const out = new Float32Array(size.reduce((a, b) => a * b, 1));
+    copySlice(x, [4, 16, 6, 8], begin, size, out);
+    assert.deepEqual(Array.from(out), reference(x, [4, 16, 6, 8], [...begin], [...size]));
+  }
+});
