@@ -16,6 +16,14 @@ interface EmscriptenModule {
   PThread?: { runningWorkers?: { unref?(): void }[]; unusedWorkers?: { unref?(): void }[] };
 }
 
+let lastModule: EmscriptenModule | null = null;
+
+/** Pthread workers of the running threaded module (loaded or running), for tests; null before one starts. */
+export function wasmWorkerCount(): number | null {
+  const p = lastModule?.PThread;
+  return p ? (p.runningWorkers?.length ?? 0) + (p.unusedWorkers?.length ?? 0) : null;
+}
+
 /**
  * Lets the process exit while the pool is alive. Emscripten refs a worker while it runs a pthread (its
  * spawnThread: `worker.runPthread = () => { if (ENVIRONMENT_IS_NODE) worker.ref(); ... }`), and XNNPACK's
@@ -24,6 +32,7 @@ interface EmscriptenModule {
  * memory, not on the event loop, so an unref'd pool still works while the process runs.
  */
 function unrefPool(module: EmscriptenModule): void {
+  lastModule = module;
   const p = module.PThread;
   for (const w of [...(p?.runningWorkers ?? []), ...(p?.unusedWorkers ?? [])]) w.unref?.();
 }

@@ -125,3 +125,17 @@ test('a script that used the threaded wasm engine ends on its own (the pool does
   assert.equal(out.y, 128);
   assert.equal(out.poolThreads, 2, 'the pool was really multi-threaded');
 });
+
+test('the wasm module starts as many pthread workers as threads asked for, not the build-time pool of 8', async () => {
+  const { wasmWorkerCount } = await import('../../src/engine/wasm-threads');
+  for (const threads of [1, 2, 3]) {
+    shutdownEngine(); // a running engine is returned as it is; a new thread count needs a fresh start
+    const e = await initEngine({ backend: 'wasm', threads, native: 'off' });
+    assert.equal(e.poolThreads, threads);
+    // XNNPACK runs threads − 1 pthreads beside the caller; the pool holds `threads` (src/engine/wasm-threads.ts).
+    assert.equal(wasmWorkerCount(), threads);
+    const y = tf.matMul(tf.ones([96, 96]), tf.ones([96, 96]));
+    assert.equal(y.dataSync()[0], 96);
+    y.dispose();
+  }
+});
