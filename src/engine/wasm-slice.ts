@@ -19,7 +19,7 @@ interface WasmBackend {
  * slice takes whole, with the first partial one above them, form one contiguous run; the outer ones are walked
  * with an odometer.
  */
-export function copySlice(x: ArrayLike<number> & { subarray?: unknown }, shape: readonly number[], begin: readonly number[], size: readonly number[], out: Heap): void {
+export function copySlice(x: Heap, shape: readonly number[], begin: readonly number[], size: readonly number[], out: Heap): void {
   const rank = shape.length;
   if (out.length === 0) return;
   if (rank === 0) {
@@ -37,11 +37,10 @@ export function copySlice(x: ArrayLike<number> & { subarray?: unknown }, shape: 
   let outer = 1;
   for (let d = 0; d < k; d++) outer *= size[d];
   const idx = new Array<number>(k).fill(0);
-  const xs = x as Heap;
   for (let n = 0, o = 0; n < outer; n++, o += run) {
     // A typed-array set is a memcpy; under ~32 elements creating the subarray costs more than the loop.
-    if (run >= 32) out.set(xs.subarray(src, src + run), o);
-    else for (let j = 0; j < run; j++) out[o + j] = xs[src + j];
+    if (run >= 32) out.set(x.subarray(src, src + run), o);
+    else for (let j = 0; j < run; j++) out[o + j] = x[src + j];
     for (let d = k - 1; d >= 0; d--) {
       src += strides[d];
       if (++idx[d] < size[d]) break;

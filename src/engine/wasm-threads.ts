@@ -32,7 +32,6 @@ export function wasmWorkerCount(): number | null {
  * memory, not on the event loop, so an unref'd pool still works while the process runs.
  */
 function unrefPool(module: EmscriptenModule): void {
-  lastModule = module;
   const p = module.PThread;
   for (const w of [...(p?.runningWorkers ?? []), ...(p?.unusedWorkers ?? [])]) w.unref?.();
 }
@@ -142,6 +141,7 @@ export function registerThreadedWasm(threads: number, priority = 3): void {
         wasmPkg.setThreadsCount(threads);
         const backend = new wasmPkg.BackendWasm(module); // starts XNNPACK's pool (init_with_threads_count)
         unrefPool(module);
+        lastModule = module;
         return backend;
       } finally {
         osModule.cpus = realCpus;

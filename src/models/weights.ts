@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { filledTensor } from '../engine/filled';
 import { CheckpointError } from '../errors';
+import { transpose2d } from '../io/dtype';
 
 export interface WeightSource {
   /** Human-readable origin for error messages (a folder or file). */
@@ -89,9 +90,7 @@ export function memorySource(origin: string, tensors: Map<string, { shape: numbe
         return into;
       }
       const [r, c] = t.shape;
-      const out = into ?? new Float32Array(r * c);
-      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
-      return out;
+      return transpose2d(t.data, r, c, into);
     },
   };
 }
