@@ -60,40 +60,43 @@ function sliceInfo(x: tf.TensorInfo, begin: number | number[], size: number | nu
 
 let registered = false;
 
-/** Replaces the wasm backend's Slice and SplitV (strings, which the heap does not hold, keep the stock kernels). */
+/** Replaces a wasm kernel by `run`; string inputs, which the heap does not hold, go to the stock kernel. */
+function overrideNumeric(
+  stock: tf.KernelConfig,
+  run: (x: tf.TensorInfo, attrs: tf.NamedAttrMap, backend: WasmBackend) => tf.TensorInfo | tf.TensorInfo[],
+): void {
+  tf.unregisterKernel(stock.kernelName, 'wasm');
+  tf.registerKernel({
+    ...stock,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      return x.dtype === 'string' ? stock.kernelFunc(args) : run(x, args.attrs ?? {}, args.backend as unknown as WasmBackend);
+    },
+  });
+}
+
+/** Replaces the wasm backend's Slice and SplitV. */
 export function registerWasmSlice(): void {
   if (registered) return;
   const slice = tf.getKernel('Slice', 'wasm');
   const splitV = tf.getKernel('SplitV', 'wasm');
   if (!slice || !splitV) return; // the wasm package is not loaded
   registered = true;
-  tf.unregisterKernel('Slice', 'wasm');
-  tf.registerKernel({
-    ...slice,
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype === 'string') return slice.kernelFunc(args);
-      const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
-      return sliceInfo(x, begin, size, args.backend as unknown as WasmBackend);
-    },
+  overrideNumeric(slice, (x, attrs, backend) => {
+    const { begin, size } = attrs as unknown as tf.SliceAttrs;
+    return sliceInfo(x, begin, size, backend);
   });
-  tf.unregisterKernel('SplitV', 'wasm');
-  tf.registerKernel({
-    ...splitV,
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype === 'string') return splitV.kernelFunc(args);
-      const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
-      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
-      const sizes = tf.backend_util.prepareSplitSize(x as tf.TensorInfo as tf.Tensor, numOrSizeSplits, ax);
-      const begin = new Array<number>(x.shape.length).fill(0);
-      return sizes.map((n) => {
-        const size = [...x.shape];
-        size[ax] = n;
-        const out = sliceInfo(x, [...begin], size, args.backend as unknown as WasmBackend);
-        begin[ax] += n;
-        return out;
-      });
-    },
+  overrideNumeric(splitV, (x, attrs, backend) => {
+    const { numOrSizeSplits, axis } = attrs as unknown as tf.SplitVAttrs;
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.TensorInfo as tf.Tensor, numOrSizeSplits, ax);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((n) => {
+      const size = [...x.shape];
+      size[ax] = n;
+      const out = sliceInfo(x, [...begin], size, backend);
+      begin[ax] += n;
+      return out;
+    });
   });
 }

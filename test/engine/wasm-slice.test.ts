@@ -101,3 +101,14 @@ test('copySlice: one contiguous run when the inner dimensions are whole, short r
     assert.deepEqual(Array.from(out), reference(x, [4, 16, 6, 8], [...begin], [...size]));
   }
 });
+
+test('string tensors, which the heap does not hold, are sliced by the stock kernel (tf.split refuses them before any kernel)', () => {
+  const base = tf.memory().numTensors;
+  const x = tf.tensor(['a', 'b', 'c', 'd'], [2, 2], 'string');
+  const y = tf.slice(x, [1, 0], [1, 2]);
+  assert.deepEqual(y.arraySync(), [['c', 'd']]);
+  const z = tf.slice(x, [0, 1], [2, 1]);
+  assert.deepEqual(z.arraySync(), [['b'], ['d']]);
+  tf.dispose([x, y, z]);
+  assert.equal(tf.memory().numTensors, base);
+});
