@@ -82,7 +82,17 @@ function allowWorkerPipes(): void {
  * pthread_create with no loaded worker would wait on the main thread XNNPACK is blocking (Emscripten's
  * PTHREAD_POOL_SIZE rule). The pthread workers load the unmodified file; only the main thread reads the size.
  */
+const factories = new Map<number, ModuleFactory>();
 function loadFactory(mainScript: string, poolSize: number): ModuleFactory {
+  // Once per pool size and process, as `require` cached the stock factory (engine restarts reuse it).
+  const known = factories.get(poolSize);
+  if (known) return known;
+  const factory = compileFactory(mainScript, poolSize);
+  factories.set(poolSize, factory);
+  return factory;
+}
+
+function compileFactory(mainScript: string, poolSize: number): ModuleFactory {
   const source = fs.readFileSync(mainScript, 'utf8');
   const stock = 'var pthreadPoolSize=8;';
   if (!source.includes(stock)) return require(mainScript) as ModuleFactory; // another build: keep its own pool
