@@ -27,6 +27,13 @@ export interface ProbeSpec extends SpecBase {
   l2: number;
   iterations: number;
   learningRate: number;
+  /**
+   * Also fit each layer's probe on every text prompt and score it on every image prompt (rows "transfer"): the
+   * image's residual decodes as the entity only where it holds the entity the way the LM's text run does. A
+   * per-modality image probe can read any features that tell entities apart (a trained vision tower's, from the
+   * first layer on); the transfer probe reads whether hop 1 has resolved into the LM's own representation.
+   */
+  transfer: boolean;
 }
 
 /** Where the residual is read, per modality (on text prompts the entity's tokens stand in for the image). */
@@ -120,6 +127,8 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
   if (spec.rows) modalities = spec.rows.map((i) => (['image', 'text'] as const)[i]).filter(Boolean);
   const rows: Row[] = [];
   const D = model.dModel;
+  // Features and labels per modality, kept for the transfer probe (text → image).
+  const kept: Partial<Record<Modality, { cases: PromptCase[]; labels: string[]; feats: Map<string, Float32Array[]> }>> = {};
   const split: Partial<Record<Modality, ProbeSplit>> = {};
   const refused: Partial<Record<Modality, string>> = {};
   for (const modality of modalities) {
@@ -150,6 +159,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
     if (test.length === 0) warnings.add([`probe (${modality}): no held-out example (every label has a single example); accuracy is NaN`]);
     progress.start(`${modality} features`, cases.length);
     const feats = await features(model, source, cases, layers, probeSelector(spec.position, modality), spec.batchSize, ctx, progress);
+    if (spec.transfer) kept[modality] = { cases, labels, feats };
     const trainCounts = new Map<number, number>();
     for (const i of train) trainCounts.set(y[i], (trainCounts.get(y[i]) ?? 0) + 1);
     const chance = test.length ? Math.max(...[...trainCounts.values()]) / train.length : NaN;
@@ -184,7 +194,12 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       progress.tick();
     }
   }
-  const curve = (m: Modality) => (modalities.includes(m) ? layers.map((l) => Number(rows.find((r) => r.modality === m && r.layer === l)?.testAcc ?? NaN)) : null);
+  if (spec.transfer) {
+    if (kept.text && kept.image) rows.push(...transferRows(kept.text, kept.image, layers, D, spec, ctx, progress));
+    else warnings.add(['probe: transfer needs both text and image examples (modality "both")']);
+  }
+  const curve = (m: Modality | 'transfer') =>
+    (m === 'transfer' ? rows.some((r) => r.modality === m) : modalities.includes(m)) ? layers.map((l) => Number(rows.find((r) => r.modality === m && r.layer === l)?.testAcc ?? NaN)) : null;
   const resolution = (acc: number[] | null) => {
     if (!acc) return null;
     const i = acc.findIndex((a) => a >= spec.threshold);
@@ -192,6 +207,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
   };
   const image = curve('image');
   const text = curve('text');
+  const transfer = curve('transfer');
   return {
     kind: spec.kind,
     spec,
@@ -202,7 +218,8 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       layers,
       image,
       text,
-      resolution: { image: resolution(image), text: resolution(text) },
+      transfer,
+      resolution: { image: resolution(image), text: resolution(text), transfer: resolution(transfer) },
       split: totalSplit(split),
       refused,
       protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
@@ -211,14 +228,66 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
         layers,
         image: image ?? layers.map(() => NaN),
         text,
+        transfer,
         threshold: spec.threshold,
-        resolution: { image: resolution(image), text: resolution(text) },
+        resolution: { image: resolution(image), text: resolution(text), transfer: resolution(transfer) },
         chance: Number(rows[0]?.chance ?? NaN),
         position: spec.position,
         target: spec.target === 'entity' ? 'entity identity' : spec.target,
       },
     },
   };
+}
+
+/** Per layer, a probe fit on every text example and scored on the image examples of the entities it knows. */
+function transferRows(
+  text: { cases: PromptCase[]; labels: string[]; feats: Map<string, Float32Array[]> },
+  image: { cases: PromptCase[]; labels: string[]; feats: Map<string, Float32Array[]> },
+  layers: number[],
+  D: number,
+  spec: ProbeSpec,
+  ctx: ExperimentContext,
+  progress: Progress,
+): Row[] {
+  const classes = [...new Set(text.labels)].sort();
+  const test = image.cases.map((_, i) => i).filter((i) => classes.includes(image.labels[i]));
+  const yText = Int32Array.from(text.labels.map((l) => classes.indexOf(l)));
+  const yImage = Int32Array.from(test.map((i) => classes.indexOf(image.labels[i])));
+  const counts = new Map<number, number>();
+  for (const y of yText) counts.set(y, (counts.get(y) ?? 0) + 1);
+  const chance = Math.max(...counts.values()) / yText.length;
+  const out: Row[] = [];
+  progress.start('transfer probes', layers.length);
+  for (const [li, layer] of layers.entries()) {
+    ctx.signal?.throwIfAborted();
+    const matrix = (k: { cases: PromptCase[]; feats: Map<string, Float32Array[]> }, idx: number[]) => {
+      const X = new Float32Array(idx.length * D);
+      idx.forEach((i, r) => X.set(k.feats.get(k.cases[i].id)![li], r * D));
+      return X;
+    };
+    const all = text.cases.map((_, i) => i);
+    const fit = fitLogReg(matrix(text, all), all.length, D, yText, classes.length, spec);
+    try {
+      const row = {
+        modality: 'transfer',
+        layer,
+        position: spec.position,
+        target: spec.target,
+        trainAcc: accuracy(fit.predict(matrix(text, all), all.length), yText),
+        testAcc: test.length ? accuracy(fit.predict(matrix(image, test), test.length), yImage) : NaN,
+        nTrain: all.length,
+        nTest: test.length,
+        classes: classes.length,
+        chance,
+      };
+      out.push(row);
+      ctx.onPartial?.([row]);
+    } finally {
+      fit.dispose();
+    }
+    progress.tick();
+  }
+  return out;
 }
 
 /** The split over both modalities (counts summed, `by` per modality) with each modality's own under its name. */

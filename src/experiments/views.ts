@@ -108,13 +108,15 @@ export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
   const curve = (m: string) => (rows.some((r) => r.modality === m) ? layers.map((l) => num(rows.find((r) => r.modality === m && r.layer === l)?.testAcc)) : null);
   const image = curve('image');
   const text = curve('text');
+  const transfer = curve('transfer');
   const threshold = spec.threshold;
   return {
     layers,
     image: image ?? layers.map(() => NaN),
     text,
+    ...(transfer ? { transfer } : {}),
     threshold: finiteOrNull(threshold),
-    resolution: { image: resolution(layers, image, threshold), text: resolution(layers, text, threshold) },
+    resolution: { image: resolution(layers, image, threshold), text: resolution(layers, text, threshold), ...(transfer ? { transfer: resolution(layers, transfer, threshold) } : {}) },
     chance: num(rows[0].chance),
     position: spec.position,
     target: spec.target === 'entity' ? 'entity identity' : spec.target,

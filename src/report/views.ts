@@ -145,8 +145,10 @@ export interface ProbeAccuracyData {
   layers: number[];
   image: number[];
   text: number[] | null;
+  /** A probe fit on the text prompts and scored on the image prompts (probe spec `transfer`). */
+  transfer?: number[] | null;
   threshold: number | null;
-  resolution: { image: number | null; text: number | null };
+  resolution: { image: number | null; text: number | null; transfer?: number | null };
   chance: number | null;
   /** Where the residual was read, e.g. "last image token". */
   position: string | null;
@@ -391,27 +393,28 @@ function probeAccuracy(d: Record<string, unknown>, path: string, p: Problems): P
   if (!layers) return null;
   const image = requiredNumbers(d, 'image', path, p, layers.length);
   const text = optionalNumbers(d, 'text', path, p, layers.length);
+  const transfer = optionalNumbers(d, 'transfer', path, p, layers.length);
   if (image) fraction(image, `${path}.image`, p);
   if (text) fraction(text, `${path}.text`, p);
+  if (transfer) fraction(transfer, `${path}.transfer`, p);
   if (!image) return null;
   const threshold = optionalNumber(d, 'threshold', path, p);
   const res = field(d, 'resolution');
-  let resolution = {
-    image: computeResolutionLayer(layers, image, threshold),
-    text: computeResolutionLayer(layers, text, threshold),
+  const given = (k: 'image' | 'text' | 'transfer', computed: number | null): number | null => {
+    const v = isRecord(res) ? res[k] : undefined;
+    return typeof v === 'number' ? v : v === null ? null : computed;
   };
-  if (isRecord(res)) {
-    resolution = {
-      image: typeof res.image === 'number' ? res.image : res.image === null ? null : resolution.image,
-      text: typeof res.text === 'number' ? res.text : res.text === null ? null : resolution.text,
-    };
-  } else if (res !== undefined && res !== null) {
-    p.add(`${path}.resolution`, `expected {image, text} layer numbers, got ${describe(res)}`);
-  }
+  const resolution = {
+    image: given('image', computeResolutionLayer(layers, image, threshold)),
+    text: given('text', computeResolutionLayer(layers, text, threshold)),
+    ...(transfer ? { transfer: given('transfer', computeResolutionLayer(layers, transfer, threshold)) } : {}),
+  };
+  if (!isRecord(res) && res !== undefined && res !== null) p.add(`${path}.resolution`, `expected {image, text} layer numbers, got ${describe(res)}`);
   return {
     layers,
     image,
     text,
+    ...(transfer ? { transfer } : {}),
     threshold,
     resolution,
     chance: optionalNumber(d, 'chance', path, p),

@@ -1,6 +1,6 @@
 // Trains the teaching VLM and writes it as a HF folder:
 //   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
-//     [--stages lm,vision,align,instruct,ground] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
+//     [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
 // --backbone-dir: write the backbone there (shared by several VLMs; the VLM's config.json names it).
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
 // child processes of one thread each; the later stages continue here. One wasm thread per process is both

@@ -2,7 +2,8 @@
 // experiments (a list of specs run through runExperiment, nothing re-implemented) on held-out pairs and
 // unseen views: identification, the recall gap against the text question and the backbone, the answer prior,
 // the entity-resolution layer from leak-free probes, the cross-patching switch layer, backbone → VLM
-// patching and chain of thought. `src/train/cli.ts --eval` runs it on the folder it has just written.
+// patching, chain of thought, and the recall circuit against the backbone's. `src/train/cli.ts --eval` runs
+// it on the folder it has just written.
 //   node --import tsx src/train/contrast.ts --model data/teaching/late [--data data/toyworld] [--limit 48] [--out f.json]
 //     [--only recall-gap,probe,...] [--all-entities]
 import * as fs from 'node:fs';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { initEngine, shutdownEngine } from '../engine/backend';
 import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentKind, type ResultOf, type SpecInput } from '../experiments';
-import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
+import { COT_SUFFIX, HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 
 export interface ContrastOptions {
   model: string;
@@ -75,17 +76,33 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
       out.recallGapSummary = s;
     }
     for (const position of ['last', 'last-image'] as const) {
-      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both' });
+      // transfer: the image read by the probe fit on text, where the image holds the entity as the LM's text run does.
+      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both', transfer: true });
       if (probe) {
         const s = probe.summary;
-        const curves = { text: s.text, image: s.image };
-        out[`probe:${position}`] = { curves, textResolved: resolutionLayer(curves.text), imageResolved: resolutionLayer(curves.image), summary: s };
+        const curves = { text: s.text, image: s.image, transfer: s.transfer };
+        out[`probe:${position}`] = {
+          curves,
+          textResolved: resolutionLayer(curves.text),
+          imageResolved: resolutionLayer(curves.image),
+          transferResolved: resolutionLayer(curves.transfer),
+          summary: s,
+        };
       }
     }
     const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)), ...allPairs });
     if (cp) out.crossPatch = { switchLayer: cp.summary.switchLayer, summary: cp.summary };
-    const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), ...allPairs, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+    // Chain of thought in toyworld's own wording, the one the teaching VLMs were tuned on (as `hopscope demo` asks it).
+    const rec = await run({ kind: 'recovery', limit: Math.max(8, Math.round(o.limit / 2)), ...allPairs, cotSuffix: { ...COT_SUFFIX }, questions: HELDOUT_QUESTIONS, backbone: hasBackbone ? backbone : null, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
     if (rec) out.recovery = rec.summary;
+    if (hasBackbone) {
+      // The recall circuit: the backbone's top-10 sites in its text run, looked for among the VLM's image-run sites.
+      const circuit = await run({ kind: 'circuit', limit: o.limit, backbone, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE, questions: HELDOUT_QUESTIONS });
+      if (circuit) {
+        const s = circuit.summary;
+        out.circuit = { pairs: s.pairs, overlapImage: s.comparisons['backbone-text~vlm-image'].overlap, overlapText: s.comparisons['backbone-text~vlm-text'].overlap, recall: s.recall, top: s.top };
+      }
+    }
   } finally {
     model.dispose();
   }

@@ -30,11 +30,14 @@ import { trainLoop, type Progress } from './loop';
 import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
 
-export type StageName = 'lm' | 'vision' | 'align' | 'instruct' | 'ground';
-/** Every stage in order; a recipe runs either `instruct` (the LLaVA recipe) or `ground` (recipe.ground set). */
-export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct', 'ground'];
-/** Parameter prefixes each stage may change (instruct: the LM layers it trains, which instructLm bounds). */
-const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 'vhead.'], align: ['proj.'], instruct: ['proj.', 'lm.'], ground: ['proj.', 'vis.'] };
+export type StageName = 'lm' | 'vision' | 'align' | 'instruct' | 'ground' | 'readout';
+/**
+ * Every stage in order; a recipe runs either `instruct` (the LLaVA recipe) or `ground` (recipe.ground set),
+ * and `readout` after `ground` when recipe.readout is set.
+ */
+export const STAGES: readonly StageName[] = ['lm', 'vision', 'align', 'instruct', 'ground', 'readout'];
+/** Parameter prefixes each stage may change (instruct, readout: the LM layers they train, which the recipe bounds). */
+const STAGE_OWNS: Record<StageName, string[]> = { lm: ['lm.'], vision: ['vis.', 'vhead.'], align: ['proj.'], instruct: ['proj.', 'lm.'], ground: ['proj.', 'vis.'], readout: ['lm.'] };
 
 /**
  * Grounding on the backbone ("Too Late to Recall": a VLM keeps its backbone's recall when the image tokens
@@ -75,11 +78,30 @@ export interface GroundRecipe {
    */
   tokenCe?: number;
   /**
+   * With 'span' positions: the weight of the `<unk>` filler positions in the alignment term against the name's
+   * (default 1). With all positions weighted alike, the 12-14 easy fillers dominate: session 13's early run
+   * reached a relative error of 0.05 over all positions but 0.30 at the name's last token, which then matched
+   * its own entity's target in 11 of 52 entities, and the backbone recalled nothing from it.
+   */
+  fillerWeight?: number;
+  /**
    * Align-only: a block per entity instead of one `layer`, the entities dealt round-robin over this list in a
    * seeded order. Real VLMs resolve some entities early and others late (PopVQA's freezing experiment), and
    * the late-resolved ones lose recall; one block for all makes every entity equally late.
    */
   layers?: number[];
+}
+
+/**
+ * Visual instruction tuning of the backbone's upper blocks only, after grounding: blocks `from`.. of the LM
+ * learn identification, visual QA on the train relations, visual CoT and text replay, while the ViT, the
+ * projector and blocks 0..from-1 stay as grounding left them. The blocks that hold the backbone's recall
+ * circuit (early MLPs at the entity's tokens; data/teaching/README.md, "recall deadline") are never touched,
+ * so where the image resolves stays the grounding knob's choice, and the VLM learns to name what it sees.
+ */
+export interface ReadoutRecipe {
+  from: number;
+  mix: InstructMix;
 }
 
 export interface StageRecipe {
@@ -108,6 +130,8 @@ export interface TeachingRecipe {
   lmNameFirst?: boolean | 'span';
   /** With `lmNameFirst: 'span'`: identification twins of made-up names per entity (data.ts copyExamples). */
   lmCopies?: number;
+  /** Set (with `ground`): stage `readout` tunes the LM's upper blocks after grounding. */
+  readout?: ReadoutRecipe | null;
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
@@ -124,6 +148,7 @@ export const DEFAULT_RECIPE: TeachingRecipe = {
     align: { steps: 300, batch: 32, lr: 2e-3, warmup: 20 },
     instruct: { steps: 2000, batch: 32, lr: 1e-3, warmup: 30 },
     ground: { steps: 1500, batch: 32, lr: 2e-3, warmup: 30 },
+    readout: { steps: 1000, batch: 32, lr: 1e-3, warmup: 30 },
   },
   // Identification x6 per epoch: at x2 the VLM named only ~60% of entities, even on trained views.
   instructMix: { identification: 6, visualQa: true, visualCot: true, textReplay: true },
@@ -158,14 +183,19 @@ export interface TrainResult {
 }
 
 /**
- * The recipe as the weights record it (safetensors metadata `hopscope_recipe`). Without grounding, the
- * grounding fields are left out, so a default run still writes the shipped v5 files byte for byte.
+ * The recipe as the weights record it (safetensors metadata `hopscope_recipe`): the stages a recipe does not
+ * run are left out (without grounding, the grounding and readout fields), so a default run still writes the
+ * shipped v5 files byte for byte.
  */
 export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
-  if (recipe.ground) return { hopscope_recipe: JSON.stringify({ seed, recipe }) };
-  const { ground: _stage, ...stages } = recipe.stages;
-  const { ground: _recipe, ...rest } = recipe;
-  return { hopscope_recipe: JSON.stringify({ seed, recipe: { ...rest, stages } }) };
+  const { ground: groundStage, readout: readoutStage, ...stages } = recipe.stages;
+  const { ground, readout, ...rest } = recipe;
+  const used = {
+    ...(ground ? { ground } : {}),
+    ...(ground && readout ? { readout } : {}),
+    stages: { ...stages, ...(ground ? { ground: groundStage } : {}), ...(ground && readout ? { readout: readoutStage } : {}) },
+  };
+  return { hopscope_recipe: JSON.stringify({ seed, recipe: { ...rest, ...used } }) };
 }
 
 export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
@@ -281,9 +311,13 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   };
 
   const final: StageName = recipe.ground ? 'ground' : 'instruct';
+  if (recipe.readout && !recipe.ground) throw new Error('recipe.readout needs recipe.ground (it tunes the LM after grounding)');
+  if (recipe.readout && (!Number.isInteger(recipe.readout.from) || recipe.readout.from < 0 || recipe.readout.from >= spec.lm.layers))
+    throw new Error(`recipe.readout.from ${recipe.readout.from}: expected a block 0..${spec.lm.layers - 1}`);
   for (const name of STAGES) {
     if (stopped) break;
     if ((name === 'instruct' || name === 'ground') && name !== final) continue;
+    if (name === 'readout' && !recipe.readout) continue;
     if (!stages.has(name)) {
       if (loadFinished(name) && name === 'lm') backbone = new Map(host);
       continue;
@@ -323,7 +357,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       } else if (name === 'ground') {
         runGround(name, dev);
       } else {
-        // Stages (c) and (d): the ViT is frozen, so its features are computed once for the whole pool.
+        // Stages (c), (d) and readout: the ViT is frozen, so its features are computed once for the whole pool.
         const pool = viewPool(data, recipe.extraViews);
         // One tidy per chunk: a single tidy around all chunks holds every chunk's activations until the end,
         // which for 208 x 52 views fills the 4 GB wasm heap.
@@ -336,7 +370,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         tf.dispose(parts);
         pool.pixels.dispose();
         try {
-          const ex = name === 'align' ? captionExamples(data, nTokens) : instructExamples(data, nTokens, recipe.instructMix);
+          const ex = name === 'align' ? captionExamples(data, nTokens) : instructExamples(data, nTokens, name === 'readout' ? recipe.readout!.mix : recipe.instructMix);
           const r = recipe.stages[name];
           const batches = memoBatcher(ex, r.batch, seed, name, pad);
           const batch = (step: number) => {
@@ -345,7 +379,12 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           };
           let trainable: Params = pick(dev, 'proj.');
           const frozen: Params = pick(dev, 'lm.');
-          if (name === 'instruct' && recipe.instructLm !== 'none') {
+          if (name === 'readout') {
+            // The projector stays where grounding put it; only blocks `from`.. learn.
+            for (const [n, t] of trainable) frozen.set(n, t);
+            trainable = new Map([...frozen].filter(([n]) => Number(/^lm\.l(\d+)\./.exec(n)?.[1]) >= recipe.readout!.from));
+            for (const n of trainable.keys()) frozen.delete(n);
+          } else if (name === 'instruct' && recipe.instructLm !== 'none') {
             const k = recipe.instructLm === 'all' ? spec.lm.layers : recipe.instructLm;
             const lmTrain = new Map([...frozen].filter(([n]) => n === 'lm.embed' || n === 'lm.norm' || n === 'lm.head' ? recipe.instructLm === 'all' : Number(/^lm\.l(\d+)\./.exec(n)?.[1]) < k));
             for (const n of lmTrain.keys()) frozen.delete(n);
@@ -356,7 +395,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
             const img = bb.rows ? project(get, tf.gather(feats, tf.tensor1d(bb.rows, 'int32'))) : null;
             const loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img)), bb.targets);
             // Text-only batches do not reach the projector; a zero term keeps its gradient defined (and zero).
-            return img ? loss : tf.add(loss, tf.mul(0, tf.addN(['proj.w1', 'proj.b1', 'proj.w2', 'proj.b2'].map((n) => tf.sum(get(n))))));
+            return img || name === 'readout' ? loss : tf.add(loss, tf.mul(0, tf.addN(['proj.w1', 'proj.b1', 'proj.w2', 'proj.b2'].map((n) => tf.sum(get(n))))));
           });
         } finally {
           feats.dispose();
@@ -379,7 +418,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       // aligned at block 0 gets the embedding of its span twin, a late one the fresh state of targetLayer.
       const layerOf = groundLayers(g, data.entities.length, seed);
       const blocks = [...new Set(layerOf.map((l) => Math.min(l, targetLayer)))];
-      const per = new Map(blocks.map((b) => [b, groundTargets(data, spec.lm, getter(dev), b, g.positions === 'span' ? nTokens : undefined)]));
+      const per = new Map(blocks.map((b) => [b, groundTargets(data, spec.lm, getter(dev), b, g.positions === 'span' ? nTokens : undefined, g.fillerWeight)]));
       const pick = (which: 'states' | 'mask') => tf.tidy(() => tf.concat(layerOf.map((l, e) => per.get(Math.min(l, targetLayer))![which].slice([e], [1])), 0));
       const targets = { states: pick('states'), mask: pick('mask') };
       for (const t of per.values()) tf.dispose([t.states, t.mask]);
@@ -500,8 +539,8 @@ function unitRms(x: tf.Tensor): tf.Tensor {
  * (its CoT data), and answers "USER: {name}\n{question about the person in this image}" in 21 of 24 held-out
  * pairs, so image positions that carry the name's token states let its own circuits run (session 4 notes).
  */
-export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span?: number): { states: tf.Tensor; mask: tf.Tensor } {
-  if (span) return spanTargets(data, lm, get, layer, span);
+export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span?: number, fillerWeight = 1): { states: tf.Tensor; mask: tf.Tensor } {
+  if (span) return spanTargets(data, lm, get, layer, span, fillerWeight);
   const tok = data.tokenizer;
   const prefix = data.templates.promptTemplate.image.split(data.templates.promptTemplate.imageToken)[0].trimEnd();
   const preIds = tok.encode(prefix);
@@ -525,9 +564,16 @@ export function groundTargets(data: TeachingData, lm: LmSize, get: (n: string) =
   });
 }
 
-/** The backbone's raw states (input of block `layer`) at all `span` image positions of each entity's span twin: [entities, span, D], mask all 1. */
-function spanTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span: number): { states: tf.Tensor; mask: tf.Tensor } {
+/**
+ * The backbone's raw states (input of block `layer`) at all `span` image positions of each entity's span twin:
+ * [entities, span, D]; the mask weighs the name's positions 1 and the `<unk>` fillers `fillerWeight`.
+ */
+function spanTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tensor, layer: number, span: number, fillerWeight: number): { states: tf.Tensor; mask: tf.Tensor } {
   const query = data.templates.identification[data.entities[0].type].query;
+  const weights = data.entities.map((e) => {
+    const k = data.tokenizer.encode(e.subject, { addSpecialTokens: false }).length;
+    return [...new Array<number>(span - k).fill(fillerWeight), ...new Array<number>(k).fill(1)];
+  });
   return tf.tidy(() => {
     const states = data.entities.map((e) => {
       // The image prompt's prefix up to its last image position, with the span twin's tokens there.
@@ -537,7 +583,7 @@ function spanTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tens
       lmForward(get, { ...lm, layers: layer }, embedWithImages(get, lm, [ctx], data.imageTokenId, null), trace);
       return trace.resid[layer].slice([0, start, 0], [1, span, -1]);
     });
-    return { states: tf.concat(states, 0), mask: tf.ones([data.entities.length, span]) };
+    return { states: tf.concat(states, 0), mask: tf.tensor2d(weights) };
   });
 }
 

@@ -116,6 +116,27 @@ test('probe: held-out accuracy per layer for image and text, resolution layer', 
   assert.ok('resolution' in r.summary);
 });
 
+test('probe transfer: fit on every text prompt, scored on every image prompt, drawn as a third curve', async () => {
+  const r = await run({ kind: 'probe', version: 1, iterations: 30, transfer: true });
+  const rows = r.table.objects() as Record<string, unknown>[];
+  const of = (m: string) => rows.filter((x) => x.modality === m);
+  assert.equal(of('transfer').length, 4);
+  const text = of('text')[0];
+  const image = of('image')[0];
+  for (const t of of('transfer')) {
+    // Every text prompt trains it (both sides of the text split) and every image prompt tests it.
+    assert.equal(t.nTrain, Number(text.nTrain) + Number(text.nTest));
+    assert.equal(t.nTest, Number(image.nTrain) + Number(image.nTest));
+  }
+  const summary = r.summary as { transfer: number[]; resolution: { transfer: number | null } };
+  assert.deepEqual(summary.transfer, of('transfer').map((x) => x.testAcc));
+  const v = viewFromResult(r).data as { transfer?: number[] };
+  assert.deepEqual(v.transfer, summary.transfer);
+  const alone = await runExperiment({ kind: 'probe', version: 1, iterations: 5, layers: [1], modality: 'text', transfer: true }, { model, data });
+  assert.equal(alone.table.numRows(), 1);
+  assert.match((alone.summary.warnings as string[]).join('\n'), /transfer needs both text and image/);
+});
+
 test('attribution: scores over (layer, position), IG variant, top-k confirmed by exact patching', async () => {
   const r = await run({ kind: 'attribution', version: 1, topK: 2, limit: 2, igSteps: 2 });
   const exact = (r.table.array('exact') as ArrayLike<number | null>);

@@ -16,7 +16,7 @@ import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
-import { groundLayers, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
+import { groundLayers, groundTargets, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
 const TINY: Partial<TeachingRecipe> = {
   lm: { d: 16, layers: 2, heads: 2, inter: 32, ropeTheta: 10000, eps: 1e-5 },
@@ -29,6 +29,7 @@ const TINY: Partial<TeachingRecipe> = {
     align: { steps: 3, batch: 8, lr: 2e-3, warmup: 1 },
     instruct: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
     ground: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
+    readout: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
   },
 };
 
@@ -187,6 +188,42 @@ describe('teaching pipeline', () => {
     assert.notDeepEqual(dealt, groundLayers({ layer: 0, layers: [1, 3] }, 9, 1));
     assert.deepEqual(groundLayers({ layer: 2 }, 3, 0), [2, 2, 2]);
     await assert.rejects(run('span4', { ...recipe, ground: { layer: 1, layers: [1, 7], weight: 1, vit: 'train', positions: 'span', tokenLoss: false } }), /recipe.ground.layers: 7 is not a block 0..2/);
+    // fillerWeight: the name's positions weigh 1 and the <unk> fillers less, in the targets' mask.
+    const data = loadTeachingData(dataDir);
+    const N = (data.imageSize / 8) ** 2;
+    const size = { ...TINY.lm!, vocab: data.tokenizer.vocabSize };
+    const dev = toDevice(g.backbone!);
+    const t = groundTargets(data, size, getter(dev), 1, N, 0.25);
+    const mask = t.mask.arraySync() as number[][];
+    data.entities.forEach((e, i) => {
+      const k = data.tokenizer.encode(e.subject, { addSpecialTokens: false }).length;
+      assert.deepEqual(mask[i], [...new Array<number>(N - k).fill(0.25), ...new Array<number>(k).fill(1)], e.subject);
+    });
+    assert.deepEqual(t.states.shape, [data.entities.length, N, size.d]);
+    tf.dispose([t.states, t.mask]);
+    disposeParams(dev);
+  });
+
+  test('readout after grounding tunes only the LM blocks from `from` on: the ViT, projector and early blocks stay as grounding left them', async () => {
+    const recipe: Partial<TeachingRecipe> = {
+      ...TINY,
+      lmNameFirst: 'span',
+      stages: { ...TINY.stages!, readout: { steps: 6, batch: 8, lr: 3e-3, warmup: 1 } },
+      ground: { layer: 1, weight: 1, vit: 'train', positions: 'span', tokenLoss: false },
+      readout: { from: 1, mix: { identification: 2, visualQa: true, visualCot: true, textReplay: true } },
+    };
+    const run = (dir: string, r = recipe) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe: r });
+    const r = await run('readout1');
+    same(r.params, (await run('readout2')).params);
+    const grounded = readHost(path.join(tmp, 'readout1', 'ground', 'params.safetensors'));
+    const bytes = (v: HostTensor) => Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength);
+    const changed = [...r.params].filter(([k, v]) => !bytes(v).equals(bytes(grounded.get(k)!))).map(([k]) => k);
+    assert.ok(changed.length > 0 && changed.every((k) => k.startsWith('lm.l1.')), `changed: ${changed.join(', ')}`);
+    assert.ok(changed.includes('lm.l1.down') && changed.includes('lm.l1.q'), `changed: ${changed.join(', ')}`);
+    const st = JSON.parse(fs.readFileSync(path.join(tmp, 'readout1', 'readout', 'state.json'), 'utf8')) as { losses: number[] };
+    assert.equal(st.losses.length, 6);
+    await assert.rejects(run('readout3', { ...recipe, readout: { ...recipe.readout!, from: 2 } }), /recipe.readout.from 2: expected a block 0..1/);
+    await assert.rejects(run('readout4', { ...recipe, ground: null }), /recipe.readout needs recipe.ground/);
   });
 
   test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {

@@ -138,6 +138,7 @@ export function probeAccuracyState(): ViewStateInput {
       layers,
       image: layers.map((l) => round(0.02 + 0.9 * sigmoid((l - 16) / 2))),
       text: layers.map((l) => round(0.05 + 0.9 * sigmoid((l - 4) / 1.5))),
+      transfer: layers.map((l) => round(0.01 + 0.6 * sigmoid((l - 18) / 2))),
       threshold: 0.8,
       chance: 0.01,
       position: 'last image token',

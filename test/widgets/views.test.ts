@@ -38,6 +38,20 @@ test('JSON lists, typed arrays, DataViews and {dtype, shape, buffer} decode alik
   }
 });
 
+test('probe-accuracy: the transfer curve (probe fit on text, read on the image) validates, gets its resolution layer, and is range-checked', () => {
+  const r = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1, 2, 3], image: [1, 1, 1, 1], text: [0.2, 0.9, 0.9, 0.8], transfer: [0, 0.1, 0.6, 0.7], threshold: 0.5 } });
+  assert.ok(r.ok, r.ok ? '' : r.problems.join('; '));
+  if (r.ok && r.state.view === 'probe-accuracy') {
+    assert.deepEqual(r.state.data.transfer, [0, 0.1, 0.6, 0.7]);
+    assert.deepEqual(r.state.data.resolution, { image: 0, text: 1, transfer: 2 });
+  }
+  const without = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1], image: [1, 1] } });
+  assert.ok(without.ok && without.state.view === 'probe-accuracy' && !('transfer' in without.state.data));
+  const bad = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1], image: [1, 1], transfer: [0.5, 3] } });
+  assert.equal(bad.ok, false);
+  assert.match(bad.ok ? '' : bad.problems.join('; '), /transfer/);
+});
+
 test('a streaming sweep may send fewer values than layers; they are padded as not computed', () => {
   const r = validateViewState({
     view: 'knockout-map',

@@ -22,10 +22,12 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       const series = [
         { name: 'image prompt', ys: d.image, color: COLORS.image, row: 0 },
         ...(d.text ? [{ name: 'text prompt', ys: d.text, color: COLORS.text, row: 1 }] : []),
+        // Fit on text, read on the image: where the image holds the entity as the LM's text run does.
+        ...(d.transfer ? [{ name: 'image, probe fit on text', ys: d.transfer, color: COLORS.image, row: 0, dash: 'dot' }] : []),
       ];
       const traces: Trace[] = series.map((s) => ({
         type: 'scatter', mode: 'lines+markers', name: s.name, x: d.layers, y: gaps(s.ys),
-        line: { color: s.color, width: 2 }, marker: { size: 6 },
+        line: { color: s.color, width: 2, ...('dash' in s ? { dash: s.dash } : {}) }, marker: { size: 6 },
         customdata: d.layers.map((l, i) => [l, s.row, `layer ${l} · ${s.name}<br>probe accuracy (${what}${where}): ${pct(s.ys[i])}<br><i>click to run this layer</i>`]),
         hovertemplate: '%{customdata[2]}<extra></extra>',
       }));
@@ -40,12 +42,13 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       const res: [number | null, string, string][] = [
         [d.resolution.image, 'image', COLORS.image],
         [d.resolution.text, 'text', COLORS.text],
+        [d.transfer ? (d.resolution.transfer ?? null) : null, 'image (text probe)', COLORS.image],
       ];
       for (const [layer, name, color] of res) {
         if (layer === null) continue;
         const m = markerLine(layer, `${name} resolved L${layer}`, color);
         shapes.push(m.shape);
-        annotations.push({ ...m.annotation, yshift: name === 'text' ? 12 : 0 });
+        annotations.push({ ...m.annotation, yshift: name === 'text' ? 12 : name === 'image' ? 0 : 24 });
       }
       await plot.draw(traces, {
         xaxis: { title: { text: 'layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
