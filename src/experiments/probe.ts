@@ -228,9 +228,10 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
         layers,
         image: image ?? layers.map(() => NaN),
         text,
-        transfer,
+        // Only when computed, as the view built from streamed rows has it (views.ts probeView).
+        ...(transfer ? { transfer } : {}),
         threshold: spec.threshold,
-        resolution: { image: resolution(image), text: resolution(text), transfer: resolution(transfer) },
+        resolution: { image: resolution(image), text: resolution(text), ...(transfer ? { transfer: resolution(transfer) } : {}) },
         chance: Number(rows[0]?.chance ?? NaN),
         position: spec.position,
         target: spec.target === 'entity' ? 'entity identity' : spec.target,
