@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import type { WidgetsApi } from '../cell-api';
 import type { Library, Model } from '../library';
+import { parseIndexRanges } from '../../src/experiments/spec-options';
 
 /** Bad magic usage: unknown magic, option or value. The kernel replies with an error and keeps its state. */
 export class UsageError extends Error {
@@ -203,25 +204,8 @@ export const parseListArg = (option: string) =>
     return xs.length ? xs : undefined;
   });
 
-/**
- * Layers one option may name: far above any model's depth (≤ 128), far below what would stall the kernel
- * (`0-4000000000` once expanded into a Set of 4e9 numbers; found by test/fuzz/magics.test.ts).
- */
-export const MAX_LAYER_RANGE = 4096;
-
-/** `5-29`, `0,3,8-10` → sorted unique layer numbers. */
-export function parseLayers(v: string): number[] | undefined {
-  const out = new Set<number>();
-  for (const part of v.split(',')) {
-    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) return undefined;
-    const a = Number(m[1]);
-    const b = m[2] != null ? Number(m[2]) : a;
-    if (b < a || b >= MAX_LAYER_RANGE) return undefined;
-    for (let l = a; l <= b; l++) out.add(l);
-  }
-  return out.size ? [...out].sort((x, y) => x - y) : undefined;
-}
+/** `5-29`, `0,3,8-10` → sorted unique layer numbers (the library's one parser for index ranges). */
+export const parseLayers = parseIndexRanges;
 
 export const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 export const parseNameArg = (option: string) =>

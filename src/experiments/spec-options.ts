@@ -99,20 +99,29 @@ export function specOptions(schema: Schema, common: Schema, rename: Readonly<Rec
   return out;
 }
 
+/**
+ * The largest index a range flag may name (`--layers`, `--rows`): far above any model's depth or any result
+ * axis a flag selects from, far below what would stall the kernel (`0-4000000000` expanded into a Set of 4e9
+ * numbers; found by test/fuzz/magics.test.ts, first for --layers, then for --rows).
+ */
+export const MAX_RANGE_INDEX = 4096;
+
+/** `5-29`, `0,3,8-10` → sorted unique indices below MAX_RANGE_INDEX; undefined when it does not parse. */
+export function parseIndexRanges(v: string): number[] | undefined {
+  const out = new Set<number>();
+  for (const part of v.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (!m) return undefined;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a || b >= MAX_RANGE_INDEX) return undefined;
+    for (let i = a; i <= b; i++) out.add(i);
+  }
+  return out.size ? [...out].sort((x, y) => x - y) : undefined;
+}
+
 /** Turns a flag's text into the field's value; undefined when it does not parse (the caller names the flag). */
 export function parseOption(o: SpecOption, text: string): unknown {
-  const ints = (v: string) => {
-    const out = new Set<number>();
-    for (const part of v.split(',')) {
-      const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-      if (!m) return undefined;
-      const a = Number(m[1]);
-      const b = m[2] === undefined ? a : Number(m[2]);
-      if (b < a) return undefined;
-      for (let i = a; i <= b; i++) out.add(i);
-    }
-    return [...out].sort((x, y) => x - y);
-  };
   switch (o.type) {
     case 'int':
       return /^\d+$/.test(text.trim()) ? Number(text) : undefined;
@@ -127,7 +136,7 @@ export function parseOption(o: SpecOption, text: string): unknown {
       return xs.length ? xs : undefined;
     }
     case 'ints':
-      return ints(text);
+      return parseIndexRanges(text);
     case 'ranges': {
       const out = text.split(',').map((b) => /^(\d+)-(\d+)$/.exec(b.trim()));
       return out.every((m) => m && Number(m[1]) <= Number(m[2])) ? out.map((m) => [Number(m![1]), Number(m![2])]) : undefined;

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { CellSyntaxError, splitCell } from '../../kernel/cell-split';
 import { defaultMagics } from '../../kernel/magics';
-import { MAX_LAYER_RANGE, UsageError, parseLayers } from '../../kernel/magics/registry';
+import { UsageError, parseLayers } from '../../kernel/magics/registry';
+import { MAX_RANGE_INDEX } from '../../src/experiments/spec-options';
 import { FUZZ_RUNS, FUZZ_SEED, FUZZ_TEST_TIMEOUT_MS, fuzzParams, settle } from './fuzz';
 
 const registry = defaultMagics();
@@ -55,7 +56,7 @@ test(`magics: ${FUZZ_RUNS} fuzzed magic lines parse, or fail with a UsageError n
         parsed++;
         if (r.value.kind === 'run')
           for (const v of Object.values(r.value.opts))
-            if (Array.isArray(v)) assert.ok(v.length <= Math.max(MAX_LAYER_RANGE, seg.args.length), `an option list of ${v.length} values from a ${seg.args.length}-character line`);
+            if (Array.isArray(v)) assert.ok(v.length <= Math.max(MAX_RANGE_INDEX, seg.args.length), `an option list of ${v.length} values from a ${seg.args.length}-character line`);
       }
     }),
     fuzzParams(),
@@ -66,9 +67,15 @@ test(`magics: ${FUZZ_RUNS} fuzzed magic lines parse, or fail with a UsageError n
 
 test('regression: a huge layer range is refused instead of expanded (it hung the kernel and grew a Set to 4e9 entries)', () => {
   assert.equal(parseLayers('0-4000000000'), undefined);
-  assert.equal(parseLayers(`0-${MAX_LAYER_RANGE}`), undefined);
-  assert.equal(parseLayers(`0-${MAX_LAYER_RANGE - 1}`)?.length, MAX_LAYER_RANGE);
+  assert.equal(parseLayers(`0-${MAX_RANGE_INDEX}`), undefined);
+  assert.equal(parseLayers(`0-${MAX_RANGE_INDEX - 1}`)?.length, MAX_RANGE_INDEX);
   assert.equal(parseLayers('99999999999999999999'), undefined, 'not a safe integer');
   const ll = registry.get('logitlens', false)!;
   assert.throws(() => registry.parse(ll, '--layers 0-4000000000'), /--layers "0-4000000000" is not a layer range/);
+  // --rows (any spec's integer-list field) had its own copy of the range parser, without the bound: the fuzzer
+  // found `--rows 55029402-1778884743` ("Set maximum size exceeded") once the probe gained a flag. One parser now.
+  const at = registry.get('attribute', false)!;
+  assert.throws(() => registry.parse(at, '--rows 55029402-1778884743'), (e: unknown) => e instanceof UsageError && /--rows/.test((e as Error).message));
+  const ok = registry.parse(at, '--rows 0,2-3');
+  assert.deepEqual(ok.kind === 'run' ? ok.opts.rows : null, [0, 2, 3]);
 });
