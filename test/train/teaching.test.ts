@@ -226,6 +226,32 @@ describe('teaching pipeline', () => {
     await assert.rejects(run('readout4', { ...recipe, ground: null }), /recipe.readout needs recipe.ground/);
   });
 
+  test('the recipes in data/teaching/recipes name only recipe fields and run at toy size (their stages and knobs are accepted)', async () => {
+    const dir = path.join(__dirname, '..', '..', 'data', 'teaching', 'recipes');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+    assert.ok(files.length >= 3, files.join(', '));
+    const { resolveRecipe, DEFAULT_RECIPE } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
+    const known = new Set([...Object.keys(DEFAULT_RECIPE), 'lmNameFirst', 'lmCopies', 'readout']);
+    for (const f of files) {
+      const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Partial<TeachingRecipe>;
+      for (const k of Object.keys(r)) assert.ok(known.has(k), `${f}: unknown recipe field ${k}`);
+      for (const k of Object.keys(r.stages ?? {})) assert.ok(k in DEFAULT_RECIPE.stages, `${f}: unknown stage ${k}`);
+      const full = resolveRecipe(r);
+      assert.ok(full.ground && full.readout, `${f}: a pair recipe grounds and reads out`);
+      // The same knobs on the toy model (2 blocks): blocks above 1 clamp to 1, steps shrink.
+      const clamp = (l: number) => Math.min(l, 1);
+      const toy: Partial<TeachingRecipe> = {
+        ...TINY,
+        lmNameFirst: r.lmNameFirst,
+        stages: { ...TINY.stages!, ground: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 }, readout: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 } },
+        ground: { ...full.ground, layer: clamp(full.ground.layer), targetLayer: clamp(full.ground.targetLayer ?? full.ground.layer), layers: full.ground.layers?.map(clamp) },
+        readout: { ...full.readout, from: clamp(full.readout.from) },
+      };
+      const res = await trainTeachingModel({ seed: 1, dataDir, runDir: path.join(tmp, `recipe-${f}`), recipe: toy });
+      assert.equal(res.stoppedEarly, false, f);
+    }
+  });
+
   test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {
     const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 12, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
     const run = (dir: string, recipe = GROUND) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe });
