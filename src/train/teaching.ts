@@ -85,6 +85,15 @@ export interface GroundRecipe {
    */
   fillerWeight?: number;
   /**
+   * Align-only, span positions: keep the entity *out* of the image's residual at block `layer` (below the
+   * entity's own block): `weight` x the mean squared cosine between the image's states there and the span
+   * twin's at that block, at the name's positions. Aligning at a late block alone does not make a late model:
+   * the residual stream carries an early state up unchanged, so the easiest way to hold block 1's fresh state
+   * at block 3 is to hold it at block 1 already (session 13: the block-3 model's block-1 states were nearest
+   * their own entity's in 36 of 52, and it answered 52 % of held-out pairs against the backbone's 24 % deadline).
+   */
+  absentAt?: { layer: number; weight: number };
+  /**
    * Align-only: a block per entity instead of one `layer`, the entities dealt round-robin over this list in a
    * seeded order. Real VLMs resolve some entities early and others late (PopVQA's freezing experiment), and
    * the late-resolved ones lose recall; one block for all makes every entity equally late.
@@ -410,6 +419,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const g = recipe.ground!;
     if (!Number.isInteger(g.layer) || g.layer < 0 || g.layer > spec.lm.layers) throw new Error(`recipe.ground.layer ${g.layer}: expected 0..${spec.lm.layers}`);
     for (const l of g.layers ?? []) if (!Number.isInteger(l) || l < 0 || l > spec.lm.layers) throw new Error(`recipe.ground.layers: ${l} is not a block 0..${spec.lm.layers}`);
+    if (g.absentAt && (g.positions !== 'span' || g.tokenLoss !== false || !Number.isInteger(g.absentAt.layer) || g.absentAt.layer < 0 || g.absentAt.layer >= Math.min(g.layer, ...(g.layers ?? [g.layer]))))
+      throw new Error(`recipe.ground.absentAt: needs span positions, tokenLoss: false and a block below every entity's (got ${JSON.stringify(g.absentAt)})`);
     if ((g.layers || g.positions === 'span') && g.tokenLoss !== false) throw new Error(`recipe.ground.${g.layers ? 'layers' : "positions 'span'"} needs tokenLoss: false (an align-only recipe)`);
     const targetLayer = g.targetLayer ?? g.layer;
     if (!Number.isInteger(targetLayer) || targetLayer < 0 || targetLayer > spec.lm.layers) throw new Error(`recipe.ground.targetLayer ${targetLayer}: expected 0..${spec.lm.layers}`);
@@ -422,7 +433,12 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       const pick = (which: 'states' | 'mask') => tf.tidy(() => tf.concat(layerOf.map((l, e) => per.get(Math.min(l, targetLayer))![which].slice([e], [1])), 0));
       const targets = { states: pick('states'), mask: pick('mask') };
       for (const t of per.values()) tf.dispose([t.states, t.mask]);
-      return runAlignOnly(name, dev, g, targets, viewPool(data, recipe.extraViews), layerOf);
+      const absent = g.absentAt ? groundTargets(data, spec.lm, getter(dev), g.absentAt.layer, nTokens, g.fillerWeight) : null;
+      try {
+        return runAlignOnly(name, dev, g, targets, viewPool(data, recipe.extraViews), layerOf, absent);
+      } finally {
+        if (absent) tf.dispose([absent.states, absent.mask]);
+      }
     }
     const targets = groundTargets(data, spec.lm, getter(dev), targetLayer, g.positions === 'span' ? nTokens : undefined);
     const pool = viewPool(data, recipe.extraViews);
@@ -465,7 +481,15 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
    * context is the image prompt's prefix ("USER: <image> x N", causal, so later tokens cannot change these
    * states), and the LM runs only the blocks before `layer`.
    */
-  function runAlignOnly(name: StageName, dev: Params, g: GroundRecipe, targets: { states: tf.Tensor; mask: tf.Tensor }, pool: { pixels: tf.Tensor; perEntity: number }, layerOf: number[]): void {
+  function runAlignOnly(
+    name: StageName,
+    dev: Params,
+    g: GroundRecipe,
+    targets: { states: tf.Tensor; mask: tf.Tensor },
+    pool: { pixels: tf.Tensor; perEntity: number },
+    layerOf: number[],
+    absent: { states: tf.Tensor; mask: tf.Tensor } | null,
+  ): void {
     const r = recipe.stages[name];
     const prefix = promptIds(data, imagePrompt(data, data.templates.identification[data.entities[0].type].query), nTokens);
     const ctx = prefix.slice(0, prefix.lastIndexOf(data.imageTokenId) + 1);
@@ -501,7 +525,15 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           ? tf.div(tf.mean(tf.square(tf.sub(at, want)), -1), tf.add(tf.mean(tf.square(want), -1), 1e-12))
           : tf.mean(tf.square(tf.sub(unitRms(at), want)), -1);
         const mask = tf.gather(targets.mask, ent);
-        const align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
+        let align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
+        if (absent && g.absentAt) {
+          // The name's positions only (mask 1; fillers carry no entity): squared cosine to the entity's own state.
+          const early = tf.concat(entOf.map((_, i) => trace.resid[g.absentAt!.layer].slice([i, ctx.length - K, 0], [1, K, -1])), 0);
+          const own = tf.gather(absent.states, ent);
+          const cos = tf.div(tf.sum(tf.mul(early, own), -1), tf.add(tf.mul(tf.norm(early, 2, -1), tf.norm(own, 2, -1)), 1e-12));
+          const names = tf.cast(tf.equal(tf.gather(absent.mask, ent), 1), 'float32');
+          align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
+        }
         if (!g.tokenCe || !spanIds) return align;
         const table = unitRms(get('lm.embed'));
         const logits = tf.div(tf.matMul(unitRms(at).reshape([-1, spec.lm.d]), table, false, true), Math.sqrt(spec.lm.d));

@@ -188,6 +188,15 @@ describe('teaching pipeline', () => {
     assert.notDeepEqual(dealt, groundLayers({ layer: 0, layers: [1, 3] }, 9, 1));
     assert.deepEqual(groundLayers({ layer: 2 }, 3, 0), [2, 2, 2]);
     await assert.rejects(run('span4', { ...recipe, ground: { layer: 1, layers: [1, 7], weight: 1, vit: 'train', positions: 'span', tokenLoss: false } }), /recipe.ground.layers: 7 is not a block 0..2/);
+    // absentAt: a late knob that also keeps the entity out of the image's block-1 states runs, deterministically,
+    // changes what grounding learns, and must name a block below every entity's.
+    const absentRecipe: Partial<TeachingRecipe> = { ...recipe, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train', positions: 'span', tokenLoss: false, absentAt: { layer: 1, weight: 1 } } };
+    const abs = await run('absent1', absentRecipe);
+    same(abs.params, (await run('absent2', absentRecipe)).params);
+    same(lm(abs.params), lm(g.backbone!));
+    const plain = await run('absent0', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: undefined } });
+    assert.ok([...abs.params].some(([k, v]) => k.startsWith('proj.') && !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(plain.params.get(k)!.data.buffer, plain.params.get(k)!.data.byteOffset, plain.params.get(k)!.data.byteLength))), 'the absence term changes the projector');
+    await assert.rejects(run('absent3', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: { layer: 2, weight: 1 } } }), /recipe.ground.absentAt: needs .* a block below every entity's/);
     // fillerWeight: the name's positions weigh 1 and the <unk> fillers less, in the targets' mask.
     const data = loadTeachingData(dataDir);
     const N = (data.imageSize / 8) ** 2;
