@@ -247,14 +247,22 @@ describe('teaching pipeline', () => {
       for (const k of Object.keys(r.stages ?? {})) assert.ok(k in DEFAULT_RECIPE.stages, `${f}: unknown stage ${k}`);
       const full = resolveRecipe(r);
       assert.ok(full.ground && full.readout, `${f}: a pair recipe grounds and reads out`);
-      // The same knobs on the toy model (2 blocks): blocks above 1 clamp to 1, steps shrink.
-      const clamp = (l: number) => Math.min(l, 1);
+      // The same knobs on the toy model (2 blocks): grounding blocks clamp to 0..2, the absence block stays below
+      // them, readout starts at most at block 1, and steps shrink.
+      const clamp = (l: number) => Math.min(l, 2);
+      const lowest = Math.min(clamp(full.ground.layer), ...(full.ground.layers ?? []).map(clamp));
       const toy: Partial<TeachingRecipe> = {
         ...TINY,
         lmNameFirst: r.lmNameFirst,
         stages: { ...TINY.stages!, ground: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 }, readout: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 } },
-        ground: { ...full.ground, layer: clamp(full.ground.layer), targetLayer: clamp(full.ground.targetLayer ?? full.ground.layer), layers: full.ground.layers?.map(clamp) },
-        readout: { ...full.readout, from: clamp(full.readout.from) },
+        ground: {
+          ...full.ground,
+          layer: clamp(full.ground.layer),
+          targetLayer: clamp(full.ground.targetLayer ?? full.ground.layer),
+          layers: full.ground.layers?.map(clamp),
+          absentAt: full.ground.absentAt ? { ...full.ground.absentAt, layer: Math.min(full.ground.absentAt.layer, lowest - 1) } : undefined,
+        },
+        readout: { ...full.readout, from: Math.min(full.readout.from, 1) },
       };
       const res = await trainTeachingModel({ seed: 1, dataDir, runDir: path.join(tmp, `recipe-${f}`), recipe: toy });
       assert.equal(res.stoppedEarly, false, f);
