@@ -433,7 +433,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
       const pick = (which: 'states' | 'mask') => tf.tidy(() => tf.concat(layerOf.map((l, e) => per.get(Math.min(l, targetLayer))![which].slice([e], [1])), 0));
       const targets = { states: pick('states'), mask: pick('mask') };
       for (const t of per.values()) tf.dispose([t.states, t.mask]);
-      const absent = g.absentAt ? groundTargets(data, spec.lm, getter(dev), g.absentAt.layer, nTokens, g.fillerWeight) : null;
+      // Filler weight 0: the absence term's mask is the name's positions alone (fillers carry no entity).
+      const absent = g.absentAt ? groundTargets(data, spec.lm, getter(dev), g.absentAt.layer, nTokens, 0) : null;
       try {
         return runAlignOnly(name, dev, g, targets, viewPool(data, recipe.extraViews), layerOf, absent);
       } finally {
@@ -527,11 +528,11 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         const mask = tf.gather(targets.mask, ent);
         let align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
         if (absent && g.absentAt) {
-          // The name's positions only (mask 1; fillers carry no entity): squared cosine to the entity's own state.
+          // The name's positions only (absent.mask): squared cosine to the entity's own state there.
           const early = tf.concat(entOf.map((_, i) => trace.resid[g.absentAt!.layer].slice([i, ctx.length - K, 0], [1, K, -1])), 0);
           const own = tf.gather(absent.states, ent);
           const cos = tf.div(tf.sum(tf.mul(early, own), -1), tf.add(tf.mul(tf.norm(early, 2, -1), tf.norm(own, 2, -1)), 1e-12));
-          const names = tf.cast(tf.equal(tf.gather(absent.mask, ent), 1), 'float32');
+          const names = tf.gather(absent.mask, ent);
           align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
         }
         if (!g.tokenCe || !spanIds) return align;
