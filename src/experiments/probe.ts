@@ -166,11 +166,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
     progress.start(`${modality} probes`, layers.length);
     for (const [li, layer] of layers.entries()) {
       ctx.signal?.throwIfAborted();
-      const matrix = (idx: number[]) => {
-        const X = new Float32Array(idx.length * D);
-        idx.forEach((i, r) => X.set(feats.get(cases[i].id)![li], r * D));
-        return X;
-      };
+      const matrix = (idx: number[]) => featureMatrix({ cases, feats }, idx, li, D);
       const ys = (idx: number[]) => Int32Array.from(idx.map((i) => y[i]));
       const fit = fitLogReg(matrix(train), train.length, D, ys(train), classes.length, spec);
       try {
@@ -240,6 +236,13 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
   };
 }
 
+/** The rows `idx` of one layer's features (layer index `li`), as the n × D matrix the probes fit on. */
+function featureMatrix(k: { cases: PromptCase[]; feats: Map<string, Float32Array[]> }, idx: number[], li: number, D: number): Float32Array {
+  const X = new Float32Array(idx.length * D);
+  idx.forEach((i, r) => X.set(k.feats.get(k.cases[i].id)![li], r * D));
+  return X;
+}
+
 /** Per layer, a probe fit on every text example and scored on the image examples of the entities it knows. */
 function transferRows(
   text: { cases: PromptCase[]; labels: string[]; feats: Map<string, Float32Array[]> },
@@ -261,11 +264,7 @@ function transferRows(
   progress.start('transfer probes', layers.length);
   for (const [li, layer] of layers.entries()) {
     ctx.signal?.throwIfAborted();
-    const matrix = (k: { cases: PromptCase[]; feats: Map<string, Float32Array[]> }, idx: number[]) => {
-      const X = new Float32Array(idx.length * D);
-      idx.forEach((i, r) => X.set(k.feats.get(k.cases[i].id)![li], r * D));
-      return X;
-    };
+    const matrix = (k: { cases: PromptCase[]; feats: Map<string, Float32Array[]> }, idx: number[]) => featureMatrix(k, idx, li, D);
     const all = text.cases.map((_, i) => i);
     const fit = fitLogReg(matrix(text, all), all.length, D, yText, classes.length, spec);
     try {
