@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM } from '../src/models/causal-lm';
 import { memorySource } from '../src/models/weights';
+import { TEACHING_DIR } from '../src/data/teaching-models';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -114,11 +115,11 @@ export function randomLlama(s: LmShape, seed = 1): CausalLM {
 }
 
 /**
- * The teaching model's decoder shape: read from data/teaching/config.json when the trained model exists,
+ * The default teaching model's decoder shape: read from its config.json (TEACHING_DIR) when the trained model exists,
  * otherwise a stand-in of the size the teaching recipe targets (toyworld vocabulary, 12 layers).
  */
 export function teachingShape(): { shape: LmShape; source: string } {
-  const cfgFile = path.join(ROOT, 'data', 'teaching', 'config.json');
+  const cfgFile = path.join(TEACHING_DIR, 'config.json');
   if (fs.existsSync(cfgFile)) {
     const raw = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, any>;
     const t = (raw.text_config ?? raw) as Record<string, number>;
@@ -136,7 +137,7 @@ export function teachingShape(): { shape: LmShape; source: string } {
   }
   return {
     shape: { vocab: 289, d: 256, layers: 12, heads: 8, kvHeads: 8, inter: 1024 },
-    source: 'stand-in (data/teaching absent): vocab 289, d 256, 12 layers, 8 heads, I 1024',
+    source: `stand-in (${path.relative(ROOT, TEACHING_DIR)} absent): vocab 289, d 256, 12 layers, 8 heads, I 1024`,
   };
 }
 

@@ -7,7 +7,7 @@ import { InputError } from './errors';
 import { loadModelWithAssets } from './experiments/assets';
 import { isRawPrompts, readRawPrompts, type RawPrompts } from './experiments/sources/raw';
 import { loadPopVQA, type Dataset, type LoadOptions as DatasetLoadOptions } from './data/popvqa';
-import { TEACHING_MODELS } from './data/teaching-models';
+import { isTeachingModel, TEACHING_MODELS } from './data/teaching-models';
 import type { LoadOptions } from './models/load';
 import type { Model } from './models/model';
 import { runExperiment as runLocal, type ResultOf, type RunContext as ExperimentRunContext, type SpecInput } from './experiments';
@@ -100,12 +100,12 @@ export async function runExperiment<K extends string>(spec: SpecInput<K>, ctx: R
 /** `runExperiment`'s context: the model, its data, and optionally a queue for the patch sweeps. */
 export type RunContext = ExperimentRunContext & { queue?: string };
 
-export { TEACHING_DIR, TEACHING_MODELS } from './data/teaching-models';
+export { TEACHING_DIR, TEACHING_MODELS, teachingModelDir } from './data/teaching-models';
 
 /** A HuggingFace model folder (with its tokenizer and preprocessor when present), or a teaching model's name. */
 export async function loadModel(dirOrName: string, opts: LoadOptions = {}): Promise<Model> {
-  const named = TEACHING_MODELS[dirOrName];
-  if (named) {
+  if (isTeachingModel(dirOrName)) {
+    const named = TEACHING_MODELS[dirOrName];
     if (!fs.existsSync(path.join(named, 'config.json')))
       throw new InputError(`the teaching model "${dirOrName}" is not built (${named}); data/teaching/README.md says how to train it`);
     return loadModelWithAssets(named, opts);

@@ -1,6 +1,6 @@
 // %load: a model from a HuggingFace folder (config.json + safetensors) or the built-in teaching model.
 import * as path from 'node:path';
-import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-models';
+import { isTeachingModel, TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-models';
 import { ensureEngine, hookPointsOf } from '../library';
 import { resolveData } from './experiment-runner';
 import { type Magic, parseNameArg } from './registry';
@@ -28,7 +28,7 @@ export const load: Magic = {
     const model = await Promise.race([lib.loadModel(source), ctx.hardStop]);
     ctx.session.model = model;
     ctx.session.modelSource = source;
-    const dataDir = typeof opts.data === 'string' ? opts.data : source in TEACHING_MODELS ? TEACHING_DATA : undefined;
+    const dataDir = typeof opts.data === 'string' ? opts.data : isTeachingModel(source) ? TEACHING_DATA : undefined;
     if (dataDir) await resolveData(ctx, lib, dataDir);
     await ctx.keep(model, opts.as as string | undefined, load.binds);
     const family = (model as unknown as { family?: string }).family;

@@ -18,6 +18,11 @@ export interface LabContext {
   questions?: { where: Record<string, string | string[]> } | null;
   /** The chain-of-thought suffix (spec `cotSuffix`: one string, or one per entity type); null / absent: the library's. */
   cotSuffix?: string | Record<string, string> | null;
+  /**
+   * The chat format the backbone is asked in (recall-gap's `backboneTemplate`, lab 4): toyworld's backbone learnt
+   * its facts as `USER: ... ASSISTANT: ...` ('llava-1.5'); null / absent: the library's default ('plain').
+   */
+  backboneTemplate?: string | null;
 }
 
 /** The spec fields a context sets: `questions` and `cotSuffix` only when given, so plain specs stay as they were. */
@@ -273,6 +278,85 @@ export async function checkLab3(ctx: LabContext, a: Lab3Answer, opts: { quiet?: 
     [
       layerLine('best layer to patch the backbone state', a.bestLayer, s.bestLayer),
       choiceLine('chain of thought helps', a.cotHelps, s.cotHelps, s.cotHelps ? 'naming the entity first is more accurate than the direct question' : 'naming the entity first is not more accurate here'),
+    ],
+    s,
+    opts.quiet,
+  );
+}
+
+// ─────────────────────────────────────────────────────────────────── Lab 4: too late, or in time?
+
+/**
+ * Two VLMs on one backbone that differ only in where their image states hold the entity ("Too Late to Recall"):
+ * the recall gap of each on the held-out pairs, and the transfer probe (fit on text prompts, read on image
+ * prompts at the last image token): the first layer where the image reads as the LM's own state for the name.
+ */
+export const LAB4_GAP = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, batchSize: 32 } as const;
+export const LAB4_PROBE = { kind: 'probe', version: 1, position: 'last-image', transfer: true, limit: 32, seed: 1, batchSize: 32 } as const;
+
+/** The two models of lab 4, each a lab context (same data and questions). */
+export interface Lab4Context {
+  late: LabContext;
+  early: LabContext;
+}
+
+export function lab4GapSpec(ctx: LabContext): Record<string, unknown> {
+  return { ...LAB4_GAP, ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
+}
+
+export interface Lab4Answer {
+  /** Which model loses more accuracy from the text question to the image question? */
+  largerGap?: 'late' | 'early' | null;
+  /** The layer where the early model's transfer curve is highest (where its image reads most like the name). */
+  earlyPeak?: number | null;
+  /** The same for the late model. */
+  latePeak?: number | null;
+}
+
+export interface Lab4Solution {
+  drop: { late: number; early: number };
+  imageAcc: { late: number; early: number };
+  textAcc: { late: number; early: number };
+  /** First layer at the probe's threshold (null: never). */
+  resolution: { late: number | null; early: number | null };
+  transfer: { late: number[]; early: number[] };
+  /** The layer of each transfer curve's maximum (the first, on a tie). */
+  peak: { late: number; early: number };
+  largerGap: 'late' | 'early';
+}
+
+/** The layer of a curve's maximum (the first, on a tie); `layers` maps its index to the layer. */
+function peakLayer(curve: number[], layers: number[]): number {
+  let best = 0;
+  curve.forEach((v, i) => {
+    if (v > curve[best]) best = i;
+  });
+  return layers[best];
+}
+
+export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
+  const gap = { late: await runMemo(ctx.late, lab4GapSpec(ctx.late)), early: await runMemo(ctx.early, lab4GapSpec(ctx.early)) };
+  const probe = { late: await runMemo(ctx.late, { ...LAB4_PROBE }), early: await runMemo(ctx.early, { ...LAB4_PROBE }) };
+  const drop = { late: gap.late.summary.drop as number, early: gap.early.summary.drop as number };
+  return {
+    drop,
+    imageAcc: { late: gap.late.summary.imageAcc, early: gap.early.summary.imageAcc },
+    textAcc: { late: gap.late.summary.textAcc, early: gap.early.summary.textAcc },
+    resolution: { late: probe.late.summary.resolution.transfer, early: probe.early.summary.resolution.transfer },
+    transfer: { late: probe.late.summary.transfer, early: probe.early.summary.transfer },
+    peak: { late: peakLayer(probe.late.summary.transfer, probe.late.summary.layers), early: peakLayer(probe.early.summary.transfer, probe.early.summary.layers) },
+    largerGap: drop.late >= drop.early ? 'late' : 'early',
+  };
+}
+
+export async function checkLab4(ctx: Lab4Context, a: Lab4Answer, opts: { quiet?: boolean } = {}): Promise<CheckReport<Lab4Solution>> {
+  const s = await lab4Solution(ctx);
+  return report(
+    'Lab 4',
+    [
+      choiceLine('the model with the larger gap', a.largerGap, s.largerGap, `its image answers fall ${(100 * Math.max(s.drop.late, s.drop.early)).toFixed(0)} points below its text answers`),
+      layerLine("the early model's peak layer", a.earlyPeak, s.peak.early),
+      layerLine("the late model's peak layer", a.latePeak, s.peak.late),
     ],
     s,
     opts.quiet,

@@ -1,6 +1,7 @@
-// `hopscope demo`: the main job. Loads the built-in teaching model and runs every analysis of the two papers
-// (recall gap, cross-patching, freezing, knockout, logit lens, probes, attribution, recovery) on the toyworld
-// data, writing CSV/Arrow tables, summary.json and one self-contained HTML report (viewable offline).
+// `hopscope demo`: the main job. Loads the built-in teaching pair (the late model, and the early one next to it:
+// issue 15) and runs every analysis of the two papers (recall gap, cross-patching, freezing, knockout, logit
+// lens, probes, attribution, recovery, circuit) on the toyworld data, writing CSV/Arrow tables, summary.json and
+// one self-contained HTML report (viewable offline) with both models side by side in every section.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -8,7 +9,7 @@ import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
-import { TEACHING_MODELS } from '../data/teaching-models';
+import { TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
 import { InputError } from '../errors';
 import { backboneDirOf, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
@@ -16,7 +17,9 @@ import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-export const TEACHING_MODEL = path.join(REPO_ROOT, 'data', 'teaching');
+/** The default model (`teaching`) and the one drawn next to it unless told otherwise (`teaching-early`). */
+export const TEACHING_MODEL = TEACHING_DIR;
+export const TEACHING_COMPARE = TEACHING_COMPARE_DIR;
 export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
 
 /** Said under the recall-gap figure when only held-out pairs are asked. */
@@ -66,7 +69,9 @@ export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOY
     freeze: { limit, ...q },
     knockout: { limit, ...q },
     'logit-lens': { limit: 2 },
-    probe: { limit: limit * 4 },
+    // The transfer probe (fit on text, read on the image) says whether the image has become the LM's state for the
+    // name; a probe fit on image prompts reads the entity from any feature, 100 % from layer 0 on every teaching model.
+    probe: { limit: limit * 4, transfer: true },
     attribution: { limit: 2 },
     recovery: { limit, backbone, ...q, ...cotSuffixOf(dataDir), ...bbTemplate },
     // Same-type pairs asked one relation: `limit` entities give about limit / 2 pairs.
@@ -89,9 +94,10 @@ export interface DemoOptions {
   model?: string;
   /**
    * A second model run on the same specs, drawn next to the first in each section (e.g. two VLMs that resolve the entity
-   * at different depths: the same analyses side by side).
+   * at different depths: the same analyses side by side). Unset with no `model`: the early teaching model next to
+   * the default (late) one, the contrast of issue 15; unset with a `model`, or `false`: no second model.
    */
-  compare?: string;
+  compare?: string | false;
   data?: string;
   out?: string;
   limit?: number;
@@ -114,6 +120,7 @@ export interface DemoOutput {
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const t0 = performance.now();
   const modelDir = opts.model ?? TEACHING_MODEL;
+  const compare = opts.compare === false ? undefined : (opts.compare ?? (opts.model === undefined ? TEACHING_COMPARE : undefined));
   const dataDir = opts.data ?? TOYWORLD;
   const outDir = opts.out ?? path.join(process.cwd(), 'out', 'demo');
   if (!fs.existsSync(path.join(modelDir, 'config.json')))
@@ -121,7 +128,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const engine = await initEngine();
   const log = (s: string): void => void process.stderr.write(`hopscope: ${s}\n`);
   log(describeEngine(engine));
-  const dirs = [modelDir, ...(opts.compare ? [opts.compare] : [])];
+  const dirs = [modelDir, ...(compare ? [compare] : [])];
   for (const d of dirs) if (!fs.existsSync(path.join(d, 'config.json'))) throw new InputError(`${d} holds no model (config.json missing)`);
   const models: Model[] = [];
   const label = (d: string) => escapeHtml(path.relative(REPO_ROOT, d) || d);
@@ -138,7 +145,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
     {
       html:
         `<p>The built-in teaching model (<code>${label(modelDir)}</code>, ${model.numLayers} layers, ` +
-        `d_model ${model.dModel})${opts.compare ? `, next to <code>${label(opts.compare)}</code> (${models[1].numLayers} layers) in every section,` : ''} on the toyworld data. Every figure below is drawn from the tables next to this page ` +
+        `d_model ${model.dModel})${compare ? `, next to <code>${label(compare)}</code> (${models[1].numLayers} layers) in every section,` : ''} on the toyworld data. Every figure below is drawn from the tables next to this page ` +
         `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.` +
         (heldout
           ? ` Factual questions are asked only on the (entity, relation) pairs held out of visual instruction tuning ` +
@@ -150,7 +157,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const failures: { kind: string; message: string }[] = [];
   const summary: Record<string, unknown> = {
     model: modelDir,
-    ...(opts.compare ? { compare: opts.compare } : {}),
+    ...(compare ? { compare } : {}),
     data: dataDir,
     backend: engine.provider,
     threads: engine.threads,
@@ -236,15 +243,18 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run every analysis on the built-in teaching model; write an HTML report and CSV/Arrow tables')
-    .option('--model <dir>', 'model folder', TEACHING_MODEL)
+    .option('--model <dir>', `model folder, or a teaching model's name (${Object.keys(TEACHING_MODELS).join(', ')})`, 'teaching')
     .option('--data <dir>', 'PopVQA-format data folder', TOYWORLD)
     .option('--out <dir>', 'output folder', 'out/demo')
-    .option('--compare <dir>', 'a second model folder (or teaching model name) drawn next to the first in every section')
+    .option('--compare <dir>', 'a second model folder (or teaching model name) drawn next to the first in every section (default with the default model: teaching-early)')
+    .option('--no-compare', 'no second model')
     .option('--limit <n>', 'entities (targets) per experiment', '8')
     .option('--only <kinds>', 'comma-separated experiment kinds')
-    .action(async (o: { model: string; compare?: string; data: string; out: string; limit: string; only?: string }) => {
-      const dir = (x: string) => TEACHING_MODELS[x] ?? x;
-      const out = await runDemo({ model: dir(o.model), compare: o.compare ? dir(o.compare) : undefined, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
+    .action(async (o: { model: string; compare?: string | false; data: string; out: string; limit: string; only?: string }) => {
+      // The default model (`teaching`) gets the early one next to it unless --compare or --no-compare says otherwise.
+      const model = o.model === 'teaching' ? undefined : teachingModelDir(o.model);
+      const compare = typeof o.compare === 'string' ? teachingModelDir(o.compare) : o.compare;
+      const out = await runDemo({ model, compare, data: o.data, out: o.out, limit: Number(o.limit), only: o.only?.split(',') });
       if (out.failures.length) process.exitCode = 1;
     });
 }

@@ -50,7 +50,7 @@ export function buildProgram(): Command {
     'after',
     '\nJupyter:\n  hopscope install [--user|--sys-prefix|--prefix P] [--python PATH]   install the kernel and widgets\n' +
       '  hopscope kernel --config-path FILE                                 (started by Jupyter)\n' +
-      'Training the teaching model: node --import tsx src/train/cli.ts --out data/teaching\n',
+      'Training the teaching models: node --import tsx src/train/cli.ts --help (recipes: data/teaching/recipes/, data card: data/teaching/README.md)\n',
   );
   return program;
 }

@@ -1,5 +1,5 @@
 // Trains the teaching VLM and writes it as a HF folder:
-//   node --import tsx src/train/cli.ts --out data/teaching [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
+//   node --import tsx src/train/cli.ts --out data/teaching/v5 [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
 //     [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
 // --backbone-dir: write the backbone there (shared by several VLMs; the VLM's config.json names it).
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
@@ -9,16 +9,44 @@ import * as childProcess from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
+import { Command, Option } from 'commander';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
 import { STAGES, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
 import { parseEngineConfig } from '../engine/config';
 
-function arg(name: string, dflt?: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
+interface CliOptions {
+  out: string;
+  data: string;
+  run: string;
+  seed: string;
+  stages?: string;
+  recipe?: string;
+  jobs: string;
+  backboneDir?: string;
+  eval?: boolean;
+  child?: boolean;
 }
 
+// commander, as the hopscope CLI: `--help` prints this and an unknown flag is an error, never a training run.
+const program = new Command('train')
+  .description('train the teaching VLM (and its backbone) and write it as a HuggingFace folder')
+  .option('--out <dir>', "the VLM folder to write (the default recipe is v5's)", 'data/teaching/v5')
+  .option('--data <dir>', 'the toyworld data', 'data/toyworld')
+  .option('--run <dir>', 'checkpoints of every stage (a finished stage is reused)', path.join('.hopscope-cache', 'train', 'teaching'))
+  .option('--seed <n>', 'the seed', '0')
+  .option('--stages <list>', `comma-separated stages to run (${STAGES.join(',')})`)
+  .option('--recipe <file>', 'a recipe JSON (data/teaching/recipes/)')
+  .option('--jobs <n>', 'processes for the independent LM and vision pretraining', '2')
+  .option('--backbone-dir <dir>', 'also write the backbone there (shared by several VLMs)')
+  .option('--eval', 'run src/train/contrast.ts on the folder just written')
+  .addOption(new Option('--child').hideHelp());
+const opts = (): CliOptions => program.opts<CliOptions>();
+/** The options a pretraining child process is given again. */
+const CHILD_PASS = ['data', 'seed', 'recipe'] as const;
+
 async function main(): Promise<void> {
+  program.parse();
+  const o = opts();
   // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
   // on whether a BLAS was found (same seed, same weights).
   // Training asks for one thread unless HOPSCOPE_THREADS says otherwise (src/engine/config.ts parses it).
@@ -26,26 +54,28 @@ async function main(): Promise<void> {
   const engine = await initEngine({ threads: env.threadsFromEnv ? env.threads : 1, native: 'off' });
   console.error(describeEngine(engine));
   const t0 = Date.now();
-  const child = process.argv.includes('--child');
-  const out = arg('out', 'data/teaching')!;
-  const runDir = arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!;
-  const stages = arg('stages')?.split(',') as StageName[] | undefined;
+  const child = o.child === true;
+  const out = o.out;
+  const runDir = o.run;
+  const stages = o.stages?.split(',') as StageName[] | undefined;
   if (stages) for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stages: unknown stage ${s} (known: ${STAGES.join(', ')})`);
-  const jobs = Number(arg('jobs', '2'));
-  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs ${arg('jobs')}: expected a positive integer`);
+  const jobs = Number(o.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs ${o.jobs}: expected a positive integer`);
+  const seed = Number(o.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed ${o.seed}: expected a non-negative integer`);
   if (!child && jobs > 1) {
     const pending = (['lm', 'vision'] as const).filter((s) => (!stages || stages.includes(s)) && !fs.existsSync(path.join(runDir, s, 'params.safetensors')));
     if (pending.length === 2) await Promise.all(pending.map((s) => runChild(s, runDir)));
   }
-  const recipeFile = arg('recipe');
+  const recipeFile = o.recipe;
   const recipe = recipeFile ? (JSON.parse(fs.readFileSync(recipeFile, 'utf8')) as Partial<TeachingRecipe>) : undefined;
   let bar: SingleBar | null = null;
   let current = '';
   const res = await trainTeachingModel({
-    seed: Number(arg('seed', '0')),
-    dataDir: arg('data', 'data/toyworld')!,
+    seed,
+    dataDir: o.data,
     outDir: child ? undefined : out,
-    backboneDir: arg('backbone-dir'),
+    backboneDir: o.backboneDir,
     runDir,
     stages,
     recipe,
@@ -67,11 +97,11 @@ async function main(): Promise<void> {
   });
   (bar as SingleBar | null)?.stop();
   console.error(JSON.stringify({ wallS: (Date.now() - t0) / 1000, seconds: res.seconds, finalLoss: res.finalLoss, numParams: res.numParams }, null, 1));
-  if (arg('eval') !== undefined || process.argv.includes('--eval')) {
+  if (o.eval) {
     // The library's experiments on the folder just written (src/train/contrast.ts), as a user would run them.
     const { contrast } = await import('./contrast');
-    const report = await contrast({ model: out, data: arg('data', 'data/toyworld')!, limit: 48, log: (s) => console.error(s) });
-    const file = path.join(arg('run', path.join('.hopscope-cache', 'train', 'teaching'))!, 'eval.json');
+    const report = await contrast({ model: out, data: o.data, limit: 48, log: (s) => console.error(s) });
+    const file = path.join(runDir, 'eval.json');
     fs.writeFileSync(file, JSON.stringify(report, null, 1));
     console.error(`evaluation: ${file}`);
   }
@@ -80,7 +110,8 @@ async function main(): Promise<void> {
 
 /** One pretraining stage in a child process (same arguments, one thread), its log lines passed through. */
 function runChild(stage: StageName, runDir: string): Promise<void> {
-  const pass = ['data', 'seed', 'recipe'].flatMap((k) => (arg(k) !== undefined ? [`--${k}`, arg(k)!] : []));
+  const o = opts();
+  const pass = CHILD_PASS.flatMap((k) => (o[k] !== undefined ? [`--${k}`, String(o[k])] : []));
   const args = [...process.execArgv, __filename, '--child', '--stages', stage, '--run', runDir, ...pass];
   const proc = childProcess.spawn(process.execPath, args, { env: { ...process.env, HOPSCOPE_THREADS: '1' }, stdio: ['ignore', 'inherit', 'pipe'] });
   let tail = '';

@@ -8,10 +8,12 @@
 //     [--only recall-gap,probe,...] [--all-entities]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { initEngine, shutdownEngine } from '../engine/backend';
 import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentKind, type ResultOf, type SpecInput } from '../experiments';
 import { COT_SUFFIX, HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
+import { TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
 
 export interface ContrastOptions {
   model: string;
@@ -110,21 +112,30 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
 }
 
 async function main(): Promise<void> {
-  const arg = (n: string, d?: string) => {
-    const i = process.argv.indexOf(`--${n}`);
-    return i >= 0 ? process.argv[i + 1] : d;
-  };
+  // commander, as the hopscope CLI: `--help` prints the options and an unknown flag is an error.
+  const o = new Command('contrast')
+    .description("a teaching model's evaluation (issue 15's numbers) as JSON")
+    .option('--model <dir>', `the VLM folder, or a teaching model's name (${Object.keys(TEACHING_MODELS).join(', ')})`, 'teaching')
+    .option('--data <dir>', 'the toyworld data', 'data/toyworld')
+    .option('--limit <n>', 'entities per experiment', '48')
+    .option('--only <kinds>', 'comma-separated parts (recall-gap, probe, ...)')
+    .option('--all-entities', 'ask every entity, not only those with held-out pairs')
+    .option('--out <file>', 'also write the JSON there')
+    .parse()
+    .opts<{ model: string; data: string; limit: string; only?: string; allEntities?: boolean; out?: string }>();
+  const limit = Number(o.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`--limit ${o.limit}: expected a positive integer`);
   await initEngine();
   const r = await contrast({
-    model: arg('model', 'data/teaching')!,
-    data: arg('data', 'data/toyworld')!,
-    limit: Number(arg('limit', '48')),
-    only: arg('only')?.split(','),
-    allEntities: process.argv.includes('--all-entities'),
+    model: teachingModelDir(o.model),
+    data: o.data,
+    limit,
+    only: o.only?.split(','),
+    allEntities: o.allEntities === true,
     log: (s) => console.error(s),
   });
   const json = JSON.stringify(r, null, 1);
-  if (arg('out')) fs.writeFileSync(arg('out')!, json);
+  if (o.out) fs.writeFileSync(o.out, json);
   console.log(json);
   shutdownEngine();
 }

@@ -6,6 +6,7 @@
 // only the name positions change, which the last position no longer reads.
 //   node --import tsx src/train/deadline.ts --model data/teaching/backbone [--data data/toyworld] [--form question|name-first|span] [--every 5]
 import * as tf from '@tensorflow/tfjs-core';
+import { Command, Option } from 'commander';
 import { initEngine, shutdownEngine } from '../engine/backend';
 import { loadModelWithAssets, modelAssets } from '../experiments';
 import type { Model } from '../models/model';
@@ -92,15 +93,21 @@ export function recallDeadline(model: Model, data: TeachingData, o: DeadlineOpti
 }
 
 async function main(): Promise<void> {
-  const arg = (n: string, d?: string) => {
-    const i = process.argv.indexOf(`--${n}`);
-    return i >= 0 ? process.argv[i + 1] : d;
-  };
+  // commander, as the hopscope CLI: `--help` prints the options and an unknown flag is an error.
+  const o = new Command('deadline')
+    .description("a text LM's recall deadline: from which block on an entity written into the name positions is still recalled")
+    .option('--model <dir>', 'the LM folder', 'data/teaching/backbone')
+    .option('--data <dir>', 'the toyworld data', 'data/toyworld')
+    .addOption(new Option('--form <form>', 'the prompt form').choices(['question', 'name-first', 'span']).default('question'))
+    .option('--every <n>', 'every n-th pair', '5')
+    .parse()
+    .opts<{ model: string; data: string; form: DeadlineOptions['form']; every: string }>();
+  const every = Number(o.every);
+  if (!Number.isInteger(every) || every < 1) throw new Error(`--every ${o.every}: expected a positive integer`);
   await initEngine({ threads: 1 });
-  const model = loadModelWithAssets(arg('model', 'data/teaching/backbone')!);
-  const form = arg('form', 'question') as DeadlineOptions['form'];
-  if (form !== 'question' && form !== 'name-first' && form !== 'span') throw new Error(`--form ${form}: expected question, name-first or span`);
-  const r = recallDeadline(model, loadTeachingData(arg('data', 'data/toyworld')!), { form, every: Number(arg('every', '5')), maxNewTokens: 5 });
+  const model = loadModelWithAssets(o.model);
+  const form = o.form;
+  const r = recallDeadline(model, loadTeachingData(o.data), { form, every, maxNewTokens: 5 });
   console.log(`${form}: ${r.pairs} pairs; answers that are A's (B's) when A's name states are written from block L on`);
   for (const row of r.rows) console.log(`  L=${row.block}${row.block === model.numLayers ? ' (final norm)' : ''}: A ${row.a}/${r.pairs}, B ${row.b}/${r.pairs}`);
   model.dispose();

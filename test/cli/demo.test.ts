@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as aq from 'arquero';
 import { shutdownEngine } from '../../src/engine/backend';
-import { demoSpecs, hasVqaSplit, runDemo, TEACHING_MODEL, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
+import { demoSpecs, hasVqaSplit, runDemo, TEACHING_COMPARE, TEACHING_MODEL, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
 
 const haveModel = fs.existsSync(path.join(TEACHING_MODEL, 'config.json'));
 let out: DemoOutput;
@@ -33,6 +33,15 @@ test('demo writes tables, summary.json and a self-contained report', { skip: !ha
     assert.ok(fs.statSync(path.join(dir, `${kind}.csv`)).size > 0, `${kind}.csv`);
     assert.ok(fs.statSync(path.join(dir, `${kind}.arrow`)).size > 0, `${kind}.arrow`);
   }
+  // By default the early model is drawn next to the default (late) one: every kind twice.
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  assert.equal(summary.model, TEACHING_MODEL);
+  assert.equal(summary.compare, TEACHING_COMPARE);
+  for (const kind of ['recall-gap', 'probe', 'logit-lens']) assert.ok(fs.statSync(path.join(dir, `${kind}-compare.csv`)).size > 0, `${kind}-compare.csv`);
+  // In the registry's order, each kind on both models.
+  assert.deepEqual(out.results.map((r) => r.kind), ['recall-gap', 'recall-gap', 'logit-lens', 'logit-lens', 'probe', 'probe']);
+  // The demo's probe includes the transfer curve (fit on text, read on the image).
+  for (const r of out.results.filter((x) => x.kind === 'probe')) assert.ok(Array.isArray(r.summary.transfer), 'transfer curve');
   const html = fs.readFileSync(out.report, 'utf8');
   assert.ok(!/<script[^>]+src=["']https?:/i.test(html), 'no external scripts');
   assert.ok(!/<link[^>]+href=["']https?:/i.test(html), 'no external styles');
@@ -83,6 +92,19 @@ test('the demo recall gap is measured on held-out pairs, and the report says so'
   const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
   assert.deepEqual(summary.questions, { where: { vqa_split: 'heldout' } });
   assert.match(fs.readFileSync(out.report, 'utf8'), /held out of the teaching model's visual instruction tuning/);
+});
+
+test('a model named without --compare, or compare: false, runs alone', { skip: !haveModel }, async () => {
+  for (const opts of [{ model: TEACHING_COMPARE }, { compare: false as const }]) {
+    const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-demo-alone-'));
+    try {
+      const c = await runDemo({ ...opts, out: cdir, limit: 1, only: ['logit-lens'], progress: false });
+      assert.equal(c.results.length, 1, JSON.stringify(opts));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(cdir, 'summary.json'), 'utf8')).compare, undefined);
+    } finally {
+      fs.rmSync(cdir, { recursive: true, force: true });
+    }
+  }
 });
 
 test('--compare: a second model on the same specs, drawn next to the first in one section per kind', { skip: !haveModel }, async () => {

@@ -120,7 +120,7 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
   const path = await import('node:path');
   const root = path.join(__dirname, '..', '..');
   const before = tf.memory().numTensors;
-  const vlm = loadModelWithAssets(path.join(root, 'data', 'teaching'));
+  const vlm = loadModelWithAssets(path.join(root, 'data', 'teaching', 'late'));
   try {
     const r = await runExperiment({ kind: 'circuit', version: 1, limit: 2, topK: 2, k: 5, backboneTemplate: 'llava-1.5' }, { model: vlm, data: path.join(root, 'data', 'toyworld') });
     const s = r.summary as Record<string, any>;

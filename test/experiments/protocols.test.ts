@@ -245,9 +245,9 @@ test('a version-1 spec keeps running; its completed spec and summary.protocol sh
   assert.deepEqual([fz.maxNewTokens, fz.answerTokens, fz.untilRelative], [30, 100, false]);
 });
 
-test('the backbone benchmark on the teaching model finds data/teaching/backbone by itself', async () => {
+test('the backbone benchmark on the teaching model finds data/teaching/backbone (config.json hopscope_backbone) by itself', async () => {
   const { loadModelWithAssets } = await import('../../src/experiments');
-  const teaching = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching'));
+  const teaching = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching/late'));
   try {
     const r = await runExperiment({ kind: 'recall-gap', version: 1, limit: 4, maxNewTokens: 12 }, { model: teaching, data: TOYWORLD });
     const bb = r.summary.backbone as { from: string; backboneAcc: number; n: number; degradation: { absolute: number; relative: number | null } };
@@ -278,7 +278,9 @@ test('a VLM folder may name a shared backbone in config.json (hopscope_backbone,
     fs.mkdirSync(path.join(vlm, 'backbone'));
     fs.writeFileSync(path.join(vlm, 'backbone', 'config.json'), '{}');
     assert.equal(backboneDirOf(vlm), path.join(vlm, 'backbone'));
-    assert.equal(backboneDirOf(path.resolve(__dirname, '../../data/teaching')), path.resolve(__dirname, '../../data/teaching/backbone'));
+    // The shipped pair names its shared backbone; v5 keeps its own inside its folder.
+    for (const m of ['early', 'late']) assert.equal(backboneDirOf(path.resolve(__dirname, '../../data/teaching', m)), path.resolve(__dirname, '../../data/teaching/backbone'));
+    assert.equal(backboneDirOf(path.resolve(__dirname, '../../data/teaching/v5')), path.resolve(__dirname, '../../data/teaching/v5/backbone'));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

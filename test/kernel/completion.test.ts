@@ -39,7 +39,8 @@ test('options of the magic on the line, from its definition; option values from 
   assert.deepEqual(complete('%crosspatch --limit 3 --donors-|')!.matches, ['--donors-per-target']);
   assert.deepEqual(complete('%crosspatch --donors |')!.matches, ['same', 'cross', 'mixed']);
   assert.deepEqual(complete('%crosspatch --donors cr|')!.matches, ['cross']);
-  assert.deepEqual(complete('%load te|')!.matches, ['teaching']);
+  assert.deepEqual(complete('%load te|')!.matches, ['teaching', 'teaching-late', 'teaching-early', 'teaching-v5']);
+  assert.deepEqual(complete('%load teaching-e|')!.matches, ['teaching-early']);
   assert.deepEqual(complete('%nosuch --|')!.matches, []);
 });
 

@@ -8,7 +8,8 @@ import { PYTHON, REPO, jupyterMissing, makeJupyterEnv, runPython } from '../kern
 
 /** The notebooks' root (HOPSCOPE_NOTEBOOKS: another copy, e.g. one pointed at another model). */
 export const NOTEBOOKS = process.env.HOPSCOPE_NOTEBOOKS ? path.resolve(process.env.HOPSCOPE_NOTEBOOKS) : path.join(REPO, 'notebooks');
-export const TEACHING_MODEL = path.join(REPO, 'data', 'teaching');
+/** The model the paper notebooks and labs load (`%load ../../data/teaching/v5`): the first build's, which their texts describe. */
+export const TEACHING_MODEL = path.join(REPO, 'data', 'teaching', 'v5');
 
 /** Every notebook under notebooks/, paper first, in name order. */
 export function listNotebooks(): string[] {

@@ -8,6 +8,8 @@ export interface KeyLine {
   id: string;
   values: Record<string, KeyValue>;
   spec: Record<string, unknown>;
+  /** The model folder the spec ran on (`SPEC id=.. model=DIR {...}`, relative to the notebook); absent: the notebook's first %load. */
+  model?: string;
 }
 
 function parseValue(v: string): KeyValue {
@@ -20,7 +22,7 @@ function parseValue(v: string): KeyValue {
 /** KEY and SPEC lines of a notebook's stream outputs, paired by id. */
 export function parseKeys(streamText: string): KeyLine[] {
   const keys = new Map<string, Record<string, KeyValue>>();
-  const specs = new Map<string, Record<string, unknown>>();
+  const specs = new Map<string, { spec: Record<string, unknown>; model?: string }>();
   for (const line of streamText.split('\n')) {
     let m = /^KEY id=(\S+)((?: \S+=\S*)*)\s*$/.exec(line);
     if (m) {
@@ -32,13 +34,13 @@ export function parseKeys(streamText: string): KeyLine[] {
       keys.set(m[1], values);
       continue;
     }
-    m = /^SPEC id=(\S+) (\{.*\})\s*$/.exec(line);
-    if (m) specs.set(m[1], JSON.parse(m[2]) as Record<string, unknown>);
+    m = /^SPEC id=(\S+)(?: model=(\S+))? (\{.*\})\s*$/.exec(line);
+    if (m) specs.set(m[1], { spec: JSON.parse(m[3]) as Record<string, unknown>, ...(m[2] ? { model: m[2] } : {}) });
   }
   return [...keys].map(([id, values]) => {
-    const spec = specs.get(id);
-    if (!spec) throw new Error(`KEY id=${id} has no SPEC line`);
-    return { id, values, spec };
+    const s = specs.get(id);
+    if (!s) throw new Error(`KEY id=${id} has no SPEC line`);
+    return { id, values, ...s };
   });
 }
 
@@ -87,6 +89,14 @@ function lensFirstLayer(rows: Record<string, unknown>[]): number | null {
     if (Math.abs(Number(r.prob) - Number(r.pEntity)) < 1e-9) best = best === null ? Number(r.layer) : Math.min(best, Number(r.layer));
   }
   return best;
+}
+
+/** The layer of the transfer curve's maximum (the first on a tie), recomputed from the table's transfer rows. */
+function transferPeak(r: Result): number {
+  const rows = r.table.objects().filter((x) => x.modality === 'transfer');
+  let best = rows[0];
+  for (const x of rows) if (Number(x.testAcc) > Number(best.testAcc) || (Number(x.testAcc) === Number(best.testAcc) && x.layer < best.layer)) best = x;
+  return Number(best.layer);
 }
 
 export const DERIVE: Record<string, Derive> = {
@@ -164,4 +174,9 @@ export const DERIVE: Record<string, Derive> = {
   'lab1-text': (r) => ({ textResolution: r.summary.resolution.text }),
   lab2: (r) => ({ relChange: r.summary.relChange[0][0], from: r.spec.bands[0][0], to: r.spec.bands[0][1], edges: r.spec.edges[0] }),
   lab3: (r) => ({ bestLayer: r.summary.bestLayer, imageAcc: r.summary.imageAcc, cotAcc: r.summary.cotAcc, textAcc: r.summary.textAcc }),
+  // Lab 4 runs each spec on both teaching models (SPEC ... model=DIR).
+  'lab4-gap': (r) => DERIVE['recall-gap'](r),
+  'lab4-gap-early': (r) => DERIVE['recall-gap'](r),
+  'lab4-probe': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
+  'lab4-probe-early': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
 };

@@ -2,7 +2,7 @@
 // `hopscope install --prefix` into a private Jupyter folder set) without an error; the KEY numbers it prints agree
 // with the library run in this process on the same spec, model and data; its widget views are saved in the
 // notebook's metadata; and `hopscope export` renders it to one self-contained HTML page.
-// Skipped only when the teaching model (data/teaching) is not there yet, or Jupyter is missing.
+// Skipped only when the notebooks' teaching model (data/teaching/v5) is not there, or Jupyter is missing.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -33,9 +33,9 @@ export function configOf(nbPath: string): { modelDir: string; dataDir: string } 
 }
 
 const notebooks = listNotebooks();
-const modelDir = notebooks.length ? configOf(notebooks[0]).modelDir : path.join(REPO, 'data', 'teaching');
+const modelDir = notebooks.length ? configOf(notebooks[0]).modelDir : path.join(REPO, 'data', 'teaching', 'v5');
 const skip = !fs.existsSync(path.join(modelDir, 'config.json'))
-  ? `the teaching model is not there yet (${modelDir}/config.json is missing); train it with: node --import tsx src/train/cli.ts --out data/teaching`
+  ? `the teaching model is not there yet (${modelDir}/config.json is missing); train it with: node --import tsx src/train/cli.ts --out data/teaching/v5`
   : jupyterMissing() || (notebooks.length === 0 ? 'no notebooks under notebooks/' : false);
 
 // The library in this process, loaded on first use (as the kernel does): same entry, same engine settings.
@@ -150,7 +150,8 @@ test('notebooks execute in the hopscope kernel, agree with the library, and expo
       for (const k of keys) {
         const derive = DERIVE[k.id];
         assert.ok(derive, `${name}: KEY id=${k.id} has no derivation in test/notebooks/keys.ts`);
-        const r = await runSpec(cfg, resolveSpecPaths(k.spec, path.dirname(nbPath)));
+        const on = k.model ? { ...cfg, modelDir: path.resolve(path.dirname(nbPath), k.model) } : cfg;
+        const r = await runSpec(on, resolveSpecPaths(k.spec, path.dirname(nbPath)));
         const measured = derive(r);
         for (const [field, printed] of Object.entries(k.values)) {
           assert.ok(field in measured, `${name}: KEY id=${k.id} field ${field} is not derived in test/notebooks/keys.ts`);

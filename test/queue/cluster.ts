@@ -6,9 +6,10 @@ import { Queue } from 'bullmq';
 import * as aq from 'arquero';
 import { contentHash, KEY_PREFIX, queueName } from '../../src/queue';
 import { track } from './redis';
+import { TEACHING_DIR } from '../../src/data/teaching-models';
 
 export const REPO = path.resolve(__dirname, '..', '..');
-export const MODEL = path.join(REPO, 'data', 'teaching');
+export const MODEL = TEACHING_DIR;
 export const DATA = path.join(REPO, 'data', 'toyworld');
 const BIN = path.join(REPO, 'bin', 'hopscope.js');
 

@@ -16,7 +16,7 @@ let model: Model;
 
 before(async () => {
   await initEngine();
-  model = loadModelWithAssets(path.join(ROOT, 'data', 'teaching', 'backbone'));
+  model = loadModelWithAssets(path.join(ROOT, 'data', 'teaching', 'backbone')); // the early / late pair's shared backbone
 });
 after(() => {
   model.dispose();

@@ -97,7 +97,7 @@ describe('teaching pipeline', () => {
   test('a default run records the recipe exactly as the shipped v5 weights do (their reproduction stays byte for byte)', () => {
     const { recipeMetadata, resolveRecipe } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
     const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
-    for (const file of ['data/teaching/model.safetensors', 'data/teaching/backbone/model.safetensors']) {
+    for (const file of ['data/teaching/v5/model.safetensors', 'data/teaching/v5/backbone/model.safetensors']) {
       const f = SafetensorsFile.open(path.join(__dirname, '..', '..', file));
       try {
         assert.equal(recipeMetadata(0, resolveRecipe()).hopscope_recipe, f.metadata.hopscope_recipe, file);

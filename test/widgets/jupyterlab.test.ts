@@ -15,9 +15,10 @@ import { after, before, describe, test } from 'node:test';
 import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import { WIDGET_WAIT_MS, browserSkip, clickLayer, ensureLabextension, launch, type Browser } from './browser';
 import { freePort, stopJupyter, waitFor } from './servers';
+import { TEACHING_DIR } from '../../src/data/teaching-models';
 
 const HARNESS = path.join(REPO, 'test', 'lab-harness');
-const TEACHING = path.join(REPO, 'data', 'teaching', 'config.json');
+const TEACHING = path.join(TEACHING_DIR, 'config.json');
 const WIDGET_VIEW_MIME = 'application/vnd.jupyter.widget-view+json';
 const WIDGET_STATE_MIME = 'application/vnd.jupyter.widget-state+json';
 const CLICKED_LAYER = 3;
@@ -55,7 +56,7 @@ function harnessMissing(): string | false {
   return false;
 }
 
-const skip = browserSkip() || harnessMissing() || (fs.existsSync(TEACHING) ? false : 'the teaching model is not built (data/teaching)');
+const skip = browserSkip() || harnessMissing() || (fs.existsSync(TEACHING) ? false : `the teaching model is not built (${TEACHING_DIR})`);
 
 interface CellInfo {
   prompt: string;

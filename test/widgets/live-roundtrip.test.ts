@@ -15,9 +15,10 @@ import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import type { ExecuteResult, RestoreResult } from '../../widgets/src/live/results';
 import { LIVE_BUNDLE, browserSkip, clickLayer, ensureLiveBundle, launch, type Browser } from './browser';
 import { freePort, stopJupyter, waitFor } from './servers';
+import { TEACHING_DIR } from '../../src/data/teaching-models';
 
 const DATA = path.join(REPO, 'data', 'toyworld');
-const TEACHING = path.join(REPO, 'data', 'teaching', 'config.json');
+const TEACHING = path.join(TEACHING_DIR, 'config.json');
 const LAYERS = [0, 1, 2, 3, 4, 5];
 /** What the kernel-side update writes into the view (exact in float32, sent as a binary buffer). */
 const UPDATED = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75];
@@ -35,7 +36,7 @@ function notebookMissing(): string | false {
 }
 
 const skip =
-  browserSkip() || notebookMissing() || (fs.existsSync(TEACHING) ? false : 'the teaching model is not built (data/teaching)');
+  browserSkip() || notebookMissing() || (fs.existsSync(TEACHING) ? false : `the teaching model is not built (${TEACHING_DIR})`);
 
 interface PlotInfo {
   status: string;
