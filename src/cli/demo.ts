@@ -144,7 +144,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const sections: StaticSection[] = [
     {
       html:
-        `<p>The built-in teaching model (<code>${label(modelDir)}</code>, ${model.numLayers} layers, ` +
+        `<p>The model <code>${label(modelDir)}</code> (${model.numLayers} layers, ` +
         `d_model ${model.dModel})${compare ? `, next to <code>${label(compare)}</code> (${models[1].numLayers} layers) in every section,` : ''} on the toyworld data. Every figure below is drawn from the tables next to this page ` +
         `(<code>*.csv</code>, <code>*.arrow</code>); <code>summary.json</code> holds the key numbers.` +
         (heldout
@@ -242,7 +242,7 @@ function escapeHtml(s: string): string {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run every analysis on the built-in teaching model; write an HTML report and CSV/Arrow tables')
+    .description('run every analysis on the built-in teaching pair (late, with early beside it); write an HTML report and CSV/Arrow tables')
     .option('--model <dir>', `model folder, or a teaching model's name (${Object.keys(TEACHING_MODELS).join(', ')})`, 'teaching')
     .option('--data <dir>', 'PopVQA-format data folder', TOYWORLD)
     .option('--out <dir>', 'output folder', 'out/demo')

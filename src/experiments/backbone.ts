@@ -17,6 +17,8 @@ export interface ResolvedBackbone {
   /** Loaded here (the caller disposes it with `release`). */
   own: boolean;
   release(): void;
+  /** For the result's warnings: e.g. a spec backbone other than the one the VLM's folder names. */
+  warnings: string[];
 }
 
 /** The backbone folder a VLM folder carries or names, or null. */
@@ -36,15 +38,19 @@ export function backboneDirOf(vlmDir: string): string | null {
 }
 
 export function resolveBackbone(model: Model, spec: { backbone?: string | null }, ctx: ExperimentContext): ResolvedBackbone | null {
-  if (ctx.backbone) return { model: ctx.backbone, from: 'ctx', own: false, release: () => {} };
-  let dir = spec.backbone ?? null;
-  if (!dir) {
-    const vlmDir = modelAssets(model).dir;
-    dir = vlmDir ? backboneDirOf(vlmDir) : null;
-  }
+  if (ctx.backbone) return { model: ctx.backbone, from: 'ctx', own: false, release: () => {}, warnings: [] };
+  const vlmDir = modelAssets(model).dir;
+  const own = vlmDir ? backboneDirOf(vlmDir) : null;
+  const dir = spec.backbone ?? own;
   if (!dir) return null;
+  // A VLM folder that names its backbone was built on that LLM: another one in the spec compares the VLM with an
+  // LLM it was not built on (the same shapes load without complaint; e.g. a path left over from another model).
+  const warnings =
+    spec.backbone && own && path.resolve(spec.backbone) !== path.resolve(own)
+      ? [`backbone ${spec.backbone} is not the one the model's folder names (${own}): the VLM is compared with an LLM it was not built on`]
+      : [];
   const m = loadModelWithAssets(dir);
-  return { model: m, from: dir, own: true, release: () => m.dispose() };
+  return { model: m, from: dir, own: true, release: () => m.dispose(), warnings };
 }
 
 /** The source with the backbone's tokenizer for decoding (prompts still come from `backbonePrompt`). */

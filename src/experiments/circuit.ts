@@ -238,6 +238,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
   if (!bb) throw new InputError('circuit: no backbone (give `backbone`, or a VLM folder with backbone/ or hopscope_backbone in its config.json)');
   const progress = new Progress(ctx);
   const warnings = new Warnings();
+  warnings.add(bb.warnings);
   const rows: Row[] = [];
   try {
     const bbSource = backboneSource(source, bb.model);

@@ -168,7 +168,7 @@ export async function recallGap(model: Model, source: PromptSource, spec: Recall
   ctx.onPartial?.(answers);
   const bb = resolveBackbone(model, spec, ctx);
   let backboneRows: AnswerRow[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...(bb?.warnings ?? [])];
   if (bb) {
     try {
       const es = source.entities({ types: spec.types }).filter((e) => keep.has(e.key));

@@ -85,6 +85,7 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
   }
 
   const bb = resolveBackbone(model, spec, ctx);
+  if (bb) warnings.add(bb.warnings);
   const backbone = bb?.model ?? null;
   const layers = layersOf(spec, model.numLayers);
   try {

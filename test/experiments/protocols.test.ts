@@ -260,6 +260,24 @@ test('the backbone benchmark on the teaching model finds data/teaching/backbone 
   }
 });
 
+test("a spec backbone other than the one the VLM's folder names is used, with a warning saying so", async () => {
+  const { loadModelWithAssets } = await import('../../src/experiments');
+  const late = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching/late'));
+  const base = { kind: 'recall-gap', version: 1, limit: 2, maxNewTokens: 6, identifyTokens: 8 } as const;
+  try {
+    const other = path.resolve(__dirname, '../../data/teaching/v5/backbone');
+    const r = await runExperiment({ ...base, backbone: other }, { model: late, data: TOYWORLD });
+    assert.equal(path.resolve((r.summary.backbone as { from: string }).from), other);
+    const mismatch = (r.summary.warnings as string[]).filter((w) => /is not the one the model's folder names/.test(w));
+    assert.equal(mismatch.length, 1, JSON.stringify(r.summary.warnings));
+    assert.match(mismatch[0], /data[\\/]teaching[\\/]backbone/);
+    const own = await runExperiment({ ...base, backbone: path.resolve(__dirname, '../../data/teaching/backbone') }, { model: late, data: TOYWORLD });
+    assert.deepEqual((own.summary.warnings as string[]).filter((w) => /is not the one/.test(w)), []);
+  } finally {
+    late.dispose();
+  }
+});
+
 test('a VLM folder may name a shared backbone in config.json (hopscope_backbone, relative); a missing one is no backbone', async () => {
   const fs = await import('node:fs');
   const os = await import('node:os');
