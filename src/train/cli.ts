@@ -1,5 +1,5 @@
 // Trains the teaching VLM and writes it as a HF folder:
-//   node --import tsx src/train/cli.ts --out data/teaching/v5 [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
+//   node --import tsx src/train/cli.ts --out DIR [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
 //     [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
 // --backbone-dir: write the backbone there (shared by several VLMs; the VLM's config.json names it).
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
@@ -15,7 +15,7 @@ import { STAGES, trainTeachingModel, type StageName, type TeachingRecipe } from 
 import { parseEngineConfig } from '../engine/config';
 
 interface CliOptions {
-  out: string;
+  out?: string;
   data: string;
   run: string;
   seed: string;
@@ -30,7 +30,9 @@ interface CliOptions {
 // commander, as the hopscope CLI: `--help` prints this and an unknown flag is an error, never a training run.
 const program = new Command('train')
   .description('train the teaching VLM (and its backbone) and write it as a HuggingFace folder')
-  .option('--out <dir>', "the VLM folder to write (the default recipe is v5's)", 'data/teaching/v5')
+  // No default: a run must not overwrite a shipped model because a flag was left out (data/teaching/README.md
+  // gives each shipped model's command).
+  .option('--out <dir>', 'the VLM folder to write (required)')
   .option('--data <dir>', 'the toyworld data', 'data/toyworld')
   .option('--run <dir>', 'checkpoints of every stage (a finished stage is reused)', path.join('.hopscope-cache', 'train', 'teaching'))
   .option('--seed <n>', 'the seed', '0')
@@ -47,6 +49,7 @@ const CHILD_PASS = ['data', 'seed', 'recipe'] as const;
 async function main(): Promise<void> {
   program.parse();
   const o = opts();
+  if (!o.child && !o.out) program.error('error: --out DIR is required (the VLM folder to write; e.g. data/teaching/late with --recipe data/teaching/recipes/late.json)');
   // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
   // on whether a BLAS was found (same seed, same weights).
   // Training asks for one thread unless HOPSCOPE_THREADS says otherwise (src/engine/config.ts parses it).
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
   console.error(describeEngine(engine));
   const t0 = Date.now();
   const child = o.child === true;
-  const out = o.out;
+  const out = o.out!;
   const runDir = o.run;
   const stages = o.stages?.split(',') as StageName[] | undefined;
   if (stages) for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stages: unknown stage ${s} (known: ${STAGES.join(', ')})`);

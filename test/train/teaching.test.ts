@@ -318,6 +318,25 @@ describe('teaching pipeline', () => {
     assert.ok(Array.isArray(report.recovery.patchedAcc), 'backbone → VLM patching per layer');
   });
 
+  test('the training scripts print their options on --help and refuse an unknown option, without training anything', () => {
+    const root = path.resolve(__dirname, '..', '..');
+    const runDir = path.join(tmp, 'help-run');
+    for (const script of ['src/train/cli.ts', 'src/train/contrast.ts', 'src/train/deadline.ts']) {
+      const help = childProcess.spawnSync(process.execPath, ['--import', 'tsx', script, '--help', '--run', runDir], { encoding: 'utf8', cwd: root });
+      assert.equal(help.status, 0, `${script} --help: ${help.stderr.slice(-1000)}`);
+      assert.match(help.stdout, /^Usage: \w+ \[options\]/m, script);
+      const bad = childProcess.spawnSync(process.execPath, ['--import', 'tsx', script, '--no-such-flag', '--run', runDir], { encoding: 'utf8', cwd: root });
+      assert.notEqual(bad.status, 0, script);
+      assert.match(bad.stderr, /unknown option '--no-such-flag'/, script);
+    }
+    // No --out: refused (no default folder to overwrite a shipped model in).
+    const noOut = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--run', runDir], { encoding: 'utf8', cwd: root });
+    assert.notEqual(noOut.status, 0);
+    assert.match(noOut.stderr, /--out DIR is required/);
+    // A user typing --help once started a full training run (session 14): nothing was written.
+    assert.equal(fs.existsSync(runDir), false);
+  });
+
   test('the saved folder reloads through loadModelFromDir with the in-memory logits, and matches the training forward', async () => {
     const out = path.join(tmp, 'model');
     const r = await trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, 'runE'), outDir: out, recipe: TINY });
