@@ -91,6 +91,9 @@ function lensFirstLayer(rows: Record<string, unknown>[]): number | null {
   return best;
 }
 
+/** The transfer probe's resolution layer, and the layer of its curve's maximum recomputed from the table. */
+const transferProbe: Derive = (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) });
+
 /** The layer of the transfer curve's maximum (the first on a tie), recomputed from the table's transfer rows. */
 function transferPeak(r: Result): number {
   const rows = r.table.objects().filter((x) => x.modality === 'transfer');
@@ -174,15 +177,14 @@ export const DERIVE: Record<string, Derive> = {
   'lab1-text': (r) => ({ textResolution: r.summary.resolution.text }),
   lab2: (r) => ({ relChange: r.summary.relChange[0][0], from: r.spec.bands[0][0], to: r.spec.bands[0][1], edges: r.spec.edges[0] }),
   lab3: (r) => ({ bestLayer: r.summary.bestLayer, imageAcc: r.summary.imageAcc, cotAcc: r.summary.cotAcc, textAcc: r.summary.textAcc }),
-  // The teaching pair in notebooks 1 and 8, and lab 4: each spec on both models (SPEC ... model=DIR).
-  'recall-gap-late': (r) => DERIVE['recall-gap'](r),
-  'recall-gap-early': (r) => DERIVE['recall-gap'](r),
-  'circuit-late': (r) => DERIVE.circuit(r),
-  'circuit-early': (r) => DERIVE.circuit(r),
-  'probe-transfer-late': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
-  'probe-transfer-early': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
-  'lab4-gap': (r) => DERIVE['recall-gap'](r),
-  'lab4-gap-early': (r) => DERIVE['recall-gap'](r),
-  'lab4-probe': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
-  'lab4-probe-early': (r) => ({ resolution: r.summary.resolution.transfer, peak: transferPeak(r) }),
+  // The teaching pair (notebooks 1, 5 and 8, lab 4): each spec on both models (SPEC ... model=DIR), one derivation
+  // per kind, added below.
 };
+
+// Key ids of the pair's runs, one per model, each read with its kind's derivation.
+for (const [kind, ids] of [
+  ['recall-gap', ['recall-gap-late', 'recall-gap-early', 'lab4-gap', 'lab4-gap-early']],
+  ['circuit', ['circuit-late', 'circuit-early']],
+] as const)
+  for (const id of ids) DERIVE[id] = DERIVE[kind];
+for (const id of ['probe-transfer-late', 'probe-transfer-early', 'lab4-probe', 'lab4-probe-early']) DERIVE[id] = transferProbe;
