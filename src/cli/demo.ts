@@ -17,9 +17,6 @@ import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-/** The default model (`teaching`) and the one drawn next to it unless told otherwise (`teaching-early`). */
-export const TEACHING_MODEL = TEACHING_DIR;
-export const TEACHING_COMPARE = TEACHING_COMPARE_DIR;
 export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
 /**
  * Entities per experiment. 16, not 8: with two models side by side, 8 left the late / early contrast inside the
@@ -125,8 +122,8 @@ export interface DemoOutput {
 
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const t0 = performance.now();
-  const modelDir = opts.model ?? TEACHING_MODEL;
-  const compare = opts.compare === false ? undefined : (opts.compare ?? (opts.model === undefined ? TEACHING_COMPARE : undefined));
+  const modelDir = opts.model ?? TEACHING_DIR;
+  const compare = opts.compare === false ? undefined : (opts.compare ?? (opts.model === undefined ? TEACHING_COMPARE_DIR : undefined));
   const dataDir = opts.data ?? TOYWORLD;
   const outDir = opts.out ?? path.join(process.cwd(), 'out', 'demo');
   if (!fs.existsSync(path.join(modelDir, 'config.json')))

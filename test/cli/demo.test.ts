@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as aq from 'arquero';
 import { shutdownEngine } from '../../src/engine/backend';
-import { demoSpecs, hasVqaSplit, runDemo, TEACHING_COMPARE, TEACHING_MODEL, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
+import { demoSpecs, hasVqaSplit, runDemo, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
+// The default model (`teaching`) and the one the demo draws next to it (`teaching-early`): the registry's.
+import { TEACHING_COMPARE_DIR as TEACHING_COMPARE, TEACHING_DIR as TEACHING_MODEL } from '../../src/data/teaching-models';
 
 const haveModel = fs.existsSync(path.join(TEACHING_MODEL, 'config.json'));
 let out: DemoOutput;
