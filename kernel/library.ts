@@ -75,6 +75,8 @@ export interface Library {
   validateSpec(spec: unknown): ExperimentSpec | void;
   /** The view of a final or partial result (every kind draws its partial rows while a sweep runs). */
   viewFromResult(result: ExperimentResult): View;
+  /** Several models' results of one kind as one figure: `{ late: r1, early: r2 }`, the first the view's own. */
+  compareResults(results: Record<string, ExperimentResult>, title?: string): View;
   /** A result holding the rows a running sweep has streamed so far (what `viewFromResult` draws live). */
   partialResult(kind: string, spec: ExperimentSpec, rows: Record<string, unknown>[], progress: Progress | null): ExperimentResult;
   /** The view kind a kind's results are drawn with, shown while waiting for the first rows. */
@@ -156,6 +158,7 @@ type RealLibrary = typeof import('../src/index');
 type Conforms<T extends true> = T;
 export type RealLibraryConforms = [
   Conforms<ReturnType<RealLibrary['viewFromResult']> extends View ? true : false>,
+  Conforms<ReturnType<RealLibrary['compareResults']> extends View ? true : false>,
   Conforms<ReturnType<RealLibrary['viewKindOf']> extends ReturnType<Library['viewKindOf']> ? true : false>,
   Conforms<RealLibrary['partialResult'] extends (kind: string, spec: ExperimentSpec, rows: Record<string, unknown>[], progress: Progress | null) => { summary: Record<string, unknown> } ? true : false>,
   Conforms<RealLibrary['validateSpec'] extends (spec: unknown) => unknown ? true : false>,

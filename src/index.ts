@@ -62,6 +62,7 @@ export {
 export {
   validateSpec,
   viewFromResult,
+  compareResults,
   partialResult,
   viewKindOf,
   EXPERIMENT_KINDS,

@@ -151,29 +151,91 @@ export function barChart(f: Frame, groups: string[], series: Series[]): string {
 const posLabel = (p: PositionInfo) => p.label;
 const transpose = (m: number[][]) => (m.length ? m[0].map((_, j) => m.map((row) => row[j])) : []);
 
-/** One view state (validated) as an SVG document. */
-export function viewToSvg(state: AnyViewState): string {
-  const title = state.title || state.view;
+type Mark = { at: number; label: string };
+
+/** A curve view's series and marks for one model's data (the kinds drawn as curves over layers). */
+function curves(state: AnyViewState, data: unknown): { x: number[]; series: Series[]; marks: Mark[]; frame: Omit<Frame, 'title'>; yRange?: [number, number] } | null {
   switch (state.view) {
     case 'layer-switch': {
-      const d = state.data;
-      return lineChart({ title, xLabel: 'layer patched', yLabel: 'fraction of generations' }, d.layers, [
-        { name: 'names donor', y: d.donorFraction },
-        { name: 'names target', y: d.targetFraction },
-      ], d.switchLayer != null ? [{ at: d.switchLayer, label: `switch ${d.switchLayer}` }] : [], [0, 1]);
+      const d = data as typeof state.data;
+      return {
+        x: d.layers,
+        series: [{ name: 'names donor', y: d.donorFraction }, { name: 'names target', y: d.targetFraction }],
+        marks: d.switchLayer != null ? [{ at: d.switchLayer, label: `switch ${d.switchLayer}` }] : [],
+        frame: { xLabel: 'layer patched', yLabel: 'fraction of generations' },
+        yRange: [0, 1],
+      };
     }
     case 'freeze-curve': {
-      const d = state.data;
+      const d = data as typeof state.data;
       const series = d.series.length ? d.series : [{ name: 'identified', identified: d.identified }];
-      return lineChart({ title, xLabel: 'source layer', yLabel: 'entities identified' }, d.sourceLayers, series.map((s) => ({ name: s.name, y: s.identified })),
-        d.freezeUntil != null ? [{ at: d.freezeUntil, label: `frozen to ${d.freezeUntil}` }] : []);
+      return {
+        x: d.sourceLayers,
+        series: series.map((s) => ({ name: s.name, y: s.identified })),
+        marks: d.freezeUntil != null ? [{ at: d.freezeUntil, label: `frozen to ${d.freezeUntil}` }] : [],
+        frame: { xLabel: 'source layer', yLabel: 'entities identified' },
+      };
     }
     case 'probe-accuracy': {
-      const d = state.data;
-      const series = [{ name: 'image', y: d.image }, ...(d.text ? [{ name: 'text', y: d.text }] : [])];
+      const d = data as typeof state.data;
+      const series = [{ name: 'image', y: d.image }, ...(d.text ? [{ name: 'text', y: d.text }] : []), ...(d.transfer ? [{ name: 'image, probe fit on text', y: d.transfer }] : [])];
       if (d.chance != null) series.push({ name: 'chance', y: d.layers.map(() => d.chance as number) });
-      return lineChart({ title, xLabel: 'layer', yLabel: 'probe accuracy' }, d.layers, series, [], [0, 1]);
+      return { x: d.layers, series, marks: [], frame: { xLabel: 'layer', yLabel: 'probe accuracy' }, yRange: [0, 1] };
     }
+    case 'recovery-curve': {
+      const d = data as typeof state.data;
+      // Baselines as flat series, so a reader sees how much of the gap each patched layer closes.
+      const flat = (name: string, v: number | null) => (v == null ? [] : [{ name, y: d.layers.map(() => v) }]);
+      return {
+        x: d.layers,
+        series: [{ name: `patched${d.position ? ` (${d.position})` : ''}`, y: d.patched }, ...flat('image', d.imageAcc), ...flat('text', d.textAcc), ...flat('chain of thought', d.cotAcc)],
+        marks: [],
+        frame: { xLabel: 'layer patched from the backbone', yLabel: 'factual accuracy' },
+        yRange: [0, 1],
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+/** SVG documents one above the other in one document (one panel per compared model). */
+function stack(svgs: string[]): string {
+  let y = 0;
+  let body = '';
+  for (const doc of svgs) {
+    const h = Number(/height="([\d.]+)"/.exec(doc)?.[1] ?? H);
+    body += `<g transform="translate(0 ${y})">${doc.replace(/^<svg[^>]*>\n?/, '').replace(/<\/svg>\n?$/, '')}</g>\n`;
+    y += h;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" ${FONT} font-size="12">\n${body}</svg>\n`;
+}
+
+/**
+ * One view state (validated) as an SVG document. Compared models (compareResults) share one chart: curves and
+ * bars carry the model's name in the legend; heat maps get one panel per model.
+ */
+export function viewToSvg(state: AnyViewState): string {
+  const title = state.title || state.view;
+  const models = [{ label: state.label, data: state.data as unknown }, ...state.compare];
+  const named = (label: string | null, name: string) => (models.length > 1 && label ? `${label}: ${name}` : name);
+  const c = curves(state, state.data);
+  if (c) {
+    const series: Series[] = [];
+    const marks: Mark[] = [];
+    for (const m of models) {
+      const mc = curves(state, m.data)!;
+      // On the first model's layer axis (a compared model may have run other layers).
+      const at = new Map(mc.x.map((l, i) => [l, i]));
+      series.push(...mc.series.map((s) => ({ name: named(m.label, s.name), y: c.x.map((l) => (at.has(l) ? s.y[at.get(l)!] : NaN)) })));
+      marks.push(...mc.marks.map((k) => ({ at: k.at, label: named(m.label, k.label) })));
+    }
+    return lineChart({ title, ...c.frame }, c.x, series, marks, c.yRange);
+  }
+  if (models.length > 1 && state.view !== 'recall-gap') {
+    return stack(models.map((m) => viewToSvg({ ...state, title: `${title}: ${m.label}`, label: null, data: m.data, compare: [] } as AnyViewState)));
+  }
+  switch (state.view) {
     case 'knockout-map': {
       const d = state.data;
       return heatmap({ title, xLabel: 'layer (window start)', yLabel: 'rel. change' }, d.edgeSets, d.layers, d.relChange, true);
@@ -189,23 +251,19 @@ export function viewToSvg(state: AnyViewState): string {
       return heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true);
     }
     case 'recall-gap': {
-      const d = state.data;
-      const rows = [...d.rows, ...(d.overall ? [{ ...d.overall, type: 'all' }] : [])];
-      return barChart({ title, xLabel: 'entity type', yLabel: 'accuracy' }, rows.map((r) => r.type), [
-        { name: 'text', y: rows.map((r) => r.textAcc) },
-        { name: 'image', y: rows.map((r) => r.imageAcc) },
-      ]);
+      const rowsOf = (d: typeof state.data) => [...d.rows, ...(d.overall ? [{ ...d.overall, type: 'all' }] : [])];
+      const groups = rowsOf(state.data).map((r) => r.type);
+      const series: Series[] = [];
+      for (const m of models) {
+        const byType = new Map(rowsOf(m.data as typeof state.data).map((r) => [r.type, r]));
+        series.push(
+          { name: named(m.label, 'text'), y: groups.map((g) => byType.get(g)?.textAcc ?? NaN) },
+          { name: named(m.label, 'image'), y: groups.map((g) => byType.get(g)?.imageAcc ?? NaN) },
+        );
+      }
+      return barChart({ title, xLabel: 'entity type', yLabel: 'accuracy' }, groups, series);
     }
-    case 'recovery-curve': {
-      const d = state.data;
-      // Baselines as flat series, so a reader sees how much of the gap each patched layer closes.
-      const flat = (name: string, v: number | null) => (v == null ? [] : [{ name, y: d.layers.map(() => v) }]);
-      return lineChart({ title, xLabel: 'layer patched from the backbone', yLabel: 'factual accuracy' }, d.layers, [
-        { name: `patched${d.position ? ` (${d.position})` : ''}`, y: d.patched },
-        ...flat('image', d.imageAcc),
-        ...flat('text', d.textAcc),
-        ...flat('chain of thought', d.cotAcc),
-      ], [], [0, 1]);
-    }
+    default:
+      throw new Error(`viewToSvg: no drawing for ${state.view}`);
   }
 }

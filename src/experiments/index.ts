@@ -73,7 +73,7 @@ export { filterEntities, scopeQuestions, type PromptSource, type PromptCase, typ
 export { rawSource, readRawPrompts, isRawPrompts, rawWord, type RawPrompts, type RawPrompt } from './sources/raw';
 export { datasetSource, prepareSource } from './sources/dataset';
 export { loadModelWithAssets, setModelAssets, modelAssets, defaultTemplate, type ModelAssets, type PixelInput, type ImagePrep } from './assets';
-export { viewFromResult, partialResult, type ExperimentView } from './view-of';
+export { viewFromResult, compareResults, partialResult, type ExperimentView } from './view-of';
 export { BUILTIN_EXPERIMENTS, defineExperiment, registerExperiment, unregisterExperiment, experimentDefinitions, experimentDefinition, experimentKinds, experimentOptions, viewKindOf, type ExperimentDefinition } from './registry';
 export { specOptions, parseOption, optionExpects, type SpecOption, type OptionType } from './spec-options';
 export type { ViewBuilder, ViewInput } from './views';

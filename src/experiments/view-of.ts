@@ -2,7 +2,8 @@
 // a finished result's own `summary.view`, else the view built from the rows streamed so far, else the rows as
 // a table. The kernel calls this on every throttled update of a live sweep, so it draws while it runs.
 import * as aq from 'arquero';
-import type { TableData, WireView } from '../report/protocol';
+import { InputError } from '../errors';
+import { MAX_COMPARED, type TableData, type WireView } from '../report/protocol';
 import type { Row } from './checkpoint';
 import type { ExperimentResult } from './context';
 import { findExperiment } from './registry';
@@ -28,4 +29,32 @@ export function viewFromResult(result: Pick<ExperimentResult<unknown>, 'kind' | 
   }
   const table: TableData = { columns: result.table.columnNames(), rows: result.table.objects({ limit: TABLE_ROWS }) as Record<string, unknown>[] };
   return { view: 'table', title: result.kind, data: table };
+}
+
+type ViewableResult = Pick<ExperimentResult<unknown>, 'kind' | 'spec' | 'table' | 'summary'>;
+
+/**
+ * Several models' results of one experiment kind as one figure (issue 15: "both models' curves on one figure"):
+ * `compareResults({ late, early })` draws late's and early's curves on one plot, one colour each (heat maps get
+ * one panel per model). The first entry is the view's own model: a click on the figure runs a cell on it.
+ */
+export function compareResults(results: Record<string, ViewableResult>, title?: string): ExperimentView {
+  const entries = Object.entries(results ?? {});
+  if (entries.length === 0) throw new InputError('compareResults: give the results to compare, e.g. { late: r1, early: r2 }');
+  if (entries.length > MAX_COMPARED) throw new InputError(`compareResults: ${entries.length} results; at most ${MAX_COMPARED} stay readable on one figure`);
+  const kinds = [...new Set(entries.map(([, r]) => r?.kind))];
+  if (kinds.length !== 1) throw new InputError(`compareResults: the results are of different kinds (${entries.map(([l, r]) => `${l}: ${r?.kind}`).join(', ')}); one figure compares one kind`);
+  const views = entries.map(([label, r]) => {
+    const v = viewFromResult(r);
+    if (v.view === 'table') throw new InputError(`compareResults: ${label}'s ${r.kind} result has nothing to draw yet (no rows), so it cannot be compared`);
+    return { label, view: v };
+  });
+  const [own, ...others] = views;
+  return {
+    view: own.view.view,
+    title: title ?? `${kinds[0]}: ${entries.map(([l]) => l).join(' vs ')}`,
+    data: own.view.data,
+    label: own.label,
+    compare: others.map((o) => ({ label: o.label, data: o.view.data })),
+  };
 }

@@ -47,19 +47,42 @@ export interface TableData {
 }
 
 /**
+ * Another model's data for the same view kind, drawn on the same figure (issue 15: "both models' curves on one
+ * figure"). Curve views overlay it (one colour per model); heat maps stack one panel per model.
+ */
+export interface ComparedData {
+  /** The model's name in the legend or over its panel ("late", "early"). */
+  label: string;
+  data: Record<string, unknown>;
+}
+
+/** At most this many models on one figure: beyond it the colours repeat and the legend stops being readable. */
+export const MAX_COMPARED = 6;
+
+/**
  * A view of an experiment result as it travels to the widget: a drawable view kind with its data (the
  * `...Data` shape of src/report/views.ts, in any wire form `validateViewState` accepts), or the table fallback.
+ * A comparison (`compareResults`) names the model behind `data` (`label`) and brings the others (`compare`).
  */
-export type WireView = { view: ViewKind; title: string; data: Record<string, unknown> } | { view: typeof TABLE_VIEW; title: string; data: TableData };
+export type WireView =
+  | { view: ViewKind; title: string; data: Record<string, unknown>; label?: string | null; compare?: ComparedData[] | null }
+  | { view: typeof TABLE_VIEW; title: string; data: TableData };
 
-/** A HopscopeView widget's synced state: `{view, title, data, progress, error}` (data `{}` = waiting). */
+/** A HopscopeView widget's synced state: `{view, title, data, progress, error, label, compare}` (data `{}` = waiting). */
 export interface WidgetState {
   view: ViewKind | typeof TABLE_VIEW;
   title: string;
   data: Record<string, unknown>;
   progress: Progress | null;
   error: string | null;
+  /** The model behind `data` when others are compared with it; null otherwise. */
+  label?: string | null;
+  /** Other models' data of the same view kind, drawn on the same figure; null or [] = none. */
+  compare?: ComparedData[] | null;
 }
+
+/** The synced state's keys, in one place for the widget model, its view and the static page writer. */
+export const WIDGET_STATE_KEYS = ['view', 'title', 'data', 'progress', 'error', 'label', 'compare'] as const;
 
 // ---------------------------------------------------------------------------------------------------------
 // Custom messages (frontend ⇄ kernel)

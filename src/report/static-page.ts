@@ -44,6 +44,9 @@ export interface ViewStateInput {
   data: unknown;
   progress?: { done: number; total: number } | null;
   error?: string | null;
+  /** A comparison (compareResults): the model behind `data`, and the other models' data drawn with it. */
+  label?: string | null;
+  compare?: { label: string; data: unknown }[] | null;
 }
 
 export interface StaticSection {
@@ -106,7 +109,8 @@ function wrapTypedArrays(value: unknown): unknown {
 /** A view state → a saved HopscopeViewModel entry. */
 export function savedViewModel(state: ViewStateInput): SavedModel {
   // ipywidgets' remove_buffers, as the kernel sends it: the bytes leave the JSON, named by their paths.
-  const split = removeBuffers({ data: wrapTypedArrays(state.data) });
+  const compare = state.compare && state.compare.length > 0 ? state.compare.map((c) => ({ label: c.label, data: wrapTypedArrays(c.data) })) : null;
+  const split = removeBuffers({ data: wrapTypedArrays(state.data), compare });
   const data = split.state.data;
   const buffers: SavedBuffer[] = split.buffers.map((b, i) => ({ path: split.buffer_paths[i], data: b.toString('base64'), encoding: 'base64' }));
   const model: SavedModel = {
@@ -120,6 +124,8 @@ export function savedViewModel(state: ViewStateInput): SavedModel {
       data,
       progress: state.progress ?? null,
       error: state.error ?? null,
+      label: state.label ?? null,
+      compare: split.state.compare ?? null,
     },
   };
   if (buffers.length > 0) model.buffers = buffers;

@@ -29,12 +29,12 @@ import {
 } from './view-wire';
 import { switchLayer } from '../experiments/switch-layer';
 import { sniffPng } from '../io/image/header';
-import { VIEW_KINDS, isViewKind, type Progress, type ViewKind } from './protocol';
+import { MAX_COMPARED, VIEW_KINDS, isViewKind, type Progress, type ViewKind } from './protocol';
 
 export type { BinaryArray, Dtype, MatrixIn, NumbersIn } from './view-wire';
 
-export { WIDGET_NAMES, WIDGETS_VERSION, VIEW_KINDS, TABLE_VIEW, isViewKind, isCellResult } from './protocol';
-export type { ViewKind, Progress, RunCellRequest, CellResult, WireView, WidgetState, TableData } from './protocol';
+export { WIDGET_NAMES, WIDGETS_VERSION, WIDGET_STATE_KEYS, MAX_COMPARED, VIEW_KINDS, TABLE_VIEW, isViewKind, isCellResult } from './protocol';
+export type { ViewKind, Progress, RunCellRequest, CellResult, WireView, WidgetState, TableData, ComparedData } from './protocol';
 
 // ---------------------------------------------------------------------------------------------------------
 // Normalised data, per view. Field comments are the schema documentation.
@@ -243,6 +243,10 @@ export interface ViewState<K extends ViewKind = ViewKind> {
   data: ViewDataMap[K];
   progress: Progress | null;
   error: string | null;
+  /** The model behind `data` when others are compared with it (legend / panel name); null otherwise. */
+  label: string | null;
+  /** Other models' data of the same kind, validated like `data`, drawn on the same figure; [] = none. */
+  compare: { label: string; data: ViewDataMap[K] }[];
 }
 export type AnyViewState = { [K in ViewKind]: ViewState<K> }[ViewKind];
 
@@ -714,10 +718,38 @@ export function validateViewState(raw: unknown): ValidationResult {
     return fail();
   }
   const normalised = validateData(view, data, p);
+  const compare = comparedData(view, raw.compare, p);
+  let label: string | null = null;
+  if (raw.label !== undefined && raw.label !== null) {
+    if (typeof raw.label === 'string') label = raw.label;
+    else p.add('label', `expected the name of the model behind data (a string) or null, got ${describe(raw.label)}`);
+  }
+  if (compare.length > 0 && label === null) p.add('label', 'a comparison needs the name of the model behind data (label), as each compared entry has one');
   if (!normalised || p.list.length > 0) return fail();
-  return { ok: true, state: { view, title, data: normalised, progress, error } as AnyViewState };
+  return { ok: true, state: { view, title, data: normalised, progress, error, label, compare } as AnyViewState };
 }
 
-function validateData<K extends ViewKind>(view: K, data: Record<string, unknown>, p: Problems): ViewDataMap[K] | null {
-  return (VALIDATORS[view] as (d: Record<string, unknown>, path: string, p: Problems) => ViewDataMap[K] | null)(data, 'data', p);
+/** `compare`: other models' data of the same view kind, each `{label, data}` and validated like `data`. */
+function comparedData<K extends ViewKind>(view: K, v: unknown, p: Problems): { label: string; data: ViewDataMap[K] }[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    p.add('compare', `expected a list of {label, data} (other models' ${view} data), got ${describe(v)}`);
+    return [];
+  }
+  if (v.length + 1 > MAX_COMPARED) p.add('compare', `${v.length + 1} models on one figure; at most ${MAX_COMPARED} stay readable`);
+  const out: { label: string; data: ViewDataMap[K] }[] = [];
+  v.forEach((entry, i) => {
+    const at = `compare[${i}]`;
+    if (!isRecord(entry) || typeof entry.label !== 'string' || entry.label === '' || !isRecord(entry.data)) {
+      p.add(at, `expected {label: the model's name, data: its ${view} fields}, got ${describe(entry)}`);
+      return;
+    }
+    const d = validateData(view, entry.data, p, `${at}.data`);
+    if (d) out.push({ label: entry.label, data: d });
+  });
+  return out;
+}
+
+function validateData<K extends ViewKind>(view: K, data: Record<string, unknown>, p: Problems, path = 'data'): ViewDataMap[K] | null {
+  return (VALIDATORS[view] as (d: Record<string, unknown>, path: string, p: Problems) => ViewDataMap[K] | null)(data, path, p);
 }

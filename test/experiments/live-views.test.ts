@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
-import { BUILTIN_EXPERIMENTS, experimentDefinition, partialResult, runExperiment, validateSpec, viewFromResult } from '../../src/experiments';
+import { BUILTIN_EXPERIMENTS, compareResults, experimentDefinition, partialResult, runExperiment, validateSpec, viewFromResult, type ExperimentResult } from '../../src/experiments';
 import type { Row } from '../../src/experiments/checkpoint';
 import type { Model } from '../../src/models/model';
 import { validateViewState } from '../../src/report/views';
@@ -50,6 +50,8 @@ test('the registry covers every kind the specs name, recovery included', () => {
   assert.deepEqual(Object.keys(SPECS).sort(), BUILTIN_EXPERIMENTS.map((d) => d.kind).sort());
 });
 
+const finals = new Map<string, ExperimentResult>();
+
 for (const def of BUILTIN_EXPERIMENTS) {
   test(`${def.kind}: partial results draw a ${def.view.kind} view while the sweep runs`, async () => {
     const spec = validateSpec({ kind: def.kind, version: 1, ...SPECS[def.kind] });
@@ -71,6 +73,15 @@ for (const def of BUILTIN_EXPERIMENTS) {
     if (def.kind !== 'recall-gap') assert.ok(drawn[0].n < result.table.numRows(), `${def.kind}: first drawn at ${drawn[0].n} of ${result.table.numRows()} rows`);
     const final = viewFromResult(result);
     checkView(def.kind, final, 'final');
+    finals.set(def.kind, result);
+    // The final result compared with the sweep half-way (another "model" of the same kind): one figure that
+    // validates, the first entry the view's own data and label, the other under compare.
+    const half = partialResult(def.kind, spec, rows.slice(0, drawn[0].n), null);
+    const cmp = compareResults({ final: result, 'half-way': half });
+    checkView(def.kind, cmp, 'compared');
+    assert.ok(cmp.view !== 'table' && cmp.label === 'final' && cmp.compare?.length === 1 && cmp.compare[0].label === 'half-way', `${def.kind}: labels`);
+    assert.deepEqual(cmp.data, final.data);
+    assert.deepEqual(cmp.compare![0].data, viewFromResult(half).data);
     // The builder on the final rows agrees with the experiment's own summary.view where both say the same thing.
     const own = result.summary.view as Record<string, unknown> | undefined;
     const built = experimentDefinition(def.kind).view.build({ spec: result.spec, rows: result.table.objects() as Row[], summary: result.summary })!;
@@ -90,3 +101,17 @@ for (const def of BUILTIN_EXPERIMENTS) {
     }
   });
 }
+
+test('compareResults: one kind per figure, something drawable in each, and a readable error otherwise', () => {
+  const probe = finals.get('probe')!;
+  const knockout = finals.get('knockout')!;
+  assert.ok(probe && knockout, 'the per-kind tests ran first');
+  assert.match(compareResults({ late: probe, early: probe }).title, /^probe: late vs early$/);
+  assert.equal(compareResults({ late: probe, early: probe }, 'transfer probes').title, 'transfer probes');
+  assert.throws(() => compareResults({ late: probe, early: knockout }), /different kinds \(late: probe, early: knockout\)/);
+  assert.throws(() => compareResults({}), /give the results to compare/);
+  const empty = partialResult('probe', probe.spec, [], null);
+  assert.throws(() => compareResults({ late: probe, early: empty }), /early's probe result has nothing to draw yet/);
+  const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => [k, probe]));
+  assert.throws(() => compareResults(many), /7 results; at most 6/);
+});

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { figureSvg, saveFigure } from '../../kernel/figure/save';
 import { parseTimeitLine } from '../../kernel/magics/timing';
-import { allViewStates, recallGapState } from '../widgets/fixtures';
+import { allViewStates, comparedViewStates, recallGapState } from '../widgets/fixtures';
 import { jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
 
 const text = (v: string | string[]) => (Array.isArray(v) ? v.join('') : v);
@@ -33,6 +33,28 @@ test('every view kind is drawn as SVG and as PNG (2× raster), with its title an
   }
   const svgFile = await saveFigure(recallGapState(), path.join(dir, 'sub', 'gap.svg'));
   assert.match(fs.readFileSync(svgFile, 'utf8'), /celebs.*landmarks/s);
+});
+
+test('compared models are drawn on one figure: curves and bars name each model in the legend, heat maps stack a panel per model', async () => {
+  const dir = tempDir('hopscope-fig-cmp-');
+  const heat = new Set(['knockout-map', 'logit-lens', 'attribution-map']);
+  for (const state of comparedViewStates()) {
+    const s = state as { view: string; title: string };
+    const svg = figureSvg(state);
+    const one = figureSvg({ ...state, label: null, compare: null });
+    const height = (doc: string) => Number(/height="([\d.]+)"/.exec(doc)![1]);
+    if (heat.has(s.view)) {
+      assert.equal(height(svg), 2 * height(one), `${s.view}: two panels`);
+      assert.ok(svg.includes(`${s.title}: late`) && svg.includes(`${s.title}: early`), `${s.view}: panels named by model`);
+    } else {
+      assert.equal(height(svg), height(one), `${s.view}: one chart`);
+      assert.match(svg, />late: [^<]+</, `${s.view}: late in the legend`);
+      assert.match(svg, />early: [^<]+</, `${s.view}: early in the legend`);
+    }
+    // sharp (librsvg) rasterises the nested panels.
+    const png = PNG.sync.read(fs.readFileSync(await saveFigure(state, path.join(dir, `${s.view}.png`))));
+    assert.equal(png.height, 2 * height(svg), `${s.view}: raster of the whole figure`);
+  }
 });
 
 /** Poppler's pdftotext reads the PDFs back (scripts/test.sh installs poppler-utils for the full tier). */

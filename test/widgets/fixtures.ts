@@ -271,6 +271,24 @@ export function allViewStates(): ViewStateInput[] {
   return [layerSwitchState(), freezeCurveState(), knockoutMapState(), probeAccuracyState(), logitLensState(pic), attributionMapState(), recallGapState(), recoveryCurveState()];
 }
 
+/**
+ * Every view comparing two models (compareResults' shape): the fixture's data as "late" and a copy with every
+ * curve lowered as "early", so the two models' marks differ on the page.
+ */
+export function comparedViewStates(): ViewStateInput[] {
+  // Fractions strictly between 0 and 1 scaled by 0.8; integers (axes, counts, layers), pictures and binary
+  // buffers kept.
+  const lower = (v: unknown, key = ''): unknown => {
+    if (ArrayBuffer.isView(v)) return v;
+    if (key === 'image' && v !== null && !Array.isArray(v)) return v;
+    if (Array.isArray(v)) return v.map((x) => lower(x));
+    if (typeof v === 'number') return v > 0 && v < 1 ? round(v * 0.8) : v;
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, lower(x, k)]));
+    return v;
+  };
+  return allViewStates().map((s) => ({ ...s, title: `${s.view}: late vs early`, label: 'late', compare: [{ label: 'early', data: lower(s.data) }] }));
+}
+
 /** States that must each produce a readable message instead of a chart. */
 export function badViewStates(): { state: ViewStateInput; expect: RegExp }[] {
   return [
@@ -284,6 +302,11 @@ export function badViewStates(): { state: ViewStateInput; expect: RegExp }[] {
       expect: /data\.relChange: a flat array needs 1×3 = 3 values, got 2/,
     },
     { state: { view: 'recall-gap', title: 'data is not an object', data: 'oops' }, expect: /data: expected an object/ },
+    {
+      state: { ...probeAccuracyState(), title: 'a compared model with a broken curve', label: 'late', compare: [{ label: 'early', data: { layers: [0, 1] } }] },
+      expect: /compare\[0\]\.data\.image: is missing/,
+    },
+    { state: { ...probeAccuracyState(), title: 'a comparison without the own model\'s name', compare: [{ label: 'early', data: probeAccuracyState().data }] }, expect: /label: a comparison needs the name/ },
     { state: { view: 'probe-accuracy', title: 'kernel error', data: {}, error: 'CheckpointError: weights not found' }, expect: /The kernel reported an error: CheckpointError: weights not found/ },
     {
       state: { view: 'logit-lens', title: 'grid does not match the image positions', data: { ...(logitLensState().data as object), image: { png: picture(32).png, gridRows: 5, gridCols: 5 } } },

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, badViewStates, knockoutMapState } from './fixtures';
+import { allViewStates, badViewStates, comparedViewStates, knockoutMapState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -32,6 +32,9 @@ interface WidgetInfo {
   message: string | null;
   plots: { svgs: number; traces: number; heatmaps: number; images: number; points: number; width: number; height: number }[];
   tableRows: number;
+  captions: string[];
+  legend: string[];
+  strokes: string[];
 }
 
 const INFO_JS = `Array.from(document.querySelectorAll('.hopscope-widget')).map((w) => ({
@@ -48,6 +51,9 @@ const INFO_JS = `Array.from(document.querySelectorAll('.hopscope-widget')).map((
     height: p.getBoundingClientRect().height,
   })),
   tableRows: w.querySelectorAll('.hs-table tbody tr').length,
+  captions: Array.from(w.querySelectorAll('.hs-panel-caption')).filter((c) => !c.hidden).map((c) => c.textContent),
+  legend: Array.from(w.querySelectorAll('.legendtext')).map((t) => t.textContent),
+  strokes: Array.from(new Set(Array.from(w.querySelectorAll('.scatterlayer .js-line')).map((l) => l.style.stroke))),
 }))`;
 
 async function widgetInfo(): Promise<WidgetInfo[]> {
@@ -93,6 +99,34 @@ test('every view renders from saved state, with charts drawn and no errors or ne
   }
   assert.deepEqual(b.errors, []);
   assert.deepEqual(b.blocked, []);
+});
+
+test('compared models: curves and bars share one plot, one colour per model; heat maps get one panel per model', { skip }, async () => {
+  const single = allViewStates();
+  const states = comparedViewStates();
+  await openPage(b, renderStaticPage({ title: 'Compared views', sections: [...single, ...states].map((s) => ({ widgetState: s })) }), 'compared-views');
+  const all = await widgetInfo();
+  const [one, two] = [all.slice(0, single.length), all.slice(single.length)];
+  const overlaid = ['layer-switch', 'freeze-curve', 'probe-accuracy', 'recall-gap', 'recovery-curve'];
+  two.forEach((w, i) => {
+    const kind = states[i].view;
+    assert.equal(w.status, 'ready', `${kind}: status ${w.status}, message ${w.message}`);
+    if (overlaid.includes(kind)) {
+      assert.equal(w.plots.length, one[i].plots.length, `${kind}: the comparison is drawn on the same plots as one model`);
+      assert.equal(w.plots[0].traces, 2 * one[i].plots[0].traces, `${kind}: each model's traces on the first plot`);
+      assert.ok(w.legend.some((t) => t.startsWith('late: ')) && w.legend.some((t) => t.startsWith('early: ')), `${kind}: legend names both models (${w.legend})`);
+      assert.deepEqual(w.captions, []);
+    } else {
+      assert.equal(w.plots.length, 2 * one[i].plots.length, `${kind}: one panel per model`);
+      assert.deepEqual(w.captions, ['late', 'early'], `${kind}: each panel named by its model`);
+    }
+  });
+  // One model keeps its modality colours; two models take one colour each (late orange, early green).
+  const probe = states.findIndex((s) => s.view === 'probe-accuracy');
+  assert.deepEqual(two[probe].strokes.sort(), ['rgb(194, 65, 12)', 'rgb(21, 128, 61)']);
+  assert.ok(one[probe].strokes.length >= 2 && !one[probe].strokes.includes('rgb(194, 65, 12)'));
+  assert.equal(two[states.findIndex((s) => s.view === 'recall-gap')].tableRows, 10, 'recall-gap: both models in the table');
+  assert.deepEqual(b.errors, []);
 });
 
 test('bad or missing state fields show a readable message, never a blank cell or a stack trace', { skip }, async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { computeSwitchLayer, pngSize, validateViewState, VIEW_KINDS } from '../../src/report/views';
-import { allViewStates, badViewStates, picture } from './fixtures';
+import { allViewStates, badViewStates, comparedViewStates, picture, probeAccuracyState } from './fixtures';
 
 test('every synthetic view state validates', () => {
   const states = allViewStates();
@@ -50,6 +50,32 @@ test('probe-accuracy: the transfer curve (probe fit on text, read on the image) 
   const bad = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1], image: [1, 1], transfer: [0.5, 3] } });
   assert.equal(bad.ok, false);
   assert.match(bad.ok ? '' : bad.problems.join('; '), /transfer/);
+});
+
+test('a comparison validates each model\'s data like the view\'s own, and names what is wrong where', () => {
+  for (const s of comparedViewStates()) {
+    const r = validateViewState(s);
+    assert.ok(r.ok, `${s.view}: ${r.ok ? '' : r.problems.join('; ')}`);
+    if (r.ok) {
+      assert.equal(r.state.label, 'late');
+      assert.deepEqual(r.state.compare.map((c) => c.label), ['early']);
+    }
+  }
+  const own = probeAccuracyState();
+  const one = validateViewState(own);
+  assert.ok(one.ok && one.state.label === null && one.state.compare.length === 0, 'one model: no label, nothing compared');
+  const problems = (extra: Record<string, unknown>) => {
+    const r = validateViewState({ ...own, ...extra });
+    assert.ok(!r.ok, JSON.stringify(extra).slice(0, 80));
+    return r.ok ? '' : r.problems.join('\n');
+  };
+  assert.match(problems({ label: 'late', compare: [{ label: 'early', data: { layers: [0, 1], image: [0.5, 1.5] } }] }), /compare\[0\]\.data\.image/);
+  assert.match(problems({ label: 'late', compare: { early: own.data } }), /compare: expected a list of \{label, data\}/);
+  assert.match(problems({ label: 'late', compare: [{ data: own.data }] }), /compare\[0\]: expected \{label: the model's name/);
+  assert.match(problems({ label: 3, compare: [] }), /label: expected the name of the model/);
+  assert.match(problems({ compare: [{ label: 'early', data: own.data }] }), /label: a comparison needs the name/);
+  const six = Array.from({ length: 6 }, (_, i) => ({ label: `m${i}`, data: own.data }));
+  assert.match(problems({ label: 'late', compare: six }), /7 models on one figure; at most 6/);
 });
 
 test('a streaming sweep may send fewer values than layers; they are padded as not computed', () => {

@@ -1,4 +1,4 @@
-// The widget model: the kernel owns the state ({view, title, data, progress, error}); the frontend never
+// The widget model: the kernel owns the state ({view, title, data, progress, error, label, compare}); the frontend never
 // writes it back, it only sends `run-cell` custom messages.
 
 import { DOMWidgetModel, type ISerializers } from '@jupyter-widgets/base';
@@ -17,6 +17,8 @@ export class HopscopeViewModel extends DOMWidgetModel {
       data: {},
       progress: null,
       error: null,
+      label: null,
+      compare: null,
     };
   }
 

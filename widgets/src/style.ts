@@ -43,6 +43,7 @@ const CSS = `
 .hs-table th:first-child, .hs-table td:first-child { text-align: left; }
 .hs-table tr.hs-total td { font-weight: 600; }
 .hs-note { color: var(--jp-content-font-color2, #666); font-size: 0.9em; margin: 2px 0; }
+.hs-panel-caption { font-weight: 600; margin: 8px 0 0 4px; }
 `;
 
 const STYLE_ID = 'hopscope-widgets-style';

@@ -3,7 +3,7 @@
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
 import Plotly from 'plotly.js-dist-min';
-import { isCellResult, isViewKind, type RunCellRequest, type ViewKind } from '../../src/report/protocol';
+import { WIDGET_STATE_KEYS, isCellResult, isViewKind, type RunCellRequest, type ViewKind } from '../../src/report/protocol';
 import { validateViewState } from '../../src/report/views';
 import { Frame } from './frame';
 import { Throttle } from './throttle';
@@ -14,7 +14,6 @@ type Status = 'drawing' | 'ready' | 'invalid' | 'error' | 'waiting';
 type LuminoMessage = Parameters<DOMWidgetView['processLuminoMessage']>[0];
 
 const REDRAW_INTERVAL_MS = 150;
-const STATE_KEYS = ['view', 'title', 'data', 'progress', 'error'] as const;
 
 export class HopscopeView extends DOMWidgetView {
   private frame: Frame | null = null;
@@ -30,7 +29,7 @@ export class HopscopeView extends DOMWidgetView {
     this.frame = new Frame(this.el, (format) => void this.exportImages(format));
     this.setStatus('drawing');
     this.throttle = new Throttle(() => this.draw(), REDRAW_INTERVAL_MS);
-    this.listenTo(this.model, STATE_KEYS.map((k) => `change:${k}`).join(' '), () => this.throttle?.request());
+    this.listenTo(this.model, WIDGET_STATE_KEYS.map((k) => `change:${k}`).join(' '), () => this.throttle?.request());
     this.listenTo(this.model, 'msg:custom', (content: unknown) => this.onCustomMessage(content));
     if (typeof ResizeObserver !== 'undefined') {
       this.resizer = new ResizeObserver(() => this.resizePlots());
@@ -55,7 +54,7 @@ export class HopscopeView extends DOMWidgetView {
     const frame = this.frame;
     if (!frame) return;
     const raw: Record<string, unknown> = {};
-    for (const k of STATE_KEYS) raw[k] = this.model.get(k);
+    for (const k of WIDGET_STATE_KEYS) raw[k] = this.model.get(k);
     const result = validateViewState(raw);
     frame.setProgress(result.ok ? result.state.progress : result.progress);
     if (!result.ok) {

@@ -1,10 +1,11 @@
 // layer-switch: fraction of cross-patched runs naming the donor vs the target per layer, the switch layer
-// marked, and a per-pair drill-down (which entity each single run named at each layer).
+// marked, and a per-pair drill-down (which entity each single run named at each layer). Compared models are
+// overlaid on the main plot, one colour each; the drill-down shows the state's own model.
 
 import type { LayerSwitchData, ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { el } from '../dom';
-import { COLORS, PlotSlot, customNumber, escapeHtml, gaps, markerLine, pct } from './plot';
+import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
 
 export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
@@ -43,31 +44,38 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     drill.div.hidden = d.pairs.length === 0;
   }
 
-  async function drawMain(d: LayerSwitchData): Promise<void> {
-    const hover = (i: number, who: string, f: number) =>
-      `layer ${d.layers[i]}<br>${who}: ${pct(f)}${d.runs !== null ? ` of ${d.runs} runs` : ''}<br><i>click to run this layer</i>`;
-    const traces: Trace[] = [
-      {
-        type: 'scatter', mode: 'lines+markers', name: 'names donor', x: d.layers, y: gaps(d.donorFraction),
-        line: { color: COLORS.donor, width: 2 }, marker: { size: 6 },
-        customdata: d.layers.map((l, i) => [l, 0, hover(i, 'names donor', d.donorFraction[i])]),
-        hovertemplate: '%{customdata[2]}<extra></extra>',
-      },
-      {
-        type: 'scatter', mode: 'lines+markers', name: 'names target', x: d.layers, y: gaps(d.targetFraction),
-        line: { color: COLORS.target, width: 2 }, marker: { size: 6 },
-        customdata: d.layers.map((l, i) => [l, 1, hover(i, 'names target', d.targetFraction[i])]),
-        hovertemplate: '%{customdata[2]}<extra></extra>',
-      },
-    ];
-    const marks = d.switchLayer !== null ? [markerLine(d.switchLayer, `switch ≈ L${d.switchLayer}`, COLORS.switch)] : [];
+  async function drawMain(state: ViewState<'layer-switch'>): Promise<void> {
+    const d = state.data;
+    const traces: Trace[] = [];
+    const marks: ReturnType<typeof markerLine>[] = [];
+    for (const m of drawnModels(state)) {
+      const md = m.data;
+      const hover = (i: number, who: string, f: number) =>
+        `layer ${md.layers[i]}<br>${who}: ${pct(f)}${md.runs !== null ? ` of ${md.runs} runs` : ''}<br><i>click to run this layer</i>`;
+      const curves = [
+        { name: 'names donor', ys: md.donorFraction, color: COLORS.donor },
+        { name: 'names target', ys: md.targetFraction, color: COLORS.target },
+      ];
+      curves.forEach((c, k) =>
+        traces.push({
+          type: 'scatter', mode: 'lines+markers', name: seriesName(m, c.name), x: md.layers, y: gaps(c.ys), legendgroup: m.label ?? undefined,
+          line: seriesLine(m, k, { color: c.color }), marker: { size: 6 },
+          customdata: md.layers.map((l, i) => pointData(m, l, k, hover(i, c.name, c.ys[i]))),
+          hovertemplate: '%{customdata[2]}<extra></extra>',
+        }),
+      );
+      if (md.switchLayer !== null) {
+        const mark = markerLine(md.switchLayer, `${seriesName(m, 'switch')} ≈ L${md.switchLayer}`, m.color ?? COLORS.switch);
+        marks.push({ shape: mark.shape, annotation: { ...mark.annotation, yshift: 14 * m.index } });
+      }
+    }
     await main.draw(traces, {
       xaxis: { title: { text: 'patched layer (input of block l replaced at image positions)' }, dtick: d.layers.length > 30 ? 5 : 1 },
       yaxis: { title: { text: 'fraction of runs' }, range: [-0.02, 1.05], tickformat: '.0%' },
       legend: { orientation: 'h', y: -0.25 },
       shapes: marks.map((m) => m.shape),
       annotations: marks.map((m) => m.annotation),
-      margin: { l: 60, r: 20, t: 30, b: 80 },
+      margin: { l: 60, r: 20, t: 30 + 14 * state.compare.length, b: 80 },
     });
   }
 
@@ -107,7 +115,7 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     async update(state: ViewState<'layer-switch'>) {
       data = state.data;
       syncPairs(state.data);
-      await drawMain(state.data);
+      await drawMain(state);
       await drawPair(state.data);
     },
     plots: () => (data && data.pairs.length > 0 ? [main, drill] : [main]).map((s) => ({ name: s.name, div: s.div })),

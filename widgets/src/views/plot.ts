@@ -122,3 +122,51 @@ export function markerLine(x: number, label: string, color: string, yref = 'pape
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }
+
+/**
+ * One colour per model when several are compared on one figure (issue 15). The modality colours above stay for a
+ * single model; in a comparison the model takes the colour and each series of a model takes a dash instead.
+ */
+export const MODEL_COLORS = ['#C2410C', '#15803D', '#6D28D9', '#0E7490', '#A16207', '#BE185D'];
+export const SERIES_DASHES = ['solid', 'dash', 'dot', 'dashdot', 'longdash', 'longdashdot'];
+
+/** A model a view draws: the state's own data (index 0, the one clicks run on) or a compared one. */
+export interface DrawnModel<D> {
+  label: string | null;
+  data: D;
+  index: number;
+  /** Its colour in a comparison; null when the view draws one model (the series keep their own colours). */
+  color: string | null;
+}
+
+/** The models of a view state, its own data first. */
+export function drawnModels<D>(state: { label: string | null; data: D; compare: { label: string; data: D }[] }): DrawnModel<D>[] {
+  const comparing = state.compare.length > 0;
+  return [{ label: state.label, data: state.data }, ...state.compare].map((m, index) => ({
+    label: m.label,
+    data: m.data,
+    index,
+    color: comparing ? MODEL_COLORS[index % MODEL_COLORS.length] : null,
+  }));
+}
+
+/** A series name with its model's label in a comparison ("late: image prompt"). */
+export function seriesName(m: DrawnModel<unknown>, name: string): string {
+  return m.color !== null && m.label ? `${m.label}: ${name}` : name;
+}
+
+/** The line of series `k` of model `m`: its own colour and dash alone, the model's colour and dash k in a comparison. */
+export function seriesLine(m: DrawnModel<unknown>, k: number, own: { color: string; dash?: string; width?: number }): Record<string, unknown> {
+  const width = own.width ?? 2;
+  if (m.color === null) return { color: own.color, width, ...(own.dash ? { dash: own.dash } : {}) };
+  return { color: m.color, width, dash: SERIES_DASHES[k % SERIES_DASHES.length] };
+}
+
+/**
+ * A point's customdata: [layer, row, hover]. Clicks run a cell on the kernel's model, which is the state's own
+ * (index 0); a compared model's points carry no layer, so clicking them asks for nothing.
+ */
+export function pointData(m: DrawnModel<unknown>, layer: number, row: number, hover: string): [number | null, number | null, string] {
+  const who = m.color !== null && m.label ? `<b>${escapeHtml(m.label)}</b><br>` : '';
+  return m.index === 0 ? [layer, row, who + hover] : [null, null, who + hover.replace(/<br><i>click to [^<]*<\/i>$/, '')];
+}

@@ -1,9 +1,10 @@
 // recovery-curve: accuracy of image prompts when the text-only backbone's entity state is patched in at each
-// layer, against the image, text and chain-of-thought baselines (Cohen et al. §5: how much of the gap returns).
+// layer, against the image, text and chain-of-thought baselines (Cohen et al. §5: how much of the gap returns);
+// compared models overlaid, one colour each.
 
 import type { ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
-import { COLORS, PlotSlot, customNumber, escapeHtml, gaps, pct } from './plot';
+import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
 
 export const recoveryCurve: RendererFactory<'recovery-curve'> = (body, ctx) => {
@@ -16,26 +17,30 @@ export const recoveryCurve: RendererFactory<'recovery-curve'> = (body, ctx) => {
   return {
     async update(state: ViewState<'recovery-curve'>) {
       const d = state.data;
-      const where = d.position ? ` at ${escapeHtml(d.position)}` : '';
-      const traces: Trace[] = [
-        {
-          type: 'scatter', mode: 'lines+markers', name: 'patched from the backbone', x: d.layers, y: gaps(d.patched),
-          line: { color: COLORS.target, width: 2.5 }, marker: { size: 6 },
-          customdata: d.layers.map((l, i) => [l, 0, `backbone state written${where} at layer ${l}<br>accuracy ${pct(d.patched[i])}<br><i>click to run this layer</i>`]),
-          hovertemplate: '%{customdata[2]}<extra></extra>',
-        },
-      ];
+      const traces: Trace[] = [];
       const shapes: Record<string, unknown>[] = [];
       const annotations: Record<string, unknown>[] = [];
-      const baselines: [number | null, string, string][] = [
-        [d.imageAcc, 'image prompt', COLORS.image],
-        [d.textAcc, 'text prompt', COLORS.text],
-        [d.cotAcc, 'image + chain of thought', COLORS.neutral],
-      ];
-      for (const [y, label, color] of baselines) {
-        if (y === null) continue;
-        shapes.push({ type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line: { color, width: 1, dash: 'dash' } });
-        annotations.push({ xref: 'paper', yref: 'y', x: 1, y, text: `${label} ${pct(y)}`, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color } });
+      for (const m of drawnModels(state)) {
+        const md = m.data;
+        const where = md.position ? ` at ${escapeHtml(md.position)}` : '';
+        traces.push({
+          type: 'scatter', mode: 'lines+markers', name: seriesName(m, 'patched from the backbone'), x: md.layers, y: gaps(md.patched), legendgroup: m.label ?? undefined,
+          line: { ...seriesLine(m, 0, { color: COLORS.target }), width: 2.5 }, marker: { size: 6 },
+          customdata: md.layers.map((l, i) => pointData(m, l, 0, `backbone state written${where} at layer ${l}<br>accuracy ${pct(md.patched[i])}<br><i>click to run this layer</i>`)),
+          hovertemplate: '%{customdata[2]}<extra></extra>',
+        });
+        // The baselines as flat lines; in a comparison each model's in its colour, one dash per baseline.
+        const baselines: [number | null, string, string][] = [
+          [md.imageAcc, 'image prompt', COLORS.image],
+          [md.textAcc, 'text prompt', COLORS.text],
+          [md.cotAcc, 'image + chain of thought', COLORS.neutral],
+        ];
+        for (const [k, [y, label, color]] of baselines.entries()) {
+          if (y === null) continue;
+          const line = m.color === null ? { color, width: 1, dash: 'dash' } : { ...seriesLine(m, k + 1, { color }), width: 1 };
+          shapes.push({ type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line });
+          annotations.push({ xref: 'paper', yref: 'y', x: 1 - 0.3 * m.index, y, text: `${escapeHtml(seriesName(m, label))} ${pct(y)}`, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color: m.color ?? color } });
+        }
       }
       await plot.draw(traces, {
         xaxis: { title: { text: 'layer the backbone state is written to' }, dtick: d.layers.length > 30 ? 5 : 1 },
