@@ -11,7 +11,7 @@ import { describeEngine, initEngine } from '../engine/backend';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 import { TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
 import { InputError } from '../errors';
-import { backboneDirOf, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
+import { backboneDirOf, compareResults, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
 import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
@@ -135,6 +135,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   for (const d of dirs) if (!fs.existsSync(path.join(d, 'config.json'))) throw new InputError(`${d} holds no model (config.json missing)`);
   const models: Model[] = [];
   const label = (d: string) => escapeHtml(path.relative(REPO_ROOT, d) || d);
+  // Each model's name on the shared figures: its folder's name ("late", "early"), or its path where two share one.
+  const base = dirs.map((d) => path.basename(path.resolve(d)));
+  const names = dirs.map((d, i) => (new Set(base).size === base.length ? base[i] : `${path.relative(REPO_ROOT, d) || d}${dirs.indexOf(d) !== i ? ` (${i + 1})` : ''}`));
   const heldout = hasVqaSplit(dataDir);
   const results: ExperimentResult[] = [];
   try {
@@ -219,7 +222,17 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
           sections.push({ html: intro + c.html, widgetState: state(c.view) as StaticSection['widgetState'] });
           sections.push({ html: `<details><summary>first rows of ${escapeHtml(spec.kind)}.csv</summary>${htmlTable(c.result.table, 8)}</details>` });
         } else sections.push({ html: `<h2>${escapeHtml(spec.kind)}</h2>${c.html}` });
-      } else sections.push({ html: intro, columns: cols.map((c) => ({ html: c.html, widgetState: state(c.view) as NonNullable<StaticSection['columns']>[number]['widgetState'] })) });
+      } else {
+        // Both models on one figure (issue 15) when each drew a view, their numbers side by side below it; a
+        // failed or undrawable run leaves each model's own column view.
+        const drawn = cols.every((c) => c.result && c.view);
+        const figure = drawn ? compareResults(Object.fromEntries(cols.map((c, i) => [names[i], c.result!])), spec.kind) : null;
+        sections.push({
+          html: intro,
+          ...(figure ? { widgetState: figure as StaticSection['widgetState'] } : {}),
+          columns: cols.map((c) => ({ html: c.html, widgetState: figure ? undefined : (state(c.view) as NonNullable<StaticSection['columns']>[number]['widgetState']) })),
+        });
+      }
     }
   } finally {
     for (const m of models) m.dispose();

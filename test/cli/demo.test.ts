@@ -109,7 +109,7 @@ test('a model named without --compare, or compare: false, runs alone', { skip: !
   }
 });
 
-test('--compare: a second model on the same specs, drawn next to the first in one section per kind', { skip: !haveModel }, async () => {
+test('--compare: a second model on the same specs, on one figure with the first and its numbers beside, in one section per kind', { skip: !haveModel }, async () => {
   const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-demo-compare-'));
   try {
     const c = await runDemo({ out: cdir, limit: 2, only: ['probe'], progress: false, compare: TEACHING_MODEL });
@@ -124,7 +124,15 @@ test('--compare: a second model on the same specs, drawn next to the first in on
     const row = /<div class="hs-row">([\s\S]*?)<\/div>\n<\/section>/.exec(html);
     assert.ok(row, 'a row of columns');
     assert.equal((row[1].match(/class="hs-col"/g) ?? []).length, 2);
-    assert.equal((row[1].match(/application\/vnd\.jupyter\.widget-view\+json/g) ?? []).length, 2, 'a view per column');
+    // One figure with both models over the columns: the section's view, its saved state comparing the two.
+    const section = /<section class="hs-section">\n<h2>probe<\/h2>([\s\S]*?)<\/section>/.exec(html)!;
+    assert.ok(section, 'the probe section');
+    assert.equal((section[1].match(/application\/vnd\.jupyter\.widget-view\+json/g) ?? []).length, 1, 'one figure for both models');
+    assert.equal((row[1].match(/application\/vnd\.jupyter\.widget-view\+json/g) ?? []).length, 0, 'no second copy in the columns');
+    const saved = JSON.parse(/<script type="application\/vnd\.jupyter\.widget-state\+json">([\s\S]*?)<\/script>/.exec(html)![1]) as { state: Record<string, { state: { label: string; compare: { label: string }[] } }> };
+    const fig = Object.values(saved.state).find((m) => m.state.compare?.length)!;
+    assert.ok(fig, 'a saved view compares the models');
+    assert.deepEqual([fig.state.label, ...fig.state.compare.map((c) => c.label)], ['data/teaching/late', 'data/teaching/late (2)']);
   } finally {
     fs.rmSync(cdir, { recursive: true, force: true });
   }

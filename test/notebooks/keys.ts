@@ -177,14 +177,16 @@ export const DERIVE: Record<string, Derive> = {
   'lab1-text': (r) => ({ textResolution: r.summary.resolution.text }),
   lab2: (r) => ({ relChange: r.summary.relChange[0][0], from: r.spec.bands[0][0], to: r.spec.bands[0][1], edges: r.spec.edges[0] }),
   lab3: (r) => ({ bestLayer: r.summary.bestLayer, imageAcc: r.summary.imageAcc, cotAcc: r.summary.cotAcc, textAcc: r.summary.textAcc }),
-  // The teaching pair (notebooks 1, 5 and 8, lab 4): each spec on both models (SPEC ... model=DIR), one derivation
-  // per kind, added below.
+  // The teaching pair (every paper notebook's last section, lab 4): each spec on both models (SPEC ... model=DIR),
+  // one derivation per kind, added below.
 };
 
-// Key ids of the pair's runs, one per model, each read with its kind's derivation.
-for (const [kind, ids] of [
-  ['recall-gap', ['recall-gap-late', 'recall-gap-early', 'lab4-gap', 'lab4-gap-early']],
-  ['circuit', ['circuit-late', 'circuit-early']],
-] as const)
-  for (const id of ids) DERIVE[id] = DERIVE[kind];
+// The pair's recovery runs patch and ask with chain of thought in one spec: both kinds' numbers.
+DERIVE['recovery+cot'] = (r) => ({ ...DERIVE.recovery(r), ...DERIVE.cot(r) });
+
+// Key ids of the pair's runs, one per model (`<kind>-late`, `<kind>-early`), each read with its kind's derivation.
+for (const kind of ['recall-gap', 'cross-patch', 'freeze', 'knockout-windows', 'attribution', 'circuit'])
+  for (const model of ['late', 'early']) DERIVE[`${kind}-${model}`] = DERIVE[kind];
+for (const model of ['late', 'early']) DERIVE[`recovery-${model}`] = DERIVE['recovery+cot'];
+for (const id of ['lab4-gap', 'lab4-gap-early']) DERIVE[id] = DERIVE['recall-gap'];
 for (const id of ['probe-transfer-late', 'probe-transfer-early', 'lab4-probe', 'lab4-probe-early']) DERIVE[id] = transferProbe;
