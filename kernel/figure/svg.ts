@@ -97,15 +97,18 @@ function lerpColor(stops: string[], t: number): string {
   return '#' + [0, 1, 2].map((k) => Math.round(c(stops[i], k) + (c(stops[i + 1], k) - c(stops[i], k)) * f).toString(16).padStart(2, '0')).join('');
 }
 
-/** values[row][col]; diverging maps are centred on 0 (relative changes), the others run min–max (viridis). */
-export function heatmap(f: Frame, rows: string[], cols: number[], values: number[][], diverging = false): string {
+/**
+ * values[row][col]; diverging maps are centred on 0 (relative changes), the others run min–max (viridis).
+ * `bound`: the diverging scale's ±bound when several panels share it (a comparison), else their own largest |v|.
+ */
+export function heatmap(f: Frame, rows: string[], cols: number[], values: number[][], diverging = false, bound0?: number): string {
   const rowH = Math.max(12, Math.min(28, Math.floor(260 / Math.max(1, rows.length))));
   // Tall enough for the colour scale (20 steps of 8 px and its labels) however few rows there are.
   const height = Math.max(M.top + M.bottom + rowH * rows.length, M.top + 200);
   const all = values.flat().filter(Number.isFinite);
   const lo = Math.min(...all, diverging ? 0 : Infinity);
   const hi = Math.max(...all, diverging ? 0 : -Infinity);
-  const bound = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+  const bound = bound0 ?? (Math.max(Math.abs(lo), Math.abs(hi)) || 1);
   const t = (v: number) => (diverging ? (v / bound + 1) / 2 : hi > lo ? (v - lo) / (hi - lo) : 0.5);
   const left = Math.min(190, 12 + 7 * Math.max(4, ...rows.map((r) => Math.min(24, r.length))));
   const scaleW = (W - left - M.right) / Math.max(1, cols.length);
@@ -233,12 +236,29 @@ export function viewToSvg(state: AnyViewState): string {
     return lineChart({ title, ...c.frame }, c.x, series, marks, c.yRange);
   }
   if (models.length > 1 && state.view !== 'recall-gap') {
-    return stack(models.map((m) => viewToSvg({ ...state, title: `${title}: ${m.label}`, label: null, data: m.data, compare: [] } as AnyViewState)));
+    // One panel per model, on one colour scale.
+    const bound = Math.max(...models.map((m) => signedBound(state.view, m.data)));
+    return stack(models.map((m) => viewToSvgPanel({ ...state, title: `${title}: ${m.label}`, label: null, data: m.data, compare: [] } as AnyViewState, bound)));
   }
+  return viewToSvgPanel(state);
+}
+
+/** The largest |value| of a signed heat map's data (knockout's Δp/p, attribution's scores); 0 for the others. */
+function signedBound(view: AnyViewState['view'], data: unknown): number {
+  const values = view === 'knockout-map' ? (data as { relChange: number[][] }).relChange : view === 'attribution-map' ? (data as { scores: number[][] }).scores : [];
+  // A reduce, not a spread: an attribution map of a real prompt has tens of thousands of values.
+  return values.flat().reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
+}
+
+/** One model's heat map or bars; `bound`: a diverging scale shared with other panels. */
+function viewToSvgPanel(state: AnyViewState, bound?: number): string {
+  const title = state.title || state.view;
+  const models = [{ label: state.label, data: state.data as unknown }, ...state.compare];
+  const named = (label: string | null, name: string) => (models.length > 1 && label ? `${label}: ${name}` : name);
   switch (state.view) {
     case 'knockout-map': {
       const d = state.data;
-      return heatmap({ title, xLabel: 'layer (window start)', yLabel: 'rel. change' }, d.edgeSets, d.layers, d.relChange, true);
+      return heatmap({ title, xLabel: 'layer (window start)', yLabel: 'rel. change' }, d.edgeSets, d.layers, d.relChange, true, bound || undefined);
     }
     case 'logit-lens': {
       const d = state.data;
@@ -248,7 +268,7 @@ export function viewToSvg(state: AnyViewState): string {
     }
     case 'attribution-map': {
       const d = state.data;
-      return heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true);
+      return heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true, bound || undefined);
     }
     case 'recall-gap': {
       const rowsOf = (d: typeof state.data) => [...d.rows, ...(d.overall ? [{ ...d.overall, type: 'all' }] : [])];

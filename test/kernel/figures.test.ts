@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { figureSvg, saveFigure } from '../../kernel/figure/save';
 import { parseTimeitLine } from '../../kernel/magics/timing';
-import { allViewStates, comparedViewStates, recallGapState } from '../widgets/fixtures';
+import { allViewStates, comparedViewStates, knockoutMapState, recallGapState } from '../widgets/fixtures';
 import { jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
 
 const text = (v: string | string[]) => (Array.isArray(v) ? v.join('') : v);
@@ -55,6 +55,20 @@ test('compared models are drawn on one figure: curves and bars name each model i
     const png = PNG.sync.read(fs.readFileSync(await saveFigure(state, path.join(dir, `${s.view}.png`))));
     assert.equal(png.height, 2 * height(svg), `${s.view}: raster of the whole figure`);
   }
+});
+
+test('compared heat maps share one colour scale: a model with half the effect is drawn paler, not rescaled', () => {
+  const own = knockoutMapState();
+  const d = own.data as { layers: number[]; edgeSets: string[]; relChange: { buffer: Float32Array } };
+  const full = d.edgeSets.map((_, e) => d.layers.map((_, c) => d.relChange.buffer[e * d.layers.length + c]));
+  const half = full.map((row) => row.map((v) => v / 2));
+  const bound = Math.max(...full.flat().map(Math.abs));
+  const svg = figureSvg({ ...own, data: { ...d, relChange: full }, label: 'late', compare: [{ label: 'early', data: { ...d, relChange: half } }] });
+  // The scale's top label, once per panel: the larger model's bound in both.
+  const tops = [...svg.matchAll(/<text x="\d+" y="\d+">([-\d.]+)<\/text><text x="\d+" y="\d+">([-\d.]+)<\/text><text[^>]*>rel\. change</g)].map((m) => Number(m[1]));
+  assert.deepEqual(tops, [Math.round(bound * 100) / 100, Math.round(bound * 100) / 100]);
+  const alone = figureSvg({ ...own, data: { ...d, relChange: half } });
+  assert.match(alone, new RegExp(`>${Math.round((bound / 2) * 100) / 100}</text>`), 'alone, a model gets its own scale');
 });
 
 /** Poppler's pdftotext reads the PDFs back (scripts/test.sh installs poppler-utils for the full tier). */

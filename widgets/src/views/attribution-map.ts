@@ -18,6 +18,8 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   const picker = new LayerPicker(controls, 'Patch layer', () => void redraw());
   const patches = new PlotSlot(ctx.plotly, row, 'attribution-patches', 420);
   let data: AttributionMapData | null = null;
+  // The largest |score| of every panel of a comparison (the stacked panels pass the others as `compare`): one scale.
+  let sharedBound = 0;
 
   const click = (p: Parameters<Parameters<PlotSlot['onClick']>[0]>[0]) => {
     const layer = customNumber(p, 0);
@@ -56,7 +58,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   async function redraw(): Promise<void> {
     const d = data;
     if (!d) return;
-    const bound = Math.max(1e-9, maxAbs(d.scores.flat()));
+    const bound = Math.max(1e-9, sharedBound, maxAbs(d.scores.flat()));
     const traces: Trace[] = [
       {
         type: 'heatmap', x: d.positions.map((_, i) => i), y: d.layers,
@@ -120,6 +122,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   return {
     async update(state: ViewState<'attribution-map'>) {
       data = state.data;
+      sharedBound = Math.max(0, ...state.compare.map((c) => maxAbs(c.data.scores.flat())));
       await redraw();
     },
     plots: () => (data?.image ? [grid, patches] : [grid]).map((s) => ({ name: s.name, div: s.div })),

@@ -63,7 +63,9 @@ function stacked(factory: AnyRendererFactory): AnyRendererFactory {
           p.label = models.length > 1 ? m.label : null;
           p.caption.textContent = p.label ?? '';
           p.caption.hidden = p.label === null;
-          await p.renderer.update({ ...state, label: m.label, data: m.data, compare: [] } as ViewState);
+          // The other panels ride along as `compare`: a stacked renderer draws `data` alone and reads them only to
+          // put every panel on one colour scale.
+          await p.renderer.update({ ...state, label: m.label, data: m.data, compare: models.filter((_, j) => j !== i) } as ViewState);
         }
       },
       plots(): NamedPlot[] {

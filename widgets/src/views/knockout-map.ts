@@ -17,7 +17,8 @@ export const knockoutMap: RendererFactory<'knockout-map'> = (body, ctx) => {
     async update(state: ViewState<'knockout-map'>) {
       const d = state.data;
       const half = d.window !== null ? Math.floor(d.window / 2) : null;
-      const bound = Math.max(0.05, maxAbs(d.relChange.flat()));
+      // One colour scale for every panel of a comparison (the stacked panels pass the others as `compare`).
+      const bound = Math.max(0.05, ...[d, ...state.compare.map((c) => c.data)].map((x) => maxAbs(x.relChange.flat())));
       const custom = d.edgeSets.map((edge, r) =>
         d.layers.map((l, c) => {
           const v = d.relChange[r][c];
