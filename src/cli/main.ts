@@ -5,6 +5,7 @@ import { HopscopeError } from '../errors';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
 import { loadModelWithAssets } from '../experiments/assets';
 import { registerDemo } from './demo';
+import { doctorReport } from './doctor';
 import { registerExport } from './export';
 import { readForwardInputs, readJson, runForward } from './forward';
 import { registerRun } from './run';
@@ -39,6 +40,14 @@ export function buildProgram(): Command {
       } finally {
         model.dispose();
       }
+    });
+
+  program
+    .command('doctor')
+    .description('what the engine runs on and why: backend, threads, the native BLAS matMul, and how to turn the fast path on')
+    .action(async () => {
+      const engine = await initEngine(engineOptions(program));
+      process.stdout.write(doctorReport(engine).join('\n') + '\n');
     });
 
   registerRun(program);

@@ -1,8 +1,10 @@
 // Optional native matMul: tfjs's `BatchMatMul` / `_FusedMatMul` kernels re-registered for the wasm (and cpu)
 // backend to call the system BLAS (OpenBLAS sgemm) in place on the backend's own memory. XNNPACK in wasm32
 // reaches 20–55 GFLOP/s on 2 cores and its transpose-flag / batched path ~2; OpenBLAS 250–330 (engine.md,
-// docs/performance.md). Fail-soft: the addon is compiled on first use with g++ straight (no node-gyp, no
-// BLAS headers: the library is dlopen'ed), cached by source hash and Node ABI. It is trusted only after a
+// docs/performance.md). Fail-soft: the addon is compiled once at install (`npm run build:native`, which npm
+// install's postinstall runs: scripts/build-native.ts) with g++ straight (no node-gyp, no BLAS headers: the
+// library is dlopen'ed), cached by source hash and Node ABI; a run never compiles (issue 20), it finds the
+// build or says in the engine line how to make it. It is trusted only after a
 // self-test in this process (the library loads and a few small products match a plain reference); if
 // anything is missing or wrong `enableNativeMatMul` reports why and the stock kernels stay registered, and a
 // native call that throws later hands that call, and every later one, to the stock kernels (issue 17: a
@@ -92,11 +94,15 @@ function defaultCacheDir(): string {
   return fs.existsSync(nm) ? path.join(nm, '.cache', 'hopscope-native') : path.join(os.tmpdir(), 'hopscope-native');
 }
 
-/** Compiles the addon once per source/ABI (a second or two) and returns its path. */
+/** Where the addon of this source, Node ABI and architecture is (or would be) built. */
+export function nativeAddonPath(cacheDir = defaultCacheDir()): string {
+  const key = crypto.createHash('sha256').update(fs.readFileSync(SOURCE)).update(process.versions.modules).update(process.arch).digest('hex').slice(0, 16);
+  return path.join(cacheDir, `native-matmul-${key}.node`);
+}
+
+/** Compiles the addon once per source/ABI (a second or two) and returns its path (`npm run build:native`). */
 export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
-  const src = fs.readFileSync(SOURCE);
-  const key = crypto.createHash('sha256').update(src).update(process.versions.modules).update(process.arch).digest('hex').slice(0, 16);
-  const out = path.join(cacheDir, `native-matmul-${key}.node`);
+  const out = nativeAddonPath(cacheDir);
   if (fs.existsSync(out)) return out;
   const inc = nodeIncludeDir();
   if (!inc) throw new Error('Node headers (node_api.h) not found: install nodejs headers or run `npx node-gyp install`');
@@ -275,13 +281,16 @@ function selfTest(ad: NativeAddon): number {
   return worst;
 }
 
-/** Compiles (first time) and loads the addon, loads BLAS and self-tests it; once per process when it passes. */
+/** Loads the built addon, loads BLAS and self-tests it; once per process when it passes. */
 function trust(threads: number | undefined, cacheDir: string | undefined): { file: string; library: string; threads: number; diff: number } {
   let file = '(test hook)';
   if (hooks.addon) addon = hooks.addon;
   else {
     if (!compiled) {
-      const f = buildNativeMatMul(cacheDir);
+      // Built at install, never here: a first forward must not wait for (or fail in) a compiler.
+      const f = nativeAddonPath(cacheDir);
+      if (!fs.existsSync(f))
+        throw new Error(`the native addon is not built for this source and Node ${process.version} (\`npm run build:native\` builds it; it needs g++ and Node's headers)`);
       const mod = { exports: {} as NativeAddon };
       process.dlopen(mod, f);
       compiled = { addon: mod.exports, file: f };
@@ -302,6 +311,22 @@ function trust(threads: number | undefined, cacheDir: string | undefined): { fil
   }
   const want = threads ?? engineConfig().threads;
   return { file, library: trusted.library, threads: addon.setThreads(want), diff: trusted.diff };
+}
+
+/**
+ * Which BLAS the built addon at `file` would use, or why none (the one-line reason the engine line prints), without
+ * registering anything: for `npm run build:native` and `hopscope doctor`. A separate dlopen of the same file is
+ * the same module, so a later enableNativeMatMul in this process reuses it.
+ */
+export function probeBlas(file = nativeAddonPath()): { library: string | null; reason?: string } {
+  if (!fs.existsSync(file)) return { library: null, reason: 'the native addon is not built (`npm run build:native`)' };
+  const mod = { exports: {} as NativeAddon };
+  process.dlopen(mod, file);
+  try {
+    return { library: mod.exports.load(blasCandidates()) };
+  } catch (e) {
+    return { library: null, reason: shortReason((e as Error).message.split('\n')[0]) };
+  }
 }
 
 /** Records why the native path stopped and leaves it off for the rest of the process. */
@@ -327,8 +352,8 @@ function shortReason(msg: string): string {
 }
 
 /**
- * Compiles (first time), loads BLAS, self-tests it and re-registers the matMul kernels of `backends`. Never
- * throws for a missing compiler, header or library or a wrong result: returns `{enabled: false, reason}` and
+ * Loads the built addon and BLAS, self-tests it and re-registers the matMul kernels of `backends`. Never
+ * throws for a missing build or library or a wrong result: returns `{enabled: false, reason}` and
  * leaves tfjs as it was. Call before or after initEngine; switching backends later keeps the kernels patched.
  */
 export function enableNativeMatMul(opts: NativeMatMulOptions = {}): NativeMatMulInfo {
