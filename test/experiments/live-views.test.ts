@@ -113,5 +113,6 @@ test('compareResults: one kind per figure, something drawable in each, and a rea
   const empty = partialResult('probe', probe.spec, [], null);
   assert.throws(() => compareResults({ late: probe, early: empty }), /early's probe result has nothing to draw yet/);
   const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => [k, probe]));
-  assert.throws(() => compareResults(many), /7 results; at most 6/);
+  const tooMany = validateViewState({ ...compareResults(many), progress: null, error: null });
+  assert.ok(!tooMany.ok && tooMany.problems.some((p) => /7 models on one figure; at most 6/.test(p)), 'the view names the limit');
 });
