@@ -49,7 +49,10 @@ export interface DecoderRun {
 }
 
 export interface DecoderOutput {
-  /** Raw output of the last block that ran, [B, T, D] (before the final norm). */
+  /**
+   * Raw output of the last block that ran, [B, T, D] (before the final norm); [B, 1, D], the last position's, when
+   * the last block ran for that position alone (`logits: 'last'` with nothing hooked after its input).
+   */
   hidden: tf.Tensor;
   /** Final-norm output (absent when stopped early). */
   normed?: tf.Tensor;
@@ -137,6 +140,14 @@ export class Decoder {
     const mask = baseMask(run.keyMask, T, offset);
     const newK: tf.Tensor[] = [];
     const newV: tf.Tensor[] = [];
+    const L = cfg.numLayers;
+    const lastOnly = ctx.opts.logits === 'last' && T > 1 && !ctx.wants('lm.logits');
+    // When only the last position's logits are read and nothing is hooked after the last block's input, that block
+    // runs its queries and MLP for the last position alone: its keys and values (the cache included) still come
+    // from every position, so the logits are the full run's. One block in L of every prefill, sweep run and
+    // circuit pass (issue 20: 12 of the mid sweep's 120 layer-rows).
+    const after = (i: number) => ['attn.pattern', 'attn_out', 'resid_mid', 'mlp_out', 'resid_post'].map((p) => `lm.blocks.${i}.${p}`);
+    const pruneLast = lastOnly && stop === L && start < L && !this.crossLayers.has(L - 1) && ![...after(L - 1), 'lm.final_norm'].some((n) => ctx.wants(n));
     const block = (i: number, x: tf.Tensor): { h: tf.Tensor; k?: tf.Tensor; v?: tf.Tensor } => {
       // A family-run layer (cross-attention); without its run state HF skips it (text-only inputs), so do we.
       if (this.crossLayers.has(i)) return { h: run.cross ? run.cross.run(i, x, ctx, offset) : x };
@@ -144,7 +155,9 @@ export class Decoder {
       const lw = w.layers.acquire(i);
       try {
         let y = ctx.point(`${b}.resid_pre`, x, offset, i);
-        const { out: attnOut, k, v } = this.attention(i, rmsNorm(y, lw.inputNorm, cfg.rmsNormEps), lw, cos, sin, mask, run, offset);
+        const lastQuery = pruneLast && i === L - 1;
+        const { out: attnOut, k, v } = this.attention(i, rmsNorm(y, lw.inputNorm, cfg.rmsNormEps), lw, cos, sin, mask, run, offset, lastQuery);
+        if (lastQuery) y = y.slice([0, T - 1, 0], [B, 1, -1]);
         const a = ctx.point(`${b}.attn_out`, attnOut, offset, i);
         y = ctx.point(`${b}.resid_mid`, tf.add(y, a), offset, i);
         const m = ctx.point(`${b}.mlp_out`, this.mlp(rmsNorm(y, lw.postNorm, cfg.rmsNormEps), lw), offset, i);
@@ -173,10 +186,9 @@ export class Decoder {
       ? { k: newK, v: newV, keyMask: run.keyMask, length: offset + T }
       : undefined;
     if (stop < cfg.numLayers) return { hidden: h, cache };
-    const normed = ctx.point('lm.final_norm', rmsNorm(h, w.norm, cfg.rmsNormEps), offset);
-    const lastOnly = ctx.opts.logits === 'last' && T > 1 && !ctx.wants('lm.logits');
+    const normed = ctx.point('lm.final_norm', rmsNorm(h, w.norm, cfg.rmsNormEps), pruneLast ? offset + T - 1 : offset);
     const logits = lastOnly
-      ? ctx.point('lm.logits', this.logitsOf(normed.slice([0, T - 1, 0], [B, 1, -1])), offset + T - 1)
+      ? ctx.point('lm.logits', this.logitsOf(pruneLast ? normed : normed.slice([0, T - 1, 0], [B, 1, -1])), offset + T - 1)
       : ctx.point('lm.logits', this.logitsOf(normed), offset);
     return { hidden: h, normed, logits, cache };
   }
@@ -203,13 +215,20 @@ export class Decoder {
     base: tf.Tensor,
     run: DecoderRun,
     offset: number,
+    lastQuery = false,
   ): { out: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
     const { numHeads: H, numKvHeads: KV, headDim: hd } = this.cfg;
     const { ctx } = run;
-    const [B, T] = x.shape as number[];
-    const heads = (w: tf.Tensor, b: tf.Tensor | null, n: number) => linear(x, w, b).reshape([B, T, n, hd]).transpose([0, 2, 1, 3]); // (B, n, T, hd)
-    const [q0, k0, v0] = [heads(lw.q, lw.qBias, H), heads(lw.k, lw.kBias, KV), heads(lw.v, lw.vBias, KV)];
-    const q = tf.mul(applyRope(q0, cos, sin), 1 / Math.sqrt(hd));
+    const [B, Tin] = x.shape as number[];
+    const heads = (xs: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, n: number) => {
+      const t = xs.shape[1] as number;
+      return linear(xs, w, b).reshape([B, t, n, hd]).transpose([0, 2, 1, 3]); // (B, n, t, hd)
+    };
+    // `lastQuery`: queries for the last position only (T = 1 below), keys and values for every position.
+    const last = <U extends tf.Tensor>(t: U, axis: number): U => (lastQuery ? (t.slice(t.shape.map((_, a) => (a === axis ? Tin - 1 : 0)), t.shape.map((n, a) => (a === axis ? 1 : n))) as U) : t);
+    const T = lastQuery ? 1 : Tin;
+    const [q0, k0, v0] = [heads(last(x, 1), lw.q, lw.qBias, H), heads(x, lw.k, lw.kBias, KV), heads(x, lw.v, lw.vBias, KV)];
+    const q = tf.mul(applyRope(q0, last(cos, 2), last(sin, 2)), 1 / Math.sqrt(hd));
     let k = applyRope(k0, cos, sin);
     let v = v0;
     if (run.cache) {
@@ -217,8 +236,8 @@ export class Decoder {
       v = tf.concat([run.cache.v[layer], v], 2);
     }
     const S = k.shape[2] as number;
-    const extra = ctx.attnMask(layer, T, S, offset);
-    const mask = extra ? tf.add(base, extra) : base; // (B, 1|H, T, S)
+    const extra = ctx.attnMask(layer, Tin, S, offset);
+    const mask = last(extra ? tf.add(base, extra) : base, 2); // (B, 1|H, T, S)
     const nRep = H / KV;
     const patternName = `lm.blocks.${layer}.attn.pattern`;
     const keepPattern = ctx.wants(patternName);

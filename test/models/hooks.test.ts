@@ -64,6 +64,48 @@ test("logits: 'last' runs the head on the last position only, equal to the full 
   hooked.dispose();
 });
 
+test("logits: 'last' runs the last block for the last position only, unless something is hooked after its input; the logits are the full run's", () => {
+  const L = model.numLayers;
+  const T = inputs.inputIds[0].length;
+  const B = inputs.inputIds.length;
+  const V = model.vocabSize;
+  // A mask per query row at the last layer (the last query may not read the image), so slicing the rows matters.
+  const lastRowBlocked = (layer: number, ev: { tq: number; tk: number; offset: number }) => {
+    if (layer !== L - 1) return null;
+    const m = new Float32Array(ev.tq * ev.tk);
+    for (let q = 0; q < ev.tq; q++)
+      if (ev.offset + q === T - 1) inputs.inputIds[0].forEach((id, s) => (m[q * ev.tk + s] = id === 299 ? -1e30 : 0));
+    return tf.tensor4d(m, [1, 1, ev.tq, ev.tk]);
+  };
+  for (const attnMask of [undefined, lastRowBlocked]) {
+    const full = model.forward(inputs, { attnMask });
+    const want = tf.tidy(() => full.logits!.slice([0, T - 1, 0], [B, 1, V]).dataSync());
+    const pruned = model.forward(inputs, { logits: 'last', attnMask });
+    assert.deepEqual(pruned.hidden.shape, [B, 1, model.dModel], 'the last block ran for the last position alone');
+    assert.ok(maxDiff(pruned.logits!.dataSync() as Float32Array, want as Float32Array) < 1e-5);
+    // A hook after the last block's input sees every position: nothing is pruned.
+    const seen: number[][] = [];
+    const hooked = model.forward(inputs, { logits: 'last', attnMask, hooks: { [`lm.blocks.${L - 1}.mlp_out`]: (v) => void seen.push(v.shape) } });
+    assert.deepEqual(seen, [[B, T, model.dModel]]);
+    assert.deepEqual(hooked.hidden.shape, [B, T, model.dModel]);
+    assert.ok(maxDiff(hooked.logits!.dataSync() as Float32Array, want as Float32Array) < 1e-5);
+    // A hook on the last block's input still runs (a patch there is the cross-patching sweep's last layer).
+    const edited = model.forward(inputs, { logits: 'last', attnMask, hooks: { [`lm.blocks.${L - 1}.resid_pre`]: (v) => tf.mul(v, 1.5) } });
+    const editedFull = model.forward(inputs, { attnMask, hooks: { [`lm.blocks.${L - 1}.resid_pre`]: (v) => tf.mul(v, 1.5) } });
+    const editedWant = tf.tidy(() => editedFull.logits!.slice([0, T - 1, 0], [B, 1, V]).dataSync());
+    assert.ok(maxDiff(edited.logits!.dataSync() as Float32Array, editedWant as Float32Array) < 1e-5);
+    assert.ok(maxDiff(edited.logits!.dataSync() as Float32Array, want as Float32Array) > 1e-3, 'the edit changed the answer');
+    for (const r of [full, pruned, hooked, edited, editedFull]) r.dispose();
+  }
+});
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
 test('an edit at one position changes only that position and later ones', () => {
   const layer = 2;
   const pos = 20;
