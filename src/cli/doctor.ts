@@ -3,7 +3,7 @@
 // addon, its library, its self-test) and, when the fast path is off, the one command that turns it on.
 import * as fs from 'node:fs';
 import { describeEngine, type EngineInfo } from '../engine/backend';
-import { nativeAddonPath, nativeMatMulInfo } from '../engine/native-matmul';
+import { nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
 
 /** The report's lines for a started engine. */
 export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): string[] {
@@ -16,6 +16,8 @@ export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): str
     nat.enabled
       ? `native matMul: on, ${nat.library} with ${nat.threads} BLAS thread${nat.threads === 1 ? '' : 's'}, self-test |diff| ${nat.selfTestDiff?.toExponential(1)}`
       : `native matMul: off (${nat.reason})`,
+    // Loading transposes HF's [out, in] weights; the addon does it on every core, and needs no BLAS.
+    ((t) => `native transpose (checkpoint loading): ${t.enabled ? 'on' : `off (${t.reason})`}`)(nativeTransposeInfo()),
   ];
   let fix: string | null = null;
   if (engine.provider === 'tensorflow' || engine.provider === 'tensorflow-gpu') fix = null; // tfjs-node brings its own kernels

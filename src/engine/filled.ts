@@ -5,6 +5,7 @@
 // a view of its heap memory; elsewhere (cpu keeps the array it is given; tensorflow copies once anyway) a
 // plain array is filled and handed over.
 import * as tf from '@tensorflow/tfjs-core';
+import { adviseHugePages } from './native-matmul';
 
 interface HeapBackend {
   makeOutput?(shape: number[], dtype: 'float32'): tf.TensorInfo;
@@ -21,7 +22,10 @@ export function filledTensor(shape: number[], fill: (dst: Float32Array) => void)
   if (tf.getBackend() === 'wasm' && backend.makeOutput && backend.typedArrayFromHeap) {
     const info = backend.makeOutput(shape, 'float32');
     try {
-      fill(backend.typedArrayFromHeap(info));
+      const view = backend.typedArrayFromHeap(info);
+      // Fresh heap pages are faulted in by the fill; in 2 MB pages where the machine allows it (native-matmul.ts).
+      adviseHugePages(view);
+      fill(view);
     } catch (e) {
       backend.disposeData(info.dataId, true);
       throw e;

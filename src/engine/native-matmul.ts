@@ -27,6 +27,10 @@ export interface NativeAddon {
     batch: number, M: number, N: number, K: number,
     transA: number, transB: number, strideA: number, strideB: number,
   ): void;
+  /** madvise(MADV_HUGEPAGE) over the 2 MB-aligned part of a view's memory: bytes advised, or -errno. */
+  adviseHuge?(view: ArrayBufferView): number;
+  /** dst[c * rows + r0 + r] = src[r * cols + c] for a band of nr rows, over `threads` threads (needs no BLAS). */
+  transpose32?(src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number, threads: number): void;
 }
 
 export interface NativeMatMulInfo {
@@ -109,7 +113,7 @@ export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
   fs.mkdirSync(cacheDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const cxx = process.env.CXX ?? 'g++';
-  const args = ['-O2', '-shared', '-fPIC', '-std=c++17', `-I${inc}`, '-DNODE_GYP_MODULE_NAME=hopscope_native_matmul', SOURCE, '-o', tmp, '-ldl'];
+  const args = ['-O2', '-shared', '-fPIC', '-pthread', '-std=c++17', `-I${inc}`, '-DNODE_GYP_MODULE_NAME=hopscope_native_matmul', SOURCE, '-o', tmp, '-ldl'];
   const r = childProcess.spawnSync(cxx, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
     fs.rmSync(tmp, { force: true });
@@ -234,6 +238,7 @@ export function setNativeMatMulTestHooks(h: NativeMatMulTestHooks): void {
   hooks = h;
   addon = null;
   trusted = null;
+  transposeKernel = null;
   failedAtRunTime = false;
   state = { enabled: false, backends: [], reason: 'not requested' };
 }
@@ -281,22 +286,79 @@ function selfTest(ad: NativeAddon): number {
   return worst;
 }
 
+/** The addon built at install, dlopen'ed once per process; throws, saying how to build it, when it is not built. */
+function builtAddon(cacheDir: string | undefined): { addon: NativeAddon; file: string } {
+  if (!compiled) {
+    // Built at install, never here: a first forward must not wait for (or fail in) a compiler.
+    const f = nativeAddonPath(cacheDir);
+    if (!fs.existsSync(f))
+      throw new Error(`the native addon is not built for this source and Node ${process.version} (\`npm run build:native\` builds it; it needs g++ and Node's headers)`);
+    const mod = { exports: {} as NativeAddon };
+    process.dlopen(mod, f);
+    compiled = { addon: mod.exports, file: f };
+  }
+  return compiled;
+}
+
+export type Transpose32 = (src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number) => void;
+let transposeKernel: { fn: Transpose32 | null; reason: string | null } | null = null;
+
+/**
+ * The addon's multi-threaded 32-bit transpose (src/io/dtype.ts uses it to load HF `[out, in]` weights), or null
+ * when the addon is not built, the native path is turned off (HOPSCOPE_NATIVE_MATMUL=off) or its self-test
+ * failed. It needs no BLAS. Decided once per process; `nativeTransposeInfo` says which.
+ */
+export function nativeTranspose32(): Transpose32 | null {
+  if (transposeKernel) return transposeKernel.fn;
+  transposeKernel = { fn: null, reason: null };
+  try {
+    if (engineConfig().nativeMatMul === 'off') throw new Error('turned off');
+    const ad = hooks.addon ?? builtAddon(undefined).addon;
+    const t32 = ad.transpose32?.bind(ad);
+    if (!t32) throw new Error('the addon has no transpose32');
+    // Self-test: a band in the middle of a matrix whose sides are not multiples of the tile, against the definition.
+    const [rows, cols, r0, nr] = [70, 45, 19, 37];
+    const src = Uint32Array.from({ length: nr * cols }, (_, i) => (i * 2654435761) >>> 0);
+    const dst = new Uint32Array(rows * cols);
+    t32(src, nr, cols, dst, rows, r0, 2);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < cols; c++) {
+        const want = r >= r0 && r < r0 + nr ? src[(r - r0) * cols + c] : 0;
+        if (dst[c * rows + r] !== want) throw new Error(`transpose32 self-test: [${r}, ${c}] is ${dst[c * rows + r]}, not ${want}`);
+      }
+    const threads = engineConfig().threads;
+    transposeKernel.fn = (s, n, c, d, rws, start) => t32(s, n, c, d, rws, start, threads);
+  } catch (e) {
+    transposeKernel.reason = (e as Error).message.split('\n')[0];
+  }
+  return transposeKernel.fn;
+}
+
+/**
+ * Asks for transparent huge pages under a large destination about to be written once (a weight in the wasm heap),
+ * when the addon is built and the native path is not turned off; a no-op otherwise. Returns the bytes advised.
+ */
+export function adviseHugePages(view: ArrayBufferView): number {
+  if (view.byteLength < 4 << 20 || !nativeTranspose32()) return 0;
+  const ad = hooks.addon ?? compiled?.addon;
+  const n = ad?.adviseHuge ? ad.adviseHuge(view) : 0;
+  return n > 0 ? n : 0;
+}
+
+/** Whether checkpoint loading transposes natively, and why not. */
+export function nativeTransposeInfo(): { enabled: boolean; reason: string | null } {
+  nativeTranspose32();
+  return { enabled: transposeKernel!.fn !== null, reason: transposeKernel!.reason };
+}
+
 /** Loads the built addon, loads BLAS and self-tests it; once per process when it passes. */
 function trust(threads: number | undefined, cacheDir: string | undefined): { file: string; library: string; threads: number; diff: number } {
   let file = '(test hook)';
   if (hooks.addon) addon = hooks.addon;
   else {
-    if (!compiled) {
-      // Built at install, never here: a first forward must not wait for (or fail in) a compiler.
-      const f = nativeAddonPath(cacheDir);
-      if (!fs.existsSync(f))
-        throw new Error(`the native addon is not built for this source and Node ${process.version} (\`npm run build:native\` builds it; it needs g++ and Node's headers)`);
-      const mod = { exports: {} as NativeAddon };
-      process.dlopen(mod, f);
-      compiled = { addon: mod.exports, file: f };
-    }
-    addon = compiled.addon;
-    file = compiled.file;
+    const built = builtAddon(cacheDir);
+    addon = built.addon;
+    file = built.file;
   }
   if (!trusted) {
     // A failed load leaves the addon without sgemm: it is tried again on the next call, never assumed.

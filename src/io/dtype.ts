@@ -6,6 +6,7 @@
 // Float32Array: a float read into a JS number and written back may have its NaN payload changed,
 // and bit moves are exactly as fast.
 import * as os from 'node:os';
+import { nativeTranspose32 } from '../engine/native-matmul';
 
 /** Float dtypes hopscope reads as F32 (tfjs has no float16 tensors). */
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
@@ -174,11 +175,20 @@ function checkBand(srcLen: number, nr: number, cols: number, dstLen: number, row
   }
 }
 
-/** Bit-exact 32-bit transpose of a row band (F32 → F32). */
+/** Bands below this many words stay in JS: a native call and its threads cost more than they save. */
+const NATIVE_TRANSPOSE_MIN = 1 << 16;
+
+/**
+ * Bit-exact 32-bit transpose of a row band (F32 → F32). Large bands go to the native addon's multi-threaded
+ * transpose when it is built (src/engine/native-matmul.ts; issue 20: this loop and the first touch of the
+ * destination's pages were most of a checkpoint's load), else this loop.
+ */
 export function transposeRowsU32(
   src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number,
 ): void {
   checkBand(src.length, nr, cols, dst.length, rows, r0);
+  const native = nr * cols >= NATIVE_TRANSPOSE_MIN ? nativeTranspose32() : null;
+  if (native) return native(src, nr, cols, dst, rows, r0);
   for (let rb = 0; rb < nr; rb += TILE) {
     const re = Math.min(rb + TILE, nr);
     for (let cb = 0; cb < cols; cb += TILE) {
