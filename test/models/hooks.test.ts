@@ -56,7 +56,9 @@ test("logits: 'last' runs the head on the last position only, equal to the full 
   assert.deepEqual(r.logits!.shape, [B, 1, V]);
   const last = Float32Array.from(r.logits!.dataSync());
   r.dispose();
-  for (let b = 0; b < B; b++) assert.deepEqual(last.subarray(b * V, (b + 1) * V), base.subarray((b * T + T - 1) * V, (b * T + T) * V));
+  // Within float rounding, not bit for bit: the last block then runs its products on B rows instead of B·T, and
+  // BLAS may round a product of other shapes differently (the stock kernels happen to agree exactly).
+  for (let b = 0; b < B; b++) assert.ok(maxDiff(last.subarray(b * V, (b + 1) * V), base.subarray((b * T + T - 1) * V, (b * T + T) * V)) < 1e-5);
   let seen: { offset: number; shape: number[] } | null = null;
   const hooked = model.forward(inputs, { logits: 'last', hooks: { 'lm.logits': (v, info) => void (seen = { offset: info.offset, shape: v.shape }) } });
   assert.deepEqual(hooked.logits!.shape, [B, T, V], 'a hook on lm.logits sees every position');
