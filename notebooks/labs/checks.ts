@@ -60,7 +60,7 @@ function report<S>(title: string, lines: CheckLine[], solution: S, quiet = false
 const memo = new WeakMap<object, Map<string, Promise<Result>>>();
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Result = { kind: string; spec: Record<string, unknown>; table: unknown; summary: any };
+type Result = { kind: string; spec: Record<string, unknown>; table: any; summary: any };
 
 export function runMemo(ctx: LabContext, spec: Record<string, unknown>): Promise<Result> {
   const owner = ctx.model as object;
