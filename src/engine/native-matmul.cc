@@ -71,14 +71,18 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static float* f32_data(napi_env env, napi_value v, size_t* length) {
+// The memory of a typed array of the expected type (its element count in *length), or null for anything else.
+static void* typed_data(napi_env env, napi_value v, napi_typedarray_type want, size_t* length) {
   napi_typedarray_type type;
   void* data = nullptr;
   napi_value ab;
   size_t offset = 0;
-  if (napi_get_typedarray_info(env, v, &type, length, &data, &ab, &offset) != napi_ok || type != napi_float32_array)
-    return nullptr;
-  return static_cast<float*>(data);
+  if (napi_get_typedarray_info(env, v, &type, length, &data, &ab, &offset) != napi_ok || type != want) return nullptr;
+  return data;
+}
+
+static float* f32_data(napi_env env, napi_value v, size_t* length) {
+  return static_cast<float*>(typed_data(env, v, napi_float32_array, length));
 }
 
 // sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB): c[i] = op(a[i]) op(b[i]) for each batch
@@ -114,13 +118,7 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
 }
 
 static uint32_t* u32_data(napi_env env, napi_value v, size_t* length) {
-  napi_typedarray_type type;
-  void* data = nullptr;
-  napi_value ab;
-  size_t offset = 0;
-  if (napi_get_typedarray_info(env, v, &type, length, &data, &ab, &offset) != napi_ok || type != napi_uint32_array)
-    return nullptr;
-  return static_cast<uint32_t*>(data);
+  return static_cast<uint32_t*>(typed_data(env, v, napi_uint32_array, length));
 }
 
 // transpose32(src, nr, cols, dst, rows, r0, threads): a band of nr rows of a row-major [rows, cols] matrix of
