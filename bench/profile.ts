@@ -7,13 +7,17 @@
 // allocated; "outside kernels" is the wall time no kernel accounts for (JS between kernels, hooks, reads).
 // The forward's matmul GFLOP/s is compared with the machine's sgemm roofline measured in the same run
 // (numpy + system BLAS, bench/matmul.ts). The last line is machine-readable:
-//   profile: forward_s=X roofline_fraction=Y sweep_s=Z sweep_forwards=W sweep_text_forwards=U outside_share=V top=Kernel:share,...
+//   profile: forward_s=X roofline_fraction=Y naive_sweep_s=N sweep_s=Z sweep_forwards=W sweep_text_forwards=U
+//            load_s=L load_rss_ratio=R run_rss_ratio=Q outside_share=V top=Kernel:share,...
+// (load_*: bench/load.ts in a child, loading the same shapes from disk and running one forward; --no-load skips it)
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEngine, initEngine, shutdownEngine } from '../src/engine/backend';
 import { enableNativeMatMul } from '../src/engine/native-matmul';
 import { loadAvg, randomArray, rssMb, samplePeak } from './lib';
 import { rooflineGflops, type MatShape } from './matmul';
-import { scheduledSweep } from './sweep-measure';
+import { naiveSweep, scheduledSweep } from './sweep-measure';
 import { IMG, MID_SHAPE, imageTokens, parameterCount, randomModel, type BenchShape } from './sweep-model';
 
 const smoke = process.argv.includes('--smoke');
@@ -153,6 +157,11 @@ async function main(): Promise<void> {
   const tf0 = performance.now();
   textForward();
   const textForwardMs = performance.now() - tf0;
+  // The naive sweep (one full forward per patched layer), once: the scheduler's baseline.
+  const n0 = performance.now();
+  naiveSweep(model, spec);
+  const naiveMs = performance.now() - n0;
+  console.log(`naive sweep (12 full forwards with a resid_pre hook): ${(naiveMs / 1000).toFixed(2)} s = ${(naiveMs / forwardMs).toFixed(2)} forwards with the image; the scheduler is ${(naiveMs / sweepMs).toFixed(2)}x faster`);
   const sp = await profiled(() => void scheduledSweep(model, spec, 4));
   // Issue 20 counts the sweep in forwards of the image prompt (its table's "one forward"); the text forward, the
   // sweep's own LM work without the vision tower, is the stricter unit.
@@ -164,9 +173,18 @@ async function main(): Promise<void> {
   model.dispose();
   shutdownEngine();
   const top = fp.kernels.slice(0, 5).map((k) => `${k.name}:${(k.ms / fp.wallMs).toFixed(3)}`).join(',');
-  console.log(`peak RSS ${samplePeak().toFixed(0)} MB (now ${rssMb().toFixed(0)} MB)`);
+  console.log(`peak RSS ${samplePeak().toFixed(0)} MB (now ${rssMb().toFixed(0)} MB; this process built the model from JS arrays, so see bench:load for the peak of loading and running it)`);
+  // Loading from disk and the peak RSS of a process that loads and runs the model: bench:load in a child (issue
+  // 20, deliverable 5: one last line with everything). --no-load skips it.
+  let load = 'load_s=NaN load_rss_ratio=NaN run_rss_ratio=NaN';
+  if (!smoke && !process.argv.includes('--no-load')) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'load.ts')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const m = /^load: seconds=(\S+) file_gb=\S+ peak_rss_ratio=(\S+) run_peak_rss_ratio=(\S+)/m.exec(r.stdout ?? '');
+    console.log(`\n## loading (bench:load)\n${(r.stdout ?? '').trim()}${r.status === 0 ? '' : `\nbench:load failed: ${(r.stderr ?? '').slice(-500)}`}`);
+    if (m) load = `load_s=${m[1]} load_rss_ratio=${m[2]} run_rss_ratio=${m[3]}`;
+  }
   console.log(
-    `profile: forward_s=${(forwardMs / 1000).toFixed(2)} roofline_fraction=${Number.isFinite(fraction) ? fraction.toFixed(3) : 'NaN'} sweep_s=${(sweepMs / 1000).toFixed(2)} sweep_forwards=${(sweepMs / forwardMs).toFixed(2)} sweep_text_forwards=${(sweepMs / textForwardMs).toFixed(2)} outside_share=${outsideShare.toFixed(3)} top=${top}`,
+    `profile: forward_s=${(forwardMs / 1000).toFixed(2)} roofline_fraction=${Number.isFinite(fraction) ? fraction.toFixed(3) : 'NaN'} naive_sweep_s=${(naiveMs / 1000).toFixed(2)} sweep_s=${(sweepMs / 1000).toFixed(2)} sweep_forwards=${(sweepMs / forwardMs).toFixed(2)} sweep_text_forwards=${(sweepMs / textForwardMs).toFixed(2)} ${load} outside_share=${outsideShare.toFixed(3)} top=${top}`,
   );
 }
 
