@@ -42,8 +42,11 @@ type ViewableResult = Pick<ExperimentResult<unknown>, 'kind' | 'spec' | 'table' 
 export function compareResults(results: Record<string, ViewableResult>, title?: string): ExperimentView {
   const entries = Object.entries(results ?? {});
   if (entries.length === 0) throw new InputError('compareResults: give the results to compare, e.g. { late: r1, early: r2 }');
-  const kinds = [...new Set(entries.map(([, r]) => r?.kind))];
-  if (kinds.length !== 1) throw new InputError(`compareResults: the results are of different kinds (${entries.map(([l, r]) => `${l}: ${r?.kind}`).join(', ')}); one figure compares one kind`);
+  for (const [label, r] of entries)
+    if (typeof r !== 'object' || r === null || typeof r.kind !== 'string' || typeof r.table?.objects !== 'function')
+      throw new InputError(`compareResults: ${label} is not an experiment result (what hs.runExperiment or a magic's --as returns)`);
+  const kinds = [...new Set(entries.map(([, r]) => r.kind))];
+  if (kinds.length !== 1) throw new InputError(`compareResults: the results are of different kinds (${entries.map(([l, r]) => `${l}: ${r.kind}`).join(', ')}); one figure compares one kind`);
   const views = entries.map(([label, r]) => {
     const v = viewFromResult(r);
     if (v.view === 'table') throw new InputError(`compareResults: ${label}'s ${r.kind} result has nothing to draw yet (no rows), so it cannot be compared`);

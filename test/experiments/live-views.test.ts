@@ -110,6 +110,8 @@ test('compareResults: one kind per figure, something drawable in each, and a rea
   assert.equal(compareResults({ late: probe, early: probe }, 'transfer probes').title, 'transfer probes');
   assert.throws(() => compareResults({ late: probe, early: knockout }), /different kinds \(late: probe, early: knockout\)/);
   assert.throws(() => compareResults({}), /give the results to compare/);
+  assert.throws(() => compareResults({ late: probe, early: undefined as never }), /early is not an experiment result/);
+  assert.throws(() => compareResults({ late: probe.summary as never }), /late is not an experiment result/);
   const empty = partialResult('probe', probe.spec, [], null);
   assert.throws(() => compareResults({ late: probe, early: empty }), /early's probe result has nothing to draw yet/);
   const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => [k, probe]));
