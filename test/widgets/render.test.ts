@@ -113,7 +113,10 @@ test('compared models: curves and bars share one plot, one colour per model; hea
     assert.equal(w.status, 'ready', `${kind}: status ${w.status}, message ${w.message}`);
     if (overlaid.includes(kind)) {
       assert.equal(w.plots.length, one[i].plots.length, `${kind}: the comparison is drawn on the same plots as one model`);
-      assert.equal(w.plots[0].traces, 2 * one[i].plots[0].traces, `${kind}: each model's traces on the first plot`);
+      // Compared freeze curves keep their per-type curves in the legend only (drawn on a click).
+      const perType = kind === 'freeze-curve' ? (single[i].data as { series: unknown[] }).series.length : 0;
+      assert.equal(w.plots[0].traces, 2 * (one[i].plots[0].traces - perType), `${kind}: each model's traces on the first plot`);
+      if (perType) assert.equal(w.legend.length, one[i].legend.length * 2, `${kind}: the per-type curves stay in the legend`);
       assert.ok(w.legend.some((t) => t.startsWith('late: ')) && w.legend.some((t) => t.startsWith('early: ')), `${kind}: legend names both models (${w.legend})`);
       assert.deepEqual(w.captions, []);
     } else {

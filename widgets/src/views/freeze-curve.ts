@@ -35,6 +35,8 @@ export const freezeCurve: RendererFactory<'freeze-curve'> = (body, ctx) => {
         },
         ...md.series.map((s, k): Trace => ({
           type: 'scatter', mode: 'lines', name: seriesName(m, s.name), x: md.sourceLayers, y: gaps(s.identified), legendgroup: m.label ?? undefined,
+          // Compared, the per-type curves of every model would bury the models' own: listed, drawn on a click.
+          ...(m.color !== null ? { visible: 'legendonly' } : {}),
           line: { ...seriesLine(m, k + 1, { color: SERIES_COLORS[k % SERIES_COLORS.length], dash: 'dot' }), width: 1.5 },
           customdata: md.sourceLayers.map((l, i) => pointData(m, l, k + 1, hover(l, s.name, s.identified[i]))),
           hovertemplate: '%{customdata[2]}<extra></extra>',
