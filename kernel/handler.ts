@@ -315,7 +315,7 @@ export class KernelHandler extends JupyterHandlerImpl {
     // `--save FILE` (experiment magics): the figure of the result, written by the kernel (headless runs too).
     const save = parsed.opts.save;
     if (typeof save === 'string' && parsed.opts.dryRun !== true && out.value !== undefined) {
-      this.iopub.stream('stdout', `figure saved to ${await saveFigure(out.value, save)}\n`);
+      this.iopub.stream('stdout', `figure saved to ${await saveFigure(out.figure ?? out.value, save)}\n`);
     }
     return out;
   }

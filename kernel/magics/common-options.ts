@@ -7,6 +7,7 @@ import { UsageError, parseIntArg, parseNameArg } from './registry';
 export function addRunOptions(c: Command): Command {
   return c
     .option('--model <variable>', 'variable holding the model (default: the model of the last %load)')
+    .option('--compare <variable>', 'also run the same spec on the model in this variable and draw both on one figure (its result: _VARIABLE, or NAME_VARIABLE with --as NAME)', parseNameArg('--compare'))
     .option('--data <dir>', 'dataset folder (default: the last one loaded)')
     .option('--as <name>', 'also bind the result to this variable (it is always bound to _)', parseNameArg('--as'))
     .option('--run-dir <dir>', 'checkpoint finished work there; running the same command again resumes')
@@ -36,6 +37,7 @@ export function runOptionsOf(opts: Record<string, unknown>): RunOptions {
     dryRun: opts.dryRun === true,
     model: opts.model as string | undefined,
     data: opts.data as string | undefined,
+    compare: opts.compare as string | undefined,
   };
 }
 

@@ -1,6 +1,7 @@
 // Runs one experiment spec for a magic: progress and partial rows stream into a HopscopeView widget, the
 // result is bound to `_` (and `--as NAME`), an interrupt keeps the finished rows, and a click on a view cell
 // (custom `run-cell`) reruns that single intervention and answers with `cell-result`.
+import * as path from 'node:path';
 import { KernelInterrupt, errorContent, mimeBundle } from '../display';
 import { type ExperimentResult, type ExperimentSpec, type Library, type Model, type View, isModel } from '../library';
 import type { WidgetHandle } from '../cell-api';
@@ -18,15 +19,17 @@ export interface RunOptions {
   model?: string;
   /** Dataset folder; default: the dataset of the last %load --data / experiment --data. */
   data?: string;
+  /** Variable holding a second model: the same spec runs on it, and both are drawn on one figure (issue 15). */
+  compare?: string;
 }
 
 const PROGRESS_MS = 150;
 
-export function resolveModel(ctx: MagicContext, variable: string | undefined): Model {
+export function resolveModel(ctx: MagicContext, variable: string | undefined, flag = '--model'): Model {
   if (variable) {
     const v = ctx.lookup(variable);
-    if (v === undefined) throw new UsageError(`--model ${variable}: no variable named ${variable}`);
-    if (!isModel(v)) throw new UsageError(`--model ${variable}: ${variable} is not a model (it has no hookPoints/numLayers)`);
+    if (v === undefined) throw new UsageError(`${flag} ${variable}: no variable named ${variable}`);
+    if (!isModel(v)) throw new UsageError(`${flag} ${variable}: ${variable} is not a model (it has no hookPoints/numLayers)`);
     return v;
   }
   if (!ctx.session.model) throw new UsageError('no model loaded: run %load <folder|teaching> first, or pass --model <variable>');
@@ -111,6 +114,8 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
   if (checked && typeof checked === 'object') spec = checked as ExperimentSpec;
   if (o.dryRun) return { value: spec, show: true };
   const model = resolveModel(ctx, o.model);
+  // Checked before the first run starts, so a typo does not cost the whole sweep.
+  const other = o.compare ? resolveModel(ctx, o.compare, '--compare') : null;
   const data = await resolveData(ctx, lib, o.data);
   const title = `${spec.kind}`;
   const rows: Record<string, unknown>[] = [];
@@ -202,9 +207,64 @@ export async function runSpec(spec: ExperimentSpec, o: RunOptions, ctx: MagicCon
     listenForCellRuns(w, lib, result, model, data, ctx);
   }
   if (ctx.signal.aborted) throw new KernelInterrupt(`interrupted; the result the library returned is kept in _${o.as ? ` and ${o.as}` : ''}`);
+  if (other && o.compare) {
+    const figure = await compareRun(result, other, o.compare, o, ctx, lib, data, w);
+    return { value: result, show: !w, figure, ...(w ? {} : { bundle: { 'text/plain': `${summaryText(result)}\n${o.compare}: the same spec's result is bound to ${comparedName(o)}` } }) };
+  }
   // Without a drawn view, the table itself is the output.
   if (!w || typeof v === 'string') return { value: result, show: true, bundle: { ...mimeBundle(result.table), 'text/plain': summaryText(result) } };
   return { value: result, show: false };
+}
+
+/** Where `--compare VAR` binds the second model's result: `NAME_VAR` with `--as NAME`, else `_VAR`. */
+function comparedName(o: RunOptions): string {
+  return `${o.as ?? ''}_${o.compare}`;
+}
+
+/**
+ * `--compare VAR`: the validated spec of the finished run, again on the model in VAR; both on one figure
+ * (`compareResults`, first model first: a click on the figure runs a cell on it). The second result is bound to
+ * `_VAR` (or `NAME_VAR` with `--as NAME`); `_` stays the first. An interrupt or a failure keeps the first result.
+ */
+async function compareRun(
+  first: ExperimentResult, other: Model, variable: string, o: RunOptions, ctx: MagicContext, lib: Library, data: unknown, w: WidgetHandle | null,
+): Promise<View> {
+  // The first model's name: its variable (--model, or the last %load's --as), else its folder's name.
+  const ownLabel = o.model ?? ctx.session.modelName ?? (ctx.session.modelSource ? path.basename(String(ctx.session.modelSource)) : 'model');
+  const otherLabel = variable === ownLabel ? `${variable} (2)` : variable;
+  let progress = { done: 0, total: 0 };
+  const throttle = new Throttle(PROGRESS_MS, () => w?.set({ progress: { ...progress } }));
+  w?.set({ title: `${first.kind}: running on ${variable}` });
+  let second: ExperimentResult;
+  try {
+    second = await Promise.race([
+      lib.runExperiment(first.spec, {
+        model: other,
+        data,
+        // Its own checkpoint folder: the first model's finished rows must never be read as this one's.
+        runDir: o.runDir ? path.join(o.runDir, `compare-${variable}`) : undefined,
+        queue: o.queue,
+        signal: ctx.signal,
+        onProgress: (ev) => {
+          progress = { done: ev.done, total: ev.total };
+          throttle.poke();
+        },
+      }),
+      ctx.hardStop,
+    ]);
+  } catch (e) {
+    throttle.cancel();
+    const what = ctx.signal.aborted ? 'interrupted' : `failed: ${errorContent(e).traceback[0]}`;
+    w?.set({ title: first.kind, progress: null, error: `the run on ${variable} ${what}; the first model's result is drawn and kept in _` });
+    if (ctx.signal.aborted) throw new KernelInterrupt(`interrupted the run on ${variable}; the first model's result is kept in _${o.as ? ` and ${o.as}` : ''}`);
+    throw e;
+  }
+  throttle.cancel();
+  await ctx.keep(second, comparedName(o), resultType(lib, first.kind));
+  await ctx.keep(first, o.as, resultType(lib, first.kind)); // `_` is the first model's again
+  const figure = lib.compareResults({ [ownLabel]: first, [otherLabel]: second }, `${first.kind}: ${ownLabel} vs ${otherLabel}`);
+  w?.set({ ...figure, progress: null, error: null });
+  return figure;
 }
 
 function summaryText(r: ExperimentResult): string {

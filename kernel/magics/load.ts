@@ -28,6 +28,7 @@ export const load: Magic = {
     const model = await Promise.race([lib.loadModel(source), ctx.hardStop]);
     ctx.session.model = model;
     ctx.session.modelSource = source;
+    ctx.session.modelName = typeof opts.as === 'string' ? opts.as : null;
     const dataDir = typeof opts.data === 'string' ? opts.data : isTeachingModel(source) ? TEACHING_DATA : undefined;
     if (dataDir) await resolveData(ctx, lib, dataDir);
     await ctx.keep(model, opts.as as string | undefined, load.binds);

@@ -17,6 +17,8 @@ export class UsageError extends Error {
 export interface MagicSession {
   model: Model | null;
   modelSource: string | null;
+  /** The variable the last %load bound the model to (`--as NAME`), for figures that name models; absent: none. */
+  modelName?: string | null;
   data: unknown;
   datasets: Map<string, unknown>;
 }
@@ -69,6 +71,8 @@ export interface MagicOutput {
   show?: boolean;
   /** Shown instead of the value's own bundle (a summary rather than util.inspect of a model). */
   bundle?: Record<string, unknown>;
+  /** What `--save FILE` writes when it is not the value's own view (a `--compare` figure of two models). */
+  figure?: unknown;
 }
 
 export interface Magic {

@@ -135,6 +135,33 @@ test('experiment magics build the spec from flags, validate it, stream into a wi
   assert.equal(r.created[0].view, 'probe-accuracy');
 });
 
+test('--compare VAR runs the same spec on a second model and draws both on one figure; a bad VAR fails before any run', async () => {
+  const r = recorder();
+  await run(r, 'load teaching --as early');
+  await run(r, 'load teaching --as late');
+  await assert.rejects(run(r, 'crosspatch --layers 0-3 --compare nope'), /--compare nope: no variable named nope/);
+  assert.equal(r.created.length, 0, 'nothing ran');
+  const out = await run(r, 'crosspatch --layers 0-3 --as cp --compare early');
+  const first = r.bound.get('cp') as { kind: string; spec: unknown };
+  const second = r.bound.get('cp_early') as { kind: string; spec: unknown };
+  assert.equal(first.kind, 'cross-patch');
+  assert.equal(second.kind, 'cross-patch');
+  assert.notEqual(first, second);
+  assert.deepEqual(second.spec, first.spec, 'the same validated spec');
+  assert.equal(r.bound.get('_'), first, '_ is the first model\'s result');
+  const last = r.sets[r.sets.length - 1];
+  assert.equal(last.label, 'late', 'named by the last %load\'s --as');
+  assert.deepEqual((last.compare as { label: string }[]).map((c) => c.label), ['early']);
+  assert.equal(last.progress, null);
+  assert.equal(last.error, null);
+  assert.ok((out as { figure?: unknown }).figure, 'the figure --save writes');
+  await run(r, 'crosspatch --layers 0-3 --compare late --model early');
+  const labels = r.sets[r.sets.length - 1];
+  assert.equal(labels.label, 'early');
+  assert.deepEqual((labels.compare as { label: string }[]).map((c) => c.label), ['late']);
+  assert.ok(r.bound.get('_late'), 'without --as the second result is _VAR');
+});
+
 test('a SpecError from validateSpec reaches the user with its path', async () => {
   const r = recorder();
   await run(r, 'load teaching');
