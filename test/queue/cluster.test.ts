@@ -67,13 +67,19 @@ describe('queue: a sweep over three workers and a coordinator', { skip: missing 
     const q = testQueue(redis.url);
     try {
       let coord = hopscope(args);
-      // A worker that holds a shard while at least one shard is done: SIGKILL it there.
-      const victim = await until('a worker holding a shard after one shard completed', async () => {
+      // A worker that holds a shard while at least one shard is done: SIGKILL it there. It is stopped (SIGSTOP)
+      // first and the shard checked still active, else it could finish the shard between the look and the kill
+      // (shards are fast: a run once returned the victim's own result for "the killed shard").
+      const victim = await until('a worker stopped while it holds a shard, after one shard completed', async () => {
         if (coord.proc.exitCode !== null) throw new Error(`coordinator exited early:\n${coord.log()}`);
         if ((await q.getCompletedCount()) < 1) return undefined;
         for (const job of await q.getActive()) {
           const w = workers.find((x) => x.name === job.processedBy && x.proc.exitCode === null);
-          if (w) return { worker: w, shard: job.id! };
+          if (!w) continue;
+          w.proc.kill('SIGSTOP');
+          const now = await q.getJob(job.id!);
+          if (now && !now.finishedOn && (await now.getState()) === 'active') return { worker: w, shard: job.id! };
+          w.proc.kill('SIGCONT'); // it finished that shard before it stopped: look again
         }
         return undefined;
       });
