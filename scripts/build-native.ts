@@ -7,7 +7,7 @@ import { buildNativeMatMul, probeBlas } from '../src/engine/native-matmul';
 const say = (s: string) => process.stdout.write(`hopscope: ${s}\n`);
 try {
   const file = buildNativeMatMul();
-  const blas = probeBlas(file);
+  const blas = probeBlas();
   if (blas.library) say(`native matMul ready: ${blas.library} through ${file}`);
   else say(`native matMul addon built, but ${blas.reason}; until then every product runs on the stock kernels`);
 } catch (e) {

@@ -376,16 +376,13 @@ function trust(threads: number | undefined, cacheDir: string | undefined): { fil
 }
 
 /**
- * Which BLAS the built addon at `file` would use, or why none (the one-line reason the engine line prints), without
- * registering anything: for `npm run build:native` and `hopscope doctor`. A separate dlopen of the same file is
- * the same module, so a later enableNativeMatMul in this process reuses it.
+ * Which BLAS the built addon would use, or why none (the one-line reason the engine line prints), without
+ * registering anything: what `npm run build:native` reports. It loads the addon as a run does (builtAddon), so a
+ * later enableNativeMatMul in this process uses the same module and the library it found.
  */
-export function probeBlas(file = nativeAddonPath()): { library: string | null; reason?: string } {
-  if (!fs.existsSync(file)) return { library: null, reason: 'the native addon is not built (`npm run build:native`)' };
-  const mod = { exports: {} as NativeAddon };
-  process.dlopen(mod, file);
+export function probeBlas(): { library: string | null; reason?: string } {
   try {
-    return { library: mod.exports.load(blasCandidates()) };
+    return { library: builtAddon(undefined).addon.load(blasCandidates()) };
   } catch (e) {
     return { library: null, reason: shortReason((e as Error).message.split('\n')[0]) };
   }
