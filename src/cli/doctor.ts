@@ -1,9 +1,11 @@
 // `hopscope doctor`: what the engine runs on and why (issue 20, deliverable 4), in a few lines a user can paste
 // into a bug report: the backend and its threads, each backend skipped and why, the native BLAS matMul (its
-// addon, its library, its self-test) and, when the fast path is off, the one command that turns it on.
+// addon, its library, its self-test), the fused non-GEMM kernels and, when the fast path is off, the one command
+// that turns it on.
 import * as fs from 'node:fs';
 import { describeEngine, type EngineInfo } from '../engine/backend';
 import { nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
+import { nativeOpsInfo } from '../engine/native-ops';
 
 /** The report's lines for a started engine. */
 export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): string[] {
@@ -18,6 +20,8 @@ export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): str
       : `native matMul: off (${nat.reason})`,
     // Loading transposes HF's [out, in] weights; the addon does it on every core, and needs no BLAS.
     ((t) => `native transpose (checkpoint loading): ${t.enabled ? 'on' : `off (${t.reason})`}`)(nativeTransposeInfo()),
+    // The fused norms, RoPE, masked softmax and attention transpose (native-ops.ts); they need no BLAS either.
+    ((o) => `native fused ops (norms, RoPE, masked softmax, attention transpose): ${o.enabled ? `on (${o.backends.join(', ')})` : `off (${o.reason})`}`)(nativeOpsInfo()),
   ];
   let fix: string | null = null;
   if (engine.provider === 'tensorflow' || engine.provider === 'tensorflow-gpu') fix = null; // tfjs-node brings its own kernels

@@ -31,6 +31,12 @@ export interface NativeAddon {
   adviseHuge?(view: ArrayBufferView): number;
   /** dst[c * rows + r0 + r] = src[r * cols + c] for a band of nr rows, over `threads` threads (needs no BLAS). */
   transpose32?(src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number, threads: number): void;
+  // The fused non-GEMM kernels (native-ops.ts; need no BLAS). Each writes `out` and reads its inputs in place.
+  rmsNorm?(x: Float32Array, w: Float32Array, out: Float32Array, rows: number, d: number, eps: number, threads: number): void;
+  layerNorm?(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, d: number, eps: number, threads: number): void;
+  rope?(x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, B: number, H: number, T: number, hd: number, tablesPerBatch: number, scale: number, threads: number): void;
+  softmax?(x: Float32Array, mask: Float32Array | null, out: Float32Array, d0: number, d1: number, d2: number, S: number, m0: number, m1: number, m2: number, threads: number): void;
+  transpose0213?(x: Float32Array, out: Float32Array, A: number, B: number, C: number, D: number, threads: number): void;
 }
 
 export interface NativeMatMulInfo {
@@ -98,9 +104,18 @@ function defaultCacheDir(): string {
   return fs.existsSync(nm) ? path.join(nm, '.cache', 'hopscope-native') : path.join(os.tmpdir(), 'hopscope-native');
 }
 
+/**
+ * The compiler flags (part of the build's cache key). -ffp-contract=off: the fused kernels (native-ops.ts) compute
+ * the composites' float32 expressions in their order, and a contracted multiply-add (aarch64's default) would round
+ * differently. -O3 -fno-trapping-math: lets the compiler vectorize loops with selects (the exp's range checks; it
+ * changes no result, only which floating-point exception flags could be raised). No -march: one build may serve
+ * several machines of a cluster.
+ */
+const CXX_FLAGS = ['-O3', '-ffp-contract=off', '-fno-trapping-math', '-shared', '-fPIC', '-pthread', '-std=c++17'];
+
 /** Where the addon of this source, Node ABI and architecture is (or would be) built. */
 export function nativeAddonPath(cacheDir = defaultCacheDir()): string {
-  const key = crypto.createHash('sha256').update(fs.readFileSync(SOURCE)).update(process.versions.modules).update(process.arch).digest('hex').slice(0, 16);
+  const key = crypto.createHash('sha256').update(fs.readFileSync(SOURCE)).update(CXX_FLAGS.join(' ')).update(process.versions.modules).update(process.arch).digest('hex').slice(0, 16);
   return path.join(cacheDir, `native-matmul-${key}.node`);
 }
 
@@ -113,7 +128,7 @@ export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
   fs.mkdirSync(cacheDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const cxx = process.env.CXX ?? 'g++';
-  const args = ['-O2', '-shared', '-fPIC', '-pthread', '-std=c++17', `-I${inc}`, '-DNODE_GYP_MODULE_NAME=hopscope_native_matmul', SOURCE, '-o', tmp, '-ldl'];
+  const args = [...CXX_FLAGS, `-I${inc}`, '-DNODE_GYP_MODULE_NAME=hopscope_native_matmul', SOURCE, '-o', tmp, '-ldl'];
   const r = childProcess.spawnSync(cxx, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
     fs.rmSync(tmp, { force: true });
@@ -300,6 +315,15 @@ function builtAddon(cacheDir: string | undefined): { addon: NativeAddon; file: s
   return compiled;
 }
 
+/**
+ * The built addon for the kernels that need no BLAS (the loading transpose, the fused ops of native-ops.ts), or
+ * throws why not: turned off (HOPSCOPE_NATIVE_MATMUL=off, which turns every native kernel off), or not built.
+ */
+export function blasFreeAddon(): NativeAddon {
+  if (engineConfig().nativeMatMul === 'off') throw new Error('turned off');
+  return hooks.addon ?? builtAddon(undefined).addon;
+}
+
 export type Transpose32 = (src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number) => void;
 let transposeKernel: { fn: Transpose32 | null; reason: string | null } | null = null;
 
@@ -312,8 +336,7 @@ export function nativeTranspose32(): Transpose32 | null {
   if (transposeKernel) return transposeKernel.fn;
   transposeKernel = { fn: null, reason: null };
   try {
-    if (engineConfig().nativeMatMul === 'off') throw new Error('turned off');
-    const ad = hooks.addon ?? builtAddon(undefined).addon;
+    const ad = blasFreeAddon();
     const t32 = ad.transpose32?.bind(ad);
     if (!t32) throw new Error('the addon has no transpose32');
     // Self-test: a band in the middle of a matrix whose sides are not multiples of the tile, against the definition.

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from './config';
 import { toF32 } from '../io/dtype';
 import { RunContext, decoderHookPoints, type HookPointInfo } from './hooks';
-import { applyRope, batchedAttention, gatedMlp, linear, rmsNorm } from './layers';
+import { applyRope, batchedAttention, gatedMlp, linear, maskedSoftmax, rmsNorm } from './layers';
 import type { DecoderLayerWeights, DecoderWeights } from './decoder-weights';
 import { checkActivations } from './memory-plan';
 import type { HostTensor } from './streaming';
@@ -228,7 +228,7 @@ export class Decoder {
     const last = <U extends tf.Tensor>(t: U, axis: number): U => (lastQuery ? (t.slice(t.shape.map((_, a) => (a === axis ? Tin - 1 : 0)), t.shape.map((n, a) => (a === axis ? 1 : n))) as U) : t);
     const T = lastQuery ? 1 : Tin;
     const [q0, k0, v0] = [heads(last(x, 1), lw.q, lw.qBias, H), heads(x, lw.k, lw.kBias, KV), heads(x, lw.v, lw.vBias, KV)];
-    const q = tf.mul(applyRope(q0, last(cos, 2), last(sin, 2)), 1 / Math.sqrt(hd));
+    const q = applyRope(q0, last(cos, 2), last(sin, 2), 1 / Math.sqrt(hd));
     let k = applyRope(k0, cos, sin);
     let v = v0;
     if (run.cache) {
@@ -243,7 +243,7 @@ export class Decoder {
     const keepPattern = ctx.wants(patternName);
     if (batchedAttention(B, H, T, S, hd)) {
       const scores = tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true).reshape([B, H, T, S]);
-      let pattern = tf.softmax(tf.add(scores, mask), -1);
+      let pattern = maskedSoftmax(scores, mask);
       if (keepPattern) pattern = ctx.point(patternName, pattern, offset, layer);
       const ctxv = tf.matMul(pattern.reshape([B, KV, nRep * T, S]), v).reshape([B, H, T, hd]);
       return { out: linear(ctxv.transpose([0, 2, 1, 3]).reshape([B, T, H * hd]), lw.o), k, v };
@@ -259,7 +259,7 @@ export class Decoder {
           mask.shape[1] === 1
             ? mask.slice([b, 0, 0, 0], [1, 1, T, S]).reshape([1, T, S])
             : mask.slice([b, g * nRep, 0, 0], [1, nRep, T, S]).reshape([nRep, T, S]);
-        probs[b].push(tf.softmax(tf.add(scores, m), -1));
+        probs[b].push(maskedSoftmax(scores, m));
       }
     }
     if (keepPattern) {

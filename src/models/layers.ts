@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import { engineConfig } from '../engine/config';
 import { nativeMatMulInfo } from '../engine/native-matmul';
+import { nativeLayerNorm, nativeMaskedSoftmax, nativeRmsNorm, nativeRope } from '../engine/native-ops';
 import { ropeInvFreq, type RopeScaling } from './rope';
 
 /**
@@ -29,14 +30,21 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Ten
   return x.rank === 2 ? y : y.reshape([...shape.slice(0, -1), w.shape[1] as number]);
 }
 
+// Each op below runs as one fused native kernel where it can (engine/native-ops.ts: addon built, no gradient tape,
+// wasm or cpu, float32) and as the stock composite otherwise; both compute the same float32 expression.
+
 /** Llama RMSNorm: w * x / sqrt(mean(x^2) + eps), computed in float32 like HF. */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  const fused = nativeRmsNorm(x, w, eps);
+  if (fused) return fused;
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(w, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
 }
 
 /** LayerNorm over the last axis (biased variance, as torch). */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const fused = nativeLayerNorm(x, w, b, eps);
+  if (fused) return fused;
   const mean = tf.mean(x, -1, true);
   const centred = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centred), -1, true);
@@ -103,9 +111,15 @@ export function rotateHalf(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.matMul(x.reshape([-1, d]), tf.tensor2d(rotation(d), [d, d])).reshape(x.shape));
 }
 
-/** q*cos + rotate_half(q)*sin with cos/sin broadcastable to q. */
-export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+/**
+ * (q*cos + rotate_half(q)*sin) * scale with cos/sin broadcastable to q; `scale` folds the queries' 1/sqrt(d) into
+ * the same pass (HF scales the scores; q·k·s and (q·s)·k differ by float32 rounding only).
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, scale = 1): tf.Tensor {
+  const fused = nativeRope(x, cos, sin, scale);
+  if (fused) return fused;
+  const r = tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+  return scale === 1 ? r : tf.mul(r, scale);
 }
 
 /**
@@ -163,7 +177,10 @@ function maxPosition(positions: Int32Array[] | Int32Array[][]): number {
   return m;
 }
 
-/** softmax over the last axis with -Infinity-safe masking (rows fully masked give zeros, not NaN). */
-export function maskedSoftmax(scores: tf.Tensor): tf.Tensor {
-  return tf.softmax(scores, -1);
+/**
+ * softmax(scores + mask) over the last axis, the additive mask broadcast to the scores. A row whose every entry
+ * is -Infinity gives NaN on both paths (callers that block whole rows, mllama's cross-attention, zero them).
+ */
+export function maskedSoftmax(scores: tf.Tensor, mask?: tf.Tensor | null): tf.Tensor {
+  return nativeMaskedSoftmax(scores, mask) ?? tf.softmax(mask ? tf.add(scores, mask) : scores, -1);
 }

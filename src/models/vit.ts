@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { VisionConfig } from './config';
 import { RunContext, type HookPointInfo } from './hooks';
-import { activation, batchedAttention, layerNorm, linear } from './layers';
+import { activation, batchedAttention, layerNorm, linear, maskedSoftmax } from './layers';
 import { checkWeights, readFusedBias, readFusedLinear, readTensor, type Expected, type WeightSource } from './weights';
 
 /** One pre-LN ViT block's weights (CLIP, SigLIP; Mllama's tiled encoder has no attention biases). */
@@ -214,7 +214,7 @@ export function vitAttention(x: tf.Tensor, l: VitLayer, H: number, mask?: tf.Ten
   const q = tf.mul(q0, 1 / Math.sqrt(hd));
   if (batchedAttention(N, H, T, T, hd)) {
     const scores = tf.matMul(q, k, false, true); // (N, H, T, T)
-    const probs = tf.softmax(mask ? tf.add(scores, mask.reshape([N, 1, T, T])) : scores, -1);
+    const probs = maskedSoftmax(scores, mask?.reshape([N, 1, T, T]));
     return linear(tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([N, T, D]), l.o, l.ob);
   }
   const rows: tf.Tensor[] = [];
@@ -225,7 +225,7 @@ export function vitAttention(x: tf.Tensor, l: VitLayer, H: number, mask?: tf.Ten
       const kT = k.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]).transpose();
       const vh = v.slice([n, h, 0, 0], [1, 1, T, hd]).reshape([T, hd]);
       const scores = tf.matMul(qh, kT);
-      heads.push(tf.matMul(tf.softmax(mask ? tf.add(scores, mask.slice([n, 0, 0], [1, T, T]).reshape([T, T])) : scores, -1), vh));
+      heads.push(tf.matMul(maskedSoftmax(scores, mask?.slice([n, 0, 0], [1, T, T]).reshape([T, T])), vh));
     }
     rows.push(tf.concat(heads, 1)); // (T, D) with heads in order
   }

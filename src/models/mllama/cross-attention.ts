@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DecoderConfig } from '../config';
 import { MASK_NEG, type CrossLayers } from '../decoder';
 import type { HookPointInfo, RunContext } from '../hooks';
-import { gatedMlp, linear, rmsNorm } from '../layers';
+import { gatedMlp, linear, maskedSoftmax, rmsNorm } from '../layers';
 import { readFusedLinear, readTensor, type Expected, type WeightSource } from '../weights';
 
 export interface CrossLayerWeights {
@@ -163,7 +163,7 @@ export class CrossAttentionRun implements CrossLayers {
     // HF divides the scores by √hd after the product (the self-attention path scales q first).
     const scores = tf.div(tf.matMul(q.reshape([B, KV, nRep * T, hd]), k, false, true), Math.sqrt(hd)).reshape([B, H, T, S]);
     const total = extra ? tf.add(add, extra) : add;
-    let pattern = tf.softmax(tf.add(scores, total), -1);
+    let pattern = maskedSoftmax(scores, total);
     // Knockout: a query whose every edge is blocked reads nothing (softmax alone would spread it evenly over the
     // blocked tokens). HF's own all-masked rows never get here: their mask is zeroed above.
     if (extra) pattern = tf.mul(pattern, tf.cast(tf.greater(tf.max(total, -1, true), MASK_NEG / 2), 'float32'));

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors';
 import { engineConfig } from '../../engine/config';
 import { RunContext, type HookPointInfo } from '../hooks';
-import { applyRope, gatedMlp, linear, rmsNorm } from '../layers';
+import { applyRope, gatedMlp, linear, maskedSoftmax, rmsNorm } from '../layers';
 import { patchify, readPatchEmbedding } from '../vit';
 import { checkWeights, readFusedLinear, readTensor, type Expected, type WeightSource } from '../weights';
 import { PIXTRAL_NORM_EPS, type PixtralVisionConfig } from './config';
@@ -177,7 +177,7 @@ export class PixtralVisionModel {
     const P = x.shape[0] as number;
     const qkv = linear(x, l.qkv).reshape([P, 3 * H, hd]);
     const [q0, k0, v] = tf.split(qkv, 3, 1); // each [P, H, hd]
-    const q = tf.mul(applyRope(q0, cos, sin), 1 / Math.sqrt(hd));
+    const q = applyRope(q0, cos, sin, 1 / Math.sqrt(hd));
     const k = applyRope(k0, cos, sin);
     const outs: tf.Tensor[] = [];
     let s = 0;
@@ -185,7 +185,7 @@ export class PixtralVisionModel {
       const head = (t: tf.Tensor) => t.slice([s, 0, 0], [n, H, hd]).transpose([1, 0, 2]); // [H, n, hd]
       const [qi, ki, vi] = [head(q), head(k), head(v)];
       if (H * n * n * hd <= this.batchedAttentionMax) {
-        const probs = tf.softmax(tf.matMul(qi, ki, false, true), -1); // [H, n, n]
+        const probs = maskedSoftmax(tf.matMul(qi, ki, false, true)); // [H, n, n]
         outs.push(tf.matMul(probs, vi).transpose([1, 0, 2]).reshape([n, D]));
       } else {
         // A full-size image (Pixtral-12B: 64x64 patches, 16 heads) would hold H·n² scores at once: one head
@@ -193,7 +193,7 @@ export class PixtralVisionModel {
         const heads: tf.Tensor[] = [];
         for (let h = 0; h < H; h++) {
           const one = (t: tf.Tensor) => t.slice([h, 0, 0], [1, n, hd]).reshape([n, hd]);
-          const probs = tf.softmax(tf.matMul(one(qi), one(ki).transpose()), -1);
+          const probs = maskedSoftmax(tf.matMul(one(qi), one(ki).transpose()));
           heads.push(tf.matMul(probs, one(vi)));
         }
         outs.push(tf.concat(heads, 1)); // [n, H·hd], heads in order

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors';
 import { RunContext } from '../hooks';
-import { activation, applyRope, layerNorm, linear } from '../layers';
+import { activation, applyRope, layerNorm, linear, maskedSoftmax } from '../layers';
 import { ropeInvFreq } from '../rope';
 import { memoryPlanOf, readHost, residentProvider, streamedProvider, uploadHost, type HostTensor, type WeightProvider } from '../streaming';
 import { checkWeights, readTensor, type Expected, type WeightSource } from '../weights';
@@ -213,7 +213,7 @@ export class Qwen2VisionTower {
         const qh = q.slice([h, start, 0], [1, len, hd]).reshape([len, hd]);
         const kT = k.slice([h, start, 0], [1, len, hd]).reshape([len, hd]).transpose();
         const vh = v.slice([h, start, 0], [1, len, hd]).reshape([len, hd]);
-        parts.push(tf.matMul(tf.softmax(tf.div(tf.matMul(qh, kT), scale), -1), vh));
+        parts.push(tf.matMul(maskedSoftmax(tf.div(tf.matMul(qh, kT), scale)), vh));
       }
       heads.push(parts.length === 1 ? parts[0] : tf.concat(parts, 0)); // (N, hd)
     }
