@@ -136,8 +136,9 @@ function register(backendName: string): void {
     });
     tf.unregisterKernel(tf.Transpose, backendName);
     tf.registerKernel({
-      kernelName: tf.Transpose,
-      backendName,
+      // The stock config's setupFunc binds the wasm function again for every new wasm backend (a backend removed
+      // and started again, as shutdownEngine/initEngine do): without it the stock path calls a dead module.
+      ...stock,
       kernelFunc: (args) => {
         const x = args.inputs.x as tf.TensorInfo;
         const perm = (args.attrs as { perm: number[] }).perm;

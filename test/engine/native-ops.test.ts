@@ -197,3 +197,19 @@ test('with the native path turned off, every op runs the stock composite, and a 
   assert.equal(nativeRun.y.length, 2 * 3 * 6 * 16);
   for (let i = 0; i < nativeRun.y.length; i++) assert.ok(Math.abs(nativeRun.y[i] - stockRun.y[i]) <= 1e-6, `[${i}]: native ${nativeRun.y[i]}, stock ${stockRun.y[i]}`);
 });
+
+test('the stock Transpose under the override still works after the wasm backend is removed and started again', { skip }, async () => {
+  // Regression: the override once dropped the stock kernel's setupFunc, and the next wasm backend aborted in it.
+  await initEngine({ backend: 'wasm' });
+  nativeOpsInfo();
+  shutdownEngine();
+  await initEngine({ backend: 'wasm' });
+  try {
+    const x = tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3], 'int32');
+    assert.deepEqual(Array.from(tf.transpose(x, [2, 1, 0]).dataSync()), [1, 4, 2, 5, 3, 6]);
+    const y = tf.tensor4d(Float32Array.from({ length: 24 }, (_, i) => i), [1, 2, 3, 4]);
+    assert.deepEqual(Array.from(tf.transpose(y, [0, 2, 1, 3]).dataSync().slice(0, 8)), [0, 1, 2, 3, 12, 13, 14, 15]);
+  } finally {
+    shutdownEngine();
+  }
+});
