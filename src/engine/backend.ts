@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { HopscopeError } from '../errors';
 import { disableNativeMatMul, enableNativeMatMul, nativeMatMulInfo, type NativeMatMulInfo } from './native-matmul';
+import { allowNativeOps, nativeOpsInfo, type NativeOpsInfo } from './native-ops';
 import { registerThreadedWasm } from './wasm-threads';
 
 import { BACKEND_ORDER, parseBackend, parseEngineConfig, parseNative, setEngineConfig, type BackendName, type NativeMode } from './config';
@@ -26,6 +27,8 @@ export interface EngineInfo {
   skipped: { backend: BackendName; reason: string }[];
   /** The BLAS matMul kernel registered for wasm/cpu (src/engine/native-matmul.ts), or why not. */
   nativeMatMul: NativeMatMulInfo;
+  /** The fused norms, RoPE, masked softmax and attention transpose (src/engine/native-ops.ts), or why not. */
+  nativeOps: NativeOpsInfo;
 }
 
 export interface EngineOptions {
@@ -45,6 +48,7 @@ let current: EngineInfo | null = null;
  * The stock kernels stay registered underneath: anything the native kernel does not handle goes to them.
  */
 function startNative(mode: NativeMode, provider: BackendName, threads: number): NativeMatMulInfo {
+  allowNativeOps(mode !== 'off');
   if (mode === 'off' || (provider !== 'wasm' && provider !== 'cpu')) {
     disableNativeMatMul();
     return { enabled: false, backends: [], reason: mode === 'off' ? 'turned off' : `not used with ${provider}` };
@@ -52,6 +56,11 @@ function startNative(mode: NativeMode, provider: BackendName, threads: number): 
   const info = enableNativeMatMul({ threads });
   if (!info.enabled && mode === 'on') throw new HopscopeError(`native matMul was required but is unavailable: ${info.reason}`);
   return info;
+}
+
+/** The fused kernels for a started backend (they serve wasm and cpu; startNative has said whether they may run). */
+function opsFor(provider: BackendName): NativeOpsInfo {
+  return provider === 'wasm' || provider === 'cpu' ? nativeOpsInfo() : { enabled: false, reason: `not used with ${provider}`, backends: [] };
 }
 
 async function tryBackend(name: BackendName, threads: number): Promise<number> {
@@ -90,7 +99,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
   const native = opts.native !== undefined ? parseNative(opts.native, 'native') : config.nativeMatMul;
   if (current && (requested === 'auto' || requested === current.provider)) {
     // Same backend: only an explicit native mode changes anything.
-    if (opts.native !== undefined) current = { ...current, nativeMatMul: startNative(native, current.provider, current.threads) };
+    if (opts.native !== undefined) current = { ...current, nativeMatMul: startNative(native, current.provider, current.threads), nativeOps: opsFor(current.provider) };
     return current;
   }
   const threads = opts.threads ?? config.threads;
@@ -103,7 +112,7 @@ export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> 
       // thread per op costs more than it brings (the demo: 9 s on one pool thread, 71 s on two under load).
       const used = await tryBackend(name, name === 'wasm' && nat.enabled ? 1 : threads);
       const blas = nat.threads !== undefined && nat.threads > 0 ? nat.threads : threads;
-      current = { requested, backend: tf.getBackend(), provider: name, threads: nat.enabled ? blas : used, poolThreads: used, skipped, nativeMatMul: nat };
+      current = { requested, backend: tf.getBackend(), provider: name, threads: nat.enabled ? blas : used, poolThreads: used, skipped, nativeMatMul: nat, nativeOps: opsFor(name) };
       return current;
     } catch (e) {
       skipped.push({ backend: name, reason: (e as Error).message.split('\n')[0] });
@@ -130,7 +139,8 @@ export function describeEngine(e: EngineInfo): string {
   // Enabled at start is not enabled now when a native call has failed since: say so (native-matmul.ts).
   const nat = e.nativeMatMul.enabled ? nativeMatMulInfo() : e.nativeMatMul;
   const n = nat.enabled
-    ? `, matMul: native BLAS (${path.basename(nat.library ?? '?')}, self-tested), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
+    ? `, matMul: ${/^built-in/.test(nat.library ?? '') ? `native (${nat.library}` : `native BLAS (${path.basename(nat.library ?? '?')}`}, self-tested), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
     : `, matMul: stock (${nat.reason})`;
-  return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${s}`;
+  const ops = e.nativeOps?.enabled && nativeOpsInfo().enabled ? ', fused ops: native' : '';
+  return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${ops}${s}`;
 }

@@ -73,6 +73,136 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The built-in GEMM: what sgemm runs on when no BLAS library loads (Debian without libopenblas0, CI, a laptop),
+// on x86-64 CPUs with AVX2 and FMA. Without it such a machine multiplies on tfjs-wasm's XNNPACK at 15-20 GFLOP/s
+// (issue 20) and XNNPACK keeps a packed copy of every weight (peak RSS 2.2x the weights). The classic blocked
+// layout (Goto/BLIS): panels of A (MR rows) and B (NR columns) packed per KC-deep block, a 6x16 register-tile
+// micro-kernel of FMAs; the output split between threads by columns (or rows, when there are few columns). Each
+// output is one sum over k in blocks of KC, so results match a BLAS to float32 rounding, not bit for bit.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HS_BUILTIN_GEMM 1
+enum { G_MR = 6, G_NR = 16, G_KC = 256, G_MC = 96, G_NC = 2048 };
+static int g_builtin_threads = 1;
+
+// c[0:mr, 0:nr] += a_panel (kc x MR) * b_panel (kc x NR); the full tile goes straight to c.
+__attribute__((target("avx2,fma"))) static void gemm_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr) {
+  __m256 acc[G_MR][2];
+  for (int i = 0; i < G_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b + k * G_NR), b1 = _mm256_loadu_ps(b + k * G_NR + 8);
+    for (int i = 0; i < G_MR; i++) {
+      const __m256 ai = _mm256_broadcast_ss(a + k * G_MR + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+  if (mr == G_MR && nr == G_NR) {
+    for (int i = 0; i < G_MR; i++) {
+      float* ci = c + i * ldc;
+      _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]));
+      _mm256_storeu_ps(ci + 8, _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]));
+    }
+    return;
+  }
+  alignas(32) float t[G_MR][G_NR];
+  for (int i = 0; i < G_MR; i++) {
+    _mm256_store_ps(t[i], acc[i][0]);
+    _mm256_store_ps(t[i] + 8, acc[i][1]);
+  }
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * ldc + j] += t[i][j];
+}
+
+// C[i0:i1, j0:j1] = op(A) op(B) over all of K, for one thread (its own packing buffers).
+// Packing buffers, one pair per thread slot, kept across calls: a fresh 2 MB buffer per product cost its page
+// faults every time (calls come one at a time from the JS thread, so slot i belongs to the call's thread i).
+static std::vector<float> g_pack_b[64], g_pack_a[64];
+
+static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const float* A, int64_t lda, bool tA,
+                       const float* B, int64_t ldb, bool tB, float* C, int64_t ldc) {
+  for (int64_t i = i0; i < i1; i++) std::memset(C + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
+  std::vector<float>& bp = g_pack_b[slot];
+  std::vector<float>& ap = g_pack_a[slot];
+  if (bp.size() < (size_t)G_KC * (G_NC + G_NR)) bp.resize((size_t)G_KC * (G_NC + G_NR));
+  if (ap.size() < (size_t)G_KC * (G_MC + G_MR)) ap.resize((size_t)G_KC * (G_MC + G_MR));
+  for (int64_t jc = j0; jc < j1; jc += G_NC) {
+    const int64_t nc = std::min<int64_t>(G_NC, j1 - jc);
+    for (int64_t pc = 0; pc < K; pc += G_KC) {
+      const int64_t kc = std::min<int64_t>(G_KC, K - pc);
+      for (int64_t jr = 0; jr < nc; jr += G_NR) {  // B[pc:pc+kc, jc+jr : +NR] as kc rows of NR (zero-padded)
+        float* dst = bp.data() + jr * kc;
+        const int64_t nr = std::min<int64_t>(G_NR, nc - jr);
+        for (int64_t k = 0; k < kc; k++) {
+          float* d = dst + k * G_NR;
+          if (!tB && nr == G_NR) std::memcpy(d, B + (pc + k) * ldb + jc + jr, sizeof(float) * G_NR);
+          else
+            for (int64_t j = 0; j < G_NR; j++) d[j] = j < nr ? (tB ? B[(jc + jr + j) * ldb + pc + k] : B[(pc + k) * ldb + jc + jr + j]) : 0.f;
+        }
+      }
+      for (int64_t ic = i0; ic < i1; ic += G_MC) {
+        const int64_t mc = std::min<int64_t>(G_MC, i1 - ic);
+        for (int64_t ir = 0; ir < mc; ir += G_MR) {  // A[ic+ir : +MR, pc:pc+kc] as kc columns of MR (zero-padded)
+          float* dst = ap.data() + ir * kc;
+          const int64_t mr = std::min<int64_t>(G_MR, mc - ir);
+          for (int64_t k = 0; k < kc; k++)
+            for (int64_t i = 0; i < G_MR; i++) dst[k * G_MR + i] = i < mr ? (tA ? A[(pc + k) * lda + ic + ir + i] : A[(ic + ir + i) * lda + pc + k]) : 0.f;
+        }
+        for (int64_t jr = 0; jr < nc; jr += G_NR)
+          for (int64_t ir = 0; ir < mc; ir += G_MR)
+            gemm_tile(kc, ap.data() + ir * kc, bp.data() + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
+                      std::min<int64_t>(G_MR, mc - ir), std::min<int64_t>(G_NR, nc - jr));
+      }
+    }
+  }
+}
+
+// cblas_sgemm's signature (row-major, alpha 1, beta 0: all Sgemm asks for), so it slots in for a BLAS.
+static void builtin_sgemm(int, int transA, int transB, int M, int N, int K, float, const float* A, int lda, const float* B,
+                          int ldb, float, float* C, int ldc) {
+  const bool tA = transA == 112, tB = transB == 112;
+  if (K == 0) {
+    for (int64_t i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  // Threads only for products worth a thread start (~20 us): about 2 MFLOP each.
+  const int64_t work = (int64_t)M * N * K;
+  int64_t t = std::max<int64_t>(1, std::min<int64_t>({(int64_t)g_builtin_threads, 64, work / (1 << 20)}));
+  const bool byCols = N / G_NR >= t * 2 || N >= M;
+  const int64_t span = byCols ? N : M, unit = byCols ? G_NR : G_MR;
+  t = std::max<int64_t>(1, std::min<int64_t>(t, (span + unit - 1) / unit));
+  const int64_t per = ((span + t - 1) / t + unit - 1) / unit * unit;
+  auto run = [=](int slot, int64_t a0, int64_t a1) {
+    if (byCols) gemm_block(slot, 0, M, a0, a1, K, A, lda, tA, B, ldb, tB, C, ldc);
+    else gemm_block(slot, a0, a1, 0, N, K, A, lda, tA, B, ldb, tB, C, ldc);
+  };
+  std::vector<std::thread> pool;
+  for (int64_t i = 1; i < t && i * per < span; i++) pool.emplace_back(run, (int)i, i * per, std::min(span, (i + 1) * per));
+  run(0, 0, std::min(span, per));
+  for (auto& th : pool) th.join();
+}
+#endif
+
+// useBuiltin() -> the built-in GEMM's name, made the sgemm in use; throws where the CPU cannot run it.
+static napi_value UseBuiltin(napi_env env, napi_callback_info) {
+#ifdef HS_BUILTIN_GEMM
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    g_sgemm = builtin_sgemm;
+    g_set_threads = [](int n) { g_builtin_threads = std::max(1, n); };
+    g_get_threads = []() { return g_builtin_threads; };
+    g_lib = "built-in GEMM, AVX2+FMA";
+    napi_value out;
+    napi_create_string_utf8(env, g_lib.c_str(), g_lib.size(), &out);
+    return out;
+  }
+  return throw_error(env, "the built-in GEMM needs AVX2 and FMA, which this CPU lacks");
+#else
+  return throw_error(env, "the built-in GEMM is for x86-64 (AVX2 and FMA) only");
+#endif
+}
+
 // The memory of a typed array of the expected type (its element count in *length), or null for anything else.
 static void* typed_data(napi_env env, napi_value v, napi_typedarray_type want, size_t* length) {
   napi_typedarray_type type;
@@ -442,6 +572,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"load", nullptr, Load, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"useBuiltin", nullptr, UseBuiltin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose32", nullptr, Transpose32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adviseHuge", nullptr, AdviseHuge, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -21,6 +21,8 @@ import { engineConfig } from './config';
 /** What the compiled addon exports (native-matmul.cc). Exported for the test hook below. */
 export interface NativeAddon {
   load(paths: string[]): string;
+  /** Makes the addon's own GEMM (x86-64 with AVX2 and FMA) the sgemm in use and returns its name; throws where it cannot run. */
+  useBuiltin?(): string;
   setThreads(n: number): number;
   sgemm(
     a: Float32Array, b: Float32Array, c: Float32Array,
@@ -262,6 +264,34 @@ function blasCandidates(): string[] {
   return [...(engineConfig().blasLibraries ?? BLAS_CANDIDATES)];
 }
 
+/** Names the built-in GEMM in HOPSCOPE_BLAS_LIBRARY (to use it though a system BLAS exists: benchmarks, tests). */
+export const BUILTIN_GEMM = 'builtin';
+
+/**
+ * Loads what sgemm runs on: the first system BLAS that loads, else (unless HOPSCOPE_BLAS_LIBRARY names one) the
+ * addon's built-in GEMM (x86-64 with AVX2 and FMA; docs/performance.md, session 16: 1.4x XNNPACK's large products
+ * in wasm, 17x its batched attention products, about half of OpenBLAS's speed, and no packed copy of every weight).
+ * Throws why neither (every dlopen error, then why not the built-in one).
+ */
+function loadBlas(ad: NativeAddon): string {
+  const candidates = blasCandidates();
+  if (candidates.length === 1 && candidates[0] === BUILTIN_GEMM) {
+    if (!ad.useBuiltin) throw new Error('this addon has no built-in GEMM');
+    return ad.useBuiltin();
+  }
+  try {
+    return ad.load(candidates);
+  } catch (e) {
+    // A library named in HOPSCOPE_BLAS_LIBRARY is what the user asked for: missing, it is reported, not replaced.
+    if (!ad.useBuiltin || engineConfig().blasLibraries) throw e;
+    try {
+      return ad.useBuiltin();
+    } catch (e2) {
+      throw new Error(`${shortReason((e as Error).message.split('\n')[0])}; ${(e2 as Error).message.split('\n')[0]}`);
+    }
+  }
+}
+
 /** Max |native - reference| tolerated by the self-test: float32 sums of <= 33 products of values in [-1, 1). */
 const SELF_TEST_TOLERANCE = 1e-4;
 
@@ -385,7 +415,7 @@ function trust(threads: number | undefined, cacheDir: string | undefined): { fil
   }
   if (!trusted) {
     // A failed load leaves the addon without sgemm: it is tried again on the next call, never assumed.
-    const library = addon.load(blasCandidates());
+    const library = loadBlas(addon);
     let diff: number;
     try {
       diff = selfTest(addon);
@@ -405,7 +435,7 @@ function trust(threads: number | undefined, cacheDir: string | undefined): { fil
  */
 export function probeBlas(): { library: string | null; reason?: string } {
   try {
-    return { library: builtAddon(undefined).addon.load(blasCandidates()) };
+    return { library: loadBlas(builtAddon(undefined).addon) };
   } catch (e) {
     return { library: null, reason: shortReason((e as Error).message.split('\n')[0]) };
   }

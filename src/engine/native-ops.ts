@@ -39,6 +39,8 @@ const BACKENDS = ['wasm', 'cpu'];
 const TRANSPOSE_MIN = 1 << 14;
 
 let state: NativeOpsInfo | null = null;
+/** initEngine's native mode: 'off' (option or HOPSCOPE_NATIVE_MATMUL) turns the fused kernels off too. */
+let allowed = true;
 let addon: NativeAddon | null = null;
 const originalTranspose = new Map<string, tf.KernelConfig>();
 
@@ -142,7 +144,7 @@ function register(backendName: string): void {
       kernelFunc: (args) => {
         const x = args.inputs.x as tf.TensorInfo;
         const perm = (args.attrs as { perm: number[] }).perm;
-        const ok = state?.enabled && x.dtype === 'float32' && x.shape.length === 4 && perm.join() === '0,2,1,3' && x.shape[1] > 1 && x.shape[2] > 1 && tf.util.sizeFromShape(x.shape) >= TRANSPOSE_MIN;
+        const ok = allowed && state?.enabled && x.dtype === 'float32' && x.shape.length === 4 && perm.join() === '0,2,1,3' && x.shape[1] > 1 && x.shape[2] > 1 && tf.util.sizeFromShape(x.shape) >= TRANSPOSE_MIN;
         if (ok) {
           try {
             return native(args) as tf.TensorInfo;
@@ -205,8 +207,14 @@ function selfTest(ad: NativeAddon): void {
   });
 }
 
+/** Called by initEngine with its native mode: with 'off', every native kernel is off (the stock path, tested). */
+export function allowNativeOps(allow: boolean): void {
+  allowed = allow;
+}
+
 /** Decides once per process whether the fused kernels run, and registers them when they do. */
 export function nativeOpsInfo(): NativeOpsInfo {
+  if (!allowed) return { enabled: false, reason: 'turned off', backends: [] };
   if (state) return state;
   try {
     const ad = blasFreeAddon();

@@ -1,12 +1,16 @@
 // The optional native (BLAS) matMul kernels give the stock kernels' results on wasm and cpu: every
 // transpose combination, batched and broadcast batches, fused bias/relu, and a whole model forward
-// (HF-parity fixture) within 1e-5. Skipped, with the reason, where the addon cannot build (no g++/BLAS).
+// (HF-parity fixture) within 1e-5, with whatever sgemm this machine has (a system BLAS, else the built-in GEMM, which
+// also gets a process of its own). Skipped, with the reason, where the addon cannot build or neither can run.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
-import { disableNativeMatMul, enableNativeMatMul, type NativeMatMulInfo } from '../../src/engine/native-matmul';
+import { disableNativeMatMul, enableNativeMatMul, nativeAddonPath, type NativeMatMulInfo } from '../../src/engine/native-matmul';
 import { loadModelFromDir } from '../../src/models/load';
 import { fixture, pixels, readJson } from '../models/helpers';
 
@@ -55,11 +59,18 @@ async function compare(backend: string, fn: () => tf.Tensor): Promise<{ diff: nu
 }
 
 const skip = () => (info.enabled ? false : `native matMul unavailable: ${info.reason}`);
+/** The built-in GEMM needs the addon built and an x86-64 CPU with AVX2 and FMA. */
+function builtinSkip(): string | false {
+  if (!fs.existsSync(nativeAddonPath())) return 'the native addon is not built';
+  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  return process.arch === 'x64' && / avx2 /.test(flags) && / fma /.test(flags) ? false : 'the built-in GEMM needs x86-64 with AVX2 and FMA';
+}
 
 for (const backend of ['wasm', 'cpu'] as const) {
   test(`${backend}: native matMul equals the reference cpu kernels (transposes, batches, broadcasting, fused)`, { skip: skip() }, async () => {
     const cases: [string, () => tf.Tensor][] = [];
-    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [37, 64, 19], [96, 256, 768]])
+    // The last two cross the built-in GEMM's blocks (KC 256, MC 96, NC 2048) and its thread splits, with edge tiles.
+    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [37, 64, 19], [96, 256, 768], [97, 257, 33], [130, 300, 2100]])
       for (const tA of [false, true])
         for (const tB of [false, true])
           cases.push([`${m}x${k}x${n} tA=${tA} tB=${tB}`, () => tf.tidy(() => tf.matMul(seeded(tA ? [k, m] : [m, k], m + 1), seeded(tB ? [n, k] : [k, n], n + 2), tA, tB))]);
@@ -99,6 +110,37 @@ test('a whole VLM forward with native matMul matches the stock one within 1e-5 (
     model.dispose();
     px.dispose();
   }
+});
+
+test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, in its own process', { skip: builtinSkip() }, () => {
+  const script = `
+    const { enableNativeMatMul, nativeMatMulInfo } = require('./src/engine/native-matmul');
+    const tf = require('@tensorflow/tfjs-core');
+    require('./src/engine/backend').initEngine({ backend: 'wasm', threads: 2 }).then(() => {
+      const info = enableNativeMatMul({ minWork: 0 });
+      let s = 5;
+      const r = (n) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5));
+      const [M, K, N] = [150, 520, 301];
+      const a = r(M * K), b = r(K * N);
+      const c = tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N]), false, false).dataSync();
+      let worst = 0;
+      for (let i = 0; i < M; i += 7) for (let j = 0; j < N; j += 5) {
+        let ref = 0;
+        for (let k = 0; k < K; k++) ref += a[i * K + k] * b[k * N + j];
+        worst = Math.max(worst, Math.abs(ref - c[i * N + j]));
+      }
+      console.log(JSON.stringify({ info, worst }));
+    });`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    encoding: 'utf8',
+    env: { ...process.env, HOPSCOPE_BLAS_LIBRARY: 'builtin', HOPSCOPE_NATIVE_MATMUL: 'on' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { info: NativeMatMulInfo; worst: number };
+  assert.equal(out.info.enabled, true, out.info.reason);
+  assert.match(out.info.library ?? '', /built-in GEMM/);
+  assert.ok(out.worst <= 1e-4, `max |built-in - float64 reference| = ${out.worst}`);
 });
 
 test('disable puts the stock kernels back', { skip: skip() }, () => {

@@ -91,16 +91,20 @@ function externalRefs(html: string): string[] {
 }
 
 /**
- * The kernels' environment with this process's engine path pinned: the same backend, and the native BLAS
- * matMul either required ('on': a kernel that cannot get it fails loudly) or off. Unpinned, the two processes
+ * The kernels' environment with this process's engine path pinned: the same backend, the native BLAS
+ * matMul either required ('on': a kernel that cannot get it fails loudly) or off, and the fused native ops. Unpinned, the two processes
  * once took different paths (a BLAS library appeared mid-run) and a KEY differed in its 6th decimal
  * (paper/06-attribution-patching: -0.779091 vs -0.7790994644), beyond sameValue's print-precision tolerance.
  * Thread counts are not pinned: XNNPACK and OpenBLAS split the output, not the summed dimension, so the
  * thread count does not change a product's rounding.
  */
 async function pinnedEnv(): Promise<NodeJS.ProcessEnv> {
-  const engine = (await (await library()).initEngine()) as { provider: string; nativeMatMul: { enabled: boolean } };
-  return { ...notebookEnv(), HOPSCOPE_BACKEND: engine.provider, HOPSCOPE_NATIVE_MATMUL: engine.nativeMatMul.enabled ? 'on' : 'off' };
+  const engine = (await (await library()).initEngine()) as { provider: string; nativeMatMul: { enabled: boolean; library?: string }; nativeOps?: { enabled: boolean } };
+  // 'off' turns the fused native ops off as well; with them on and no BLAS, 'auto' keeps them (a KEY of notebook 6
+  // moved by 3e-6 when only the kernel had them off). The built-in GEMM is pinned by name.
+  const mode = engine.nativeMatMul.enabled ? 'on' : engine.nativeOps?.enabled ? 'auto' : 'off';
+  const builtin = /^built-in/.test(engine.nativeMatMul.library ?? '') ? { HOPSCOPE_BLAS_LIBRARY: 'builtin' } : {};
+  return { ...notebookEnv(), HOPSCOPE_BACKEND: engine.provider, HOPSCOPE_NATIVE_MATMUL: mode, ...builtin };
 }
 
 /**
