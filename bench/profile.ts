@@ -14,7 +14,6 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEngine, initEngine, shutdownEngine } from '../src/engine/backend';
-import { enableNativeMatMul } from '../src/engine/native-matmul';
 import { loadAvg, randomArray, rssMb, samplePeak } from './lib';
 import { rooflineGflops, type MatShape } from './matmul';
 import { naiveSweep, scheduledSweep } from './sweep-measure';
@@ -100,7 +99,9 @@ function forwardFlops(s: BenchShape, T: number): number {
 
 async function main(): Promise<void> {
   const engine = await initEngine();
-  const nat = enableNativeMatMul({ threads: engine.threads });
+  // The engine's own decision (HOPSCOPE_NATIVE_MATMUL=off gives the stock path; an explicit enable here once
+  // turned the native matMul back on under 'off', so "stock" profiles measured it).
+  const nat = engine.nativeMatMul;
   console.log(`# hopscope bench:profile${smoke ? ' (--smoke)' : ''} — ${new Date().toISOString()}`);
   // describeEngine says which matMul runs (native BLAS, or stock with the reason).
   console.log(`engine: ${describeEngine(engine)}${nat.enabled ? `; native matMul ${nat.library}, ${nat.threads} threads` : ''}; load average ${loadAvg()}`);

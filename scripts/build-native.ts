@@ -9,7 +9,7 @@ try {
   const file = buildNativeMatMul();
   const blas = probeBlas();
   if (blas.library && /^built-in/.test(blas.library))
-    say(`native matMul ready: ${blas.library} through ${file} (OpenBLAS multiplies about 2x faster: apt-get install -y libopenblas0-pthread)`);
+    say(`native matMul ready: ${blas.library} through ${file} (OpenBLAS is faster still: apt-get install -y libopenblas0-pthread)`);
   else if (blas.library) say(`native matMul ready: ${blas.library} through ${file}`);
   else say(`native matMul addon built, but ${blas.reason}; until then every product runs on the stock kernels`);
 } catch (e) {

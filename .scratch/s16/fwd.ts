@@ -7,7 +7,7 @@ import { randomArray } from '../../bench/lib';
 import { IMG, MID_SHAPE, imageTokens, randomModel } from '../../bench/sweep-model';
 async function main() {
   const engine = await initEngine();
-  const nat = enableNativeMatMul({ threads: engine.threads });
+  const nat = engine.nativeMatMul;
   console.log('native', nat.enabled);
   const MID = MID_SHAPE;
   const model = randomModel(MID);

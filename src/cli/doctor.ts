@@ -33,7 +33,7 @@ export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): str
   const builtin = nat.enabled && /^built-in/.test(nat.library ?? '');
   lines.push(
     builtin
-      ? `fast path: active (built-in GEMM; OpenBLAS multiplies about 2x faster: ${OPENBLAS_INSTALL})`
+      ? `fast path: active (built-in GEMM; OpenBLAS is faster still: ${OPENBLAS_INSTALL})`
       : nat.enabled || fix === null
         ? 'fast path: active'
         : `fast path: off; to turn it on: ${fix}`,

@@ -269,8 +269,8 @@ export const BUILTIN_GEMM = 'builtin';
 
 /**
  * Loads what sgemm runs on: the first system BLAS that loads, else (unless HOPSCOPE_BLAS_LIBRARY names one) the
- * addon's built-in GEMM (x86-64 with AVX2 and FMA; docs/performance.md, session 16: 1.4x XNNPACK's large products
- * in wasm, 17x its batched attention products, about half of OpenBLAS's speed, and no packed copy of every weight).
+ * addon's built-in GEMM (x86-64 with AVX2 and FMA; docs/performance.md, session 16: 2x XNNPACK's large products in
+ * wasm, 20x its batched attention products, close to OpenBLAS on large products, and no packed copy of every weight).
  * Throws why neither (every dlopen error, then why not the built-in one).
  */
 function loadBlas(ad: NativeAddon): string {

@@ -51,7 +51,7 @@ test('hopscope doctor runs on this machine and ends with the fast path\'s state'
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.match(lines[0], /^engine: backend (wasm|cpu|tensorflow)/);
-  assert.match(lines.at(-1)!, /^fast path: (active( \(built-in GEMM; OpenBLAS multiplies about 2x faster: apt-get install -y libopenblas0-pthread\))?|off; to turn it on: .+)$/);
+  assert.match(lines.at(-1)!, /^fast path: (active( \(built-in GEMM; OpenBLAS is faster still: apt-get install -y libopenblas0-pthread\))?|off; to turn it on: .+)$/);
 });
 
 test('the addon is built by build:native, never by a run; a run without it says how to build it', () => {
