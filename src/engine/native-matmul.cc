@@ -410,54 +410,37 @@ struct OpArgs {
   }
 };
 
-// rmsNorm(x, w, out, rows, D, eps, threads): out = w * (x * rsqrt(mean(x^2) + eps)) per row of D (Llama/HF order).
-static napi_value RmsNorm(napi_env env, napi_callback_info info) {
-  OpArgs a(env, info, 7, "rmsNorm");
-  int64_t rows = a.i64(3), D = a.i64(4), threads = a.i64(6);
-  float eps = (float)a.f64(5);
-  if (a.ok && (rows < 0 || D <= 0)) a.fail("bad sizes");
-  const float* x = a.ok ? a.f32(0, rows * D) : nullptr;
-  const float* w = a.ok ? a.f32(1, D) : nullptr;
-  float* o = a.ok ? a.f32(2, rows * D) : nullptr;
-  if (!a.ok) return nullptr;
-  parallel_rows(rows, D, threads, [=](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* xr = x + r * D;
-      float* orow = o + r * D;
-      double ss = 0;
-      for (int64_t j = 0; j < D; j++) ss += (double)xr[j] * xr[j];
-      const float inv = 1.0f / std::sqrt((float)(ss / D) + eps);
-      for (int64_t j = 0; j < D; j++) orow[j] = w[j] * (xr[j] * inv);
-    }
-  });
-  return nullptr;
-}
-
-// layerNorm(x, w, b, out, rows, D, eps, threads): out = ((x - mean) * rsqrt(var + eps)) * w + b, biased variance.
-static napi_value LayerNorm(napi_env env, napi_callback_info info) {
-  OpArgs a(env, info, 8, "layerNorm");
-  int64_t rows = a.i64(4), D = a.i64(5), threads = a.i64(7);
+// norm(x, w, b, out, rows, D, eps, centred, threads), per row of D: LayerNorm when `centred` (biased variance):
+// out = ((x - mean) * rsqrt(var + eps)) * w (+ b); RMSNorm otherwise: out = (x * rsqrt(mean(x^2) + eps)) * w, which
+// is HF's w * (x * rsqrt(...)) exactly (a product of two floats does not depend on their order). b may be null.
+static napi_value Norm(napi_env env, napi_callback_info info) {
+  OpArgs a(env, info, 9, "norm");
+  int64_t rows = a.i64(4), D = a.i64(5), centred = a.i64(7), threads = a.i64(8);
   float eps = (float)a.f64(6);
   if (a.ok && (rows < 0 || D <= 0)) a.fail("bad sizes");
   const float* x = a.ok ? a.f32(0, rows * D) : nullptr;
   const float* w = a.ok ? a.f32(1, D) : nullptr;
-  const float* b = a.ok ? a.f32(2, D) : nullptr;
+  const float* b = a.ok ? a.f32(2, D, true) : nullptr;
   float* o = a.ok ? a.f32(3, rows * D) : nullptr;
   if (!a.ok) return nullptr;
   parallel_rows(rows, D, threads, [=](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* xr = x + r * D;
       float* orow = o + r * D;
-      double s = 0;
-      for (int64_t j = 0; j < D; j++) s += xr[j];
-      const float mean = (float)(s / D);
+      float mean = 0;
+      if (centred) {
+        double s = 0;
+        for (int64_t j = 0; j < D; j++) s += xr[j];
+        mean = (float)(s / D);
+      }
       double ss = 0;
       for (int64_t j = 0; j < D; j++) {
         const float c = xr[j] - mean;
         ss += (double)c * c;
       }
       const float inv = 1.0f / std::sqrt((float)(ss / D) + eps);
-      for (int64_t j = 0; j < D; j++) orow[j] = ((xr[j] - mean) * inv) * w[j] + b[j];
+      if (b) for (int64_t j = 0; j < D; j++) orow[j] = ((xr[j] - mean) * inv) * w[j] + b[j];
+      else for (int64_t j = 0; j < D; j++) orow[j] = ((xr[j] - mean) * inv) * w[j];
     }
   });
   return nullptr;
@@ -595,8 +578,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose32", nullptr, Transpose32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adviseHuge", nullptr, AdviseHuge, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"norm", nullptr, Norm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rope", nullptr, Rope, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose0213", nullptr, Transpose0213, nullptr, nullptr, nullptr, napi_default, nullptr},

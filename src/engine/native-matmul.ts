@@ -34,8 +34,8 @@ export interface NativeAddon {
   /** dst[c * rows + r0 + r] = src[r * cols + c] for a band of nr rows, over `threads` threads (needs no BLAS). */
   transpose32?(src: Uint32Array, nr: number, cols: number, dst: Uint32Array, rows: number, r0: number, threads: number): void;
   // The fused non-GEMM kernels (native-ops.ts; need no BLAS). Each writes `out` and reads its inputs in place.
-  rmsNorm?(x: Float32Array, w: Float32Array, out: Float32Array, rows: number, d: number, eps: number, threads: number): void;
-  layerNorm?(x: Float32Array, w: Float32Array, b: Float32Array, out: Float32Array, rows: number, d: number, eps: number, threads: number): void;
+  /** LayerNorm (centred 1, b optional) or RMSNorm (centred 0, b null) over rows of d. */
+  norm?(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, rows: number, d: number, eps: number, centred: number, threads: number): void;
   rope?(x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, B: number, H: number, T: number, hd: number, tablesPerBatch: number, scale: number, threads: number): void;
   softmax?(x: Float32Array, mask: Float32Array | null, out: Float32Array, d0: number, d1: number, d2: number, S: number, m0: number, m1: number, m2: number, threads: number): void;
   transpose0213?(x: Float32Array, out: Float32Array, A: number, B: number, C: number, D: number, threads: number): void;
@@ -140,7 +140,8 @@ export function buildNativeMatMul(cacheDir = defaultCacheDir()): string {
   return out;
 }
 
-interface Backendish {
+/** What the native kernels read of a tfjs backend (wasm: the heap; cpu: its arrays). */
+export interface HeapBackend {
   dataIdMap?: { get(id: unknown): { memoryOffset?: number } | undefined };
   data?: { get(id: unknown): { values?: unknown } | undefined };
   typedArrayFromHeap?(t: tf.TensorInfo): Float32Array;
@@ -153,7 +154,7 @@ function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function operand(backendName: string, backend: Backendish, t: tf.TensorInfo): Float32Array | null {
+function operand(backendName: string, backend: HeapBackend, t: tf.TensorInfo): Float32Array | null {
   if (backendName === 'wasm') {
     if (!backend.typedArrayFromHeap || backend.dataIdMap?.get(t.dataId)?.memoryOffset == null) return null;
     return backend.typedArrayFromHeap(t);
@@ -200,7 +201,7 @@ function nativeMatMul(
   const slowStock = tA || tB || batch > 1;
   if (!slowStock && M * N * K < minWork) return null;
   if (M * N === 0 || batch === 0) return null;
-  const backend = args.backend as Backendish;
+  const backend = args.backend as HeapBackend;
   let biasData: Float32Array | null = null;
   if (fused && bias) {
     if (bias.dtype !== 'float32') return null;

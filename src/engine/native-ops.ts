@@ -18,7 +18,7 @@
 // recomputed by the composite), as a failing native matMul does.
 import * as tf from '@tensorflow/tfjs-core';
 import { engineConfig } from './config';
-import { blasFreeAddon, type NativeAddon } from './native-matmul';
+import { blasFreeAddon, type HeapBackend, type NativeAddon } from './native-matmul';
 
 export interface NativeOpsInfo {
   enabled: boolean;
@@ -42,15 +42,8 @@ let state: NativeOpsInfo | null = null;
 /** initEngine's native mode: 'off' (option or HOPSCOPE_NATIVE_MATMUL) turns the fused kernels off too. */
 let allowed = true;
 let addon: NativeAddon | null = null;
-const originalTranspose = new Map<string, tf.KernelConfig>();
-
-interface HeapBackend {
-  typedArrayFromHeap?(t: tf.TensorInfo): Float32Array;
-  makeOutput?(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  data?: { get(id: unknown): { values?: unknown } | undefined };
-  makeTensorInfo?(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
-  disposeData?(dataId: unknown, force?: boolean): boolean;
-}
+/** Backends whose stock Transpose is wrapped (once per process). */
+const wrappedTranspose = new Set<string>();
 
 /**
  * One kernel's body for both backends: allocates the output, takes every input's memory (after the allocation,
@@ -119,8 +112,8 @@ function register(backendName: string): void {
   const reg = (kernelName: string, names: string[], outShape: (ins: Record<string, tf.TensorInfo>) => number[], compute: Parameters<typeof kernelFunc>[3]) =>
     tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc(backendName, names, outShape, compute) });
   const same = (ins: Record<string, tf.TensorInfo>) => [...ins.x.shape];
-  reg(K.rmsNorm, ['x', 'w'], same, (ad, d, out, ins, a) => ad.rmsNorm!(d.x!, d.w!, out, rowsOf(ins.x), lastDim(ins.x), a.eps as number, threads()));
-  reg(K.layerNorm, ['x', 'w', 'b'], same, (ad, d, out, ins, a) => ad.layerNorm!(d.x!, d.w!, d.b!, out, rowsOf(ins.x), lastDim(ins.x), a.eps as number, threads()));
+  reg(K.rmsNorm, ['x', 'w'], same, (ad, d, out, ins, a) => ad.norm!(d.x!, d.w!, null, out, rowsOf(ins.x), lastDim(ins.x), a.eps as number, 0, threads()));
+  reg(K.layerNorm, ['x', 'w', 'b'], same, (ad, d, out, ins, a) => ad.norm!(d.x!, d.w!, d.b!, out, rowsOf(ins.x), lastDim(ins.x), a.eps as number, 1, threads()));
   reg(K.rope, ['x', 'cos', 'sin'], same, (ad, d, out, ins, a) => {
     const [B, H, T, hd] = ins.x.shape;
     ad.rope!(d.x!, d.cos!, d.sin!, out, B, H, T, hd, ins.cos.shape[0] === B && B > 1 ? 1 : 0, a.scale as number, threads());
@@ -130,8 +123,8 @@ function register(backendName: string): void {
     ad.softmax!(d.x!, d.mask, out, ...g.d, lastDim(ins.x), ...g.m, threads());
   });
   const stock = tf.getKernel(tf.Transpose, backendName);
-  if (stock && !originalTranspose.has(backendName)) {
-    originalTranspose.set(backendName, stock);
+  if (stock && !wrappedTranspose.has(backendName)) {
+    wrappedTranspose.add(backendName);
     const native = kernelFunc(backendName, ['x'], (ins) => { const [a, b, c, e] = ins.x.shape; return [a, c, b, e]; }, (ad, d, out, ins) => {
       const [A, B, C, D] = ins.x.shape;
       ad.transpose0213!(d.x!, out, A, B, C, D, threads());
@@ -172,9 +165,9 @@ function selfTest(ad: NativeAddon): void {
   const b = rand(D);
   const out = new Float32Array(R * D);
   const rowStat = (r: number, f: (v: number) => number) => x.slice(r * D, r * D + D).reduce((s, v) => s + f(v), 0) / D;
-  ad.rmsNorm!(x, w, out, R, D, 1e-6, 2);
+  ad.norm!(x, w, null, out, R, D, 1e-6, 0, 2);
   check('rmsNorm', out, (i) => (w[i % D] * x[i]) / Math.sqrt(rowStat(Math.floor(i / D), (v) => v * v) + 1e-6));
-  ad.layerNorm!(x, w, b, out, R, D, 1e-5, 2);
+  ad.norm!(x, w, b, out, R, D, 1e-5, 1, 2);
   check('layerNorm', out, (i) => {
     const r = Math.floor(i / D);
     const mu = rowStat(r, (v) => v);
@@ -218,7 +211,7 @@ export function nativeOpsInfo(): NativeOpsInfo {
   if (state) return state;
   try {
     const ad = blasFreeAddon();
-    if (!ad.rmsNorm || !ad.layerNorm || !ad.rope || !ad.softmax || !ad.transpose0213) throw new Error('the addon has no fused kernels');
+    if (!ad.norm || !ad.rope || !ad.softmax || !ad.transpose0213) throw new Error('the addon has no fused kernels');
     selfTest(ad);
     addon = ad;
     state = { enabled: true, backends: [...BACKENDS] };
