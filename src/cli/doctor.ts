@@ -4,7 +4,7 @@
 // that turns it on.
 import * as fs from 'node:fs';
 import { describeEngine, type EngineInfo } from '../engine/backend';
-import { nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
+import { isBuiltinGemm, nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
 import { nativeOpsInfo } from '../engine/native-ops';
 
 const OPENBLAS_INSTALL = 'apt-get install -y libopenblas0-pthread';
@@ -30,7 +30,7 @@ export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): str
   else if (!built) fix = 'npm run build:native   (needs g++ and Node headers)';
   else if (!nat.enabled && /no BLAS library/.test(nat.reason ?? '')) fix = `${OPENBLAS_INSTALL}   (as root; then run hopscope again)`;
   else if (!nat.enabled && /turned off/.test(nat.reason ?? '')) fix = 'unset HOPSCOPE_NATIVE_MATMUL (or set it to auto)';
-  const builtin = nat.enabled && /^built-in/.test(nat.library ?? '');
+  const builtin = nat.enabled && isBuiltinGemm(nat.library);
   lines.push(
     builtin
       ? `fast path: active (built-in GEMM; OpenBLAS is faster still: ${OPENBLAS_INSTALL})`

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { HopscopeError } from '../errors';
-import { disableNativeMatMul, enableNativeMatMul, nativeMatMulInfo, type NativeMatMulInfo } from './native-matmul';
+import { disableNativeMatMul, enableNativeMatMul, isBuiltinGemm, nativeMatMulInfo, type NativeMatMulInfo } from './native-matmul';
 import { allowNativeOps, nativeOpsInfo, type NativeOpsInfo } from './native-ops';
 import { registerThreadedWasm } from './wasm-threads';
 
@@ -139,7 +139,7 @@ export function describeEngine(e: EngineInfo): string {
   // Enabled at start is not enabled now when a native call has failed since: say so (native-matmul.ts).
   const nat = e.nativeMatMul.enabled ? nativeMatMulInfo() : e.nativeMatMul;
   const n = nat.enabled
-    ? `, matMul: ${/^built-in/.test(nat.library ?? '') ? `native (${nat.library}` : `native BLAS (${path.basename(nat.library ?? '?')}`}, self-tested), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
+    ? `, matMul: ${isBuiltinGemm(nat.library) ? `native (${nat.library}` : `native BLAS (${path.basename(nat.library ?? '?')}`}, self-tested), ${e.provider} pool ${e.poolThreads} thread${e.poolThreads === 1 ? '' : 's'}`
     : `, matMul: stock (${nat.reason})`;
   const ops = e.nativeOps?.enabled && nativeOpsInfo().enabled ? ', fused ops: native' : '';
   return `backend ${e.provider} (tf.getBackend()=${e.backend}), ${e.threads} thread${e.threads === 1 ? '' : 's'}${n}${ops}${s}`;

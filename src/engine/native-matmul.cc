@@ -95,24 +95,15 @@ __attribute__((target("avx2,fma"))) static void gemm_tile(int64_t kc, const floa
   for (int64_t k = 0; k < kc; k++) {
     const __m256 b0 = _mm256_loadu_ps(b + k * ldb), b1 = _mm256_loadu_ps(b + k * ldb + 8);
     const float* ak = a + k * G_MR;
-    __m256 x = _mm256_broadcast_ss(ak + 0);
-    c00 = _mm256_fmadd_ps(x, b0, c00);
-    c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(ak + 1);
-    c10 = _mm256_fmadd_ps(x, b0, c10);
-    c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(ak + 2);
-    c20 = _mm256_fmadd_ps(x, b0, c20);
-    c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(ak + 3);
-    c30 = _mm256_fmadd_ps(x, b0, c30);
-    c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(ak + 4);
-    c40 = _mm256_fmadd_ps(x, b0, c40);
-    c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(ak + 5);
-    c50 = _mm256_fmadd_ps(x, b0, c50);
-    c51 = _mm256_fmadd_ps(x, b1, c51);
+    // Row i of the tile: a[k, i] times both halves of b's row k (a macro, so the accumulators stay named).
+#define HS_GEMM_ROW(i)                                  \
+  {                                                     \
+    const __m256 x = _mm256_broadcast_ss(ak + i);       \
+    c##i##0 = _mm256_fmadd_ps(x, b0, c##i##0);          \
+    c##i##1 = _mm256_fmadd_ps(x, b1, c##i##1);          \
+  }
+    HS_GEMM_ROW(0) HS_GEMM_ROW(1) HS_GEMM_ROW(2) HS_GEMM_ROW(3) HS_GEMM_ROW(4) HS_GEMM_ROW(5)
+#undef HS_GEMM_ROW
   }
   const __m256 acc[G_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   if (mr == G_MR && nr == G_NR) {

@@ -268,6 +268,11 @@ function blasCandidates(): string[] {
 /** Names the built-in GEMM in HOPSCOPE_BLAS_LIBRARY (to use it though a system BLAS exists: benchmarks, tests). */
 export const BUILTIN_GEMM = 'builtin';
 
+/** Whether the library the native matMul reports is the addon's built-in GEMM (its name, native-matmul.cc UseBuiltin). */
+export function isBuiltinGemm(library: string | null | undefined): boolean {
+  return /^built-in GEMM/.test(library ?? '');
+}
+
 /**
  * Loads what sgemm runs on: the first system BLAS that loads, else (unless HOPSCOPE_BLAS_LIBRARY names one) the
  * addon's built-in GEMM (x86-64 with AVX2 and FMA; docs/performance.md, session 16: 2x XNNPACK's large products in

@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
 import { REPO, jupyterMissing } from '../kernel/jupyter-env';
 import { NOTEBOOKS, executeNotebook, listNotebooks, notebookEnv } from './execute';
 import { DERIVE, parseKeys, resolveSpecPaths, sameValue, type Result } from './keys';
+import { BUILTIN_GEMM, isBuiltinGemm } from '../../src/engine/native-matmul';
 
 const WIDGET_STATE = 'application/vnd.jupyter.widget-state+json';
 const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
@@ -103,7 +104,7 @@ async function pinnedEnv(): Promise<NodeJS.ProcessEnv> {
   // 'off' turns the fused native ops off as well; with them on and no BLAS, 'auto' keeps them (a KEY of notebook 6
   // moved by 3e-6 when only the kernel had them off). The built-in GEMM is pinned by name.
   const mode = engine.nativeMatMul.enabled ? 'on' : engine.nativeOps?.enabled ? 'auto' : 'off';
-  const builtin = /^built-in/.test(engine.nativeMatMul.library ?? '') ? { HOPSCOPE_BLAS_LIBRARY: 'builtin' } : {};
+  const builtin = isBuiltinGemm(engine.nativeMatMul.library) ? { HOPSCOPE_BLAS_LIBRARY: BUILTIN_GEMM } : {};
   return { ...notebookEnv(), HOPSCOPE_BACKEND: engine.provider, HOPSCOPE_NATIVE_MATMUL: mode, ...builtin };
 }
 
