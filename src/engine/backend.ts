@@ -36,6 +36,11 @@ export interface EngineOptions {
   threads?: number;
   /** Default: HOPSCOPE_NATIVE_MATMUL, else 'auto'. */
   native?: NativeMode;
+  /**
+   * The BLAS libraries to try, as HOPSCOPE_BLAS_LIBRARY names them (which it overrides): ['builtin'] pins the
+   * built-in GEMM, whose sums do not depend on which system library a machine has (training, src/train/cli.ts).
+   */
+  blasLibraries?: readonly string[];
 }
 
 let current: EngineInfo | null = null;
@@ -93,7 +98,8 @@ async function tryBackend(name: BackendName, threads: number): Promise<number> {
  */
 export async function initEngine(opts: EngineOptions = {}): Promise<EngineInfo> {
   // The one place the environment is read (src/engine/config.ts); options override it.
-  const config = parseEngineConfig();
+  const env = parseEngineConfig();
+  const config = opts.blasLibraries ? Object.freeze({ ...env, blasLibraries: Object.freeze([...opts.blasLibraries]) }) : env;
   setEngineConfig(config);
   const requested = opts.backend !== undefined ? parseBackend(opts.backend, 'backend') : config.backend;
   const native = opts.native !== undefined ? parseNative(opts.native, 'native') : config.nativeMatMul;

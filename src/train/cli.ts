@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
-import { STAGES, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
+import { STAGES, trainingEngine, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
 import { parseEngineConfig } from '../engine/config';
 
 interface CliOptions {
@@ -50,11 +50,14 @@ async function main(): Promise<void> {
   program.parse();
   const o = opts();
   if (!o.child && !o.out) program.error('error: --out DIR is required (the VLM folder to write; e.g. data/teaching/late with --recipe data/teaching/recipes/late.json)');
-  // Stock kernels: training's small batched products are faster there, and the shipped weights must not depend
-  // on whether a BLAS was found (same seed, same weights).
+  const recipeFile = o.recipe;
+  const recipe = recipeFile ? (JSON.parse(fs.readFileSync(recipeFile, 'utf8')) as Partial<TeachingRecipe>) : undefined;
+  // The recipe's kernels (teaching.ts trainingEngine): the same seed gives the same weights only on them.
   // Training asks for one thread unless HOPSCOPE_THREADS says otherwise (src/engine/config.ts parses it).
   const env = parseEngineConfig();
-  const engine = await initEngine({ threads: env.threadsFromEnv ? env.threads : 1, native: 'off' });
+  const engine = await initEngine(trainingEngine(recipe?.kernels, env.threadsFromEnv ? env.threads : 1)).catch((e: Error) => {
+    throw new Error(`the recipe's kernels (${recipe?.kernels ?? 'stock'}) cannot start here: ${e.message}`);
+  });
   console.error(describeEngine(engine));
   const t0 = Date.now();
   const child = o.child === true;
@@ -70,8 +73,6 @@ async function main(): Promise<void> {
     const pending = (['lm', 'vision'] as const).filter((s) => (!stages || stages.includes(s)) && !fs.existsSync(path.join(runDir, s, 'params.safetensors')));
     if (pending.length === 2) await Promise.all(pending.map((s) => runChild(s, runDir)));
   }
-  const recipeFile = o.recipe;
-  const recipe = recipeFile ? (JSON.parse(fs.readFileSync(recipeFile, 'utf8')) as Partial<TeachingRecipe>) : undefined;
   let bar: SingleBar | null = null;
   let current = '';
   const res = await trainTeachingModel({

@@ -28,6 +28,8 @@ import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
 import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
+import type { EngineOptions } from '../engine/backend';
+import { BUILTIN_GEMM } from '../engine/native-matmul';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
 
 export type StageName = 'lm' | 'vision' | 'align' | 'instruct' | 'ground' | 'readout';
@@ -141,6 +143,27 @@ export interface TeachingRecipe {
   lmCopies?: number;
   /** Set (with `ground`): stage `readout` tunes the LM's upper blocks after grounding. */
   readout?: ReadoutRecipe | null;
+  /**
+   * The kernels training's float sums run on, part of the recipe because the same seed gives the same weights
+   * bit for bit only on the same kernels (src/train/cli.ts starts the engine from it; trainingEngine).
+   * 'stock' (the default): tfjs-wasm's XNNPACK, what v5 was trained on. 'builtin': hopscope's built-in GEMM
+   * (src/engine/native-matmul.cc) with the fused ops outside the gradient tape, 1.3-1.9x faster per stage on one
+   * thread (data/teaching/README.md); it needs the native addon on x86-64 with AVX2 and FMA. Never a system
+   * BLAS: its sums depend on which library and version a machine has.
+   */
+  kernels?: TrainingKernels;
+}
+
+export type TrainingKernels = 'stock' | 'builtin';
+
+/**
+ * The engine a recipe trains on: wasm always (tfjs-node's kernels sum differently), one thread unless the caller
+ * says otherwise (the pretraining children; the thread count does not change the sums on either kernel set,
+ * measured in session 17, but a second thread brought no speed at these sizes), and the recipe's kernels.
+ */
+export function trainingEngine(kernels: TrainingKernels = 'stock', threads = 1): EngineOptions {
+  if (kernels !== 'stock' && kernels !== 'builtin') throw new Error(`recipe.kernels: ${String(kernels)} is not a kernel set (stock or builtin)`);
+  return kernels === 'builtin' ? { backend: 'wasm', threads, native: 'on', blasLibraries: [BUILTIN_GEMM] } : { backend: 'wasm', threads, native: 'off' };
 }
 
 export const DEFAULT_RECIPE: TeachingRecipe = {
@@ -205,6 +228,15 @@ export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope
     stages: { ...stages, ...(ground ? { ground: groundStage } : {}), ...(ground && readout ? { readout: readoutStage } : {}) },
   };
   return { hopscope_recipe: JSON.stringify({ seed, recipe: { ...rest, ...used } }) };
+}
+
+/**
+ * What a shared backbone folder records (`--backbone-dir`): the part of the recipe that made it, so VLMs whose
+ * recipes share it can share the folder (test/data/teaching-models.test.ts checks the pair's).
+ */
+export function backboneMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
+  const kernels = recipe.kernels ? { kernels: recipe.kernels } : {};
+  return { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels }) };
 }
 
 export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
@@ -552,7 +584,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
     // A shared backbone's metadata is the LM recipe only, so two VLMs on it write the same bytes; a VLM's own
     // backbone/ keeps the whole recipe, as the shipped v5 folder has it (its reproduction is byte for byte).
-    const bbMeta = opts.backboneDir ? { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm }) } : meta;
+    const bbMeta = opts.backboneDir ? backboneMetadata(seed, recipe) : meta;
     if (backbone) saveBackboneFolder(opts.backboneDir ?? path.join(opts.outDir, 'backbone'), new Map([...backbone].filter(([k]) => k.startsWith('lm.'))), spec, data.dir, bbMeta);
   }
   fs.writeFileSync(path.join(opts.runDir, 'summary.json'), JSON.stringify({ seconds, finalLoss, numParams, stopped }, null, 1));

@@ -240,7 +240,7 @@ describe('teaching pipeline', () => {
     const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
     assert.ok(files.length >= 3, files.join(', '));
     const { resolveRecipe, DEFAULT_RECIPE } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
-    const known = new Set([...Object.keys(DEFAULT_RECIPE), 'lmNameFirst', 'lmCopies', 'readout']);
+    const known = new Set([...Object.keys(DEFAULT_RECIPE), 'lmNameFirst', 'lmCopies', 'readout', 'kernels']);
     for (const f of files) {
       const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Partial<TeachingRecipe>;
       for (const k of Object.keys(r)) assert.ok(known.has(k), `${f}: unknown recipe field ${k}`);
@@ -316,6 +316,38 @@ describe('teaching pipeline', () => {
     for (const key of ['probe:last', 'probe:last-image']) assert.equal(report[key].curves.text.length, TINY.lm!.layers, key);
     assert.equal(report.crossPatch.summary.layers.length, TINY.lm!.layers);
     assert.ok(Array.isArray(report.recovery.patchedAcc), 'backbone → VLM patching per layer');
+  });
+
+  test("a recipe's kernels are part of it: 'builtin' trains every process on the built-in GEMM, bit for bit, records them, and sums unlike 'stock'", () => {
+    const { trainingEngine } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
+    assert.deepEqual(trainingEngine(), { backend: 'wasm', threads: 1, native: 'off' });
+    assert.deepEqual(trainingEngine('builtin', 2), { backend: 'wasm', threads: 2, native: 'on', blasLibraries: ['builtin'] });
+    assert.throws(() => trainingEngine('openblas' as never), /recipe.kernels: openblas is not a kernel set/);
+    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
+    const train = (name: string, kernels: string) => {
+      const recipe = path.join(tmp, `${name}.json`);
+      fs.writeFileSync(recipe, JSON.stringify({ ...TINY, kernels }));
+      const out = path.join(tmp, name);
+      const r = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', `${out}-run`, '--out', out, '--recipe', recipe, '--seed', '5'], {
+        encoding: 'utf8',
+        cwd: path.resolve(__dirname, '..', '..'),
+      });
+      assert.equal(r.status, 0, r.stderr.slice(-2000));
+      const file = path.join(out, 'model.safetensors');
+      const f = SafetensorsFile.open(file);
+      const recorded = f.metadata.hopscope_recipe;
+      f.close();
+      return { stderr: r.stderr, bytes: fs.readFileSync(file), tensors: readHost(file), recorded };
+    };
+    const a = train('kernels-builtin-a', 'builtin');
+    // The parent and both pretraining children start on the built-in GEMM, whatever BLAS the machine has.
+    for (const who of ['^', '^\\[lm\\] ', '^\\[vision\\] ']) assert.match(a.stderr, new RegExp(`${who}backend wasm .*matMul: native \\(built-in GEMM`, 'm'), who);
+    assert.match(a.recorded, /"kernels":"builtin"/);
+    const b = train('kernels-builtin-b', 'builtin');
+    assert.ok(a.bytes.equals(b.bytes), 'the same seed on the built-in kernels gives other bytes');
+    const s = train('kernels-stock', 'stock');
+    assert.match(s.stderr, /^backend wasm .*matMul: stock \(turned off\)/m);
+    assert.ok([...a.tensors].some(([k, v]) => !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(s.tensors.get(k)!.data.buffer, s.tensors.get(k)!.data.byteOffset, s.tensors.get(k)!.data.byteLength))), 'builtin and stock kernels gave the same weights: the kernel set was not switched');
   });
 
   test('the training scripts print their options on --help and refuse an unknown option, without training anything', () => {
