@@ -56,7 +56,8 @@ async function main(): Promise<void> {
   // Training asks for one thread unless HOPSCOPE_THREADS says otherwise (src/engine/config.ts parses it).
   const env = parseEngineConfig();
   const engine = await initEngine(trainingEngine(recipe?.kernels, env.threadsFromEnv ? env.threads : 1)).catch((e: Error) => {
-    throw new Error(`the recipe's kernels (${recipe?.kernels ?? 'stock'}) cannot start here: ${e.message}`);
+    const hint = recipe?.kernels === 'builtin' ? ' (a recipe with "kernels": "stock" trains here, into other weights than the shipped ones)' : '';
+    throw new Error(`the recipe's kernels (${recipe?.kernels ?? 'stock'}) cannot start here: ${e.message}${hint}`);
   });
   console.error(describeEngine(engine));
   const t0 = Date.now();

@@ -345,6 +345,17 @@ describe('teaching pipeline', () => {
     assert.match(a.recorded, /"kernels":"builtin"/);
     const b = train('kernels-builtin-b', 'builtin');
     assert.ok(a.bytes.equals(b.bytes), 'the same seed on the built-in kernels gives other bytes');
+    // Where the built-in kernels cannot start (here: no addon in HOPSCOPE_NATIVE_DIR), the recipe is refused with the
+    // reason, never trained on other kernels.
+    const empty = fs.mkdtempSync(path.join(tmp, 'no-addon-'));
+    const refused = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', path.join(tmp, 'refused-run'), '--out', path.join(tmp, 'refused'), '--recipe', path.join(tmp, 'kernels-builtin-a.json')], {
+      encoding: 'utf8',
+      cwd: path.resolve(__dirname, '..', '..'),
+      env: { ...process.env, HOPSCOPE_NATIVE_DIR: empty },
+    });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /the recipe's kernels \(builtin\) cannot start here: .*native addon is not built.*"kernels": "stock" trains here/);
+    assert.equal(fs.existsSync(path.join(tmp, 'refused-run')), false, 'nothing trained');
     const s = train('kernels-stock', 'stock');
     assert.match(s.stderr, /^backend wasm .*matMul: stock \(turned off\)/m);
     assert.ok([...a.tensors].some(([k, v]) => !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(s.tensors.get(k)!.data.buffer, s.tensors.get(k)!.data.byteOffset, s.tensors.get(k)!.data.byteLength))), 'builtin and stock kernels gave the same weights: the kernel set was not switched');
