@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { isTeachingModel, TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, TEACHING_ROOT, teachingModelDir } from '../../src/data/teaching-models';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { backboneDirOf } from '../../src/experiments';
-import { recipeMetadata, resolveRecipe, type TeachingRecipe } from '../../src/train/teaching';
+import { backboneMetadata, recipeMetadata, resolveRecipe, type TeachingRecipe } from '../../src/train/teaching';
 
 const recipeOf = (file: string): string => {
   const f = SafetensorsFile.open(file);
@@ -48,6 +48,8 @@ test('each shipped model records the recipe that made it: the pair, its recipe f
   for (const m of ['early', 'late'] as const) {
     const recipe = JSON.parse(fs.readFileSync(path.join(TEACHING_ROOT, 'recipes', `${m}.json`), 'utf8')) as Partial<TeachingRecipe>;
     assert.equal(recipeOf(path.join(TEACHING_ROOT, m, 'model.safetensors')), recipeMetadata(0, resolveRecipe(recipe)).hopscope_recipe, m);
+    // The shared backbone is the one each recipe's LM stage makes (same LM, stage and kernels).
+    assert.equal(recipeOf(path.join(TEACHING_ROOT, 'backbone', 'model.safetensors')), backboneMetadata(0, resolveRecipe(recipe)).hopscope_recipe, `backbone of ${m}`);
   }
   assert.equal(recipeOf(path.join(TEACHING_MODELS['teaching-v5'], 'model.safetensors')), recipeMetadata(0, resolveRecipe()).hopscope_recipe);
 });
