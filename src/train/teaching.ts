@@ -28,8 +28,8 @@ import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
 import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
-import type { EngineOptions } from '../engine/backend';
-import { BUILTIN_GEMM } from '../engine/native-matmul';
+import { engineInfo, type EngineOptions } from '../engine/backend';
+import { BUILTIN_GEMM, isBuiltinGemm } from '../engine/native-matmul';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
 
 export type StageName = 'lm' | 'vision' | 'align' | 'instruct' | 'ground' | 'readout';
@@ -166,6 +166,16 @@ export function trainingEngine(kernels: TrainingKernels = 'stock', threads = 1):
   return kernels === 'builtin' ? { backend: 'wasm', threads, native: 'on', blasLibraries: [BUILTIN_GEMM] } : { backend: 'wasm', threads, native: 'off' };
 }
 
+/** The kernel set the running engine trains on, in trainingEngine's words (else what it is). */
+function runningKernels(): string {
+  const e = engineInfo();
+  if (!e) return 'no engine (initEngine was not called)';
+  if (e.provider !== 'wasm') return `the ${e.provider} backend`;
+  const nat = e.nativeMatMul;
+  if (!nat.enabled) return e.nativeOps.enabled ? 'stock matMul with the fused ops' : 'stock';
+  return isBuiltinGemm(nat.library) ? 'builtin' : `a system BLAS (${nat.library ?? '?'})`;
+}
+
 export const DEFAULT_RECIPE: TeachingRecipe = {
   lm: { d: 64, layers: 6, heads: 4, inter: 128, ropeTheta: 10000, eps: 1e-5 },
   vit: { patch: 8, d: 64, layers: 3, heads: 4, inter: 128, eps: 1e-5 },
@@ -291,6 +301,11 @@ function memoBatcher(examples: Example[], batch: number, seed: number, stage: st
 
 export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResult> {
   const recipe = resolveRecipe(opts.recipe);
+  // A recipe that names its kernels records them in the weights' metadata: refuse to train it on others. (Unset,
+  // the recipe runs on the caller's engine, as the toy-sized tests do; src/train/cli.ts starts stock for it.)
+  if (recipe.kernels && runningKernels() !== recipe.kernels) {
+    throw new Error(`recipe.kernels is ${recipe.kernels} but the engine runs ${runningKernels()}: start it with initEngine(trainingEngine(recipe.kernels)), as src/train/cli.ts does`);
+  }
   const data = loadTeachingData(opts.dataDir);
   const spec = exportSpec(data, recipe);
   const stages = new Set(opts.stages ?? STAGES);

@@ -36,9 +36,12 @@ const TINY: Partial<TeachingRecipe> = {
 let tmp: string;
 let dataDir: string;
 
+/** A host tensor's float32 bytes (weights compare bit for bit). */
+const bytesOf = (v: HostTensor): Buffer => Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength);
+
 function same(a: Map<string, HostTensor>, b: Map<string, HostTensor>): void {
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-  for (const [k, v] of a) assert.ok(Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(b.get(k)!.data.buffer, b.get(k)!.data.byteOffset, b.get(k)!.data.byteLength)), `${k} differs`);
+  for (const [k, v] of a) assert.ok(bytesOf(v).equals(bytesOf(b.get(k)!)), `${k} differs`);
 }
 
 before(async () => {
@@ -195,7 +198,7 @@ describe('teaching pipeline', () => {
     same(abs.params, (await run('absent2', absentRecipe)).params);
     same(lm(abs.params), lm(g.backbone!));
     const plain = await run('absent0', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: undefined } });
-    assert.ok([...abs.params].some(([k, v]) => k.startsWith('proj.') && !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(plain.params.get(k)!.data.buffer, plain.params.get(k)!.data.byteOffset, plain.params.get(k)!.data.byteLength))), 'the absence term changes the projector');
+    assert.ok([...abs.params].some(([k, v]) => k.startsWith('proj.') && !bytesOf(v).equals(bytesOf(plain.params.get(k)!))), 'the absence term changes the projector');
     await assert.rejects(run('absent3', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: { layer: 2, weight: 1 } } }), /recipe.ground.absentAt: needs .* a block below every entity's/);
     // fillerWeight: the name's positions weigh 1 and the <unk> fillers less, in the targets' mask.
     const data = loadTeachingData(dataDir);
@@ -225,8 +228,7 @@ describe('teaching pipeline', () => {
     const r = await run('readout1');
     same(r.params, (await run('readout2')).params);
     const grounded = readHost(path.join(tmp, 'readout1', 'ground', 'params.safetensors'));
-    const bytes = (v: HostTensor) => Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength);
-    const changed = [...r.params].filter(([k, v]) => !bytes(v).equals(bytes(grounded.get(k)!))).map(([k]) => k);
+    const changed = [...r.params].filter(([k, v]) => !bytesOf(v).equals(bytesOf(grounded.get(k)!))).map(([k]) => k);
     assert.ok(changed.length > 0 && changed.every((k) => k.startsWith('lm.l1.')), `changed: ${changed.join(', ')}`);
     assert.ok(changed.includes('lm.l1.down') && changed.includes('lm.l1.q'), `changed: ${changed.join(', ')}`);
     const st = JSON.parse(fs.readFileSync(path.join(tmp, 'readout1', 'readout', 'state.json'), 'utf8')) as { losses: number[] };
@@ -279,7 +281,7 @@ describe('teaching pipeline', () => {
     same(lm(g.params), lm(g.backbone!));
     // The ViT and the projector moved from where alignment left them (vit: 'train').
     const aligned = readHost(path.join(tmp, 'ground1', 'align', 'params.safetensors'));
-    const moved = (prefix: string) => [...g.params].filter(([k, v]) => k.startsWith(prefix) && !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(aligned.get(k)!.data.buffer, aligned.get(k)!.data.byteOffset, aligned.get(k)!.data.byteLength))).length;
+    const moved = (prefix: string) => [...g.params].filter(([k, v]) => k.startsWith(prefix) && !bytesOf(v).equals(bytesOf(aligned.get(k)!))).length;
     assert.ok(moved('vis.l') > 0 && moved('proj.') === 4, `moved: vis ${moved('vis.l')}, proj ${moved('proj.')}`);
     const st = JSON.parse(fs.readFileSync(path.join(tmp, 'ground1', 'ground', 'state.json'), 'utf8')) as { losses: number[] };
     assert.equal(st.losses.length, 12);
@@ -358,7 +360,16 @@ describe('teaching pipeline', () => {
     assert.equal(fs.existsSync(path.join(tmp, 'refused-run')), false, 'nothing trained');
     const s = train('kernels-stock', 'stock');
     assert.match(s.stderr, /^backend wasm .*matMul: stock \(turned off\)/m);
-    assert.ok([...a.tensors].some(([k, v]) => !Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength).equals(Buffer.from(s.tensors.get(k)!.data.buffer, s.tensors.get(k)!.data.byteOffset, s.tensors.get(k)!.data.byteLength))), 'builtin and stock kernels gave the same weights: the kernel set was not switched');
+    assert.ok([...a.tensors].some(([k, v]) => !bytesOf(v).equals(bytesOf(s.tensors.get(k)!))), 'builtin and stock kernels gave the same weights: the kernel set was not switched');
+  });
+
+  test('in process, a recipe that names its kernels is refused on an engine that runs others (its metadata would say what did not run)', async () => {
+    // This file's engine is initEngine({ threads: 2 }): the native matMul where it builds, so never 'stock'.
+    await assert.rejects(
+      trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, 'kernels-mismatch'), recipe: { ...TINY, kernels: 'stock' } }),
+      /recipe.kernels is stock but the engine runs (builtin|a system BLAS|stock matMul with the fused ops).*trainingEngine\(recipe.kernels\)/,
+    );
+    assert.equal(fs.existsSync(path.join(tmp, 'kernels-mismatch')), false, 'nothing trained');
   });
 
   test('the training scripts print their options on --help and refuse an unknown option, without training anything', () => {
