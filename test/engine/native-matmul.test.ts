@@ -129,7 +129,16 @@ test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, 
         for (let k = 0; k < K; k++) ref += a[i * K + k] * b[k * N + j];
         worst = Math.max(worst, Math.abs(ref - c[i * N + j]));
       }
-      console.log(JSON.stringify({ info, worst }));
+      // A weight whose rows are 4 KB apart (N = 1024) is packed, not read in place (L1 set aliasing); the sums
+      // must not change: the same product with the weight's rows 1,040 floats apart (read in place) is bit-equal.
+      const [M2, K2, N2, W] = [40, 300, 1024, 1040];
+      const a2 = r(M2 * K2), b2 = r(K2 * N2), wide = new Float32Array(K2 * W);
+      for (let k = 0; k < K2; k++) wide.set(b2.subarray(k * N2, (k + 1) * N2), k * W);
+      const c1 = tf.matMul(tf.tensor2d(a2, [M2, K2]), tf.tensor2d(b2, [K2, N2])).dataSync();
+      const c2 = tf.matMul(tf.tensor2d(a2, [M2, K2]), tf.tensor2d(wide, [K2, W])).dataSync();
+      let unequal = 0;
+      for (let i = 0; i < M2; i++) for (let j = 0; j < N2; j++) if (c1[i * N2 + j] !== c2[i * W + j]) unequal++;
+      console.log(JSON.stringify({ info, worst, unequal }));
     });`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
     cwd: path.resolve(__dirname, '..', '..'),
@@ -137,10 +146,11 @@ test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, 
     env: { ...process.env, HOPSCOPE_BLAS_LIBRARY: 'builtin', HOPSCOPE_NATIVE_MATMUL: 'on' },
   });
   assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { info: NativeMatMulInfo; worst: number };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { info: NativeMatMulInfo; worst: number; unequal: number };
   assert.equal(out.info.enabled, true, out.info.reason);
   assert.match(out.info.library ?? '', /built-in GEMM/);
   assert.ok(out.worst <= 1e-4, `max |built-in - float64 reference| = ${out.worst}`);
+  assert.equal(out.unequal, 0, 'packing an aliased weight changed the sums');
 });
 
 test('disable puts the stock kernels back', { skip: skip() }, () => {
