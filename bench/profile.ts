@@ -1,22 +1,28 @@
 // `npm run bench:profile [-- --smoke]`: where a forward's time goes (issue 20, deliverable 1). The mid shapes
 // of issue 20 (a random LLaVA: CLIP ViT-B/14 at 224 px, 12 layers, d 768; a 12-layer Llama d 1024, GQA 16/8,
 // MLP 2816, vocabulary 32000: 295 M parameters; 276 tokens of which 256 image tokens, float32), built in
-// process. One forward with its image and one scheduled cross-patching sweep (start-at-layer, 4 layers per
-// batch, 12 patched runs) run under tf.profile: each kernel's time (the backend's own timer around the
+// process. One forward with its image and issue 20's cross-patching sweep (a donor image's states written over
+// the image positions at each of the 12 blocks) through the experiments' scheduler, then naively (one full
+// forward per block), and a resume-at-layer sweep that reuses no position (the core API; torch's best), run
+// under tf.profile: each kernel's time (the backend's own timer around the
 // kernel, so the native BLAS matMul's copies in and out of the wasm heap count as matMul time), calls, bytes
 // allocated; "outside kernels" is the wall time no kernel accounts for (JS between kernels, hooks, reads).
 // The forward's matmul GFLOP/s is compared with the machine's sgemm roofline measured in the same run
 // (numpy + system BLAS, bench/matmul.ts). The last line is machine-readable:
-//   profile: forward_s=X roofline_fraction=Y naive_sweep_s=N sweep_s=Z sweep_forwards=W sweep_text_forwards=U
+//   profile: forward_s=X roofline_fraction=Y roofline_gflops=R own_gemm_gflops=G own_gemm_fraction=F naive_sweep_s=N sweep_s=Z sweep_forwards=W resume_sweep_forwards=U
 //            load_s=L load_rss_ratio=R run_rss_ratio=Q outside_share=V top=Kernel:share,...
 // (load_*: bench/load.ts in a child, loading the same shapes from disk and running one forward; --no-load skips it)
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeEngine, initEngine, shutdownEngine } from '../src/engine/backend';
-import { loadAvg, randomArray, rssMb, samplePeak } from './lib';
+import { loadAvg, randomArray, rssMb, samplePeak, timeMs } from './lib';
 import { rooflineGflops, type MatShape } from './matmul';
-import { naiveSweep, scheduledSweep } from './sweep-measure';
+import { maxAbsDiff, scheduledSweep } from './sweep-measure';
+import { rawSource } from '../src/experiments/sources/raw';
+import { cleanStates, sweep, type PatchJob } from '../src/experiments/scheduler';
+import type { Model } from '../src/models/model';
+import type { PromptCase, PromptSource } from '../src/experiments/source';
 import { IMG, MID_SHAPE, imageTokens, parameterCount, randomModel, type BenchShape } from './sweep-model';
 
 const smoke = process.argv.includes('--smoke');
@@ -44,9 +50,9 @@ interface Profiled {
 }
 
 /** Runs `fn` once under tf.profile; kernel times summed by kernel name, largest first. */
-async function profiled(fn: () => void): Promise<Profiled> {
+async function profiled(fn: () => void | Promise<void>): Promise<Profiled> {
   const t0 = performance.now();
-  const info = await tf.profile(fn);
+  const info = await tf.profile(fn as () => Promise<tf.TensorContainer>);
   const wallMs = performance.now() - t0;
   const by = new Map<string, KernelRow>();
   const byShape = new Map<string, KernelRow>();
@@ -95,6 +101,34 @@ function forwardFlops(s: BenchShape, T: number): number {
   const vit = (v.layers - 1) * (2 * V * 4 * v.d * v.d + 2 * V * 2 * v.d * v.inter + 4 * V * V * v.d) + 2 * P * 3 * v.patch * v.patch * v.d;
   const projector = 2 * P * (v.d * s.d + s.d * s.d);
   return lm + vit + projector;
+}
+
+/**
+ * Issue 20's sweep as an experiment runs it: cross-patching, the donor image's states written over the target's
+ * image positions at the input of each block 0..L-1, last-position logits, through the experiments' scheduler
+ * (src/experiments/scheduler.ts). Timed from the prompts: both clean states (vision tower included) are part of
+ * it. `naive`: one full forward of the image prompt per layer, the baseline every scheduled result must equal.
+ */
+async function experimentSweep(model: Model, source: PromptSource, cases: PromptCase[], naive: boolean): Promise<{ ms: number; logits: Float32Array[] }> {
+  const t0 = performance.now();
+  const set = await cleanStates(model, source, cases, 2);
+  try {
+    const target = set.where.get(cases[0].id)!;
+    const donor = set.where.get(cases[1].id)!;
+    const jobs: PatchJob[] = Array.from({ length: model.numLayers }, (_, l) => ({
+      key: `${l}`,
+      clean: target.clean,
+      row: target.row,
+      interventions: [{ kind: 'patch' as const, layers: [l], at: 'image', source: { cache: 'donor', row: donor.row } }],
+      sources: { donor: donor.clean.source },
+    }));
+    // Results arrive cheapest plan first; kept in block order.
+    const logits: Float32Array[] = [];
+    await sweep(model, jobs, { batchSize: 8, naive, toRows: (o) => ((logits[Number(o.job.key)] = o.lastLogits), []) });
+    return { ms: performance.now() - t0, logits };
+  } finally {
+    set.dispose();
+  }
 }
 
 async function main(): Promise<void> {
@@ -146,17 +180,59 @@ async function main(): Promise<void> {
   const roof = rooflineGflops(shapes, engine.threads, true);
   const roofline = Math.max(...roof.values);
   const fraction = gflops / roofline;
-  console.log(`forward: ${(forwardMs / 1000).toFixed(2)} s, ${(flops / 1e9).toFixed(0)} GFLOP of matmuls → ${gflops.toFixed(1)} GFLOP/s; roofline ${Number.isFinite(roofline) ? roofline.toFixed(1) : 'NaN'} GFLOP/s (${roof.note}) → ${Number.isFinite(fraction) ? fraction.toFixed(2) : 'NaN'} of it\n`);
+  // The engine's own sgemm at the same shapes (the matMul the forward runs): on a CPU where it outruns numpy's BLAS
+  // (the built-in GEMM's AVX-512 kernel against Debian's OpenBLAS, session 18), "of the roofline" exceeds 1, and
+  // this says how much of its own GEMM's speed the forward keeps.
+  // Not read back: a fresh array's first touch costs ~10 us per 4 KB page on this VM (3 MB: ~10 ms), more than the
+  // product; the forward reads back one row.
+  const own = Math.max(
+    ...shapes.map((sh) => {
+      const [a, b] = [tf.randomUniform([sh.m, sh.k], -1, 1), tf.randomUniform([sh.k, sh.n], -1, 1)];
+      const ms = timeMs(() => tf.matMul(a, b).dispose(), smoke ? 3 : 9);
+      tf.dispose([a, b]);
+      return (2 * sh.m * sh.k * sh.n) / (ms * 1e6);
+    }),
+  );
+  const ownFraction = gflops / own;
+  console.log(`forward: ${(forwardMs / 1000).toFixed(2)} s, ${(flops / 1e9).toFixed(0)} GFLOP of matmuls → ${gflops.toFixed(1)} GFLOP/s; roofline ${Number.isFinite(roofline) ? roofline.toFixed(1) : 'NaN'} GFLOP/s (${roof.note}) → ${Number.isFinite(fraction) ? fraction.toFixed(2) : 'NaN'} of it; the engine's own matMul at those shapes ${own.toFixed(1)} GFLOP/s → ${ownFraction.toFixed(2)} of it\n`);
   const outsideShare = print('one forward (image + text)', fp);
 
-  // The sweep: text rows (the LM part; bench/sweep-measure.ts), entity span of 6 tokens near the end.
+  // The sweep as the experiments run it (issue 20's "best sweep"): cross-patching the donor image's states into
+  // the target's image positions at each block, through the experiments' scheduler. A patch over the whole image
+  // span, whose tokens before it are the donor's own, makes every position up to the span's end equal the donor's
+  // clean run at every later block (src/experiments/plan.ts): a patched run computes only the positions after it.
+  const donorPixels = randomArray(3 * px * px, 2, 5);
+  const raw = {
+    format: 'hopscope-prompts' as const,
+    version: 1 as const,
+    imageTokenId: IMG,
+    entities: [0, 1].map((i) => ({ key: `e${i}`, subject: `tok${100 + i}`, type: 'celebs' })),
+    images: { i0: { shape: [1, 3, px, px], data: pixels.dataSync() as Float32Array }, i1: { shape: [1, 3, px, px], data: donorPixels } },
+    prompts: [0, 1].map((i) => ({ entity: `e${i}`, role: 'identify' as const, modality: 'image' as const, inputIds: ids, image: `i${i}` })),
+  };
+  const source = rawSource(raw);
+  const cases = source.entities().map((e) => source.identification(e)!);
+  await experimentSweep(model, source, cases, false); // warm-up
+  const sch = await experimentSweep(model, source, cases, false);
+  const nai = await experimentSweep(model, source, cases, true);
+  const sweepMs = sch.ms;
+  const naiveMs = nai.ms;
+  const sweepDiff = maxAbsDiff(sch.logits, nai.logits);
+  const scale = Math.max(...nai.logits.map((r) => r.reduce((a, x) => Math.max(a, Math.abs(x)), 0)));
+  console.log(`cross-patching sweep through the experiments' scheduler (donor image states at the ${P} image positions, blocks 0..${MID.layers - 1}, clean states included): ${(sweepMs / 1000).toFixed(2)} s = ${(sweepMs / forwardMs).toFixed(2)} forwards with the image; naive (one full forward per block): ${(naiveMs / 1000).toFixed(2)} s = ${(naiveMs / forwardMs).toFixed(2)} forwards; max |logit diff| ${sweepDiff.toExponential(2)} (largest |logit| ${scale.toPrecision(3)})\n`);
+  const ep = await profiled(async () => void (await experimentSweep(model, source, cases, false)));
+  print("cross-patching sweep (experiments' scheduler; the profiler's wall includes its setup)", ep);
+
+  // The same sweep without reusing any position, only starting each run at its block (what torch's "resume at
+  // layer" does; bench/sweep-measure.ts, core API): text rows, an entity span of 6 tokens near the end, 4 layers
+  // stacked per forward.
   const target = ids.map((x, i) => (x === IMG ? 3 + ((i * 11) % (MID.vocab! - 4)) : x));
-  const source = target.map((x, i) => (i >= T - 12 && i < T - 6 ? 3 + ((i * 13) % (MID.vocab! - 4)) : x));
-  const spec = { source, target, positions: [T - 12, T - 11, T - 10, T - 9, T - 8, T - 7] };
+  const source2 = target.map((x, i) => (i >= T - 12 && i < T - 6 ? 3 + ((i * 13) % (MID.vocab! - 4)) : x));
+  const spec = { source: source2, target, positions: [T - 12, T - 11, T - 10, T - 9, T - 8, T - 7] };
   scheduledSweep(model, spec, 4); // warm-up
   const s0 = performance.now();
   scheduledSweep(model, spec, 4);
-  const sweepMs = performance.now() - s0;
+  const resumeMs = performance.now() - s0;
   const textForward = () => {
     const out = model.forward({ inputIds: [target] });
     readLast(out.logits!);
@@ -165,16 +241,9 @@ async function main(): Promise<void> {
   const tf0 = performance.now();
   textForward();
   const textForwardMs = performance.now() - tf0;
-  // The naive sweep (one full forward per patched layer), once: the scheduler's baseline.
-  const n0 = performance.now();
-  naiveSweep(model, spec);
-  const naiveMs = performance.now() - n0;
-  console.log(`naive sweep (12 full forwards with a resid_pre hook): ${(naiveMs / 1000).toFixed(2)} s = ${(naiveMs / forwardMs).toFixed(2)} forwards with the image; the scheduler is ${(naiveMs / sweepMs).toFixed(2)}x faster`);
   const sp = await profiled(() => void scheduledSweep(model, spec, 4));
-  // Issue 20 counts the sweep in forwards of the image prompt (its table's "one forward"); the text forward, the
-  // sweep's own LM work without the vision tower, is the stricter unit.
-  console.log(`scheduled sweep (12 layers, 4 per batch): ${(sweepMs / 1000).toFixed(2)} s = ${(sweepMs / forwardMs).toFixed(2)} forwards with the image (${(forwardMs / 1000).toFixed(2)} s each) = ${(sweepMs / textForwardMs).toFixed(2)} text forwards (${(textForwardMs / 1000).toFixed(2)} s each)\n`);
-  print('scheduled sweep', sp);
+  console.log(`resume-at-layer sweep, no positions reused (text rows, 12 layers, 4 per batch): ${(resumeMs / 1000).toFixed(2)} s = ${(resumeMs / forwardMs).toFixed(2)} forwards with the image = ${(resumeMs / textForwardMs).toFixed(2)} text forwards (${(textForwardMs / 1000).toFixed(2)} s each)\n`);
+  print('resume-at-layer sweep', sp);
   samplePeak();
 
   pixels.dispose();
@@ -192,7 +261,7 @@ async function main(): Promise<void> {
     if (m) load = `load_s=${m[1]} load_rss_ratio=${m[2]} run_rss_ratio=${m[3]}`;
   }
   console.log(
-    `profile: forward_s=${(forwardMs / 1000).toFixed(2)} roofline_fraction=${Number.isFinite(fraction) ? fraction.toFixed(3) : 'NaN'} naive_sweep_s=${(naiveMs / 1000).toFixed(2)} sweep_s=${(sweepMs / 1000).toFixed(2)} sweep_forwards=${(sweepMs / forwardMs).toFixed(2)} sweep_text_forwards=${(sweepMs / textForwardMs).toFixed(2)} ${load} outside_share=${outsideShare.toFixed(3)} top=${top}`,
+    `profile: forward_s=${(forwardMs / 1000).toFixed(2)} roofline_fraction=${Number.isFinite(fraction) ? fraction.toFixed(3) : 'NaN'} roofline_gflops=${Number.isFinite(roofline) ? roofline.toFixed(1) : 'NaN'} own_gemm_gflops=${own.toFixed(1)} own_gemm_fraction=${ownFraction.toFixed(3)} naive_sweep_s=${(naiveMs / 1000).toFixed(2)} sweep_s=${(sweepMs / 1000).toFixed(2)} sweep_forwards=${(sweepMs / forwardMs).toFixed(2)} resume_sweep_forwards=${(resumeMs / forwardMs).toFixed(2)} ${load} outside_share=${outsideShare.toFixed(3)} top=${top}`,
   );
 }
 

@@ -4,7 +4,7 @@
 // that turns it on.
 import * as fs from 'node:fs';
 import { describeEngine, type EngineInfo } from '../engine/backend';
-import { isBuiltinGemm, nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
+import { isBuiltinGemm, isWideBuiltinGemm, nativeAddonPath, nativeMatMulInfo, nativeTransposeInfo } from '../engine/native-matmul';
 import { nativeOpsInfo } from '../engine/native-ops';
 
 const OPENBLAS_INSTALL = 'apt-get install -y libopenblas0-pthread';
@@ -30,9 +30,10 @@ export function doctorReport(engine: EngineInfo, addon = nativeAddonPath()): str
   else if (!built) fix = 'npm run build:native   (needs g++ and Node headers)';
   else if (!nat.enabled && /no BLAS library/.test(nat.reason ?? '')) fix = `${OPENBLAS_INSTALL}   (as root; then run hopscope again)`;
   else if (!nat.enabled && /turned off/.test(nat.reason ?? '')) fix = 'unset HOPSCOPE_NATIVE_MATMUL (or set it to auto)';
-  const builtin = nat.enabled && isBuiltinGemm(nat.library);
+  // The AVX2 kernel is ~0.85x OpenBLAS; the AVX-512 one 1.6-1.8x Debian's OpenBLAS (docs/performance.md, session 18).
+  const narrowBuiltin = nat.enabled && isBuiltinGemm(nat.library) && !isWideBuiltinGemm(nat.library);
   lines.push(
-    builtin
+    narrowBuiltin
       ? `fast path: active (built-in GEMM; OpenBLAS is faster still: ${OPENBLAS_INSTALL})`
       : nat.enabled || fix === null
         ? 'fast path: active'

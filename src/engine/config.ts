@@ -11,6 +11,9 @@ export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorf
 /** 'auto': the BLAS matMul kernel when it builds, else the stock kernels; 'on': fail if it cannot; 'off': stock. */
 export type NativeMode = 'auto' | 'on' | 'off';
 
+export const GEMM_ISAS = ['avx512', 'avx2'] as const;
+export type GemmIsa = (typeof GEMM_ISAS)[number];
+
 export interface EngineConfig {
   /** HOPSCOPE_BACKEND: auto (the first of BACKEND_ORDER that loads) or a forced backend. */
   backend: BackendName | 'auto';
@@ -20,6 +23,11 @@ export interface EngineConfig {
   nativeDir: string | null;
   /** HOPSCOPE_BLAS_LIBRARY: the BLAS libraries to try, in order (paths or sonames joined by ':'; null: the built-in list). */
   blasLibraries: readonly string[] | null;
+  /**
+   * HOPSCOPE_GEMM_ISA: the built-in GEMM's micro-kernel, avx512 or avx2 (null: the widest the CPU has). Both give
+   * the same bits (src/engine/native-matmul.cc); avx2 exists to compare them and to time the narrow one.
+   */
+  gemmIsa: GemmIsa | null;
   /**
    * HOPSCOPE_THREADS: compute threads (wasm pool and BLAS). Default min(CPU cores, 16) for every consumer; the
    * teaching-model trainer asks for 1 explicitly. A value that is not a positive integer is a ConfigError.
@@ -41,6 +49,7 @@ export const ENGINE_VARIABLES = [
   'HOPSCOPE_NATIVE_MATMUL',
   'HOPSCOPE_NATIVE_DIR',
   'HOPSCOPE_BLAS_LIBRARY',
+  'HOPSCOPE_GEMM_ISA',
   'HOPSCOPE_THREADS',
   'HOPSCOPE_MEMORY_BUDGET',
   'HOPSCOPE_BATCHED_ATTENTION_MAX',
@@ -55,6 +64,12 @@ export function parseBackend(v: string | undefined, source: string): BackendName
   if (blank(v) || v === 'auto') return 'auto';
   if ((BACKEND_ORDER as readonly string[]).includes(v)) return v as BackendName;
   throw new ConfigError(`${source}=${v} is not a backend; use one of auto, ${BACKEND_ORDER.join(', ')}`);
+}
+
+export function parseGemmIsa(v: string | undefined, source: string): GemmIsa | null {
+  if (blank(v) || v === 'auto') return null;
+  if ((GEMM_ISAS as readonly string[]).includes(v)) return v as GemmIsa;
+  throw new ConfigError(`${source}=${v} is not a built-in GEMM kernel; use auto, ${GEMM_ISAS.join(' or ')}`);
 }
 
 export function parseNative(v: string | undefined, source: string): NativeMode {
@@ -108,6 +123,7 @@ export function parseEngineConfig(env: NodeJS.ProcessEnv = process.env): Readonl
     nativeMatMul: parseNative(env.HOPSCOPE_NATIVE_MATMUL, 'HOPSCOPE_NATIVE_MATMUL'),
     nativeDir: blank(env.HOPSCOPE_NATIVE_DIR) ? null : env.HOPSCOPE_NATIVE_DIR,
     blasLibraries: blank(env.HOPSCOPE_BLAS_LIBRARY) ? null : Object.freeze(env.HOPSCOPE_BLAS_LIBRARY.split(':').filter((x) => x !== '')),
+    gemmIsa: parseGemmIsa(env.HOPSCOPE_GEMM_ISA, 'HOPSCOPE_GEMM_ISA'),
     threads: blank(threadsEnv) ? defaultThreads() : positiveInt(threadsEnv, 'HOPSCOPE_THREADS', 'compute threads'),
     threadsFromEnv: !blank(threadsEnv),
     memoryBudget: blank(budget) ? null : parseBytes(budget, 'HOPSCOPE_MEMORY_BUDGET'),

@@ -38,6 +38,7 @@ static napi_value Load(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   napi_get_array_length(env, argv[0], &n);
   std::string tried;
+  g_sgemm = nullptr;  // a library replaces whatever ran before (the built-in GEMM, tried first on some CPUs)
   for (uint32_t i = 0; i < n && !g_sgemm; i++) {
     napi_value el;
     napi_get_element(env, argv[0], i, &el);
@@ -83,13 +84,23 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HS_BUILTIN_GEMM 1
-enum { G_MR = 6, G_NR = 16, G_KC = 256, G_MC = 96, G_NC = 2048 };
+// KC is part of the numbers: each output is the sum of its KC-deep partial sums, each an FMA chain from zero in k
+// order. Every micro-kernel below keeps that order per output, so they give the same bits (the teaching models are
+// trained on this GEMM and reproduce bit for bit on either).
+enum { G_MR = 6, G_KC = 256, G_MC = 96, G_NC = 2048 };
 static int g_builtin_threads = 1;
+
+// c[0:mr, 0:nr] += acc, the tile's accumulators stored to t[G_MR][NR] first when the tile is partial.
+template <int NR>
+static void add_partial(const float (&t)[G_MR][NR], float* c, int64_t ldc, int64_t mr, int64_t nr) {
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * ldc + j] += t[i][j];
+}
 
 // c[0:mr, 0:nr] += a_panel (kc x MR) * b (kc rows of NR floats, ldb apart: a packed panel, or B itself). The
 // twelve accumulators are named registers: kept in an array, GCC stored them to the stack on every k, and the
 // kernel ran at half the speed (45 against 85-89 GFLOP/s per core on the EPYC of issue 20).
-__attribute__((target("avx2,fma"))) static void gemm_tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t mr, int64_t nr) {
+__attribute__((target("avx2,fma"))) static void gemm_tile_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t mr, int64_t nr) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
          c41 = c00, c50 = c00, c51 = c00;
   for (int64_t k = 0; k < kc; k++) {
@@ -106,7 +117,7 @@ __attribute__((target("avx2,fma"))) static void gemm_tile(int64_t kc, const floa
 #undef HS_GEMM_ROW
   }
   const __m256 acc[G_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (mr == G_MR && nr == G_NR) {
+  if (mr == G_MR && nr == 16) {
     for (int i = 0; i < G_MR; i++) {
       float* ci = c + i * ldc;
       _mm256_storeu_ps(ci, _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]));
@@ -114,14 +125,52 @@ __attribute__((target("avx2,fma"))) static void gemm_tile(int64_t kc, const floa
     }
     return;
   }
-  alignas(32) float t[G_MR][G_NR];
+  alignas(32) float t[G_MR][16];
   for (int i = 0; i < G_MR; i++) {
     _mm256_store_ps(t[i], acc[i][0]);
     _mm256_store_ps(t[i] + 8, acc[i][1]);
   }
-  for (int64_t i = 0; i < mr; i++)
-    for (int64_t j = 0; j < nr; j++) c[i * ldc + j] += t[i][j];
+  add_partial<16>(t, c, ldc, mr, nr);
 }
+
+// The same tile twice as wide in AVX-512 registers (6 x 32: twelve zmm accumulators), on CPUs that have it: the
+// EPYC of issue 20 (Zen 5) runs 512-bit FMAs at full width, twice the flops per instruction of AVX2.
+__attribute__((target("avx512f"))) static void gemm_tile_avx512(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t mr, int64_t nr) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00,
+         c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; k++) {
+    const __m512 b0 = _mm512_loadu_ps(b + k * ldb), b1 = _mm512_loadu_ps(b + k * ldb + 16);
+    const float* ak = a + k * G_MR;
+#define HS_GEMM_ROW(i)                                  \
+  {                                                     \
+    const __m512 x = _mm512_set1_ps(ak[i]);             \
+    c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0);          \
+    c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1);          \
+  }
+    HS_GEMM_ROW(0) HS_GEMM_ROW(1) HS_GEMM_ROW(2) HS_GEMM_ROW(3) HS_GEMM_ROW(4) HS_GEMM_ROW(5)
+#undef HS_GEMM_ROW
+  }
+  const __m512 acc[G_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == G_MR && nr == 32) {
+    for (int i = 0; i < G_MR; i++) {
+      float* ci = c + i * ldc;
+      _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), acc[i][0]));
+      _mm512_storeu_ps(ci + 16, _mm512_add_ps(_mm512_loadu_ps(ci + 16), acc[i][1]));
+    }
+    return;
+  }
+  alignas(64) float t[G_MR][32];
+  for (int i = 0; i < G_MR; i++) {
+    _mm512_store_ps(t[i], acc[i][0]);
+    _mm512_store_ps(t[i] + 16, acc[i][1]);
+  }
+  add_partial<32>(t, c, ldc, mr, nr);
+}
+
+using TileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int64_t, int64_t);
+/** The micro-kernel in use and its width (UseBuiltin picks them from the CPU). */
+static TileFn g_tile = gemm_tile_avx2;
+static int64_t g_nr = 16;
 
 // Packing buffers, one pair per thread slot, kept across calls: a fresh 2 MB buffer per product cost its page
 // faults every time (calls come one at a time from the JS thread, so slot i belongs to the call's thread i).
@@ -129,10 +178,12 @@ static std::vector<float> g_pack_b[64], g_pack_a[64];
 
 static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const float* A, int64_t lda, bool tA,
                        const float* B, int64_t ldb, bool tB, float* C, int64_t ldc) {
+  const int64_t NR = g_nr;
+  const TileFn tile = g_tile;
   for (int64_t i = i0; i < i1; i++) std::memset(C + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
   std::vector<float>& bp = g_pack_b[slot];
   std::vector<float>& ap = g_pack_a[slot];
-  if (bp.size() < (size_t)G_KC * (G_NC + G_NR)) bp.resize((size_t)G_KC * (G_NC + G_NR));
+  if (bp.size() < (size_t)G_KC * (G_NC + NR)) bp.resize((size_t)G_KC * (G_NC + NR));
   if (ap.size() < (size_t)G_KC * (G_MC + G_MR)) ap.resize((size_t)G_KC * (G_MC + G_MR));
   // Untransposed B panels are read in place, except where ldb is a multiple of 4 KB: then every row of a panel
   // falls in the same L1 set (64 sets of 64 B lines), 8 ways hold 8 of its kc rows, and the panel is refetched for
@@ -146,13 +197,13 @@ static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
       // B[pc:pc+kc, jc+jr : +NR] as kc rows of NR (zero-padded). A whole panel of an untransposed B is read in place
       // (its rows are NR contiguous floats, ldb apart): repacking a weight on every call was ~10 % of a product.
       // Except an aliased B (inPlace, above).
-      const auto direct = [&](int64_t jr) { return inPlace && nc - jr >= G_NR; };
-      for (int64_t jr = 0; jr < nc; jr += G_NR) {
+      const auto direct = [&](int64_t jr) { return inPlace && nc - jr >= NR; };
+      for (int64_t jr = 0; jr < nc; jr += NR) {
         if (direct(jr)) continue;
         float* dst = bp.data() + jr * kc;
-        const int64_t nr = std::min<int64_t>(G_NR, nc - jr);
+        const int64_t nr = std::min<int64_t>(NR, nc - jr);
         for (int64_t k = 0; k < kc; k++)
-          for (int64_t j = 0; j < G_NR; j++) dst[k * G_NR + j] = j < nr ? (tB ? B[(jc + jr + j) * ldb + pc + k] : B[(pc + k) * ldb + jc + jr + j]) : 0.f;
+          for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? (tB ? B[(jc + jr + j) * ldb + pc + k] : B[(pc + k) * ldb + jc + jr + j]) : 0.f;
       }
       for (int64_t ic = i0; ic < i1; ic += G_MC) {
         const int64_t mc = std::min<int64_t>(G_MC, i1 - ic);
@@ -162,12 +213,12 @@ static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
           for (int64_t k = 0; k < kc; k++)
             for (int64_t i = 0; i < G_MR; i++) dst[k * G_MR + i] = i < mr ? (tA ? A[(pc + k) * lda + ic + ir + i] : A[(ic + ir + i) * lda + pc + k]) : 0.f;
         }
-        for (int64_t jr = 0; jr < nc; jr += G_NR) {
+        for (int64_t jr = 0; jr < nc; jr += NR) {
           const float* bj = direct(jr) ? B + pc * ldb + jc + jr : bp.data() + jr * kc;
-          const int64_t ldbj = direct(jr) ? ldb : (int64_t)G_NR;
+          const int64_t ldbj = direct(jr) ? ldb : (int64_t)NR;
           for (int64_t ir = 0; ir < mc; ir += G_MR)
-            gemm_tile(kc, ap.data() + ir * kc, bj, ldbj, C + (ic + ir) * ldc + jc + jr, ldc, std::min<int64_t>(G_MR, mc - ir),
-                      std::min<int64_t>(G_NR, nc - jr));
+            tile(kc, ap.data() + ir * kc, bj, ldbj, C + (ic + ir) * ldc + jc + jr, ldc, std::min<int64_t>(G_MR, mc - ir),
+                      std::min<int64_t>(NR, nc - jr));
         }
       }
     }
@@ -185,8 +236,8 @@ static void builtin_sgemm(int, int transA, int transB, int M, int N, int K, floa
   // Threads only for products worth a thread start (~20 us): about 2 MFLOP each.
   const int64_t work = (int64_t)M * N * K;
   int64_t t = std::max<int64_t>(1, std::min<int64_t>({(int64_t)g_builtin_threads, 64, work / (1 << 20)}));
-  const bool byCols = N / G_NR >= t * 2 || N >= M;
-  const int64_t span = byCols ? N : M, unit = byCols ? G_NR : G_MR;
+  const bool byCols = N / g_nr >= t * 2 || N >= M;
+  const int64_t span = byCols ? N : M, unit = byCols ? g_nr : G_MR;
   t = std::max<int64_t>(1, std::min<int64_t>(t, (span + unit - 1) / unit));
   const int64_t per = ((span + t - 1) / t + unit - 1) / unit * unit;
   auto run = [=](int slot, int64_t a0, int64_t a1) {
@@ -200,20 +251,46 @@ static void builtin_sgemm(int, int transA, int transB, int M, int N, int K, floa
 }
 #endif
 
-// useBuiltin() -> the built-in GEMM's name, made the sgemm in use; throws where the CPU cannot run it.
-static napi_value UseBuiltin(napi_env env, napi_callback_info) {
+// useBuiltin(isa?) -> the built-in GEMM's name, made the sgemm in use; throws where the CPU cannot run it. isa
+// "avx2" keeps the AVX2 micro-kernel on a CPU with AVX-512 (same bits, for tests and comparisons); "avx512" asks
+// for the wide one and throws without it; absent: the widest the CPU has.
+static napi_value UseBuiltin(napi_env env, napi_callback_info info) {
 #ifdef HS_BUILTIN_GEMM
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    g_sgemm = builtin_sgemm;
-    g_set_threads = [](int n) { g_builtin_threads = std::max(1, n); };
-    g_get_threads = []() { return g_builtin_threads; };
-    g_lib = "built-in GEMM, AVX2+FMA";
-    napi_value out;
-    napi_create_string_utf8(env, g_lib.c_str(), g_lib.size(), &out);
-    return out;
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  std::string isa;
+  if (argc >= 1) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[0], &vt);
+    if (vt == napi_string) {
+      char buf[16] = {0};
+      size_t n = 0;
+      napi_get_value_string_utf8(env, argv[0], buf, sizeof(buf), &n);
+      isa = buf;
+    } else if (vt != napi_undefined && vt != napi_null) return throw_error(env, "useBuiltin(isa): isa must be a string");
   }
-  return throw_error(env, "the built-in GEMM needs AVX2 and FMA, which this CPU lacks");
+  if (!isa.empty() && isa != "avx2" && isa != "avx512") return throw_error(env, ("the built-in GEMM has no '" + isa + "' kernel (avx2 or avx512)").c_str());
+  __builtin_cpu_init();
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+    return throw_error(env, "the built-in GEMM needs AVX2 and FMA, which this CPU lacks");
+  const bool wide = __builtin_cpu_supports("avx512f");
+  if (isa == "avx512" && !wide) return throw_error(env, "the built-in GEMM's AVX-512 kernel needs AVX-512F, which this CPU lacks");
+  if (wide && isa != "avx2") {
+    g_tile = gemm_tile_avx512;
+    g_nr = 32;
+    g_lib = "built-in GEMM, AVX-512";
+  } else {
+    g_tile = gemm_tile_avx2;
+    g_nr = 16;
+    g_lib = "built-in GEMM, AVX2+FMA";
+  }
+  g_sgemm = builtin_sgemm;
+  g_set_threads = [](int n) { g_builtin_threads = std::max(1, n); };
+  g_get_threads = []() { return g_builtin_threads; };
+  napi_value out;
+  napi_create_string_utf8(env, g_lib.c_str(), g_lib.size(), &out);
+  return out;
 #else
   return throw_error(env, "the built-in GEMM is for x86-64 (AVX2 and FMA) only");
 #endif

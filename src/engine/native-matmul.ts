@@ -22,7 +22,7 @@ import { engineConfig } from './config';
 export interface NativeAddon {
   load(paths: string[]): string;
   /** Makes the addon's own GEMM (x86-64 with AVX2 and FMA) the sgemm in use and returns its name; throws where it cannot run. */
-  useBuiltin?(): string;
+  useBuiltin?(isa?: string): string;
   setThreads(n: number): number;
   sgemm(
     a: Float32Array, b: Float32Array, c: Float32Array,
@@ -273,17 +273,34 @@ export function isBuiltinGemm(library: string | null | undefined): boolean {
   return /^built-in GEMM/.test(library ?? '');
 }
 
+/** Whether the library the native matMul reports is the built-in GEMM's AVX-512 kernel. */
+export function isWideBuiltinGemm(library: string | null | undefined): boolean {
+  return isBuiltinGemm(library) && /AVX-512/.test(library ?? '');
+}
+
 /**
- * Loads what sgemm runs on: the first system BLAS that loads, else (unless HOPSCOPE_BLAS_LIBRARY names one) the
- * addon's built-in GEMM (x86-64 with AVX2 and FMA; docs/performance.md, session 16: 2x XNNPACK's large products in
- * wasm, 20x its batched attention products, close to OpenBLAS on large products, and no packed copy of every weight).
+ * Loads what sgemm runs on. On a CPU with AVX-512, the addon's built-in GEMM with its wide kernel: 1.6-1.8x
+ * Debian's OpenBLAS 0.3.21 at the models' shapes on issue 20's EPYC (docs/performance.md, session 18); a system
+ * BLAS runs there only when HOPSCOPE_BLAS_LIBRARY names it. Elsewhere the first system BLAS that loads, else (unless
+ * HOPSCOPE_BLAS_LIBRARY names one) the built-in GEMM's AVX2 kernel (x86-64 with AVX2 and FMA; session 16: 2x
+ * XNNPACK's large products in wasm, 20x its batched attention products, and no packed copy of every weight).
  * Throws why neither (every dlopen error, then why not the built-in one).
  */
 function loadBlas(ad: NativeAddon): string {
   const candidates = blasCandidates();
+  const isa = engineConfig().gemmIsa ?? undefined;
   if (candidates.length === 1 && candidates[0] === BUILTIN_GEMM) {
     if (!ad.useBuiltin) throw new Error('this addon has no built-in GEMM');
-    return ad.useBuiltin();
+    return ad.useBuiltin(isa);
+  }
+  if (ad.useBuiltin && !engineConfig().blasLibraries) {
+    let wide: string | null = null;
+    try {
+      wide = ad.useBuiltin(isa);
+    } catch {
+      // No AVX2 either: the system BLAS below, or the reason.
+    }
+    if (isWideBuiltinGemm(wide)) return wide!;
   }
   try {
     return ad.load(candidates);
@@ -291,7 +308,7 @@ function loadBlas(ad: NativeAddon): string {
     // A library named in HOPSCOPE_BLAS_LIBRARY is what the user asked for: missing, it is reported, not replaced.
     if (!ad.useBuiltin || engineConfig().blasLibraries) throw e;
     try {
-      return ad.useBuiltin();
+      return ad.useBuiltin(engineConfig().gemmIsa ?? undefined);
     } catch (e2) {
       throw new Error(`${shortReason((e as Error).message.split('\n')[0])}; ${(e2 as Error).message.split('\n')[0]}`);
     }

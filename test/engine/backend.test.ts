@@ -79,7 +79,7 @@ test('the native BLAS matMul is on by default when it builds and passes its self
     assert.ok(e.nativeMatMul.selfTestDiff !== undefined && e.nativeMatMul.selfTestDiff < 1e-4);
     // BLAS does the matMul work on the threads asked for; XNNPACK keeps one thread for what is left to it.
     assert.deepEqual([e.threads, e.poolThreads], [2, 1]);
-    assert.match(describeEngine(e), /matMul: native (BLAS \(.+|\(built-in GEMM, AVX2\+FMA), self-tested\)/);
+    assert.match(describeEngine(e), /matMul: native (BLAS \(.+|\(built-in GEMM, (AVX2\+FMA|AVX-512)), self-tested\)/);
   } else {
     assert.ok(e.nativeMatMul.reason, 'a disabled native path says why');
     assert.ok(describeEngine(e).includes(`matMul: stock (${e.nativeMatMul.reason})`));

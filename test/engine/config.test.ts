@@ -13,6 +13,7 @@ test('defaults when nothing is set; the result is frozen', () => {
     nativeMatMul: 'auto',
     nativeDir: null,
     blasLibraries: null,
+    gemmIsa: null,
     threads: Math.max(1, Math.min(os.cpus().length, 16)),
     threadsFromEnv: false,
     memoryBudget: null,
@@ -32,7 +33,9 @@ test('set values are parsed', () => {
     HOPSCOPE_WIDGETS_STATIC: '/x/static.js',
     HOPSCOPE_NATIVE_DIR: '/x/native',
     HOPSCOPE_BLAS_LIBRARY: '/opt/libopenblas.so.0::libblas.so.3',
+    HOPSCOPE_GEMM_ISA: 'avx2',
   });
+  assert.equal(c.gemmIsa, 'avx2');
   assert.equal(c.backend, 'cpu');
   assert.equal(c.nativeMatMul, 'off');
   assert.equal(c.threads, 3);
@@ -51,6 +54,7 @@ test('a bad value is one ConfigError naming the variable, the value and what is 
     [{ HOPSCOPE_THREADS: '2.5' }, /HOPSCOPE_THREADS=2\.5 must be a positive integer/],
     [{ HOPSCOPE_BACKEND: 'tpu' }, /HOPSCOPE_BACKEND=tpu is not a backend; use one of auto, tensorflow-gpu, tensorflow, wasm, cpu/],
     [{ HOPSCOPE_NATIVE_MATMUL: 'fast' }, /HOPSCOPE_NATIVE_MATMUL=fast is not a native matMul mode; use auto, on or off/],
+    [{ HOPSCOPE_GEMM_ISA: 'avx3' }, /HOPSCOPE_GEMM_ISA=avx3 is not a built-in GEMM kernel; use auto, avx512 or avx2/],
     [{ HOPSCOPE_MEMORY_BUDGET: 'lots' }, /HOPSCOPE_MEMORY_BUDGET: "lots" is not a size/],
     [{ HOPSCOPE_BATCHED_ATTENTION_MAX: '-1' }, /HOPSCOPE_BATCHED_ATTENTION_MAX=-1 must be a whole number ≥ 0/],
   ];

@@ -153,6 +153,53 @@ test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, 
   assert.equal(out.unequal, 0, 'packing an aliased weight changed the sums');
 });
 
+/** Both micro-kernels of the built-in GEMM run only on a CPU with AVX-512F (the wide one) as well. */
+function wideSkip(): string | false {
+  const why = builtinSkip();
+  if (why) return why;
+  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  return / avx512f /.test(flags) ? false : "this CPU has no AVX-512F, so only the built-in GEMM's AVX2 kernel runs here";
+}
+
+test("the built-in GEMM's AVX-512 and AVX2 kernels give the same bits (one process each), and AVX-512 is the default over a system BLAS", { skip: wideSkip() }, () => {
+  // Shapes across the blocks (KC 256, MC 96, NC 2048), both widths' edge tiles (N = 33, 48, 1 against NR 16 and 32),
+  // a 4 KB-strided weight (N = 1024, packed) and every transpose: each output is the same FMA chain per KC block.
+  const script = `
+    const crypto = require('node:crypto');
+    const { enableNativeMatMul } = require('./src/engine/native-matmul');
+    const tf = require('@tensorflow/tfjs-core');
+    require('./src/engine/backend').initEngine({ backend: 'wasm', threads: 2 }).then(() => {
+      const info = enableNativeMatMul({ minWork: 0 });
+      let s = 5;
+      const r = (n) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5));
+      const h = crypto.createHash('sha256');
+      for (const [M, K, N] of [[1, 1, 1], [7, 300, 33], [97, 257, 1024], [130, 600, 2100], [5, 64, 48]])
+        for (const tA of [false, true]) for (const tB of [false, true]) {
+          const c = tf.matMul(tf.tensor2d(r(M * K), tA ? [K, M] : [M, K]), tf.tensor2d(r(K * N), tB ? [N, K] : [K, N]), tA, tB);
+          h.update(Buffer.from(c.dataSync().buffer));
+        }
+      console.log(JSON.stringify({ library: info.library, digest: h.digest('hex') }));
+    });`;
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: path.resolve(__dirname, '..', '..'),
+      encoding: 'utf8',
+      env: { ...process.env, HOPSCOPE_BLAS_LIBRARY: '', HOPSCOPE_GEMM_ISA: '', HOPSCOPE_NATIVE_MATMUL: 'on', ...env },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { library: string; digest: string };
+  };
+  const wide = run({ HOPSCOPE_BLAS_LIBRARY: 'builtin' });
+  const narrow = run({ HOPSCOPE_BLAS_LIBRARY: 'builtin', HOPSCOPE_GEMM_ISA: 'avx2' });
+  assert.equal(wide.library, 'built-in GEMM, AVX-512');
+  assert.equal(narrow.library, 'built-in GEMM, AVX2+FMA');
+  assert.equal(wide.digest, narrow.digest, 'the two kernels gave different bits');
+  // Unpinned, a CPU with AVX-512 multiplies on the wide kernel whatever BLAS is installed (it is 1.6-1.8x Debian's
+  // OpenBLAS); HOPSCOPE_GEMM_ISA=avx2 makes it choose as a CPU without AVX-512 would (a system BLAS first).
+  assert.equal(run({}).library, 'built-in GEMM, AVX-512');
+  assert.notEqual(run({ HOPSCOPE_GEMM_ISA: 'avx2' }).library, 'built-in GEMM, AVX-512');
+});
+
 test('disable puts the stock kernels back', { skip: skip() }, () => {
   enableNativeMatMul({ minWork: 0 });
   disableNativeMatMul();

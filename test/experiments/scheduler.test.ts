@@ -80,6 +80,21 @@ test('scheduled sweep equals the naive sweep (one full run per job) to 1e-6', as
   assert.ok(d < 1e-6, `max diff ${d}`);
 });
 
+test("a patch realised through the donor's states keeps its guard: patching a prompt with its own image warns of a no-op", async () => {
+  const self = jobs.find((j) => j.key === 'patch/1/0/1/0')!;
+  const job: PatchJob = { ...self, key: 'self', interventions: [{ kind: 'patch', layers: [1], at: 'image', source: { cache: 'clean' } }], sources: undefined };
+  assert.ok(planJob(model, job).donor, 'the plan reuses the (own) donor prefix');
+  const warnings: string[] = [];
+  await sweep(model, [job], { batchSize: 1, toRows: () => [], onWarnings: (x) => warnings.push(...x) });
+  // (The naive run cannot tell: its unbatched forward differs from the batched clean states by float rounding.)
+  assert.equal(warnings.length, 1, warnings.join('; '));
+  assert.match(warnings[0], /every write equals the value it replaced \(a no-op/);
+  // A real donor changes the states: no warning.
+  const other: string[] = [];
+  await sweep(model, [self], { batchSize: 1, toRows: () => [], onWarnings: (x) => other.push(...x) });
+  assert.deepEqual(other, []);
+});
+
 test('plans: patched image spans reuse the donor\'s keys/values, other runs start at their first affected position', () => {
   const plan = (key: string) => planJob(model, jobs.find((j) => j.key === key)!);
   const p = plan('patch/2/0/1/3');
