@@ -87,10 +87,7 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
 // KC is part of the numbers: each output is the sum of its KC-deep partial sums, each an FMA chain from zero in k
 // order. Every micro-kernel below keeps that order per output, so they give the same bits (the teaching models are
 // trained on this GEMM and reproduce bit for bit on either).
-// MC 288 (was 96): the A block of a whole 276-token prompt (288 x 256 floats, 295 KB) stays in L2, so each B panel
-// is read once per KC block instead of once per 96 rows; weights come from DRAM in a forward (each used once),
-// where that gave ~6 % (session 18). MC and NC change no sum.
-enum { G_MR = 6, G_KC = 256, G_MC = 288, G_NC = 2048 };
+enum { G_MR = 6, G_KC = 256, G_NC = 2048 };
 static int g_builtin_threads = 1;
 
 // c[0:mr, 0:nr] += acc, the tile's accumulators stored to t[G_MR][NR] first when the tile is partial.
@@ -174,6 +171,11 @@ using TileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, in
 /** The micro-kernel in use and its width (UseBuiltin picks them from the CPU). */
 static TileFn g_tile = gemm_tile_avx2;
 static int64_t g_nr = 16;
+// Rows of A per block (MC; like NC, it changes no sum). 96 for the AVX2 kernel (sized for a 256 KB L2). 288 for the
+// AVX-512 one: its CPUs have 1-2 MB of L2, which holds a whole 276-token prompt's A block (288 x 256 floats, 295 KB),
+// so each weight panel is read once per KC block instead of once per 96 rows; in a forward every weight comes from
+// DRAM (each is used once), where that gave ~6 % (session 18).
+static int64_t g_mc = 96;
 
 // Packing buffers, one pair per thread slot, kept across calls: a fresh 2 MB buffer per product cost its page
 // faults every time (calls come one at a time from the JS thread, so slot i belongs to the call's thread i).
@@ -187,7 +189,8 @@ static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
   std::vector<float>& bp = g_pack_b[slot];
   std::vector<float>& ap = g_pack_a[slot];
   if (bp.size() < (size_t)G_KC * (G_NC + NR)) bp.resize((size_t)G_KC * (G_NC + NR));
-  if (ap.size() < (size_t)G_KC * (G_MC + G_MR)) ap.resize((size_t)G_KC * (G_MC + G_MR));
+  const int64_t MC = g_mc;
+  if (ap.size() < (size_t)G_KC * (MC + G_MR)) ap.resize((size_t)G_KC * (MC + G_MR));
   // Untransposed B panels are read in place, except where ldb is a multiple of 4 KB: then every row of a panel
   // falls in the same L1 set (64 sets of 64 B lines), 8 ways hold 8 of its kc rows, and the panel is refetched for
   // every row tile. Those shapes (N = 1024, 3072) ran at 104-119 GFLOP/s against 157-166 for the others. Packing
@@ -208,8 +211,8 @@ static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
         for (int64_t k = 0; k < kc; k++)
           for (int64_t j = 0; j < NR; j++) dst[k * NR + j] = j < nr ? (tB ? B[(jc + jr + j) * ldb + pc + k] : B[(pc + k) * ldb + jc + jr + j]) : 0.f;
       }
-      for (int64_t ic = i0; ic < i1; ic += G_MC) {
-        const int64_t mc = std::min<int64_t>(G_MC, i1 - ic);
+      for (int64_t ic = i0; ic < i1; ic += MC) {
+        const int64_t mc = std::min<int64_t>(MC, i1 - ic);
         for (int64_t ir = 0; ir < mc; ir += G_MR) {  // A[ic+ir : +MR, pc:pc+kc] as kc columns of MR (zero-padded)
           float* dst = ap.data() + ir * kc;
           const int64_t mr = std::min<int64_t>(G_MR, mc - ir);
@@ -282,10 +285,12 @@ static napi_value UseBuiltin(napi_env env, napi_callback_info info) {
   if (wide && isa != "avx2") {
     g_tile = gemm_tile_avx512;
     g_nr = 32;
+    g_mc = 288;
     g_lib = "built-in GEMM, AVX-512";
   } else {
     g_tile = gemm_tile_avx2;
     g_nr = 16;
+    g_mc = 96;
     g_lib = "built-in GEMM, AVX2+FMA";
   }
   g_sgemm = builtin_sgemm;

@@ -69,7 +69,7 @@ function builtinSkip(): string | false {
 for (const backend of ['wasm', 'cpu'] as const) {
   test(`${backend}: native matMul equals the reference cpu kernels (transposes, batches, broadcasting, fused)`, { skip: skip() }, async () => {
     const cases: [string, () => tf.Tensor][] = [];
-    // The last three cross the built-in GEMM's blocks (KC 256, MC 288, NC 2048) and its thread splits, with edge tiles.
+    // The last three cross the built-in GEMM's blocks (KC 256, MC 96 or 288, NC 2048) and its thread splits, with edge tiles.
     for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [37, 64, 19], [96, 256, 768], [97, 257, 33], [130, 300, 2100], [301, 260, 40]])
       for (const tA of [false, true])
         for (const tB of [false, true])
@@ -162,7 +162,7 @@ function wideSkip(): string | false {
 }
 
 test("the built-in GEMM's AVX-512 and AVX2 kernels give the same bits (one process each), and AVX-512 is the default over a system BLAS", { skip: wideSkip() }, () => {
-  // Shapes across the blocks (KC 256, MC 288, NC 2048), both widths' edge tiles (N = 33, 48, 1 against NR 16 and 32),
+  // Shapes across the blocks (KC 256, MC 96 or 288, NC 2048), both widths' edge tiles (N = 33, 48, 1 against NR 16 and 32),
   // a 4 KB-strided weight (N = 1024, packed) and every transpose: each output is the same FMA chain per KC block.
   const script = `
     const crypto = require('node:crypto');
