@@ -326,13 +326,14 @@ describe('teaching pipeline', () => {
     assert.deepEqual(trainingEngine('builtin', 2), { backend: 'wasm', threads: 2, native: 'on', blasLibraries: ['builtin'] });
     assert.throws(() => trainingEngine('openblas' as never), /recipe.kernels: openblas is not a kernel set/);
     const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
-    const train = (name: string, kernels: string) => {
+    const train = (name: string, kernels: string, env: Record<string, string> = {}) => {
       const recipe = path.join(tmp, `${name}.json`);
       fs.writeFileSync(recipe, JSON.stringify({ ...TINY, kernels }));
       const out = path.join(tmp, name);
       const r = childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', `${out}-run`, '--out', out, '--recipe', recipe, '--seed', '5'], {
         encoding: 'utf8',
         cwd: path.resolve(__dirname, '..', '..'),
+        env: { ...process.env, ...env },
       });
       assert.equal(r.status, 0, r.stderr.slice(-2000));
       const file = path.join(out, 'model.safetensors');
@@ -347,6 +348,14 @@ describe('teaching pipeline', () => {
     assert.match(a.recorded, /"kernels":"builtin"/);
     const b = train('kernels-builtin-b', 'builtin');
     assert.ok(a.bytes.equals(b.bytes), 'the same seed on the built-in kernels gives other bytes');
+    // Its AVX-512 and AVX2 micro-kernels keep every sum's order: the same weights on either (a CPU without AVX-512
+    // runs only the AVX2 one, and the shipped pair was trained on it).
+    if (/ avx512f /.test(fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '')) {
+      assert.match(a.stderr, /^backend wasm .*matMul: native \(built-in GEMM, AVX-512/m);
+      const narrow = train('kernels-builtin-avx2', 'builtin', { HOPSCOPE_GEMM_ISA: 'avx2' });
+      assert.match(narrow.stderr, /^backend wasm .*matMul: native \(built-in GEMM, AVX2\+FMA/m);
+      assert.ok(a.bytes.equals(narrow.bytes), 'the AVX-512 and AVX2 kernels trained different weights');
+    }
     // Where the built-in kernels cannot start (here: no addon in HOPSCOPE_NATIVE_DIR), the recipe is refused with the
     // reason, never trained on other kernels.
     const empty = fs.mkdtempSync(path.join(tmp, 'no-addon-'));
