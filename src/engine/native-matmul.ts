@@ -293,7 +293,7 @@ function loadBlas(ad: NativeAddon): string {
     if (!ad.useBuiltin) throw new Error('this addon has no built-in GEMM');
     return ad.useBuiltin(isa);
   }
-  if (ad.useBuiltin && !engineConfig().blasLibraries) {
+  if (ad.useBuiltin && !engineConfig().blasLibraries && isa !== 'avx2') {
     let wide: string | null = null;
     try {
       wide = ad.useBuiltin(isa);
@@ -308,7 +308,7 @@ function loadBlas(ad: NativeAddon): string {
     // A library named in HOPSCOPE_BLAS_LIBRARY is what the user asked for: missing, it is reported, not replaced.
     if (!ad.useBuiltin || engineConfig().blasLibraries) throw e;
     try {
-      return ad.useBuiltin(engineConfig().gemmIsa ?? undefined);
+      return ad.useBuiltin(isa);
     } catch (e2) {
       throw new Error(`${shortReason((e as Error).message.split('\n')[0])}; ${(e2 as Error).message.split('\n')[0]}`);
     }
