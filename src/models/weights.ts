@@ -59,12 +59,39 @@ export function readTensor(src: WeightSource, name: string, transpose = false): 
   });
 }
 
-/** Concatenates several HF [out_i, in] linears into one [in, sum(out_i)] weight (fused q/k/v, gate/up). */
+let fusedScratch: Float32Array | null = null;
+
+/**
+ * Several HF [out_i, in] linears as one [in, sum(out_i)] weight (fused q/k/v), written straight into the fused
+ * tensor: each part is read transposed into one reused array and its rows copied to their column offset. Reading
+ * the parts as tensors and concatenating them took 224 ms of issue 20's mid checkpoint (wasm's Concat, and a second
+ * set of fresh heap pages; session 18).
+ */
 export function readFusedLinear(src: WeightSource, names: string[]): tf.Tensor {
-  const parts = names.map((n) => readTensor(src, n, true));
-  const fused = tf.concat(parts, 1);
-  parts.forEach((p) => p.dispose());
-  return fused;
+  const shapes = names.map((n) => {
+    const s = src.shape(n);
+    if (!s) throw new CheckpointError(`${src.origin}: missing tensor ${n}`);
+    return s;
+  });
+  const inDim = shapes[0][1];
+  const bad = shapes.findIndex((s) => s.length !== 2 || s[1] !== inDim);
+  if (bad >= 0) throw new CheckpointError(`${src.origin}: ${names[bad]} has shape [${shapes[bad]}]; fused with ${names[0]} it must be [out, ${inDim}]`);
+  const outs = shapes.map((s) => s[0]);
+  const total = outs.reduce((a, b) => a + b, 0);
+  const need = Math.max(...outs) * inDim;
+  // One array for every fused weight of a load (a fresh one per weight was garbage the size of a layer's q/k/v).
+  if (!fusedScratch || fusedScratch.length < need) fusedScratch = new Float32Array(need);
+  const part = fusedScratch;
+  return filledTensor([inDim, total], (dst) => {
+    let col = 0;
+    names.forEach((n, i) => {
+      const out = outs[i];
+      const into = part.subarray(0, out * inDim);
+      const got = src.f32(n, true, into); // [in, out] row-major
+      for (let r = 0; r < inDim; r++) dst.set(got.subarray(r * out, (r + 1) * out), r * total + col);
+      col += out;
+    });
+  });
 }
 
 export function readFusedBias(src: WeightSource, names: string[]): tf.Tensor {

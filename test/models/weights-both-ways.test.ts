@@ -75,3 +75,19 @@ test('a misnumbered layer: missing and unexpected tensors in one error', () => {
 test('the matching checkpoint loads', () => {
   loadModelFromDir(FIXTURE).dispose();
 });
+
+test('a fused linear is the transposed parts side by side, read straight into one tensor; parts that cannot fuse are a CheckpointError', async () => {
+  const tf = await import('@tensorflow/tfjs-core');
+  const { memorySource, readFusedLinear } = await import('../../src/models/weights');
+  const part = (out: number, inDim: number, seed: number) => ({ shape: [out, inDim], data: Float32Array.from({ length: out * inDim }, (_, i) => seed + i * 0.25) });
+  const src = memorySource('mem', new Map([['q', part(3, 4, 1)], ['k', part(2, 4, 100)], ['v', part(5, 4, 200)], ['bad', part(2, 3, 0)]]));
+  const before = tf.memory().numTensors;
+  const fused = readFusedLinear(src, ['q', 'k', 'v']);
+  const want = tf.tidy(() => tf.concat(['q', 'k', 'v'].map((n) => tf.tensor2d(src.f32(n), src.shape(n) as [number, number]).transpose()), 1));
+  assert.deepEqual(fused.shape, [4, 10]);
+  assert.deepEqual(Array.from(fused.dataSync()), Array.from(want.dataSync()));
+  tf.dispose([fused, want]);
+  assert.throws(() => readFusedLinear(src, ['q', 'bad']), (e: unknown) => e instanceof CheckpointError && /bad has shape \[2,3\]; fused with q it must be \[out, 4\]/.test((e as Error).message));
+  assert.throws(() => readFusedLinear(src, ['q', 'nope']), /missing tensor nope/);
+  assert.equal(tf.memory().numTensors, before);
+});
