@@ -59,11 +59,12 @@ async function compare(backend: string, fn: () => tf.Tensor): Promise<{ diff: nu
 }
 
 const skip = () => (info.enabled ? false : `native matMul unavailable: ${info.reason}`);
+const CPU_FLAGS = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+
 /** The built-in GEMM needs the addon built and an x86-64 CPU with AVX2 and FMA. */
 function builtinSkip(): string | false {
   if (!fs.existsSync(nativeAddonPath())) return 'the native addon is not built';
-  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  return process.arch === 'x64' && / avx2 /.test(flags) && / fma /.test(flags) ? false : 'the built-in GEMM needs x86-64 with AVX2 and FMA';
+  return process.arch === 'x64' && / avx2 /.test(CPU_FLAGS) && / fma /.test(CPU_FLAGS) ? false : 'the built-in GEMM needs x86-64 with AVX2 and FMA';
 }
 
 for (const backend of ['wasm', 'cpu'] as const) {
@@ -112,14 +113,33 @@ test('a whole VLM forward with native matMul matches the stock one within 1e-5 (
   }
 });
 
-test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, in its own process', { skip: builtinSkip() }, () => {
+/**
+ * Runs `body` in a fresh process (its own engine: wasm, 2 threads, the native matMul for every product) with
+ * `tf`, `info` (the native matMul's state) and `r(n)` (n seeded values in [-0.5, 0.5)) in scope; returns the JSON
+ * its last line of output holds.
+ */
+function inChild<T>(body: string, env: Record<string, string>): T {
   const script = `
-    const { enableNativeMatMul, nativeMatMulInfo } = require('./src/engine/native-matmul');
     const tf = require('@tensorflow/tfjs-core');
+    const { enableNativeMatMul } = require('./src/engine/native-matmul');
     require('./src/engine/backend').initEngine({ backend: 'wasm', threads: 2 }).then(() => {
       const info = enableNativeMatMul({ minWork: 0 });
       let s = 5;
       const r = (n) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5));
+      ${body}
+    });`;
+  const out = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    cwd: path.resolve(__dirname, '..', '..'),
+    encoding: 'utf8',
+    env: { ...process.env, HOPSCOPE_NATIVE_MATMUL: 'on', ...env },
+  });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout.trim().split('\n').pop()!) as T;
+}
+
+test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, in its own process', { skip: builtinSkip() }, () => {
+  const out = inChild<{ info: NativeMatMulInfo; worst: number; unequal: number }>(
+    `
       const [M, K, N] = [150, 520, 301];
       const a = r(M * K), b = r(K * N);
       const c = tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N]), false, false).dataSync();
@@ -138,15 +158,9 @@ test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, 
       const c2 = tf.matMul(tf.tensor2d(a2, [M2, K2]), tf.tensor2d(wide, [K2, W])).dataSync();
       let unequal = 0;
       for (let i = 0; i < M2; i++) for (let j = 0; j < N2; j++) if (c1[i * N2 + j] !== c2[i * W + j]) unequal++;
-      console.log(JSON.stringify({ info, worst, unequal }));
-    });`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
-    cwd: path.resolve(__dirname, '..', '..'),
-    encoding: 'utf8',
-    env: { ...process.env, HOPSCOPE_BLAS_LIBRARY: 'builtin', HOPSCOPE_NATIVE_MATMUL: 'on' },
-  });
-  assert.equal(r.status, 0, r.stderr);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { info: NativeMatMulInfo; worst: number; unequal: number };
+      console.log(JSON.stringify({ info, worst, unequal }));`,
+    { HOPSCOPE_BLAS_LIBRARY: 'builtin' },
+  );
   assert.equal(out.info.enabled, true, out.info.reason);
   assert.match(out.info.library ?? '', /built-in GEMM/);
   assert.ok(out.worst <= 1e-4, `max |built-in - float64 reference| = ${out.worst}`);
@@ -157,38 +171,24 @@ test('the built-in GEMM (HOPSCOPE_BLAS_LIBRARY=builtin) multiplies like a BLAS, 
 function wideSkip(): string | false {
   const why = builtinSkip();
   if (why) return why;
-  const flags = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  return / avx512f /.test(flags) ? false : "this CPU has no AVX-512F, so only the built-in GEMM's AVX2 kernel runs here";
+  return / avx512f /.test(CPU_FLAGS) ? false : "this CPU has no AVX-512F, so only the built-in GEMM's AVX2 kernel runs here";
 }
 
 test("the built-in GEMM's AVX-512 and AVX2 kernels give the same bits (one process each), and AVX-512 is the default over a system BLAS", { skip: wideSkip() }, () => {
   // Shapes across the blocks (KC 256, MC 96 or 288, NC 2048), both widths' edge tiles (N = 33, 48, 1 against NR 16 and 32),
   // a 4 KB-strided weight (N = 1024, packed) and every transpose: each output is the same FMA chain per KC block.
-  const script = `
-    const crypto = require('node:crypto');
-    const { enableNativeMatMul } = require('./src/engine/native-matmul');
-    const tf = require('@tensorflow/tfjs-core');
-    require('./src/engine/backend').initEngine({ backend: 'wasm', threads: 2 }).then(() => {
-      const info = enableNativeMatMul({ minWork: 0 });
-      let s = 5;
-      const r = (n) => Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5));
-      const h = crypto.createHash('sha256');
+  const run = (env: Record<string, string>) =>
+    inChild<{ library: string; digest: string }>(
+      `
+      const h = require('node:crypto').createHash('sha256');
       for (const [M, K, N] of [[1, 1, 1], [7, 300, 33], [97, 257, 1024], [130, 600, 2100], [5, 64, 48], [301, 260, 40]])
         for (const tA of [false, true]) for (const tB of [false, true]) {
           const c = tf.matMul(tf.tensor2d(r(M * K), tA ? [K, M] : [M, K]), tf.tensor2d(r(K * N), tB ? [N, K] : [K, N]), tA, tB);
           h.update(Buffer.from(c.dataSync().buffer));
         }
-      console.log(JSON.stringify({ library: info.library, digest: h.digest('hex') }));
-    });`;
-  const run = (env: Record<string, string>) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
-      cwd: path.resolve(__dirname, '..', '..'),
-      encoding: 'utf8',
-      env: { ...process.env, HOPSCOPE_BLAS_LIBRARY: '', HOPSCOPE_GEMM_ISA: '', HOPSCOPE_NATIVE_MATMUL: 'on', ...env },
-    });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { library: string; digest: string };
-  };
+      console.log(JSON.stringify({ library: info.library, digest: h.digest('hex') }));`,
+      { HOPSCOPE_BLAS_LIBRARY: '', HOPSCOPE_GEMM_ISA: '', ...env },
+    );
   const wide = run({ HOPSCOPE_BLAS_LIBRARY: 'builtin' });
   const narrow = run({ HOPSCOPE_BLAS_LIBRARY: 'builtin', HOPSCOPE_GEMM_ISA: 'avx2' });
   assert.equal(wide.library, 'built-in GEMM, AVX-512');
