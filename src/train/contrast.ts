@@ -92,6 +92,18 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
         };
       }
     }
+    // Hop 1's timing, both modalities at the entity's own last token (the subject's last token in the text
+    // prompt, the last image token in the image prompt): the layer where the image reads as the name (the
+    // transfer probe) against the layer where the written name does. At the last prompt token the transfer
+    // probe reads ~0 on every teaching model (data/teaching/README.md), so it has no layer to compare.
+    const atEntity = out['probe:last-image'] as { textResolved: number | null; transferResolved: number | null } | undefined;
+    if (atEntity)
+      out.resolution = {
+        position: 'entity-last',
+        text: atEntity.textResolved,
+        image: atEntity.transferResolved,
+        imageLater: atEntity.textResolved !== null && atEntity.transferResolved !== null ? atEntity.transferResolved - atEntity.textResolved : null,
+      };
     const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)), ...allPairs });
     if (cp) out.crossPatch = { switchLayer: cp.summary.switchLayer, summary: cp.summary };
     // Chain of thought in toyworld's own wording, the one the teaching VLMs were tuned on (as `hopscope demo` asks it).

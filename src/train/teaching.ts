@@ -88,7 +88,7 @@ export interface GroundRecipe {
   fillerWeight?: number;
   /**
    * Align-only, span positions: keep the entity *out* of the image's residual at block `layer` (below the
-   * entity's own block): `weight` x the mean squared cosine between the image's states there and the span
+   * entity's own block; with `layers`, for the entities dealt a block above it only): `weight` x the mean squared cosine between the image's states there and the span
    * twin's at that block, at the name's positions. Aligning at a late block alone does not make a late model:
    * the residual stream carries an early state up unchanged, so the easiest way to hold block 1's fresh state
    * at block 3 is to hold it at block 1 already (session 13: the block-3 model's block-1 states were nearest
@@ -466,8 +466,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const g = recipe.ground!;
     if (!Number.isInteger(g.layer) || g.layer < 0 || g.layer > spec.lm.layers) throw new Error(`recipe.ground.layer ${g.layer}: expected 0..${spec.lm.layers}`);
     for (const l of g.layers ?? []) if (!Number.isInteger(l) || l < 0 || l > spec.lm.layers) throw new Error(`recipe.ground.layers: ${l} is not a block 0..${spec.lm.layers}`);
-    if (g.absentAt && (g.positions !== 'span' || g.tokenLoss !== false || !Number.isInteger(g.absentAt.layer) || g.absentAt.layer < 0 || g.absentAt.layer >= Math.min(g.layer, ...(g.layers ?? [g.layer]))))
-      throw new Error(`recipe.ground.absentAt: needs span positions, tokenLoss: false and a block below every entity's (got ${JSON.stringify(g.absentAt)})`);
+    // With `layers`, the absence term is for the entities dealt a block above it (the mixture's late ones); one
+    // entity at least must be.
+    if (g.absentAt && (g.positions !== 'span' || g.tokenLoss !== false || !Number.isInteger(g.absentAt.layer) || g.absentAt.layer < 0 || g.absentAt.layer >= (g.layers ? Math.max(...g.layers) : g.layer)))
+      throw new Error(`recipe.ground.absentAt: needs span positions, tokenLoss: false and a block below ${g.layers ? "some entity's" : "the grounding block"} (got ${JSON.stringify(g.absentAt)})`);
     if ((g.layers || g.positions === 'span') && g.tokenLoss !== false) throw new Error(`recipe.ground.${g.layers ? 'layers' : "positions 'span'"} needs tokenLoss: false (an align-only recipe)`);
     const targetLayer = g.targetLayer ?? g.layer;
     if (!Number.isInteger(targetLayer) || targetLayer < 0 || targetLayer > spec.lm.layers) throw new Error(`recipe.ground.targetLayer ${targetLayer}: expected 0..${spec.lm.layers}`);
@@ -579,8 +581,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           const early = tf.concat(entOf.map((_, i) => trace.resid[g.absentAt!.layer].slice([i, ctx.length - K, 0], [1, K, -1])), 0);
           const own = tf.gather(absent.states, ent);
           const cos = tf.div(tf.sum(tf.mul(early, own), -1), tf.add(tf.mul(tf.norm(early, 2, -1), tf.norm(own, 2, -1)), 1e-12));
-          const names = tf.gather(absent.mask, ent);
-          align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
+          // A mixture's early entities (dealt a block at or below the absence block) are meant to be there: exempt.
+          const late = absenceRows(layerOf, g.absentAt.layer, entOf);
+          const names = late.every((x) => x === 1) ? tf.gather(absent.mask, ent) : tf.mul(tf.gather(absent.mask, ent), tf.tensor2d(late, [late.length, 1]));
+          if (late.some((x) => x === 1)) align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
         }
         if (!g.tokenCe || !spanIds) return align;
         const table = unitRms(get('lm.embed'));
@@ -665,6 +669,14 @@ function spanTargets(data: TeachingData, lm: LmSize, get: (n: string) => tf.Tens
     });
     return { states: tf.concat(states, 0), mask: tf.tensor2d(weights) };
   });
+}
+
+/**
+ * Per batch row (`entOf`: its entity), 1 where the absence term applies: the entity is dealt a block above the
+ * absence block. A mixture's early entities, dealt at or below it, are meant to hold the entity there.
+ */
+export function absenceRows(layerOf: readonly number[], absentLayer: number, entOf: readonly number[]): number[] {
+  return entOf.map((e) => (layerOf[e] > absentLayer ? 1 : 0));
 }
 
 /** The block each entity is aligned at: `layer`, or `layers` dealt round-robin over a seeded order of the entities. */

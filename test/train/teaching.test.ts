@@ -16,7 +16,7 @@ import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
-import { groundLayers, groundTargets, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
+import { absenceRows, groundLayers, groundTargets, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
 const TINY: Partial<TeachingRecipe> = {
   lm: { d: 16, layers: 2, heads: 2, inter: 32, ropeTheta: 10000, eps: 1e-5 },
@@ -199,7 +199,17 @@ describe('teaching pipeline', () => {
     same(lm(abs.params), lm(g.backbone!));
     const plain = await run('absent0', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: undefined } });
     assert.ok([...abs.params].some(([k, v]) => k.startsWith('proj.') && !bytesOf(v).equals(bytesOf(plain.params.get(k)!))), 'the absence term changes the projector');
-    await assert.rejects(run('absent3', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: { layer: 2, weight: 1 } } }), /recipe.ground.absentAt: needs .* a block below every entity's/);
+    await assert.rejects(run('absent3', { ...absentRecipe, ground: { ...absentRecipe.ground!, absentAt: { layer: 2, weight: 1 } } }), /recipe.ground.absentAt: needs .* a block below the grounding block/);
+    // With a mixture of blocks the term keeps the entity out of the late entities' states only: the early ones
+    // (dealt at or below the absence block) are exempt, and one entity at least must be dealt above it.
+    assert.deepEqual(absenceRows([1, 3, 3, 1], 1, [0, 1, 2, 3, 1]), [0, 1, 1, 0, 1]);
+    assert.deepEqual(absenceRows([2, 2], 1, [1, 0]), [1, 1]);
+    const mixRecipe: Partial<TeachingRecipe> = { ...absentRecipe, ground: { ...absentRecipe.ground!, layers: [1, 2], targetLayer: 2, absentAt: { layer: 1, weight: 1 } } };
+    const mix = await run('absentmix1', mixRecipe);
+    same(mix.params, (await run('absentmix2', mixRecipe)).params);
+    const mixPlain = await run('absentmix0', { ...mixRecipe, ground: { ...mixRecipe.ground!, absentAt: undefined } });
+    assert.ok([...mix.params].some(([k, v]) => k.startsWith('proj.') && !bytesOf(v).equals(bytesOf(mixPlain.params.get(k)!))), 'the absence term changes a mixture');
+    await assert.rejects(run('absentmix3', { ...mixRecipe, ground: { ...mixRecipe.ground!, absentAt: { layer: 2, weight: 1 } } }), /recipe.ground.absentAt: needs .* a block below some entity's/);
     // fillerWeight: the name's positions weigh 1 and the <unk> fillers less, in the targets' mask.
     const data = loadTeachingData(dataDir);
     const N = (data.imageSize / 8) ** 2;
@@ -316,6 +326,14 @@ describe('teaching pipeline', () => {
     assert.equal(report.layers, TINY.lm!.layers);
     assert.ok(report.recallGap.entitiesTried > 0 && report.recallGap.identification >= 0 && report.recallGap.identification <= 1, JSON.stringify(report.recallGap));
     for (const key of ['probe:last', 'probe:last-image']) assert.equal(report[key].curves.text.length, TINY.lm!.layers, key);
+    // Hop 1's timing compares the two modalities at the entity's last token: the probe at 'last-image' read both ways.
+    const atEntity = report['probe:last-image'];
+    assert.deepEqual(report.resolution, {
+      position: 'entity-last',
+      text: atEntity.textResolved,
+      image: atEntity.transferResolved,
+      imageLater: atEntity.textResolved === null || atEntity.transferResolved === null ? null : atEntity.transferResolved - atEntity.textResolved,
+    });
     assert.equal(report.crossPatch.summary.layers.length, TINY.lm!.layers);
     assert.ok(Array.isArray(report.recovery.patchedAcc), 'backbone → VLM patching per layer');
   });
