@@ -88,8 +88,8 @@ export interface GroundRecipe {
   fillerWeight?: number;
   /**
    * Align-only, span positions: keep the entity *out* of the image's residual at block `layer` (below the
-   * entity's own block; with `layers`, for the entities dealt a block above it only): `weight` x the mean squared cosine between the image's states there and the span
-   * twin's at that block, at the name's positions. Aligning at a late block alone does not make a late model:
+   * entity's own block; with `layers`, for the entities dealt a block above it only): `weight` x the mean
+   * squared cosine between the image's states there and the span twin's at that block, at the name's positions. Aligning at a late block alone does not make a late model:
    * the residual stream carries an early state up unchanged, so the easiest way to hold block 1's fresh state
    * at block 3 is to hold it at block 1 already (session 13: the block-3 model's block-1 states were nearest
    * their own entity's in 36 of 52, and it answered 52 % of held-out pairs against the backbone's 24 % deadline).
@@ -576,15 +576,16 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           : tf.mean(tf.square(tf.sub(unitRms(at), want)), -1);
         const mask = tf.gather(targets.mask, ent);
         let align = tf.div(tf.sum(tf.mul(perPos, mask)), tf.sum(mask));
-        if (absent && g.absentAt) {
-          // The name's positions only (absent.mask): squared cosine to the entity's own state there.
+        // A mixture's early entities (dealt a block at or below the absence block) are meant to be there: exempt.
+        const late = absent && g.absentAt ? absenceRows(layerOf, g.absentAt.layer, entOf) : [];
+        if (absent && g.absentAt && late.includes(1)) {
+          // The name's positions only (absent.mask): squared cosine to the entity's own state there. (x 1 is exact,
+          // so a recipe that deals every entity above the block sums the same bits as before the exemption.)
           const early = tf.concat(entOf.map((_, i) => trace.resid[g.absentAt!.layer].slice([i, ctx.length - K, 0], [1, K, -1])), 0);
           const own = tf.gather(absent.states, ent);
           const cos = tf.div(tf.sum(tf.mul(early, own), -1), tf.add(tf.mul(tf.norm(early, 2, -1), tf.norm(own, 2, -1)), 1e-12));
-          // A mixture's early entities (dealt a block at or below the absence block) are meant to be there: exempt.
-          const late = absenceRows(layerOf, g.absentAt.layer, entOf);
-          const names = late.every((x) => x === 1) ? tf.gather(absent.mask, ent) : tf.mul(tf.gather(absent.mask, ent), tf.tensor2d(late, [late.length, 1]));
-          if (late.some((x) => x === 1)) align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
+          const names = tf.mul(tf.gather(absent.mask, ent), tf.tensor2d(late, [late.length, 1]));
+          align = tf.add(align, tf.mul(g.absentAt.weight, tf.div(tf.sum(tf.mul(tf.square(cos), names)), tf.sum(names))));
         }
         if (!g.tokenCe || !spanIds) return align;
         const table = unitRms(get('lm.embed'));
