@@ -89,10 +89,11 @@ export interface GroundRecipe {
   /**
    * Align-only, span positions: keep the entity *out* of the image's residual at block `layer` (below the
    * entity's own block; with `layers`, for the entities dealt a block above it only): `weight` x the mean
-   * squared cosine between the image's states there and the span twin's at that block, at the name's positions. Aligning at a late block alone does not make a late model:
-   * the residual stream carries an early state up unchanged, so the easiest way to hold block 1's fresh state
-   * at block 3 is to hold it at block 1 already (session 13: the block-3 model's block-1 states were nearest
-   * their own entity's in 36 of 52, and it answered 52 % of held-out pairs against the backbone's 24 % deadline).
+   * squared cosine between the image's states there and the span twin's at that block, at the name's positions.
+   * Aligning at a late block alone does not make a late model: the residual stream carries an early state up
+   * unchanged, so the easiest way to hold block 1's fresh state at block 3 is to hold it at block 1 already
+   * (session 13: the block-3 model's block-1 states were nearest their own entity's in 36 of 52, and it answered
+   * 52 % of held-out pairs against the backbone's 24 % deadline).
    */
   absentAt?: { layer: number; weight: number };
   /**
