@@ -152,6 +152,8 @@ function causalMask(T: number): tf.Tensor {
 export interface LmTrace {
   /** Input of every block and the final block output, [B, T, D] each (for probes and checks). */
   resid?: tf.Tensor[];
+  /** Attention probabilities of every block, [B * heads, T (query), T (key)] each (readout's `readBy` term). */
+  attention?: tf.Tensor[];
 }
 
 /**
@@ -181,6 +183,7 @@ export function lmForward(get: Get, s: LmSize, embeds: tf.Tensor, trace?: LmTrac
     const kT = rope(heads(lin(x, get(`${p}k`)))).reshape([B * H, T, hd]).transpose([0, 2, 1]);
     const v = heads(lin(x, get(`${p}v`))).reshape([B * H, T, hd]);
     const probs = tf.softmax(tf.add(tf.matMul(q, kT), mask), -1);
+    trace?.attention?.push(probs);
     const att = tf.matMul(probs, v).reshape([B, H, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, H * hd]);
     h = tf.add(h, lin(att, get(`${p}o`)).reshape([B, T, s.d]));
     const y = rmsNorm(h, get(`${p}post_norm`), s.eps).reshape([B * T, s.d]);
@@ -260,6 +263,26 @@ export function tokenLoss(logits: tf.Tensor, targets: number[][]): tf.Tensor {
   const oh = tf.oneHot(tf.tensor1d(flat.map((t) => Math.max(t, 0)), 'int32'), V).toFloat();
   const picked = tf.sum(tf.mul(lp, oh), -1);
   return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(w, 'float32')))), Math.max(n, 1));
+}
+
+/**
+ * Mean attention mass that the real positions after the image put on the image's positions, over those queries,
+ * every head and the given blocks' probabilities ([B * heads, T, T] each, `LmTrace.attention`). Rows hold the
+ * image at the same positions (embedWithImages); padding queries (`padId`) are left out.
+ */
+export function imageReadMass(probs: readonly tf.Tensor[], ids: number[][], imageToken: number, padId: number, heads: number): tf.Tensor {
+  const T = ids[0].length;
+  const start = ids[0].indexOf(imageToken);
+  const n = ids[0].lastIndexOf(imageToken) - start + 1;
+  if (start < 0 || probs.length === 0) throw new Error('imageReadMass: needs rows with an image and at least one block');
+  const q = new Float32Array(ids.length * heads * T);
+  ids.forEach((r, b) => {
+    for (let h = 0; h < heads; h++) for (let t = start + n; t < T; t++) if (r[t] !== padId) q[(b * heads + h) * T + t] = 1;
+  });
+  const count = q.reduce((a, x) => a + x, 0);
+  const qMask = tf.tensor2d(q, [ids.length * heads, T]);
+  const per = probs.map((p) => tf.sum(tf.mul(tf.sum(p.slice([0, 0, start], [-1, -1, n]), -1), qMask)));
+  return tf.div(tf.addN(per), Math.max(count, 1) * probs.length);
 }
 
 /** Embeds with image features written into the image-token slots (same span in every row, or row-wise). */

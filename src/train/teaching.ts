@@ -27,7 +27,7 @@ import {
 import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
-import { embedWithImages, getter, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
+import { embedWithImages, getter, imageReadMass, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { engineInfo, type EngineOptions } from '../engine/backend';
 import { BUILTIN_GEMM, isBuiltinGemm } from '../engine/native-matmul';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
@@ -114,6 +114,16 @@ export interface GroundRecipe {
 export interface ReadoutRecipe {
   from: number;
   mix: InstructMix;
+  /**
+   * Set: the text has read the image by block `layer`. The attention that the positions after the image pay to the
+   * image's positions in blocks `layer`.. is penalised (`weight` times its mean mass per query, head and block), so
+   * the readout moves the entity out of the image in the blocks below and the image tokens go unread from `layer`
+   * on. Real VLMs stop reading the image well before the top: blocking image -> text attention from the middle
+   * layers on costs LLaVA-1.5 nothing (Kaduri et al., cited by "Too Late to Recall" §2), and its cross-patching
+   * switch is at layer ~20 of 32 (PopVQA §5). Without it the readout reads the image in every block it tunes, and
+   * the switch sits at the top of the stack (data/teaching/README.md, session 20).
+   */
+  readBy?: { layer: number; weight: number };
 }
 
 export interface StageRecipe {
@@ -371,6 +381,9 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   if (recipe.readout && !recipe.ground) throw new Error('recipe.readout needs recipe.ground (it tunes the LM after grounding)');
   if (recipe.readout && (!Number.isInteger(recipe.readout.from) || recipe.readout.from < 0 || recipe.readout.from >= spec.lm.layers))
     throw new Error(`recipe.readout.from ${recipe.readout.from}: expected a block 0..${spec.lm.layers - 1}`);
+  const readBy = recipe.readout?.readBy;
+  if (readBy && (!Number.isInteger(readBy.layer) || readBy.layer < 1 || readBy.layer >= spec.lm.layers || !(readBy.weight > 0)))
+    throw new Error(`recipe.readout.readBy: expected a block 1..${spec.lm.layers - 1} and a weight > 0 (got ${JSON.stringify(readBy)})`);
   for (const name of STAGES) {
     if (stopped) break;
     if ((name === 'instruct' || name === 'ground') && name !== final) continue;
@@ -450,7 +463,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           runStage(name, trainable, frozen, batch, (get, b) => {
             const bb = b as Batch & { rows?: number[] };
             const img = bb.rows ? project(get, tf.gather(feats, tf.tensor1d(bb.rows, 'int32'))) : null;
-            const loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img)), bb.targets);
+            const trace = name === 'readout' && readBy && img ? { attention: [] as tf.Tensor[] } : undefined;
+            let loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, bb.ids, data.imageTokenId, img), trace), bb.targets);
+            if (trace && readBy)
+              loss = tf.add(loss, tf.mul(readBy.weight, imageReadMass(trace.attention.slice(readBy.layer), bb.ids, data.imageTokenId, pad, spec.lm.heads)));
             // Text-only batches do not reach the projector; a zero term keeps its gradient defined (and zero).
             return img || name === 'readout' ? loss : tf.add(loss, tf.mul(0, tf.addN(['proj.w1', 'proj.b1', 'proj.w2', 'proj.b2'].map((n) => tf.sum(get(n))))));
           });

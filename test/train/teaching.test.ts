@@ -13,7 +13,7 @@ import { loadModelFromDir } from '../../src/models/load';
 import { copyExamples, epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, spanPromptIds, SPAN_FILLER, viewRgb } from '../../src/train/data';
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
-import { embedWithImages, getter, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
+import { embedWithImages, getter, imageReadMass, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
 import { absenceRows, groundLayers, groundTargets, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
@@ -245,6 +245,54 @@ describe('teaching pipeline', () => {
     assert.equal(st.losses.length, 6);
     await assert.rejects(run('readout3', { ...recipe, readout: { ...recipe.readout!, from: 2 } }), /recipe.readout.from 2: expected a block 0..1/);
     await assert.rejects(run('readout4', { ...recipe, ground: null }), /recipe.readout needs recipe.ground/);
+
+    // readBy: the image read by block 1, so block 1's attention from the text after the image to the image is
+    // penalised. It changes the weights (deterministically), and lowers that attention on a readout batch.
+    const longer: Partial<TeachingRecipe> = { ...recipe, stages: { ...recipe.stages!, readout: { steps: 40, batch: 8, lr: 1e-2, warmup: 1 } } };
+    const byRecipe: Partial<TeachingRecipe> = { ...longer, readout: { ...recipe.readout!, readBy: { layer: 1, weight: 20 } } };
+    const plain = await run('readby0', longer);
+    const by = await run('readby1', byRecipe);
+    same(by.params, (await run('readby2', byRecipe)).params);
+    assert.ok([...by.params].some(([k, v]) => !bytesOf(v).equals(bytesOf(plain.params.get(k)!))), 'readBy changed nothing');
+    const spec = by.spec;
+    const data = loadTeachingData(dataDir);
+    const nTok = (spec.vit.image / spec.vit.patch) ** 2;
+    const S = data.imageSize;
+    const es = data.entities.filter((e) => e.type === data.entities[0].type).slice(0, 4);
+    const ids = es.map((e) => promptIds(data, imagePrompt(data, data.templates.identification[e.type].query), nTok));
+    const massOf = (params: Map<string, HostTensor>) => {
+      const dev = toDevice(params);
+      try {
+        return tf.tidy(() => {
+          const g = getter(dev);
+          const px = tf.tensor4d(pixelsOf(data, es.map((e) => viewRgb(data, e, data.testViews[0], true))), [es.length, 3, S, S]);
+          const trace = { attention: [] as tf.Tensor[] };
+          lmForward(g, spec.lm, embedWithImages(g, spec.lm, ids, data.imageTokenId, project(g, vitFeatures(g, spec.vit, px, spec.featureLayer))), trace);
+          return imageReadMass(trace.attention.slice(1), ids, data.imageTokenId, spec.padId, spec.lm.heads).dataSync()[0];
+        });
+      } finally {
+        disposeParams(dev);
+      }
+    };
+    const [plainMass, byMass] = [massOf(plain.params), massOf(by.params)];
+    assert.ok(byMass < plainMass * 0.8, `block-1 attention on the image: ${byMass} with readBy, ${plainMass} without`);
+    for (const readBy of [{ layer: 2, weight: 1 }, { layer: 0, weight: 1 }, { layer: 1, weight: 0 }])
+      await assert.rejects(run('readby3', { ...recipe, readout: { ...recipe.readout!, readBy } }), /recipe.readout.readBy: expected a block 1..1 and a weight > 0/);
+  });
+
+  test('imageReadMass: the mean attention that the real positions after the image pay to it, per head and block', () => {
+    const before = tf.memory().numTensors;
+    // ids: bos, image, image, text, text, pad; image token 9, pad 0. Queries 3 and 4 count; 5 is padding.
+    const ids = [[1, 9, 9, 5, 6, 0]];
+    const row = (r: number[]) => r;
+    const block = (a: number, b: number) =>
+      tf.tensor3d([[row([1, 0, 0, 0, 0, 0]), row([0.5, 0.5, 0, 0, 0, 0]), row([0.2, 0.3, 0.5, 0, 0, 0]), row([0.1, 0.2, 0.3, 0.4, 0, 0]), row([0.5, a, b, 0, 0, 0.5 - a - b]), row([0, 1, 0, 0, 0, 0])]], [1, 6, 6]);
+    const m = tf.tidy(() => imageReadMass([block(0.1, 0.1), block(0, 0.3)], ids, 9, 0, 1).dataSync()[0]);
+    // block 1: queries 3 (0.5) and 4 (0.2); block 2: 0.5 and 0.3. Mean of the four: 0.375; query 5 (padding, 1.0) is left out.
+    assert.ok(Math.abs(m - 0.375) < 1e-6, String(m));
+    assert.throws(() => imageReadMass([], ids, 9, 0, 1), /needs rows with an image/);
+    assert.throws(() => tf.tidy(() => imageReadMass([block(0, 0)], [[1, 5, 6, 0, 0, 0]], 9, 0, 1)), /needs rows with an image/);
+    assert.equal(tf.memory().numTensors, before);
   });
 
   test('the recipes in data/teaching/recipes name only recipe fields and run at toy size (their stages and knobs are accepted)', async () => {
@@ -260,7 +308,7 @@ describe('teaching pipeline', () => {
       const full = resolveRecipe(r);
       assert.ok(full.ground && full.readout, `${f}: a pair recipe grounds and reads out`);
       // The same knobs on the toy model (2 blocks): grounding blocks clamp to 0..2, the absence block stays below
-      // them, readout starts at most at block 1, and steps shrink.
+      // them, readout starts at most at block 1 (and reads the image by block 1), and steps shrink.
       const clamp = (l: number) => Math.min(l, 2);
       const lowest = Math.min(clamp(full.ground.layer), ...(full.ground.layers ?? []).map(clamp));
       const toy: Partial<TeachingRecipe> = {
@@ -274,7 +322,7 @@ describe('teaching pipeline', () => {
           layers: full.ground.layers?.map(clamp),
           absentAt: full.ground.absentAt ? { ...full.ground.absentAt, layer: Math.min(full.ground.absentAt.layer, lowest - 1) } : undefined,
         },
-        readout: { ...full.readout, from: Math.min(full.readout.from, 1) },
+        readout: { ...full.readout, from: Math.min(full.readout.from, 1), ...(full.readout.readBy ? { readBy: { ...full.readout.readBy, layer: 1 } } : {}) },
       };
       const res = await trainTeachingModel({ seed: 1, dataDir, runDir: path.join(tmp, `recipe-${f}`), recipe: toy });
       assert.equal(res.stoppedEarly, false, f);
