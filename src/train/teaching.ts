@@ -118,10 +118,10 @@ export interface ReadoutRecipe {
    * Set: the text has read the image by block `layer`. The attention that the positions after the image pay to the
    * image's positions in blocks `layer`.. is penalised (`weight` times its mean mass per query, head and block), so
    * the readout moves the entity out of the image in the blocks below and the image tokens go unread from `layer`
-   * on. Real VLMs stop reading the image well before the top: blocking image -> text attention from the middle
-   * layers on costs LLaVA-1.5 nothing (Kaduri et al., cited by "Too Late to Recall" §2), and its cross-patching
-   * switch is at layer ~20 of 32 (PopVQA §5). Without it the readout reads the image in every block it tunes, and
-   * the switch sits at the top of the stack (data/teaching/README.md, session 20).
+   * on. Real VLMs move the image into the text in their middle layers: PopVQA finds LLaVA-1.5-7B's cross-modal
+   * attention concentrated in layers 15-24 and its cross-patching switch at ~20 of 32 (Kaduri et al., which it
+   * cites, likewise). Without the term the readout reads the image in every block it tunes, and the switch sits
+   * at the top of the stack (data/teaching/README.md, session 20).
    */
   readBy?: { layer: number; weight: number };
 }
