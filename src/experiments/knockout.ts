@@ -110,7 +110,9 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   for (const e of edges) [e.from, e.to].forEach((s) => toSelector(s));
   const modalities: Modality[] = spec.modality === 'both' ? ['image', 'text'] : [spec.modality];
   const entities = source.entities({ types: spec.types, limit: spec.limit, seed: spec.seed });
-  await prepareSource(source, entities);
+  // Text prompts on every entity need no image, so that run also works on a text-only LLM: a VLM's backbone, whose
+  // own subject -> last reading is what the VLM's image path is compared with (data/teaching/README.md, session 20).
+  if (modalities.includes('image') || spec.identifiedOnly) await prepareSource(source, entities);
   const pool = await identifiedPool(model, source, entities, spec, ctx, cp, progress);
   const prompts: PromptCase[] = [];
   for (const e of pool)

@@ -260,6 +260,24 @@ test('the backbone benchmark on the teaching model finds data/teaching/backbone 
   }
 });
 
+test('knockout with text prompts on every entity runs on a text-only LLM (the pair\'s backbone); an image edge or identification there is refused, naming why', async () => {
+  const { loadModelWithAssets } = await import('../../src/experiments');
+  const backbone = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching/backbone'));
+  try {
+    const base = { kind: 'knockout', version: 1, limit: 2, fromLayer: 2, accuracy: false, template: 'llava-1.5' } as const;
+    const r = await runExperiment({ ...base, modality: 'text', identifiedOnly: false, edges: ['entity->last'] }, { model: backbone, data: TOYWORLD });
+    const rows = r.table.objects() as { modality: string; edges: string; fromLayer: number | null; pNew: number | null; pBase: number }[];
+    const knocked = rows.filter((x) => x.edges === 'entity->last');
+    assert.ok(knocked.length > 0 && knocked.every((x) => x.modality === 'text' && x.fromLayer === 2), JSON.stringify(rows.slice(0, 2)));
+    // Blocking the subject from the last token from block 2 on moves the answer's probability (the backbone reads it there).
+    assert.ok(knocked.some((x) => Number.isFinite(x.pNew) && Math.abs((x.pNew as number) - x.pBase) > 1e-3), JSON.stringify(knocked.slice(0, 2)));
+    await assert.rejects(runExperiment({ ...base, modality: 'text', identifiedOnly: true, edges: ['entity->last'] }, { model: backbone, data: TOYWORLD }), /takes no images/);
+    await assert.rejects(runExperiment({ ...base, modality: 'image', identifiedOnly: false }, { model: backbone, data: TOYWORLD }), /takes no images/);
+  } finally {
+    backbone.dispose();
+  }
+});
+
 test("a spec backbone other than the one the VLM's folder names is used, with a warning saying so", async () => {
   const { loadModelWithAssets } = await import('../../src/experiments');
   const late = loadModelWithAssets(path.resolve(__dirname, '../../data/teaching/late'));
