@@ -284,9 +284,8 @@ describe('teaching pipeline', () => {
     const before = tf.memory().numTensors;
     // ids: bos, image, image, text, text, pad; image token 9, pad 0. Queries 3 and 4 count; 5 is padding.
     const ids = [[1, 9, 9, 5, 6, 0]];
-    const row = (r: number[]) => r;
     const block = (a: number, b: number) =>
-      tf.tensor3d([[row([1, 0, 0, 0, 0, 0]), row([0.5, 0.5, 0, 0, 0, 0]), row([0.2, 0.3, 0.5, 0, 0, 0]), row([0.1, 0.2, 0.3, 0.4, 0, 0]), row([0.5, a, b, 0, 0, 0.5 - a - b]), row([0, 1, 0, 0, 0, 0])]], [1, 6, 6]);
+      tf.tensor3d([[[1, 0, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0, 0], [0.2, 0.3, 0.5, 0, 0, 0], [0.1, 0.2, 0.3, 0.4, 0, 0], [0.5, a, b, 0, 0, 0.5 - a - b], [0, 1, 0, 0, 0, 0]]], [1, 6, 6]);
     const m = tf.tidy(() => imageReadMass([block(0.1, 0.1), block(0, 0.3)], ids, 9, 0, 1).dataSync()[0]);
     // block 1: queries 3 (0.5) and 4 (0.2); block 2: 0.5 and 0.3. Mean of the four: 0.375; query 5 (padding, 1.0) is left out.
     assert.ok(Math.abs(m - 0.375) < 1e-6, String(m));
