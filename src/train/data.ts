@@ -117,6 +117,8 @@ export interface Example {
   ids: number[];
   targets: number[];
   image?: { entity: number };
+  /** The subject's positions (its name, or a span twin's image positions), for a read-by deadline (TeachingRecipe.lmReadBy). */
+  subject?: { start: number; n: number };
 }
 
 export function fillTemplate(t: string, subject: string, answer = ''): string {
@@ -184,16 +186,21 @@ export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span
   for (const e of data.entities) {
     for (const c of data.templates.captions[e.type]) out.push(sentence(data, fillTemplate(c, e.subject)));
     out.push(sentence(data, idAnswer(data, e)));
+    const name = data.tokenizer.encode(e.subject, { addSpecialTokens: false });
     for (const rel of Object.keys(e.facts)) {
-      out.push(example(data, promptIds(data, textPrompt(data, questionFor(data, e, rel, false)), 0), answerOf(e, rel)));
+      const q = promptIds(data, textPrompt(data, questionFor(data, e, rel, false)), 0);
+      out.push({ ...example(data, q, answerOf(e, rel)), subject: { start: findRun(q, name, `${e.subject}'s ${rel} question`), n: name.length } });
       // "Name it, then answer": the answer follows from the name in context (the name itself is not scored).
       out.push(example(data, promptIds(data, textPrompt(data, cotQuery(data, e, rel)), 0), answerOf(e, rel), { unscored: idAnswer(data, e) }));
     }
     if (opts.nameFirst || opts.span) {
       const named = (query: string) =>
         opts.span ? spanPromptIds(data, e, query, opts.span) : promptIds(data, imagePrompt(data, query).replace(data.templates.promptTemplate.imageToken, e.subject), 0);
-      out.push(example(data, named(data.templates.identification[e.type].query), idAnswer(data, e)));
-      for (const rel of Object.keys(e.facts)) out.push(example(data, named(questionFor(data, e, rel, true)), answerOf(e, rel)));
+      // A span twin's subject is the image's whole span (what a VLM's text reads); a name-first twin's, the name.
+      const subject = (ids: number[]) => (opts.span ? { start: spanStart(data), n: opts.span } : { start: findRun(ids, name, e.subject), n: name.length });
+      const twin = (ids: number[], answer: string) => ({ ...example(data, ids, answer), subject: subject(ids) });
+      out.push(twin(named(data.templates.identification[e.type].query), idAnswer(data, e)));
+      for (const rel of Object.keys(e.facts)) out.push(twin(named(questionFor(data, e, rel, true)), answerOf(e, rel)));
     }
   }
   if (opts.span && opts.copies) out.push(...copyExamples(data, opts.span, opts.copies));
@@ -215,9 +222,20 @@ export function copyExamples(data: TeachingData, span: number, copies: number): 
       const f = data.entities[Math.floor(rng() * data.entities.length)];
       const name = [words(e.subject)[0], ...words(f.subject).slice(1)].join(' ');
       const fake = { ...e, subject: name };
-      out.push(example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)));
+      out.push({ ...example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)), subject: { start: spanStart(data), n: span } });
     }
   return out;
+}
+
+/** The first position of `run` in `ids` (a name in its prompt); throws naming `what` when it is not there. */
+function findRun(ids: readonly number[], run: readonly number[], what: string): number {
+  for (let i = 0; i + run.length <= ids.length; i++) if (run.every((t, j) => ids[i + j] === t)) return i;
+  throw new InputError(`${what}: the name's tokens are not in the prompt's`);
+}
+
+/** Where the image's positions start in an image prompt (the span twin's span). */
+function spanStart(data: TeachingData): number {
+  return data.tokenizer.encode(imagePrompt(data, '')).indexOf(data.imageTokenId);
 }
 
 /** The filler of a span twin: `<unk>`, a token no text ever produces (training embeds `<image>` as it too). */
@@ -281,6 +299,8 @@ export interface Batch {
   targets: number[][];
   /** Entity per row when the batch has images. */
   entities?: number[];
+  /** Each row's subject (Example.subject; null where it has none), when some row has one. */
+  subjects?: ({ start: number; n: number } | null)[];
 }
 
 export function padBatch(rows: Example[], padId: number): Batch {
@@ -289,6 +309,7 @@ export function padBatch(rows: Example[], padId: number): Batch {
     ids: rows.map((r) => [...r.ids, ...new Array<number>(T - r.ids.length).fill(padId)]),
     targets: rows.map((r) => [...r.targets, ...new Array<number>(T - r.targets.length).fill(-1)]),
     ...(rows[0].image ? { entities: rows.map((r) => r.image!.entity) } : {}),
+    ...(rows.some((r) => r.subject) ? { subjects: rows.map((r) => r.subject ?? null) } : {}),
   };
 }
 

@@ -266,23 +266,37 @@ export function tokenLoss(logits: tf.Tensor, targets: number[][]): tf.Tensor {
 }
 
 /**
- * Mean attention mass that the real positions after the image put on the image's positions, over those queries,
- * every head and the given blocks' probabilities ([B * heads, T, T] each, `LmTrace.attention`). Rows hold the
- * image at the same positions (embedWithImages); padding queries (`padId`) are left out.
+ * Mean attention mass that the real positions after a region put on the region's positions, over those queries,
+ * every head and the given blocks' probabilities ([B * heads, T, T] each, `LmTrace.attention`). `regions[b]` is row
+ * b's region (its first position and length), null for a row left out; padding queries (`padId`) are left out.
  */
-export function imageReadMass(probs: readonly tf.Tensor[], ids: number[][], imageToken: number, padId: number, heads: number): tf.Tensor {
+export function regionReadMass(probs: readonly tf.Tensor[], ids: number[][], regions: readonly ({ start: number; n: number } | null)[], padId: number, heads: number): tf.Tensor {
   const T = ids[0].length;
-  const start = ids[0].indexOf(imageToken);
-  const n = ids[0].lastIndexOf(imageToken) - start + 1;
-  if (start < 0 || probs.length === 0) throw new Error('imageReadMass: needs rows with an image and at least one block');
+  if (probs.length === 0 || regions.length !== ids.length) throw new Error('regionReadMass: needs one region (or null) per row and at least one block');
   const q = new Float32Array(ids.length * heads * T);
+  const k = new Float32Array(ids.length * heads * T);
   ids.forEach((r, b) => {
-    for (let h = 0; h < heads; h++) for (let t = start + n; t < T; t++) if (r[t] !== padId) q[(b * heads + h) * T + t] = 1;
+    const g = regions[b];
+    if (!g) return;
+    for (let h = 0; h < heads; h++) {
+      const o = (b * heads + h) * T;
+      for (let t = g.start; t < g.start + g.n; t++) k[o + t] = 1;
+      for (let t = g.start + g.n; t < T; t++) if (r[t] !== padId) q[o + t] = 1;
+    }
   });
   const count = q.reduce((a, x) => a + x, 0);
   const qMask = tf.tensor2d(q, [ids.length * heads, T]);
-  const per = probs.map((p) => tf.sum(tf.mul(tf.sum(p.slice([0, 0, start], [-1, -1, n]), -1), qMask)));
+  const kMask = tf.tensor3d(k, [ids.length * heads, 1, T]);
+  const per = probs.map((p) => tf.sum(tf.mul(tf.sum(tf.mul(p, kMask), -1), qMask)));
   return tf.div(tf.addN(per), Math.max(count, 1) * probs.length);
+}
+
+/** regionReadMass with the image as every row's region (rows hold it at the same positions, embedWithImages). */
+export function imageReadMass(probs: readonly tf.Tensor[], ids: number[][], imageToken: number, padId: number, heads: number): tf.Tensor {
+  const start = ids[0].indexOf(imageToken);
+  if (start < 0 || probs.length === 0) throw new Error('imageReadMass: needs rows with an image and at least one block');
+  const n = ids[0].lastIndexOf(imageToken) - start + 1;
+  return regionReadMass(probs, ids, ids.map(() => ({ start, n })), padId, heads);
 }
 
 /** Embeds with image features written into the image-token slots (same span in every row, or row-wise). */

@@ -27,7 +27,7 @@ import {
 import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
-import { embedWithImages, getter, imageReadMass, initLm, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
+import { embedWithImages, getter, imageReadMass, initLm, regionReadMass, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { engineInfo, type EngineOptions } from '../engine/backend';
 import { BUILTIN_GEMM, isBuiltinGemm } from '../engine/native-matmul';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
@@ -152,6 +152,17 @@ export interface TeachingRecipe {
   lmNameFirst?: boolean | 'span';
   /** With `lmNameFirst: 'span'`: identification twins of made-up names per entity (data.ts copyExamples). */
   lmCopies?: number;
+  /**
+   * Set: the backbone reads the subject by block `layer`. In LM pretraining, the attention that the positions after
+   * the subject (the name in a text question, the image's span in a span twin) pay to it in blocks `layer`.. is
+   * penalised (`weight` times its mean mass per query, head and block, nets.ts regionReadMass). A VLM's text reads
+   * the image where its backbone reads the subject, so this sets where the pair's cross-patching switch can be.
+   * Without it the 6-layer backbone read the subject into the last position up to its top block (knockout from
+   * block 5 on cost answers), and both VLMs switched there (data/teaching/README.md, sessions 20-21). LLMs
+   * extract a subject's attributes into the last position in their upper-middle layers (Geva et al. 2023, which
+   * "Too Late to Recall" builds on).
+   */
+  lmReadBy?: { layer: number; weight: number };
   /** Set (with `ground`): stage `readout` tunes the LM's upper blocks after grounding. */
   readout?: ReadoutRecipe | null;
   /**
@@ -257,7 +268,8 @@ export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope
  */
 export function backboneMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
   const kernels = recipe.kernels ? { kernels: recipe.kernels } : {};
-  return { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels }) };
+  const readBy = recipe.lmReadBy ? { lmReadBy: recipe.lmReadBy } : {};
+  return { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels, ...readBy }) };
 }
 
 export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
@@ -384,6 +396,9 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   const readBy = recipe.readout?.readBy;
   if (readBy && (!Number.isInteger(readBy.layer) || readBy.layer < 1 || readBy.layer >= spec.lm.layers || !(readBy.weight > 0)))
     throw new Error(`recipe.readout.readBy: expected a block 1..${spec.lm.layers - 1} and a weight > 0 (got ${JSON.stringify(readBy)})`);
+  const lmReadBy = recipe.lmReadBy;
+  if (lmReadBy && (!Number.isInteger(lmReadBy.layer) || lmReadBy.layer < 1 || lmReadBy.layer >= spec.lm.layers || !(lmReadBy.weight > 0)))
+    throw new Error(`recipe.lmReadBy: expected a block 1..${spec.lm.layers - 1} and a weight > 0 (got ${JSON.stringify(lmReadBy)})`);
   for (const name of STAGES) {
     if (stopped) break;
     if ((name === 'instruct' || name === 'ground') && name !== final) continue;
@@ -402,7 +417,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         const ex = lmExamples(data, recipe.lmNameFirst === 'span' ? { span: nTokens, copies: recipe.lmCopies ?? 0 } : { nameFirst: recipe.lmNameFirst ?? false });
         runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
           const batch = b as Batch;
-          return tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null)), batch.targets);
+          const trace = lmReadBy && batch.subjects ? { attention: [] as tf.Tensor[] } : undefined;
+          const loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null), trace), batch.targets);
+          if (!trace || !lmReadBy) return loss;
+          return tf.add(loss, tf.mul(lmReadBy.weight, regionReadMass(trace.attention.slice(lmReadBy.layer), batch.ids, batch.subjects!, pad, spec.lm.heads)));
         });
         backbone = new Map(host);
       } else if (name === 'vision') {

@@ -13,10 +13,10 @@ import { loadModelFromDir } from '../../src/models/load';
 import { copyExamples, epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, spanPromptIds, SPAN_FILLER, viewRgb } from '../../src/train/data';
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
-import { embedWithImages, getter, imageReadMass, initLm, lmForward, project, tokenLoss, vitFeatures } from '../../src/train/nets';
+import { embedWithImages, getter, imageReadMass, initLm, lmForward, project, regionReadMass, tokenLoss, vitFeatures } from '../../src/train/nets';
 import { readHost } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
-import { absenceRows, groundLayers, groundTargets, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
+import { absenceRows, backboneMetadata, groundLayers, groundTargets, resolveRecipe, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
 const TINY: Partial<TeachingRecipe> = {
   lm: { d: 16, layers: 2, heads: 2, inter: 32, ropeTheta: 10000, eps: 1e-5 },
@@ -164,6 +164,15 @@ describe('teaching pipeline', () => {
       if (!subjects.has(spanText)) novel++;
     }
     assert.ok(novel > copies.length / 2, `${novel} made-up names`);
+    // The subject a read-by deadline protects: a text question's name, a twin's or copy's whole span.
+    for (const ex of base.filter((x) => x.subject)) {
+      const at = data.tokenizer.decode(ex.ids.slice(ex.subject!.start, ex.subject!.start + ex.subject!.n), { skipSpecialTokens: true });
+      assert.ok(data.entities.some((x) => x.subject === at), `a text question's subject reads "${at}"`);
+    }
+    assert.equal(base.filter((x) => x.subject).length, relations, 'one per text question (the sentences and CoT rows have none)');
+    const spans = [...twins, ...copies].filter((x) => x.subject && x.subject.n === N);
+    assert.equal(spans.length, data.entities.length + relations + copies.length);
+    assert.ok(spans.every((x) => x.subject!.start === start));
   });
 
   test('align-only grounding (span positions, token term at layer 0): deterministic, the LM untouched, loss falls', async () => {
@@ -294,12 +303,62 @@ describe('teaching pipeline', () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
+  test('regionReadMass: per row, the mean attention the real positions after its region pay to it; rows without one left out', () => {
+    const before = tf.memory().numTensors;
+    // Three rows, one head, T = 4. Row 0's region is position 1; row 1's positions 0-1; row 2 has none.
+    const rows = [
+      [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.6, 0.2, 0], [0.1, 0.3, 0.3, 0.3]],
+      [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.2, 0.2, 0.6, 0], [0.4, 0.4, 0.1, 0.1]],
+      [[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.1, 0.1, 0.8, 0], [0.25, 0.25, 0.25, 0.25]],
+    ];
+    const ids = [[1, 5, 6, 7], [1, 5, 6, 0], [1, 5, 6, 7]];
+    const probs = tf.tensor3d(rows);
+    const m = tf.tidy(() => regionReadMass([probs], ids, [{ start: 1, n: 1 }, { start: 0, n: 2 }, null], 0, 1).dataSync()[0]);
+    // Row 0: queries 2 (0.6) and 3 (0.3); row 1: query 2 (0.4), query 3 is padding; row 2 left out. Mean: 1.3 / 3.
+    assert.ok(Math.abs(m - 1.3 / 3) < 1e-6, String(m));
+    assert.throws(() => regionReadMass([], ids, [null, null, null], 0, 1), /one region \(or null\) per row and at least one block/);
+    assert.throws(() => regionReadMass([probs], ids, [null], 0, 1), /one region \(or null\) per row/);
+    probs.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test('lmReadBy: the backbone reads its subject by the given block; deterministic, and lowers the attention on it from that block on', async () => {
+    const recipe: Partial<TeachingRecipe> = { ...TINY, lmNameFirst: 'span', stages: { ...TINY.stages!, lm: { steps: 30, batch: 16, lr: 1e-2, warmup: 1 } } };
+    const byRecipe: Partial<TeachingRecipe> = { ...recipe, lmReadBy: { layer: 1, weight: 20 } };
+    const run = (dir: string, r = byRecipe) => trainTeachingModel({ seed: 3, dataDir, runDir: path.join(tmp, dir), recipe: r, stages: ['lm'] });
+    const plain = await run('lmreadby0', recipe);
+    const by = await run('lmreadby1');
+    same(by.params, (await run('lmreadby2')).params);
+    const data = loadTeachingData(dataDir);
+    const ex = lmExamples(data, { span: (data.imageSize / 8) ** 2 }).filter((x) => x.subject).slice(0, 24);
+    const batch = epochBatches(ex, 24, 0, 'check', 0, by.spec.padId)[0];
+    const massOf = (params: Map<string, HostTensor>) => {
+      const dev = toDevice(params);
+      try {
+        return tf.tidy(() => {
+          const trace = { attention: [] as tf.Tensor[] };
+          lmForward(getter(dev), by.spec.lm, embedWithImages(getter(dev), by.spec.lm, batch.ids, data.imageTokenId, null), trace);
+          return regionReadMass(trace.attention.slice(1), batch.ids, batch.subjects!, by.spec.padId, by.spec.lm.heads).dataSync()[0];
+        });
+      } finally {
+        disposeParams(dev);
+      }
+    };
+    const [plainMass, byMass] = [massOf(plain.params), massOf(by.params)];
+    assert.ok(byMass < plainMass * 0.5, `block-1 attention on the subject: ${byMass} with lmReadBy, ${plainMass} without`);
+    // The backbone's metadata says what made it (VLMs that share a backbone folder must share this too).
+    assert.match(backboneMetadata(3, resolveRecipe(byRecipe)).hopscope_recipe, /"lmReadBy":\{"layer":1,"weight":20\}/);
+    assert.doesNotMatch(backboneMetadata(3, resolveRecipe(recipe)).hopscope_recipe, /lmReadBy/);
+    for (const lmReadBy of [{ layer: 2, weight: 1 }, { layer: 0, weight: 1 }, { layer: 1, weight: -1 }])
+      await assert.rejects(run('lmreadby3', { ...recipe, lmReadBy }), /recipe.lmReadBy: expected a block 1..1 and a weight > 0/);
+  });
+
   test('the recipes in data/teaching/recipes name only recipe fields and run at toy size (their stages and knobs are accepted)', async () => {
     const dir = path.join(__dirname, '..', '..', 'data', 'teaching', 'recipes');
     const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
     assert.ok(files.length >= 3, files.join(', '));
     const { resolveRecipe, DEFAULT_RECIPE } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
-    const known = new Set([...Object.keys(DEFAULT_RECIPE), 'lmNameFirst', 'lmCopies', 'readout', 'kernels']);
+    const known = new Set([...Object.keys(DEFAULT_RECIPE), 'lmNameFirst', 'lmCopies', 'lmReadBy', 'readout', 'kernels']);
     for (const f of files) {
       const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Partial<TeachingRecipe>;
       for (const k of Object.keys(r)) assert.ok(known.has(k), `${f}: unknown recipe field ${k}`);
@@ -313,6 +372,7 @@ describe('teaching pipeline', () => {
       const toy: Partial<TeachingRecipe> = {
         ...TINY,
         lmNameFirst: r.lmNameFirst,
+        ...(r.lmReadBy ? { lmReadBy: { ...r.lmReadBy, layer: 1 } } : {}),
         stages: { ...TINY.stages!, ground: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 }, readout: { steps: 2, batch: 8, lr: 1e-3, warmup: 1 } },
         ground: {
           ...full.ground,
