@@ -27,7 +27,7 @@ import {
 import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
-import { embedWithImages, getter, imageReadMass, initLm, regionReadMass, initProjector, initVit, lmForward, project, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
+import { embedWithImages, getter, imageReadMass, initLm, initProjector, initVit, lmForward, project, regionReadMass, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { engineInfo, type EngineOptions } from '../engine/backend';
 import { BUILTIN_GEMM, isBuiltinGemm } from '../engine/native-matmul';
 import { countParams, disposeParams, pick, toDevice, toHost, type HostTensor, type Params } from './params';
