@@ -118,7 +118,14 @@ export interface Example {
   targets: number[];
   image?: { entity: number };
   /** The subject's positions (its name, or a span twin's image positions), for a read-by deadline (TeachingRecipe.lmReadBy). */
-  subject?: { start: number; n: number };
+  subject?: Subject;
+}
+
+/** Where an example's subject is: its first position, its length, and whether it is an image's span (a span twin's, a copy's). */
+export interface Subject {
+  start: number;
+  n: number;
+  span: boolean;
 }
 
 export function fillTemplate(t: string, subject: string, answer = ''): string {
@@ -189,7 +196,7 @@ export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span
     const name = data.tokenizer.encode(e.subject, { addSpecialTokens: false });
     for (const rel of Object.keys(e.facts)) {
       const q = promptIds(data, textPrompt(data, questionFor(data, e, rel, false)), 0);
-      out.push({ ...example(data, q, answerOf(e, rel)), subject: { start: findRun(q, name, `${e.subject}'s ${rel} question`), n: name.length } });
+      out.push({ ...example(data, q, answerOf(e, rel)), subject: { start: findRun(q, name, `${e.subject}'s ${rel} question`), n: name.length, span: false } });
       // "Name it, then answer": the answer follows from the name in context (the name itself is not scored).
       out.push(example(data, promptIds(data, textPrompt(data, cotQuery(data, e, rel)), 0), answerOf(e, rel), { unscored: idAnswer(data, e) }));
     }
@@ -197,7 +204,7 @@ export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span
       const named = (query: string) =>
         opts.span ? spanPromptIds(data, e, query, opts.span) : promptIds(data, imagePrompt(data, query).replace(data.templates.promptTemplate.imageToken, e.subject), 0);
       // A span twin's subject is the image's whole span (what a VLM's text reads); a name-first twin's, the name.
-      const subject = (ids: number[]) => (opts.span ? { start: spanStart(data), n: opts.span } : { start: findRun(ids, name, e.subject), n: name.length });
+      const subject = (ids: number[]): Subject => (opts.span ? { start: spanStart(data), n: opts.span, span: true } : { start: findRun(ids, name, e.subject), n: name.length, span: false });
       const twin = (ids: number[], answer: string) => ({ ...example(data, ids, answer), subject: subject(ids) });
       out.push(twin(named(data.templates.identification[e.type].query), idAnswer(data, e)));
       for (const rel of Object.keys(e.facts)) out.push(twin(named(questionFor(data, e, rel, true)), answerOf(e, rel)));
@@ -222,7 +229,7 @@ export function copyExamples(data: TeachingData, span: number, copies: number): 
       const f = data.entities[Math.floor(rng() * data.entities.length)];
       const name = [words(e.subject)[0], ...words(f.subject).slice(1)].join(' ');
       const fake = { ...e, subject: name };
-      out.push({ ...example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)), subject: { start: spanStart(data), n: span } });
+      out.push({ ...example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)), subject: { start: spanStart(data), n: span, span: true } });
     }
   return out;
 }
@@ -300,7 +307,7 @@ export interface Batch {
   /** Entity per row when the batch has images. */
   entities?: number[];
   /** Each row's subject (Example.subject; null where it has none), when some row has one. */
-  subjects?: ({ start: number; n: number } | null)[];
+  subjects?: (Subject | null)[];
 }
 
 export function padBatch(rows: Example[], padId: number): Batch {

@@ -162,7 +162,16 @@ export interface TeachingRecipe {
    * extract a subject's attributes into the last position in their upper-middle layers (Geva et al. 2023, which
    * "Too Late to Recall" builds on).
    */
-  lmReadBy?: { layer: number; weight: number };
+  lmReadBy?: {
+    layer: number;
+    weight: number;
+    /**
+     * Which subjects: 'all' (the default) or 'span', the span twins' image spans only, so that the text questions keep
+     * the upper blocks reading their subject (session 21: with every subject under the deadline, no block above it
+     * learnt to read a late image in the readout).
+     */
+    on?: 'all' | 'span';
+  };
   /** Set (with `ground`): stage `readout` tunes the LM's upper blocks after grounding. */
   readout?: ReadoutRecipe | null;
   /**
@@ -399,6 +408,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   const lmReadBy = recipe.lmReadBy;
   if (lmReadBy && (!Number.isInteger(lmReadBy.layer) || lmReadBy.layer < 1 || lmReadBy.layer >= spec.lm.layers || !(lmReadBy.weight > 0)))
     throw new Error(`recipe.lmReadBy: expected a block 1..${spec.lm.layers - 1} and a weight > 0 (got ${JSON.stringify(lmReadBy)})`);
+  if (lmReadBy?.on !== undefined && lmReadBy.on !== 'all' && lmReadBy.on !== 'span') throw new Error(`recipe.lmReadBy.on: expected 'all' or 'span' (got ${JSON.stringify(lmReadBy.on)})`);
+  if (lmReadBy?.on === 'span' && recipe.lmNameFirst !== 'span') throw new Error("recipe.lmReadBy.on 'span' needs lmNameFirst: 'span' (the span twins)");
   for (const name of STAGES) {
     if (stopped) break;
     if ((name === 'instruct' || name === 'ground') && name !== final) continue;
@@ -417,10 +428,11 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         const ex = lmExamples(data, recipe.lmNameFirst === 'span' ? { span: nTokens, copies: recipe.lmCopies ?? 0 } : { nameFirst: recipe.lmNameFirst ?? false });
         runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
           const batch = b as Batch;
-          const trace = lmReadBy && batch.subjects ? { attention: [] as tf.Tensor[] } : undefined;
+          const regions = lmReadBy && batch.subjects ? batch.subjects.map((s) => (s && (lmReadBy.on !== 'span' || s.span) ? s : null)) : null;
+          const trace = regions?.some(Boolean) ? { attention: [] as tf.Tensor[] } : undefined;
           const loss = tokenLoss(lmForward(get, spec.lm, embedWithImages(get, spec.lm, batch.ids, data.imageTokenId, null), trace), batch.targets);
-          if (!trace || !lmReadBy) return loss;
-          return tf.add(loss, tf.mul(lmReadBy.weight, regionReadMass(trace.attention.slice(lmReadBy.layer), batch.ids, batch.subjects!, pad, spec.lm.heads)));
+          if (!trace || !lmReadBy || !regions) return loss;
+          return tf.add(loss, tf.mul(lmReadBy.weight, regionReadMass(trace.attention.slice(lmReadBy.layer), batch.ids, regions, pad, spec.lm.heads)));
         });
         backbone = new Map(host);
       } else if (name === 'vision') {

@@ -172,7 +172,8 @@ describe('teaching pipeline', () => {
     assert.equal(base.filter((x) => x.subject).length, relations, 'one per text question (the sentences and CoT rows have none)');
     const spans = [...twins, ...copies].filter((x) => x.subject && x.subject.n === N);
     assert.equal(spans.length, data.entities.length + relations + copies.length);
-    assert.ok(spans.every((x) => x.subject!.start === start));
+    assert.ok(spans.every((x) => x.subject!.start === start && x.subject!.span));
+    assert.ok(base.every((x) => !x.subject?.span), "a text question's subject is a name, not a span");
   });
 
   test('align-only grounding (span positions, token term at layer 0): deterministic, the LM untouched, loss falls', async () => {
@@ -351,6 +352,28 @@ describe('teaching pipeline', () => {
     assert.doesNotMatch(backboneMetadata(3, resolveRecipe(recipe)).hopscope_recipe, /lmReadBy/);
     for (const lmReadBy of [{ layer: 2, weight: 1 }, { layer: 0, weight: 1 }, { layer: 1, weight: -1 }])
       await assert.rejects(run('lmreadby3', { ...recipe, lmReadBy }), /recipe.lmReadBy: expected a block 1..1 and a weight > 0/);
+    // on: 'span' leaves the text questions' names free: the text rows' block-1 attention on their subject is then
+    // not pushed down, while the span twins' is.
+    const spanOnly = await run('lmreadby4', { ...byRecipe, lmReadBy: { layer: 1, weight: 20, on: 'span' } });
+    assert.ok([...spanOnly.params].some(([k, v]) => !bytesOf(v).equals(bytesOf(by.params.get(k)!))), "on: 'span' trained like 'all'");
+    const massOn = (params: Map<string, HostTensor>, span: boolean) => {
+      const rows = ex.filter((x) => x.subject!.span === span);
+      const b = epochBatches(rows, rows.length, 0, 'check', 0, by.spec.padId)[0];
+      const dev = toDevice(params);
+      try {
+        return tf.tidy(() => {
+          const trace = { attention: [] as tf.Tensor[] };
+          lmForward(getter(dev), by.spec.lm, embedWithImages(getter(dev), by.spec.lm, b.ids, data.imageTokenId, null), trace);
+          return regionReadMass(trace.attention.slice(1), b.ids, b.subjects!, by.spec.padId, by.spec.lm.heads).dataSync()[0];
+        });
+      } finally {
+        disposeParams(dev);
+      }
+    };
+    assert.ok(massOn(spanOnly.params, false) > massOn(by.params, false) * 1.5, `text questions: ${massOn(spanOnly.params, false)} with on: 'span', ${massOn(by.params, false)} with 'all'`);
+    assert.ok(massOn(spanOnly.params, true) < massOn(plain.params, true) * 0.5, `span twins: ${massOn(spanOnly.params, true)} with on: 'span', ${massOn(plain.params, true)} without`);
+    await assert.rejects(run('lmreadby5', { ...recipe, lmReadBy: { layer: 1, weight: 1, on: 'name' as never } }), /recipe.lmReadBy.on: expected 'all' or 'span'/);
+    await assert.rejects(run('lmreadby6', { ...recipe, lmNameFirst: true, lmReadBy: { layer: 1, weight: 1, on: 'span' } }), /needs lmNameFirst: 'span'/);
   });
 
   test('the recipes in data/teaching/recipes name only recipe fields and run at toy size (their stages and knobs are accepted)', async () => {
