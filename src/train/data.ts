@@ -190,6 +190,7 @@ export function answerOf(e: WorldEntity, rel: string): string {
  */
 export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span?: number; copies?: number } = {}): Example[] {
   const out: Example[] = data.corpus.map((s) => sentence(data, s));
+  const spanAt = opts.span ? spanStart(data) : -1;
   for (const e of data.entities) {
     for (const c of data.templates.captions[e.type]) out.push(sentence(data, fillTemplate(c, e.subject)));
     out.push(sentence(data, idAnswer(data, e)));
@@ -204,7 +205,7 @@ export function lmExamples(data: TeachingData, opts: { nameFirst?: boolean; span
       const named = (query: string) =>
         opts.span ? spanPromptIds(data, e, query, opts.span) : promptIds(data, imagePrompt(data, query).replace(data.templates.promptTemplate.imageToken, e.subject), 0);
       // A span twin's subject is the image's whole span (what a VLM's text reads); a name-first twin's, the name.
-      const subject = (ids: number[]): Subject => (opts.span ? { start: spanStart(data), n: opts.span, span: true } : { start: findRun(ids, name, e.subject), n: name.length, span: false });
+      const subject = (ids: number[]): Subject => (opts.span ? { start: spanAt, n: opts.span, span: true } : { start: findRun(ids, name, e.subject), n: name.length, span: false });
       const twin = (ids: number[], answer: string) => ({ ...example(data, ids, answer), subject: subject(ids) });
       out.push(twin(named(data.templates.identification[e.type].query), idAnswer(data, e)));
       for (const rel of Object.keys(e.facts)) out.push(twin(named(questionFor(data, e, rel, true)), answerOf(e, rel)));
@@ -224,12 +225,13 @@ export function copyExamples(data: TeachingData, span: number, copies: number): 
   const out: Example[] = [];
   const rng = mulberry32(hashSeed(data.seed, 'copy-names'));
   const words = (s: string) => s.split(' ');
+  const spanAt = spanStart(data);
   for (const e of data.entities)
     for (let c = 0; c < copies; c++) {
       const f = data.entities[Math.floor(rng() * data.entities.length)];
       const name = [words(e.subject)[0], ...words(f.subject).slice(1)].join(' ');
       const fake = { ...e, subject: name };
-      out.push({ ...example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)), subject: { start: spanStart(data), n: span, span: true } });
+      out.push({ ...example(data, spanPromptIds(data, fake, data.templates.identification[e.type].query, span), idAnswer(data, fake)), subject: { start: spanAt, n: span, span: true } });
     }
   return out;
 }
