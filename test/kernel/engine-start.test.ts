@@ -8,6 +8,7 @@ import type { HsKernel } from '../../kernel/cell-api';
 import { createHs } from '../../kernel/hs';
 import { BACKEND_ORDER, engineInfo, shutdownEngine } from '../../src/engine/backend';
 import { context, run } from './magic-context';
+import { TEACHING_LAYERS } from '../teaching-layers';
 
 after(() => shutdownEngine());
 
@@ -38,7 +39,7 @@ test('hs.loadModel in a cell starts the engine like %load', async () => {
   shutdownEngine();
   const hs = createHs({} as HsKernel) as unknown as { loadModel(name: string): Promise<{ numLayers: number }> };
   const model = await hs.loadModel('teaching');
-  assert.equal(model.numLayers, 6);
+  assert.equal(model.numLayers, TEACHING_LAYERS);
   assert.ok(engineInfo(), 'the engine is running');
   assert.notEqual(engineInfo()?.provider, 'cpu');
 });

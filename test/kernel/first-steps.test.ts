@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { TEACHING_DATA } from '../../kernel/magics/load';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { context, run } from './magic-context';
+import { TEACHING_LAYERS } from '../teaching-layers';
 
 after(() => shutdownEngine());
 
@@ -13,7 +14,7 @@ test('%load teaching loads data/toyworld with the model; %crosspatch then runs w
   await initEngine({ backend: 'cpu' });
   const { ctx, bound } = context();
   const out = await run(ctx, 'load teaching');
-  assert.match(String(out.bundle?.['text/plain']), /loaded teaching .*6 layers.*data data[\\/]toyworld/);
+  assert.match(String(out.bundle?.['text/plain']), new RegExp(`loaded teaching .*${TEACHING_LAYERS} layers.*data data[\\\\/]toyworld`));
   const data = ctx.session.data as { root: string; entities: unknown[] };
   assert.equal(path.resolve(data.root), TEACHING_DATA);
   assert.ok(data.entities.length > 0);

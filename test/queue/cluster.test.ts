@@ -18,7 +18,7 @@ import { HOPSCOPE_VERSION, PROTOCOL, type ShardData } from '../../src/queue/prot
 import { DATA, MODEL, hopscope, startWorkerProcess, tableDiff, testQueue, until, type Child } from './cluster';
 import { redisMissing, startRedis, type RedisServer } from './redis';
 
-// 3 targets x up to 2 donors x 6 layers: about 36 patch jobs (the seeded sample decides how many donor pairs
+// 3 targets x up to 2 donors x the model's layers (8): about 48 patch jobs (the seeded sample decides how many donor pairs
 // exist; JOBS is read off the local run), at most 2 per shard: enough shards to kill things mid-run.
 const SPEC = { kind: 'cross-patch', version: 1, limit: 3, donorsPerTarget: 2, identifiedOnly: false, maxNewTokens: 4, batchSize: 2 };
 const LEASE_S = 3;
@@ -44,7 +44,7 @@ describe('queue: a sweep over three workers and a coordinator', { skip: missing 
     reference = aq.fromCSV(fs.readFileSync(files.csv, 'utf8'));
     localSummary = JSON.parse(JSON.stringify(local.summary));
     JOBS = reference.numRows();
-    assert.ok(JOBS >= 24 && JOBS % 6 === 0, `the local sweep has ${JOBS} patch jobs: whole pairs of 6 layers, enough to kill things mid-run`);
+    assert.ok(JOBS >= 24 && JOBS % model.numLayers === 0, `the local sweep has ${JOBS} patch jobs: whole pairs of ${model.numLayers} layers, enough to kill things mid-run`);
     workers.push(...(await Promise.all([0, 1, 2].map(() => startWorkerProcess(redis.url, LEASE_S)))));
   });
 
@@ -114,13 +114,13 @@ describe('queue: a sweep over three workers and a coordinator', { skip: missing 
       assert.deepEqual(summary.queue.failed, []);
       // The restart resumed: shards finished before it came back were taken from its checkpoint or the queue, not rerun.
       assert.ok(summary.queue.fromCheckpoint > 0, JSON.stringify(summary.queue));
-      assert.ok(summary.queue.shards < 18, `the restarted coordinator waited only on the shards not in its checkpoint: ${summary.queue.shards}`);
+      assert.ok(summary.queue.shards < enqueuedAtKill, `the restarted coordinator waited only on the shards not in its checkpoint: ${summary.queue.shards} of ${enqueuedAtKill}`);
 
       // The killed worker's shard was taken over after its lease and finished by another worker.
       const shard = await q.getJob(victim.shard);
       assert.ok(shard?.finishedOn && shard.returnvalue, 'the killed shard completed');
       assert.notEqual(shard!.returnvalue.worker, victim.worker.name);
-      assert.equal(await q.getCompletedCount(), 18, 'every shard completed once in the queue');
+      assert.equal(await q.getCompletedCount(), enqueuedAtKill, 'every shard completed once in the queue');
     } finally {
       await q.close();
     }

@@ -16,6 +16,7 @@ import { PYTHON, REPO, makeJupyterEnv, tempDir } from '../kernel/jupyter-env';
 import { WIDGET_WAIT_MS, browserSkip, clickLayer, ensureLabextension, launch, type Browser } from './browser';
 import { freePort, stopJupyter, waitFor } from './servers';
 import { TEACHING_DIR } from '../../src/data/teaching-models';
+import { TEACHING_LAYERS } from '../teaching-layers';
 
 const HARNESS = path.join(REPO, 'test', 'lab-harness');
 const TEACHING = path.join(TEACHING_DIR, 'config.json');
@@ -209,7 +210,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     const load = await runCell('%load teaching');
     await finished(load);
     const loaded = await cell(load);
-    assert.match(loaded.text, /loaded teaching \(llava\): 6 layers/, context());
+    assert.match(loaded.text, new RegExp(`loaded teaching \\(llava\\): ${TEACHING_LAYERS} layers`), context());
     assert.doesNotMatch(loaded.text, /tfjs-node|TensorFlow\.js in Node/, 'no tfjs banner in the output (the engine started first)');
 
     const xp = await runCell('%crosspatch --limit 6 --as xp');
@@ -231,7 +232,7 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     const check = await runCell('console.log(JSON.stringify({ d: xp.summary.donorFraction, t: xp.summary.targetFraction }))');
     await finished(check);
     const kernelSide = JSON.parse((await cell(check)).text.trim().split('\n').pop() ?? '{}') as { d: number[]; t: number[] };
-    assert.deepEqual(done.widget?.x, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(done.widget?.x, [...Array(TEACHING_LAYERS).keys()]);
     assert.deepEqual(done.widget?.donor, kernelSide.d);
     assert.deepEqual(done.widget?.target, kernelSide.t);
     drawnBefore = done;
@@ -361,12 +362,12 @@ describe('JupyterLab 4: the README’s first steps in the real UI', { skip: skip
     await page().click(`.jp-Notebook .jp-Cell:nth-child(${last + 1}) .cm-content`);
     const load = await runCell('%load teaching');
     await finished(load);
-    assert.match((await cell(load)).text, /loaded teaching \(llava\): 6 layers/, context());
+    assert.match((await cell(load)).text, new RegExp(`loaded teaching \\(llava\\): ${TEACHING_LAYERS} layers`), context());
     const xp = await runCell('%crosspatch --limit 6');
     await finished(xp);
     await viewReady(xp);
     const drawn = await cell(xp);
-    assert.deepEqual(drawn.widget?.x, [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(drawn.widget?.x, [...Array(TEACHING_LAYERS).keys()]);
     assert.deepEqual(drawn.widget?.donor, drawnBefore.widget?.donor, 'the same sweep gives the same curve in either frontend');
     const shown = await clickForAnswer(xp);
     assert.equal(shown.head, `layer ${CLICKED_LAYER}`);
