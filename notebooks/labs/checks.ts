@@ -1,4 +1,4 @@
-// Self-checks for the three labs. Each check measures the answer live with the library (the lab's model, data and
+// Self-checks for the four labs. Each check measures the answer live with the library (the lab's model, data and
 // spec), compares the student's answer with it, and says whether it is right without giving the answer away.
 // Cells pass `hs` in (the kernel's library handle), so this file needs nothing but the library's public calls.
 
@@ -287,12 +287,14 @@ export async function checkLab3(ctx: LabContext, a: Lab3Answer, opts: { quiet?: 
 // ─────────────────────────────────────────────────────────────────── Lab 4: too late, or in time?
 
 /**
- * Two VLMs on one backbone that differ only in where their image states hold the entity ("Too Late to Recall"):
- * the recall gap of each on the held-out pairs, and the transfer probe (fit on text prompts, read on image
- * prompts at the last image token): the first layer where the image reads as the LM's own state for the name.
+ * Two VLMs on one backbone that differ mainly in where their image states hold the entity ("Too Late to Recall"):
+ * the recall gap of each on the held-out pairs; the transfer probe (fit on text prompts, read on image prompts at
+ * the last image token), which says how far the image becomes the LM's own state for the name; and the
+ * cross-patching switch (lab 1's spec), the layer where the answer stops following the image tokens: hop 1's end.
  */
 export const LAB4_GAP = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, batchSize: 32 } as const;
 export const LAB4_PROBE = { kind: 'probe', version: 1, position: 'last-image', transfer: true, limit: 32, seed: 1, batchSize: 32 } as const;
+export const LAB4_CROSSPATCH = LAB1_CROSSPATCH;
 
 /** The two models of lab 4, each a lab context (same data and questions). */
 export interface Lab4Context {
@@ -304,25 +306,33 @@ export function lab4GapSpec(ctx: LabContext): Record<string, unknown> {
   return { ...LAB4_GAP, ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
 }
 
+type Pair<T> = { late: T; early: T };
+
 export interface Lab4Answer {
   /** Which model loses more accuracy from the text question to the image question? */
   largerGap?: 'late' | 'early' | null;
-  /** The layer where the early model's transfer curve is highest (where its image reads most like the name). */
-  earlyPeak?: number | null;
-  /** The same for the late model. */
-  latePeak?: number | null;
+  /** Whose image reads more like the LM's state for the name (whose transfer curve gets higher)? */
+  higherTransfer?: 'late' | 'early' | null;
+  /** Which model's answer follows its image tokens to a later layer (cross-patching switch)? */
+  laterSwitch?: 'late' | 'early' | 'same' | null;
+  /** The late model's switch layer. */
+  lateSwitch?: number | null;
 }
 
 export interface Lab4Solution {
-  drop: { late: number; early: number };
-  imageAcc: { late: number; early: number };
-  textAcc: { late: number; early: number };
+  drop: Pair<number>;
+  imageAcc: Pair<number>;
+  textAcc: Pair<number>;
   /** First layer at the probe's threshold (null: never). */
-  resolution: { late: number | null; early: number | null };
-  transfer: { late: number[]; early: number[] };
+  resolution: Pair<number | null>;
+  transfer: Pair<number[]>;
   /** The layer of each transfer curve's maximum (the first, on a tie). */
-  peak: { late: number; early: number };
+  peak: Pair<number>;
+  /** Cross-patching switch layers (null: the answer never leaves the donor). */
+  switchLayer: Pair<number | null>;
   largerGap: 'late' | 'early';
+  higherTransfer: 'late' | 'early';
+  laterSwitch: 'late' | 'early' | 'same';
 }
 
 /** The layer of a curve's maximum (the first, on a tie); `layers` maps its index to the layer. */
@@ -337,15 +347,23 @@ function peakLayer(curve: number[], layers: number[]): number {
 export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
   const gap = { late: await runMemo(ctx.late, lab4GapSpec(ctx.late)), early: await runMemo(ctx.early, lab4GapSpec(ctx.early)) };
   const probe = { late: await runMemo(ctx.late, { ...LAB4_PROBE }), early: await runMemo(ctx.early, { ...LAB4_PROBE }) };
+  const xp = { late: await runMemo(ctx.late, { ...LAB4_CROSSPATCH }), early: await runMemo(ctx.early, { ...LAB4_CROSSPATCH }) };
   const drop = { late: gap.late.summary.drop as number, early: gap.early.summary.drop as number };
+  const transfer = { late: probe.late.summary.transfer as number[], early: probe.early.summary.transfer as number[] };
+  const switchLayer = { late: xp.late.summary.switchLayer as number | null, early: xp.early.summary.switchLayer as number | null };
+  // A model whose answer never leaves the donor reads its image to the end: later than any layer.
+  const rank = (x: number | null) => (x === null ? Infinity : x);
   return {
     drop,
     imageAcc: { late: gap.late.summary.imageAcc, early: gap.early.summary.imageAcc },
     textAcc: { late: gap.late.summary.textAcc, early: gap.early.summary.textAcc },
     resolution: { late: probe.late.summary.resolution.transfer, early: probe.early.summary.resolution.transfer },
-    transfer: { late: probe.late.summary.transfer, early: probe.early.summary.transfer },
-    peak: { late: peakLayer(probe.late.summary.transfer, probe.late.summary.layers), early: peakLayer(probe.early.summary.transfer, probe.early.summary.layers) },
+    transfer,
+    peak: { late: peakLayer(transfer.late, probe.late.summary.layers), early: peakLayer(transfer.early, probe.early.summary.layers) },
+    switchLayer,
     largerGap: drop.late >= drop.early ? 'late' : 'early',
+    higherTransfer: Math.max(...transfer.late) > Math.max(...transfer.early) ? 'late' : 'early',
+    laterSwitch: rank(switchLayer.late) === rank(switchLayer.early) ? 'same' : rank(switchLayer.late) > rank(switchLayer.early) ? 'late' : 'early',
   };
 }
 
@@ -355,8 +373,9 @@ export async function checkLab4(ctx: Lab4Context, a: Lab4Answer, opts: { quiet?:
     'Lab 4',
     [
       choiceLine('the model with the larger gap', a.largerGap, s.largerGap, `its image answers fall ${(100 * Math.max(s.drop.late, s.drop.early)).toFixed(0)} points below its text answers`),
-      layerLine("the early model's peak layer", a.earlyPeak, s.peak.early),
-      layerLine("the late model's peak layer", a.latePeak, s.peak.late),
+      choiceLine('whose image reads more like the name', a.higherTransfer, s.higherTransfer, `its transfer curve reaches ${Math.max(...s.transfer[s.higherTransfer]).toFixed(2)}`),
+      choiceLine('which model reads its image tokens later', a.laterSwitch, s.laterSwitch, s.laterSwitch === 'same' ? 'both switch at the same layer' : `the ${s.laterSwitch} model's answer follows its image to a later layer`),
+      layerLine("the late model's switch layer", a.lateSwitch, s.switchLayer.late),
     ],
     s,
     opts.quiet,

@@ -189,6 +189,7 @@ for (const kind of ['recall-gap', 'cross-patch', 'freeze', 'knockout-windows', '
   for (const model of ['late', 'early']) DERIVE[`${kind}-${model}`] = DERIVE[kind];
 for (const model of ['late', 'early']) DERIVE[`recovery-${model}`] = DERIVE['recovery+cot'];
 for (const id of ['lab4-gap', 'lab4-gap-early']) DERIVE[id] = DERIVE['recall-gap'];
+for (const id of ['lab4-switch', 'lab4-switch-early']) DERIVE[id] = DERIVE['lab1-image'];
 // Notebook 2: where the pair's backbone reads the subject, one knockout spec per block k (entity -> last from k on).
 for (let k = 0; k < 32; k++) DERIVE[`backbone-read-${k}`] = (r) => ({ baselineAccuracy: r.summary.baselineAccuracy, accuracy: r.summary.accuracy[0][0] });
 for (const id of ['probe-transfer-late', 'probe-transfer-early', 'lab4-probe', 'lab4-probe-early']) DERIVE[id] = transferProbe;
