@@ -80,9 +80,11 @@ export function lineChart(f: Frame, x: number[], series: Series[], marks: { at: 
     ser.y.forEach((v, i) => Number.isFinite(v) && (s += `<circle cx="${num(px(x[i]))}" cy="${num(py(v))}" r="2.5" fill="${color}"/>`));
     s += `\n<rect x="${W - M.right + 12}" y="${M.top + 18 * k}" width="12" height="3" fill="${color}"/><text x="${W - M.right + 30}" y="${M.top + 18 * k + 5}">${esc(ser.name)}</text>\n`;
   });
-  for (const m of marks) {
-    s += `<line x1="${px(m.at)}" y1="${M.top}" x2="${px(m.at)}" y2="${H - M.bottom}" stroke="#555" stroke-dasharray="4 3"/><text x="${px(m.at) + 4}" y="${M.top + 12}" fill="#555">${esc(m.label)}</text>\n`;
-  }
+  // One line of text per mark: two compared models' switches a layer apart would print their labels over each
+  // other (the live view staggers them the same way, layer-switch.ts yshift).
+  marks.forEach((m, k) => {
+    s += `<line x1="${px(m.at)}" y1="${M.top}" x2="${px(m.at)}" y2="${H - M.bottom}" stroke="#555" stroke-dasharray="4 3"/><text x="${px(m.at) + 4}" y="${M.top + 12 + 14 * k}" fill="#555">${esc(m.label)}</text>\n`;
+  });
   return svg(s, f.title);
 }
 

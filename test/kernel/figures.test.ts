@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { figureSvg, saveFigure } from '../../kernel/figure/save';
+import { lineChart } from '../../kernel/figure/svg';
 import { parseTimeitLine } from '../../kernel/magics/timing';
 import { allViewStates, comparedViewStates, knockoutMapState, recallGapState } from '../widgets/fixtures';
 import { jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
@@ -55,6 +56,21 @@ test('compared models are drawn on one figure: curves and bars name each model i
     const png = PNG.sync.read(fs.readFileSync(await saveFigure(state, path.join(dir, `${s.view}.png`))));
     assert.equal(png.height, 2 * height(svg), `${s.view}: raster of the whole figure`);
   }
+});
+
+test("compared models' marks (two switch layers a layer apart) print their labels on separate lines", () => {
+  const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y' }, [0, 1, 2, 3], [{ name: 'a', y: [0, 0.5, 1, 1] }], [
+    { at: 2, label: 'early: switch 2' },
+    { at: 3, label: 'late: switch 3' },
+  ]);
+  const at = (label: string) => {
+    const m = new RegExp(`<text x="([\\d.]+)" y="([\\d.]+)" fill="#555">${label}</text>`).exec(svg);
+    assert.ok(m, `${label} is drawn`);
+    return { x: Number(m[1]), y: Number(m[2]) };
+  };
+  const [early, late] = [at('early: switch 2'), at('late: switch 3')];
+  assert.ok(late.x > early.x, 'each label beside its own line');
+  assert.ok(Math.abs(late.y - early.y) >= 12, `labels a line apart (y ${early.y} and ${late.y})`);
 });
 
 test('compared heat maps share one colour scale: a model with half the effect is drawn paler, not rescaled', () => {
