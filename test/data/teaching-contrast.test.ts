@@ -1,0 +1,46 @@
+// The shipped teaching pair shows the mechanism it is shipped for (issue 15): measured live with the library on
+// lab 4's samples, the late model loses far more facts from the image than the early one, and its answer follows
+// the image tokens to a later layer, in the middle third of the stack. A retrained or replaced pair that loses
+// the contrast fails here, not in a classroom.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine, shutdownEngine } from '../../src/engine/backend';
+import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-models';
+import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../../src/data/toyworld';
+import { loadModelWithAssets, runExperiment } from '../../src/experiments';
+import type { Model } from '../../src/models/model';
+
+const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
+before(async () => {
+  await initEngine();
+  models.late = loadModelWithAssets(TEACHING_MODELS['teaching-late']);
+  models.early = loadModelWithAssets(TEACHING_MODELS['teaching-early']);
+});
+after(() => {
+  for (const m of Object.values(models)) m.dispose?.();
+  shutdownEngine();
+});
+
+test('the late model loses far more held-out facts from the image than the early one (24 entities, lab 4)', async () => {
+  const baseline = tf.memory().numTensors;
+  const spec = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, batchSize: 32, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE } as const;
+  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
+  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
+  for (const s of [late, early]) {
+    assert.ok(s.entities >= 0.9 * s.entitiesTried, `identification ${s.entities} of ${s.entitiesTried}`);
+    assert.ok(s.textAcc >= 0.95, `text QA ${s.textAcc}`);
+  }
+  assert.ok(late.drop >= 0.15 && late.pValue < 0.01, `late drop ${late.drop} (p ${late.pValue})`);
+  assert.ok(early.drop <= late.drop / 3, `early drop ${early.drop} against late ${late.drop}`);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test("the late model's answer follows its image tokens to a later layer, in the middle third (cross-patching, lab 1's spec)", async () => {
+  const spec = { kind: 'cross-patch', version: 1, donors: 'same', donorsPerTarget: 5, limit: 16, seed: 1, batchSize: 32 } as const;
+  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
+  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
+  const n = models.late.numLayers;
+  assert.ok(late.switchLayer !== null && late.switchLayer >= n / 3 && late.switchLayer < (2 * n) / 3, `late switch ${late.switchLayer} of ${n}`);
+  assert.ok(early.switchLayer !== null && early.switchLayer < late.switchLayer, `early switch ${early.switchLayer}, late ${late.switchLayer}`);
+});
