@@ -10,6 +10,7 @@ import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-mode
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../../src/data/toyworld';
 import { loadModelWithAssets, runExperiment } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
+import { LAB4_CROSSPATCH, LAB4_GAP } from '../../notebooks/labs/checks';
 
 const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
 before(async () => {
@@ -18,13 +19,14 @@ before(async () => {
   models.early = loadModelWithAssets(TEACHING_MODELS['teaching-early']);
 });
 after(() => {
-  for (const m of Object.values(models)) m.dispose?.();
+  for (const m of Object.values(models)) m.dispose();
   shutdownEngine();
 });
 
 test('the late model loses far more held-out facts from the image than the early one (24 entities, lab 4)', async () => {
   const baseline = tf.memory().numTensors;
-  const spec = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, batchSize: 32, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE } as const;
+  // Lab 4's spec on toyworld, as its notebook builds it (checks.lab4GapSpec with the held-out questions and the chat format).
+  const spec = { ...LAB4_GAP, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE };
   const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
   const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
   for (const s of [late, early]) {
@@ -37,7 +39,7 @@ test('the late model loses far more held-out facts from the image than the early
 });
 
 test("the late model's answer follows its image tokens to a later layer, in the middle third (cross-patching, lab 1's spec)", async () => {
-  const spec = { kind: 'cross-patch', version: 1, donors: 'same', donorsPerTarget: 5, limit: 16, seed: 1, batchSize: 32 } as const;
+  const spec = LAB4_CROSSPATCH;
   const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
   const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
   const n = models.late.numLayers;
