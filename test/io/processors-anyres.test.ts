@@ -13,7 +13,8 @@ import {
   selectBestResolution,
 } from '../../src/io/processors';
 import { ConfigError, InputError } from '../../src/errors';
-import { countDiffs, fixtureJson, flatF32 } from './vision-fixtures';
+import { flat } from '../models/helpers';
+import { countDiffs, fixtureJson } from './vision-fixtures';
 
 type Nested = number[][][];
 interface PerImage {
@@ -72,7 +73,7 @@ test('pixel_values from raw uint8 images equal HF exactly (batch zero-padded to 
   const batch = batchAnyres(items);
   assert.deepEqual(batch.shape, [2, 5, 3, 28, 28]);
   assert.deepEqual(batch.imageSizes, E.image_sizes);
-  assert.equal(countDiffs(batch.pixelValues, flatF32(E.pixel_values)), 0);
+  assert.equal(countDiffs(batch.pixelValues, flat(E.pixel_values)), 0);
 });
 
 test('token layout: 52 and 56 tokens, unpadding and newline bookkeeping as in the model', () => {

@@ -13,7 +13,8 @@ import {
   smartResize,
 } from '../../src/io/processors';
 import { InputError } from '../../src/errors';
-import { countDiffs, fixtureJson, flatF32 } from './vision-fixtures';
+import { flat } from '../models/helpers';
+import { countDiffs, fixtureJson } from './vision-fixtures';
 
 const D = fixtureJson('qwen2vl_tiny_D', 'inputs.json') as {
   images_chw: number[][][][];
@@ -31,13 +32,13 @@ test('config: patch/merge/temporal sizes come from the model config when no prep
 
 test('D: pixel_values [48, 96] and image_grid_thw from images_chw, bit-exact', () => {
   const items = D.images_chw.map((im) => {
-    const chw: ChwImage = { channels: im.length, height: im[0].length, width: im[0][0].length, data: flatF32(im) };
+    const chw: ChwImage = { channels: im.length, height: im[0].length, width: im[0][0].length, data: flat(im) };
     return qwen2vlPatchify([chw], Dcfg);
   });
   const b = batchQwen2VL(items);
   assert.deepEqual(b.shape, [48, 96]);
   assert.deepEqual(b.imageGridThw, D.image_grid_thw);
-  assert.equal(countDiffs(b.pixelValues, flatF32(D.pixel_values)), 0);
+  assert.equal(countDiffs(b.pixelValues, flat(D.pixel_values)), 0);
   // Image tokens in D's prompts: t*h*w / merge² = 6 per image, between vision_start (295) and vision_end (296).
   items.forEach((it, i) => {
     assert.equal(it.numTokens, 6);

@@ -18,17 +18,6 @@ export function fixtureJson(folder: string, file: string): Json {
   return v;
 }
 
-/** Flattens nested number arrays and rounds each value to float32 (the fixtures' values are float32). */
-export function flatF32(nested: unknown): Float32Array {
-  const out: number[] = [];
-  const walk = (x: unknown): void => {
-    if (Array.isArray(x)) for (const y of x) walk(y);
-    else out.push(x as number);
-  };
-  walk(nested);
-  return Float32Array.from(out);
-}
-
 /** Number of positions where two arrays differ (also fails on length mismatch via -1). */
 export function countDiffs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return -1;

@@ -2,19 +2,11 @@
 // in the wire forms the kernel may use: JSON lists, typed arrays and {dtype, shape, buffer} objects.
 
 import { PNG } from 'pngjs';
+import { mulberry32 } from '../../src/data/random';
 import type { ViewStateInput } from '../../src/report/static-page';
 
-/** Deterministic PRNG (mulberry32), so screenshots and assertions are stable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG, so screenshots and assertions are stable. */
+export const rng = mulberry32;
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);

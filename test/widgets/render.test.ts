@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, badViewStates, comparedViewStates, knockoutMapState } from './fixtures';
+import { allViewStates, attributionMapState, badViewStates, comparedViewStates, knockoutMapState, logitLensState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -189,6 +189,21 @@ test('PNG and SVG export download the drawn chart', { skip }, async () => {
     }
     assert.match(download.suggestedFilename(), new RegExp(`^attention-knockout.*knockout-map\\.${format}$`));
   }
+});
+
+test('a click on a layer x position grid (logit lens, attribution map) asks for that cell', { skip }, async () => {
+  for (const state of [logitLensState(), attributionMapState()]) {
+    await openPage(b, renderStaticPage({ title: 'Grid click', sections: [{ widgetState: state }] }), `grid-click-${state.view}`);
+    await clickHeatmapCentre();
+    const answer = b.page.locator('.hs-answer');
+    await answer.waitFor({ state: 'visible' });
+    const text = (await answer.textContent()) ?? '';
+    const m = /^layer (\d+), position (\d+)/.exec(text);
+    assert.ok(m, `${state.view}: the cell's label heads the answer (${text})`);
+    const data = state.data as { layers: number[]; positions: unknown[] };
+    assert.ok(data.layers.includes(Number(m[1])) && Number(m[2]) < data.positions.length, `${state.view}: a drawn cell (${m[0]})`);
+  }
+  assert.deepEqual(b.errors, []);
 });
 
 async function clickHeatmapCentre(): Promise<void> {

@@ -4,7 +4,7 @@
 import type { AttributionMapData, ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { el } from '../dom';
-import { DIVERGING, PlotSlot, customNumber, escapeHtml, fmt, maxAbs } from './plot';
+import { DIVERGING, PlotSlot, clickLayerPosition, escapeHtml, fmt, maxAbs } from './plot';
 import { patchLayout, patchTraces } from './patches';
 import { LayerPicker, imageSpanShapes, positionTicks } from './spans';
 import type { RendererFactory } from './types';
@@ -21,13 +21,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   // The largest |score| of every panel of a comparison (the stacked panels pass the others as `compare`): one scale.
   let sharedBound = 0;
 
-  const click = (p: Parameters<Parameters<PlotSlot['onClick']>[0]>[0]) => {
-    const layer = customNumber(p, 0);
-    const position = customNumber(p, 1);
-    if (layer !== null && position !== null) ctx.runCell({ layer, position }, `layer ${layer}, position ${position}`);
-  };
-  grid.onClick(click);
-  patches.onClick(click);
+  clickLayerPosition(ctx, grid, patches);
 
   function hover(d: AttributionMapData, li: number, pi: number): string {
     const pos = d.positions[pi];

@@ -3,7 +3,7 @@
 
 import type { LogitLensData, ViewState } from '../../../src/report/views';
 import { el } from '../dom';
-import { PlotSlot, SEQUENTIAL, customNumber, escapeHtml, fmt } from './plot';
+import { PlotSlot, SEQUENTIAL, clickLayerPosition, escapeHtml, fmt } from './plot';
 import { patchLayout, patchTraces } from './patches';
 import { LayerPicker, imageSpanShapes, positionTicks, truncate } from './spans';
 import type { RendererFactory } from './types';
@@ -22,13 +22,7 @@ export const logitLens: RendererFactory<'logit-lens'> = (body, ctx) => {
   let data: LogitLensData | null = null;
   colourBy.addEventListener('change', () => void redraw());
 
-  const click = (p: Parameters<Parameters<PlotSlot['onClick']>[0]>[0]) => {
-    const layer = customNumber(p, 0);
-    const position = customNumber(p, 1);
-    if (layer !== null && position !== null) ctx.runCell({ layer, position }, `layer ${layer}, position ${position}`);
-  };
-  grid.onClick(click);
-  patches.onClick(click);
+  clickLayerPosition(ctx, grid, patches);
 
   function hoverText(d: LogitLensData, li: number, pi: number): string {
     const pos = d.positions[pi];

@@ -2,6 +2,7 @@
 
 import type { Layout, PlotDiv, PlotEvent, PlotPoint, PlotlyStatic, Trace } from '../plotly-types';
 import { el } from '../dom';
+import type { ViewContext } from './types';
 
 export const COLORS = {
   donor: '#E8710A',
@@ -109,6 +110,16 @@ export function customNumber(point: PlotPoint, index: number): number | null {
   const cd = point.customdata;
   const v = Array.isArray(cd) ? cd[index] : index === 0 ? cd : undefined;
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Clicking a (layer, position) cell of a layer × position grid runs that cell (the attribution map, the logit lens). */
+export function clickLayerPosition(ctx: ViewContext, ...slots: PlotSlot[]): void {
+  const click = (p: PlotPoint) => {
+    const layer = customNumber(p, 0);
+    const position = customNumber(p, 1);
+    if (layer !== null && position !== null) ctx.runCell({ layer, position }, `layer ${layer}, position ${position}`);
+  };
+  for (const s of slots) s.onClick(click);
 }
 
 /** A vertical dashed marker line with a label on top (switch layer, resolution layer). */
