@@ -302,7 +302,7 @@ export interface Lab4Context {
   early: LabContext;
 }
 
-export function lab4GapSpec(ctx: LabContext): Record<string, unknown> {
+export function lab4GapSpec(ctx: LabContext): typeof LAB4_GAP & Record<string, unknown> {
   return { ...LAB4_GAP, ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
 }
 

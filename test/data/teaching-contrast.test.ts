@@ -10,7 +10,7 @@ import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-mode
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../../src/data/toyworld';
 import { loadModelWithAssets, runExperiment } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
-import { LAB4_CROSSPATCH, LAB4_GAP } from '../../notebooks/labs/checks';
+import { LAB4_CROSSPATCH, lab4GapSpec } from '../../notebooks/labs/checks';
 
 const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
 before(async () => {
@@ -25,8 +25,8 @@ after(() => {
 
 test('the late model loses far more held-out facts from the image than the early one (24 entities, lab 4)', async () => {
   const baseline = tf.memory().numTensors;
-  // Lab 4's spec on toyworld, as its notebook builds it (checks.lab4GapSpec with the held-out questions and the chat format).
-  const spec = { ...LAB4_GAP, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE };
+  // Lab 4's spec on toyworld, built as its notebook builds it: the held-out questions, the backbone in its chat format.
+  const spec = lab4GapSpec({ hs: null, model: null, data: TEACHING_DATA_DIR, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
   const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
   const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
   for (const s of [late, early]) {
@@ -39,10 +39,12 @@ test('the late model loses far more held-out facts from the image than the early
 });
 
 test("the late model's answer follows its image tokens to a later layer, in the middle third (cross-patching, lab 1's spec)", async () => {
+  const baseline = tf.memory().numTensors;
   const spec = LAB4_CROSSPATCH;
   const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
   const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
   const n = models.late.numLayers;
   assert.ok(late.switchLayer !== null && late.switchLayer >= n / 3 && late.switchLayer < (2 * n) / 3, `late switch ${late.switchLayer} of ${n}`);
   assert.ok(early.switchLayer !== null && early.switchLayer < late.switchLayer, `early switch ${early.switchLayer}, late ${late.switchLayer}`);
+  assert.equal(tf.memory().numTensors, baseline);
 });
