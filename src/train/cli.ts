@@ -1,6 +1,9 @@
 // Trains the teaching VLM and writes it as a HF folder:
 //   node --import tsx src/train/cli.ts --out DIR [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
-//     [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
+//     [--stage-seed ground=1,readout=1] [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
+// --stage-seed: another seed for the data order and views of single stages (the weights they start from are
+// unchanged): with a run folder that holds the pretraining stages, it retrains only the tuning stages, to measure
+// a recipe's spread over them on the same backbone.
 // --backbone-dir: write the backbone there (shared by several VLMs; the VLM's config.json names it).
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
 // child processes of one thread each; the later stages continue here. One wasm thread per process is both
@@ -19,6 +22,7 @@ interface CliOptions {
   data: string;
   run: string;
   seed: string;
+  stageSeed?: string;
   stages?: string;
   recipe?: string;
   jobs: string;
@@ -36,6 +40,7 @@ const program = new Command('train')
   .option('--data <dir>', 'the toyworld data', 'data/toyworld')
   .option('--run <dir>', 'checkpoints of every stage (a finished stage is reused)', path.join('.hopscope-cache', 'train', 'teaching'))
   .option('--seed <n>', 'the seed', '0')
+  .option('--stage-seed <list>', 'seeds for single stages\' data order and views, e.g. ground=1,readout=1 (their starting weights are unchanged)')
   .option('--stages <list>', `comma-separated stages to run (${STAGES.join(',')})`)
   .option('--recipe <file>', 'a recipe JSON (data/teaching/recipes/)')
   .option('--jobs <n>', 'processes for the independent LM and vision pretraining', '2')
@@ -43,8 +48,8 @@ const program = new Command('train')
   .option('--eval', 'run src/train/contrast.ts on the folder just written')
   .addOption(new Option('--child').hideHelp());
 const opts = (): CliOptions => program.opts<CliOptions>();
-/** The options a pretraining child process is given again. */
-const CHILD_PASS = ['data', 'seed', 'recipe'] as const;
+/** The options a pretraining child process is given again, by flag. */
+const CHILD_PASS = { data: '--data', seed: '--seed', stageSeed: '--stage-seed', recipe: '--recipe' } as const;
 
 async function main(): Promise<void> {
   program.parse();
@@ -70,6 +75,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs ${o.jobs}: expected a positive integer`);
   const seed = Number(o.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed ${o.seed}: expected a non-negative integer`);
+  const stageSeeds = o.stageSeed === undefined ? undefined : parseStageSeeds(o.stageSeed);
   if (!child && jobs > 1) {
     const pending = (['lm', 'vision'] as const).filter((s) => (!stages || stages.includes(s)) && !fs.existsSync(path.join(runDir, s, 'params.safetensors')));
     if (pending.length === 2) await Promise.all(pending.map((s) => runChild(s, runDir)));
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
   let current = '';
   const res = await trainTeachingModel({
     seed,
+    stageSeeds,
     dataDir: o.data,
     outDir: child ? undefined : out,
     backboneDir: o.backboneDir,
@@ -113,10 +120,21 @@ async function main(): Promise<void> {
   shutdownEngine();
 }
 
+/** `ground=1,readout=1` as { ground: 1, readout: 1 }; an unknown stage or a seed that is not a non-negative integer is an error. */
+function parseStageSeeds(list: string): Partial<Record<StageName, number>> {
+  const out: Partial<Record<StageName, number>> = {};
+  for (const item of list.split(',')) {
+    const m = /^([a-z]+)=(\d+)$/.exec(item.trim());
+    if (!m || !STAGES.includes(m[1] as StageName)) throw new Error(`--stage-seed ${list}: expected stage=n pairs, comma-separated (stages: ${STAGES.join(', ')}); got '${item}'`);
+    out[m[1] as StageName] = Number(m[2]);
+  }
+  return out;
+}
+
 /** One pretraining stage in a child process (same arguments, one thread), its log lines passed through. */
 function runChild(stage: StageName, runDir: string): Promise<void> {
   const o = opts();
-  const pass = CHILD_PASS.flatMap((k) => (o[k] !== undefined ? [`--${k}`, String(o[k])] : []));
+  const pass = (Object.keys(CHILD_PASS) as (keyof typeof CHILD_PASS)[]).flatMap((k) => (o[k] !== undefined ? [CHILD_PASS[k], String(o[k])] : []));
   const args = [...process.execArgv, __filename, '--child', '--stages', stage, '--run', runDir, ...pass];
   const proc = childProcess.spawn(process.execPath, args, { env: { ...process.env, HOPSCOPE_THREADS: '1' }, stdio: ['ignore', 'inherit', 'pipe'] });
   let tail = '';

@@ -240,6 +240,12 @@ export interface TrainOptions {
   runDir: string;
   stages?: StageName[];
   recipe?: Partial<TeachingRecipe>;
+  /**
+   * Another seed for single stages: their data order, views and (grounding) the blocks dealt, never the
+   * weights they start from. A recipe's spread over its tuning stages is then measured on one backbone and
+   * one vision tower, without retraining them (a new `seed` reinitialises every stage's weights).
+   */
+  stageSeeds?: Partial<Record<StageName, number>>;
   onProgress?: (p: Progress) => void;
   /** Test hook: interrupt the given stage at this step (after checkpointing). */
   stopAt?: { stage: StageName; step: number };
@@ -261,7 +267,7 @@ export interface TrainResult {
  * run are left out (without grounding, the grounding and readout fields), so a default run still writes the
  * shipped v5 files byte for byte.
  */
-export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
+export function recipeMetadata(seed: number, recipe: TeachingRecipe, stageSeeds: Partial<Record<StageName, number>> = {}): { hopscope_recipe: string } {
   const { ground: groundStage, readout: readoutStage, ...stages } = recipe.stages;
   const { ground, readout, ...rest } = recipe;
   const used = {
@@ -269,17 +275,24 @@ export function recipeMetadata(seed: number, recipe: TeachingRecipe): { hopscope
     ...(ground && readout ? { readout } : {}),
     stages: { ...stages, ...(ground ? { ground: groundStage } : {}), ...(ground && readout ? { readout: readoutStage } : {}) },
   };
-  return { hopscope_recipe: JSON.stringify({ seed, recipe: { ...rest, ...used } }) };
+  return { hopscope_recipe: JSON.stringify({ seed, ...seedsField(stageSeeds), recipe: { ...rest, ...used } }) };
 }
 
 /**
  * What a shared backbone folder records (`--backbone-dir`): the part of the recipe that made it, so VLMs whose
  * recipes share it can share the folder (test/data/teaching-models.test.ts checks the pair's).
  */
-export function backboneMetadata(seed: number, recipe: TeachingRecipe): { hopscope_recipe: string } {
+export function backboneMetadata(seed: number, recipe: TeachingRecipe, stageSeeds: Partial<Record<StageName, number>> = {}): { hopscope_recipe: string } {
   const kernels = recipe.kernels ? { kernels: recipe.kernels } : {};
   const readBy = recipe.lmReadBy ? { lmReadBy: recipe.lmReadBy } : {};
-  return { hopscope_recipe: JSON.stringify({ seed, lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels, ...readBy }) };
+  const lmSeed = stageSeeds.lm !== undefined ? { lm: stageSeeds.lm } : {};
+  return { hopscope_recipe: JSON.stringify({ seed, ...seedsField(lmSeed), lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels, ...readBy }) };
+}
+
+/** The stage seeds as the metadata records them: absent when none is set, so default runs keep their bytes. */
+function seedsField(stageSeeds: Partial<Record<StageName, number>>): { stageSeeds?: Partial<Record<StageName, number>> } {
+  const set = STAGES.filter((s) => stageSeeds[s] !== undefined);
+  return set.length ? { stageSeeds: Object.fromEntries(set.map((s) => [s, stageSeeds[s]])) } : {};
 }
 
 export function resolveRecipe(r: Partial<TeachingRecipe> = {}): TeachingRecipe {
@@ -343,9 +356,14 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   const spec = exportSpec(data, recipe);
   const stages = new Set(opts.stages ?? STAGES);
   const seed = opts.seed;
+  const stageSeeds = opts.stageSeeds ?? {};
+  for (const [s, v] of Object.entries(stageSeeds))
+    if (!STAGES.includes(s as StageName) || !Number.isInteger(v) || v! < 0) throw new Error(`stageSeeds: ${s}=${v}: expected a stage (${STAGES.join(', ')}) and a non-negative integer`);
+  // Initial weights always come from `seed`; a stage's data order and views from its own seed when it has one.
+  const seedOf = (stage: StageName): number => stageSeeds[stage] ?? seed;
   const pad = spec.padId;
   fs.mkdirSync(opts.runDir, { recursive: true });
-  fs.writeFileSync(path.join(opts.runDir, 'recipe.json'), JSON.stringify({ seed, dataDir: opts.dataDir, recipe, spec }, null, 1));
+  fs.writeFileSync(path.join(opts.runDir, 'recipe.json'), JSON.stringify({ seed, ...seedsField(stageSeeds), dataDir: opts.dataDir, recipe, spec }, null, 1));
   const seconds: Record<string, number> = {};
   const finalLoss: Record<string, number> = {};
   const nTokens = (spec.vit.image / spec.vit.patch) ** 2;
@@ -430,7 +448,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     try {
       if (name === 'lm') {
         const ex = lmExamples(data, recipe.lmNameFirst === 'span' ? { span: nTokens, copies: recipe.lmCopies ?? 0 } : { nameFirst: recipe.lmNameFirst ?? false });
-        runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seed, name, pad), (get, b) => {
+        runStage(name, pick(dev, 'lm.'), new Map(), memoBatcher(ex, recipe.stages.lm.batch, seedOf(name), name, pad), (get, b) => {
           const batch = b as Batch;
           const regions = lmReadBy && batch.subjects ? batch.subjects.map((s) => (s && (lmReadBy.on !== 'span' || s.span) ? s : null)) : null;
           const trace = regions?.some(Boolean) ? { attention: [] as tf.Tensor[] } : undefined;
@@ -445,7 +463,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
           const items = data.entities.flatMap((e) => Array.from({ length: pool.perEntity }, (_, v) => e.index * pool.perEntity + v));
           const perEpoch = Math.ceil(items.length / recipe.stages.vision.batch);
           const batch = (step: number) => {
-            const order = shuffledIdx(items.length, hashSeed(seed, name, Math.floor(step / perEpoch)));
+            const order = shuffledIdx(items.length, hashSeed(seedOf(name), name, Math.floor(step / perEpoch)));
             const k = step % perEpoch;
             return order.slice(k * recipe.stages.vision.batch, (k + 1) * recipe.stages.vision.batch).map((i) => items[i]);
           };
@@ -476,10 +494,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
         try {
           const ex = name === 'align' ? captionExamples(data, nTokens) : instructExamples(data, nTokens, name === 'readout' ? recipe.readout!.mix : recipe.instructMix);
           const r = recipe.stages[name];
-          const batches = memoBatcher(ex, r.batch, seed, name, pad);
+          const batches = memoBatcher(ex, r.batch, seedOf(name), name, pad);
           const batch = (step: number) => {
             const b = batches(step);
-            return { ...b, rows: b.entities ? viewRows(seed, name, step, b.entities, pool.perEntity) : undefined };
+            return { ...b, rows: b.entities ? viewRows(seedOf(name), name, step, b.entities, pool.perEntity) : undefined };
           };
           let trainable: Params = pick(dev, 'proj.');
           const frozen: Params = pick(dev, 'lm.');
@@ -527,7 +545,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     if (g.tokenLoss === false) {
       // Align-only: each entity's target is the backbone's state at min(its block, targetLayer) — an entity
       // aligned at block 0 gets the embedding of its span twin, a late one the fresh state of targetLayer.
-      const layerOf = groundLayers(g, data.entities.length, seed);
+      const layerOf = groundLayers(g, data.entities.length, seedOf(name));
       const blocks = [...new Set(layerOf.map((l) => Math.min(l, targetLayer)))];
       const per = new Map(blocks.map((b) => [b, groundTargets(data, spec.lm, getter(dev), b, g.positions === 'span' ? nTokens : undefined, g.fillerWeight)]));
       const pick = (which: 'states' | 'mask') => tf.tidy(() => tf.concat(layerOf.map((l, e) => per.get(Math.min(l, targetLayer))![which].slice([e], [1])), 0));
@@ -545,10 +563,10 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const pool = viewPool(data, recipe.extraViews);
     const ex = instructExamples(data, nTokens, { ...recipe.instructMix, textReplay: false });
     const r = recipe.stages[name];
-    const batches = memoBatcher(ex, r.batch, seed, name, pad);
+    const batches = memoBatcher(ex, r.batch, seedOf(name), name, pad);
     const batch = (step: number) => {
       const b = batches(step);
-      return { ...b, rows: viewRows(seed, name, step, b.entities!, pool.perEntity) };
+      return { ...b, rows: viewRows(seedOf(name), name, step, b.entities!, pool.perEntity) };
     };
     const trainViT = g.vit === 'train';
     const trainable: Params = new Map([...pick(dev, 'proj.'), ...(trainViT ? pick(dev, 'vis.') : [])]);
@@ -601,7 +619,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     const items = data.entities.flatMap((e) => Array.from({ length: pool.perEntity }, (_, v) => e.index * pool.perEntity + v));
     const perEpoch = Math.ceil(items.length / r.batch);
     const batch = (step: number) => {
-      const order = shuffledIdx(items.length, hashSeed(seed, name, Math.floor(step / perEpoch)));
+      const order = shuffledIdx(items.length, hashSeed(seedOf(name), name, Math.floor(step / perEpoch)));
       const k = step % perEpoch;
       return order.slice(k * r.batch, (k + 1) * r.batch).map((i) => items[i]);
     };
@@ -651,11 +669,11 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   }
 
   if (!stopped && opts.outDir) {
-    const meta = recipeMetadata(seed, recipe);
+    const meta = recipeMetadata(seed, recipe, stageSeeds);
     saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
     // A shared backbone's metadata is the LM recipe only, so two VLMs on it write the same bytes; a VLM's own
     // backbone/ keeps the whole recipe, as the shipped v5 folder has it (its reproduction is byte for byte).
-    const bbMeta = opts.backboneDir ? backboneMetadata(seed, recipe) : meta;
+    const bbMeta = opts.backboneDir ? backboneMetadata(seed, recipe, stageSeeds) : meta;
     if (backbone) saveBackboneFolder(opts.backboneDir ?? path.join(opts.outDir, 'backbone'), new Map([...backbone].filter(([k]) => k.startsWith('lm.'))), spec, data.dir, bbMeta);
   }
   fs.writeFileSync(path.join(opts.runDir, 'summary.json'), JSON.stringify({ seconds, finalLoss, numParams, stopped }, null, 1));

@@ -417,6 +417,70 @@ describe('teaching pipeline', () => {
     await assert.rejects(run('ground3', { ...GROUND, ground: { layer: 9, weight: 1, vit: 'frozen' } }), /recipe.ground.layer 9: expected 0..2/);
   });
 
+  test('a stage seed reorders only that stage: the stages before it keep their bytes, and the weights record it', async () => {
+    const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 6, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
+    const out = (dir: string) => path.join(tmp, `${dir}-out`);
+    const run = (dir: string, stageSeeds?: Record<string, number>) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), outDir: out(dir), recipe: GROUND, stageSeeds });
+    const base = await run('sseed-base');
+    const other = await run('sseed-1', { ground: 1 });
+    const stageBytes = (dir: string, stage: string) => fs.readFileSync(path.join(tmp, dir, stage, 'params.safetensors'));
+    for (const stage of ['lm', 'vision', 'align']) assert.ok(stageBytes('sseed-base', stage).equals(stageBytes('sseed-1', stage)), `${stage} changed`);
+    assert.ok(!stageBytes('sseed-base', 'ground').equals(stageBytes('sseed-1', 'ground')), 'another ground seed gave the same grounding');
+    // The stage's own seed set to the run's seed is the run itself: the option reseeds the order and nothing else.
+    same(base.params, (await run('sseed-5', { ground: 5 })).params);
+    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
+    const metaOf = (dir: string) => {
+      const f = SafetensorsFile.open(path.join(out(dir), 'model.safetensors'));
+      try {
+        return JSON.parse(f.metadata.hopscope_recipe) as { seed: number; stageSeeds?: Record<string, number> };
+      } finally {
+        f.close();
+      }
+    };
+    assert.equal(metaOf('sseed-base').stageSeeds, undefined);
+    assert.deepEqual(metaOf('sseed-1').stageSeeds, { ground: 1 });
+    assert.equal(metaOf('sseed-1').seed, 5);
+    assert.equal(other.stoppedEarly, false);
+    await assert.rejects(run('sseed-bad', { grounding: 1 }), /stageSeeds: grounding=1: expected a stage/);
+    await assert.rejects(run('sseed-neg', { ground: -1 }), /stageSeeds: ground=-1/);
+  });
+
+  test('--stage-seed reaches the pretraining child processes, and a malformed list is refused before training', () => {
+    const recipe = path.join(tmp, 'tiny-recipe-sseed.json');
+    fs.writeFileSync(recipe, JSON.stringify(TINY));
+    const cli = (dir: string, ...extra: string[]) =>
+      childProcess.spawnSync(process.execPath, ['--import', 'tsx', 'src/train/cli.ts', '--data', dataDir, '--run', path.join(tmp, `${dir}-run`), '--out', path.join(tmp, dir), '--recipe', recipe, '--seed', '5', '--stages', 'lm,vision', ...extra], {
+        encoding: 'utf8',
+        cwd: path.resolve(__dirname, '..', '..'),
+      });
+    const bad = cli('cli-sseed-bad', '--stage-seed', 'lm=1,vision');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--stage-seed lm=1,vision: expected stage=n pairs.*got 'vision'/);
+    assert.equal(fs.existsSync(path.join(tmp, 'cli-sseed-bad-run', 'lm')), false, 'a malformed list started training');
+    // Two child processes (--jobs 2) against this process alone (--jobs 1), both on one thread: the same
+    // stage seeds give the same bytes only if the children were given them.
+    for (const [dir, ...extra] of [['cli-sseed2', '--stage-seed', 'lm=2,vision=3'], ['cli-sseed1', '--jobs', '1', '--stage-seed', 'lm=2,vision=3'], ['cli-sseed0', '--jobs', '1']]) {
+      const r = cli(dir, ...extra);
+      assert.equal(r.status, 0, r.stderr.slice(-2000));
+      if (dir === 'cli-sseed2') assert.match(r.stderr, /^\[lm\] lm 3\/3 loss/m, 'the LM stage ran in a child process');
+    }
+    // Each stage's own tensors (a child's file holds the other tower at its initial values, a sequential run's does not).
+    for (const [stage, prefix] of [['lm', 'lm.'], ['vision', 'vis.']]) {
+      const own = (dir: string) => new Map([...readHost(path.join(tmp, `${dir}-run`, stage, 'params.safetensors'))].filter(([k]) => k.startsWith(prefix)));
+      const seeded = own('cli-sseed1');
+      assert.ok(seeded.size > 0, stage);
+      same(own('cli-sseed2'), seeded);
+      assert.ok([...own('cli-sseed0')].some(([k, v]) => !bytesOf(v).equals(bytesOf(seeded.get(k)!))), `${stage}: the stage seed changed nothing`);
+    }
+    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
+    const f = SafetensorsFile.open(path.join(tmp, 'cli-sseed2', 'backbone', 'model.safetensors'));
+    try {
+      assert.deepEqual(JSON.parse(f.metadata.hopscope_recipe).stageSeeds, { lm: 2, vision: 3 });
+    } finally {
+      f.close();
+    }
+  });
+
   test('the training CLI runs LM and vision pretraining as two child processes, then the rest, and writes the folder', () => {
     const recipe = path.join(tmp, 'tiny-recipe.json');
     fs.writeFileSync(recipe, JSON.stringify(TINY));
