@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
-import { STAGES, trainingEngine, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
+import { checkStageSeeds, STAGES, trainingEngine, trainTeachingModel, type StageName, type TeachingRecipe } from './teaching';
 import { parseEngineConfig } from '../engine/config';
 
 interface CliOptions {
@@ -120,15 +120,14 @@ async function main(): Promise<void> {
   shutdownEngine();
 }
 
-/** `ground=1,readout=1` as { ground: 1, readout: 1 }; an unknown stage or a seed that is not a non-negative integer is an error. */
+/** `ground=1,readout=1` as { ground: 1, readout: 1 }, checked as training checks it (`checkStageSeeds`) before anything trains. */
 function parseStageSeeds(list: string): Partial<Record<StageName, number>> {
-  const out: Partial<Record<StageName, number>> = {};
-  for (const item of list.split(',')) {
+  const pairs = list.split(',').map((item) => {
     const m = /^([a-z]+)=(\d+)$/.exec(item.trim());
-    if (!m || !STAGES.includes(m[1] as StageName)) throw new Error(`--stage-seed ${list}: expected stage=n pairs, comma-separated (stages: ${STAGES.join(', ')}); got '${item}'`);
-    out[m[1] as StageName] = Number(m[2]);
-  }
-  return out;
+    if (!m) throw new Error(`--stage-seed ${list}: expected stage=n pairs, comma-separated (stages: ${STAGES.join(', ')}); got '${item}'`);
+    return [m[1], Number(m[2])] as const;
+  });
+  return checkStageSeeds(Object.fromEntries(pairs));
 }
 
 /** One pretraining stage in a child process (same arguments, one thread), its log lines passed through. */

@@ -289,6 +289,13 @@ export function backboneMetadata(seed: number, recipe: TeachingRecipe, stageSeed
   return { hopscope_recipe: JSON.stringify({ seed, ...seedsField(lmSeed), lm: recipe.lm, lmNameFirst: recipe.lmNameFirst ?? false, stage: recipe.stages.lm, ...kernels, ...readBy }) };
 }
 
+/** `stageSeeds` as given, or an error naming the entry that is not a stage with a non-negative integer seed. */
+export function checkStageSeeds(stageSeeds: Record<string, number>): Partial<Record<StageName, number>> {
+  for (const [s, v] of Object.entries(stageSeeds))
+    if (!STAGES.includes(s as StageName) || !Number.isInteger(v) || v < 0) throw new Error(`stageSeeds: ${s}=${v}: expected a stage (${STAGES.join(', ')}) and a non-negative integer`);
+  return stageSeeds;
+}
+
 /** The stage seeds as the metadata records them: absent when none is set, so default runs keep their bytes. */
 function seedsField(stageSeeds: Partial<Record<StageName, number>>): { stageSeeds?: Partial<Record<StageName, number>> } {
   const set = STAGES.filter((s) => stageSeeds[s] !== undefined);
@@ -356,9 +363,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   const spec = exportSpec(data, recipe);
   const stages = new Set(opts.stages ?? STAGES);
   const seed = opts.seed;
-  const stageSeeds = opts.stageSeeds ?? {};
-  for (const [s, v] of Object.entries(stageSeeds))
-    if (!STAGES.includes(s as StageName) || !Number.isInteger(v) || v! < 0) throw new Error(`stageSeeds: ${s}=${v}: expected a stage (${STAGES.join(', ')}) and a non-negative integer`);
+  const stageSeeds = checkStageSeeds(opts.stageSeeds ?? {});
   // Initial weights always come from `seed`; a stage's data order and views from its own seed when it has one.
   const seedOf = (stage: StageName): number => stageSeeds[stage] ?? seed;
   const pad = spec.padId;

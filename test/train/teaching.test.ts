@@ -457,6 +457,10 @@ describe('teaching pipeline', () => {
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /--stage-seed lm=1,vision: expected stage=n pairs.*got 'vision'/);
     assert.equal(fs.existsSync(path.join(tmp, 'cli-sseed-bad-run', 'lm')), false, 'a malformed list started training');
+    const unknown = cli('cli-sseed-unknown', '--stage-seed', 'grounding=1');
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /stageSeeds: grounding=1: expected a stage \(lm, vision/);
+    assert.equal(fs.existsSync(path.join(tmp, 'cli-sseed-unknown-run', 'lm')), false, 'an unknown stage started training');
     // Two child processes (--jobs 2) against this process alone (--jobs 1), both on one thread: the same
     // stage seeds give the same bytes only if the children were given them.
     for (const [dir, ...extra] of [['cli-sseed2', '--stage-seed', 'lm=2,vision=3'], ['cli-sseed1', '--jobs', '1', '--stage-seed', 'lm=2,vision=3'], ['cli-sseed0', '--jobs', '1']]) {
