@@ -21,3 +21,13 @@ export function readHost(file: string): Map<string, HostTensor> {
     f.close();
   }
 }
+
+/** The recipe a weights file records (`hopscope_recipe`, written by teaching.ts recipeMetadata / backboneMetadata); undefined when it records none. */
+export function recordedRecipe(file: string): string | undefined {
+  const f = SafetensorsFile.open(file);
+  try {
+    return f.metadata.hopscope_recipe;
+  } finally {
+    f.close();
+  }
+}

@@ -6,18 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { isTeachingModel, TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, TEACHING_ROOT, teachingModelDir } from '../../src/data/teaching-models';
-import { SafetensorsFile } from '../../src/io/safetensors';
 import { backboneDirOf } from '../../src/experiments';
 import { backboneMetadata, recipeMetadata, resolveRecipe, type TeachingRecipe } from '../../src/train/teaching';
+import { recordedRecipe } from '../../src/train/host-io';
 
-const recipeOf = (file: string): string => {
-  const f = SafetensorsFile.open(file);
-  try {
-    return f.metadata.hopscope_recipe;
-  } finally {
-    f.close();
-  }
-};
 
 test('every teaching model name is a shipped HF folder; `teaching` is the late one, the demo compares the early one', () => {
   for (const [name, dir] of Object.entries(TEACHING_MODELS)) {
@@ -47,9 +39,9 @@ test('the early / late pair shares data/teaching/backbone; v5 keeps its own', ()
 test('each shipped model records the recipe that made it: the pair, its recipe file; v5, the default recipe', () => {
   for (const m of ['early', 'late'] as const) {
     const recipe = JSON.parse(fs.readFileSync(path.join(TEACHING_ROOT, 'recipes', `${m}.json`), 'utf8')) as Partial<TeachingRecipe>;
-    assert.equal(recipeOf(path.join(TEACHING_ROOT, m, 'model.safetensors')), recipeMetadata(0, resolveRecipe(recipe)).hopscope_recipe, m);
+    assert.equal(recordedRecipe(path.join(TEACHING_ROOT, m, 'model.safetensors')), recipeMetadata(0, resolveRecipe(recipe)).hopscope_recipe, m);
     // The shared backbone is the one each recipe's LM stage makes (same LM, stage and kernels).
-    assert.equal(recipeOf(path.join(TEACHING_ROOT, 'backbone', 'model.safetensors')), backboneMetadata(0, resolveRecipe(recipe)).hopscope_recipe, `backbone of ${m}`);
+    assert.equal(recordedRecipe(path.join(TEACHING_ROOT, 'backbone', 'model.safetensors')), backboneMetadata(0, resolveRecipe(recipe)).hopscope_recipe, `backbone of ${m}`);
   }
-  assert.equal(recipeOf(path.join(TEACHING_MODELS['teaching-v5'], 'model.safetensors')), recipeMetadata(0, resolveRecipe()).hopscope_recipe);
+  assert.equal(recordedRecipe(path.join(TEACHING_MODELS['teaching-v5'], 'model.safetensors')), recipeMetadata(0, resolveRecipe()).hopscope_recipe);
 });

@@ -14,7 +14,7 @@ import { copyExamples, epochBatches, imagePrompt, lmExamples, loadTeachingData, 
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, imageReadMass, initLm, lmForward, project, regionReadMass, tokenLoss, vitFeatures } from '../../src/train/nets';
-import { readHost } from '../../src/train/host-io';
+import { readHost, recordedRecipe } from '../../src/train/host-io';
 import { disposeParams, toDevice, type HostTensor } from '../../src/train/params';
 import { absenceRows, backboneMetadata, groundLayers, groundTargets, resolveRecipe, trainTeachingModel, type TeachingRecipe } from '../../src/train/teaching';
 
@@ -32,6 +32,9 @@ const TINY: Partial<TeachingRecipe> = {
     readout: { steps: 3, batch: 8, lr: 1e-3, warmup: 1 },
   },
 };
+
+/** TINY with a grounding stage (block 2, target block 1, the ViT trained) in place of instruct. */
+const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 12, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
 
 let tmp: string;
 let dataDir: string;
@@ -99,15 +102,8 @@ describe('teaching pipeline', () => {
 
   test('a default run records the recipe exactly as the shipped v5 weights do (their reproduction stays byte for byte)', () => {
     const { recipeMetadata, resolveRecipe } = require('../../src/train/teaching') as typeof import('../../src/train/teaching');
-    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
-    for (const file of ['data/teaching/v5/model.safetensors', 'data/teaching/v5/backbone/model.safetensors']) {
-      const f = SafetensorsFile.open(path.join(__dirname, '..', '..', file));
-      try {
-        assert.equal(recipeMetadata(0, resolveRecipe()).hopscope_recipe, f.metadata.hopscope_recipe, file);
-      } finally {
-        f.close();
-      }
-    }
+    for (const file of ['data/teaching/v5/model.safetensors', 'data/teaching/v5/backbone/model.safetensors'])
+      assert.equal(recipeMetadata(0, resolveRecipe()).hopscope_recipe, recordedRecipe(path.join(__dirname, '..', '..', file)), file);
     assert.match(recipeMetadata(0, resolveRecipe({ ground: { layer: 1, weight: 1, vit: 'train' } })).hopscope_recipe, /"ground":\{"layer":1/);
   });
 
@@ -400,7 +396,6 @@ describe('teaching pipeline', () => {
   });
 
   test('grounding keeps the LM = the backbone, trains projector and ViT, is deterministic, and pulls the image state toward the target', async () => {
-    const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 12, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
     const run = (dir: string, recipe = GROUND) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), recipe });
     const g = await run('ground1');
     same(g.params, (await run('ground2')).params);
@@ -418,7 +413,6 @@ describe('teaching pipeline', () => {
   });
 
   test('a stage seed reorders only that stage: the stages before it keep their bytes, and the weights record it', async () => {
-    const GROUND: Partial<TeachingRecipe> = { ...TINY, stages: { ...TINY.stages!, ground: { steps: 6, batch: 8, lr: 3e-3, warmup: 1 } }, ground: { layer: 2, targetLayer: 1, weight: 1, vit: 'train' } };
     const out = (dir: string) => path.join(tmp, `${dir}-out`);
     const run = (dir: string, stageSeeds?: Record<string, number>) => trainTeachingModel({ seed: 5, dataDir, runDir: path.join(tmp, dir), outDir: out(dir), recipe: GROUND, stageSeeds });
     const base = await run('sseed-base');
@@ -428,15 +422,7 @@ describe('teaching pipeline', () => {
     assert.ok(!stageBytes('sseed-base', 'ground').equals(stageBytes('sseed-1', 'ground')), 'another ground seed gave the same grounding');
     // The stage's own seed set to the run's seed is the run itself: the option reseeds the order and nothing else.
     same(base.params, (await run('sseed-5', { ground: 5 })).params);
-    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
-    const metaOf = (dir: string) => {
-      const f = SafetensorsFile.open(path.join(out(dir), 'model.safetensors'));
-      try {
-        return JSON.parse(f.metadata.hopscope_recipe) as { seed: number; stageSeeds?: Record<string, number> };
-      } finally {
-        f.close();
-      }
-    };
+    const metaOf = (dir: string) => JSON.parse(recordedRecipe(path.join(out(dir), 'model.safetensors'))!) as { seed: number; stageSeeds?: Record<string, number> };
     assert.equal(metaOf('sseed-base').stageSeeds, undefined);
     assert.deepEqual(metaOf('sseed-1').stageSeeds, { ground: 1 });
     assert.equal(metaOf('sseed-1').seed, 5);
@@ -476,13 +462,7 @@ describe('teaching pipeline', () => {
       same(own('cli-sseed2'), seeded);
       assert.ok([...own('cli-sseed0')].some(([k, v]) => !bytesOf(v).equals(bytesOf(seeded.get(k)!))), `${stage}: the stage seed changed nothing`);
     }
-    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
-    const f = SafetensorsFile.open(path.join(tmp, 'cli-sseed2', 'backbone', 'model.safetensors'));
-    try {
-      assert.deepEqual(JSON.parse(f.metadata.hopscope_recipe).stageSeeds, { lm: 2, vision: 3 });
-    } finally {
-      f.close();
-    }
+    assert.deepEqual(JSON.parse(recordedRecipe(path.join(tmp, 'cli-sseed2', 'backbone', 'model.safetensors'))!).stageSeeds, { lm: 2, vision: 3 });
   });
 
   test('the training CLI runs LM and vision pretraining as two child processes, then the rest, and writes the folder', () => {
@@ -529,7 +509,6 @@ describe('teaching pipeline', () => {
     assert.deepEqual(trainingEngine(), { backend: 'wasm', threads: 1, native: 'off' });
     assert.deepEqual(trainingEngine('builtin', 2), { backend: 'wasm', threads: 2, native: 'on', blasLibraries: ['builtin'] });
     assert.throws(() => trainingEngine('openblas' as never), /recipe.kernels: openblas is not a kernel set/);
-    const { SafetensorsFile } = require('../../src/io/safetensors') as typeof import('../../src/io/safetensors');
     const train = (name: string, kernels: string, env: Record<string, string> = {}) => {
       const recipe = path.join(tmp, `${name}.json`);
       fs.writeFileSync(recipe, JSON.stringify({ ...TINY, kernels }));
@@ -541,10 +520,7 @@ describe('teaching pipeline', () => {
       });
       assert.equal(r.status, 0, r.stderr.slice(-2000));
       const file = path.join(out, 'model.safetensors');
-      const f = SafetensorsFile.open(file);
-      const recorded = f.metadata.hopscope_recipe;
-      f.close();
-      return { stderr: r.stderr, bytes: fs.readFileSync(file), tensors: readHost(file), recorded };
+      return { stderr: r.stderr, bytes: fs.readFileSync(file), tensors: readHost(file), recorded: recordedRecipe(file)! };
     };
     const a = train('kernels-builtin-a', 'builtin');
     // The parent and both pretraining children start on the built-in GEMM, whatever BLAS the machine has.
