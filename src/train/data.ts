@@ -281,6 +281,12 @@ export interface InstructMix {
   visualCot: boolean;
   /** Text replay (QA on all pairs) per epoch. */
   textReplay: boolean;
+  /**
+   * Span-twin replay (QA on all pairs with the name in the image's positions, as the backbone pretrained with
+   * `lmNameFirst: 'span'` read it) per epoch. The readout then keeps reading facts the backbone recalled at the
+   * image's positions: the states backbone -> VLM patching writes there (data/teaching/README.md, session 25).
+   */
+  spanReplay?: boolean;
 }
 
 /** Stage (d): identification and visual QA on the train relations only; held-out pairs never appear with an image. */
@@ -296,6 +302,8 @@ export function instructExamples(data: TeachingData, imageTokens: number, mix: I
     }
     if (mix.textReplay)
       for (const rel of Object.keys(e.facts)) out.push(example(data, promptIds(data, textPrompt(data, questionFor(data, e, rel, false)), 0), answerOf(e, rel)));
+    if (mix.spanReplay)
+      for (const rel of Object.keys(e.facts)) out.push(example(data, spanPromptIds(data, e, questionFor(data, e, rel, true), imageTokens), answerOf(e, rel)));
   }
   return out;
 }

@@ -106,10 +106,11 @@ export interface GroundRecipe {
 
 /**
  * Visual instruction tuning of the backbone's upper blocks only, after grounding: blocks `from`.. of the LM
- * learn identification, visual QA on the train relations, visual CoT and text replay, while the ViT, the
- * projector and blocks 0..from-1 stay as grounding left them. The blocks that hold the backbone's recall
- * circuit (early MLPs at the entity's tokens; data/teaching/README.md, "recall deadline") are never touched,
- * so where the image resolves stays the grounding knob's choice, and the VLM learns to name what it sees.
+ * learn identification, visual QA on the train relations, visual CoT, text replay and (`mix.spanReplay`) the
+ * backbone's span twins, while the ViT, the projector and blocks 0..from-1 stay as grounding left them. The
+ * blocks that hold the backbone's recall circuit (early MLPs at the entity's tokens; data/teaching/README.md,
+ * "recall deadline") are never touched, so where the image resolves stays the grounding knob's choice, and the
+ * VLM learns to name what it sees.
  */
 export interface ReadoutRecipe {
   from: number;

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { generateToyworld } from '../../src/data/toyworld';
 import { loadModelFromDir } from '../../src/models/load';
-import { copyExamples, epochBatches, imagePrompt, lmExamples, loadTeachingData, pixelsOf, promptIds, spanPromptIds, SPAN_FILLER, viewRgb } from '../../src/train/data';
+import { copyExamples, epochBatches, imagePrompt, instructExamples, lmExamples, loadTeachingData, pixelsOf, promptIds, spanPromptIds, SPAN_FILLER, viewRgb } from '../../src/train/data';
 import { inMemoryLlava } from '../../src/train/export';
 import { trainLoop } from '../../src/train/loop';
 import { embedWithImages, getter, imageReadMass, initLm, lmForward, project, regionReadMass, tokenLoss, vitFeatures } from '../../src/train/nets';
@@ -170,6 +170,26 @@ describe('teaching pipeline', () => {
     assert.equal(spans.length, data.entities.length + relations + copies.length);
     assert.ok(spans.every((x) => x.subject!.start === start && x.subject!.span));
     assert.ok(base.every((x) => !x.subject?.span), "a text question's subject is a name, not a span");
+  });
+
+  test("span replay: the readout's mix adds the backbone's span twins of every question (text only), nothing else changes", () => {
+    const data = loadTeachingData(dataDir);
+    const N = (data.imageSize / 8) ** 2;
+    const mix = { identification: 2, visualQa: true, visualCot: true, textReplay: true };
+    const base = instructExamples(data, N, mix);
+    const replay = instructExamples(data, N, { ...mix, spanReplay: true });
+    const key = (ex: { ids: number[]; targets: number[] }) => `${ex.ids.join(',')}|${ex.targets.join(',')}`;
+    const baseKeys = base.map(key);
+    const added = replay.map(key).filter((k) => !baseKeys.includes(k));
+    const relations = data.entities.reduce((n, e) => n + Object.keys(e.facts).length, 0);
+    assert.equal(replay.length - base.length, relations, 'one per fact, held-out pairs included');
+    assert.equal(added.length, relations);
+    assert.deepEqual(replay.map(key).filter((k) => baseKeys.includes(k)), baseKeys, 'the rest of the mix as it was, in order');
+    // Exactly the question twins the backbone pretrained on (lmExamples with span: N), so the replay asks nothing new.
+    const start = promptIds(data, imagePrompt(data, 'q'), N).indexOf(data.imageTokenId);
+    const twins = new Set(lmExamples(data, { span: N }).filter((x) => x.subject?.span).map(key));
+    assert.ok(added.every((k) => twins.has(k)), "each replayed example is one of the backbone's span twins");
+    assert.ok(replay.filter((x) => !baseKeys.includes(key(x))).every((x) => !x.image && !x.ids.includes(data.imageTokenId) && x.ids[start + N - 1] !== SPAN_FILLER), 'no image; the name ends the span');
   });
 
   test('align-only grounding (span positions, token term at layer 0): deterministic, the LM untouched, loss falls', async () => {
