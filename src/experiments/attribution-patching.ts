@@ -67,6 +67,11 @@ export interface AttributionResult {
   scoresLayerOut: number[][];
   /** Scores [T] at each extra hook point asked for (`points`: e.g. lm.blocks.l.mlp_out, lm.blocks.l.attn_out). */
   scoresAt: Map<string, number[]>;
+  /**
+   * Σ over `positions` of (a_corrupt − a_clean) at a hook point the scores cover, [D]: what the site writes
+   * differently for the two inputs (the factor of the score that does not depend on the metric).
+   */
+  deltaAt(point: string, positions: readonly number[]): Float32Array;
   T: number;
 }
 
@@ -147,6 +152,17 @@ export function attributionPatching(model: Model, clean: ModelInputs, corrupt: M
     scoresHidden: pts.hidden.map(scores),
     scoresLayerOut: pts.layerOut.map(scores),
     scoresAt: new Map((opts.points ?? []).map((n) => [n, scores(n)])),
+    deltaAt: (name, positions) => {
+      const a = c.acts.get(name);
+      const b = k.acts.get(name);
+      if (!a || !b) throw new InputError(`deltaAt: ${name} is not among the hook points attribution ran on`);
+      const out = new Float32Array(D);
+      for (const p of positions) {
+        if (!Number.isInteger(p) || p < 0 || p >= T) throw new InputError(`deltaAt: position ${p} outside 0..${T - 1}`);
+        for (let d = 0; d < D; d++) out[d] += b[p * D + d] - a[p * D + d];
+      }
+      return out;
+    },
     T,
   };
 }

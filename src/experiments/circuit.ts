@@ -2,7 +2,11 @@
 // attention and MLP outputs of every layer, summed over position groups (the entity's last token and span
 // — the subject in a text prompt, the image in an image prompt — the query, the last position), so the
 // backbone's text run and the VLM's image run can be compared site by site: top-k overlap and, per layer,
-// the rank correlation of the site scores.
+// the rank correlation of the site scores. Attribution says a site matters, not what it computes: a site
+// on the image's path matters whether it recalls the entity's facts or is still resolving the entity (hop
+// 1). So each VLM site also gets its reuse: the cosine between what it writes differently for the two
+// entities and what the backbone's same site writes for their names. The paper's claim is that degraded
+// VLMs "struggle to use the existing factual recall circuit"; reuse measures that use directly.
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors';
 import type { PromptSpans } from '../io/prompt';
@@ -55,21 +59,43 @@ export interface SiteScore {
   score: number;
 }
 
-/** Attribution scores of every (component, layer, group) for one clean/corrupt pair of equal length. */
-export function siteScores(model: Model, clean: ModelInputs, corrupt: ModelInputs, spans: PromptSpans, metric: Metric, opts: { igSteps?: number } = {}): SiteScore[] {
+/**
+ * Attribution scores of every (component, layer, group) for one clean/corrupt pair of equal length, and what
+ * each site writes differently for the two inputs: Σ over the group's positions of (corrupt − clean), [D].
+ */
+export function siteAttribution(model: Model, clean: ModelInputs, corrupt: ModelInputs, spans: PromptSpans, metric: Metric, opts: { igSteps?: number } = {}): { sites: SiteScore[]; delta(site: SiteScore): Float32Array } {
   const groups = groupPositions(spans);
-  if (!groups) return [];
+  if (!groups) return { sites: [], delta: () => new Float32Array(model.dModel) };
   const L = model.numLayers;
   const point = (l: number, c: Component) => `lm.blocks.${l}.${c}`;
   const points = Array.from({ length: L }, (_, l) => COMPONENTS.map((c) => point(l, c))).flat();
   const attr = attributionPatching(model, clean, corrupt, metric, { igSteps: opts.igSteps, points });
-  const out: SiteScore[] = [];
+  const sites: SiteScore[] = [];
   for (let l = 0; l < L; l++)
     for (const c of COMPONENTS) {
       const s = attr.scoresAt.get(point(l, c))!;
-      for (const g of GROUPS) out.push({ component: c, layer: l, group: g, score: groups[g].reduce((a, p) => a + s[p], 0) });
+      for (const g of GROUPS) sites.push({ component: c, layer: l, group: g, score: groups[g].reduce((a, p) => a + s[p], 0) });
     }
-  return out;
+  return { sites, delta: (s) => attr.deltaAt(point(s.layer, s.component), groups[s.group]) };
+}
+
+/** Attribution scores of every (component, layer, group) for one clean/corrupt pair of equal length. */
+export function siteScores(model: Model, clean: ModelInputs, corrupt: ModelInputs, spans: PromptSpans, metric: Metric, opts: { igSteps?: number } = {}): SiteScore[] {
+  return siteAttribution(model, clean, corrupt, spans, metric, opts).sites;
+}
+
+/** Cosine similarity; NaN when either vector is zero or the lengths differ (vectors of different models' widths). */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return NaN;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
+  }
+  return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : NaN;
 }
 
 export const siteKey = (s: Pick<SiteScore, 'component' | 'layer' | 'group'>) => `${s.component}/${s.layer}/${s.group}`;
@@ -254,6 +280,8 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
     };
     progress.start('circuit', pairs.length * CIRCUIT_RUNS.length);
     for (const [pi, t] of pairs.entries()) {
+      // What each of the backbone's sites writes differently for the pair's two names (its run comes first).
+      const bbDelta = new Map<string, Float32Array>();
       for (const run of CIRCUIT_RUNS) {
         ctx.signal?.throwIfAborted();
         const { model: m, source: src } = models[run];
@@ -263,7 +291,17 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
         try {
           const cleanLast = lastLogitsOf(m, A.inputs);
           const metric = metricFor({ metric: spec.metric, tokens: null }, cleanLast, lastLogitsOf(m, B.inputs));
-          const sites = siteScores(m, A.inputs, B.inputs, ca.spans, metric, { igSteps: spec.igSteps });
+          const { sites, delta } = siteAttribution(m, A.inputs, B.inputs, ca.spans, metric, { igSteps: spec.igSteps });
+          const reuse = new Map<string, number | null>();
+          for (const site of sites) {
+            const d = delta(site);
+            if (run === 'backbone-text') bbDelta.set(siteKey(site), d);
+            else {
+              // null, not NaN: a site the backbone's run lacks, a zero difference, or another width (no shared basis).
+              const r = bbDelta.has(siteKey(site)) ? cosine(d, bbDelta.get(siteKey(site))!) : NaN;
+              reuse.set(siteKey(site), Number.isFinite(r) ? r : null);
+            }
+          }
           const groups = groupPositions(ca.spans)!;
           const top = [...sites].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.topK);
           const exact = new Map<string, number>();
@@ -277,7 +315,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
               corrupt.dispose();
             }
           }
-          const pairRows = sites.map((s) => ({ pair: pi, run, clean: t.a.subject, corrupt: t.b.subject, relation: t.relation, metric: metric.name, component: s.component, layer: s.layer, group: s.group, score: s.score, exact: exact.get(siteKey(s)) ?? null }));
+          const pairRows = sites.map((s) => ({ pair: pi, run, clean: t.a.subject, corrupt: t.b.subject, relation: t.relation, metric: metric.name, component: s.component, layer: s.layer, group: s.group, score: s.score, exact: exact.get(siteKey(s)) ?? null, reuse: reuse.get(siteKey(s)) ?? null }));
           rows.push(...pairRows);
           ctx.onPartial?.(pairRows);
         } finally {
@@ -299,12 +337,28 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
     const recallK = Math.max(1, Math.min(spec.k, Math.floor(model.numLayers / 3)));
     const recallOf = (r: CircuitRun) => means[r].filter((x) => x.component === 'mlp_out' && x.group === 'entity-last');
     const topLayers = (r: CircuitRun) => [...recallOf(r)].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, recallK).map((x) => x.layer);
+    // Reuse at those sites: does the VLM's run write there what the backbone writes for the names? A site on the
+    // image's path scores high in attribution while it still resolves the entity; only reuse says it recalls.
+    const VLM_RUNS = ['vlm-text', 'vlm-image'] as const;
+    type VlmRun = (typeof VLM_RUNS)[number];
+    const reuseAt = Object.fromEntries(
+      VLM_RUNS.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').filter((x) => x.component === 'mlp_out' && x.group === 'entity-last').map((x) => [x.layer, x.score]))]),
+    ) as Record<VlmRun, Map<number, number>>;
+    const bbTop = topLayers('backbone-text');
+    const reuseOf = (r: VlmRun) => {
+      const v = bbTop.map((l) => reuseAt[r].get(l)).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      return v.length ? mean(v) : null;
+    };
     const recall = {
       sites: 'mlp_out at entity-last, per layer',
       k: recallK,
       topLayers: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, topLayers(r)])),
       'backbone-text~vlm-image': compareSites(recallOf('backbone-text'), recallOf('vlm-image'), recallK).overlap,
       'backbone-text~vlm-text': compareSites(recallOf('backbone-text'), recallOf('vlm-text'), recallK).overlap,
+      /** Mean reuse (cosine with the backbone's text run, per pair) at the backbone's top recall layers. */
+      reuse: Object.fromEntries(VLM_RUNS.map((r) => [r, reuseOf(r)])) as Record<VlmRun, number | null>,
+      /** The same per layer (null: no pair gave a cosine). */
+      reuseByLayer: Object.fromEntries(VLM_RUNS.map((r) => [r, Array.from({ length: model.numLayers }, (_, l) => reuseAt[r].get(l) ?? null)])) as Record<VlmRun, (number | null)[]>,
     };
     const confirmed = rows.filter((r) => r.exact !== null);
     return {
@@ -313,7 +367,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
       table: makeTable(rows),
       summary: {
         answer: pairs.length
-          ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}`
+          ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}; reuse of the backbone's recall MLPs (cosine of what they write) from the image ${fmt(recall.reuse['vlm-image'] ?? NaN)}, from the text ${fmt(recall.reuse['vlm-text'] ?? NaN)}`
           : null,
         pairs: pairs.length,
         backbone: bb.from,
@@ -334,13 +388,16 @@ function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(2) : 'n/a';
 }
 
-/** Mean site scores of one run over the table's pairs. */
-export function circuitMeans(rows: readonly Row[], run: CircuitRun): SiteScore[] {
+/**
+ * Mean site scores of one run over the table's pairs; `field` 'reuse' averages the reuse column instead (as
+ * `score`), over the pairs that have one.
+ */
+export function circuitMeans(rows: readonly Row[], run: CircuitRun, field: 'score' | 'reuse' = 'score'): SiteScore[] {
   const byPair = new Map<unknown, SiteScore[]>();
   for (const r of rows) {
-    if (r.run !== run) continue;
+    if (r.run !== run || r[field] === null || r[field] === undefined) continue;
     const list = byPair.get(r.pair) ?? [];
-    list.push({ component: r.component as Component, layer: Number(r.layer), group: r.group as Group, score: Number(r.score) });
+    list.push({ component: r.component as Component, layer: Number(r.layer), group: r.group as Group, score: Number(r[field]) });
     byPair.set(r.pair, list);
   }
   return meanSites([...byPair.values()]);

@@ -147,7 +147,7 @@ export const BUILTIN_EXPERIMENTS = [
     kind: 'circuit',
     summary: "Where recall sits: attn/MLP attribution by layer and position group in the backbone's text run vs the VLM's text and image runs",
     explain:
-      "Circuit analysis (Too Late to Recall): attribution patching over every layer's attention and MLP outputs, summed over the entity's last token and span (the image in an image prompt), the query and the last position, for the backbone on the text question and the VLM on the text and the image question of the same pairs; top-k site overlap and per-layer rank correlation between the runs, top sites confirmed by exact patching. The paper finds the backbone's recall in early MLPs at the entity's last token, and degraded VLMs not using them from the image.",
+      "Circuit analysis (Too Late to Recall): attribution patching over every layer's attention and MLP outputs, summed over the entity's last token and span (the image in an image prompt), the query and the last position, for the backbone on the text question and the VLM on the text and the image question of the same pairs; top-k site overlap and per-layer rank correlation between the runs, top sites confirmed by exact patching; and per VLM site its reuse, the cosine between what it writes differently for the pair and what the backbone's same site writes for the names (attribution alone cannot tell recall from hop 1 passing through a site). The paper finds the backbone's recall in early MLPs at the entity's last token, and degraded VLMs not using them from the image.",
     run: (model, source, spec, ctx) => m.circuit().circuitExperiment(model, source, spec, ctx),
     view: { kind: 'attribution-map', build: views.circuitView },
     magic: { name: 'circuit' },

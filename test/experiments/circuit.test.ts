@@ -86,7 +86,7 @@ test('mlp_out: the top sites by attribution are the top sites by exact patching'
 });
 
 test('circuit: site scores over position groups sum the per-position attribution; comparison of two runs', async () => {
-  const { compareSites, groupPositions, siteScores, spearman, GROUPS } = await import('../../src/experiments/circuit');
+  const { compareSites, cosine, groupPositions, siteAttribution, siteScores, spearman, GROUPS } = await import('../../src/experiments/circuit');
   const { spansFromIds } = await import('../../src/interventions/selectors');
   const spans = spansFromIds(inputs.clean.input_ids[0], { imageTokenId: fixtureJson('attnp_A', 'config.json').image_token_index });
   const groups = groupPositions(spans)!;
@@ -110,6 +110,24 @@ test('circuit: site scores over position groups sum the per-position attribution
   assert.ok(neg.perLayer.every((p) => Math.abs(p.spearman + 1) < 1e-12));
   // Spearman by hand: ranks (1,2,3,4) vs (2,1,4,3): 1 − 6·Σd²/(n(n²−1)) = 1 − 6·4/60 = 0.6.
   assert.ok(Math.abs(spearman([1, 2, 3, 4], [20, 10, 40, 30]) - 0.6) < 1e-12);
+  // What a site writes differently (reuse's input): Σ over the group's positions of corrupt − clean, from the
+  // activations of two plain forwards; the same scores as siteScores.
+  const { sites: again, delta } = siteAttribution(model, clean, corrupt, spans, metric);
+  assert.deepEqual(again.map((x) => x.score), sites.map((x) => x.score));
+  const D = model.dModel;
+  for (const [layer, component, group] of [[0, 'mlp_out', 'entity'], [1, 'attn_out', 'last'], [L - 1, 'mlp_out', 'entity-last']] as const) {
+    const a = activationAt(model, clean, point(layer, component));
+    const b = activationAt(model, corrupt, point(layer, component));
+    const want = new Float32Array(D);
+    for (const p of groups[group]) for (let d = 0; d < D; d++) want[d] += b[p * D + d] - a[p * D + d];
+    const got = delta({ component, layer, group, score: 0 });
+    assert.equal(got.length, D);
+    assert.ok(got.every((v, d) => Math.abs(v - want[d]) <= 1e-5), `${component} ${layer} ${group}`);
+    assert.ok(want.some((v) => v !== 0), 'the clean and corrupt inputs differ there');
+  }
+  // Cosine by hand: (1,0) vs (1,1) = 1/√2; a zero vector or another width has none.
+  assert.ok(Math.abs(cosine([1, 0], [1, 1]) - Math.SQRT1_2) < 1e-12);
+  assert.ok(Number.isNaN(cosine([0, 0], [1, 1])) && Number.isNaN(cosine([1, 2, 3], [1, 2])));
   assert.equal(tf.memory().numTensors, baseline);
 });
 
@@ -147,6 +165,24 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.equal(s.recall.topLayers['backbone-text'].length, s.recall.k);
     assert.ok(s.comparisons['backbone-text~vlm-image'].overlap >= 0 && s.comparisons['backbone-text~vlm-image'].overlap <= 1);
     assert.equal(s.protocol.template !== undefined, true);
+    // Reuse: null on the backbone's own rows, a cosine on the VLM's. The late model keeps the backbone's blocks
+    // 0–2 (its readout tunes blocks 3–7, data/teaching/recipes/late.json), and the VLM's text question names the
+    // entity as the backbone's does: at those layers its MLPs write what the backbone's write, cosine 1; the
+    // tuned block 3 writes something else.
+    assert.ok(rows.filter((x) => x.run === 'backbone-text').every((x) => x.reuse === null));
+    assert.ok(rows.filter((x) => x.run !== 'backbone-text').every((x) => x.reuse === null || (x.reuse >= -1 - 1e-6 && x.reuse <= 1 + 1e-6)));
+    const textReuse = s.recall.reuseByLayer['vlm-text'] as number[];
+    assert.equal(textReuse.length, L);
+    for (const l of [0, 1, 2]) assert.ok(Math.abs(textReuse[l] - 1) < 1e-4, `vlm-text layer ${l}: ${textReuse[l]}`);
+    assert.ok(textReuse[3] < 0.99, `vlm-text layer 3: ${textReuse[3]}`);
+    // The headline is the mean over the backbone's top recall layers of the per-layer means, as the rows give them.
+    const at = (run: string, l: number) => {
+      const v = rows.filter((x) => x.run === run && x.component === 'mlp_out' && x.group === 'entity-last' && x.layer === l && x.reuse !== null).map((x) => x.reuse as number);
+      return v.reduce((a, b) => a + b, 0) / v.length;
+    };
+    const top = s.recall.topLayers['backbone-text'] as number[];
+    const want = top.reduce((a, l) => a + at('vlm-image', l), 0) / top.length;
+    assert.ok(Math.abs(s.recall.reuse['vlm-image'] - want) < 1e-9, `${s.recall.reuse['vlm-image']} vs ${want}`);
     const view = viewFromResult(r);
     assert.equal(view.view, 'attribution-map');
     const data = view.data as { layers: number[]; positions: { label: string }[]; scores: number[][] };

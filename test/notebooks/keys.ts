@@ -170,6 +170,13 @@ export const DERIVE: Record<string, Derive> = {
       overlapImage: r.summary.comparisons['backbone-text~vlm-image'].overlap,
       overlapText: r.summary.comparisons['backbone-text~vlm-text'].overlap,
       meanAbsError: confirmed.length ? mean(confirmed.map((x) => Math.abs(Number(x.score) - Number(x.exact)))) : null,
+      // Reuse from the table: per layer the mean cosine over the pairs (mlp_out at entity-last, image run), then the
+      // mean over the backbone's top recall layers.
+      reuseImage: mean(
+        (r.summary.recall.topLayers['backbone-text'] as number[]).map((l) =>
+          mean(r.table.objects().filter((x) => x.run === 'vlm-image' && x.component === 'mlp_out' && x.group === 'entity-last' && x.layer === l && x.reuse !== null).map((x) => Number(x.reuse))),
+        ),
+      ),
     };
   },
   // Lab 1 prints two lines: the cross-patching switch layer and the text probe's resolution layer.
