@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerWasmSlice } from './wasm-slice';
+import { registerWasmKernels } from './wasm-kernels';
 
 interface EmscriptenModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
@@ -121,7 +121,7 @@ export function registerThreadedWasm(threads: number, priority = 3): void {
   const mainScript = path.join(out, 'tfjs-backend-wasm-threaded-simd.js');
   const factory = loadFactory(mainScript, Math.max(threads, 1));
   if (tf.findBackendFactory('wasm') != null) tf.removeBackend('wasm');
-  registerWasmSlice();
+  registerWasmKernels();
   tf.registerBackend(
     'wasm',
     async () => {

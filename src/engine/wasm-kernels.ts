@@ -1,4 +1,13 @@
-// Slice, SplitV and GatherV2 for the wasm backend that copy only what they return, one contiguous run at a time.
+// Kernels of the wasm backend that hopscope replaces, because the stock ones copy more than they must.
+//
+// Identity and same-dtype Cast share the input's memory (a reference count, as the wasm backend's own Reshape
+// does) instead of copying it. tfjs-core clones every tensor an op saves for its gradient while a tape records
+// (Engine.saveTensorsForBackwardMode, Engine.clone → Identity), and tfjs-backend-wasm 4.22's Identity copies the
+// whole tensor (kernels/Identity.js; the cpu backend's shares it): in training on wasm that copy was 13 % of a
+// readout step (the late teaching model's, `node --cpu-prof`). Tensors are immutable and no kernel writes into its
+// inputs, so a shared buffer is never seen to change; it is freed when the last tensor on it is.
+//
+// Slice, SplitV and GatherV2 that copy only what they return, one contiguous run at a time.
 // tfjs-backend-wasm 4.22's Slice starts with `backend.readSync(x.dataId)`, which copies the *whole* input out of
 // the heap (HEAPU8.slice) before it copies the slice (kernels/Slice.js), and its SplitV calls that Slice once per
 // piece. hopscope's per-head attention slices a [B, H, T, hd] tensor B·KV times, so each layer copied the
@@ -12,6 +21,13 @@ type Heap = Float32Array | Int32Array | Uint8Array;
 interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Heap;
+  incRef(dataId: tf.DataId): void;
+}
+
+/** `x` itself under a new reference: the backend frees the buffer when its count drops to zero. */
+function shared(x: tf.TensorInfo, backend: WasmBackend): tf.TensorInfo {
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 /**
@@ -105,14 +121,26 @@ function gatherInfo(x: tf.TensorInfo, indices: tf.TensorInfo, attrs: tf.GatherV2
   return out;
 }
 
-/** Replaces the wasm backend's Slice, SplitV and GatherV2. */
-export function registerWasmSlice(): void {
+/** Replaces the wasm backend's Identity, Cast (to the same dtype), Slice, SplitV and GatherV2. */
+export function registerWasmKernels(): void {
   if (registered) return;
+  const identity = tf.getKernel('Identity', 'wasm');
+  const cast = tf.getKernel('Cast', 'wasm');
   const slice = tf.getKernel('Slice', 'wasm');
   const splitV = tf.getKernel('SplitV', 'wasm');
   const gather = tf.getKernel('GatherV2', 'wasm');
-  if (!slice || !splitV || !gather) return; // the wasm package is not loaded
+  if (!identity || !cast || !slice || !splitV || !gather) return; // the wasm package is not loaded
   registered = true;
+  overrideNumeric(identity, (x, _attrs, backend) => shared(x, backend));
+  tf.unregisterKernel('Cast', 'wasm');
+  tf.registerKernel({
+    ...cast,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const { dtype } = args.attrs as unknown as tf.CastAttrs;
+      return x.dtype === dtype && dtype !== 'string' ? shared(x, args.backend as unknown as WasmBackend) : cast.kernelFunc(args);
+    },
+  });
   tf.unregisterKernel('GatherV2', 'wasm');
   tf.registerKernel({
     ...gather,

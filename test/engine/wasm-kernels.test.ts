@@ -1,12 +1,14 @@
-// The wasm backend's Slice, SplitV and GatherV2 (src/engine/wasm-slice.ts) against plain references: every rank
+// The wasm backend's Slice, SplitV and GatherV2 (src/engine/wasm-kernels.ts) against plain references: every rank
 // 1-5, random begin/size (including -1 sizes, empty slices and whole tensors), random gathers (every axis, batchDims
 // 0 and 1), float32, int32 and bool; the tensors they return are tracked and freed like any other.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+// Gradient kernels (tfjs-core alone registers none), for the gradient test below.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import fc from 'fast-check';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
-import { copySlice } from '../../src/engine/wasm-slice';
+import { copySlice } from '../../src/engine/wasm-kernels';
 
 before(async () => {
   await initEngine({ backend: 'wasm', native: 'off' });
@@ -171,5 +173,48 @@ test('GatherV2 on wasm: an index outside the gathered axis is an error naming it
   const y = tf.gather(x, ids, 1, 1);
   assert.deepEqual(Array.from(y.dataSync()), [2, 1, 3, 3, 6, 6]);
   tf.dispose([x, ids, y]);
+  assert.equal(tf.memory().numTensors, base);
+});
+
+test('Identity and same-dtype Cast on wasm share the buffer: no copy, values intact after either tensor is freed, the buffer freed with the last', () => {
+  assert.equal(tf.getBackend(), 'wasm');
+  const base = tf.memory();
+  const x = tf.tensor2d([1.5, -2, 3, 4.25, 0, 7], [2, 3]);
+  const buffers = tf.memory().numDataBuffers;
+  const y = tf.clone(x);
+  const z = tf.cast(x, 'float32');
+  // Three tensors on one buffer (tfjs counts numBytes per tensor, so only the buffer count shows the sharing).
+  assert.equal(tf.memory().numDataBuffers, buffers);
+  assert.equal(tf.memory().numTensors, base.numTensors + 3);
+  x.dispose();
+  assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4.25, 0, 7], 'the clone reads its values after the original is freed');
+  y.dispose();
+  assert.deepEqual(z.shape, [2, 3]);
+  assert.deepEqual(Array.from(z.dataSync()), [1.5, -2, 3, 4.25, 0, 7]);
+  z.dispose();
+  assert.equal(tf.memory().numDataBuffers, base.numDataBuffers);
+  assert.equal(tf.memory().numBytes, base.numBytes);
+  // A cast to another dtype still converts into a buffer of its own.
+  const i = tf.tensor1d([1, 2, 3], 'int32');
+  const f = tf.cast(i, 'float32');
+  assert.equal(f.dtype, 'float32');
+  assert.deepEqual(Array.from(f.dataSync()), [1, 2, 3]);
+  assert.equal(tf.memory().numDataBuffers, base.numDataBuffers + 2);
+  tf.dispose([i, f]);
+  assert.equal(tf.memory().numTensors, base.numTensors);
+  assert.equal(tf.memory().numBytes, base.numBytes);
+});
+
+test('gradients through ops whose saved tensors are clones (shared buffers) equal the analytic ones, and free every tensor', () => {
+  const base = tf.memory().numTensors;
+  const x = tf.tensor1d([0.5, -1, 2]);
+  const w = tf.tensor1d([3, 0.25, -2]);
+  // f = Σ exp(x·w) · x², df/dx = exp(x·w)·(w·x² + 2x); exp and mul save their inputs and outputs for the backward pass.
+  const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.exp(tf.mul(a, w)), tf.square(a))))(x);
+  const xs = [0.5, -1, 2];
+  const ws = [3, 0.25, -2];
+  const want = xs.map((v, k) => Math.exp(v * ws[k]) * (ws[k] * v * v + 2 * v));
+  Array.from(g.dataSync()).forEach((v, k) => assert.ok(Math.abs(v - want[k]) <= 1e-5 * Math.max(1, Math.abs(want[k])), `${v} vs ${want[k]}`));
+  tf.dispose([x, w, g]);
   assert.equal(tf.memory().numTensors, base);
 });
