@@ -162,7 +162,9 @@ export const DERIVE: Record<string, Derive> = {
   },
   circuit: (r) => {
     // The error of the re-measured sites from the table (rows with an exact value); the rest from the summary.
-    const confirmed = r.table.objects().filter((x) => x.exact !== null && x.exact !== undefined);
+    const rows = r.table.objects();
+    const confirmed = rows.filter((x) => x.exact !== null && x.exact !== undefined);
+    const recallRows = rows.filter((x) => x.run === 'vlm-image' && x.component === 'mlp_out' && x.group === 'entity-last');
     return {
       pairs: r.summary.pairs,
       recallBackbone: r.summary.recall.topLayers['backbone-text'].join(','),
@@ -174,7 +176,7 @@ export const DERIVE: Record<string, Derive> = {
       // mean over the backbone's top recall layers.
       reuseImage: mean(
         (r.summary.recall.topLayers['backbone-text'] as number[]).map((l) =>
-          mean(r.table.objects().filter((x) => x.run === 'vlm-image' && x.component === 'mlp_out' && x.group === 'entity-last' && x.layer === l && x.reuse !== null).map((x) => Number(x.reuse))),
+          mean(recallRows.filter((x) => x.layer === l && x.reuse !== null).map((x) => Number(x.reuse))),
         ),
       ),
     };
