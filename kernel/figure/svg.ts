@@ -2,6 +2,7 @@
 // figures. The widgets draw with plotly in the page; this is the same data (validated by
 // src/report/views.ts validateViewState, so both read one shape) in three plain forms: layer curves, a
 // [row × layer] heatmap, grouped bars. sharp (librsvg) turns the SVG into PNG (save.ts).
+import { DIVERGING_STOPS } from '../../src/report/protocol';
 import type { AnyViewState, PositionInfo } from '../../src/report/views';
 
 const W = 640;
@@ -89,7 +90,7 @@ export function lineChart(f: Frame, x: number[], series: Series[], marks: { at: 
 }
 
 const VIRIDIS = ['#440154', '#3b528b', '#21918c', '#5ec962', '#fde725'];
-const DIVERGING = ['#2166ac', '#92c5de', '#f7f7f7', '#f4a582', '#b2182b'];
+const DIVERGING = [...DIVERGING_STOPS];
 
 function lerpColor(stops: string[], t: number): string {
   const x = Math.min(1, Math.max(0, t)) * (stops.length - 1);
@@ -270,7 +271,10 @@ function viewToSvgPanel(state: AnyViewState, bound?: number): string {
     }
     case 'attribution-map': {
       const d = state.data;
-      return heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true, bound || undefined);
+      const scores = heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true, bound || undefined);
+      // The cosine map below the scores, on its own fixed [-1, 1] scale (never the scores' bound).
+      const sim = d.similarity;
+      return sim ? stack([scores, heatmap({ title: `${title}: ${sim.title}`, xLabel: 'layer', yLabel: 'cosine' }, sim.positions.map(posLabel), d.layers, transpose(sim.scores), true, 1)]) : scores;
     }
     case 'recall-gap': {
       const rowsOf = (d: typeof state.data) => [...d.rows, ...(d.overall ? [{ ...d.overall, type: 'all' }] : [])];

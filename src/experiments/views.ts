@@ -193,9 +193,12 @@ export const recoveryView: ViewBuilder<RecoverySpec> = ({ spec, rows }) => {
 
 /**
  * The view: a heatmap of layer × site (run · component · position group), the mean score over the pairs seen
- * so far, with the exact-patching checks of the first pair marked. One column per run and site makes the
- * paper's comparison visible: the backbone's text run lights up early MLPs at the entity's last token; a VLM
- * that reuses that circuit from the image lights up the same cells in its image columns.
+ * so far, with the exact-patching checks of the first pair marked, and beside it the VLM runs' mean reuse per
+ * site (cosine with what the backbone's same site writes; 1 = the same computation). Attribution alone cannot
+ * show the paper's contrast: the image passes through the backbone's recall MLPs in a model that resolves it too
+ * late as well as in one that resolves it in time, and those cells light up in both (on the teaching pair,
+ * layer 0's MLP over the image scores −2.15 in the late model, −1.55 in the early one). Reuse tells them apart
+ * (at the entity's last token, layer 0: 0.35 against 0.90; data/teaching/README.md, session 26).
  */
 export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   if (rows.length === 0) return null;
@@ -207,14 +210,27 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   const cols = runs.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
   const short = { 'backbone-text': 'LLM·text', 'vlm-text': 'VLM·text', 'vlm-image': 'VLM·image' } as const;
   const first = rows.filter((r) => r.pair === rows[0].pair && r.exact !== null);
+  // Reuse columns: the VLM runs whose rows carry one (tables written before the column have none).
+  const reuseRuns = runs.filter((r) => r !== 'backbone-text' && rows.some((x) => x.run === r && x.reuse !== null && x.reuse !== undefined));
+  const reuse = new Map(reuseRuns.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').map((s) => [siteKey(s), s.score]))]));
+  const reuseCols = reuseRuns.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
+  const label = (c: (typeof cols)[number]) => `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`;
   return {
     layers,
-    positions: cols.map((c) => ({ label: `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`, kind: c.run === 'vlm-image' ? 'image' : 'text' })),
+    positions: cols.map((c) => ({ label: label(c), kind: c.run === 'vlm-image' ? 'image' : 'text' })),
     scores: layers.map((l) => cols.map((c) => means.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group })) ?? 0)),
     metric: typeof rows[0].metric === 'string' ? rows[0].metric : null,
     image: null,
     patchScores: null,
     patchLabel: null,
     confirmed: first.map((r) => ({ layer: Number(r.layer), position: cols.findIndex((c) => c.run === r.run && c.component === r.component && c.group === r.group), exact: Number(r.exact) })),
+    similarity: reuseCols.length
+      ? {
+          title: "reuse: cosine with the backbone's site",
+          positions: reuseCols.map((c) => ({ label: label(c), kind: c.run === 'vlm-image' ? 'image' : 'text' })),
+          // null (drawn blank), not 0: a site no pair gave a cosine is not a site that computes something else.
+          scores: layers.map((l) => reuseCols.map((c) => reuse.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group })) ?? null)),
+        }
+      : null,
   };
 };

@@ -15,6 +15,13 @@ export const WIDGET_NAMES = {
 /** The version the frontend registers; `_model_module_version` is a semver range matched against it. */
 export const WIDGETS_VERSION = '0.1.0';
 
+/**
+ * The colour scale of every signed heat map, in the widgets (plotly) and the figures (SVG, PNG, PDF) alike:
+ * negative red, zero white, positive blue (ColorBrewer RdBu), as evenly spaced stops from the scale's minimum to
+ * its maximum. One definition, because the two drawings once used opposite ends for the same sign.
+ */
+export const DIVERGING_STOPS = ['#B2182B', '#EF8A62', '#F7F7F7', '#67A9CF', '#2166AC'] as const;
+
 /** Every view a HopscopeView widget can draw; each has a `...Data` schema in src/report/views.ts. */
 export const VIEW_KINDS = [
   'layer-switch',

@@ -187,6 +187,12 @@ export interface AttributionMapData {
   patchScores: number[] | null;
   patchLabel: string | null;
   confirmed: { layer: number; position: number; exact: number }[];
+  /**
+   * Optional: a second map on the same layers, of cosines in [-1, 1] (NaN: none), drawn beside the scores on a
+   * fixed scale. The circuit experiment's reuse: what each VLM site writes differently for the pair against what
+   * the backbone's same site writes for the names. Attribution says where a site matters, this what it computes.
+   */
+  similarity?: { title: string; positions: PositionInfo[]; scores: number[][] } | null;
 }
 
 /** One row of the recall-gap table: accuracy with a 95% confidence interval per condition. */
@@ -601,7 +607,8 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     };
     if (!Number.isNaN(c.layer + c.position + c.exact)) confirmed.push(c);
   }
-  if (!scores) return null;
+  const similarity = similarityMap(field(d, 'similarity'), `${path}.similarity`, p, layers.length);
+  if (!scores || similarity === undefined) return null;
   return {
     layers,
     positions,
@@ -611,7 +618,25 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     patchScores,
     patchLabel: optionalString(d, 'patchLabel', path, p),
     confirmed,
+    ...(similarity ? { similarity } : {}),
   };
+}
+
+/** attribution-map's optional cosine map: null when absent, undefined when present but wrong (problems added). */
+function similarityMap(v: unknown, path: string, p: Problems, rows: number): AttributionMapData['similarity'] | undefined {
+  if (v === undefined || v === null) return null;
+  if (!isRecord(v)) {
+    p.add(path, `expected {title, positions, scores}, got ${describe(v)}`);
+    return undefined;
+  }
+  const title = typeof v.title === 'string' ? v.title : null;
+  if (title === null) p.add(`${path}.title`, `expected a string, got ${describe(v.title)}`);
+  const positions = positionsField(v, path, p);
+  const s = positions ? required(v, 'scores', path, p, `${rows}×${positions.length} cosines, [layer][column]`) : undefined;
+  const scores = positions && s !== undefined ? matrix(s, `${path}.scores`, p, rows, positions.length) : null;
+  const outside = scores?.flat().find((x) => Number.isFinite(x) && (x < -1 - 1e-6 || x > 1 + 1e-6));
+  if (outside !== undefined) p.add(`${path}.scores`, `cosines lie in [-1, 1], got ${outside}`);
+  return title !== null && positions && scores && outside === undefined ? { title, positions, scores } : undefined;
 }
 
 function ci(v: unknown, path: string, p: Problems): [number, number] | null {

@@ -189,6 +189,21 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.deepEqual(data.layers, Array.from({ length: L }, (_, i) => i));
     assert.equal(data.positions.length, CIRCUIT_RUNS.length * COMPONENTS.length * GROUPS.length);
     assert.ok(data.scores.flat().every(Number.isFinite));
+    // Beside the scores, the VLM runs' reuse per site (the backbone's run has none), the same per-site means the
+    // rows give, and it validates as the widgets and figures read it.
+    const sim = (view.data as { similarity: { positions: { label: string; kind: string }[]; scores: (number | null)[][] } }).similarity;
+    assert.equal(sim.positions.length, 2 * COMPONENTS.length * GROUPS.length);
+    assert.ok(sim.positions.every((p) => !p.label.startsWith('LLM')));
+    const col = sim.positions.findIndex((p) => p.label === 'VLM·image mlp entity-last');
+    for (let l = 0; l < L; l++) {
+      const v = sim.scores[l][col];
+      assert.ok(v === null ? Number.isNaN(at('vlm-image', l)) : Math.abs(v - at('vlm-image', l)) < 1e-9, `image reuse at layer ${l}: ${v} vs ${at('vlm-image', l)}`);
+    }
+    const textCol = sim.positions.findIndex((p) => p.label === 'VLM·text mlp entity-last');
+    assert.ok(Math.abs((sim.scores[0][textCol] as number) - 1) < 1e-4, 'the text run keeps the backbone at layer 0');
+    const { validateViewState } = await import('../../src/report/views');
+    const valid = validateViewState(view);
+    assert.ok(valid.ok && valid.state.view === 'attribution-map' && valid.state.data.similarity, valid.ok ? 'no similarity after validation' : valid.problems.join('; '));
   } finally {
     vlm.dispose();
   }

@@ -32,6 +32,14 @@ test('every view kind is drawn as SVG and as PNG (2× raster), with its title an
     for (let i = 0; i < png.data.length; i += 4 * 97) colours.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
     assert.ok(colours.size > 5, `${s.view}: ${colours.size} colours`);
   }
+  // attribution-map's cosine map (circuit's reuse) is a second panel below the scores, on its own [-1, 1] scale.
+  const attr = allViewStates().find((s) => s.view === 'attribution-map')!;
+  const both = figureSvg(attr);
+  const scoresOnly = figureSvg({ ...attr, data: { ...(attr.data as object), similarity: null } });
+  const h = (doc: string) => Number(/height="([\d.]+)"/.exec(doc)![1]);
+  assert.ok(h(both) > h(scoresOnly) && both.includes("reuse: cosine with the backbone's site"), 'a second panel, titled');
+  assert.match(both, /VLM·image mlp entity-last, layer 1: [-\d.]+</, 'the cosine map drawn');
+  assert.match(both, /VLM·image mlp entity-last, layer 0: n\/a</, 'null drawn blank');
   const svgFile = await saveFigure(recallGapState(), path.join(dir, 'sub', 'gap.svg'));
   assert.match(fs.readFileSync(svgFile, 'utf8'), /celebs.*landmarks/s);
 });

@@ -220,6 +220,44 @@ export function attributionMapState(pic = picture(112)): ViewStateInput {
         { layer: 8, position: 3 + 4 * 8 + 4, exact: 0.66 },
         { layer: 15, position: positions.length - 1, exact: 0.31 },
       ],
+      // The circuit experiment's reuse map: cosines, high where the run keeps the backbone's computation; null
+      // where no pair gave one (drawn blank).
+      similarity: {
+        title: "reuse: cosine with the backbone's site",
+        positions: ['VLM·text mlp entity-last', 'VLM·text mlp last', 'VLM·image mlp entity-last', 'VLM·image mlp last'].map((label) => ({ label, kind: label.includes('image') ? 'image' : 'text' })),
+        scores: layers.map((l) => [l < 12 ? 1 : round(0.5 * r(), 3), round(0.4 + 0.5 * r(), 3), l === 0 ? null : round(Math.exp(-l / 6) - 0.1 * r(), 3), round(r() * 2 - 1, 3)]),
+      },
+    },
+    progress: null,
+    error: null,
+  };
+}
+
+/**
+ * The circuit experiment's view: no picture, one column per run · component · position group (24 sites over 8
+ * layers), and the VLM runs' reuse beside it (16 sites).
+ */
+export function circuitMapState(): ViewStateInput {
+  const r = rng(9);
+  const layers = range(0, 8);
+  const sites = (runs: string[]) => runs.flatMap((run) => ['attn', 'mlp'].flatMap((c) => ['entity-last', 'entity', 'query', 'last'].map((g) => ({ label: `${run} ${c} ${g}`, kind: run === 'VLM·image' ? 'image' : 'text' }))));
+  const cols = sites(['LLM·text', 'VLM·text', 'VLM·image']);
+  const reuseCols = sites(['VLM·text', 'VLM·image']);
+  return {
+    view: 'attribution-map',
+    title: 'attribution by layer × (run · component · position group)',
+    data: {
+      layers,
+      positions: cols,
+      scores: layers.map((l) => cols.map((c) => round((c.label.endsWith('mlp last') ? -0.4 * l : c.label.includes('mlp entity') && l === 0 ? -2 : 0.1) * r(), 3))),
+      metric: 'logit diff',
+      image: null,
+      confirmed: [{ layer: 0, position: 5, exact: -1.8 }],
+      similarity: {
+        title: "reuse: cosine with the backbone's site",
+        positions: reuseCols,
+        scores: layers.map((l) => reuseCols.map((c) => (c.kind === 'text' && l < 3 ? 1 : round(r() * 1.2 - 0.2, 3)))),
+      },
     },
     progress: null,
     error: null,

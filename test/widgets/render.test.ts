@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, attributionMapState, badViewStates, comparedViewStates, knockoutMapState, logitLensState } from './fixtures';
+import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, logitLensState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -86,6 +86,8 @@ test('every view renders from saved state, with charts drawn and no errors or ne
   assert.ok(byKind['knockout-map'].plots[0].heatmaps >= 1, 'knockout-map: heat map image');
   assert.ok(byKind['logit-lens'].plots[0].heatmaps >= 1 && byKind['logit-lens'].plots[1].images === 1, 'logit-lens: grid and picture');
   assert.ok(byKind['attribution-map'].plots[1].images === 1 && byKind['attribution-map'].plots[1].heatmaps === 1, 'attribution-map: patch overlay on the picture');
+  assert.equal(byKind['attribution-map'].plots.length, 3, 'attribution-map: the cosine map beside the scores');
+  assert.equal(byKind['attribution-map'].plots[2].heatmaps, 1, 'attribution-map: the cosine map drawn');
   assert.equal(byKind['recall-gap'].plots[0].points, 10, 'recall-gap: 5 groups × 2 bars');
   assert.equal(byKind['recall-gap'].tableRows, 5);
   assert.ok(byKind['freeze-curve'].plots[0].points >= 20);
@@ -129,6 +131,26 @@ test('compared models: curves and bars share one plot, one colour per model; hea
   assert.deepEqual(two[probe].strokes.sort(), ['rgb(194, 65, 12)', 'rgb(21, 128, 61)']);
   assert.ok(one[probe].strokes.length >= 2 && !one[probe].strokes.includes('rgb(194, 65, 12)'));
   assert.equal(two[states.findIndex((s) => s.view === 'recall-gap')].tableRows, 10, 'recall-gap: both models in the table');
+  assert.deepEqual(b.errors, []);
+});
+
+test('a site map without a picture (the circuit view), one model and two: no patch-layer picker, the cosine map beside the scores inside the widget', { skip }, async () => {
+  const base = circuitMapState();
+  const states = [base, { ...base, title: 'circuit: late vs early', label: 'late', compare: [{ label: 'early', data: base.data }] }];
+  // One page each: a later widget on the same page resizes the earlier one's plots and would hide a misdrawn width.
+  for (const [i, state] of states.entries()) {
+    await openPage(b, renderStaticPage({ title: 'Site map', sections: [{ widgetState: state }] }), `site-map-${i}`);
+    const [w] = await widgetInfo();
+    assert.equal(w.status, 'ready', String(w.message));
+    assert.equal(w.plots.length, 2 * (i + 1), 'scores and cosines per model, no picture');
+    assert.ok(w.plots.every((p) => p.heatmaps === 1), JSON.stringify(w.plots));
+    const layout = (await b.page.evaluate(`(() => { const w = document.querySelector('.hopscope-widget'); return {
+      pickers: Array.from(w.querySelectorAll('.hs-controls label')).filter((l) => getComputedStyle(l).display !== 'none').length,
+      plots: Array.from(w.querySelectorAll('.hs-plot')).filter((p) => !p.hidden).map((p) => ({ right: p.getBoundingClientRect().right, svg: p.querySelector('svg.main-svg').getBoundingClientRect().right })),
+    }; })()`)) as { pickers: number; plots: { right: number; svg: number }[] };
+    assert.equal(layout.pickers, 0, 'a patch-layer picker with no picture to patch');
+    for (const p of layout.plots) assert.ok(p.svg <= p.right + 1, `a plot drawn wider than its place (${JSON.stringify(p)})`);
+  }
   assert.deepEqual(b.errors, []);
 });
 

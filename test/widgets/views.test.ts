@@ -52,6 +52,32 @@ test('probe-accuracy: the transfer curve (probe fit on text, read on the image) 
   assert.match(bad.ok ? '' : bad.problems.join('; '), /transfer/);
 });
 
+test("attribution-map: the optional cosine map (circuit's reuse) validates on the scores' layers, null as not computed, and is shape- and range-checked", () => {
+  const base = { layers: [0, 1], positions: ['a', 'b'], scores: [[0.1, 0.2], [0.3, 0.4]] };
+  const sim = { title: 'reuse', positions: [{ label: 'VLM·image mlp entity-last', kind: 'image' }], scores: [[0.9], [null]] };
+  const r = validateViewState({ view: 'attribution-map', data: { ...base, similarity: sim } });
+  assert.ok(r.ok, r.ok ? '' : r.problems.join('; '));
+  if (r.ok && r.state.view === 'attribution-map') {
+    assert.equal(r.state.data.similarity?.title, 'reuse');
+    assert.equal(r.state.data.similarity?.scores[0][0], 0.9);
+    assert.ok(Number.isNaN(r.state.data.similarity?.scores[1][0]));
+  }
+  const without = validateViewState({ view: 'attribution-map', data: base });
+  assert.ok(without.ok && without.state.view === 'attribution-map' && !('similarity' in without.state.data));
+  const bad: [unknown, RegExp][] = [
+    [{ ...sim, scores: [[0.9], [0.5], [0.1]] }, /similarity\.scores: has 3 rows but the axis has only 2/],
+    [{ ...sim, scores: [[1.5], [0.5]] }, /similarity\.scores: cosines lie in \[-1, 1\], got 1\.5/],
+    [{ ...sim, title: 3 }, /similarity\.title: expected a string/],
+    [{ title: 'reuse', scores: [[1], [1]] }, /similarity\.positions: is missing/],
+    ['reuse', /similarity: expected \{title, positions, scores\}/],
+  ];
+  for (const [similarity, expect] of bad) {
+    const b = validateViewState({ view: 'attribution-map', data: { ...base, similarity } });
+    assert.equal(b.ok, false, String(expect));
+    assert.match(b.ok ? '' : b.problems.join('; '), expect);
+  }
+});
+
 test('a comparison validates each model\'s data like the view\'s own, and names what is wrong where', () => {
   for (const s of comparedViewStates()) {
     const r = validateViewState(s);

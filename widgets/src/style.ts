@@ -27,6 +27,7 @@ const CSS = `
 .hs-message code { font-family: var(--jp-code-font-family, monospace); font-size: 0.95em; }
 .hs-controls { display: flex; flex-wrap: wrap; align-items: center; gap: 10px; margin: 4px 0; }
 .hs-controls label { display: flex; align-items: center; gap: 4px; }
+.hs-controls label[hidden] { display: none; }
 .hs-controls select, .hs-controls input { font: inherit; color: inherit; background: var(--jp-layout-color0, #fff); }
 .hs-plot { width: 100%; min-height: 120px; }
 .hs-row { display: flex; flex-wrap: wrap; gap: 8px; }

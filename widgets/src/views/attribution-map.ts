@@ -1,5 +1,6 @@
 // attribution-map: attribution-patching score per (layer, position) as a signed heat map, cells confirmed by
-// exact patching marked, and a per-patch score drawn over the picture.
+// exact patching marked, a per-patch score drawn over the picture, and, where the data has one, a second map of
+// cosines on a fixed [-1, 1] scale (the circuit experiment's reuse).
 
 import type { AttributionMapData, ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
@@ -17,6 +18,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   const grid = new PlotSlot(ctx.plotly, row, 'attribution-map', 420);
   const picker = new LayerPicker(controls, 'Patch layer', () => void redraw());
   const patches = new PlotSlot(ctx.plotly, row, 'attribution-patches', 420);
+  const similarity = new PlotSlot(ctx.plotly, row, 'attribution-similarity', 420);
   let data: AttributionMapData | null = null;
   // The largest |score| of every panel of a comparison (the stacked panels pass the others as `compare`): one scale.
   let sharedBound = 0;
@@ -52,6 +54,10 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
   async function redraw(): Promise<void> {
     const d = data;
     if (!d) return;
+    // Every panel's visibility before any is drawn: plotly sizes a plot to its div's width when drawn, and a panel
+    // hidden afterwards would leave the others drawn at the widths of the old layout.
+    patches.div.hidden = !d.image;
+    similarity.div.hidden = !d.similarity;
     const bound = Math.max(1e-9, sharedBound, maxAbs(d.scores.flat()));
     const traces: Trace[] = [
       {
@@ -75,13 +81,13 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       });
     }
     await grid.draw(traces, {
-      xaxis: { title: { text: 'position' }, ...positionTicks(d.positions), tickangle: -45 },
+      xaxis: { title: { text: 'position' }, ...positionTicks(d.positions), tickangle: -45, automargin: true },
       yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
       margin: { l: 60, r: 20, t: 40, b: 90 },
       ...imageSpanShapes(d.positions),
     });
+    await drawSimilarity(d);
     const img = d.image;
-    patches.div.hidden = !img;
     picker.select.parentElement!.hidden = !img || d.patchScores !== null;
     if (!img) return;
     let values: number[];
@@ -113,16 +119,44 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     );
   }
 
+  /** The cosine map on its own fixed scale: 1 is the same computation, 0 an unrelated one, whatever the scores. */
+  async function drawSimilarity(d: AttributionMapData): Promise<void> {
+    const sim = d.similarity;
+    if (!sim) return;
+    const hoverOf = (li: number, ci: number) => {
+      const v = sim.scores[li]?.[ci] ?? NaN;
+      return `layer ${d.layers[li]} · ${escapeHtml(sim.positions[ci].label)}<br>cosine: ${Number.isFinite(v) ? fmt(v, 3) : 'none (no pair gave one)'}`;
+    };
+    await similarity.draw(
+      [
+        {
+          type: 'heatmap', x: sim.positions.map((_, i) => i), y: d.layers,
+          z: sim.scores.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
+          customdata: d.layers.map((_, li) => sim.positions.map((__, ci) => hoverOf(li, ci))),
+          hovertemplate: '%{customdata}<extra></extra>', colorscale: DIVERGING, zmid: 0, zmin: -1, zmax: 1,
+          colorbar: { title: { text: 'cosine', side: 'right' }, thickness: 12 },
+        },
+      ],
+      {
+        title: { text: escapeHtml(sim.title), font: { size: 12 }, x: 0.02 },
+        xaxis: { title: { text: 'site' }, ...positionTicks(sim.positions), tickangle: -45, automargin: true },
+        yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
+        margin: { l: 60, r: 20, t: 40, b: 90 },
+      },
+    );
+  }
+
   return {
     async update(state: ViewState<'attribution-map'>) {
       data = state.data;
       sharedBound = Math.max(0, ...state.compare.map((c) => maxAbs(c.data.scores.flat())));
       await redraw();
     },
-    plots: () => (data?.image ? [grid, patches] : [grid]).map((s) => ({ name: s.name, div: s.div })),
+    plots: () => [grid, ...(data?.image ? [patches] : []), ...(data?.similarity ? [similarity] : [])].map((s) => ({ name: s.name, div: s.div })),
     dispose() {
       grid.dispose();
       patches.dispose();
+      similarity.dispose();
     },
   };
 };

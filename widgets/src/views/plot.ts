@@ -1,6 +1,7 @@
 // One plotly chart in a div: redraws with Plotly.react, wires clicks once, shared look for all views.
 
 import type { Layout, PlotDiv, PlotEvent, PlotPoint, PlotlyStatic, Trace } from '../plotly-types';
+import { DIVERGING_STOPS } from '../../../src/report/protocol';
 import { el } from '../dom';
 import type { ViewContext } from './types';
 
@@ -14,10 +15,8 @@ export const COLORS = {
   switch: '#444',
 };
 
-/** Red-white-blue for signed quantities (Δp/p, attribution), centred with zmid 0. */
-export const DIVERGING: [number, string][] = [
-  [0, '#B2182B'], [0.25, '#EF8A62'], [0.5, '#F7F7F7'], [0.75, '#67A9CF'], [1, '#2166AC'],
-];
+/** Red-white-blue for signed quantities (Δp/p, attribution), centred with zmid 0: the figures' scale too. */
+export const DIVERGING: [number, string][] = DIVERGING_STOPS.map((c, i) => [i / (DIVERGING_STOPS.length - 1), c]);
 export const SEQUENTIAL = 'Viridis';
 
 export class PlotSlot {

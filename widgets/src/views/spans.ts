@@ -30,8 +30,12 @@ export function imageSpanShapes(positions: PositionInfo[]): { shapes: Record<str
   };
 }
 
-/** Tick labels for a position axis: every label when few, else a subset. */
-export function positionTicks(positions: PositionInfo[]): { tickvals: number[]; ticktext: string[] } {
+/**
+ * Tick labels for a position axis: every label when few, else a subset. Token labels are short; a site axis
+ * (the circuit's "VLM·image mlp entity-last", two dozen columns) needs its whole label to be read, so few
+ * columns get longer labels.
+ */
+export function positionTicks(positions: PositionInfo[], maxLength = positions.length <= 32 ? 26 : 10): { tickvals: number[]; ticktext: string[] } {
   const step = Math.max(1, Math.ceil(positions.length / 28));
   const tickvals: number[] = [];
   const ticktext: string[] = [];
@@ -39,7 +43,7 @@ export function positionTicks(positions: PositionInfo[]): { tickvals: number[]; 
     const last = i === positions.length - 1 && i - (tickvals[tickvals.length - 1] ?? -step) >= step / 2;
     if (i % step !== 0 && !last) return;
     tickvals.push(i);
-    ticktext.push(truncate(p.label, 10));
+    ticktext.push(truncate(p.label, maxLength));
   });
   return { tickvals, ticktext };
 }
