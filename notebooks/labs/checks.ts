@@ -295,6 +295,12 @@ export async function checkLab3(ctx: LabContext, a: Lab3Answer, opts: { quiet?: 
 export const LAB4_GAP = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, batchSize: 32 } as const;
 export const LAB4_PROBE = { kind: 'probe', version: 1, position: 'last-image', transfer: true, limit: 32, seed: 1, batchSize: 32 } as const;
 export const LAB4_CROSSPATCH = LAB1_CROSSPATCH;
+/**
+ * The recall circuit against each model's own backbone (the folder's, or `backbone` of the context): notebook 8's
+ * spec. Its `summary.recall.reuse['vlm-image']` is what the image run writes at the backbone's recall MLPs
+ * against what the backbone writes there for the name (cosine; 1 = the same computation).
+ */
+export const LAB4_CIRCUIT = { kind: 'circuit', version: 1, limit: 16, seed: 1, topK: 3, k: 10 } as const;
 
 /** The two models of lab 4, each a lab context (same data and questions). */
 export interface Lab4Context {
@@ -304,6 +310,10 @@ export interface Lab4Context {
 
 export function lab4GapSpec(ctx: LabContext): typeof LAB4_GAP & Record<string, unknown> {
   return { ...LAB4_GAP, ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
+}
+
+export function lab4CircuitSpec(ctx: LabContext): typeof LAB4_CIRCUIT & Record<string, unknown> {
+  return { ...LAB4_CIRCUIT, ...scoped(ctx), backbone: ctx.backbone ?? null, ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
 }
 
 type Pair<T> = { late: T; early: T };
@@ -317,6 +327,8 @@ export interface Lab4Answer {
   laterSwitch?: 'late' | 'early' | 'same' | null;
   /** The late model's switch layer. */
   lateSwitch?: number | null;
+  /** Whose image run writes more of what the backbone writes at its recall MLPs (the reuse map)? */
+  moreReuse?: 'late' | 'early' | null;
 }
 
 export interface Lab4Solution {
@@ -333,6 +345,11 @@ export interface Lab4Solution {
   largerGap: 'late' | 'early';
   higherTransfer: 'late' | 'early';
   laterSwitch: 'late' | 'early' | 'same';
+  /** Mean reuse of the backbone's recall MLPs by the image run (null: no pair gave one). */
+  reuse: Pair<number | null>;
+  /** The backbone's recall layers (MLPs at the entity's last token), per model's run. */
+  recallLayers: Pair<number[]>;
+  moreReuse: 'late' | 'early' | null;
 }
 
 /** The layer of a curve's maximum (the first, on a tie); `layers` maps its index to the layer. */
@@ -348,6 +365,8 @@ export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
   const gap = { late: await runMemo(ctx.late, lab4GapSpec(ctx.late)), early: await runMemo(ctx.early, lab4GapSpec(ctx.early)) };
   const probe = { late: await runMemo(ctx.late, { ...LAB4_PROBE }), early: await runMemo(ctx.early, { ...LAB4_PROBE }) };
   const xp = { late: await runMemo(ctx.late, { ...LAB4_CROSSPATCH }), early: await runMemo(ctx.early, { ...LAB4_CROSSPATCH }) };
+  const circ = { late: await runMemo(ctx.late, lab4CircuitSpec(ctx.late)), early: await runMemo(ctx.early, lab4CircuitSpec(ctx.early)) };
+  const reuse = { late: (circ.late.summary.recall.reuse['vlm-image'] ?? null) as number | null, early: (circ.early.summary.recall.reuse['vlm-image'] ?? null) as number | null };
   const drop = { late: gap.late.summary.drop as number, early: gap.early.summary.drop as number };
   const transfer = { late: probe.late.summary.transfer as number[], early: probe.early.summary.transfer as number[] };
   const switchLayer = { late: xp.late.summary.switchLayer as number | null, early: xp.early.summary.switchLayer as number | null };
@@ -364,6 +383,10 @@ export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
     largerGap: drop.late >= drop.early ? 'late' : 'early',
     higherTransfer: Math.max(...transfer.late) > Math.max(...transfer.early) ? 'late' : 'early',
     laterSwitch: rank(switchLayer.late) === rank(switchLayer.early) ? 'same' : rank(switchLayer.late) > rank(switchLayer.early) ? 'late' : 'early',
+    reuse,
+    recallLayers: { late: circ.late.summary.recall.topLayers['backbone-text'], early: circ.early.summary.recall.topLayers['backbone-text'] },
+    // No answer to check when a model gave no cosine (no pair, or a backbone of another width).
+    moreReuse: reuse.late === null || reuse.early === null ? null : reuse.late > reuse.early ? 'late' : 'early',
   };
 }
 
@@ -376,6 +399,9 @@ export async function checkLab4(ctx: Lab4Context, a: Lab4Answer, opts: { quiet?:
       choiceLine('whose image reads more like the name', a.higherTransfer, s.higherTransfer, `its transfer curve reaches ${Math.max(...s.transfer[s.higherTransfer]).toFixed(2)}`),
       choiceLine('which model reads its image tokens later', a.laterSwitch, s.laterSwitch, s.laterSwitch === 'same' ? 'both switch at the same layer' : `the ${s.laterSwitch} model's answer follows its image to a later layer`),
       layerLine("the late model's switch layer", a.lateSwitch, s.switchLayer.late),
+      s.moreReuse === null
+        ? { name: "whose image run reuses the backbone's recall MLPs", status: 'missing', message: 'no reuse was measured (no clean/corrupt pair, or a backbone of another width)' }
+        : choiceLine("whose image run reuses the backbone's recall MLPs", a.moreReuse, s.moreReuse, `its image run writes there ${s.reuse[s.moreReuse]!.toFixed(2)} of what the backbone writes for the name (cosine), the other's ${s.reuse[s.moreReuse === 'late' ? 'early' : 'late']!.toFixed(2)}`),
     ],
     s,
     opts.quiet,

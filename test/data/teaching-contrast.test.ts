@@ -1,7 +1,8 @@
 // The shipped teaching pair shows the mechanism it is shipped for (issue 15): measured live with the library on
 // lab 4's samples, the late model loses far more facts from the image than the early one, and its answer follows
-// the image tokens to a later layer, in the middle third of the stack. A retrained or replaced pair that loses
-// the contrast fails here, not in a classroom.
+// the image tokens to a later layer, in the middle third of the stack, and its image run writes less of what the
+// backbone writes at the backbone's recall MLPs. A retrained or replaced pair that loses the contrast fails here,
+// not in a classroom.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,7 +11,7 @@ import { TEACHING_DATA_DIR, TEACHING_MODELS } from '../../src/data/teaching-mode
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../../src/data/toyworld';
 import { loadModelWithAssets, runExperiment } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
-import { LAB4_CROSSPATCH, lab4GapSpec } from '../../notebooks/labs/checks';
+import { LAB4_CROSSPATCH, lab4CircuitSpec, lab4GapSpec } from '../../notebooks/labs/checks';
 
 const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
 before(async () => {
@@ -46,5 +47,19 @@ test("the late model's answer follows its image tokens to a later layer, in the 
   const n = models.late.numLayers;
   assert.ok(late.switchLayer !== null && late.switchLayer >= n / 3 && late.switchLayer < (2 * n) / 3, `late switch ${late.switchLayer} of ${n}`);
   assert.ok(early.switchLayer !== null && early.switchLayer < late.switchLayer, `early switch ${early.switchLayer}, late ${late.switchLayer}`);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test("the early model's image run reuses the backbone's recall MLPs, the late one's much less (circuit, lab 4's spec)", async () => {
+  const baseline = tf.memory().numTensors;
+  const spec = lab4CircuitSpec({ hs: null, model: null, data: TEACHING_DATA_DIR, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
+  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
+  // Each against the backbone its folder names: the same one, so the same recall layers.
+  assert.deepEqual(late.recall.topLayers['backbone-text'], early.recall.topLayers['backbone-text']);
+  for (const s of [late, early]) assert.ok(s.pairs >= 10 && Math.abs((s.recall.reuse['vlm-text'] ?? NaN) - 1) < 1e-3, `${s.pairs} pairs, text reuse ${s.recall.reuse['vlm-text']}`);
+  const [l, e] = [late.recall.reuse['vlm-image'] ?? NaN, early.recall.reuse['vlm-image'] ?? NaN];
+  // The data card's 46-pair runs: 0.36 and 0.76; lab 4's 14 pairs: 0.24 and 0.65.
+  assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.25, `image reuse late ${l}, early ${e}`);
   assert.equal(tf.memory().numTensors, baseline);
 });
