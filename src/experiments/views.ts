@@ -4,6 +4,7 @@
 // with everything it knows (token texts, the split, the whole layer axis), wins when present.
 // Shapes: the `...Data` interfaces of src/report/views.ts. Pure functions, no tfjs: the kernel loads this early.
 import type { Row } from './checkpoint';
+import type { CircuitRun } from './circuit';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
 import type { KnockoutExperimentSpec } from './knockout';
@@ -207,13 +208,14 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   const runs = CIRCUIT_RUNS.filter((r) => rows.some((x) => x.run === r));
   const means = new Map(runs.map((r) => [r, new Map(circuitMeans(rows, r).map((s) => [siteKey(s), s.score]))]));
   const layers = [...new Set(rows.map((r) => Number(r.layer)))].sort((a, b) => a - b);
-  const cols = runs.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
+  const sitesOf = (rs: readonly CircuitRun[]) => rs.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
+  const cols = sitesOf(runs);
   const short = { 'backbone-text': 'LLM·text', 'vlm-text': 'VLM·text', 'vlm-image': 'VLM·image' } as const;
   const first = rows.filter((r) => r.pair === rows[0].pair && r.exact !== null);
   // Reuse columns: the VLM runs whose rows carry one (tables written before the column have none).
   const reuseRuns = runs.filter((r) => r !== 'backbone-text' && rows.some((x) => x.run === r && x.reuse !== null && x.reuse !== undefined));
   const reuse = new Map(reuseRuns.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').map((s) => [siteKey(s), s.score]))]));
-  const reuseCols = reuseRuns.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
+  const reuseCols = sitesOf(reuseRuns);
   const label = (c: (typeof cols)[number]) => `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`;
   return {
     layers,
