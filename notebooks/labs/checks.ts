@@ -308,12 +308,17 @@ export interface Lab4Context {
   early: LabContext;
 }
 
+/** Lab 4's specs that ask the backbone: the lab's questions, and the backbone's chat format when the context names one. */
+function askingBackbone(ctx: LabContext): Record<string, unknown> {
+  return { ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
+}
+
 export function lab4GapSpec(ctx: LabContext): typeof LAB4_GAP & Record<string, unknown> {
-  return { ...LAB4_GAP, ...scoped(ctx), ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
+  return { ...LAB4_GAP, ...askingBackbone(ctx) };
 }
 
 export function lab4CircuitSpec(ctx: LabContext): typeof LAB4_CIRCUIT & Record<string, unknown> {
-  return { ...LAB4_CIRCUIT, ...scoped(ctx), backbone: ctx.backbone ?? null, ...(ctx.backboneTemplate ? { backboneTemplate: ctx.backboneTemplate } : {}) };
+  return { ...LAB4_CIRCUIT, backbone: ctx.backbone ?? null, ...askingBackbone(ctx) };
 }
 
 type Pair<T> = { late: T; early: T };
