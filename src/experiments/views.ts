@@ -226,6 +226,7 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
     patchScores: null,
     patchLabel: null,
     confirmed: first.map((r) => ({ layer: Number(r.layer), position: cols.findIndex((c) => c.run === r.run && c.component === r.component && c.group === r.group), exact: Number(r.exact) })),
+    columns: 'site',
     similarity: reuseCols.length
       ? {
           title: "reuse: cosine with the backbone's site",

@@ -193,7 +193,15 @@ export interface AttributionMapData {
    * the backbone's same site writes for the names. Attribution says where a site matters, this what it computes.
    */
   similarity?: { title: string; positions: PositionInfo[]; scores: number[][] } | null;
+  /**
+   * What a column is: a token position (the default) or a site (the circuit's run · component · position group,
+   * whose "image" columns are the image run's sites, not image tokens). Names the axis, the band and the hover.
+   */
+  columns?: AttributionColumns;
 }
+
+export const ATTRIBUTION_COLUMNS = ['position', 'site'] as const;
+export type AttributionColumns = (typeof ATTRIBUTION_COLUMNS)[number];
 
 /** One row of the recall-gap table: accuracy with a 95% confidence interval per condition. */
 export interface RecallGapRow {
@@ -608,7 +616,10 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     if (!Number.isNaN(c.layer + c.position + c.exact)) confirmed.push(c);
   }
   const similarity = similarityMap(field(d, 'similarity'), `${path}.similarity`, p, layers.length);
-  if (!scores || similarity === undefined) return null;
+  const columns = field(d, 'columns') ?? 'position';
+  const knownColumns = (ATTRIBUTION_COLUMNS as readonly unknown[]).includes(columns);
+  if (!knownColumns) p.add(`${path}.columns`, `${describe(columns)} is not a column kind; use one of ${ATTRIBUTION_COLUMNS.join(', ')}`);
+  if (!scores || similarity === undefined || !knownColumns) return null;
   return {
     layers,
     positions,
@@ -619,6 +630,7 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     patchLabel: optionalString(d, 'patchLabel', path, p),
     confirmed,
     ...(similarity ? { similarity } : {}),
+    ...(columns === 'site' ? { columns: 'site' as const } : {}),
   };
 }
 

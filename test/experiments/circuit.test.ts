@@ -204,6 +204,8 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     const { validateViewState } = await import('../../src/report/views');
     const valid = validateViewState(view);
     assert.ok(valid.ok && valid.state.view === 'attribution-map' && valid.state.data.similarity, valid.ok ? 'no similarity after validation' : valid.problems.join('; '));
+    // Its columns are sites, so the figure names them as such and no click patches a "position" that is a column.
+    assert.equal(valid.state.data.columns, 'site');
   } finally {
     vlm.dispose();
   }

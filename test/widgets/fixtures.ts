@@ -253,6 +253,7 @@ export function circuitMapState(): ViewStateInput {
       metric: 'logit diff',
       image: null,
       confirmed: [{ layer: 0, position: 5, exact: -1.8 }],
+      columns: 'site',
       similarity: {
         title: "reuse: cosine with the backbone's site",
         positions: reuseCols,

@@ -134,7 +134,7 @@ test('compared models: curves and bars share one plot, one colour per model; hea
   assert.deepEqual(b.errors, []);
 });
 
-test('a site map without a picture (the circuit view), one model and two: no patch-layer picker, the cosine map beside the scores inside the widget', { skip }, async () => {
+test('a site map without a picture (the circuit view), one model and two: no patch-layer picker, sites named as sites, no click-to-patch, the cosine map beside the scores inside the widget', { skip }, async () => {
   const base = circuitMapState();
   const states = [base, { ...base, title: 'circuit: late vs early', label: 'late', compare: [{ label: 'early', data: base.data }] }];
   // One page each: a later widget on the same page resizes the earlier one's plots and would hide a misdrawn width.
@@ -150,7 +150,16 @@ test('a site map without a picture (the circuit view), one model and two: no pat
     }; })()`)) as { pickers: number; plots: { right: number; svg: number }[] };
     assert.equal(layout.pickers, 0, 'a patch-layer picker with no picture to patch');
     for (const p of layout.plots) assert.ok(p.svg <= p.right + 1, `a plot drawn wider than its place (${JSON.stringify(p)})`);
+    // A column is a site (run · component · group): the axis and the band say so, not "position(s)".
+    const texts = (await b.page.evaluate(`Array.from(document.querySelector('.hopscope-widget .hs-plot').querySelectorAll('.xtitle, .annotation-text')).map((t) => t.textContent)`)) as string[];
+    assert.ok(texts.includes('site'), JSON.stringify(texts));
+    assert.ok(texts.includes('image run (8)'), JSON.stringify(texts));
+    assert.ok(!texts.some((t) => /position/.test(t)), JSON.stringify(texts));
   }
+  // A site sums a group of positions: a click on one runs nothing (it used to send its column index as a position).
+  await clickHeatmapCentre();
+  await b.page.waitForTimeout(300);
+  assert.equal(await b.page.locator('.hs-answer').first().isVisible(), false, 'a click on a site ran a cell');
   assert.deepEqual(b.errors, []);
 });
 

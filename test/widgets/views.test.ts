@@ -78,6 +78,19 @@ test("attribution-map: the optional cosine map (circuit's reuse) validates on th
   }
 });
 
+test('attribution-map: columns are positions unless the data says sites (the circuit); any other kind is named as wrong', () => {
+  const base = { layers: [0, 1], positions: ['a', 'b'], scores: [[0.1, 0.2], [0.3, 0.4]] };
+  const plain = validateViewState({ view: 'attribution-map', data: base });
+  assert.ok(plain.ok && plain.state.view === 'attribution-map' && plain.state.data.columns === undefined);
+  const sites = validateViewState({ view: 'attribution-map', data: { ...base, columns: 'site' } });
+  assert.ok(sites.ok && sites.state.view === 'attribution-map' && sites.state.data.columns === 'site');
+  for (const columns of ['sites', 3]) {
+    const b = validateViewState({ view: 'attribution-map', data: { ...base, columns } });
+    assert.equal(b.ok, false, String(columns));
+    assert.match(b.ok ? '' : b.problems.join('; '), /columns: .* is not a column kind; use one of position, site/);
+  }
+});
+
 test('a comparison validates each model\'s data like the view\'s own, and names what is wrong where', () => {
   for (const s of comparedViewStates()) {
     const r = validateViewState(s);

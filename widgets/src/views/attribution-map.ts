@@ -10,6 +10,9 @@ import { patchLayout, patchTraces } from './patches';
 import { LayerPicker, imageSpanShapes, positionTicks } from './spans';
 import type { RendererFactory } from './types';
 
+/** Columns are sites (the circuit's run · component · group), not token positions. */
+const sites = (d: AttributionMapData): boolean => d.columns === 'site';
+
 export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) => {
   const controls = el('div', { className: 'hs-controls' });
   body.append(controls);
@@ -29,11 +32,13 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     const pos = d.positions[pi];
     const v = d.scores[li]?.[pi] ?? NaN;
     const exact = d.confirmed.find((c) => c.layer === d.layers[li] && c.position === pi);
+    const column = sites(d) ? escapeHtml(pos.label) : `position ${pi} ${escapeHtml(JSON.stringify(pos.label))} (${pos.kind})`;
     return (
-      `layer ${d.layers[li]} · position ${pi} ${escapeHtml(JSON.stringify(pos.label))} (${pos.kind})<br>` +
+      `layer ${d.layers[li]} · ${column}<br>` +
       `${escapeHtml(d.metric ?? 'score')} estimate: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
       (exact ? `<br>exact patching: ${fmt(exact.exact, 4)}` : '') +
-      '<br><i>click to patch this cell exactly</i>'
+      // A site sums a run's group of positions: there is no one cell to patch (the circuit patches its top sites).
+      (sites(d) ? '' : '<br><i>click to patch this cell exactly</i>')
     );
   }
 
@@ -63,7 +68,8 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       {
         type: 'heatmap', x: d.positions.map((_, i) => i), y: d.layers,
         z: d.scores.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
-        customdata: d.layers.map((l, li) => d.positions.map((_, pi) => [l, pi, hover(d, li, pi)])),
+        // No position for a site: the click handler then runs nothing.
+        customdata: d.layers.map((l, li) => d.positions.map((_, pi) => [l, sites(d) ? NaN : pi, hover(d, li, pi)])),
         hovertemplate: '%{customdata[2]}<extra></extra>', colorscale: DIVERGING, zmid: 0, zmin: -bound, zmax: bound,
         colorbar: { title: { text: d.metric ?? 'score', side: 'right' }, thickness: 12 },
       },
@@ -75,16 +81,16 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
         marker: { symbol: 'x-thin-open', size: 9, color: '#111', line: { width: 2 } },
         customdata: d.confirmed.map((c) => {
           const li = d.layers.indexOf(c.layer);
-          return [c.layer, c.position, li >= 0 ? hover(d, li, c.position) : `exact ${fmt(c.exact, 4)}`];
+          return [c.layer, sites(d) ? NaN : c.position, li >= 0 ? hover(d, li, c.position) : `exact ${fmt(c.exact, 4)}`];
         }),
         hovertemplate: '%{customdata[2]}<extra></extra>',
       });
     }
     await grid.draw(traces, {
-      xaxis: { title: { text: 'position' }, ...positionTicks(d.positions), tickangle: -45, automargin: true },
+      xaxis: { title: { text: sites(d) ? 'site' : 'position' }, ...positionTicks(d.positions), tickangle: -45, automargin: true },
       yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
       margin: { l: 60, r: 20, t: 40, b: 90 },
-      ...imageSpanShapes(d.positions),
+      ...imageSpanShapes(d.positions, sites(d) ? 'image run' : undefined),
     });
     await drawSimilarity(d);
     const img = d.image;

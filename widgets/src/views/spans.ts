@@ -15,8 +15,11 @@ export function imageSpans(positions: PositionInfo[]): [number, number][] {
   return spans;
 }
 
-/** A band above the plot marking the image positions on the x axis. */
-export function imageSpanShapes(positions: PositionInfo[]): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {
+/**
+ * A band above the plot marking the image columns on the x axis: image positions, or on a site axis (the
+ * circuit's) the sites of the image run.
+ */
+export function imageSpanShapes(positions: PositionInfo[], what = 'image positions'): { shapes: Record<string, unknown>[]; annotations: Record<string, unknown>[] } {
   const spans = imageSpans(positions);
   return {
     shapes: spans.map(([a, b]) => ({
@@ -24,7 +27,7 @@ export function imageSpanShapes(positions: PositionInfo[]): { shapes: Record<str
       fillcolor: 'rgba(217, 58, 106, 0.6)', line: { width: 0 },
     })),
     annotations: spans.slice(0, 1).map(([a, b]) => ({
-      xref: 'x', yref: 'paper', x: (a + b) / 2, y: 1.03, text: `image positions (${b - a + 1}${spans.length > 1 ? '+' : ''})`,
+      xref: 'x', yref: 'paper', x: (a + b) / 2, y: 1.03, text: `${what} (${b - a + 1}${spans.length > 1 ? '+' : ''})`,
       showarrow: false, yanchor: 'bottom', font: { size: 10 },
     })),
   };
