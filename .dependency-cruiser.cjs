@@ -20,7 +20,7 @@ const upward = LAYERS.slice(0, -1).map((names, i) => ({
 /** What the browser bundle may load from src/: pure TypeScript, no Node APIs, no packages. */
 const WIRE = [
   '^src/report/(protocol|views|view-wire)\\.ts$',
-  '^src/experiments/switch-layer\\.ts$',
+  '^src/experiments/(switch-layer|resolution)\\.ts$',
   '^src/io/image/header\\.ts$',
 ];
 

@@ -4,6 +4,7 @@
 // [row × layer] heatmap, grouped bars. sharp (librsvg) turns the SVG into PNG (save.ts).
 import { DIVERGING_STOPS } from '../../src/report/protocol';
 import type { AnyViewState, PositionInfo } from '../../src/report/views';
+import type { Interval } from '../../src/experiments/resolution';
 
 const W = 640;
 const H = 400;
@@ -186,7 +187,17 @@ function curves(state: AnyViewState, data: unknown): { x: number[]; series: Seri
       const d = data as typeof state.data;
       const series = [{ name: 'image', y: d.image }, ...(d.text ? [{ name: 'text', y: d.text }] : []), ...(d.transfer ? [{ name: 'image, probe fit on text', y: d.transfer }] : [])];
       if (d.chance != null) series.push({ name: 'chance', y: d.layers.map(() => d.chance as number) });
-      return { x: d.layers, series, marks: [], frame: { xLabel: 'layer', yLabel: 'probe accuracy' }, yRange: [0, 1] };
+      // Each resolution layer marked, with its bootstrap interval where the probe computed one (a paper figure
+      // should say whether a lag is more than noise).
+      const ci = (c: Interval | undefined) => (!c ? '' : ` (95 % CI ${c.low === c.high ? (c.low ?? 'never') : `${c.low ?? 'never'}–${c.high ?? 'never'}`})`);
+      const marks: Mark[] = (
+        [
+          ['image', d.resolution.image, d.resolutionCI?.image],
+          ['text', d.resolution.text, d.resolutionCI?.text],
+          ['image, text probe', d.transfer ? (d.resolution.transfer ?? null) : null, d.resolutionCI?.transfer],
+        ] as const
+      ).flatMap(([name, at, c]) => (at === null ? [] : [{ at, label: `${name} resolved ${at}${ci(c)}` }]));
+      return { x: d.layers, series, marks, frame: { xLabel: 'layer', yLabel: 'probe accuracy' }, yRange: [0, 1] };
     }
     case 'recovery-curve': {
       const d = data as typeof state.data;

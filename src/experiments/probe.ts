@@ -13,6 +13,8 @@ import { accuracy, fitLogReg } from './logreg';
 import { checkImageIdentityProbe, dedupePrompts, describeSplit, splitByGroup, type ProbeSplit } from './probe-split';
 import { prepareSource } from './sources/dataset';
 import { protocolSummary } from './protocol';
+import { resolutionLayer, type ThresholdOf } from './resolution';
+import { bootstrapResolution, type Hits } from './resolution-ci';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type Modality, type PromptCase, type PromptSource } from './source';
 
@@ -34,6 +36,10 @@ export interface ProbeSpec extends SpecBase {
    * first layer on); the transfer probe reads whether hop 1 has resolved into the LM's own representation.
    */
   transfer: boolean;
+  /** What `threshold` is a share of: held-out accuracy ('accuracy') or the curve's own best ('peak'). */
+  thresholdOf: ThresholdOf;
+  /** Cluster-bootstrap draws over the held-out entities for the resolution layers' 95 % intervals (0: none). */
+  bootstrap: number;
 }
 
 /** Where the residual is read, per modality (on text prompts the entity's tokens stand in for the image). */
@@ -130,6 +136,8 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
   // Features and labels per modality, kept for the transfer probe (text → image).
   const kept: Partial<Record<Modality, { cases: PromptCase[]; labels: string[]; feats: Map<string, Float32Array[]> }>> = {};
   const split: Partial<Record<Modality, ProbeSplit>> = {};
+  // Per modality (and transfer), which held-out example each layer's probe gets right: the bootstrap's input.
+  const hits: Record<string, Hits> = {};
   const refused: Partial<Record<Modality, string>> = {};
   for (const modality of modalities) {
     const all = examplesOf(source, entities, modality);
@@ -164,19 +172,22 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
     for (const i of train) trainCounts.set(y[i], (trainCounts.get(y[i]) ?? 0) + 1);
     const chance = test.length ? Math.max(...[...trainCounts.values()]) / train.length : NaN;
     progress.start(`${modality} probes`, layers.length);
+    hits[modality] = { entity: test.map((i) => cases[i].entity.key), hits: [] };
     for (const [li, layer] of layers.entries()) {
       ctx.signal?.throwIfAborted();
       const matrix = (idx: number[]) => featureMatrix({ cases, feats }, idx, li, D);
       const ys = (idx: number[]) => Int32Array.from(idx.map((i) => y[i]));
       const fit = fitLogReg(matrix(train), train.length, D, ys(train), classes.length, spec);
       try {
+        const predicted = test.length ? fit.predict(matrix(test), test.length) : new Int32Array(0);
+        hits[modality].hits.push(hitsOf(predicted, ys(test)));
         const row = {
           modality,
           layer,
           position: spec.position,
           target: spec.target,
           trainAcc: accuracy(fit.predict(matrix(train), train.length), ys(train)),
-          testAcc: test.length ? accuracy(fit.predict(matrix(test), test.length), ys(test)) : NaN,
+          testAcc: test.length ? accuracy(predicted, ys(test)) : NaN,
           nTrain: train.length,
           nTest: test.length,
           classes: classes.length,
@@ -191,19 +202,21 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
     }
   }
   if (spec.transfer) {
-    if (kept.text && kept.image) rows.push(...transferRows(kept.text, kept.image, layers, D, spec, ctx, progress));
+    if (kept.text && kept.image) {
+      const transfer = transferRows(kept.text, kept.image, layers, D, spec, ctx, progress);
+      rows.push(...transfer.rows);
+      hits.transfer = transfer.hits;
+    }
     else warnings.add(['probe: transfer needs both text and image examples (modality "both")']);
   }
   const curve = (m: Modality | 'transfer') =>
     (m === 'transfer' ? rows.some((r) => r.modality === m) : modalities.includes(m)) ? layers.map((l) => Number(rows.find((r) => r.modality === m && r.layer === l)?.testAcc ?? NaN)) : null;
-  const resolution = (acc: number[] | null) => {
-    if (!acc) return null;
-    const i = acc.findIndex((a) => a >= spec.threshold);
-    return i < 0 ? null : layers[i];
-  };
+  const resolution = (acc: number[] | null) => resolutionLayer(layers, acc, spec);
   const image = curve('image');
   const text = curve('text');
   const transfer = curve('transfer');
+  // Lags against the text run, the modality the papers compare the image with.
+  const resolutionCI = bootstrapResolution(hits, layers, spec, spec.bootstrap, spec.seed, 'text');
   return {
     kind: spec.kind,
     spec,
@@ -216,6 +229,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       text,
       transfer,
       resolution: { image: resolution(image), text: resolution(text), transfer: resolution(transfer) },
+      resolutionCI,
       split: totalSplit(split),
       refused,
       protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
@@ -228,6 +242,8 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
         ...(transfer ? { transfer } : {}),
         threshold: spec.threshold,
         resolution: { image: resolution(image), text: resolution(text), ...(transfer ? { transfer: resolution(transfer) } : {}) },
+        ...(resolutionCI ? { resolutionCI: resolutionCI.layer } : {}),
+        thresholdOf: spec.thresholdOf,
         chance: Number(rows[0]?.chance ?? NaN),
         position: spec.position,
         target: spec.target === 'entity' ? 'entity identity' : spec.target,
@@ -252,7 +268,7 @@ function transferRows(
   spec: ProbeSpec,
   ctx: ExperimentContext,
   progress: Progress,
-): Row[] {
+): { rows: Row[]; hits: Hits } {
   const classes = [...new Set(text.labels)].sort();
   const test = image.cases.map((_, i) => i).filter((i) => classes.includes(image.labels[i]));
   const yText = Int32Array.from(text.labels.map((l) => classes.indexOf(l)));
@@ -261,6 +277,7 @@ function transferRows(
   for (const y of yText) counts.set(y, (counts.get(y) ?? 0) + 1);
   const chance = Math.max(...counts.values()) / yText.length;
   const out: Row[] = [];
+  const hits: Hits = { entity: test.map((i) => image.cases[i].entity.key), hits: [] };
   progress.start('transfer probes', layers.length);
   for (const [li, layer] of layers.entries()) {
     ctx.signal?.throwIfAborted();
@@ -268,13 +285,15 @@ function transferRows(
     const all = text.cases.map((_, i) => i);
     const fit = fitLogReg(matrix(text, all), all.length, D, yText, classes.length, spec);
     try {
+      const predicted = test.length ? fit.predict(matrix(image, test), test.length) : new Int32Array(0);
+      hits.hits.push(hitsOf(predicted, yImage));
       const row = {
         modality: 'transfer',
         layer,
         position: spec.position,
         target: spec.target,
         trainAcc: accuracy(fit.predict(matrix(text, all), all.length), yText),
-        testAcc: test.length ? accuracy(fit.predict(matrix(image, test), test.length), yImage) : NaN,
+        testAcc: test.length ? accuracy(predicted, yImage) : NaN,
         nTrain: all.length,
         nTest: test.length,
         classes: classes.length,
@@ -287,7 +306,11 @@ function transferRows(
     }
     progress.tick();
   }
-  return out;
+  return { rows: out, hits };
+}
+
+function hitsOf(predicted: Int32Array, y: Int32Array): Uint8Array {
+  return Uint8Array.from(y, (v, i) => (predicted[i] === v ? 1 : 0));
 }
 
 /** The split over both modalities (counts summed, `by` per modality) with each modality's own under its name. */

@@ -12,6 +12,7 @@ import type { ProbeSpec } from './probe';
 import type { RecallGapSpec } from './recall-gap';
 import type { RecoverySpec } from './recovery';
 import type { SpecBase } from './spec';
+import { resolutionLayer } from './resolution';
 import { switchLayer } from './switch-layer';
 
 /** What a view builder sees: the spec, the rows so far, the summary (`partial: true` while running). */
@@ -97,12 +98,6 @@ export const knockoutView: ViewBuilder<KnockoutExperimentSpec> = ({ spec, rows }
 };
 
 /** First layer whose accuracy reaches the threshold (the probe's resolution layer). */
-function resolution(layers: readonly number[], acc: readonly number[] | null, threshold: number): number | null {
-  if (!acc) return null;
-  const i = acc.findIndex((a) => a >= threshold);
-  return i < 0 ? null : layers[i];
-}
-
 export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
   const layers = axis(spec, rows);
   if (rows.length === 0 || layers.length === 0) return null;
@@ -117,7 +112,8 @@ export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
     text,
     ...(transfer ? { transfer } : {}),
     threshold: finiteOrNull(threshold),
-    resolution: { image: resolution(layers, image, threshold), text: resolution(layers, text, threshold), ...(transfer ? { transfer: resolution(layers, transfer, threshold) } : {}) },
+    resolution: { image: resolutionLayer(layers, image, spec), text: resolutionLayer(layers, text, spec), ...(transfer ? { transfer: resolutionLayer(layers, transfer, spec) } : {}) },
+    thresholdOf: spec.thresholdOf,
     chance: num(rows[0].chance),
     position: spec.position,
     target: spec.target === 'entity' ? 'entity identity' : spec.target,

@@ -27,6 +27,7 @@ import {
   requiredNumbers,
   stringList,
 } from './view-wire';
+import { THRESHOLD_OF, resolutionLayer, type Interval, type ThresholdOf } from '../experiments/resolution';
 import { switchLayer } from '../experiments/switch-layer';
 import { sniffPng } from '../io/image/header';
 import { MAX_COMPARED, VIEW_KINDS, isViewKind, type Progress, type ViewKind } from './protocol';
@@ -148,7 +149,11 @@ export interface ProbeAccuracyData {
   /** A probe fit on the text prompts and scored on the image prompts (probe spec `transfer`). */
   transfer?: number[] | null;
   threshold: number | null;
+  /** What `threshold` is a share of (the probe spec's `thresholdOf`): held-out accuracy, or the curve's best. */
+  thresholdOf?: ThresholdOf;
   resolution: { image: number | null; text: number | null; transfer?: number | null };
+  /** Each resolution layer's 95 % interval over the probe's cluster bootstrap of held-out entities. */
+  resolutionCI?: Partial<Record<'image' | 'text' | 'transfer', Interval>>;
   chance: number | null;
   /** Where the residual was read, e.g. "last image token". */
   position: string | null;
@@ -284,12 +289,6 @@ export type ValidationResult =
 export const computeSwitchLayer = switchLayer;
 
 /** First layer whose accuracy reaches `threshold`, or null. */
-export function computeResolutionLayer(layers: number[], acc: number[] | null, threshold: number | null): number | null {
-  if (!acc || threshold === null) return null;
-  for (let i = 0; i < layers.length; i++) if (acc[i] >= threshold) return layers[i];
-  return null;
-}
-
 function layerSwitch(d: Record<string, unknown>, path: string, p: Problems): LayerSwitchData | null {
   const layers = requiredAxis(d, 'layers', path, p);
   if (!layers) return null;
@@ -417,28 +416,69 @@ function probeAccuracy(d: Record<string, unknown>, path: string, p: Problems): P
   if (transfer) fraction(transfer, `${path}.transfer`, p);
   if (!image) return null;
   const threshold = optionalNumber(d, 'threshold', path, p);
+  const thresholdOf = field(d, 'thresholdOf') ?? 'accuracy';
+  if (!(THRESHOLD_OF as readonly unknown[]).includes(thresholdOf)) p.add(`${path}.thresholdOf`, `${describe(thresholdOf)} is not one of ${THRESHOLD_OF.join(', ')}`);
+  const rule = { threshold, thresholdOf: thresholdOf === 'peak' ? ('peak' as const) : ('accuracy' as const) };
   const res = field(d, 'resolution');
   const given = (k: 'image' | 'text' | 'transfer', computed: number | null): number | null => {
     const v = isRecord(res) ? res[k] : undefined;
     return typeof v === 'number' ? v : v === null ? null : computed;
   };
   const resolution = {
-    image: given('image', computeResolutionLayer(layers, image, threshold)),
-    text: given('text', computeResolutionLayer(layers, text, threshold)),
-    ...(transfer ? { transfer: given('transfer', computeResolutionLayer(layers, transfer, threshold)) } : {}),
+    image: given('image', resolutionLayer(layers, image, rule)),
+    text: given('text', resolutionLayer(layers, text, rule)),
+    ...(transfer ? { transfer: given('transfer', resolutionLayer(layers, transfer, rule)) } : {}),
   };
   if (!isRecord(res) && res !== undefined && res !== null) p.add(`${path}.resolution`, `expected {image, text} layer numbers, got ${describe(res)}`);
+  const resolutionCI = intervals(field(d, 'resolutionCI'), `${path}.resolutionCI`, p);
   return {
     layers,
     image,
     text,
     ...(transfer ? { transfer } : {}),
     threshold,
+    ...(rule.thresholdOf === 'peak' ? { thresholdOf: rule.thresholdOf } : {}),
     resolution,
+    ...(resolutionCI ? { resolutionCI } : {}),
     chance: optionalNumber(d, 'chance', path, p),
     position: optionalString(d, 'position', path, p),
     target: optionalString(d, 'target', path, p),
   };
+}
+
+/** probe-accuracy's optional intervals: {image?, text?, transfer?} each {low, high, agree}, layers or null. */
+function intervals(v: unknown, path: string, p: Problems): ProbeAccuracyData['resolutionCI'] | null {
+  if (v === undefined || v === null) return null;
+  if (!isRecord(v)) {
+    p.add(path, `expected {image, text, transfer} intervals, got ${describe(v)}`);
+    return null;
+  }
+  const out: NonNullable<ProbeAccuracyData['resolutionCI']> = {};
+  for (const [k, raw] of Object.entries(v)) {
+    if (k !== 'image' && k !== 'text' && k !== 'transfer') {
+      p.add(`${path}.${k}`, 'is not a curve (image, text, transfer)');
+      continue;
+    }
+    const at = `${path}.${k}`;
+    if (!isRecord(raw)) {
+      p.add(at, `expected {low, high, agree}, got ${describe(raw)}`);
+      continue;
+    }
+    const bound = (b: unknown, name: string) => {
+      if (b === null || (typeof b === 'number' && Number.isInteger(b))) return b;
+      p.add(`${at}.${name}`, `expected a layer or null (never resolves), got ${describe(b)}`);
+      return undefined;
+    };
+    const low = bound(raw.low, 'low');
+    const high = bound(raw.high, 'high');
+    const agree = raw.agree;
+    if (typeof agree !== 'number' || !(agree >= 0 && agree <= 1)) p.add(`${at}.agree`, `expected a share in [0, 1], got ${describe(agree)}`);
+    // null is "never": it sorts after every layer, so a null low needs a null high.
+    else if (low === null && high !== undefined && high !== null) p.add(at, `low null (never resolves) with high ${high}: null sorts after every layer`);
+    else if (typeof low === 'number' && typeof high === 'number' && high < low) p.add(at, `low ${low} is above high ${high}`);
+    else if (low !== undefined && high !== undefined) out[k] = { low, high, agree };
+  }
+  return out;
 }
 
 function positionsField(d: Record<string, unknown>, path: string, p: Problems): PositionInfo[] | null {

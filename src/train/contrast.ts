@@ -14,6 +14,7 @@ import { initEngine, shutdownEngine } from '../engine/backend';
 import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentKind, type ResultOf, type SpecInput } from '../experiments';
 import { COT_SUFFIX, HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 import { TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
+import type { ProbeSummary } from '../experiments/probe';
 
 export interface ContrastOptions {
   model: string;
@@ -44,14 +45,6 @@ export function answerPrior(dataDir: string): number {
   return held.length ? best / held.length : NaN;
 }
 
-/** First layer whose held-out probe accuracy reaches `frac` of that modality's best (null: none). */
-export function resolutionLayer(curve: readonly number[] | null | undefined, frac = 0.9): number | null {
-  if (!curve?.length) return null;
-  const best = Math.max(...curve.filter(Number.isFinite));
-  const i = curve.findIndex((v) => v >= frac * best);
-  return i < 0 ? null : i;
-}
-
 export async function contrast(o: ContrastOptions): Promise<Record<string, unknown>> {
   const model = loadModelWithAssets(o.model);
   const out: Record<string, unknown> = { model: o.model, layers: model.numLayers, answerPrior: answerPrior(o.data) };
@@ -79,15 +72,17 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     }
     for (const position of ['last', 'last-image'] as const) {
       // transfer: the image read by the probe fit on text, where the image holds the entity as the LM's text run does.
-      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both', transfer: true });
+      // The first layer at 90 % of each curve's own best: the transfer curves of the teaching models peak far below
+      // any one accuracy threshold. The probe's bootstrap gives each layer, and the lag, a 95 % interval.
+      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both', transfer: true, threshold: 0.9, thresholdOf: 'peak' });
       if (probe) {
         const s = probe.summary;
-        const curves = { text: s.text, image: s.image, transfer: s.transfer };
         out[`probe:${position}`] = {
-          curves,
-          textResolved: resolutionLayer(curves.text),
-          imageResolved: resolutionLayer(curves.image),
-          transferResolved: resolutionLayer(curves.transfer),
+          curves: { text: s.text, image: s.image, transfer: s.transfer },
+          textResolved: s.resolution.text,
+          imageResolved: s.resolution.image,
+          transferResolved: s.resolution.transfer,
+          intervals: s.resolutionCI,
           summary: s,
         };
       }
@@ -96,13 +91,15 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     // prompt, the last image token in the image prompt): the layer where the image reads as the name (the
     // transfer probe) against the layer where the written name does. At the last prompt token the transfer
     // probe reads ~0 on every teaching model (data/teaching/README.md), so it has no layer to compare.
-    const atEntity = out['probe:last-image'] as { textResolved: number | null; transferResolved: number | null } | undefined;
+    const atEntity = out['probe:last-image'] as { textResolved: number | null; transferResolved: number | null; intervals: ProbeSummary['resolutionCI'] } | undefined;
     if (atEntity)
       out.resolution = {
         position: 'entity-last',
         text: atEntity.textResolved,
         image: atEntity.transferResolved,
         imageLater: atEntity.textResolved !== null && atEntity.transferResolved !== null ? atEntity.transferResolved - atEntity.textResolved : null,
+        // The lag's 95 % interval over the same entity draws for both curves.
+        imageLaterCI: atEntity.intervals?.lag.transfer ?? null,
       };
     const cp = await run({ kind: 'cross-patch', limit: Math.max(8, Math.round(o.limit / 3)), ...allPairs });
     if (cp) out.crossPatch = { switchLayer: cp.summary.switchLayer, summary: cp.summary };

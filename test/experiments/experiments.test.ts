@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine, shutdownEngine } from '../../src/engine/backend';
 import { runExperiment, validateSpec, viewFromResult, type SpecBase, type ExperimentResult } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
+import type { ProbeSummary } from '../../src/experiments/probe';
 import { validateViewState } from '../../src/report/views';
 import { loadFixture, syntheticPrompts } from './fixture-data';
 
@@ -111,9 +112,33 @@ test('logit-lens: top-k per layer and position, image positions with grid coordi
 });
 
 test('probe: held-out accuracy per layer for image and text, resolution layer', async () => {
-  const r = await run({ kind: 'probe', version: 1, iterations: 30 });
+  const r = (await run({ kind: 'probe', version: 1, iterations: 30 })) as unknown as { table: ExperimentResult<SpecBase>['table']; summary: ProbeSummary } & ExperimentResult<SpecBase>;
   assert.equal(r.table.numRows(), 2 * 4);
   assert.ok('resolution' in r.summary);
+  // Each layer's 95 % interval from the default 1,000 entity draws; the point estimate lies inside it.
+  const ci = r.summary.resolutionCI;
+  assert.ok(ci, 'no resolutionCI');
+  assert.equal(ci.resamples, 1000);
+  assert.equal(ci.reference, 'text');
+  for (const m of ['image', 'text'] as const) {
+    const at = r.summary.resolution[m];
+    const { low, high, agree } = ci.layer[m];
+    const inside = at === null ? high === null : (low ?? Infinity) <= at && at <= (high ?? Infinity);
+    assert.ok(inside && agree > 0 && agree <= 1, `${m}: ${at} vs ${JSON.stringify(ci.layer[m])}`);
+  }
+  const lag = r.summary.resolution.image !== null && r.summary.resolution.text !== null ? r.summary.resolution.image - r.summary.resolution.text : null;
+  assert.ok(lag === null || ((ci.lag.image.low ?? Infinity) <= lag && lag <= (ci.lag.image.high ?? Infinity)), JSON.stringify(ci.lag));
+  const view = viewFromResult(r);
+  const valid = validateViewState(view);
+  assert.ok(valid.ok && valid.state.view === 'probe-accuracy', valid.ok ? '' : valid.problems.join('; '));
+  assert.deepEqual(valid.state.data.resolutionCI, ci.layer);
+  const none = (await run({ kind: 'probe', version: 1, iterations: 30, bootstrap: 0, thresholdOf: 'peak', threshold: 0.9 })) as unknown as { summary: ProbeSummary } & ExperimentResult<SpecBase>;
+  assert.equal(none.summary.resolutionCI, null);
+  // The peak rule in the experiment and in the view built from its streamed rows: one rule, one layer.
+  const streamed = validateViewState(viewFromResult({ ...none, summary: { ...none.summary, partial: true } }));
+  assert.ok(streamed.ok && streamed.state.view === 'probe-accuracy');
+  assert.deepEqual(streamed.state.data.resolution, { image: none.summary.resolution.image, text: none.summary.resolution.text });
+  assert.equal(streamed.state.data.thresholdOf, 'peak');
 });
 
 test('probe transfer: fit on every text prompt, scored on every image prompt, drawn as a third curve', async () => {

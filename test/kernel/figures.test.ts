@@ -66,6 +66,15 @@ test('compared models are drawn on one figure: curves and bars name each model i
   }
 });
 
+test('the probe figure marks each resolution layer, with its bootstrap interval', () => {
+  const probe = allViewStates().find((s) => s.view === 'probe-accuracy')!;
+  const svg = figureSvg(probe);
+  assert.ok(svg.includes('>image resolved 20 (95 % CI 19–21)</text>'), 'image mark with its interval');
+  assert.ok(svg.includes('>text resolved 7 (95 % CI 7)</text>'), 'text mark: every draw agrees');
+  const without = figureSvg({ ...probe, data: { ...(probe.data as object), resolutionCI: undefined } });
+  assert.ok(without.includes('>image resolved 20</text>'));
+});
+
 test("compared models' marks (two switch layers a layer apart) print their labels on separate lines", () => {
   const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y' }, [0, 1, 2, 3], [{ name: 'a', y: [0, 0.5, 1, 1] }], [
     { at: 2, label: 'early: switch 2' },

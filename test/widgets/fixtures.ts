@@ -132,6 +132,8 @@ export function probeAccuracyState(): ViewStateInput {
       text: layers.map((l) => round(0.05 + 0.9 * sigmoid((l - 4) / 1.5))),
       transfer: layers.map((l) => round(0.01 + 0.6 * sigmoid((l - 18) / 2))),
       threshold: 0.8,
+      // A bootstrap interval per resolved curve (the probe's cluster bootstrap): a band on the live view.
+      resolutionCI: { image: { low: 19, high: 21, agree: 0.55 }, text: { low: 7, high: 7, agree: 1 } },
       chance: 0.01,
       position: 'last image token',
       target: 'entity identity',

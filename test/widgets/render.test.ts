@@ -91,6 +91,11 @@ test('every view renders from saved state, with charts drawn and no errors or ne
   assert.equal(byKind['recall-gap'].plots[0].points, 10, 'recall-gap: 5 groups × 2 bars');
   assert.equal(byKind['recall-gap'].tableRows, 5);
   assert.ok(byKind['freeze-curve'].plots[0].points >= 20);
+  // The probe's resolution layers carry their bootstrap intervals: in the label, and as a band where it is wider than a layer.
+  const probe = (await b.page.evaluate(`(() => { const p = document.querySelectorAll('.hopscope-widget')[${states.findIndex((s) => s.view === 'probe-accuracy')}].querySelector('.hs-plot');
+    return { texts: Array.from(p.querySelectorAll('.annotation-text')).map((t) => t.textContent), bands: p._fullLayout.shapes.filter((s) => s.type === 'rect').map((s) => [s.x0, s.x1]) }; })()`)) as { texts: string[]; bands: number[][] };
+  assert.ok(probe.texts.includes('image resolved L20 (95 % CI L19–L21)') && probe.texts.includes('text resolved L7 (95 % CI L7)'), JSON.stringify(probe.texts));
+  assert.deepEqual(probe.bands, [[19, 21]]);
 
   const widgets = b.page.locator('.hopscope-widget');
   for (let i = 0; i < states.length; i++) {

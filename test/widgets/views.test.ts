@@ -52,6 +52,36 @@ test('probe-accuracy: the transfer curve (probe fit on text, read on the image) 
   assert.match(bad.ok ? '' : bad.problems.join('; '), /transfer/);
 });
 
+test('probe-accuracy: the peak rule gives the layers when the data has none, and the bootstrap intervals are shape-checked', () => {
+  const base = { layers: [0, 1, 2, 3], image: [0.9, 0.9, 0.9, 0.9], text: [0.1, 0.15, 0.17, 0.16], threshold: 0.9 };
+  const peak = validateViewState({ view: 'probe-accuracy', data: { ...base, thresholdOf: 'peak' } });
+  assert.ok(peak.ok && peak.state.view === 'probe-accuracy', peak.ok ? '' : peak.problems.join('; '));
+  // 90 % of the text curve's best (0.17) is 0.153: layer 2. As an accuracy, 0.9 is never reached.
+  assert.deepEqual(peak.state.data.resolution, { image: 0, text: 2 });
+  assert.equal(peak.state.data.thresholdOf, 'peak');
+  const plain = validateViewState({ view: 'probe-accuracy', data: base });
+  assert.ok(plain.ok && plain.state.view === 'probe-accuracy');
+  assert.deepEqual(plain.state.data.resolution, { image: 0, text: null });
+  const ci = { image: { low: 0, high: 0, agree: 1 }, text: { low: 1, high: null, agree: 0.4 } };
+  const withCi = validateViewState({ view: 'probe-accuracy', data: { ...base, resolutionCI: ci } });
+  assert.ok(withCi.ok && withCi.state.view === 'probe-accuracy');
+  assert.deepEqual(withCi.state.data.resolutionCI, ci);
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ thresholdOf: 'best' }, /thresholdOf: the string "best" is not one of accuracy, peak/],
+    [{ resolutionCI: { image: { low: 2, high: 1, agree: 0.5 } } }, /resolutionCI\.image: low 2 is above high 1/],
+    [{ resolutionCI: { image: { low: null, high: 1, agree: 0.5 } } }, /resolutionCI\.image: low null \(never resolves\) with high 1/],
+    [{ resolutionCI: { image: { low: 0.5, high: 1, agree: 0.5 } } }, /resolutionCI\.image\.low: expected a layer or null/],
+    [{ resolutionCI: { image: { low: 0, high: 1, agree: 2 } } }, /resolutionCI\.image\.agree: expected a share in \[0, 1\]/],
+    [{ resolutionCI: { probe: { low: 0, high: 1, agree: 1 } } }, /resolutionCI\.probe: is not a curve/],
+    [{ resolutionCI: [1, 2] }, /resolutionCI: expected \{image, text, transfer\} intervals/],
+  ];
+  for (const [extra, expect] of bad) {
+    const b = validateViewState({ view: 'probe-accuracy', data: { ...base, ...extra } });
+    assert.equal(b.ok, false, String(expect));
+    assert.match(b.ok ? '' : b.problems.join('; '), expect);
+  }
+});
+
 test("attribution-map: the optional cosine map (circuit's reuse) validates on the scores' layers, null as not computed, and is shape- and range-checked", () => {
   const base = { layers: [0, 1], positions: ['a', 'b'], scores: [[0.1, 0.2], [0.3, 0.4]] };
   const sim = { title: 'reuse', positions: [{ label: 'VLM·image mlp entity-last', kind: 'image' }], scores: [[0.9], [null]] };

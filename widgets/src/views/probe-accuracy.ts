@@ -1,10 +1,14 @@
 // probe-accuracy: linear-probe accuracy per layer on image and text prompts, threshold and chance lines,
 // and the resolution layer of each modality marked; compared models overlaid, one colour each.
 
+import type { Interval } from '../../../src/experiments/resolution';
 import type { ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
+
+/** An interval in layers; an open top is "or never". */
+const span = (ci: Interval): string => (ci.low === null ? 'never' : ci.high === null ? `L${ci.low}–never` : ci.low === ci.high ? `L${ci.low}` : `L${ci.low}–L${ci.high}`);
 
 export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
   const plot = new PlotSlot(ctx.plotly, body, 'probe-accuracy', 340);
@@ -38,15 +42,20 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
             hovertemplate: '%{customdata[2]}<extra></extra>',
           }),
         );
-        const res: [number | null, string, string][] = [
-          [md.resolution.image, 'image', COLORS.image],
-          [md.resolution.text, 'text', COLORS.text],
-          [md.transfer ? (md.resolution.transfer ?? null) : null, 'image (text probe)', COLORS.image],
+        const res: [number | null, string, string, Interval | undefined][] = [
+          [md.resolution.image, 'image', COLORS.image, md.resolutionCI?.image],
+          [md.resolution.text, 'text', COLORS.text, md.resolutionCI?.text],
+          [md.transfer ? (md.resolution.transfer ?? null) : null, 'image (text probe)', COLORS.image, md.resolutionCI?.transfer],
         ];
-        for (const [k, [layer, name, color]] of res.entries()) {
+        const last = md.layers[md.layers.length - 1];
+        for (const [k, [layer, name, color, ci]] of res.entries()) {
           if (layer === null) continue;
-          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}`, m.color ?? color);
+          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}${ci ? ` (95 % CI ${span(ci)})` : ''}`, m.color ?? color);
           shapes.push(mark.shape);
+          // The interval as a faint band: a wide one says the layer is a toss-up between nearly equal accuracies.
+          if (ci && ci.low !== null && (ci.high ?? last) > ci.low) {
+            shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0: ci.low, x1: ci.high ?? last, y0: 0, y1: 1, fillcolor: m.color ?? color, opacity: 0.08, line: { width: 0 }, layer: 'below' });
+          }
           // Labels of one model stack by series, models stack above each other.
           annotations.push({ ...mark.annotation, yshift: 12 * (k + 3 * m.index) });
         }
@@ -55,7 +64,10 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
         shapes.push({ type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line: { color: COLORS.neutral, width: 1, dash } });
         annotations.push({ xref: 'paper', yref: 'y', x: 1, y, text: label, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color: COLORS.neutral } });
       };
-      if (d.threshold !== null) hline(d.threshold, `threshold ${pct(d.threshold, 0)}`, 'dash');
+      // A share of each curve's best is no one accuracy: say it instead of drawing a line.
+      if (d.threshold !== null && d.thresholdOf === 'peak') {
+        annotations.push({ xref: 'paper', yref: 'paper', x: 1, y: 0.02, text: `resolved: first layer at ${pct(d.threshold, 0)} of the curve's best`, showarrow: false, xanchor: 'right', font: { size: 10, color: COLORS.neutral } });
+      } else if (d.threshold !== null) hline(d.threshold, `threshold ${pct(d.threshold, 0)}`, 'dash');
       if (d.chance !== null) hline(d.chance, 'chance', 'dot');
       await plot.draw(traces, {
         xaxis: { title: { text: 'layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
