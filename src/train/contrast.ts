@@ -45,6 +45,14 @@ export function answerPrior(dataDir: string): number {
   return held.length ? best / held.length : NaN;
 }
 
+/**
+ * Hop 1's timing as this report measures it (and test/data/teaching-contrast.test.ts checks): per layer, a probe fit
+ * on text and read on the image (transfer), resolved at 90 % of each curve's own best, with the bootstrap interval.
+ */
+export function resolutionProbeSpec(limit: number, position: 'last' | 'last-image') {
+  return { kind: 'probe', limit, position, modality: 'both', transfer: true, threshold: 0.9, thresholdOf: 'peak' } as const;
+}
+
 export async function contrast(o: ContrastOptions): Promise<Record<string, unknown>> {
   const model = loadModelWithAssets(o.model);
   const out: Record<string, unknown> = { model: o.model, layers: model.numLayers, answerPrior: answerPrior(o.data) };
@@ -74,7 +82,7 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
       // transfer: the image read by the probe fit on text, where the image holds the entity as the LM's text run does.
       // The first layer at 90 % of each curve's own best: the transfer curves of the teaching models peak far below
       // any one accuracy threshold. The probe's bootstrap gives each layer, and the lag, a 95 % interval.
-      const probe = await run({ kind: 'probe', limit: o.limit * 2, position, modality: 'both', transfer: true, threshold: 0.9, thresholdOf: 'peak' });
+      const probe = await run(resolutionProbeSpec(o.limit * 2, position));
       if (probe) {
         const s = probe.summary;
         out[`probe:${position}`] = {

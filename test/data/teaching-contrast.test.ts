@@ -1,7 +1,7 @@
 // The shipped teaching pair shows the mechanism it is shipped for (issue 15): measured live with the library on
 // lab 4's samples, the late model loses far more facts from the image than the early one, and its answer follows
-// the image tokens to a later layer, in the middle third of the stack, and its image run writes less of what the
-// backbone writes at the backbone's recall MLPs. A retrained or replaced pair that loses the contrast fails here,
+// the image tokens to a later layer, in the middle third of the stack, its image run writes less of what the
+// backbone writes at the backbone's recall MLPs, and its image reads as the name later than the text does. A retrained or replaced pair that loses the contrast fails here,
 // not in a classroom.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,6 +12,7 @@ import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../../src/data/to
 import { loadModelWithAssets, runExperiment } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
 import { LAB4_CROSSPATCH, lab4CircuitSpec, lab4GapSpec } from '../../notebooks/labs/checks';
+import { resolutionProbeSpec } from '../../src/train/contrast';
 
 const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
 before(async () => {
@@ -61,5 +62,18 @@ test("the early model's image run reuses the backbone's recall MLPs, the late on
   const [l, e] = [late.recall.reuse['vlm-image'] ?? NaN, early.recall.reuse['vlm-image'] ?? NaN];
   // The data card's 46-pair runs: 0.36 and 0.76; lab 4's 14 pairs: 0.24 and 0.65.
   assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.25, `image reuse late ${l}, early ${e}`);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test("the late image reads as the name later than the text beyond the probe's noise, the early one within a layer of it (transfer probe, 96 entities)", async () => {
+  const baseline = tf.memory().numTensors;
+  // contrast.ts's measurement: the lag's 95 % interval over entity draws, so a flat curve cannot pass by chance.
+  const spec = { version: 1, ...resolutionProbeSpec(96, 'last-image') } as const;
+  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
+  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary;
+  const lateLag = late.resolutionCI?.lag.transfer;
+  const earlyLag = early.resolutionCI?.lag.transfer;
+  assert.ok(lateLag && lateLag.low !== null && lateLag.low >= 1, `late lag ${JSON.stringify(lateLag)}`);
+  assert.ok(earlyLag && earlyLag.high !== null && earlyLag.high <= 1, `early lag ${JSON.stringify(earlyLag)}`);
   assert.equal(tf.memory().numTensors, baseline);
 });
