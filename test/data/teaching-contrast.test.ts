@@ -1,8 +1,8 @@
 // The shipped teaching pair shows the mechanism it is shipped for (issue 15): measured live with the library on
 // lab 4's samples, the late model loses far more facts from the image than the early one, and its answer follows
 // the image tokens to a later layer, in the middle third of the stack, its image run writes less of what the
-// backbone writes at the backbone's recall MLPs, and its image reads as the name later than the text does. A retrained or replaced pair that loses the contrast fails here,
-// not in a classroom.
+// backbone writes at the backbone's recall MLPs, and its image reads as the name later than the text does. A
+// retrained or replaced pair that loses the contrast fails here, not in a classroom.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
