@@ -24,12 +24,12 @@ export interface ResolutionBootstrap {
 }
 
 /** Curve of mean hits per layer over the examples of the drawn entities (each counted as often as it was drawn). */
-function curveOf(h: Hits, weight: Map<string, number>): number[] {
-  return h.hits.map((row) => {
+function curveOf(hits: readonly Uint8Array[], entityOf: Int32Array, weight: Float64Array): number[] {
+  return hits.map((row) => {
     let n = 0;
     let ok = 0;
     for (let i = 0; i < row.length; i++) {
-      const w = weight.get(h.entity[i]) ?? 0;
+      const w = weight[entityOf[i]];
       n += w;
       ok += w * row[i];
     }
@@ -68,16 +68,17 @@ export function bootstrapResolution(
     const i = resolutionIndex(curve, rule);
     return i === null ? null : layers[i];
   };
-  const all = new Map(entities.map((e) => [e, 1]));
-  const point = Object.fromEntries(names.map((m) => [m, layerOf(curveOf(byModality[m], all))]));
+  // Entities as indices once: a draw is a weight per entity, and a curve a weighted mean (no lookups by name).
+  const index = new Map(entities.map((e, i) => [e, i]));
+  const entityOf = Object.fromEntries(names.map((m) => [m, Int32Array.from(byModality[m].entity, (e) => index.get(e)!)]));
+  const curve = (m: string, weight: Float64Array) => curveOf(byModality[m].hits, entityOf[m], weight);
+  const point = Object.fromEntries(names.map((m) => [m, layerOf(curve(m, new Float64Array(entities.length).fill(1)))]));
   const draws: Record<string, (number | null)[]> = Object.fromEntries(names.map((m) => [m, []]));
+  const weight = new Float64Array(entities.length);
   for (let b = 0; b < resamples; b++) {
-    const weight = new Map<string, number>();
-    for (let k = 0; k < entities.length; k++) {
-      const e = entities[Math.floor(rng() * entities.length)];
-      weight.set(e, (weight.get(e) ?? 0) + 1);
-    }
-    for (const m of names) draws[m].push(layerOf(curveOf(byModality[m], weight)));
+    weight.fill(0);
+    for (let k = 0; k < entities.length; k++) weight[Math.floor(rng() * entities.length)]++;
+    for (const m of names) draws[m].push(layerOf(curve(m, weight)));
   }
   const ref = reference !== null && names.includes(reference) ? reference : null;
   const lagOf = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);

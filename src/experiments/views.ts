@@ -97,7 +97,6 @@ export const knockoutView: ViewBuilder<KnockoutExperimentSpec> = ({ spec, rows }
   };
 };
 
-/** First layer whose accuracy reaches the threshold (the probe's resolution layer). */
 export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
   const layers = axis(spec, rows);
   if (rows.length === 0 || layers.length === 0) return null;
