@@ -1,6 +1,7 @@
 // The notebooks print `KEY id=<id> name=value ...` and `SPEC id=<id> {json}` lines; the test reruns each spec with
 // the library and derives the same numbers from the result (from its table where that is simple, else its summary).
 import * as path from 'node:path';
+import { resolutionLayer } from '../../src/experiments/resolution';
 
 export type KeyValue = number | string | null;
 
@@ -204,3 +205,11 @@ for (const id of ['lab4-reuse', 'lab4-reuse-early']) DERIVE[id] = (r) => ({ reus
 // Notebook 2: where the pair's backbone reads the subject, one knockout spec per block k (entity -> last from k on).
 for (let k = 0; k < 32; k++) DERIVE[`backbone-read-${k}`] = (r) => ({ baselineAccuracy: r.summary.baselineAccuracy, accuracy: r.summary.accuracy[0][0] });
 for (const id of ['probe-transfer-late', 'probe-transfer-early', 'lab4-probe', 'lab4-probe-early']) DERIVE[id] = transferProbe;
+// Notebook 5's lag: the layers recomputed from the table's curves with the probe's own rule, the interval from the run.
+for (const id of ['probe-lag-late', 'probe-lag-early'])
+  DERIVE[id] = (r) => {
+    const curve = (m: string) => r.table.objects().filter((x) => x.modality === m).sort((a, b) => a.layer - b.layer);
+    const at = (m: string) => resolutionLayer(curve(m).map((x) => Number(x.layer)), curve(m).map((x) => Number(x.testAcc)), { threshold: Number(r.spec.threshold), thresholdOf: r.spec.thresholdOf });
+    const lag = r.summary.resolutionCI.lag.transfer;
+    return { text: at('text'), image: at('transfer'), low: lag.low, high: lag.high };
+  };
