@@ -520,7 +520,10 @@ describe('teaching pipeline', () => {
       text: atEntity.textResolved,
       image: atEntity.transferResolved,
       imageLater: atEntity.textResolved === null || atEntity.transferResolved === null ? null : atEntity.transferResolved - atEntity.textResolved,
+      // The lag's bootstrap interval, from the same probe run.
+      imageLaterCI: atEntity.intervals.lag.transfer,
     });
+    assert.equal(atEntity.intervals.resamples, 1000);
     assert.equal(report.crossPatch.summary.layers.length, TINY.lm!.layers);
     assert.ok(Array.isArray(report.recovery.patchedAcc), 'backbone → VLM patching per layer');
   });
