@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, logitLensState } from './fixtures';
+import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, logitLensState, probeAccuracyState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -165,6 +165,18 @@ test('a site map without a picture (the circuit view), one model and two: no pat
   await clickHeatmapCentre();
   await b.page.waitForTimeout(300);
   assert.equal(await b.page.locator('.hs-answer').first().isVisible(), false, 'a click on a site ran a cell');
+  assert.deepEqual(b.errors, []);
+});
+
+test("probe-accuracy with the peak rule: the axis names the rule, and no accuracy line claims to be the threshold", { skip }, async () => {
+  const base = probeAccuracyState();
+  const state = { ...base, data: { ...(base.data as object), threshold: 0.9, thresholdOf: 'peak' } };
+  await openPage(b, renderStaticPage({ title: 'Peak rule', sections: [{ widgetState: state }] }), 'probe-peak');
+  const [w] = await widgetInfo();
+  assert.equal(w.status, 'ready', String(w.message));
+  const texts = (await b.page.evaluate(`Array.from(document.querySelector('.hopscope-widget .hs-plot').querySelectorAll('.xtitle, .annotation-text')).map((t) => t.textContent)`)) as string[];
+  assert.ok(texts.includes("layer (resolved: the first at 90% of its curve's best)"), JSON.stringify(texts));
+  assert.ok(!texts.some((t) => /^threshold/.test(t)), JSON.stringify(texts));
   assert.deepEqual(b.errors, []);
 });
 

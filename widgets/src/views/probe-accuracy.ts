@@ -64,17 +64,18 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
         shapes.push({ type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line: { color: COLORS.neutral, width: 1, dash } });
         annotations.push({ xref: 'paper', yref: 'y', x: 1, y, text: label, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color: COLORS.neutral } });
       };
-      // A share of each curve's best is no one accuracy: say it instead of drawing a line.
-      if (d.threshold !== null && d.thresholdOf === 'peak') {
-        annotations.push({ xref: 'paper', yref: 'paper', x: 1, y: 0.02, text: `resolved: first layer at ${pct(d.threshold, 0)} of the curve's best`, showarrow: false, xanchor: 'right', font: { size: 10, color: COLORS.neutral } });
-      } else if (d.threshold !== null) hline(d.threshold, `threshold ${pct(d.threshold, 0)}`, 'dash');
+      // A share of each curve's best is no one accuracy: the axis says it instead of a line (a note inside the plot
+      // ran into the chance line's label).
+      const peakRule = d.threshold !== null && d.thresholdOf === 'peak';
+      if (d.threshold !== null && !peakRule) hline(d.threshold, `threshold ${pct(d.threshold, 0)}`, 'dash');
       if (d.chance !== null) hline(d.chance, 'chance', 'dot');
       await plot.draw(traces, {
-        xaxis: { title: { text: 'layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
+        xaxis: { title: { text: peakRule ? `layer (resolved: the first at ${pct(d.threshold ?? NaN, 0)} of its curve's best)` : 'layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
         yaxis: { title: { text: `probe accuracy (${what})` }, range: [-0.02, 1.05], tickformat: '.0%' },
-        legend: { orientation: 'h', y: -0.25 },
+        // The peak rule's longer axis title takes the legend's old place: the legend moves down.
+        legend: { orientation: 'h', y: peakRule ? -0.36 : -0.25 },
         // Room above the plot for each compared model's row of resolution labels.
-        margin: { l: 60, r: 20, t: 40 + 36 * state.compare.length, b: 80 },
+        margin: { l: 60, r: 20, t: 40 + 36 * state.compare.length, b: peakRule ? 110 : 80 },
         shapes,
         annotations,
       });
