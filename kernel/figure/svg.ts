@@ -34,6 +34,37 @@ function svg(body: string, title: string, height = H): string {
   );
 }
 
+/** Characters of a legend line beside the plot (the right margin less the swatch, at about 0.6 em each). */
+const LEGEND_CHARS = 19;
+
+/** Words packed into lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrapWords(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const last = lines.length ? lines[lines.length - 1] : null;
+    if (last !== null && last.length + 1 + word.length <= width) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines.length ? lines : [''];
+}
+
+/**
+ * The legend beside the plot, one entry per series in its colour. A compared model's names ("late: image, probe fit
+ * on text") are longer than the legend is wide, so they wrap at words onto lines of their own.
+ */
+function legend(series: Series[], swatch: (color: string, y: number) => string): string {
+  let s = '';
+  let y = M.top;
+  series.forEach((ser, k) => {
+    const lines = wrapWords(ser.name, LEGEND_CHARS);
+    s += swatch(COLORS[k % COLORS.length], y);
+    lines.forEach((line, i) => (s += `<text x="${W - M.right + 30}" y="${y + 5 + 13 * i}">${esc(line)}</text>`));
+    s += '\n';
+    y += 18 + 13 * (lines.length - 1);
+  });
+  return s;
+}
+
 /** Long titles shrink to stay inside the figure (about 0.6 em per character in DejaVu Sans bold). */
 function titleSize(title: string): number {
   return Math.max(9, Math.min(15, Math.floor((W - 20) / (0.62 * Math.max(1, title.length)))));
@@ -80,8 +111,8 @@ export function lineChart(f: Frame, x: number[], series: Series[], marks: { at: 
     });
     s += `<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="2"/>\n`;
     ser.y.forEach((v, i) => Number.isFinite(v) && (s += `<circle cx="${num(px(x[i]))}" cy="${num(py(v))}" r="2.5" fill="${color}"/>`));
-    s += `\n<rect x="${W - M.right + 12}" y="${M.top + 18 * k}" width="12" height="3" fill="${color}"/><text x="${W - M.right + 30}" y="${M.top + 18 * k + 5}">${esc(ser.name)}</text>\n`;
   });
+  s += legend(series, (color, y) => `<rect x="${W - M.right + 12}" y="${y}" width="12" height="3" fill="${color}"/>`);
   // One line of text per mark: two compared models' switches a layer apart would print their labels over each
   // other (the live view staggers them the same way, layer-switch.ts yshift).
   marks.forEach((m, k) => {
@@ -151,7 +182,7 @@ export function barChart(f: Frame, groups: string[], series: Series[]): string {
     });
     s += `<text x="${num(M.left + (i + 0.5) * gw)}" y="${H - M.bottom + 17}" text-anchor="middle">${esc(g)}</text>\n`;
   });
-  series.forEach((ser, k) => (s += `<rect x="${W - M.right + 12}" y="${M.top + 18 * k - 4}" width="12" height="10" fill="${COLORS[k % COLORS.length]}"/><text x="${W - M.right + 30}" y="${M.top + 18 * k + 5}">${esc(ser.name)}</text>\n`));
+  s += legend(series, (color, y) => `<rect x="${W - M.right + 12}" y="${y - 4}" width="12" height="10" fill="${color}"/>`);
   return svg(s, f.title);
 }
 

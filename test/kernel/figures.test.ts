@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { PNG } from 'pngjs';
 import { figureSvg, saveFigure } from '../../kernel/figure/save';
-import { lineChart } from '../../kernel/figure/svg';
+import { lineChart, wrapWords } from '../../kernel/figure/svg';
 import { parseTimeitLine } from '../../kernel/magics/timing';
 import { allViewStates, comparedViewStates, knockoutMapState, recallGapState } from '../widgets/fixtures';
 import { jupyterMissing, makeJupyterEnv, runPython, tempDir } from './jupyter-env';
@@ -73,6 +73,19 @@ test('the probe figure marks each resolution layer, with its bootstrap interval'
   assert.ok(svg.includes('>text resolved 7 (95 % CI 7)</text>'), 'text mark: every draw agrees');
   const without = figureSvg({ ...probe, data: { ...(probe.data as object), resolutionCI: undefined } });
   assert.ok(without.includes('>image resolved 20</text>'));
+});
+
+test("a compared model's long series names wrap in the legend instead of running off the figure", () => {
+  assert.deepEqual(wrapWords('late: image, probe fit on text', 19), ['late: image, probe', 'fit on text']);
+  assert.deepEqual(wrapWords('a-very-long-single-word-label here', 19), ['a-very-long-single-word-label', 'here']);
+  assert.deepEqual(wrapWords('', 19), ['']);
+  const names = ['late: image', 'late: image, probe fit on text', 'early: image, probe fit on text'];
+  const svg = lineChart({ title: 't', xLabel: 'x', yLabel: 'y' }, [0, 1], names.map((name) => ({ name, y: [0, 1] })));
+  const legend = [...svg.matchAll(/<text x="(\d+)" y="([\d.]+)">([^<]*)<\/text>/g)].filter((m) => Number(m[1]) === 640 - 150 + 30);
+  assert.deepEqual(legend.map((m) => m[3]), ['late: image', 'late: image, probe', 'fit on text', 'early: image, probe', 'fit on text']);
+  assert.ok(legend.every((m) => m[3].length <= 19));
+  const ys = legend.map((m) => Number(m[2]));
+  assert.ok(ys.every((y, i) => i === 0 || y > ys[i - 1]), `legend lines overlap: ${ys}`);
 });
 
 test("compared models' marks (two switch layers a layer apart) print their labels on separate lines", () => {
