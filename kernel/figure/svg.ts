@@ -4,7 +4,7 @@
 // [row × layer] heatmap, grouped bars. sharp (librsvg) turns the SVG into PNG (save.ts).
 import { DIVERGING_STOPS } from '../../src/report/protocol';
 import type { AnyViewState, PositionInfo } from '../../src/report/views';
-import type { Interval } from '../../src/experiments/resolution';
+import { formatInterval, type Interval } from '../../src/experiments/resolution';
 
 const W = 640;
 const H = 400;
@@ -220,7 +220,7 @@ function curves(state: AnyViewState, data: unknown): { x: number[]; series: Seri
       if (d.chance != null) series.push({ name: 'chance', y: d.layers.map(() => d.chance as number) });
       // Each resolution layer marked, with its bootstrap interval where the probe computed one (a paper figure
       // should say whether a lag is more than noise).
-      const ci = (c: Interval | undefined) => (!c ? '' : ` (95 % CI ${c.low === c.high ? (c.low ?? 'never') : `${c.low ?? 'never'}–${c.high ?? 'never'}`})`);
+      const ci = (c: Interval | undefined) => (c ? ` (95 % CI ${formatInterval(c)})` : '');
       const marks: Mark[] = (
         [
           ['image', d.resolution.image, d.resolutionCI?.image],

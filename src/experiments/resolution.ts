@@ -30,6 +30,12 @@ export function resolutionLayer(layers: readonly number[], curve: readonly numbe
   return i === null ? null : layers[i];
 }
 
+/** An interval as a label: "1–5", "7" when one layer, "1–never" / "never" when draws never resolve; `unit` prefixes each layer ("L"). */
+export function formatInterval(ci: Interval, unit = ''): string {
+  const at = (v: number | null) => (v === null ? 'never' : `${unit}${v}`);
+  return ci.low === ci.high ? at(ci.low) : `${at(ci.low)}–${at(ci.high)}`;
+}
+
 /**
  * A 95 % percentile interval of a resolution layer (or of a lag, in layers) over bootstrap draws; null bounds mean
  * "never resolves" (a draw whose curve never reaches the threshold sorts after every layer). `agree` is the share

@@ -358,6 +358,17 @@ export function optionalString(data: Record<string, unknown>, key: string, path:
   return v;
 }
 
+/**
+ * An optional field with a closed set of values: `fallback` when absent, null (a problem added) when not one of
+ * `choices`. `what` names the kind in the message ("is not a column kind; use one of ...").
+ */
+export function optionalChoice<T extends string>(data: Record<string, unknown>, key: string, choices: readonly T[], fallback: T, path: string, p: Problems, what?: string): T | null {
+  const v = field(data, key) ?? fallback;
+  if ((choices as readonly unknown[]).includes(v)) return v as T;
+  p.add(`${path}.${key}`, `${describe(v)} is not ${what ? `${what}; use ` : ''}one of ${choices.join(', ')}`);
+  return null;
+}
+
 export function stringList(v: unknown, path: string, p: Problems): string[] | null {
   if (!Array.isArray(v)) {
     p.add(path, `expected a list of strings, got ${describe(v)}`);

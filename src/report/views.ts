@@ -19,6 +19,7 @@ import {
   matrix,
   numbers,
   optionalNumber,
+  optionalChoice,
   optionalNumbers,
   optionalString,
   required,
@@ -288,7 +289,6 @@ export type ValidationResult =
 /** The cross-patching switch layer (src/experiments/switch-layer.ts: one rule for the library, views and eval). */
 export const computeSwitchLayer = switchLayer;
 
-/** First layer whose accuracy reaches `threshold`, or null. */
 function layerSwitch(d: Record<string, unknown>, path: string, p: Problems): LayerSwitchData | null {
   const layers = requiredAxis(d, 'layers', path, p);
   if (!layers) return null;
@@ -416,9 +416,8 @@ function probeAccuracy(d: Record<string, unknown>, path: string, p: Problems): P
   if (transfer) fraction(transfer, `${path}.transfer`, p);
   if (!image) return null;
   const threshold = optionalNumber(d, 'threshold', path, p);
-  const thresholdOf = field(d, 'thresholdOf') ?? 'accuracy';
-  if (!(THRESHOLD_OF as readonly unknown[]).includes(thresholdOf)) p.add(`${path}.thresholdOf`, `${describe(thresholdOf)} is not one of ${THRESHOLD_OF.join(', ')}`);
-  const rule = { threshold, thresholdOf: thresholdOf === 'peak' ? ('peak' as const) : ('accuracy' as const) };
+  // An unknown rule is reported (the state is refused); the layers below are then computed with the default.
+  const rule = { threshold, thresholdOf: optionalChoice(d, 'thresholdOf', THRESHOLD_OF, 'accuracy', path, p) ?? 'accuracy' };
   const res = field(d, 'resolution');
   const given = (k: 'image' | 'text' | 'transfer', computed: number | null): number | null => {
     const v = isRecord(res) ? res[k] : undefined;
@@ -656,10 +655,8 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     if (!Number.isNaN(c.layer + c.position + c.exact)) confirmed.push(c);
   }
   const similarity = similarityMap(field(d, 'similarity'), `${path}.similarity`, p, layers.length);
-  const columns = field(d, 'columns') ?? 'position';
-  const knownColumns = (ATTRIBUTION_COLUMNS as readonly unknown[]).includes(columns);
-  if (!knownColumns) p.add(`${path}.columns`, `${describe(columns)} is not a column kind; use one of ${ATTRIBUTION_COLUMNS.join(', ')}`);
-  if (!scores || similarity === undefined || !knownColumns) return null;
+  const columns = optionalChoice(d, 'columns', ATTRIBUTION_COLUMNS, 'position', path, p, 'a column kind');
+  if (!scores || similarity === undefined || !columns) return null;
   return {
     layers,
     positions,

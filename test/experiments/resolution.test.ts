@@ -1,7 +1,7 @@
 // The resolution rule (one for the probe, its views and the widgets) and its cluster bootstrap.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { resolutionIndex, resolutionLayer } from '../../src/experiments/resolution';
+import { formatInterval, resolutionIndex, resolutionLayer } from '../../src/experiments/resolution';
 import { bootstrapResolution, type Hits } from '../../src/experiments/resolution-ci';
 
 test('resolution rule: an accuracy threshold, or a share of the curve\'s own best; none on an empty or flat-zero curve', () => {
@@ -61,4 +61,11 @@ test('bootstrap: a curve that never resolves gives null bounds; none without dra
   assert.deepEqual(b?.layer.never, { low: null, high: null, agree: 1 });
   assert.equal(bootstrapResolution({ never }, [0, 1, 2], { threshold: 0.5, thresholdOf: 'accuracy' }, 0, 0), null);
   assert.equal(bootstrapResolution({ none: { entity: [], hits: [] } }, [0], { threshold: 0.5, thresholdOf: 'accuracy' }, 10, 0), null);
+});
+
+test('an interval as a label: one layer, a range, and draws that never resolve', () => {
+  assert.equal(formatInterval({ low: 7, high: 7, agree: 1 }), '7');
+  assert.equal(formatInterval({ low: 1, high: 5, agree: 0.5 }, 'L'), 'L1–L5');
+  assert.equal(formatInterval({ low: 1, high: null, agree: 0.5 }, 'L'), 'L1–never');
+  assert.equal(formatInterval({ low: null, high: null, agree: 1 }), 'never');
 });

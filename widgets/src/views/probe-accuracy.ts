@@ -1,14 +1,11 @@
 // probe-accuracy: linear-probe accuracy per layer on image and text prompts, threshold and chance lines,
 // and the resolution layer of each modality marked; compared models overlaid, one colour each.
 
-import type { Interval } from '../../../src/experiments/resolution';
+import { formatInterval, type Interval } from '../../../src/experiments/resolution';
 import type { ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
-
-/** An interval in layers; an open top is "or never". */
-const span = (ci: Interval): string => (ci.low === null ? 'never' : ci.high === null ? `L${ci.low}–never` : ci.low === ci.high ? `L${ci.low}` : `L${ci.low}–L${ci.high}`);
 
 export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
   const plot = new PlotSlot(ctx.plotly, body, 'probe-accuracy', 340);
@@ -50,7 +47,7 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
         const last = md.layers[md.layers.length - 1];
         for (const [k, [layer, name, color, ci]] of res.entries()) {
           if (layer === null) continue;
-          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}${ci ? ` (95 % CI ${span(ci)})` : ''}`, m.color ?? color);
+          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}${ci ? ` (95 % CI ${formatInterval(ci, 'L')})` : ''}`, m.color ?? color);
           shapes.push(mark.shape);
           // The interval as a faint band: a wide one says the layer is a toss-up between nearly equal accuracies.
           if (ci && ci.low !== null && (ci.high ?? last) > ci.low) {
