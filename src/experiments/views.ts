@@ -211,11 +211,14 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   const reuseRuns = runs.filter((r) => r !== 'backbone-text' && rows.some((x) => x.run === r && x.reuse !== null && x.reuse !== undefined));
   const reuse = new Map(reuseRuns.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').map((s) => [siteKey(s), s.score]))]));
   const reuseCols = sitesOf(reuseRuns);
-  const label = (c: (typeof cols)[number]) => `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`;
+  type Site = (typeof cols)[number];
+  const column = (c: Site) => ({ label: `${short[c.run]} ${c.component === 'mlp_out' ? 'mlp' : 'attn'} ${c.group}`, kind: c.run === 'vlm-image' ? ('image' as const) : ('text' as const) });
+  /** A run's per-site mean at layer `l` (undefined: no pair gave one). */
+  const at = (byRun: Map<CircuitRun, Map<string, number>>, c: Site, l: number) => byRun.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group }));
   return {
     layers,
-    positions: cols.map((c) => ({ label: label(c), kind: c.run === 'vlm-image' ? 'image' : 'text' })),
-    scores: layers.map((l) => cols.map((c) => means.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group })) ?? 0)),
+    positions: cols.map(column),
+    scores: layers.map((l) => cols.map((c) => at(means, c, l) ?? 0)),
     metric: typeof rows[0].metric === 'string' ? rows[0].metric : null,
     image: null,
     patchScores: null,
@@ -225,9 +228,9 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
     similarity: reuseCols.length
       ? {
           title: "reuse: cosine with the backbone's site",
-          positions: reuseCols.map((c) => ({ label: label(c), kind: c.run === 'vlm-image' ? 'image' : 'text' })),
+          positions: reuseCols.map(column),
           // null (drawn blank), not 0: a site no pair gave a cosine is not a site that computes something else.
-          scores: layers.map((l) => reuseCols.map((c) => reuse.get(c.run)!.get(siteKey({ component: c.component, layer: l, group: c.group })) ?? null)),
+          scores: layers.map((l) => reuseCols.map((c) => at(reuse, c, l) ?? null)),
         }
       : null,
   };
