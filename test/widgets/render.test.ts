@@ -180,6 +180,24 @@ test("probe-accuracy with the peak rule: the axis names the rule, and no accurac
   assert.deepEqual(b.errors, []);
 });
 
+test('per-layer charts: the axis holds the layers, and resolution labels at either end stay inside the figure', { skip }, async () => {
+  // Eight layers, the text resolved at layer 0 and the image at the last: centred there, their labels hung off both
+  // edges, and plotly stretched the axis to fit them (out to layer -1).
+  const layers = [0, 1, 2, 3, 4, 5, 6, 7];
+  const data = { ...(probeAccuracyState().data as object), layers, image: [0.1, 0.1, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], text: layers.map(() => 0.95), transfer: undefined, resolutionCI: undefined };
+  const state = { ...probeAccuracyState(), label: 'late', data, compare: [{ label: 'early', data }] };
+  await openPage(b, renderStaticPage({ title: 'Layer axis', sections: [{ widgetState: state }] }), 'layer-axis');
+  const [w] = await widgetInfo();
+  assert.equal(w.status, 'ready', String(w.message));
+  const got = (await b.page.evaluate(`(() => { const p = document.querySelector('.hopscope-widget .hs-plot'); const svg = p.querySelector('svg.main-svg').getBoundingClientRect();
+    return { range: p._fullLayout.xaxis.range, svg: [svg.left, svg.right], labels: Array.from(p.querySelectorAll('.annotation')).map((a) => { const r = a.getBoundingClientRect(); return { text: a.textContent, left: r.left, right: r.right }; }) }; })()`)) as { range: number[]; svg: number[]; labels: { text: string; left: number; right: number }[] };
+  assert.deepEqual(got.range, [-0.5, 7.5]);
+  const ends = got.labels.filter((l) => /resolved L[07]$/.test(l.text));
+  assert.equal(ends.length, 4, JSON.stringify(got.labels));
+  for (const l of ends) assert.ok(l.left >= got.svg[0] && l.right <= got.svg[1], `${l.text} drawn outside the figure (${JSON.stringify(l)} in ${got.svg})`);
+  assert.deepEqual(b.errors, []);
+});
+
 test('bad or missing state fields show a readable message, never a blank cell or a stack trace', { skip }, async () => {
   const cases = badViewStates();
   const html = renderStaticPage({

@@ -5,7 +5,7 @@
 import type { LayerSwitchData, ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { el } from '../dom';
-import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
+import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, layerRange, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
 
 export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
@@ -48,6 +48,7 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     const d = state.data;
     const traces: Trace[] = [];
     const marks: ReturnType<typeof markerLine>[] = [];
+    const xRange = layerRange([...d.layers, ...state.compare.flatMap((c) => c.data.layers)]);
     for (const m of drawnModels(state)) {
       const md = m.data;
       const hover = (i: number, who: string, f: number) =>
@@ -65,12 +66,12 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
         }),
       );
       if (md.switchLayer !== null) {
-        const mark = markerLine(md.switchLayer, `${seriesName(m, 'switch')} ≈ L${md.switchLayer}`, m.color ?? COLORS.switch);
+        const mark = markerLine(md.switchLayer, `${seriesName(m, 'switch')} ≈ L${md.switchLayer}`, m.color ?? COLORS.switch, 'paper', xRange);
         marks.push({ shape: mark.shape, annotation: { ...mark.annotation, yshift: 14 * m.index } });
       }
     }
     await main.draw(traces, {
-      xaxis: { title: { text: 'patched layer (input of block l replaced at image positions)' }, dtick: d.layers.length > 30 ? 5 : 1 },
+      xaxis: { title: { text: 'patched layer (input of block l replaced at image positions)' }, dtick: d.layers.length > 30 ? 5 : 1, range: xRange },
       yaxis: { title: { text: 'fraction of runs' }, range: [-0.02, 1.05], tickformat: '.0%' },
       legend: { orientation: 'h', y: -0.25 },
       shapes: marks.map((m) => m.shape),

@@ -122,11 +122,26 @@ export function clickLayerPosition(ctx: ViewContext, ...slots: PlotSlot[]): void
 }
 
 /** A vertical dashed marker line with a label on top (switch layer, resolution layer). */
-export function markerLine(x: number, label: string, color: string, yref = 'paper'): { shape: Record<string, unknown>; annotation: Record<string, unknown> } {
+export function markerLine(x: number, label: string, color: string, yref = 'paper', range?: readonly [number, number]): { shape: Record<string, unknown>; annotation: Record<string, unknown> } {
+  // Given the axis range, a label near either end reads inward: centred on a marker at layer 0 it would hang
+  // off the plot's left edge.
+  const at = range ? (x - range[0]) / (range[1] - range[0]) : 0.5;
+  const xanchor = at < 1 / 3 ? 'left' : at > 2 / 3 ? 'right' : 'center';
   return {
     shape: { type: 'line', xref: 'x', yref, x0: x, x1: x, y0: 0, y1: 1, line: { color, width: 1.5, dash: 'dash' } },
-    annotation: { x, y: 1, xref: 'x', yref, text: label, showarrow: false, yanchor: 'bottom', font: { size: 11, color } },
+    annotation: { x, y: 1, xref: 'x', yref, text: label, showarrow: false, xanchor, yanchor: 'bottom', font: { size: 11, color } },
   };
+}
+
+/**
+ * The x range of a per-layer chart: the layers and half a layer either side. Plotly's autorange also fits the
+ * marker labels' text, and a label at layer 0 stretched the axis out to layer -1.
+ */
+export function layerRange(layers: readonly number[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const l of layers) if (Number.isFinite(l)) [lo, hi] = [Math.min(lo, l), Math.max(hi, l)];
+  return Number.isFinite(lo) ? [lo - 0.5, hi + 0.5] : [-0.5, 0.5];
 }
 
 export function escapeHtml(s: string): string {

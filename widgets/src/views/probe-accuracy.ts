@@ -4,7 +4,7 @@
 import { formatInterval, type Interval } from '../../../src/experiments/resolution';
 import type { ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
-import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
+import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, layerRange, markerLine, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
 
 export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
@@ -23,6 +23,7 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       const traces: Trace[] = [];
       const shapes: Record<string, unknown>[] = [];
       const annotations: Record<string, unknown>[] = [];
+      const xRange = layerRange([...d.layers, ...state.compare.flatMap((c) => c.data.layers)]);
       for (const m of drawnModels(state)) {
         const md = m.data;
         const series = [
@@ -47,7 +48,7 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
         const last = md.layers[md.layers.length - 1];
         for (const [k, [layer, name, color, ci]] of res.entries()) {
           if (layer === null) continue;
-          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}${ci ? ` (95 % CI ${formatInterval(ci, 'L')})` : ''}`, m.color ?? color);
+          const mark = markerLine(layer, `${seriesName(m, name)} resolved L${layer}${ci ? ` (95 % CI ${formatInterval(ci, 'L')})` : ''}`, m.color ?? color, 'paper', xRange);
           shapes.push(mark.shape);
           // The interval as a faint band: a wide one says the layer is a toss-up between nearly equal accuracies.
           if (ci && ci.low !== null && (ci.high ?? last) > ci.low) {
@@ -67,7 +68,7 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       if (d.threshold !== null && !peakRule) hline(d.threshold, `threshold ${pct(d.threshold, 0)}`, 'dash');
       if (d.chance !== null) hline(d.chance, 'chance', 'dot');
       await plot.draw(traces, {
-        xaxis: { title: { text: peakRule ? `layer (resolved: the first at ${pct(d.threshold ?? NaN, 0)} of its curve's best)` : 'layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
+        xaxis: { title: { text: peakRule ? `layer (resolved: the first at ${pct(d.threshold ?? NaN, 0)} of its curve's best)` : 'layer' }, dtick: d.layers.length > 30 ? 5 : 1, range: xRange },
         yaxis: { title: { text: `probe accuracy (${what})` }, range: [-0.02, 1.05], tickformat: '.0%' },
         // The peak rule's longer axis title takes the legend's old place: the legend moves down.
         legend: { orientation: 'h', y: peakRule ? -0.36 : -0.25 },
