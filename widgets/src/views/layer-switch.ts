@@ -48,8 +48,9 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     const d = state.data;
     const traces: Trace[] = [];
     const marks: ReturnType<typeof markerLine>[] = [];
-    const xRange = layerRange([...d.layers, ...state.compare.flatMap((c) => c.data.layers)]);
-    for (const m of drawnModels(state)) {
+    const models = drawnModels(state);
+    const xRange = layerRange(models);
+    for (const m of models) {
       const md = m.data;
       const hover = (i: number, who: string, f: number) =>
         `layer ${md.layers[i]}<br>${who}: ${pct(f)}${md.runs !== null ? ` of ${md.runs} runs` : ''}<br><i>click to run this layer</i>`;

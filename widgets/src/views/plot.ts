@@ -134,13 +134,13 @@ export function markerLine(x: number, label: string, color: string, yref = 'pape
 }
 
 /**
- * The x range of a per-layer chart: the layers and half a layer either side. Plotly's autorange also fits the
- * marker labels' text, and a label at layer 0 stretched the axis out to layer -1.
+ * The x range of a per-layer chart over every drawn model's layers, and half a layer either side. Plotly's
+ * autorange also fits the marker labels' text, and a label at layer 0 stretched the axis out to layer -1.
  */
-export function layerRange(layers: readonly number[]): [number, number] {
+export function layerRange(models: readonly DrawnModel<{ layers: readonly number[] }>[]): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const l of layers) if (Number.isFinite(l)) [lo, hi] = [Math.min(lo, l), Math.max(hi, l)];
+  for (const m of models) for (const l of m.data.layers) if (Number.isFinite(l)) [lo, hi] = [Math.min(lo, l), Math.max(hi, l)];
   return Number.isFinite(lo) ? [lo - 0.5, hi + 0.5] : [-0.5, 0.5];
 }
 

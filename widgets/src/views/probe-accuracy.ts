@@ -23,8 +23,9 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       const traces: Trace[] = [];
       const shapes: Record<string, unknown>[] = [];
       const annotations: Record<string, unknown>[] = [];
-      const xRange = layerRange([...d.layers, ...state.compare.flatMap((c) => c.data.layers)]);
-      for (const m of drawnModels(state)) {
+      const models = drawnModels(state);
+      const xRange = layerRange(models);
+      for (const m of models) {
         const md = m.data;
         const series = [
           { name: 'image prompt', ys: md.image, color: COLORS.image, row: 0 },
