@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, logitLensState, probeAccuracyState } from './fixtures';
+import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, layerSwitchState, logitLensState, probeAccuracyState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -195,6 +195,12 @@ test('per-layer charts: the axis holds the layers, and resolution labels at eith
   const ends = got.labels.filter((l) => /resolved L[07]$/.test(l.text));
   assert.equal(ends.length, 4, JSON.stringify(got.labels));
   for (const l of ends) assert.ok(l.left >= got.svg[0] && l.right <= got.svg[1], `${l.text} drawn outside the figure (${JSON.stringify(l)} in ${got.svg})`);
+  // The layer switch's pair drill-down shares the curves' layer axis: its layers stand under theirs.
+  const sw = layerSwitchState();
+  await openPage(b, renderStaticPage({ title: 'Switch axis', sections: [{ widgetState: sw }] }), 'switch-axis');
+  const ranges = (await b.page.evaluate(`Array.from(document.querySelectorAll('.hopscope-widget .hs-plot')).map((p) => p._fullLayout.xaxis.range)`)) as number[][];
+  const layersOf = (sw.data as { layers: number[] }).layers;
+  assert.deepEqual(ranges, [0, 1].map(() => [Math.min(...layersOf) - 0.5, Math.max(...layersOf) + 0.5]));
   assert.deepEqual(b.errors, []);
 });
 

@@ -16,6 +16,8 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
   const main = new PlotSlot(ctx.plotly, body, 'layer-switch', 340);
   const drill = new PlotSlot(ctx.plotly, body, 'layer-switch-pair', 170);
   let data: LayerSwitchData | null = null;
+  // One layer axis for both plots, so the pair's layers stand under the curves' (compared models' layers included).
+  let xRange: [number, number] = [-0.5, 0.5];
   let pairKey = '';
 
   main.onClick((p) => {
@@ -49,7 +51,6 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     const traces: Trace[] = [];
     const marks: ReturnType<typeof markerLine>[] = [];
     const models = drawnModels(state);
-    const xRange = layerRange(models);
     for (const m of models) {
       const md = m.data;
       const hover = (i: number, who: string, f: number) =>
@@ -107,7 +108,7 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     const typeNote = pair.donorType || pair.targetType ? ` (${pair.donorType ?? '?'} → ${pair.targetType ?? '?'})` : '';
     await drill.draw(traces, {
       title: { text: `pair ${index}: donor ${escapeHtml(pair.donor)} → target ${escapeHtml(pair.target)}${escapeHtml(typeNote)}`, font: { size: 12 }, x: 0.01 },
-      xaxis: { title: { text: 'patched layer' }, dtick: d.layers.length > 30 ? 5 : 1 },
+      xaxis: { title: { text: 'patched layer' }, dtick: d.layers.length > 30 ? 5 : 1, range: xRange },
       yaxis: { tickvals: [0, 1], ticktext: ['donor', 'target'], range: [-0.6, 1.6], fixedrange: true },
       margin: { l: 60, r: 20, t: 30, b: 40 },
     });
@@ -117,6 +118,7 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     async update(state: ViewState<'layer-switch'>) {
       data = state.data;
       syncPairs(state.data);
+      xRange = layerRange(drawnModels(state));
       await drawMain(state);
       await drawPair(state.data);
     },
