@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { renderStaticPage } from '../../src/report/static-page';
 import { browserSkip, ensureStaticBundle, launch, openPage, pixelStats, waitSettled, type Browser } from './browser';
-import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, layerSwitchState, logitLensState, probeAccuracyState } from './fixtures';
+import { allViewStates, attributionMapState, badViewStates, circuitMapState, comparedViewStates, knockoutMapState, layerSwitchState, logitLensState, probeAccuracyState, recoveryCurveState } from './fixtures';
 
 const skip = browserSkip();
 let b: Browser;
@@ -201,6 +201,22 @@ test('per-layer charts: the axis holds the layers, and resolution labels at eith
   const ranges = (await b.page.evaluate(`Array.from(document.querySelectorAll('.hopscope-widget .hs-plot')).map((p) => p._fullLayout.xaxis.range)`)) as number[][];
   const layersOf = (sw.data as { layers: number[] }).layers;
   assert.deepEqual(ranges, [0, 1].map(() => [Math.min(...layersOf) - 0.5, Math.max(...layersOf) + 0.5]));
+  assert.deepEqual(b.errors, []);
+});
+
+test('recovery-curve: baselines a few points apart keep their labels apart', { skip }, async () => {
+  // The early teaching model's text and image baselines (100 % and 96.9 %) wrote their labels over each other.
+  const base = recoveryCurveState();
+  const data = { ...(base.data as object), textAcc: 1, imageAcc: 0.969, cotAcc: 0.95 };
+  const state = { ...base, label: 'late', data, compare: [{ label: 'early', data }] };
+  await openPage(b, renderStaticPage({ title: 'Recovery labels', sections: [{ widgetState: state }] }), 'recovery-labels');
+  const boxes = (await b.page.evaluate(`Array.from(document.querySelector('.hopscope-widget .hs-plot').querySelectorAll('.annotation')).map((a) => { const r = a.querySelector('.annotation-text').getBoundingClientRect(); return { text: a.textContent, top: r.top, bottom: r.bottom, left: r.left, right: r.right }; })`)) as { text: string; top: number; bottom: number; left: number; right: number }[];
+  assert.equal(boxes.length, 6, JSON.stringify(boxes));
+  for (const [i, p] of boxes.entries())
+    for (const q of boxes.slice(i + 1)) {
+      const overlap = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top) > 1 && Math.min(p.right, q.right) - Math.max(p.left, q.left) > 1;
+      assert.ok(!overlap, `"${p.text}" and "${q.text}" overlap (${JSON.stringify([p, q])})`);
+    }
   assert.deepEqual(b.errors, []);
 });
 

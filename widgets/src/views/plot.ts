@@ -144,6 +144,22 @@ export function layerRange(models: readonly DrawnModel<{ layers: readonly number
   return Number.isFinite(lo) ? [lo - 0.5, hi + 0.5] : [-0.5, 0.5];
 }
 
+/**
+ * Vertical shifts (px, ≤ 0) for labels that sit on horizontal lines at `ys` (data units, `pxPerUnit` apart), so
+ * that no two come closer than `gap` px: from the top down, a label that would overlap the one above it moves down.
+ */
+export function labelShifts(ys: readonly number[], pxPerUnit: number, gap = 12): number[] {
+  const shifts = ys.map(() => 0);
+  let above = Infinity;
+  for (const i of ys.map((_, i) => i).sort((a, b) => ys[b] - ys[a])) {
+    const natural = ys[i] * pxPerUnit;
+    const at = Math.min(natural, above - gap);
+    shifts[i] = at - natural;
+    above = at;
+  }
+  return shifts;
+}
+
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
 }

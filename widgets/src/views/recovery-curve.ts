@@ -4,11 +4,17 @@
 
 import type { ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
-import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, pct, pointData, seriesLine, seriesName } from './plot';
+import { COLORS, PlotSlot, customNumber, drawnModels, escapeHtml, gaps, labelShifts, pct, pointData, seriesLine, seriesName } from './plot';
 import type { RendererFactory } from './types';
 
+const HEIGHT = 340;
+const MARGIN = { l: 60, r: 20, t: 40, b: 80 };
+const Y_RANGE = [-0.02, 1.05];
+// Pixels per unit of accuracy: the baselines' labels are spaced in pixels.
+const PX_PER_UNIT = (HEIGHT - MARGIN.t - MARGIN.b) / (Y_RANGE[1] - Y_RANGE[0]);
+
 export const recoveryCurve: RendererFactory<'recovery-curve'> = (body, ctx) => {
-  const plot = new PlotSlot(ctx.plotly, body, 'recovery-curve', 340);
+  const plot = new PlotSlot(ctx.plotly, body, 'recovery-curve', HEIGHT);
   plot.onClick((p) => {
     const layer = customNumber(p, 0);
     if (layer !== null) ctx.runCell({ layer }, `backbone state patched at layer ${layer}`);
@@ -35,18 +41,20 @@ export const recoveryCurve: RendererFactory<'recovery-curve'> = (body, ctx) => {
           [md.textAcc, 'text prompt', COLORS.text],
           [md.cotAcc, 'image + chain of thought', COLORS.neutral],
         ];
-        for (const [k, [y, label, color]] of baselines.entries()) {
-          if (y === null) continue;
+        // A model's labels share one column: two baselines a few points apart (text 100 %, image 96.9 %) wrote over each other.
+        const drawn = baselines.flatMap(([y, label, color], k) => (y === null ? [] : [{ y, label, color, k }]));
+        const shifts = labelShifts(drawn.map((b) => b.y), PX_PER_UNIT);
+        for (const [i, { y, label, color, k }] of drawn.entries()) {
           const line = m.color === null ? { color, width: 1, dash: 'dash' } : { ...seriesLine(m, k + 1, { color }), width: 1 };
           shapes.push({ type: 'line', xref: 'paper', yref: 'y', x0: 0, x1: 1, y0: y, y1: y, line });
-          annotations.push({ xref: 'paper', yref: 'y', x: 1 - 0.3 * m.index, y, text: `${escapeHtml(seriesName(m, label))} ${pct(y)}`, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color: m.color ?? color } });
+          annotations.push({ xref: 'paper', yref: 'y', x: 1 - 0.3 * m.index, y, yshift: shifts[i], text: `${escapeHtml(seriesName(m, label))} ${pct(y)}`, showarrow: false, xanchor: 'right', yanchor: 'bottom', font: { size: 10, color: m.color ?? color } });
         }
       }
       await plot.draw(traces, {
         xaxis: { title: { text: 'layer the backbone state is written to' }, dtick: d.layers.length > 30 ? 5 : 1 },
-        yaxis: { title: { text: 'factual accuracy' }, range: [-0.02, 1.05], tickformat: '.0%' },
+        yaxis: { title: { text: 'factual accuracy' }, range: Y_RANGE, tickformat: '.0%' },
         legend: { orientation: 'h', y: -0.25 },
-        margin: { l: 60, r: 20, t: 40, b: 80 },
+        margin: MARGIN,
         shapes,
         annotations,
       });
