@@ -2,7 +2,8 @@
 // values worked out by hand (the working is in the comments).
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { compareConditions, erfc, meanCI, normalCdf, normalQuantile, summarizeAccuracy, wilcoxonSignedRank } from '../../src/data/stats';
+import { compareConditions, erfc, meanCI, normalCdf, normalQuantile, proportionCI, summarizeAccuracy, wilcoxonSignedRank } from '../../src/data/stats';
+import { gapSummary, type AnswerRow } from '../../src/experiments/recall-gap';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} ≠ ${b}`);
 
@@ -151,6 +152,35 @@ test('compareConditions pairs entities present in both conditions', () => {
   assert.equal(c.wilcoxon.n, 2);
   assert.equal(c.byType.celebs.drop.mean, 0.5);
   assert.equal(c.byType.brands.text.nEntities, 1);
+});
+
+test("proportionCI: Wilson's score interval, inside [0, 1] and never a point", () => {
+  // statsmodels proportion_confint(7, 10, method='wilson') = (0.39678, 0.89221); 6 of 6: (0.60967, 1).
+  const seven = proportionCI([1, 0, 1, 0, 1, 1, 0, 1, 1, 1]);
+  close(seven.lo, 0.39678, 1e-5);
+  close(seven.hi, 0.89221, 1e-5);
+  const all = proportionCI([1, 1, 1, 1, 1, 1]);
+  close(all.lo, 0.60967, 1e-5);
+  assert.equal(all.hi, 1);
+  const none = proportionCI([0, 0, 0]);
+  assert.equal(none.lo, 0);
+  assert.ok(none.hi > 0.5 && none.hi < 0.6, String(none.hi));
+  // Per-entity means of several answers: the same formula on their mean.
+  const frac = proportionCI([0.5, 1, 0.75, 1]);
+  assert.ok(frac.lo > 0 && frac.lo < frac.mean && frac.mean < frac.hi && frac.hi <= 1);
+  assert.ok(Number.isNaN(proportionCI([]).lo));
+  assert.throws(() => proportionCI([1], 1), /level must be in \(0, 1\)/);
+});
+
+test('recall-gap: each accuracy carries a Wilson interval (six entities all right: 61–100 %, not 100–100 %; five of six: not past 100 %)', () => {
+  const row = (entity: string, condition: 'text' | 'image', ok: boolean): AnswerRow => ({ entity, subject: entity, type: 'celebs', condition, relation: 'r', question: 'q', generation: '', correct: ok, correctPopvqa: ok, correctAlias: ok });
+  const es = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const g = gapSummary([...es.map((e) => row(e, 'text', true)), ...es.map((e, i) => row(e, 'image', i > 0))], 'popvqa');
+  const [r] = g.view.rows;
+  close(r.textCI[0], 0.60967, 1e-5);
+  assert.equal(r.textCI[1], 1);
+  close(r.imageAcc, 5 / 6);
+  assert.ok(r.imageCI[1] < 1 && r.imageCI[0] > 0.4, JSON.stringify(r.imageCI));
 });
 
 test('meanCI: normal interval by hand, bootstrap deterministic by seed', () => {
