@@ -216,7 +216,7 @@ function curves(state: AnyViewState, data: unknown): { x: number[]; series: Seri
     }
     case 'probe-accuracy': {
       const d = data as typeof state.data;
-      const series = [{ name: 'image', y: d.image }, ...(d.text ? [{ name: 'text', y: d.text }] : []), ...(d.transfer ? [{ name: 'image, probe fit on text', y: d.transfer }] : [])];
+      const series = [...(d.image ? [{ name: 'image', y: d.image }] : []), ...(d.text ? [{ name: 'text', y: d.text }] : []), ...(d.transfer ? [{ name: 'image, probe fit on text', y: d.transfer }] : [])];
       if (d.chance != null) series.push({ name: 'chance', y: d.layers.map(() => d.chance as number) });
       // Each resolution layer marked, with its bootstrap interval where the probe computed one (a paper figure
       // should say whether a lag is more than noise).

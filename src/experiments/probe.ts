@@ -236,7 +236,7 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       warnings: warnings.list(),
       view: {
         layers,
-        image: image ?? layers.map(() => NaN),
+        image,
         text,
         // Only when computed, as the view built from streamed rows has it (views.ts probeView).
         ...(transfer ? { transfer } : {}),

@@ -107,7 +107,7 @@ export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
   const threshold = spec.threshold;
   return {
     layers,
-    image: image ?? layers.map(() => NaN),
+    image,
     text,
     ...(transfer ? { transfer } : {}),
     threshold: finiteOrNull(threshold),

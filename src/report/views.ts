@@ -145,7 +145,8 @@ export interface KnockoutMapData {
  */
 export interface ProbeAccuracyData {
   layers: number[];
-  image: number[];
+  /** null: no image prompts were probed (probe spec `modality: 'text'`); likewise `text`. */
+  image: number[] | null;
   text: number[] | null;
   /** A probe fit on the text prompts and scored on the image prompts (probe spec `transfer`). */
   transfer?: number[] | null;
@@ -408,13 +409,16 @@ function knockoutMap(d: Record<string, unknown>, path: string, p: Problems): Kno
 function probeAccuracy(d: Record<string, unknown>, path: string, p: Problems): ProbeAccuracyData | null {
   const layers = requiredAxis(d, 'layers', path, p);
   if (!layers) return null;
-  const image = requiredNumbers(d, 'image', path, p, layers.length);
+  const image = optionalNumbers(d, 'image', path, p, layers.length);
   const text = optionalNumbers(d, 'text', path, p, layers.length);
   const transfer = optionalNumbers(d, 'transfer', path, p, layers.length);
   if (image) fraction(image, `${path}.image`, p);
   if (text) fraction(text, `${path}.text`, p);
   if (transfer) fraction(transfer, `${path}.transfer`, p);
-  if (!image) return null;
+  if (!image && !text) {
+    p.add(`${path}.image`, `is missing, and so is text: a probe view draws one or both (${layers.length} values each, one per layer)`);
+    return null;
+  }
   const threshold = optionalNumber(d, 'threshold', path, p);
   // An unknown rule is reported (the state is refused); the layers below are then computed with the default.
   const rule = { threshold, thresholdOf: optionalChoice(d, 'thresholdOf', THRESHOLD_OF, 'accuracy', path, p) ?? 'accuracy' };

@@ -204,6 +204,18 @@ test('per-layer charts: the axis holds the layers, and resolution labels at eith
   assert.deepEqual(b.errors, []);
 });
 
+test('probe-accuracy of text prompts only: no image series in the legend, nor in the plot', { skip }, async () => {
+  // Lab 1's `%probe --modality text` listed "image prompt" in the legend with nothing drawn.
+  const base = probeAccuracyState();
+  const data = { ...(base.data as object), image: null, transfer: undefined, resolutionCI: undefined };
+  await openPage(b, renderStaticPage({ title: 'Text probe', sections: [{ widgetState: { ...base, data } }] }), 'text-probe');
+  const [w] = await widgetInfo();
+  assert.equal(w.status, 'ready', String(w.message));
+  assert.ok(!w.legend.includes('image prompt'), JSON.stringify(w.legend));
+  assert.equal(w.plots[0].traces, 1, 'one curve: the text prompts');
+  assert.deepEqual(b.errors, []);
+});
+
 test('recovery-curve: baselines a few points apart keep their labels apart', { skip }, async () => {
   // The early teaching model's text and image baselines (100 % and 96.9 %) wrote their labels over each other.
   const base = recoveryCurveState();

@@ -33,9 +33,21 @@ test('JSON lists, typed arrays, DataViews and {dtype, shape, buffer} decode alik
     assert.ok(r.ok, r.ok ? '' : r.problems.join('; '));
     if (r.ok && r.state.view === 'probe-accuracy') {
       const got = r.state.data.image;
-      assert.deepEqual(got.map((x) => (Number.isNaN(x) ? null : x)), [0.25, 0.5, null, 1]);
+      assert.deepEqual(got?.map((x) => (Number.isNaN(x) ? null : x)), [0.25, 0.5, null, 1]);
     }
   }
+});
+
+test('probe-accuracy: a probe of one modality validates without the other curve; with neither the state is refused, naming both', () => {
+  const text = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1, 2], text: [0.1, 0.7, 0.9], threshold: 0.5 } });
+  assert.ok(text.ok && text.state.view === 'probe-accuracy', text.ok ? '' : text.problems.join('; '));
+  if (text.ok && text.state.view === 'probe-accuracy') {
+    assert.equal(text.state.data.image, null);
+    assert.deepEqual(text.state.data.resolution, { image: null, text: 1 });
+  }
+  const neither = validateViewState({ view: 'probe-accuracy', data: { layers: [0, 1, 2], threshold: 0.5 } });
+  assert.ok(!neither.ok);
+  if (!neither.ok) assert.match(neither.problems.join('; '), /data\.image: is missing, and so is text/);
 });
 
 test('probe-accuracy: the transfer curve (probe fit on text, read on the image) validates, gets its resolution layer, and is range-checked', () => {

@@ -28,7 +28,8 @@ export const probeAccuracy: RendererFactory<'probe-accuracy'> = (body, ctx) => {
       for (const m of models) {
         const md = m.data;
         const series = [
-          { name: 'image prompt', ys: md.image, color: COLORS.image, row: 0 },
+          // A probe of one modality draws only its curve (an empty series left a legend entry that drew nothing).
+          ...(md.image ? [{ name: 'image prompt', ys: md.image, color: COLORS.image, row: 0 }] : []),
           ...(md.text ? [{ name: 'text prompt', ys: md.text, color: COLORS.text, row: 1 }] : []),
           // Fit on text, read on the image: where the image holds the entity as the LM's text run does.
           ...(md.transfer ? [{ name: 'image, probe fit on text', ys: md.transfer, color: COLORS.image, row: 0, dash: 'dot' }] : []),
