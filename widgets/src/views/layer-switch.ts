@@ -50,8 +50,7 @@ export const layerSwitch: RendererFactory<'layer-switch'> = (body, ctx) => {
     const d = state.data;
     const traces: Trace[] = [];
     const marks: ReturnType<typeof markerLine>[] = [];
-    const models = drawnModels(state);
-    for (const m of models) {
+    for (const m of drawnModels(state)) {
       const md = m.data;
       const hover = (i: number, who: string, f: number) =>
         `layer ${md.layers[i]}<br>${who}: ${pct(f)}${md.runs !== null ? ` of ${md.runs} runs` : ''}<br><i>click to run this layer</i>`;
