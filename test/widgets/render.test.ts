@@ -216,6 +216,22 @@ test('probe-accuracy of text prompts only: no image series in the legend, nor in
   assert.deepEqual(b.errors, []);
 });
 
+test('attribution-map: a metric naming its tokens in quotes is drawn with its quotes, not entities, and the picture\'s title fits it', { skip }, async () => {
+  const base = attributionMapState();
+  const metric = 'logit[54 "Destin"] - logit[61 "Drazek"]';
+  await openPage(b, renderStaticPage({ title: 'Quoted metric', sections: [{ widgetState: { ...base, data: { ...(base.data as object), metric } } }] }), 'quoted-metric');
+  const [w] = await widgetInfo();
+  assert.equal(w.status, 'ready', String(w.message));
+  const texts = (await b.page.evaluate(`Array.from(document.querySelectorAll('.hopscope-widget svg text')).map((t) => t.textContent)`)) as string[];
+  assert.ok(!texts.some((t) => /&quot;|&#34;/.test(t)), JSON.stringify(texts.filter((t) => /&/.test(t))));
+  assert.ok(texts.includes(metric), "the scores' colour bar names the metric");
+  assert.ok(texts.some((t) => t.startsWith(`${metric} @ L`)), "the picture's colour bar names the metric and layer");
+  const title = (await b.page.evaluate(`(() => { const p = document.querySelectorAll('.hopscope-widget .hs-plot')[1]; const t = p.querySelector('.gtitle').getBoundingClientRect(); const s = p.querySelector('svg.main-svg').getBoundingClientRect(); return { text: p.querySelector('.gtitle').textContent, right: t.right, svg: s.right }; })()`)) as { text: string; right: number; svg: number };
+  assert.match(title.text, /^layer \d+: attribution per patch$/);
+  assert.ok(title.right <= title.svg, JSON.stringify(title));
+  assert.deepEqual(b.errors, []);
+});
+
 test('recovery-curve: baselines a few points apart keep their labels apart', { skip }, async () => {
   // The early teaching model's text and image baselines (100 % and 96.9 %) wrote their labels over each other.
   const base = recoveryCurveState();

@@ -71,7 +71,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
         // No position for a site: the click handler then runs nothing.
         customdata: d.layers.map((l, li) => d.positions.map((_, pi) => [l, sites(d) ? NaN : pi, hover(d, li, pi)])),
         hovertemplate: '%{customdata[2]}<extra></extra>', colorscale: DIVERGING, zmid: 0, zmin: -bound, zmax: bound,
-        colorbar: { title: { text: d.metric ?? 'score', side: 'right' }, thickness: 12 },
+        colorbar: { title: { text: escapeHtml(d.metric ?? 'score'), side: 'right' }, thickness: 12 },
       },
     ];
     if (d.confirmed.length > 0) {
@@ -98,17 +98,21 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     if (!img) return;
     let values: number[];
     let title: string;
+    let barTitle: string;
     let custom: [number, number][];
     let hovers: string[];
     if (d.patchScores) {
       values = d.patchScores;
       title = d.patchLabel ?? 'patch score';
+      barTitle = title;
       custom = img.positions.map((p) => [NaN, p]);
       hovers = img.positions.map((p, i) => `patch ${i} (position ${p})<br>${escapeHtml(title)}: ${fmt(values[i], 4)}`);
     } else {
       const li = picker.sync(d.layers, strongestLayer(d));
       values = img.positions.map((p) => d.scores[li]?.[p] ?? NaN);
-      title = `${d.metric ?? 'score'} @ L${d.layers[li]}`;
+      // The colour bar names the metric; the title, short enough for the picture's width, the layer.
+      title = `layer ${d.layers[li]}: attribution per patch`;
+      barTitle = `${d.metric ?? 'score'} @ L${d.layers[li]}`;
       custom = img.positions.map((p) => [d.layers[li], p]);
       hovers = img.positions.map((p) => hover(d, li, p));
     }
@@ -119,7 +123,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
         values, hover: hovers, custom, labels: null,
         colorscale: signed ? DIVERGING : 'Hot',
         zmin: signed ? -pb : 0, zmax: pb, zmid: signed ? 0 : undefined,
-        colorbarTitle: title,
+        colorbarTitle: escapeHtml(barTitle),
       }),
       { ...patchLayout(img), title: { text: escapeHtml(title), font: { size: 12 }, x: 0.02 } },
     );

@@ -67,7 +67,7 @@ export const logitLens: RendererFactory<'logit-lens'> = (body, ctx) => {
           type: 'heatmap', x: d.positions.map((_, i) => i), y: d.layers, z: z.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
           customdata: custom, hovertemplate: '%{customdata[2]}<extra></extra>', colorscale: SEQUENTIAL, zmin: 0, zmax: 1,
           xgap: small ? 1 : 0, ygap: small ? 1 : 0,
-          colorbar: { title: { text: title, side: 'right' }, thickness: 12 },
+          colorbar: { title: { text: escapeHtml(title), side: 'right' }, thickness: 12 },
           ...(small ? { text: d.layers.map((_, li) => d.positions.map((_, pi) => truncate(d.topTokens[li]?.[pi]?.[0] ?? '', 6))), texttemplate: '%{text}', textfont: { size: 9 } } : {}),
         },
       ],
@@ -94,7 +94,7 @@ export const logitLens: RendererFactory<'logit-lens'> = (body, ctx) => {
         colorscale: SEQUENTIAL,
         zmin: 0,
         zmax: 1,
-        colorbarTitle: title,
+        colorbarTitle: escapeHtml(title),
       }),
       { ...patchLayout(img), title: { text: `layer ${d.layers[li]}: top-1 token per patch`, font: { size: 12 }, x: 0.02 } },
     );

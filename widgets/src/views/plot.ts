@@ -160,8 +160,12 @@ export function labelShifts(ys: readonly number[], pxPerUnit: number, gap = 12):
   return shifts;
 }
 
+/**
+ * Text for plotly's pseudo-HTML (titles, hovers, labels) and the DOM. Quotes as numeric entities: plotly converts
+ * those but only a few named ones, and printed `&quot;` literally (a metric naming its tokens, `logit[54 "Destin"]`).
+ */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' })[c] ?? c);
 }
 
 /**
