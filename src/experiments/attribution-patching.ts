@@ -22,22 +22,25 @@ function pick(v: tf.Tensor, i: number): tf.Tensor {
   return v.slice([i], [1]);
 }
 
+/** How a metric's name shows a token: its id, or the id with its text (metricFor's, given the tokenizer). */
+export type TokenLabel = (id: number) => string;
+
 /** M = logit[plus] − logit[minus] (the attnp_A fixture: plus 223, minus 251). */
-export function logitDiff(plus: number, minus: number): Metric {
+export function logitDiff(plus: number, minus: number, label: TokenLabel = String): Metric {
   return {
-    name: `logit[${plus}] - logit[${minus}]`,
+    name: `logit[${label(plus)}] - logit[${label(minus)}]`,
     tensor: (l) => tf.sub(pick(l, plus), pick(l, minus)).reshape([]) as tf.Scalar,
     value: (l) => l[plus] - l[minus],
   };
 }
 
-export function answerLogit(token: number): Metric {
-  return { name: `logit[${token}]`, tensor: (l) => pick(l, token).reshape([]) as tf.Scalar, value: (l) => l[token] };
+export function answerLogit(token: number, label: TokenLabel = String): Metric {
+  return { name: `logit[${label(token)}]`, tensor: (l) => pick(l, token).reshape([]) as tf.Scalar, value: (l) => l[token] };
 }
 
-export function answerProb(token: number): Metric {
+export function answerProb(token: number, label: TokenLabel = String): Metric {
   return {
-    name: `p[${token}]`,
+    name: `p[${label(token)}]`,
     tensor: (l) => pick(tf.softmax(l.reshape([1, -1]), -1).reshape([-1]), token).reshape([]) as tf.Scalar,
     value: (l) => {
       let max = -Infinity;

@@ -26,6 +26,8 @@ export interface AttributionSpec extends SpecBase {
   topK: number;
   pairs: 'same' | 'cross' | 'mixed';
   prompts: 'identification' | 'questions';
+  /** Identification prompts end with the answer prefix, so the metric reads the name's first token (schemas/common.json). */
+  answerPrefix: boolean;
   positions: number[] | null;
 }
 
@@ -36,10 +38,16 @@ function argmax(v: Float32Array): number {
 }
 
 /** The metric of a pair: explicit tokens, or the clean and corrupt runs' top-1 predictions. */
-export function metricFor(spec: Pick<AttributionSpec, 'metric' | 'tokens'>, cleanLogits: Float32Array, corruptLogits: Float32Array): Metric {
+export function metricFor(spec: Pick<AttributionSpec, 'metric' | 'tokens'>, cleanLogits: Float32Array, corruptLogits: Float32Array, decode?: (ids: readonly number[]) => string): Metric {
+  // With the tokenizer, the name gives each token's text too (`logit[141 " Rome"]`): a figure's colour bar and
+  // the table say which answers are contrasted, where ids alone told a reader nothing.
+  const label = (id: number) => {
+    const text = decode?.([id]);
+    return text ? `${id} ${JSON.stringify(text)}` : String(id);
+  };
   const plus = spec.tokens?.[0] ?? argmax(cleanLogits);
-  if (spec.metric === 'answer-logit') return answerLogit(plus);
-  if (spec.metric === 'answer-prob') return answerProb(plus);
+  if (spec.metric === 'answer-logit') return answerLogit(plus, label);
+  if (spec.metric === 'answer-prob') return answerProb(plus, label);
   let minus = spec.tokens?.[1] ?? argmax(corruptLogits);
   if (minus === plus) {
     // Same top-1 in both runs: contrast with the clean run's runner-up instead.
@@ -47,7 +55,7 @@ export function metricFor(spec: Pick<AttributionSpec, 'metric' | 'tokens'>, clea
     for (let i = 0; i < cleanLogits.length; i++) if (i !== plus && cleanLogits[i] > cleanLogits[second]) second = i;
     minus = second;
   }
-  return logitDiff(plus, minus);
+  return logitDiff(plus, minus, label);
 }
 
 /** Hook written by an exact patch of a cell: block output l, or HF hidden_states[i]. */
@@ -119,7 +127,9 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
   const layers = spec.layers ? layersOf(spec, layerAxis) : Array.from({ length: layerAxis }, (_, i) => i);
   const entities = pairedSample(source.entities({ types: spec.types }), spec.limit, spec.pairs, spec.seed);
   await prepareSource(source, entities);
-  const promptOf = (e: EntityRef): PromptCase | null => (spec.prompts === 'identification' ? source.identification(e) : source.questions(e, 'image')[0] ?? null);
+  // Without the prefix an identification prompt's next token is the answer's first word ("The subject in this image
+  // is ..."), the same for every entity: the metric would contrast "The" with "This", not the two names.
+  const promptOf = (e: EntityRef): PromptCase | null => (spec.prompts === 'identification' ? source.identification(e, { prefix: spec.answerPrefix }) : source.questions(e, 'image')[0] ?? null);
   const pool = entities.filter((e) => promptOf(e));
   let pairs = pairsOf(pool, spec.pairs).filter(([a, b]) => {
     const same = promptOf(a)!.inputIds.length === promptOf(b)!.inputIds.length;
@@ -149,7 +159,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       const cb = promptOf(b)!;
       const wa = clean.where.get(ca.id)!;
       const wb = clean.where.get(cb.id)!;
-      const metric = metricFor(spec, wa.clean.lastLogits[wa.row], wb.clean.lastLogits[wb.row]);
+      const metric = metricFor(spec, wa.clean.lastLogits[wa.row], wb.clean.lastLogits[wb.row], (ids) => source.decode(ids));
       const batchA = await makeBatch(model, source, [ca]);
       const batchB = await makeBatch(model, source, [cb]);
       let attr: AttributionResult;
@@ -226,7 +236,7 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       igSteps: spec.igSteps,
       site: spec.site,
       meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
-      protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
+      protocol: protocolSummary(source, spec, { entities, prefix: spec.prompts === 'identification' && spec.answerPrefix, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
       view: viewCase
         ? {

@@ -290,7 +290,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
         const B = await makeBatch(m, src, [cb]);
         try {
           const cleanLast = lastLogitsOf(m, A.inputs);
-          const metric = metricFor({ metric: spec.metric, tokens: null }, cleanLast, lastLogitsOf(m, B.inputs));
+          const metric = metricFor({ metric: spec.metric, tokens: null }, cleanLast, lastLogitsOf(m, B.inputs), (ids) => src.decode(ids));
           const { sites, delta } = siteAttribution(m, A.inputs, B.inputs, ca.spans, metric, { igSteps: spec.igSteps });
           const reuse = new Map<string, number | null>();
           for (const site of sites) {

@@ -32,6 +32,8 @@ export interface KnockoutExperimentSpec extends SpecBase {
   edges: (EdgeName | { name: string; from: Selector | string; to: Selector | string })[];
   heads: number[] | null;
   prompts: 'questions' | 'identification';
+  /** Identification prompts end with the answer prefix, so the measured token is the name's first (schemas/common.json). */
+  answerPrefix: boolean;
   modality: Modality | 'both';
   identifiedOnly: boolean;
   accuracy: boolean;
@@ -118,7 +120,8 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   for (const e of pool)
     for (const m of modalities) {
       if (spec.prompts === 'identification') {
-        const p = m === 'image' ? source.identification(e) : source.naming(e);
+        // With the prefix the base answer token is the name's first, not "The" (whose probability no edge moves).
+        const p = m === 'image' ? source.identification(e, { prefix: spec.answerPrefix }) : source.naming(e);
         if (p) prompts.push(p);
       } else prompts.push(...source.questions(e, m));
     }
@@ -207,7 +210,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
       baselineAccuracy: baseAcc,
       protocol: protocolSummary(source, spec, {
         entities: pool,
-        prefix: false,
+        prefix: spec.prompts === 'identification' && spec.answerPrefix,
         maxNewTokens: { identify: spec.identifiedOnly ? spec.identifyTokens ?? 20 : null, answer: spec.accuracy ? spec.maxNewTokens : null, patch: null },
         extra: { accuracy: 'per entity, then mean over entities' },
       }),

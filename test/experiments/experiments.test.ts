@@ -166,6 +166,10 @@ test('attribution: scores over (layer, position), IG variant, top-k confirmed by
   const r = await run({ kind: 'attribution', version: 1, topK: 2, limit: 2, igSteps: 2 });
   const exact = (r.table.array('exact') as ArrayLike<number | null>);
   assert.equal(Array.from(exact).filter((x) => x !== null).length, 2 * (r.summary.pairs as unknown[]).length);
+  // The metric names its tokens by id and text (a colour bar of bare ids told a reader nothing).
+  const metric = String(r.table.get('metric', 0));
+  assert.match(metric, /^logit\[\d+ ".+"\] - logit\[\d+ ".+"\]$/);
+  assert.equal((viewFromResult(r).data as { metric: string }).metric, metric);
 });
 
 test('recovery: backbone -> VLM patching per layer, chain-of-thought vs direct', async () => {
