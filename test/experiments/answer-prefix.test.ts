@@ -41,7 +41,7 @@ test('attribution on identification prompts contrasts the two entities\' names, 
 });
 
 test('knockout on identification prompts measures the name\'s first token, which cutting the image off moves', async () => {
-  const spec = { kind: 'knockout', version: 1, window: 3, prompts: 'identification', limit: 4, seed: 1, accuracy: false, identifiedOnly: false, edges: ['image->last', 'last->last'] } as const;
+  const spec = { kind: 'knockout' as const, version: 1 as const, window: 3, prompts: 'identification' as const, limit: 4, seed: 1, accuracy: false, identifiedOnly: false, edges: ['image->last' as const, 'last->last' as const] };
   const r = await runExperiment(spec, { model, data: TEACHING_DATA_DIR });
   const rows = r.table.objects() as { entity: string; answerToken: number }[];
   const subjects = new Map(source.entities({}).map((e) => [e.key, e.subject]));
