@@ -15,6 +15,7 @@ import { viewPicture } from './picture';
 import { protocolSummary } from './protocol';
 import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
+import { attributionView } from './views';
 
 export interface AttributionSpec extends SpecBase {
   kind: 'attribution';
@@ -149,7 +150,6 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
     /** The top-k cells, each with its exact patching effect. */
     confirmed: { layer: number; position: number; score: number; exact: number | null }[];
   }[] = [];
-  let viewScores: number[][] | null = null;
   let viewCase: PromptCase | null = null;
   try {
     progress.start('attribution', pairs.length);
@@ -203,6 +203,8 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
           layer: c.layer,
           position: c.position,
           kind: g ? 'image' : 'text',
+          // The position's label, as the logit lens's rows have it: the live view draws it before the picture.
+          inputText: g ? `img ${g.row},${g.col}` : source.decode([ca.inputIds[c.position]]),
           gridRow: g ? g.row : null,
           gridCol: g ? g.col : null,
           score: c.score,
@@ -213,17 +215,15 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       ctx.onPartial?.(pairRows);
       const confirmed = pairRows.filter((r) => r.exact !== null);
       perPair.push({ clean: a.subject, corrupt: b.subject, metric: metric.name, mClean: attr.mClean, mCorrupt: attr.mCorrupt, confirmed: confirmed.map((r) => ({ layer: r.layer, position: r.position, score: r.score, exact: r.exact })) });
-      if (!viewScores) {
-        viewScores = layers.map((l) => positions.map((p) => scores[l][p]));
-        viewCase = ca;
-      }
+      viewCase ??= ca;
       progress.tick();
     }
   } finally {
     clean.dispose();
   }
   const confirmed = rows.filter((r) => r.exact !== null);
-  const viewPositions = viewCase ? (spec.positions ?? viewCase.inputIds.map((_, p) => p)) : [];
+  // In the view's order (views.ts draws a pair's positions ascending), which the picture's patches index.
+  const viewPositions = viewCase ? [...new Set(spec.positions ?? viewCase.inputIds.map((_, p) => p))].sort((a, b) => a - b) : [];
   // The picture under the view's patch grid: each patch coloured by its effect at the chosen layer (view.image).
   const picture = viewCase ? await viewPicture(source, viewCase, viewPositions) : null;
   return {
@@ -238,21 +238,8 @@ export async function attributionExperiment(model: Model, source: PromptSource, 
       meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
       protocol: protocolSummary(source, spec, { entities, prefix: spec.prompts === 'identification' && spec.answerPrefix, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
-      view: viewCase
-        ? {
-            layers,
-            positions: viewPositions.map((p) => {
-              const g = gridCoordinates(viewCase!.spans, p);
-              return { label: g ? `img ${g.row},${g.col}` : source.decode([viewCase!.inputIds[p]]), kind: g ? 'image' : 'text' };
-            }),
-            scores: viewScores,
-            metric: String(perPair[0]?.metric ?? ''),
-            image: picture,
-            patchScores: null,
-            patchLabel: null,
-            confirmed: rows.filter((r) => r.pair === 0 && r.exact !== null).map((r) => ({ layer: r.layer, position: r.position, exact: r.exact })),
-          }
-        : null,
+      // The live view's function on all rows (views.ts: the first pair's map), with the picture under its patches.
+      view: viewCase ? { ...attributionView({ spec, rows, summary: {} })!, image: picture } : null,
     },
   };
 }

@@ -21,11 +21,8 @@ import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
 import { selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
+import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey, type CircuitRun, type Component, type Group, type SiteScore } from './circuit-sites';
 
-export const COMPONENTS = ['attn_out', 'mlp_out'] as const;
-export type Component = (typeof COMPONENTS)[number];
-export const GROUPS = ['entity-last', 'entity', 'query', 'last'] as const;
-export type Group = (typeof GROUPS)[number];
 
 /**
  * Positions of each group. Text prompts: the subject's last token and span; image prompts: the last image
@@ -50,14 +47,6 @@ export function groupPositions(spans: PromptSpans): Record<Group, number[]> | nu
   };
 }
 
-/** One site: a component of one layer over one position group. */
-export interface SiteScore {
-  component: Component;
-  layer: number;
-  group: Group;
-  /** Σ over the group's positions of the attribution score (the linear estimate of patching them all). */
-  score: number;
-}
 
 /**
  * Attribution scores of every (component, layer, group) for one clean/corrupt pair of equal length, and what
@@ -98,21 +87,7 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : NaN;
 }
 
-export const siteKey = (s: Pick<SiteScore, 'component' | 'layer' | 'group'>) => `${s.component}/${s.layer}/${s.group}`;
 
-/** Mean score per site over pairs (sites missing from a pair are not averaged in). */
-export function meanSites(runs: readonly SiteScore[][]): SiteScore[] {
-  const acc = new Map<string, { s: SiteScore; sum: number; n: number }>();
-  for (const run of runs)
-    for (const s of run) {
-      const k = siteKey(s);
-      const a = acc.get(k) ?? { s, sum: 0, n: 0 };
-      a.sum += s.score;
-      a.n++;
-      acc.set(k, a);
-    }
-  return [...acc.values()].map(({ s, sum, n }) => ({ ...s, score: sum / n }));
-}
 
 /** Spearman rank correlation (average ranks for ties); NaN with fewer than 2 values or no variance. */
 export function spearman(x: readonly number[], y: readonly number[]): number {
@@ -169,9 +144,6 @@ export function compareSites(a: readonly SiteScore[], b: readonly SiteScore[], k
 // ------------------------------------------------------------------------------------------------
 // The experiment kind: the three runs of the paper's comparison on the same clean/corrupt pairs.
 
-/** The runs compared: the backbone on the text question, the VLM on it, and the VLM on the image question. */
-export const CIRCUIT_RUNS = ['backbone-text', 'vlm-text', 'vlm-image'] as const;
-export type CircuitRun = (typeof CIRCUIT_RUNS)[number];
 
 export interface CircuitSpec extends SpecBase {
   kind: 'circuit';
@@ -386,19 +358,4 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
 
 function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(2) : 'n/a';
-}
-
-/**
- * Mean site scores of one run over the table's pairs; `field` 'reuse' averages the reuse column instead (as
- * `score`), over the pairs that have one.
- */
-export function circuitMeans(rows: readonly Row[], run: CircuitRun, field: 'score' | 'reuse' = 'score'): SiteScore[] {
-  const byPair = new Map<unknown, SiteScore[]>();
-  for (const r of rows) {
-    if (r.run !== run || r[field] === null || r[field] === undefined) continue;
-    const list = byPair.get(r.pair) ?? [];
-    list.push({ component: r.component as Component, layer: Number(r.layer), group: r.group as Group, score: Number(r[field]) });
-    byPair.set(r.pair, list);
-  }
-  return meanSites([...byPair.values()]);
 }

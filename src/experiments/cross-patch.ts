@@ -13,7 +13,7 @@ import { prepareSource } from './sources/dataset';
 import { patchPrefixOn, protocolSummary, type PatchPrefix } from './protocol';
 import { layersOf, selectRows, type SpecBase } from './spec';
 import type { EntityRef, PromptCase, PromptSource } from './source';
-import { switchLayer } from './switch-layer';
+import { crossPatchView, switchCurves } from './views';
 
 export interface CrossPatchSpec extends SpecBase {
   kind: 'cross-patch';
@@ -38,12 +38,6 @@ export function donorsFor(target: EntityRef, pool: readonly EntityRef[], mode: C
   if (mode === 'cross') return firstOfOtherTypes.slice(0, n);
   const cross = firstOfOtherTypes.slice(0, n);
   return [...same.slice(0, Math.max(0, n - cross.length)), ...cross];
-}
-
-/** First layer from which the run never names the donor again and names the target there; null if none. */
-export function pairSwitchLayer(layers: readonly number[], namesDonor: readonly boolean[], namesTarget: readonly boolean[]): number | null {
-  for (let i = 0; i < layers.length; i++) if (namesTarget[i] && namesDonor.slice(i).every((d) => !d)) return layers[i];
-  return null;
 }
 
 /** The summary `crossPatch` builds, typed from its code (runExperiment's result is typed by kind from these). */
@@ -128,50 +122,26 @@ export async function crossPatch(model: Model, source: PromptSource, spec: Cross
       maxNewTokens: { identify: spec.identifiedOnly ? spec.identifyTokens ?? 20 : null, answer: null, patch: spec.maxNewTokens },
       extra: { crossTypePrompt: spec.crossTypePrompt ?? 'generic', patchPrefix: spec.patchPrefix ?? 'authors' },
     });
-    return { kind: spec.kind, spec, table: makeTable(rows), summary: { ...summarize(rows, layers, pairs, warnings.list(), pool.length, entities.length), protocol } };
+    return { kind: spec.kind, spec, table: makeTable(rows), summary: { ...summarize(spec, rows, layers, pairs, warnings.list(), pool.length, entities.length), protocol } };
   } finally {
     clean.dispose();
   }
 }
 
-function curves(rows: readonly Row[], layers: readonly number[]) {
-  const at = (l: number, f: string) => {
-    const rs = rows.filter((r) => r.layer === l);
-    return rs.length ? rs.filter((r) => r[f]).length / rs.length : NaN;
-  };
-  const donorFraction = layers.map((l) => at(l, 'namesDonor'));
-  const targetFraction = layers.map((l) => at(l, 'namesTarget'));
-  return { donorFraction, targetFraction, switchLayer: switchLayer(layers, donorFraction, targetFraction) };
-}
-
-function summarize(rows: Row[], layers: number[], pairs: { target: EntityRef; donor: EntityRef }[], warnings: string[], poolSize: number, tried: number) {
-  const all = curves(rows, layers);
-  const pairViews = pairs.map((p, i) => {
-    const rs = layers.map((l) => rows.find((r) => r.pair === i && r.layer === l));
-    const namesDonor = rs.map((r) => (r ? Boolean(r.namesDonor) : null));
-    const namesTarget = rs.map((r) => (r ? Boolean(r.namesTarget) : null));
-    return {
-      donor: p.donor.subject,
-      target: p.target.subject,
-      donorType: p.donor.type,
-      targetType: p.target.type,
-      namesDonor,
-      namesTarget,
-      generations: rs.map((r) => (r ? String(r.generation) : null)),
-      switchLayer: pairSwitchLayer(layers, namesDonor.map(Boolean), namesTarget.map(Boolean)),
-    };
-  });
+function summarize(spec: CrossPatchSpec, rows: Row[], layers: number[], pairs: readonly unknown[], warnings: string[], poolSize: number, tried: number) {
+  // The figure and the numbers are one computation (views.ts): the live view of a running sweep is the same.
+  const view = crossPatchView({ spec: { ...spec, layers }, rows, summary: {} });
   return {
     answer: rows.length ? String(rows[0].generation) : null,
     entitiesTried: tried,
     pool: poolSize,
     pairs: pairs.length,
     layers,
-    ...all,
-    sameType: curves(rows.filter((r) => r.sameType), layers),
-    crossType: curves(rows.filter((r) => !r.sameType), layers),
-    pairSwitchLayers: pairViews.map((p) => ({ donor: p.donor, target: p.target, switchLayer: p.switchLayer })),
+    ...switchCurves(rows, layers),
+    sameType: switchCurves(rows.filter((r) => r.sameType), layers),
+    crossType: switchCurves(rows.filter((r) => !r.sameType), layers),
+    pairSwitchLayers: (view?.pairs ?? []).map((p) => ({ donor: p.donor, target: p.target, switchLayer: p.switchLayer ?? null })),
     warnings,
-    view: { layers, donorFraction: all.donorFraction, targetFraction: all.targetFraction, runs: pairs.length, switchLayer: all.switchLayer, pairs: pairViews, model: null },
+    view,
   };
 }

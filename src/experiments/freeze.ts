@@ -6,7 +6,7 @@ import type { Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import { SpecError } from '../errors';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, identify, makeTable, mean, names, openCheckpoint, type ExperimentContext, sweepContext } from './context';
+import { Progress, Warnings, identify, makeTable, names, openCheckpoint, type ExperimentContext, sweepContext } from './context';
 import { eosSet, untilEos } from './greedy';
 import { answerQuestions, type AnswerRow } from './recall-gap';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
@@ -14,6 +14,7 @@ import { prepareSource } from './sources/dataset';
 import { patchPrefixOn, protocolSummary, type PatchPrefix } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptSource } from './source';
+import { entityAccuracy, freezeView } from './views';
 
 export interface FreezeExperimentSpec extends SpecBase {
   kind: 'freeze';
@@ -44,11 +45,7 @@ export function freezeBounds(spec: Pick<FreezeExperimentSpec, 'until' | 'earlyCu
 }
 
 function groupAccuracy(answers: readonly AnswerRow[], keys: ReadonlySet<string>) {
-  const acc = (cond: 'text' | 'image') => {
-    const per = new Map<string, number[]>();
-    for (const r of answers) if (r.condition === cond && keys.has(r.entity)) per.set(r.entity, [...(per.get(r.entity) ?? []), Number(r.correct)]);
-    return mean([...per.values()].map(mean));
-  };
+  const acc = (cond: 'text' | 'image') => entityAccuracy(answers.filter((r) => r.condition === cond && keys.has(r.entity)));
   const textAcc = acc('text');
   const visualAcc = acc('image');
   return { n: keys.size, visualAcc, textAcc, gap: textAcc - visualAcc };
@@ -102,7 +99,6 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
   } finally {
     clean.dispose();
   }
-  const identified = layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l).map((r) => Number(r.identified))));
   const early = new Set(rows.filter((r) => (r.sourceLayer as number) < earlyCutoff && r.identified).map((r) => String(r.entity)));
   const late = new Set(pool.map((p) => p.entity.key).filter((k) => !early.has(k)));
   let split: { early: ReturnType<typeof groupAccuracy>; late: ReturnType<typeof groupAccuracy> } | null = null;
@@ -110,7 +106,8 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
     const answers = await answerQuestions(model, source, new Set(pool.map((p) => p.entity.key)), { ...spec, maxNewTokens: spec.answerTokens ?? 100 }, ctx, progress, cp);
     split = { early: groupAccuracy(answers, early), late: groupAccuracy(answers, late) };
   }
-  const types = [...new Set(pool.map((p) => p.entity.type))];
+  // The figure is the live view's function on all rows (views.ts), given the split measured after the sweep.
+  const view = freezeView({ spec: { ...spec, layers }, rows, summary: { earlyCutoff, split } });
   return {
     kind: spec.kind,
     spec,
@@ -122,7 +119,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
       until,
       earlyCutoff,
       sourceLayers: layers,
-      identified,
+      identified: view?.identified ?? layers.map(() => NaN),
       earlyIdentified: early.size,
       split,
       protocol: protocolSummary(source, spec, {
@@ -132,16 +129,7 @@ export async function freezeExperiment(model: Model, source: PromptSource, spec:
         extra: { until, earlyCutoff, untilRelative: spec.untilRelative ?? false, patchPrefix: spec.patchPrefix ?? 'authors' },
       }),
       warnings: warnings.list(),
-      view: {
-        sourceLayers: layers,
-        identified,
-        freezeUntil: until,
-        entities: pool.length,
-        earlyCutoff,
-        // The view draws the split only when both groups have entities (an empty group's accuracy is NaN).
-        split: split && [split.early, split.late].every((g) => g.n > 0) ? split : null,
-        series: types.map((t) => ({ name: t, identified: layers.map((l) => mean(rows.filter((r) => r.sourceLayer === l && r.type === t).map((r) => Number(r.identified)))) })),
-      },
+      view,
     },
   };
 }

@@ -6,13 +6,14 @@ import { InputError } from '../errors';
 import { toSelector, type Selector } from '../interventions/selectors';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, makeTable, mean, names, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
+import { Progress, Warnings, answerCorrect, makeTable, names, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { protocolSummary } from './protocol';
 import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
+import { entityAccuracy, knockoutView } from './views';
 
 type EdgeName = 'image->last' | 'image->query' | 'entity->last' | 'last->last';
 export interface EdgeSet {
@@ -182,19 +183,10 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
   } finally {
     clean.dispose();
   }
-  const cols = sets.map((s) => s.label);
-  const cell = (edge: string, label: number | string, f: string) =>
-    mean(rows.filter((r) => r.edges === edge && r.window === label && r[f] !== null).map((r) => Number(r[f])));
-  const relChange = edges.map((e) => cols.map((l) => cell(e.name, l, 'relChange')));
-  // Accuracy as everywhere else in the papers: per entity first, then the mean over entities (an entity
-  // with many questions does not weigh more).
-  const perEntity = (rs: readonly Row[]) => {
-    const by = new Map<string, number[]>();
-    for (const r of rs) if (r.correct !== null) by.set(String(r.entity), [...(by.get(String(r.entity)) ?? []), Number(r.correct)]);
-    return mean([...by.values()].map(mean));
-  };
-  const accuracy = spec.accuracy ? edges.map((e) => cols.map((l) => perEntity(rows.filter((r) => r.edges === e.name && r.window === l)))) : null;
-  const baseAcc = spec.accuracy ? perEntity(rows.filter((r) => r.edges === 'none')) : null;
+  // The numbers are the figure's (views.ts), so the live view of a running sweep and the final one agree.
+  // Accuracy as everywhere else in the papers: per entity first, then the mean over entities.
+  const view = knockoutView({ spec, rows, summary: {} });
+  const baseAcc = spec.accuracy ? entityAccuracy(rows.filter((r) => r.edges === 'none')) : null;
   return {
     kind: spec.kind,
     spec,
@@ -204,9 +196,9 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
       entities: pool.length,
       prompts: prompts.length,
       edgeSets: edges.map((e) => e.name),
-      windows: cols,
-      relChange,
-      accuracy,
+      windows: view?.windows ?? [],
+      relChange: view?.relChange ?? [],
+      accuracy: view?.accuracy ?? null,
       baselineAccuracy: baseAcc,
       protocol: protocolSummary(source, spec, {
         entities: pool,
@@ -215,13 +207,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
         extra: { accuracy: 'per entity, then mean over entities' },
       }),
       warnings: warnings.list(),
-      view: {
-        layers: sets.map((s) => s.centre),
-        edgeSets: edges.map((e) => e.name.replace('->', ' → ')),
-        relChange,
-        window: spec.bands || spec.fromLayer !== null ? null : spec.window,
-        accuracy,
-      },
+      view,
     },
   };
 }

@@ -14,6 +14,7 @@ import { protocolSummary } from './protocol';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
 import { gatherRows } from '../interventions/write';
+import { logitLensView } from './views';
 
 export interface LogitLensSpec extends SpecBase {
   kind: 'logit-lens';
@@ -91,8 +92,8 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     return p ? [p] : [];
   });
   const rows: Row[] = [];
-  // The view is of the first prompt: its cells, kept until the end.
-  let first: { c: PromptCase; cells: LensCell[]; offset: number } | null = null;
+  // The view is of the first prompt.
+  let first: PromptCase | null = null;
   progress.start('logit lens', prompts.length);
   for (const group of batchesOf(prompts, spec.batchSize)) {
     ctx.signal?.throwIfAborted();
@@ -125,10 +126,12 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
               tokenText: source.decode([t]),
               prob: cell.probs[rank],
               pEntity: cell.pEntity,
+              // The token pEntity is the probability of (the entity name's first token), so the table says it.
+              entityToken: ent[b] === null ? null : source.decode([ent[b]!]),
             }),
           );
         }
-        first ??= { c, cells: cells[b], offset: off };
+        first ??= c;
       });
       rows.push(...batchRows);
       ctx.onPartial?.(batchRows);
@@ -139,8 +142,8 @@ export async function logitLens(model: Model, source: PromptSource, spec: LogitL
     progress.tick(group.length);
   }
   // Set inside the batches' callbacks, which TypeScript's narrowing does not follow.
-  const shown = first as { c: PromptCase; cells: LensCell[]; offset: number } | null;
-  const view = shown ? await viewOf(shown.c, shown.cells, layers, shown.offset, source) : null;
+  const shown = first as PromptCase | null;
+  const view = shown ? await viewOf(spec, shown, rows, source) : null;
   return {
     kind: spec.kind,
     spec,
@@ -166,23 +169,13 @@ function topAnswer(rows: readonly Row[]): string | null {
 }
 
 /**
- * The logit-lens view of one prompt: [layer][position][k] tokens and probabilities, and the picture under its
- * patch grid, each patch coloured by its layer's decoding (picture.ts).
+ * The logit-lens view of one prompt: the live view's function on the rows (views.ts, the first prompt's
+ * [layer][position][k] tokens and probabilities), with the picture under its patch grid, each patch coloured by
+ * its layer's decoding (picture.ts).
  */
-async function viewOf(c: PromptCase, cells: LensCell[], layers: number[], offset: number, source: PromptSource): Promise<Record<string, unknown>> {
-  const positions = [...new Set(cells.map((x) => x.position))].sort((a, b) => a - b);
-  const at = (l: number, p: number) => cells.find((x) => x.layer === l && x.position === p)!;
-  const first = source.entityTokens(c.entity)[0];
-  return {
-    prompt: c.id,
-    layers,
-    positions: positions.map((p) => {
-      const g = gridCoordinates(c.spans, p - offset);
-      return { label: g ? `img ${g.row},${g.col}` : source.decode([c.inputIds[p - offset]]), kind: g ? 'image' : 'text' };
-    }),
-    topTokens: layers.map((l) => positions.map((p) => at(l, p).tokens.map((t) => source.decode([t])))),
-    topProbs: layers.map((l) => positions.map((p) => at(l, p).probs)),
-    target: first === undefined ? null : { token: source.decode([first]), probs: layers.map((l) => positions.map((p) => at(l, p).pEntity ?? NaN)) },
-    image: await viewPicture(source, c, positions.map((p) => p - offset)),
-  };
+async function viewOf(spec: LogitLensSpec, c: PromptCase, rows: readonly Row[], source: PromptSource): Promise<Record<string, unknown> | null> {
+  const view = logitLensView({ spec, rows, summary: {} });
+  if (!view) return null;
+  const positions = [...new Set(rows.filter((r) => r.prompt === c.id).map((r) => Number(r.position)))].sort((a, b) => a - b);
+  return { prompt: c.id, ...view, image: await viewPicture(source, c, positions) };
 }

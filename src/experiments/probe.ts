@@ -17,6 +17,7 @@ import { resolutionLayer, type ThresholdOf } from './resolution';
 import { bootstrapResolution, type Hits } from './resolution-ci';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type Modality, type PromptCase, type PromptSource } from './source';
+import { probeView } from './views';
 
 export interface ProbeSpec extends SpecBase {
   kind: 'probe';
@@ -234,20 +235,8 @@ export async function probeExperiment(model: Model, source: PromptSource, spec: 
       refused,
       protocol: protocolSummary(source, spec, { entities, prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
       warnings: warnings.list(),
-      view: {
-        layers,
-        image,
-        text,
-        // Only when computed, as the view built from streamed rows has it (views.ts probeView).
-        ...(transfer ? { transfer } : {}),
-        threshold: spec.threshold,
-        resolution: { image: resolution(image), text: resolution(text), ...(transfer ? { transfer: resolution(transfer) } : {}) },
-        ...(resolutionCI ? { resolutionCI: resolutionCI.layer } : {}),
-        thresholdOf: spec.thresholdOf,
-        chance: Number(rows[0]?.chance ?? NaN),
-        position: spec.position,
-        target: spec.target === 'entity' ? 'entity identity' : spec.target,
-      },
+      // The live view's function on all rows (views.ts), given the bootstrap's intervals drawn after the fits.
+      view: probeView({ spec: { ...spec, layers }, rows, summary: { resolutionCI } }),
     },
   };
 }

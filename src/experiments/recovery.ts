@@ -8,12 +8,13 @@ import { backboneSource, resolveBackbone } from './backbone';
 import { mulberry32, shuffled } from '../data/random';
 import { protocolSummary } from './protocol';
 import type { Row } from './checkpoint';
-import { Progress, Warnings, answerCorrect, generateCached, makeTable, mean, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
+import { Progress, Warnings, answerCorrect, generateCached, makeTable, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
 import { cleanStates, sweep, type PatchJob } from './scheduler';
 import { prepareSource } from './sources/dataset';
 import { layersOf, type SpecBase } from './spec';
 import { scopeQuestions, type PromptCase, type PromptSource } from './source';
+import { entityAccuracy } from './views';
 
 export interface RecoverySpec extends SpecBase {
   kind: 'recovery';
@@ -40,10 +41,9 @@ function targetSelector(position: RecoverySpec['position']) {
   return { kind: 'last' as const };
 }
 
+/** Accuracy per entity, then over entities: the recovery figure's own rule (views.ts), so they cannot differ. */
 function accuracyOf(rows: readonly Row[], pred: (r: Row) => boolean): number {
-  const per = new Map<string, number[]>();
-  for (const r of rows) if (pred(r)) per.set(String(r.entity), [...(per.get(String(r.entity)) ?? []), Number(r.correct)]);
-  return mean([...per.values()].map(mean));
+  return entityAccuracy(rows.filter(pred));
 }
 
 /** The summary `recovery` builds, typed from its code (runExperiment's result is typed by kind from these). */

@@ -9,3 +9,9 @@ export function switchLayer(layers: readonly number[], donor: readonly number[],
   }
   return null;
 }
+
+/** One run's switch layer: the first layer from which it never names the donor again and names the target there; null if none. */
+export function pairSwitchLayer(layers: readonly number[], namesDonor: readonly boolean[], namesTarget: readonly boolean[]): number | null {
+  for (let i = 0; i < layers.length; i++) if (namesTarget[i] && namesDonor.slice(i).every((d) => !d)) return layers[i];
+  return null;
+}

@@ -25,7 +25,7 @@ export function viewFromResult(result: Pick<ExperimentResult<unknown>, 'kind' | 
     const own = result.summary.partial ? null : result.summary.view;
     if (own && typeof own === 'object') return { view: def.view.kind, title: result.kind, data: own as Record<string, unknown> };
     const data = def.view.build({ spec: result.spec as SpecBase, rows: result.table.objects() as Row[], summary: result.summary });
-    if (data) return { view: def.view.kind, title: result.kind, data };
+    if (data) return { view: def.view.kind, title: result.kind, data: data as Record<string, unknown> };
   }
   const table: TableData = { columns: result.table.columnNames(), rows: result.table.objects({ limit: TABLE_ROWS }) as Record<string, unknown>[] };
   return { view: 'table', title: result.kind, data: table };

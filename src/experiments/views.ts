@@ -1,10 +1,14 @@
-// Widget views of experiment results, final or partial. Each kind's view is built from its table rows (what a
-// live sweep has streamed so far), so a sweep draws while it runs (issue 13: partial results had no view and the
-// widget said "cannot be drawn" until the end). A finished result's `summary.view`, written by the experiment
-// with everything it knows (token texts, the split, the whole layer axis), wins when present.
+// Widget views of experiment results, final or partial. Each kind's view is built from its table rows by one
+// function here: a live sweep draws the rows it has streamed so far (issue 13: partial results had no view and
+// the widget said "cannot be drawn" until the end), and the experiment's finished `summary.view` is the same
+// function on all its rows, given what only the experiment knows (the probe's bootstrap intervals, the freezing
+// split), so the live and the final figure cannot disagree. Logit lens, attribution and circuit add to the rows'
+// view what the rows do not hold (token texts, the picture under the patches).
 // Shapes: the `...Data` interfaces of src/report/views.ts. Pure functions, no tfjs: the kernel loads this early.
+import { summarizeAccuracy } from '../data/stats';
+import type { AttributionMapData, FreezeCurveData, KnockoutMapData, LayerSwitchData, LogitLensData, ProbeAccuracyData, RecoveryCurveData } from '../report/views';
 import type { Row } from './checkpoint';
-import type { CircuitRun } from './circuit';
+import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey, type CircuitRun } from './circuit-sites';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
 import type { KnockoutExperimentSpec } from './knockout';
@@ -13,7 +17,7 @@ import type { RecallGapSpec } from './recall-gap';
 import type { RecoverySpec } from './recovery';
 import type { SpecBase } from './spec';
 import { resolutionLayer } from './resolution';
-import { switchLayer } from './switch-layer';
+import { pairSwitchLayer, switchLayer } from './switch-layer';
 
 /** What a view builder sees: the spec, the rows so far, the summary (`partial: true` while running). */
 export interface ViewInput<S = SpecBase> {
@@ -22,8 +26,8 @@ export interface ViewInput<S = SpecBase> {
   summary: Record<string, unknown>;
 }
 
-/** View data in the wire shape of src/report/views.ts, or null when nothing can be drawn yet. */
-export type ViewBuilder<S = SpecBase> = (input: ViewInput<S>) => Record<string, unknown> | null;
+/** View data in the wire shape of src/report/views.ts (`D`), or null when nothing can be drawn yet. */
+export type ViewBuilder<S = SpecBase, D extends object = object> = (input: ViewInput<S>) => D | null;
 
 const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const num = (v: unknown): number => (typeof v === 'number' ? v : NaN);
@@ -40,80 +44,102 @@ function meanOf(rows: readonly Row[], pred: (r: Row) => boolean, field: string):
   return mean(rows.filter((r) => pred(r) && r[field] !== null && r[field] !== undefined).map((r) => Number(r[field])));
 }
 
-export const crossPatchView: ViewBuilder<CrossPatchSpec> = ({ spec, rows }) => {
+/**
+ * Accuracy as the papers count it (experiments.md; src/data/stats.ts): the mean of `correct` per entity, then
+ * the mean over entities, so an entity with many questions does not weigh more. Rows without a score are skipped.
+ */
+export function entityAccuracy(rows: readonly { entity?: unknown; correct?: unknown }[]): number {
+  const scored = rows.filter((r) => r.correct !== null && r.correct !== undefined);
+  return summarizeAccuracy(scored.map((r) => ({ entity: String(r.entity), correct: Number(r.correct) }))).mean;
+}
+
+/** Cross-patching's curves over `layers`: the share of runs naming the donor and the target, and the switch layer. */
+export function switchCurves(rows: readonly Row[], layers: readonly number[]): { donorFraction: number[]; targetFraction: number[]; switchLayer: number | null } {
+  const donorFraction = layers.map((l) => meanOf(rows, (r) => r.layer === l, 'namesDonor'));
+  const targetFraction = layers.map((l) => meanOf(rows, (r) => r.layer === l, 'namesTarget'));
+  return { donorFraction, targetFraction, switchLayer: switchLayer(layers, donorFraction, targetFraction) };
+}
+
+export const crossPatchView: ViewBuilder<CrossPatchSpec, LayerSwitchData> = ({ spec, rows }) => {
   const layers = axis(spec, rows);
   if (rows.length === 0 || layers.length === 0) return null;
-  const frac = (l: number, f: string) => meanOf(rows, (r) => r.layer === l, f);
-  const donorFraction = layers.map((l) => frac(l, 'namesDonor'));
-  const targetFraction = layers.map((l) => frac(l, 'namesTarget'));
   const pairIds = [...new Set(rows.map((r) => num(r.pair)))].filter(Number.isFinite).sort((a, b) => a - b);
   const pairs = pairIds.map((i) => {
     const rs = layers.map((l) => rows.find((r) => r.pair === i && r.layer === l));
     const first = rows.find((r) => r.pair === i)!;
+    const namesDonor = rs.map((r) => (r ? Boolean(r.namesDonor) : null));
+    const namesTarget = rs.map((r) => (r ? Boolean(r.namesTarget) : null));
     return {
       donor: String(first.donor),
       target: String(first.target),
-      donorType: first.donorType ?? null,
-      targetType: first.targetType ?? null,
-      namesDonor: rs.map((r) => (r ? Boolean(r.namesDonor) : null)),
-      namesTarget: rs.map((r) => (r ? Boolean(r.namesTarget) : null)),
+      donorType: typeof first.donorType === 'string' ? first.donorType : null,
+      targetType: typeof first.targetType === 'string' ? first.targetType : null,
+      namesDonor,
+      namesTarget,
       generations: rs.map((r) => (r ? String(r.generation) : null)),
+      switchLayer: pairSwitchLayer(layers, namesDonor.map(Boolean), namesTarget.map(Boolean)),
     };
   });
-  return { layers, donorFraction, targetFraction, runs: pairIds.length, switchLayer: switchLayer(layers, donorFraction, targetFraction), pairs, model: null };
+  return { layers, ...switchCurves(rows, layers), runs: pairIds.length, pairs, model: null };
 };
 
-export const freezeView: ViewBuilder<FreezeExperimentSpec> = ({ spec, rows, summary }) => {
+export const freezeView: ViewBuilder<FreezeExperimentSpec, FreezeCurveData> = ({ spec, rows, summary }) => {
   const sourceLayers = axis(spec, rows, 'sourceLayer');
   if (rows.length === 0 || sourceLayers.length === 0) return null;
   const identifiedAt = (l: number, pred: (r: Row) => boolean = () => true) => meanOf(rows, (r) => r.sourceLayer === l && pred(r), 'identified');
   const types = [...new Set(rows.map((r) => String(r.type)))];
+  // The early / late split is measured after the sweep (a finished result's summary has it). The view draws it
+  // only when both groups have entities: an empty group's accuracy is NaN.
+  const split = summary.split as FreezeCurveData['split'] | undefined;
   return {
     sourceLayers,
     identified: sourceLayers.map((l) => identifiedAt(l)),
     freezeUntil: typeof rows[0].until === 'number' ? rows[0].until : null,
     entities: new Set(rows.map((r) => r.entity)).size,
     earlyCutoff: typeof summary.earlyCutoff === 'number' ? summary.earlyCutoff : null,
-    split: null,
+    split: split && [split.early, split.late].every((g) => g.n > 0) ? split : null,
     series: types.map((t) => ({ name: t, identified: sourceLayers.map((l) => identifiedAt(l, (r) => r.type === t)) })),
   };
 };
 
-export const knockoutView: ViewBuilder<KnockoutExperimentSpec> = ({ spec, rows }) => {
+export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> = ({ spec, rows }) => {
   const knocked = rows.filter((r) => r.edges !== 'none' && r.window !== null);
   if (knocked.length === 0) return null;
   // One column per window (its label), placed at its centre layer.
-  const windows = new Map<unknown, number>();
-  for (const r of knocked) windows.set(r.window, num(r.centre));
+  const windows = new Map<number | string, number>();
+  for (const r of knocked) windows.set(r.window as number | string, num(r.centre));
   const cols = [...windows.entries()].sort((a, b) => a[1] - b[1]);
   const edges = [...new Set(knocked.map((r) => String(r.edges)))];
-  const cell = (e: string, w: unknown, f: string) => meanOf(knocked, (r) => r.edges === e && r.window === w, f);
+  const cell = (e: string, w: unknown) => knocked.filter((r) => r.edges === e && r.window === w);
   return {
     layers: cols.map(([, centre]) => centre),
+    windows: cols.map(([w]) => w),
     edgeSets: edges.map((e) => e.replace('->', ' → ')),
-    relChange: edges.map((e) => cols.map(([w]) => cell(e, w, 'relChange'))),
+    relChange: edges.map((e) => cols.map(([w]) => meanOf(cell(e, w), () => true, 'relChange'))),
     window: spec.bands || spec.fromLayer !== null ? null : spec.window,
-    accuracy: spec.accuracy ? edges.map((e) => cols.map(([w]) => cell(e, w, 'correct'))) : null,
+    accuracy: spec.accuracy ? edges.map((e) => cols.map(([w]) => entityAccuracy(cell(e, w)))) : null,
   };
 };
 
-export const probeView: ViewBuilder<ProbeSpec> = ({ spec, rows }) => {
+export const probeView: ViewBuilder<ProbeSpec, ProbeAccuracyData> = ({ spec, rows, summary }) => {
   const layers = axis(spec, rows);
   if (rows.length === 0 || layers.length === 0) return null;
   const curve = (m: string) => (rows.some((r) => r.modality === m) ? layers.map((l) => num(rows.find((r) => r.modality === m && r.layer === l)?.testAcc)) : null);
   const image = curve('image');
   const text = curve('text');
   const transfer = curve('transfer');
-  const threshold = spec.threshold;
+  // The bootstrap intervals are drawn after the fits (a finished result's summary has them).
+  const ci = summary.resolutionCI as { layer?: ProbeAccuracyData['resolutionCI'] } | null | undefined;
   return {
     layers,
     image,
     text,
     ...(transfer ? { transfer } : {}),
-    threshold: finiteOrNull(threshold),
+    threshold: finiteOrNull(spec.threshold),
     resolution: { image: resolutionLayer(layers, image, spec), text: resolutionLayer(layers, text, spec), ...(transfer ? { transfer: resolutionLayer(layers, transfer, spec) } : {}) },
+    ...(ci?.layer ? { resolutionCI: ci.layer } : {}),
     thresholdOf: spec.thresholdOf,
-    chance: num(rows[0].chance),
+    chance: finiteOrNull(num(rows[0].chance)),
     position: spec.position,
     target: spec.target === 'entity' ? 'entity identity' : spec.target,
   };
@@ -125,23 +151,25 @@ function positionLabel(r: Row): { label: string; kind: 'image' | 'text' } {
   return { label: typeof r.inputText === 'string' ? r.inputText : `pos ${r.position}`, kind: 'text' };
 }
 
-export const logitLensView: ViewBuilder<SpecBase> = ({ rows }) => {
+export const logitLensView: ViewBuilder<SpecBase, LogitLensData> = ({ rows }) => {
   if (rows.length === 0) return null;
   const mine = rows.filter((r) => r.prompt === rows[0].prompt);
   const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
   const positions = [...new Set(mine.map((r) => num(r.position)))].sort((a, b) => a - b);
   const at = (l: number, p: number) => mine.filter((r) => r.layer === l && r.position === p).sort((a, b) => num(a.rank) - num(b.rank));
+  // The entity's first name token, whose probability every row carries (pEntity): the grid's colour when known.
+  const token = mine.find((r) => typeof r.entityToken === 'string')?.entityToken;
   return {
     layers,
     positions: positions.map((p) => positionLabel(mine.find((r) => r.position === p)!)),
     topTokens: layers.map((l) => positions.map((p) => at(l, p).map((r) => String(r.tokenText)))),
     topProbs: layers.map((l) => positions.map((p) => at(l, p).map((r) => num(r.prob)))),
-    target: null,
+    target: typeof token === 'string' ? { token, probs: layers.map((l) => positions.map((p) => num(at(l, p)[0]?.pEntity))) } : null,
     image: null,
   };
 };
 
-export const attributionView: ViewBuilder<SpecBase> = ({ rows }) => {
+export const attributionView: ViewBuilder<SpecBase, AttributionMapData> = ({ rows }) => {
   if (rows.length === 0) return null;
   const mine = rows.filter((r) => r.pair === rows[0].pair);
   const layers = [...new Set(mine.map((r) => num(r.layer)))].sort((a, b) => a - b);
@@ -155,7 +183,7 @@ export const attributionView: ViewBuilder<SpecBase> = ({ rows }) => {
     image: null,
     patchScores: null,
     patchLabel: null,
-    confirmed: mine.filter((r) => r.exact !== null && r.exact !== undefined).map((r) => ({ layer: r.layer, position: r.position, exact: r.exact })),
+    confirmed: mine.filter((r) => r.exact !== null && r.exact !== undefined).map((r) => ({ layer: num(r.layer), position: num(r.position), exact: num(r.exact) })),
   };
 };
 
@@ -167,16 +195,11 @@ export const recallGapView: ViewBuilder<RecallGapSpec> = ({ spec, rows }) => {
   return gapSummary(answers as unknown as Parameters<typeof gapSummary>[0], spec.match).view as Record<string, unknown>;
 };
 
-export const recoveryView: ViewBuilder<RecoverySpec> = ({ spec, rows }) => {
+export const recoveryView: ViewBuilder<RecoverySpec, RecoveryCurveData> = ({ spec, rows }) => {
   const patched = rows.filter((r) => r.condition === 'patched');
   const layers = axis(spec, patched);
   if (layers.length === 0) return null;
-  // Per-entity means, then the mean over entities (as the experiment's summary counts accuracy).
-  const acc = (pred: (r: Row) => boolean) => {
-    const per = new Map<unknown, number[]>();
-    for (const r of rows) if (pred(r)) per.set(r.entity, [...(per.get(r.entity) ?? []), Number(r.correct)]);
-    return mean([...per.values()].map(mean));
-  };
+  const acc = (pred: (r: Row) => boolean) => entityAccuracy(rows.filter(pred));
   return {
     layers,
     patched: layers.map((l) => acc((r) => r.condition === 'patched' && r.layer === l)),
@@ -198,8 +221,6 @@ export const recoveryView: ViewBuilder<RecoverySpec> = ({ spec, rows }) => {
  */
 export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   if (rows.length === 0) return null;
-  // The experiment's own site maths (loaded on demand: it pulls in the model code the kernel starts without).
-  const { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey } = require('./circuit') as typeof import('./circuit');
   const runs = CIRCUIT_RUNS.filter((r) => rows.some((x) => x.run === r));
   const means = new Map(runs.map((r) => [r, new Map(circuitMeans(rows, r).map((s) => [siteKey(s), s.score]))]));
   const layers = [...new Set(rows.map((r) => Number(r.layer)))].sort((a, b) => a - b);

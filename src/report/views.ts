@@ -77,6 +77,8 @@ export interface LayerSwitchPair {
   namesTarget: (boolean | null)[];
   /** The greedy generation per layer, shown on hover. */
   generations: (string | null)[];
+  /** The first patched layer from which this run names the target and never the donor again (null: none). */
+  switchLayer?: number | null;
 }
 
 /**
@@ -130,6 +132,8 @@ export interface FreezeCurveData {
 export interface KnockoutMapData {
   /** Window centres (x axis). */
   layers: number[];
+  /** Each column's window as the knockout table labels it: its centre, a band "a-b", or "k-end". */
+  windows?: (number | string)[];
   edgeSets: string[];
   /** [edgeSet][layer]; NaN = not computed yet. */
   relChange: number[][];

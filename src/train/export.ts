@@ -194,8 +194,10 @@ function generationConfig(spec: ExportSpec): Record<string, unknown> {
   return { bos_token_id: spec.bosId, eos_token_id: spec.eosId, pad_token_id: spec.padId, do_sample: false, max_new_tokens: 20 };
 }
 
-/** Writes the VLM folder; returns its tensors (HF names) for in-memory checks. */
-/** `backboneDir`: a backbone folder outside `dir` that config.json names (hopscope_backbone, relative), so VLMs can share one. */
+/**
+ * Writes the VLM folder; returns its tensors (HF names) for in-memory checks. `backboneDir`: a backbone folder
+ * outside `dir` that config.json names (hopscope_backbone, relative), so VLMs can share one.
+ */
 export function saveLlavaFolder(dir: string, params: Map<string, HostTensor>, spec: ExportSpec, tokenizerDir: string, metadata: Record<string, string> = {}, backboneDir?: string): Hf {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = llavaTensors(params, spec);

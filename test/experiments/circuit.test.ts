@@ -86,7 +86,8 @@ test('mlp_out: the top sites by attribution are the top sites by exact patching'
 });
 
 test('circuit: site scores over position groups sum the per-position attribution; comparison of two runs', async () => {
-  const { compareSites, cosine, groupPositions, siteAttribution, siteScores, spearman, GROUPS } = await import('../../src/experiments/circuit');
+  const { compareSites, cosine, groupPositions, siteAttribution, siteScores, spearman } = await import('../../src/experiments/circuit');
+  const { GROUPS } = await import('../../src/experiments/circuit-sites');
   const { spansFromIds } = await import('../../src/interventions/selectors');
   const spans = spansFromIds(inputs.clean.input_ids[0], { imageTokenId: fixtureJson('attnp_A', 'config.json').image_token_index });
   const groups = groupPositions(spans)!;
@@ -134,7 +135,7 @@ test('circuit: site scores over position groups sum the per-position attribution
 test('circuit kind on the teaching VLM and its backbone: three runs on the same pairs, exact checks of the top sites, a layer × site view, tensors freed', async () => {
   const { runExperiment, loadModelWithAssets } = await import('../../src/experiments');
   const { viewFromResult } = await import('../../src/experiments/view-of');
-  const { CIRCUIT_RUNS, COMPONENTS, GROUPS } = await import('../../src/experiments/circuit');
+  const { CIRCUIT_RUNS, COMPONENTS, GROUPS } = await import('../../src/experiments/circuit-sites');
   const path = await import('node:path');
   const root = path.join(__dirname, '..', '..');
   const before = tf.memory().numTensors;

@@ -141,7 +141,6 @@ export class LlavaModel extends ModelBase {
     return new LlavaModel(config, new Decoder(config.text, dw), new VisionTransformer(config.vision, vw), projector);
   }
 
-  /** Image tokens per image (patches, plus none for CLS: `default` drops it, SigLIP has none). */
   /** LLaVA-1.5's USER/ASSISTANT format (PopVQA authors' setup.py:84-85). */
   override get defaultTemplate(): string {
     return 'llava-1.5';

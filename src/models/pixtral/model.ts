@@ -64,7 +64,7 @@ export class PixtralModel extends ModelBase {
     return new PixtralModel(config, new Decoder(config.text, dw), new PixtralVisionModel(config.vision, vw), projector);
   }
 
-  /** Token layout of an image of processed size [height, width] (HF `image_sizes`). */
+  /** Pixtral's [INST] … [/INST] chat format (src/io/prompt/templates.ts). */
   override get defaultTemplate(): string {
     return 'pixtral';
   }
