@@ -102,22 +102,41 @@ export const freezeView: ViewBuilder<FreezeExperimentSpec, FreezeCurveData> = ({
   };
 };
 
-export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> = ({ spec, rows }) => {
+/**
+ * Knockout's cells, one computation for its summary and its view: the edge sets in the spec's order (the rows'
+ * order differs: an edge set of one modality first appears with that modality's prompts), the windows in the
+ * order the rows first give them (a finished sweep's rows are in job order, so the spec's: lab 2 reads its bands
+ * by index), the mean relative change per cell, and the accuracy per entity, then over entities.
+ */
+export function knockoutCells(spec: KnockoutExperimentSpec, rows: readonly Row[]) {
   const knocked = rows.filter((r) => r.edges !== 'none' && r.window !== null);
-  if (knocked.length === 0) return null;
   // One column per window (its label), placed at its centre layer.
   const windows = new Map<number | string, number>();
-  for (const r of knocked) windows.set(r.window as number | string, num(r.centre));
-  const cols = [...windows.entries()].sort((a, b) => a[1] - b[1]);
-  const edges = [...new Set(knocked.map((r) => String(r.edges)))];
+  for (const r of knocked) if (!windows.has(r.window as number | string)) windows.set(r.window as number | string, num(r.centre));
+  const cols = [...windows.entries()];
+  const order = spec.edges.map((e) => (typeof e === 'string' ? e : e.name));
+  const rank = (e: string) => (order.includes(e) ? order.indexOf(e) : order.length);
+  const edges = [...new Set(knocked.map((r) => String(r.edges)))].sort((a, b) => rank(a) - rank(b));
   const cell = (e: string, w: unknown) => knocked.filter((r) => r.edges === e && r.window === w);
   return {
-    layers: cols.map(([, centre]) => centre),
+    edges,
     windows: cols.map(([w]) => w),
-    edgeSets: edges.map((e) => e.replace('->', ' → ')),
+    centres: cols.map(([, centre]) => centre),
     relChange: edges.map((e) => cols.map(([w]) => meanOf(cell(e, w), () => true, 'relChange'))),
-    window: spec.bands || spec.fromLayer !== null ? null : spec.window,
     accuracy: spec.accuracy ? edges.map((e) => cols.map(([w]) => entityAccuracy(cell(e, w)))) : null,
+  };
+}
+
+export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> = ({ spec, rows }) => {
+  const c = knockoutCells(spec, rows);
+  if (c.edges.length === 0) return null;
+  return {
+    layers: c.centres,
+    windows: c.windows,
+    edgeSets: c.edges.map((e) => e.replace('->', ' → ')),
+    relChange: c.relChange,
+    window: spec.bands || spec.fromLayer !== null ? null : spec.window,
+    accuracy: c.accuracy,
   };
 };
 

@@ -138,3 +138,18 @@ test('a view counts accuracy per entity, then over entities, as the summaries do
   }) as { patched: number[] };
   assert.ok(Math.abs(rec.patched[0] - 2 / 3) < 1e-12, `recovery patched ${rec.patched[0]}`);
 });
+
+test("knockout's cells follow the spec's edge sets, not the order rows first name them", () => {
+  // Image prompts come first, so image->last is met before entity->last; the spec lists entity->last first.
+  const row = (edges: string, entity: string, relChange: number): Row => ({ entity, edges, window: 1, centre: 1, relChange, correct: true });
+  const rows = [row('image->last', 'e0', -0.8), row('entity->last', 'e0', -0.2), row('image->last', 'e1', -0.6)];
+  const spec = validateSpec({ kind: 'knockout', version: 1, window: 3, layers: [1], modality: 'both', edges: ['entity->last', 'image->last'] });
+  const view = experimentDefinition('knockout').view.build({ spec, rows, summary: {} }) as { edgeSets: string[]; relChange: number[][] };
+  assert.deepEqual(view.edgeSets, ['entity → last', 'image → last']);
+  assert.ok(Math.abs(view.relChange[0][0] + 0.2) < 1e-12 && Math.abs(view.relChange[1][0] + 0.7) < 1e-12, `relChange ${JSON.stringify(view.relChange)}`);
+  // Bands keep the spec's order (the rows' job order), not their centres': lab 2 reads its bands by index.
+  const band = (window: string, centre: number): Row => ({ entity: 'e0', edges: 'image->last', window, centre, relChange: centre / 10, correct: true });
+  const banded = validateSpec({ kind: 'knockout', version: 1, bands: [[2, 3], [0, 1]] });
+  const bv = experimentDefinition('knockout').view.build({ spec: banded, rows: [band('2-3', 3), band('0-1', 1)], summary: {} }) as { windows: string[]; layers: number[]; relChange: number[][] };
+  assert.deepEqual([bv.windows, bv.layers, bv.relChange], [['2-3', '0-1'], [3, 1], [[0.3, 0.1]]]);
+});
