@@ -13,7 +13,7 @@ import { prepareSource } from './sources/dataset';
 import { protocolSummary } from './protocol';
 import { layersOf, selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type Modality, type PromptCase, type PromptSource } from './source';
-import { entityAccuracy, knockoutCells, knockoutView } from './views';
+import { entityAccuracy, knockoutCells, knockoutMap } from './views';
 
 type EdgeName = 'image->last' | 'image->query' | 'entity->last' | 'last->last';
 export interface EdgeSet {
@@ -207,7 +207,7 @@ export async function knockoutExperiment(model: Model, source: PromptSource, spe
         extra: { accuracy: 'per entity, then mean over entities' },
       }),
       warnings: warnings.list(),
-      view: knockoutView({ spec, rows, summary: {} }),
+      view: knockoutMap(spec, cells),
     },
   };
 }

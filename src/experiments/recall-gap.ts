@@ -4,7 +4,7 @@
 // With a backbone ("Too Late to Recall" §3: does the VLM recall fewer facts than the LLM it was built
 // on?), the backbone answers each row's text question too, and the three conditions are compared on the
 // same identified entities. Both answer-match rules are scored; the spec's `match` picks the headline one.
-import { compareConditions, proportionCI, type AnswerRecord } from '../data/stats';
+import { compareConditions, entityAccuracies, proportionCI, type AnswerRecord } from '../data/stats';
 import type { Model } from '../models/model';
 import type { Row } from './checkpoint';
 import {
@@ -95,10 +95,7 @@ export function gapSummary(rows: readonly AnswerRow[], match: SpecBase['match'])
   const image = records(rows, 'image', field);
   const cmp = compareConditions(text, image);
   const ci = (recs: AnswerRecord[], keys: Set<string>) => {
-    const perEntity = new Map<string, number[]>();
-    for (const r of recs) if (keys.has(r.entity)) perEntity.set(r.entity, [...(perEntity.get(r.entity) ?? []), Number(r.correct)]);
-    const means = [...perEntity.values()].map((v) => v.reduce((a, b) => a + b, 0) / v.length);
-    const c = proportionCI(means);
+    const c = proportionCI(entityAccuracies(recs.filter((r) => keys.has(r.entity))).map((e) => e.mean));
     return [c.lo, c.hi] as [number, number];
   };
   const viewRow = (type: string, keys: Set<string>, g: { text: { mean: number }; image: { mean: number }; wilcoxon: { pValue: number } }) => ({

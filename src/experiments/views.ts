@@ -127,8 +127,10 @@ export function knockoutCells(spec: KnockoutExperimentSpec, rows: readonly Row[]
   };
 }
 
-export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> = ({ spec, rows }) => {
-  const c = knockoutCells(spec, rows);
+export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> = ({ spec, rows }) => knockoutMap(spec, knockoutCells(spec, rows));
+
+/** The knockout map of cells already computed (the experiment's summary has them; null when there are none). */
+export function knockoutMap(spec: KnockoutExperimentSpec, c: ReturnType<typeof knockoutCells>): KnockoutMapData | null {
   if (c.edges.length === 0) return null;
   return {
     layers: c.centres,
@@ -138,7 +140,7 @@ export const knockoutView: ViewBuilder<KnockoutExperimentSpec, KnockoutMapData> 
     window: spec.bands || spec.fromLayer !== null ? null : spec.window,
     accuracy: c.accuracy,
   };
-};
+}
 
 export const probeView: ViewBuilder<ProbeSpec, ProbeAccuracyData> = ({ spec, rows, summary }) => {
   const layers = axis(spec, rows);
