@@ -10,8 +10,8 @@ export const TEACHING_ROOT = path.resolve(__dirname, '..', '..', 'data', 'teachi
 export const TEACHING_DATA_DIR = path.resolve(__dirname, '..', '..', 'data', 'toyworld');
 
 /**
- * Name -> folder (issue 15). `teaching-late` and `teaching-early` are one 8-layer backbone (`data/teaching/backbone`)
- * and two recipes that differ mainly in the block where grounding puts the entity into the image's states, 3 or 1
+ * Name -> folder (issue 15). `teaching-late` and `teaching-early` are one 12-layer backbone (`data/teaching/backbone`)
+ * and two recipes that differ mainly in the block where grounding puts the entity into the image's states, 5 or 1
  * (`data/teaching/recipes/`): the late one resolves the entity after the backbone's recall deadline, the early
  * one before it, the contrast "Too Late to Recall" draws. `teaching`, the default, is the late one: the
  * VLM with the gap the papers study, as LLaVA-1.5 is. `teaching-v5` is the first build's model (its own

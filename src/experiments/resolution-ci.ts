@@ -1,6 +1,6 @@
 // How far a resolution layer can be trusted. On a small sample a flat curve makes the first layer over the
-// threshold a coin toss between nearly equal values (the teaching pair's transfer curves peak at 0.14–0.18:
-// data/teaching/README.md, session 27). A cluster bootstrap over the held-out entities gives each modality's
+// threshold a coin toss between nearly equal values (the 8-layer teaching pair's transfer curves peaked at
+// 0.14–0.18: data/teaching/README.md, session 27). A cluster bootstrap over the held-out entities gives each modality's
 // layer, and its lag behind another's, a 95 % interval, so a figure says whether "later" is more than noise.
 // Entities, not prompts, are resampled: one entity's prompts share its features and are not independent draws
 // (the cluster bootstrap of Davison & Hinkley 1997, §3.8).

@@ -167,15 +167,18 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.ok(s.comparisons['backbone-text~vlm-image'].overlap >= 0 && s.comparisons['backbone-text~vlm-image'].overlap <= 1);
     assert.equal(s.protocol.template !== undefined, true);
     // Reuse: null on the backbone's own rows, a cosine on the VLM's. The late model keeps the backbone's blocks
-    // 0–2 (its readout tunes blocks 3–7, data/teaching/recipes/late.json), and the VLM's text question names the
-    // entity as the backbone's does: at those layers its MLPs write what the backbone's write, cosine 1; the
-    // tuned block 3 writes something else.
+    // below its readout's first block (`readout.from` of the recipe its weights record, data/teaching/recipes/
+    // late.json), and the VLM's text question names the entity as the backbone's does: at those layers its MLPs
+    // write what the backbone's write, cosine 1; the first tuned block writes something else.
     assert.ok(rows.filter((x) => x.run === 'backbone-text').every((x) => x.reuse === null));
     assert.ok(rows.filter((x) => x.run !== 'backbone-text').every((x) => x.reuse === null || (x.reuse >= -1 - 1e-6 && x.reuse <= 1 + 1e-6)));
     const textReuse = s.recall.reuseByLayer['vlm-text'] as number[];
     assert.equal(textReuse.length, L);
-    for (const l of [0, 1, 2]) assert.ok(Math.abs(textReuse[l] - 1) < 1e-4, `vlm-text layer ${l}: ${textReuse[l]}`);
-    assert.ok(textReuse[3] < 0.99, `vlm-text layer 3: ${textReuse[3]}`);
+    const { recordedRecipe } = await import('../../src/train/host-io');
+    const from = (JSON.parse(recordedRecipe(path.join(root, 'data', 'teaching', 'late', 'model.safetensors')) ?? '{}') as { recipe?: { readout?: { from?: number } } }).recipe?.readout?.from;
+    assert.ok(typeof from === 'number' && from >= 1 && from < L, `the late model's readout starts at block ${from}`);
+    for (let l = 0; l < from; l++) assert.ok(Math.abs(textReuse[l] - 1) < 1e-4, `vlm-text layer ${l}: ${textReuse[l]}`);
+    assert.ok(textReuse[from] < 0.99, `vlm-text layer ${from}: ${textReuse[from]}`);
     // The headline is the mean over the backbone's top recall layers of the per-layer means, as the rows give them.
     const at = (run: string, l: number) => {
       const v = rows.filter((x) => x.run === run && x.component === 'mlp_out' && x.group === 'entity-last' && x.layer === l && x.reuse !== null).map((x) => x.reuse as number);
