@@ -147,7 +147,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
 main { max-width: 1100px; margin: 0 auto; padding: 24px 20px 60px; }
 .hs-section { margin: 18px 0; }
 .hs-section img { max-width: 100%; }
-.hs-row { display: flex; gap: 16px; flex-wrap: wrap; } .hs-col { flex: 1 1 380px; min-width: 0; }
+.hs-row { display: flex; gap: 16px; flex-wrap: wrap; } .hs-col { flex: 1 1 380px; min-width: 0; overflow-x: auto; }
 .nb-input { background: #f5f7f9; border-left: 3px solid #9ab; padding: 8px 10px; overflow-x: auto; font-size: 12.5px; }
 .nb-output pre, .nb-stream { background: #fff; padding: 4px 10px; overflow-x: auto; font-size: 12.5px; margin: 4px 0; }
 .nb-stderr { background: #fff5f5; }

@@ -204,6 +204,24 @@ test('per-layer charts: the axis holds the layers, and resolution labels at eith
   assert.deepEqual(b.errors, []);
 });
 
+test('side-by-side columns with wide summary tables scroll each in its own column, never over the other', { skip }, async () => {
+  // hopscope demo puts each model's summary (a one-row table of a dozen scalars) in its own column; with the
+  // columns free to shrink, the first table ran under the second one (the recall gap's, session 31).
+  const wide = Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`someLongSummaryField${i}`, 0.123456 * i]));
+  const { htmlSummary } = await import('../../src/report/tables');
+  await openPage(b, renderStaticPage({ title: 'Columns', sections: [{ html: '<h2>two models</h2>', columns: [{ html: htmlSummary(wide) }, { html: htmlSummary(wide) }] }] }), 'wide-columns');
+  // What is drawn just inside the second column, level with the first column's table, belongs to the second column
+  // (or to no column): the first table is clipped at its column's edge and scrolls there.
+  const got = (await b.page.evaluate(`(() => { const cols = Array.from(document.querySelectorAll('.hs-col')); const [a, c] = cols.map((x) => x.getBoundingClientRect());
+    const t = cols[0].querySelector('table').getBoundingClientRect(); const hit = document.elementFromPoint(c.left + 4, t.top + t.height / 2);
+    return { n: cols.length, gap: [a.right, c.left], tableRight: t.right, hitColumn: hit ? cols.indexOf(hit.closest('.hs-col')) : -1, scrolls: cols.map((x) => x.scrollWidth > x.clientWidth && getComputedStyle(x).overflowX === 'auto') }; })()`)) as { n: number; gap: number[]; tableRight: number; hitColumn: number; scrolls: boolean[] };
+  assert.equal(got.n, 2);
+  assert.ok(got.tableRight > got.gap[1], `the test needs a table wider than its column: ${JSON.stringify(got)}`);
+  assert.notEqual(got.hitColumn, 0, `the first column's table is drawn over the second column: ${JSON.stringify(got)}`);
+  assert.deepEqual(got.scrolls, [true, true], JSON.stringify(got));
+  assert.deepEqual(b.errors, []);
+});
+
 test('probe-accuracy of text prompts only: no image series in the legend, nor in the plot', { skip }, async () => {
   // Lab 1's `%probe --modality text` listed "image prompt" in the legend with nothing drawn.
   const base = probeAccuracyState();
