@@ -13,8 +13,7 @@ import { loadModelWithAssets, runExperiment } from '../../src/experiments';
 import type { Model } from '../../src/models/model';
 import { LAB4_CROSSPATCH, lab4CircuitSpec, lab4GapSpec } from '../../notebooks/labs/checks';
 import { resolutionProbeSpec } from '../../src/train/contrast';
-import { recordedRecipe } from '../../src/train/host-io';
-import * as path from 'node:path';
+import { readoutFrom } from '../teaching-layers';
 
 const models: Record<'late' | 'early', Model> = {} as Record<'late' | 'early', Model>;
 before(async () => {
@@ -65,8 +64,8 @@ test("the early model's image run reuses the backbone's recall MLPs, the late on
   // writes, cosine 1. (The late readout tunes from block 5, which can be one of the backbone's top recall layers:
   // lab 4's 14 pairs give 0, 2, 1, 5, so the headline text reuse is below 1 there.)
   for (const [name, s] of [['late', late], ['early', early]] as const) {
-    const from = (JSON.parse(recordedRecipe(path.join(TEACHING_MODELS[`teaching-${name}`], 'model.safetensors')) ?? '{}') as { recipe?: { readout?: { from?: number } } }).recipe?.readout?.from;
-    assert.ok(typeof from === 'number' && from >= 1, `${name}: readout from ${from}`);
+    const from = readoutFrom(TEACHING_MODELS[`teaching-${name}`]);
+    assert.ok(from >= 1, `${name}: readout from ${from}`);
     const byLayer = s.recall.reuseByLayer['vlm-text'] as number[];
     assert.ok(s.pairs >= 10, `${name}: ${s.pairs} pairs`);
     for (let l = 0; l < from; l++) assert.ok(Math.abs(byLayer[l] - 1) < 1e-3, `${name}: text reuse at layer ${l}: ${byLayer[l]}`);

@@ -174,9 +174,9 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.ok(rows.filter((x) => x.run !== 'backbone-text').every((x) => x.reuse === null || (x.reuse >= -1 - 1e-6 && x.reuse <= 1 + 1e-6)));
     const textReuse = s.recall.reuseByLayer['vlm-text'] as number[];
     assert.equal(textReuse.length, L);
-    const { recordedRecipe } = await import('../../src/train/host-io');
-    const from = (JSON.parse(recordedRecipe(path.join(root, 'data', 'teaching', 'late', 'model.safetensors')) ?? '{}') as { recipe?: { readout?: { from?: number } } }).recipe?.readout?.from;
-    assert.ok(typeof from === 'number' && from >= 1 && from < L, `the late model's readout starts at block ${from}`);
+    const { readoutFrom } = await import('../teaching-layers');
+    const from = readoutFrom(path.join(root, 'data', 'teaching', 'late'));
+    assert.ok(from >= 1 && from < L, `the late model's readout starts at block ${from}`);
     for (let l = 0; l < from; l++) assert.ok(Math.abs(textReuse[l] - 1) < 1e-4, `vlm-text layer ${l}: ${textReuse[l]}`);
     assert.ok(textReuse[from] < 0.99, `vlm-text layer ${from}: ${textReuse[from]}`);
     // The headline is the mean over the backbone's top recall layers of the per-layer means, as the rows give them.
