@@ -178,16 +178,24 @@ static int64_t g_nr = 16;
 static int64_t g_mc = 96;
 
 // Packing buffers, one pair per thread slot, kept across calls: a fresh 2 MB buffer per product cost its page
-// faults every time (calls come one at a time from the JS thread, so slot i belongs to the call's thread i).
-static std::vector<float> g_pack_b[64], g_pack_a[64];
+// faults every time. One set per calling thread (thread_local): a process may call from several JS threads at
+// once (worker_threads training shards, src/train/shards.ts), and a shared set let their packs overwrite each
+// other's (wrong products, found by test/train/shards.test.ts); slot i of a call belongs to that call's thread i.
+struct PackBuffers {
+  std::vector<float> b[64], a[64];
+};
+static PackBuffers& caller_packs() {
+  thread_local PackBuffers packs;
+  return packs;
+}
 
-static void gemm_block(int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const float* A, int64_t lda, bool tA,
+static void gemm_block(PackBuffers& packs, int slot, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t K, const float* A, int64_t lda, bool tA,
                        const float* B, int64_t ldb, bool tB, float* C, int64_t ldc) {
   const int64_t NR = g_nr;
   const TileFn tile = g_tile;
   for (int64_t i = i0; i < i1; i++) std::memset(C + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
-  std::vector<float>& bp = g_pack_b[slot];
-  std::vector<float>& ap = g_pack_a[slot];
+  std::vector<float>& bp = packs.b[slot];
+  std::vector<float>& ap = packs.a[slot];
   if (bp.size() < (size_t)G_KC * (G_NC + NR)) bp.resize((size_t)G_KC * (G_NC + NR));
   const int64_t MC = g_mc;
   if (ap.size() < (size_t)G_KC * (MC + G_MR)) ap.resize((size_t)G_KC * (MC + G_MR));
@@ -246,9 +254,10 @@ static void builtin_sgemm(int, int transA, int transB, int M, int N, int K, floa
   const int64_t span = byCols ? N : M, unit = byCols ? g_nr : G_MR;
   t = std::max<int64_t>(1, std::min<int64_t>(t, (span + unit - 1) / unit));
   const int64_t per = ((span + t - 1) / t + unit - 1) / unit * unit;
+  PackBuffers* packs = &caller_packs();
   auto run = [=](int slot, int64_t a0, int64_t a1) {
-    if (byCols) gemm_block(slot, 0, M, a0, a1, K, A, lda, tA, B, ldb, tB, C, ldc);
-    else gemm_block(slot, a0, a1, 0, N, K, A, lda, tA, B, ldb, tB, C, ldc);
+    if (byCols) gemm_block(*packs, slot, 0, M, a0, a1, K, A, lda, tA, B, ldb, tB, C, ldc);
+    else gemm_block(*packs, slot, a0, a1, 0, N, K, A, lda, tA, B, ldb, tB, C, ldc);
   };
   std::vector<std::thread> pool;
   for (int64_t i = 1; i < t && i * per < span; i++) pool.emplace_back(run, (int)i, i * per, std::min(span, (i + 1) * per));

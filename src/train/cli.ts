@@ -1,6 +1,7 @@
 // Trains the teaching VLM and writes it as a HF folder:
 //   node --import tsx src/train/cli.ts --out DIR [--data data/toyworld] [--run .hopscope-cache/train/teaching] [--seed 0]
-//     [--stage-seed ground=1,readout=1] [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--backbone-dir DIR] [--eval]
+//     [--stage-seed ground=1,readout=1] [--stages lm,vision,align,instruct,ground,readout] [--recipe recipe.json] [--jobs 2] [--workers 2]
+//     [--backbone-dir DIR] [--eval]
 // --stage-seed: another seed for the data order and views of single stages (the weights they start from are
 // unchanged): with a run folder that holds the pretraining stages, it retrains only the tuning stages, to measure
 // a recipe's spread over them on the same backbone.
@@ -8,9 +9,12 @@
 // With --jobs 2 (the default) LM and vision pretraining, which share nothing, run at the same time in two
 // child processes of one thread each; the later stages continue here. One wasm thread per process is both
 // the fastest setting for these small products and part of the recipe: thread count changes float sums.
+// --workers: threads for a stage whose recipe splits its batches into shards (stages.<name>.shards,
+// src/train/shards.ts); unlike wasm threads, they change no sum, so the weights do not depend on it.
 import * as childProcess from 'node:child_process';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { describeEngine, initEngine, shutdownEngine } from '../engine/backend';
@@ -26,6 +30,7 @@ interface CliOptions {
   stages?: string;
   recipe?: string;
   jobs: string;
+  workers: string;
   backboneDir?: string;
   eval?: boolean;
   child?: boolean;
@@ -44,12 +49,13 @@ const program = new Command('train')
   .option('--stages <list>', `comma-separated stages to run (${STAGES.join(',')})`)
   .option('--recipe <file>', 'a recipe JSON (data/teaching/recipes/)')
   .option('--jobs <n>', 'processes for the independent LM and vision pretraining', '2')
+  .option('--workers <n>', "threads for a stage whose recipe shards its batches (stages.<name>.shards); the weights do not depend on it", String(Math.min(2, os.availableParallelism())))
   .option('--backbone-dir <dir>', 'also write the backbone there (shared by several VLMs)')
   .option('--eval', 'run src/train/contrast.ts on the folder just written')
   .addOption(new Option('--child').hideHelp());
 const opts = (): CliOptions => program.opts<CliOptions>();
 /** The options a pretraining child process is given again, by flag. */
-const CHILD_PASS = { data: '--data', seed: '--seed', stageSeed: '--stage-seed', recipe: '--recipe' } as const;
+const CHILD_PASS = { data: '--data', seed: '--seed', stageSeed: '--stage-seed', recipe: '--recipe', workers: '--workers' } as const;
 
 async function main(): Promise<void> {
   program.parse();
@@ -73,6 +79,8 @@ async function main(): Promise<void> {
   if (stages) for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stages: unknown stage ${s} (known: ${STAGES.join(', ')})`);
   const jobs = Number(o.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs ${o.jobs}: expected a positive integer`);
+  const workers = Number(o.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers ${o.workers}: expected a positive integer`);
   const seed = Number(o.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed ${o.seed}: expected a non-negative integer`);
   const stageSeeds = o.stageSeed === undefined ? undefined : parseStageSeeds(o.stageSeed);
@@ -91,6 +99,7 @@ async function main(): Promise<void> {
     runDir,
     stages,
     recipe,
+    workers,
     onProgress: (p) => {
       // Training is synchronous, so the bar's timers never fire: render explicitly (TTY) or log lines (pipes).
       if (!process.stderr.isTTY) {

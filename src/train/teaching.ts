@@ -27,6 +27,7 @@ import {
 import { saveBackboneFolder, saveLlavaFolder, type ExportSpec } from './export';
 import { readHost, writeHost } from './host-io';
 import { trainLoop, type Progress } from './loop';
+import { ShardGroup, startReplica, type ShardHandle } from './shards';
 import { embedWithImages, getter, imageReadMass, initLm, initProjector, initVit, lmForward, project, regionReadMass, tokenLoss, vitClassify, vitFeatures, type LmSize, type VitSize } from './nets';
 import { engineInfo, type EngineOptions } from '../engine/backend';
 import { BUILTIN_GEMM, isBuiltinGemm } from '../engine/native-matmul';
@@ -132,6 +133,11 @@ export interface StageRecipe {
   batch: number;
   lr: number;
   warmup: number;
+  /**
+   * Row shards per batch whose gradients are averaged (src/train/shards.ts): the weights depend on it, not on
+   * how many processes compute the shards (TrainOptions.workers). Absent: 1, one gradient per batch.
+   */
+  shards?: number;
 }
 
 export interface TeachingRecipe {
@@ -199,6 +205,25 @@ export function trainingEngine(kernels: TrainingKernels = 'stock', threads = 1):
   return kernels === 'builtin' ? { backend: 'wasm', threads, native: 'on', blasLibraries: [BUILTIN_GEMM] } : { backend: 'wasm', threads, native: 'off' };
 }
 
+/** What a replica thread is handed (src/train/replica.ts). */
+export interface ReplicaData {
+  opts: TrainOptions;
+  engine: EngineOptions;
+}
+
+/** The engine a replica starts: the running kernel set on one thread (threads never change the sums; kernels do). */
+function replicaEngine(): EngineOptions {
+  const k = runningKernels();
+  if (k !== 'stock' && k !== 'builtin') throw new Error(`a sharded stage on several workers needs the stock or builtin kernels in every process, but this one runs ${k}: train with workers 1`);
+  return trainingEngine(k, 1);
+}
+
+/** The step a stage's checkpoint resumes from (0 without one). */
+function resumeStep(dir: string): number {
+  const file = path.join(dir, 'state.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { step: number }).step : 0;
+}
+
 /** The kernel set the running engine trains on, in trainingEngine's words (else what it is). */
 function runningKernels(): string {
   const e = engineInfo();
@@ -250,6 +275,13 @@ export interface TrainOptions {
   onProgress?: (p: Progress) => void;
   /** Test hook: interrupt the given stage at this step (after checkpointing). */
   stopAt?: { stage: StageName; step: number };
+  /**
+   * Threads (this one and worker threads) that compute a sharded stage's shards, at most its `shards`; the
+   * weights are the same for any number (src/train/shards.ts). Default 1.
+   */
+  workers?: number;
+  /** Internal: this process is a replica of a sharded stage (src/train/replica.ts); it writes nothing. */
+  replica?: { stage: StageName; handle: ShardHandle };
 }
 
 export interface TrainResult {
@@ -368,8 +400,16 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   // Initial weights always come from `seed`; a stage's data order and views from its own seed when it has one.
   const seedOf = (stage: StageName): number => stageSeeds[stage] ?? seed;
   const pad = spec.padId;
+  const replica = opts.replica;
+  if (replica && (opts.outDir || opts.backboneDir || opts.stages?.length !== 1 || opts.stages[0] !== replica.stage))
+    throw new Error(`a replica runs its stage (${replica.stage}) alone and writes nothing`);
+  const workers = opts.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers ${workers}: expected a positive integer`);
+  for (const [name, r] of Object.entries(recipe.stages))
+    if (r.shards !== undefined && (!Number.isInteger(r.shards) || r.shards < 1 || r.shards > r.batch))
+      throw new Error(`recipe.stages.${name}.shards ${r.shards}: expected an integer 1..batch (${r.batch})`);
   fs.mkdirSync(opts.runDir, { recursive: true });
-  fs.writeFileSync(path.join(opts.runDir, 'recipe.json'), JSON.stringify({ seed, ...seedsField(stageSeeds), dataDir: opts.dataDir, recipe, spec }, null, 1));
+  if (!replica) fs.writeFileSync(path.join(opts.runDir, 'recipe.json'), JSON.stringify({ seed, ...seedsField(stageSeeds), dataDir: opts.dataDir, recipe, spec }, null, 1));
   const seconds: Record<string, number> = {};
   const finalLoss: Record<string, number> = {};
   const nTokens = (spec.vit.image / spec.vit.patch) ** 2;
@@ -386,9 +426,33 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
   let backbone: Map<string, HostTensor> | undefined;
   let stopped = false;
 
+  const replicaExits: Promise<number>[] = [];
+  /**
+   * A sharded stage's group: a replica joins the one it was handed; the main thread makes one for `workers`
+   * threads and starts the replicas, which rebuild this stage from the run folder as this thread did.
+   */
+  const shardGroup = (name: StageName, trainable: Params): ShardGroup | undefined => {
+    const shards = recipe.stages[name].shards ?? 1;
+    if (shards === 1) return undefined;
+    const size = countParams(trainable);
+    if (replica) {
+      if (replica.handle.size !== size || replica.handle.shards !== shards) throw new Error(`replica of ${name}: ${size} parameters in ${shards} shards, the group has ${replica.handle.size} in ${replica.handle.shards}`);
+      return ShardGroup.join(replica.handle);
+    }
+    const group = ShardGroup.create(shards, Math.min(workers, shards), size);
+    group.start(resumeStep(path.join(opts.runDir, name)));
+    for (let rank = 1; rank < group.procs; rank++) {
+      const { onProgress: _p, workers: _w, outDir: _o, backboneDir: _b, stopAt, ...rest } = opts;
+      const data: ReplicaData = { opts: { ...rest, stopAt, stages: [name], replica: { stage: name, handle: group.handle(rank) } }, engine: replicaEngine() };
+      replicaExits.push(startReplica(path.join(__dirname, `replica${path.extname(__filename)}`), data));
+    }
+    return group;
+  };
+
   const runStage = (name: StageName, trainable: Params, frozen: Params, batch: (step: number) => unknown, loss: Parameters<typeof trainLoop>[0]['loss']) => {
     const r = recipe.stages[name];
     const res = trainLoop({
+      group: shardGroup(name, trainable),
       stage: name,
       steps: r.steps,
       batch,
@@ -407,8 +471,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     finalLoss[name] = res.losses.length ? mean(res.losses.slice(-20)) : NaN;
     for (const [k, v] of toHost(res.params)) host.set(k, v);
     disposeParams(res.params);
-    if (res.done) writeHost(stageFile(name), host);
-    else stopped = true;
+    if (!res.done) stopped = true;
+    else if (!replica) writeHost(stageFile(name), host);
     return res.done;
   };
 
@@ -535,6 +599,8 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     } finally {
       disposeParams(dev);
     }
+    // A replica's thread ends with its stage: the next stage waits for it, so no two stages share the cores.
+    await Promise.all(replicaExits.splice(0));
   }
 
   function runGround(name: StageName, dev: Params): void {
@@ -674,6 +740,7 @@ export async function trainTeachingModel(opts: TrainOptions): Promise<TrainResul
     }
   }
 
+  if (replica) return { spec, params: host, backbone, seconds, finalLoss, stoppedEarly: stopped, numParams };
   if (!stopped && opts.outDir) {
     const meta = recipeMetadata(seed, recipe, stageSeeds);
     saveLlavaFolder(opts.outDir, host, spec, data.dir, meta, opts.backboneDir);
