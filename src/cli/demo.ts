@@ -3,7 +3,10 @@
 // lens, probes, attribution, recovery, circuit) on the toyworld data, writing CSV/Arrow tables, summary.json and
 // one self-contained HTML report (viewable offline) with both models side by side in every section.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { fromArrow } from 'arquero';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
@@ -15,6 +18,7 @@ import { backboneDirOf, compareResults, experimentDefinitions, loadModelWithAsse
 import type { Model } from '../models/model';
 import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
+import type { DemoWorkerData, DemoWorkerMessage } from './demo-worker';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
@@ -107,6 +111,11 @@ export interface DemoOptions {
   limit?: number;
   only?: string[];
   progress?: boolean;
+  /**
+   * Runs the second model in a worker thread on another core while this thread runs the first (default: with a
+   * second model and two cores or more). The numbers are the same either way (test/cli/demo.test.ts).
+   */
+  parallel?: boolean;
   /** Called after each experiment (tests, notebooks). */
   onResult?(r: ExperimentResult): void;
 }
@@ -129,7 +138,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   const outDir = opts.out ?? path.join(process.cwd(), 'out', 'demo');
   if (!fs.existsSync(path.join(modelDir, 'config.json')))
     throw new InputError(`${modelDir} holds no model (config.json missing): pass --model DIR or train one with \`hopscope train\``);
-  const engine = await initEngine();
+  const parallel = compare !== undefined && (opts.parallel ?? os.availableParallelism() >= 2);
+  // Side by side, each model gets one thread (an engine already started keeps its own).
+  const engine = await initEngine(parallel ? { threads: 1 } : {});
   const log = (s: string): void => void process.stderr.write(`hopscope: ${s}\n`);
   log(describeEngine(engine));
   const dirs = [modelDir, ...(compare ? [compare] : [])];
@@ -171,27 +182,38 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
     // The factual questions the question-answering experiments asked.
     questions: heldout ? HELDOUT_QUESTIONS : null,
   };
+  const specsOf = dirs.map((d) => demoSpecs(d, opts.limit ?? DEMO_LIMIT, dataDir));
+  const wanted = (spec: DemoSpec) => !opts.only || opts.only.includes(spec.kind);
+  const remote = parallel ? new CompareWorker({ modelDir: compare!, dataDir, specs: [...specsOf[1].entries()].filter(([, s]) => wanted(s)) }) : null;
   try {
-    const specsOf = dirs.map((d) => demoSpecs(d, opts.limit ?? DEMO_LIMIT, dataDir));
     for (const [k, spec] of specsOf[0].entries()) {
-      if (opts.only && !opts.only.includes(spec.kind)) continue;
+      if (!wanted(spec)) continue;
       const cols: { html: string; view: ReturnType<typeof viewFromResult> | null; result: ExperimentResult | null }[] = [];
       for (const [mi, m] of models.entries()) {
         const mSpec = specsOf[mi][k];
         const tag = mi === 0 ? spec.kind : `${spec.kind}-compare`;
-        const bar = opts.progress === false ? null : new SingleBar({ format: `${tag.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+        const fromWorker = remote && mi === 1;
+        const bar = opts.progress === false || fromWorker ? null : new SingleBar({ format: `${tag.padEnd(12)} {bar} {value}/{total} {phase}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
         bar?.start(1, 0, { phase: '' });
         const t = performance.now();
         let result: ExperimentResult;
+        let seconds: number;
         try {
-          result = await runExperiment(mSpec, {
-            model: m,
-            data: dataDir,
-            onProgress: (ev) => {
-              bar?.setTotal(Math.max(ev.total, 1));
-              bar?.update(ev.done, { phase: ev.message ?? '' });
-            },
-          });
+          if (fromWorker) {
+            const r = await remote.result(k);
+            result = r.result;
+            seconds = r.seconds;
+          } else {
+            result = await runExperiment(mSpec, {
+              model: m,
+              data: dataDir,
+              onProgress: (ev) => {
+                bar?.setTotal(Math.max(ev.total, 1));
+                bar?.update(ev.done, { phase: ev.message ?? '' });
+              },
+            });
+            seconds = (performance.now() - t) / 1000;
+          }
         } catch (e) {
           // One failed analysis must not lose the others: record it, show it in the report, go on.
           bar?.stop();
@@ -203,7 +225,6 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
           continue;
         }
         bar?.stop();
-        const seconds = (performance.now() - t) / 1000;
         results.push(result);
         opts.onResult?.(result);
         writeTable(result.table, outDir, tag);
@@ -237,6 +258,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
     }
   } finally {
     for (const m of models) m.dispose();
+    await remote?.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
   summary.seconds = Number(seconds.toFixed(2));
@@ -246,6 +268,54 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
   fs.writeFileSync(report, renderStaticPage({ title: 'hopscope demo: the two-hop analysis on the teaching model', sections }));
   log(`wrote ${report} and ${results.length} tables in ${seconds.toFixed(1)} s`);
   return { outDir, report, results, seconds, failures };
+}
+
+/**
+ * The second model's analyses, run by src/cli/demo-worker.ts in a worker thread. `result(k)` waits for spec k's;
+ * a failed analysis rejects with its own error, and a worker that dies rejects every analysis it had not sent
+ * with why, so the report still gets the first model's sections and names what the second model lost.
+ */
+export class CompareWorker {
+  private readonly worker: Worker;
+  private readonly got = new Map<number, Exclude<DemoWorkerMessage, { done: true }>>();
+  private readonly waiting = new Map<number, () => void>();
+  private dead: string | null = null;
+  private done = false;
+
+  constructor(data: DemoWorkerData) {
+    const file = path.join(__dirname, `demo-worker${path.extname(__filename)}`);
+    // TypeScript through tsx, as bin/hopscope.js runs everything.
+    const code = file.endsWith('.ts') ? `require('tsx/cjs/api').register(); require(${JSON.stringify(file)});` : `require(${JSON.stringify(file)});`;
+    this.worker = new Worker(code, { eval: true, workerData: data });
+    this.worker.on('message', (m: DemoWorkerMessage) => {
+      if ('done' in m) {
+        this.done = true;
+        return;
+      }
+      this.got.set(m.index, m);
+      this.waiting.get(m.index)?.();
+    });
+    const stop = (why: string) => {
+      if (this.done || this.dead) return;
+      this.dead = why;
+      for (const wake of this.waiting.values()) wake();
+    };
+    this.worker.on('error', (e) => stop(`the worker running ${data.modelDir} failed: ${e.message}`));
+    this.worker.on('exit', (code) => stop(`the worker running ${data.modelDir} stopped (exit code ${code}) before this analysis`));
+  }
+
+  async result(k: number): Promise<{ result: ExperimentResult; seconds: number }> {
+    if (!this.got.has(k) && !this.dead) await new Promise<void>((resolve) => this.waiting.set(k, resolve));
+    this.waiting.delete(k);
+    const m = this.got.get(k);
+    if (!m) throw new Error(this.dead!);
+    if ('error' in m) throw Object.assign(new Error(m.error.message), { name: m.error.name });
+    return { result: { kind: m.kind, spec: m.spec as ExperimentResult['spec'], summary: m.summary as ExperimentResult['summary'], table: fromArrow(m.arrow) }, seconds: m.seconds };
+  }
+
+  async stop(): Promise<void> {
+    if (!this.done) await this.worker.terminate();
+  }
 }
 
 function scalars(o: Record<string, unknown>): Record<string, unknown> {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as aq from 'arquero';
 import { shutdownEngine } from '../../src/engine/backend';
-import { demoSpecs, hasVqaSplit, runDemo, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
+import { CompareWorker, demoSpecs, hasVqaSplit, runDemo, TOYWORLD, type DemoOutput } from '../../src/cli/demo';
 // The default model (`teaching`) and the one the demo draws next to it (`teaching-early`): the registry's.
 import { TEACHING_COMPARE_DIR as TEACHING_COMPARE, TEACHING_DIR as TEACHING_MODEL } from '../../src/data/teaching-models';
 
@@ -136,4 +136,28 @@ test('--compare: a second model on the same specs, on one figure with the first 
   } finally {
     fs.rmSync(cdir, { recursive: true, force: true });
   }
+});
+
+test('the second model runs in a worker thread or in this one with the same numbers; a worker that dies names why', { skip: !haveModel }, async () => {
+  const runs: Record<string, unknown>[] = [];
+  for (const parallel of [true, false]) {
+    const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopscope-demo-parallel-'));
+    try {
+      const c = await runDemo({ out: cdir, limit: 2, only: ['recall-gap', 'logit-lens'], progress: false, parallel });
+      assert.deepEqual(c.failures, []);
+      assert.deepEqual(c.results.map((r) => r.kind), ['recall-gap', 'recall-gap', 'logit-lens', 'logit-lens']);
+      const s = JSON.parse(fs.readFileSync(path.join(cdir, 'summary.json'), 'utf8'));
+      runs.push(Object.fromEntries(['recall-gap-compare', 'logit-lens-compare'].map((k) => [k, { ...s[k], seconds: 0 }])));
+      // The worker's table comes back with the same columns and rows as one computed here would have.
+      assert.ok(aq.fromCSV(fs.readFileSync(path.join(cdir, 'recall-gap-compare.csv'), 'utf8')).numRows() > 0);
+    } finally {
+      fs.rmSync(cdir, { recursive: true, force: true });
+    }
+  }
+  assert.deepEqual(runs[0], runs[1]);
+  // A worker that cannot load its model dies; every analysis it owed rejects with the reason, none hangs.
+  const dead = new CompareWorker({ modelDir: path.join(os.tmpdir(), 'no-such-model'), dataDir: TOYWORLD, specs: [[0, { kind: 'probe', version: 1 }], [1, { kind: 'logit-lens', version: 1 }]] });
+  await assert.rejects(dead.result(0), /the worker running .*no-such-model failed: .*no-such-model/);
+  await assert.rejects(dead.result(1), /the worker running .*no-such-model failed/);
+  await dead.stop();
 });
