@@ -26,7 +26,8 @@ export const TOYWORLD = path.join(REPO_ROOT, 'data', 'toyworld');
  * Entities per experiment. 16, not 8: with two models side by side, 8 left the late / early contrast inside the
  * sampling noise (recall gap 0.60 against 0.69 image accuracy, circuit overlaps reversed); 16 gives 0.48 against
  * 0.72 and takes 45–57 s for both on 2 cores (sessions 14–15), under the 60 s of issue 15 with a thin margin; on the
- * 12-layer pair (session 31) the 18 analyses take 47 s, 56 s with the process's start.
+ * 12-layer pair (session 31) the 18 analyses took 47 s, 56 s with the process's start, in one thread; with the
+ * second model in a worker thread on the other core (session 32), 31–32 s and 34 s.
  */
 export const DEMO_LIMIT = 16;
 

@@ -238,8 +238,8 @@ export const recoveryView: ViewBuilder<RecoverySpec, RecoveryCurveData> = ({ spe
  * show the paper's contrast: the image passes through the backbone's recall MLPs in a model that resolves it too
  * late as well as in one that resolves it in time, and those cells light up in both (on the 8-layer teaching pair,
  * layer 0's MLP over the image scored −2.15 in the late model, −1.55 in the early one). Reuse tells them apart
- * (at the entity's last token, layer 0: 0.35 against 0.90 then, 0.30 against 0.91 on the 12-layer pair;
- * data/teaching/README.md, sessions 26 and 31).
+ * (at the entity's last token, layer 0: 0.35 against 0.90 then, 0.29 against 0.90 on the 12-layer pair;
+ * data/teaching/README.md, sessions 26 and 32).
  */
 export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
   if (rows.length === 0) return null;

@@ -53,7 +53,7 @@ test('knockout on identification prompts measures the name\'s first token, which
   const [imageLast] = r.summary.relChange as number[][];
   assert.ok(Math.min(...imageLast) < -0.2, `image->last moves the name's probability: ${imageLast}`);
   // Without the prefix the measured token is the answer's first word, "The", in every row: what the image changes is
-  // the name after it, so cutting the image off moves that word far less (the 12-layer late model: at most 0.25,
+  // the name after it, so cutting the image off moves that word far less (session 31's 12-layer late model: at most 0.25,
   // against 0.997 for the name; the 8-layer one: under 0.01).
   const bare = await runExperiment({ ...spec, answerPrefix: false }, { model, data: TEACHING_DATA_DIR });
   const bareRows = bare.table.objects() as { answerToken: number }[];
