@@ -5,12 +5,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { fromArrow } from 'arquero';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
+import { startModuleWorker } from '../engine/module-worker';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 import { TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
 import { InputError } from '../errors';
@@ -284,10 +285,7 @@ export class CompareWorker {
   private done = false;
 
   constructor(data: DemoWorkerData) {
-    const file = path.join(__dirname, `demo-worker${path.extname(__filename)}`);
-    // TypeScript through tsx, as bin/hopscope.js runs everything.
-    const code = file.endsWith('.ts') ? `require('tsx/cjs/api').register(); require(${JSON.stringify(file)});` : `require(${JSON.stringify(file)});`;
-    this.worker = new Worker(code, { eval: true, workerData: data });
+    this.worker = startModuleWorker(path.join(__dirname, `demo-worker${path.extname(__filename)}`), data);
     this.worker.on('message', (m: DemoWorkerMessage) => {
       if ('done' in m) {
         this.done = true;

@@ -14,7 +14,7 @@
 // shard, a slot holding the flat gradient, the shard's loss and its row count, and a barrier (Atomics) per step.
 // Two parities let a fast worker write step t+1 while a slow one still reads step t: it cannot reach t+2 before
 // the slow one arrives.
-import { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../engine/module-worker';
 
 /** Rows [floor(s*B/n), floor((s+1)*B/n)) of a batch: an array of rows, or an object of per-row arrays. */
 export function shardRows<B>(batch: B, s: number, n: number): { part: B; rows: number } {
@@ -191,13 +191,12 @@ export interface ShardHandle {
 }
 
 /**
- * Starts a worker thread running `file`, a module that reads `workerData` (src/train/replica.ts). TypeScript
- * sources run through tsx, as bin/hopscope.js runs everything. A replica reports its errors through the group
- * (`fail`), which the training thread reads synchronously at its next barrier.
+ * Starts a worker thread running `file`, a module that reads `workerData` (src/train/replica.ts). A replica reports
+ * its errors through the group (`fail`), which the training thread reads synchronously at its next barrier; the
+ * promise resolves with the thread's exit code.
  */
 export function startReplica(file: string, workerData: unknown): Promise<number> {
-  const code = file.endsWith('.ts') ? `require('tsx/cjs/api').register(); require(${JSON.stringify(file)});` : `require(${JSON.stringify(file)});`;
-  const worker = new Worker(code, { eval: true, workerData });
+  const worker = startModuleWorker(file, workerData);
   return new Promise((resolve) => {
     worker.on('error', () => undefined);
     worker.on('exit', resolve);
