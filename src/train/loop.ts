@@ -67,14 +67,13 @@ export function lrAt(o: Pick<LoopOptions<unknown>, 'lr' | 'warmup' | 'steps' | '
   return o.lr * (min + (1 - min) * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
 
-type Weights = Params | Map<string, HostTensor>;
+type HostParams = Map<string, HostTensor>;
 
-function saveCkpt(dir: string, params: Weights, m: Weights, v: Weights, state: StageState): void {
+function saveCkpt(dir: string, params: HostParams, m: HostParams, v: HostParams, state: StageState): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: Record<string, TensorToWrite> = {};
-  const put = (prefix: string, p: Weights) => {
-    const host = [...p.values()][0] instanceof tf.Tensor ? toHost(p as Params) : (p as Map<string, HostTensor>);
-    for (const [k, h] of host) tensors[prefix + k] = { dtype: 'F32', shape: h.shape, data: h.data };
+  const put = (prefix: string, p: HostParams) => {
+    for (const [k, h] of p) tensors[prefix + k] = { dtype: 'F32', shape: h.shape, data: h.data };
   };
   put('param.', params);
   put('adam_m.', m);
@@ -104,10 +103,10 @@ export function readCkpt(dir: string): { state: StageState; groups: Record<strin
 }
 
 /** Where a stage starts, on the host: its checkpoint (weights, Adam moments, record), else `trainable` with zero moments. */
-function startOf(o: Pick<LoopOptions<unknown>, 'trainable' | 'dir'>, names: string[]): { params: Map<string, HostTensor>; m: Map<string, HostTensor>; v: Map<string, HostTensor>; start: number; losses: number[]; seconds: number; done: boolean } {
+function startOf(o: Pick<LoopOptions<unknown>, 'trainable' | 'dir'>, names: string[]): { params: HostParams; m: HostParams; v: HostParams; start: number; losses: number[]; seconds: number; done: boolean } {
   const resumed = o.dir ? readCkpt(o.dir) : null;
   if (resumed) {
-    const got = (g: Map<string, HostTensor>) => new Map(names.map((n) => [n, g.get(n) ?? missing(n)]));
+    const got = (g: HostParams) => new Map(names.map((n) => [n, g.get(n) ?? missing(n)]));
     const { step, losses, seconds, done } = resumed.state;
     return { params: got(resumed.groups['param.']), m: got(resumed.groups['adam_m.']), v: got(resumed.groups['adam_v.']), start: step, losses, seconds, done };
   }
@@ -134,17 +133,13 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
   const state = (step: number, done: boolean): StageState => ({ stage: o.stage, step, steps: o.steps, done, losses, seconds: seconds + (Date.now() - t0) / 1000 });
   for (let step = start; step < o.steps; step++) {
     if (o.stopAt !== undefined && step >= o.stopAt) {
-      if (o.dir) saveCkpt(o.dir, params, m, v, state(step, false));
+      if (o.dir) saveCkpt(o.dir, toHost(params), toHost(m), toHost(v), state(step, false));
       return { params: dispose2(params, m, v), losses, done: false, seconds: state(step, false).seconds };
     }
     const batch = o.batch(step);
     const lr = lrAt(o, step);
     const next = tf.tidy(() => {
-      const f = (...ts: tf.Tensor[]) => {
-        const local = new Map(names.map((n, i) => [n, ts[i]]));
-        return o.loss((n) => local.get(n) ?? o.frozen.get(n) ?? missing(n), batch) as tf.Scalar;
-      };
-      const { value, grads } = tf.valueAndGrads(f)(names.map((n) => params.get(n)!));
+      const { value, grads } = tf.valueAndGrads(lossOf(o, names, batch))(names.map((n) => params.get(n)!));
       let scale: tf.Tensor = tf.scalar(1);
       if (o.clip) {
         const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
@@ -177,10 +172,10 @@ export function trainLoop<B>(o: LoopOptions<B>): LoopResult {
     losses.push(loss);
     o.onProgress?.({ stage: o.stage, step: step + 1, steps: o.steps, loss, elapsedS: seconds + (Date.now() - t0) / 1000 });
     if (!Number.isFinite(loss)) throw new Error(`${o.stage}: loss is ${loss} at step ${step}; lower the learning rate`);
-    if (o.dir && o.ckptEvery && (step + 1) % o.ckptEvery === 0 && step + 1 < o.steps) saveCkpt(o.dir, params, m, v, state(step + 1, false));
+    if (o.dir && o.ckptEvery && (step + 1) % o.ckptEvery === 0 && step + 1 < o.steps) saveCkpt(o.dir, toHost(params), toHost(m), toHost(v), state(step + 1, false));
   }
   const final = state(o.steps, true);
-  if (o.dir) saveCkpt(o.dir, params, m, v, final);
+  if (o.dir) saveCkpt(o.dir, toHost(params), toHost(m), toHost(v), final);
   return { params: dispose2(params, m, v), losses, done: true, seconds: final.seconds };
 }
 
@@ -198,8 +193,8 @@ function trainSharded<B>(o: LoopOptions<B>, group: ShardGroup): LoopResult {
   const dir = group.rank === 0 ? o.dir : undefined;
   const { params, m, v, start, losses, seconds, done } = startOf(o, names);
   if (done) return { params: toDevice(params), losses, done: true, seconds };
-  const sizes = names.map((n) => params.get(n)!.data.length);
-  if (sizes.reduce((a, b) => a + b, 0) !== group.size) throw new Error(`${o.stage}: ${sizes.reduce((a, b) => a + b, 0)} trainable floats, the shard group holds ${group.size}`);
+  const size = names.reduce((a, n) => a + params.get(n)!.data.length, 0);
+  if (size !== group.size) throw new Error(`${o.stage}: ${size} trainable floats, the shard group holds ${group.size}`);
   const decays = names.map((n) => (o.weightDecay ?? 0) > 0 && params.get(n)!.shape.length >= 2);
   const flat = new Float32Array(group.size);
   const t0 = Date.now();
@@ -219,10 +214,7 @@ function trainSharded<B>(o: LoopOptions<B>, group: ShardGroup): LoopResult {
           let loss = 0;
           if (rows > 0)
             tf.tidy(() => {
-              const { value, grads } = tf.valueAndGrads((...ts: tf.Tensor[]) => {
-                const local = new Map(names.map((n, i) => [n, ts[i]]));
-                return o.loss((n) => local.get(n) ?? o.frozen.get(n) ?? missing(n), part) as tf.Scalar;
-              })(names.map((n) => xs.get(n)!));
+              const { value, grads } = tf.valueAndGrads(lossOf(o, names, part))(names.map((n) => xs.get(n)!));
               loss = (value.dataSync() as Float32Array)[0];
               let off = 0;
               for (const g of grads) {
@@ -277,6 +269,14 @@ function hostAdamW(flat: Float32Array, tensors: [Float32Array, Float32Array, Flo
     }
     off += p.length;
   });
+}
+
+/** The stage's loss as a function of the trainable tensors (in `names` order), for tf.valueAndGrads. */
+function lossOf<B>(o: LoopOptions<B>, names: string[], batch: B): (...ts: tf.Tensor[]) => tf.Scalar {
+  return (...ts) => {
+    const local = new Map(names.map((n, i) => [n, ts[i]]));
+    return o.loss((n) => local.get(n) ?? o.frozen.get(n) ?? missing(n), batch) as tf.Scalar;
+  };
 }
 
 function dispose2(params: Params, m: Params, v: Params): Params {

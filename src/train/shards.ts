@@ -152,7 +152,6 @@ export class ShardGroup {
     const used = Array.from({ length: this.shards }, (_, s) => s).filter((s) => meta[s][1] > 0);
     const w = used.map((s) => meta[s][1] / total);
     const g = used.map((s) => slots[s]);
-    out.fill(0);
     for (let i = 0; i < this.size; i++) {
       let acc = 0;
       for (let k = 0; k < g.length; k++) acc += w[k] * g[k][i];
