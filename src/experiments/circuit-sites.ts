@@ -37,10 +37,10 @@ export const CIRCUIT_RUNS = ['backbone-text', 'vlm-text', 'vlm-image'] as const;
 export type CircuitRun = (typeof CIRCUIT_RUNS)[number];
 
 /**
- * Mean site scores of one run over the table's pairs; `field` 'reuse' averages the reuse column instead (as
- * `score`), over the pairs that have one.
+ * Mean site scores of one run over the table's pairs; `field` 'reuse' or 'exact' averages that column instead
+ * (as `score`), over the pairs that have one.
  */
-export function circuitMeans(rows: readonly Row[], run: CircuitRun, field: 'score' | 'reuse' = 'score'): SiteScore[] {
+export function circuitMeans(rows: readonly Row[], run: CircuitRun, field: 'score' | 'reuse' | 'exact' = 'score'): SiteScore[] {
   const byPair = new Map<unknown, SiteScore[]>();
   for (const r of rows) {
     if (r.run !== run || r[field] === null || r[field] === undefined) continue;

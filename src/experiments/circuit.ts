@@ -24,6 +24,10 @@ import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } fr
 import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey, type CircuitRun, type Component, type Group, type SiteScore } from './circuit-sites';
 
 
+/** The VLM's runs: the ones compared with the backbone's text run (reuse, found, carried). */
+const VLM_RUNS = ['vlm-text', 'vlm-image'] as const;
+type VlmRun = (typeof VLM_RUNS)[number];
+
 /**
  * Positions of each group. Text prompts: the subject's last token and span; image prompts: the last image
  * token and the image span (the entity is shown, not named). Null when a prompt has neither.
@@ -151,7 +155,7 @@ export interface CircuitSpec extends SpecBase {
   backboneTemplate: string;
   metric: 'logit-diff' | 'answer-logit' | 'answer-prob';
   igSteps: number;
-  /** Sites per run and pair re-measured by exact patching (the largest |score| first). */
+  /** Sites per run and pair re-measured by exact patching (the largest |score| first); every site adds `summary.exact`. */
   topK: number;
   /** k of the top-k site overlap between runs. */
   k: number;
@@ -311,8 +315,6 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
     const topLayers = (r: CircuitRun) => [...recallOf(r)].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, recallK).map((x) => x.layer);
     // Reuse at those sites: does the VLM's run write there what the backbone writes for the names? A site on the
     // image's path scores high in attribution while it still resolves the entity; only reuse says it recalls.
-    const VLM_RUNS = ['vlm-text', 'vlm-image'] as const;
-    type VlmRun = (typeof VLM_RUNS)[number];
     const reuseAt = Object.fromEntries(
       VLM_RUNS.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').filter((x) => x.component === 'mlp_out' && x.group === 'entity-last').map((x) => [x.layer, x.score]))]),
     ) as Record<VlmRun, Map<number, number>>;
@@ -332,6 +334,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
       /** The same per layer (null: no pair gave a cosine). */
       reuseByLayer: Object.fromEntries(VLM_RUNS.map((r) => [r, Array.from({ length: model.numLayers }, (_, l) => reuseAt[r].get(l) ?? null)])) as Record<VlmRun, (number | null)[]>,
     };
+    const exact = exactComparison(rows, spec.k);
     const confirmed = rows.filter((r) => r.exact !== null);
     return {
       kind: spec.kind,
@@ -339,12 +342,16 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
       table: makeTable(rows),
       summary: {
         answer: pairs.length
-          ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}; reuse of the backbone's recall MLPs (cosine of what they write) from the image ${fmt(recall.reuse['vlm-image'] ?? NaN)}, from the text ${fmt(recall.reuse['vlm-text'] ?? NaN)}`
+          ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}; reuse of the backbone's recall MLPs (cosine of what they write) from the image ${fmt(recall.reuse['vlm-image'] ?? NaN)}, from the text ${fmt(recall.reuse['vlm-text'] ?? NaN)}` +
+            (exact
+              ? `; exact patching of every site: the backbone's recall MLPs among its top ${spec.k} (layers ${exact.recall.layers.join(',') || 'none'}) found in the image run's top ${spec.k} ${fmt(exact.recall.found['vlm-image'] ?? NaN)}, the text run's ${fmt(exact.recall.found['vlm-text'] ?? NaN)}; their effect carried by the image run ${fmt(exact.recall.carried['vlm-image'] ?? NaN)}, the text run ${fmt(exact.recall.carried['vlm-text'] ?? NaN)}`
+              : '')
           : null,
         pairs: pairs.length,
         backbone: bb.from,
         comparisons,
         recall,
+        exact,
         top: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, [...means[r]].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, spec.k)])),
         meanAbsError: confirmed.length ? mean(confirmed.map((r) => Math.abs(Number(r.score) - Number(r.exact)))) : null,
         protocol: protocolSummary(source, spec, { entities: pairs.flatMap((p) => [p.a, p.b]), prefix: false, maxNewTokens: { identify: null, answer: null, patch: null } }),
@@ -354,6 +361,46 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
   } finally {
     bb.release();
   }
+}
+
+/**
+ * The comparison on measured effects: only when every site of every pair was re-measured by exact patching
+ * (`topK` at least the sites of a run: layers × components × groups), null otherwise (a mean over the sites each
+ * pair happened to rank highest would be biased). Attribution is a linear estimate, and it is least trustworthy
+ * where a site changes the residual most: layer 0's MLP, which turns a token's embedding into its state. On the
+ * shipped teaching pair the backbone's exact effect there is 3× its estimate, and the late image run's estimate
+ * (+0.50) has the other sign from its exact effect (−0.12) (data/teaching/README.md, session 33).
+ * `recall`: the issue's "backbone's top mlp_out sites at the subject position": the backbone's top-k sites (all
+ * components and groups, by |exact effect|) that are MLP outputs at the entity's last token; `found`, the share of
+ * them among a VLM run's top k; `effect`, each run's mean exact effect at them; `carried`, a VLM run's summed
+ * effect there over the backbone's (1: it moves the answer there as much as the backbone does).
+ */
+export function exactComparison(rows: readonly Row[], k: number) {
+  if (rows.length === 0 || rows.some((r) => r.exact === null || r.exact === undefined)) return null;
+  const ex = Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, circuitMeans(rows, r, 'exact')])) as Record<CircuitRun, SiteScore[]>;
+  const topOf = (r: CircuitRun) => [...ex[r]].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, k);
+  const sites = topOf('backbone-text').filter((s) => s.component === 'mlp_out' && s.group === 'entity-last').sort((x, y) => x.layer - y.layer);
+  const effectAt = (r: CircuitRun) => sites.map((s) => ex[r].find((x) => siteKey(x) === siteKey(s))?.score ?? NaN);
+  const bbSum = effectAt('backbone-text').reduce((a, b) => a + b, 0);
+  const found = (r: CircuitRun) => {
+    const keys = new Set(topOf(r).map(siteKey));
+    return sites.length ? sites.filter((s) => keys.has(siteKey(s))).length / sites.length : null;
+  };
+  const carried = (r: CircuitRun) => (sites.length && bbSum !== 0 ? effectAt(r).reduce((a, b) => a + b, 0) / bbSum : null);
+  return {
+    comparisons: {
+      'backbone-text~vlm-image': compareSites(ex['backbone-text'], ex['vlm-image'], k),
+      'backbone-text~vlm-text': compareSites(ex['backbone-text'], ex['vlm-text'], k),
+      'vlm-text~vlm-image': compareSites(ex['vlm-text'], ex['vlm-image'], k),
+    },
+    recall: {
+      sites: `mlp_out at entity-last among the backbone's top ${k} sites by exact effect`,
+      layers: sites.map((s) => s.layer),
+      found: Object.fromEntries(VLM_RUNS.map((r) => [r, found(r)])) as Record<VlmRun, number | null>,
+      effect: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, effectAt(r)])) as Record<CircuitRun, number[]>,
+      carried: Object.fromEntries(VLM_RUNS.map((r) => [r, carried(r)])) as Record<VlmRun, number | null>,
+    },
+  };
 }
 
 function fmt(x: number): string {

@@ -1,7 +1,8 @@
 // The shipped teaching pair shows the mechanism it is shipped for (issue 15): measured live with the library on
 // lab 4's samples, the late model loses far more facts from the image than the early one, and its answer follows
 // the image tokens to a later layer, in the middle third of the stack, its image run writes less of what the
-// backbone writes at the backbone's recall MLPs, and its image reads as the name at least 2 layers after the text. A
+// backbone writes at the backbone's recall MLPs, patching the backbone's recall site barely moves its answer from the
+// image, and its image reads as the name at least 2 layers after the text. A
 // retrained or replaced pair that loses the contrast fails here, not in a classroom.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -73,6 +74,25 @@ test("the early model's image run reuses the backbone's recall MLPs, the late on
   const [l, e] = [late.recall.reuse['vlm-image'] ?? NaN, early.recall.reuse['vlm-image'] ?? NaN];
   // The data card's 46-pair runs: 0.34 and 0.75; lab 4's 14 pairs: 0.30 and 0.67.
   assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.25, `image reuse late ${l}, early ${e}`);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test("patched exactly, the backbone's recall site moves the early model's answer from the image, barely the late one's (circuit, every site measured)", async () => {
+  const baseline = tf.memory().numTensors;
+  // Lab 4's pairs (notebook 8's), every site re-measured by exact patching: summary.exact.
+  const base = lab4CircuitSpec({ hs: null, model: null, data: TEACHING_DATA_DIR, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
+  const spec = { ...base, topK: models.late.numLayers * 2 * 4 };
+  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary.exact!;
+  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary.exact!;
+  assert.ok(late && early, 'summary.exact with every site measured');
+  // One backbone, so one set of recall sites: among its top 10 by measured effect, layer 0's MLP at the entity's last token.
+  assert.deepEqual(late.recall.layers, early.recall.layers);
+  assert.ok(late.recall.layers.includes(0), `the backbone's recall MLPs: layers ${late.recall.layers}`);
+  // The VLMs' text runs carry the backbone's effect there (their blocks below the readout are the backbone's).
+  for (const s of [late, early]) assert.ok(s.recall.carried['vlm-text']! >= 0.8, `text run carries ${s.recall.carried['vlm-text']}`);
+  const [l, e] = [late.recall.carried['vlm-image'] ?? NaN, early.recall.carried['vlm-image'] ?? NaN];
+  // Notebook 8's 14 pairs: 0.22 and 0.86; the data card's 46 pairs: 0.01 and 0.96.
+  assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.4, `image run carries late ${l}, early ${e}`);
   assert.equal(tf.memory().numTensors, baseline);
 });
 

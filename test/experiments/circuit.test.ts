@@ -166,6 +166,8 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.equal(s.recall.topLayers['backbone-text'].length, s.recall.k);
     assert.ok(s.comparisons['backbone-text~vlm-image'].overlap >= 0 && s.comparisons['backbone-text~vlm-image'].overlap <= 1);
     assert.equal(s.protocol.template !== undefined, true);
+    // Two sites per pair re-measured: no comparison on exact effects (it needs every site).
+    assert.equal(s.exact, null);
     // Reuse: null on the backbone's own rows, a cosine on the VLM's. The late model keeps the backbone's blocks
     // below its readout's first block (`readout.from` of the recipe its weights record, data/teaching/recipes/
     // late.json), and the VLM's text question names the entity as the backbone's does: at those layers its MLPs
@@ -210,6 +212,51 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.ok(valid.ok && valid.state.view === 'attribution-map' && valid.state.data.similarity, valid.ok ? 'no similarity after validation' : valid.problems.join('; '));
     // Its columns are sites, so the figure names them as such and no click patches a "position" that is a column.
     assert.equal(valid.state.data.columns, 'site');
+  } finally {
+    vlm.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'every tensor of the runs (backbone included) is freed');
+});
+
+test('circuit with every site re-measured: summary.exact compares the runs on the exact effects the rows hold', async () => {
+  const { runExperiment, loadModelWithAssets } = await import('../../src/experiments');
+  const { CIRCUIT_RUNS, COMPONENTS, GROUPS } = await import('../../src/experiments/circuit-sites');
+  const path = await import('node:path');
+  const root = path.join(__dirname, '..', '..');
+  const before = tf.memory().numTensors;
+  const vlm = loadModelWithAssets(path.join(root, 'data', 'teaching', 'early'));
+  try {
+    const all = vlm.numLayers * COMPONENTS.length * GROUPS.length;
+    const k = 10;
+    const r = await runExperiment({ kind: 'circuit', version: 1, limit: 4, topK: all, k, backboneTemplate: 'llava-1.5' }, { model: vlm, data: path.join(root, 'data', 'toyworld') });
+    const s = r.summary as Record<string, any>;
+    assert.ok(s.pairs >= 1, 'at least one pair');
+    const rows = r.table.objects() as Record<string, any>[];
+    assert.ok(rows.every((x) => typeof x.exact === 'number' && Number.isFinite(x.exact)), 'every site measured');
+    assert.ok(s.exact, 'summary.exact with every site measured');
+    // The same numbers from the rows: per run, the mean exact effect per site over pairs; the backbone's top k.
+    const mean = (run: string) => {
+      const m = new Map<string, number[]>();
+      for (const x of rows.filter((y) => y.run === run)) m.set(`${x.component}/${x.layer}/${x.group}`, [...(m.get(`${x.component}/${x.layer}/${x.group}`) ?? []), x.exact]);
+      return new Map([...m].map(([key, v]) => [key, v.reduce((a, b) => a + b, 0) / v.length]));
+    };
+    const means = Object.fromEntries(CIRCUIT_RUNS.map((run) => [run, mean(run)]));
+    const top = (run: string) => [...means[run]].sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).slice(0, k).map(([key]) => key);
+    const layers = top('backbone-text').filter((key) => key.startsWith('mlp_out/') && key.endsWith('/entity-last')).map((key) => Number(key.split('/')[1])).sort((a, b) => a - b);
+    assert.deepEqual(s.exact.recall.layers, layers);
+    assert.ok(layers.length >= 1, "the backbone's recall MLPs at the entity's last token are among its top sites");
+    for (const run of ['vlm-text', 'vlm-image']) {
+      const mine = new Set(top(run));
+      assert.equal(s.exact.recall.found[run], layers.filter((l) => mine.has(`mlp_out/${l}/entity-last`)).length / layers.length, run);
+      const eff = layers.map((l) => means[run].get(`mlp_out/${l}/entity-last`)!);
+      const bb = layers.map((l) => means['backbone-text'].get(`mlp_out/${l}/entity-last`)!);
+      for (const [i, v] of eff.entries()) assert.ok(Math.abs(s.exact.recall.effect[run][i] - v) < 1e-9, `${run} effect at layer ${layers[i]}`);
+      const carried = eff.reduce((a, b) => a + b, 0) / bb.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(s.exact.recall.carried[run] - carried) < 1e-9, `${run} carried ${s.exact.recall.carried[run]} vs ${carried}`);
+    }
+    const shared = top('backbone-text').filter((key) => new Set(top('vlm-image')).has(key)).length / k;
+    assert.equal(s.exact.comparisons['backbone-text~vlm-image'].overlap, shared);
+    assert.match(s.answer, /exact patching of every site/);
   } finally {
     vlm.dispose();
   }

@@ -166,7 +166,24 @@ export const DERIVE: Record<string, Derive> = {
     const rows = r.table.objects();
     const confirmed = rows.filter((x) => x.exact !== null && x.exact !== undefined);
     const recallRows = rows.filter((x) => x.run === 'vlm-image' && x.component === 'mlp_out' && x.group === 'entity-last');
+    // With every site re-measured (topK = all): the backbone's recall MLPs (mlp_out at entity-last among its top k
+    // sites by mean exact effect), the share of them among the image run's top k, and the effect it carries there.
+    const k = Number(r.spec.k);
+    const exactMeans = (run: string) => {
+      const by = new Map<string, number[]>();
+      for (const x of rows.filter((y) => y.run === run)) by.set(`${x.component}/${x.layer}/${x.group}`, [...(by.get(`${x.component}/${x.layer}/${x.group}`) ?? []), Number(x.exact)]);
+      return new Map([...by].map(([key, v]) => [key, mean(v)]));
+    };
+    const everySite = rows.length > 0 && confirmed.length === rows.length;
+    const bbEx = everySite ? exactMeans('backbone-text') : new Map<string, number>();
+    const imEx = everySite ? exactMeans('vlm-image') : new Map<string, number>();
+    const topOf = (m: Map<string, number>) => [...m].sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).slice(0, k).map(([key]) => key);
+    const recallSites = topOf(bbEx).filter((key) => key.startsWith('mlp_out/') && key.endsWith('/entity-last'));
+    const imTop = new Set(topOf(imEx));
+    const sum = (m: Map<string, number>) => recallSites.reduce((a, key) => a + m.get(key)!, 0);
     return {
+      exactFoundImage: recallSites.length ? recallSites.filter((key) => imTop.has(key)).length / recallSites.length : null,
+      exactCarriedImage: recallSites.length ? sum(imEx) / sum(bbEx) : null,
       pairs: r.summary.pairs,
       recallBackbone: r.summary.recall.topLayers['backbone-text'].join(','),
       recallImage: r.summary.recall.topLayers['vlm-image'].join(','),
