@@ -297,10 +297,13 @@ export const LAB4_PROBE = { kind: 'probe', version: 1, position: 'last-image', t
 export const LAB4_CROSSPATCH = LAB1_CROSSPATCH;
 /**
  * The recall circuit against each model's own backbone (the folder's, or `backbone` of the context): notebook 8's
- * spec. Its `summary.recall.reuse['vlm-image']` is what the image run writes at the backbone's recall MLPs
- * against what the backbone writes there for the name (cosine; 1 = the same computation).
+ * pairs. Its `summary.recall.reuse['vlm-image']` is what the image run writes at the backbone's recall MLPs
+ * against what the backbone writes there for the name (cosine; 1 = the same computation). `topK` above any model's
+ * sites (layers × 2 components × 4 groups) re-measures every site by exact patching, so `summary.exact.recall.
+ * carried['vlm-image']` is the share of the backbone's effect at its recall MLPs that patching them moves in the
+ * image run (on a 7B model that is a few thousand patched runs: a GPU's work).
  */
-export const LAB4_CIRCUIT = { kind: 'circuit', version: 1, limit: 16, seed: 1, topK: 3, k: 10 } as const;
+export const LAB4_CIRCUIT = { kind: 'circuit', version: 1, limit: 16, seed: 1, topK: 1000, k: 10 } as const;
 
 /** The two models of lab 4, each a lab context (same data and questions). */
 export interface Lab4Context {
@@ -334,6 +337,8 @@ export interface Lab4Answer {
   lateSwitch?: number | null;
   /** Whose image run writes more of what the backbone writes at its recall MLPs (the reuse map)? */
   moreReuse?: 'late' | 'early' | null;
+  /** Patched exactly, at the backbone's recall MLPs, whose answer from the image moves more (the carried share)? */
+  moreCarried?: 'late' | 'early' | null;
 }
 
 export interface Lab4Solution {
@@ -355,6 +360,9 @@ export interface Lab4Solution {
   /** The backbone's recall layers (MLPs at the entity's last token), per model's run. */
   recallLayers: Pair<number[]>;
   moreReuse: 'late' | 'early' | null;
+  /** Share of the backbone's exact effect at its recall MLPs that the image run carries (null: not every site measured, or no recall MLP among the backbone's top sites). */
+  carried: Pair<number | null>;
+  moreCarried: 'late' | 'early' | null;
 }
 
 /** The layer of a curve's maximum (the first, on a tie); `layers` maps its index to the layer. */
@@ -372,6 +380,8 @@ export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
   const xp = { late: await runMemo(ctx.late, { ...LAB4_CROSSPATCH }), early: await runMemo(ctx.early, { ...LAB4_CROSSPATCH }) };
   const circ = { late: await runMemo(ctx.late, lab4CircuitSpec(ctx.late)), early: await runMemo(ctx.early, lab4CircuitSpec(ctx.early)) };
   const reuse = { late: (circ.late.summary.recall.reuse['vlm-image'] ?? null) as number | null, early: (circ.early.summary.recall.reuse['vlm-image'] ?? null) as number | null };
+  const carriedOf = (c: { summary: any }) => (c.summary.exact?.recall.carried['vlm-image'] ?? null) as number | null;
+  const carried = { late: carriedOf(circ.late), early: carriedOf(circ.early) };
   const drop = { late: gap.late.summary.drop as number, early: gap.early.summary.drop as number };
   const transfer = { late: probe.late.summary.transfer as number[], early: probe.early.summary.transfer as number[] };
   const switchLayer = { late: xp.late.summary.switchLayer as number | null, early: xp.early.summary.switchLayer as number | null };
@@ -392,6 +402,8 @@ export async function lab4Solution(ctx: Lab4Context): Promise<Lab4Solution> {
     recallLayers: { late: circ.late.summary.recall.topLayers['backbone-text'], early: circ.early.summary.recall.topLayers['backbone-text'] },
     // No answer to check when a model gave no cosine (no pair, or a backbone of another width).
     moreReuse: reuse.late === null || reuse.early === null ? null : reuse.late > reuse.early ? 'late' : 'early',
+    carried,
+    moreCarried: carried.late === null || carried.early === null ? null : carried.late > carried.early ? 'late' : 'early',
   };
 }
 
@@ -407,6 +419,9 @@ export async function checkLab4(ctx: Lab4Context, a: Lab4Answer, opts: { quiet?:
       s.moreReuse === null
         ? { name: "whose image run reuses the backbone's recall MLPs", status: 'missing', message: 'no reuse was measured (no clean/corrupt pair, or a backbone of another width)' }
         : choiceLine("whose image run reuses the backbone's recall MLPs", a.moreReuse, s.moreReuse, `its image run writes there ${s.reuse[s.moreReuse]!.toFixed(2)} of what the backbone writes for the name (cosine), the other's ${s.reuse[s.moreReuse === 'late' ? 'early' : 'late']!.toFixed(2)}`),
+      s.moreCarried === null
+        ? { name: "whose answer from the image moves more, patched at the backbone's recall MLPs", status: 'missing', message: 'not measured (not every site re-measured exactly, or no recall MLP among the backbone\'s top sites)' }
+        : choiceLine("whose answer from the image moves more, patched at the backbone's recall MLPs", a.moreCarried, s.moreCarried, `its image run carries ${s.carried[s.moreCarried]!.toFixed(2)} of the backbone's effect there, the other's ${s.carried[s.moreCarried === 'late' ? 'early' : 'late']!.toFixed(2)}`),
     ],
     s,
     opts.quiet,

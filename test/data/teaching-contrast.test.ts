@@ -53,7 +53,7 @@ test("the late model's answer follows its image tokens to a later layer, in the 
   assert.equal(tf.memory().numTensors, baseline);
 });
 
-test("the early model's image run reuses the backbone's recall MLPs, the late one's much less (circuit, lab 4's spec)", async () => {
+test("the early model's image run reuses the backbone's recall MLPs, and patched exactly there its answer moves; the late one's much less (circuit, lab 4's spec)", async () => {
   const baseline = tf.memory().numTensors;
   const spec = lab4CircuitSpec({ hs: null, model: null, data: TEACHING_DATA_DIR, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
   const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary;
@@ -74,25 +74,17 @@ test("the early model's image run reuses the backbone's recall MLPs, the late on
   const [l, e] = [late.recall.reuse['vlm-image'] ?? NaN, early.recall.reuse['vlm-image'] ?? NaN];
   // The data card's 46-pair runs: 0.34 and 0.75; lab 4's 14 pairs: 0.30 and 0.67.
   assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.25, `image reuse late ${l}, early ${e}`);
-  assert.equal(tf.memory().numTensors, baseline);
-});
-
-test("patched exactly, the backbone's recall site moves the early model's answer from the image, barely the late one's (circuit, every site measured)", async () => {
-  const baseline = tf.memory().numTensors;
-  // Lab 4's pairs (notebook 8's), every site re-measured by exact patching: summary.exact.
-  const base = lab4CircuitSpec({ hs: null, model: null, data: TEACHING_DATA_DIR, questions: HELDOUT_QUESTIONS, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE });
-  const spec = { ...base, topK: models.late.numLayers * 2 * 4 };
-  const late = (await runExperiment(spec, { model: models.late, data: TEACHING_DATA_DIR })).summary.exact!;
-  const early = (await runExperiment(spec, { model: models.early, data: TEACHING_DATA_DIR })).summary.exact!;
-  assert.ok(late && early, 'summary.exact with every site measured');
-  // One backbone, so one set of recall sites: among its top 10 by measured effect, layer 0's MLP at the entity's last token.
-  assert.deepEqual(late.recall.layers, early.recall.layers);
-  assert.ok(late.recall.layers.includes(0), `the backbone's recall MLPs: layers ${late.recall.layers}`);
-  // The VLMs' text runs carry the backbone's effect there (their blocks below the readout are the backbone's).
-  for (const s of [late, early]) assert.ok(s.recall.carried['vlm-text']! >= 0.8, `text run carries ${s.recall.carried['vlm-text']}`);
-  const [l, e] = [late.recall.carried['vlm-image'] ?? NaN, early.recall.carried['vlm-image'] ?? NaN];
-  // Notebook 8's 14 pairs: 0.22 and 0.86; the data card's five samples of 46–48 pairs: 0.01–0.15 and 0.89–1.04.
-  assert.ok(e >= 0.5 && l <= 0.4 && e - l >= 0.4, `image run carries late ${l}, early ${e}`);
+  // Lab 4's spec re-measures every site by exact patching (summary.exact). One backbone, so one set of recall sites:
+  // among its top 10 by measured effect, layer 0's MLP at the entity's last token.
+  const [xl, xe] = [late.exact!, early.exact!];
+  assert.ok(xl && xe, 'summary.exact with every site measured');
+  assert.deepEqual(xl.recall.layers, xe.recall.layers);
+  assert.ok(xl.recall.layers.includes(0), `the backbone's recall MLPs: layers ${xl.recall.layers}`);
+  // The text runs carry the backbone's effect there (their blocks below the readout are the backbone's).
+  for (const x of [xl, xe]) assert.ok(x.recall.carried['vlm-text']! >= 0.8, `text run carries ${x.recall.carried['vlm-text']}`);
+  const [cl, ce] = [xl.recall.carried['vlm-image'] ?? NaN, xe.recall.carried['vlm-image'] ?? NaN];
+  // Lab 4's 14 pairs: 0.22 and 0.86; the data card's five samples of 46–48 pairs: 0.01–0.15 and 0.89–1.04.
+  assert.ok(ce >= 0.5 && cl <= 0.4 && ce - cl >= 0.4, `image run carries late ${cl}, early ${ce}`);
   assert.equal(tf.memory().numTensors, baseline);
 });
 

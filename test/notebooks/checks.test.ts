@@ -88,20 +88,20 @@ test("labs 2 and 3 ask the context's questions (and lab 3 uses its chain-of-thou
   assert.deepEqual(lab3Spec(plain), { ...LAB3_RECOVERY, backbone: '/bb' });
 });
 
-test('lab 4: the larger gap, the higher transfer curve, the later switch and the higher reuse, each measured on its own model once', async () => {
-  // Two stand-in models: the late one drops 0.6, its transfer curve peaks at 0.45 (layer 3), it switches at 4 and its
-  // image run reuses the backbone's recall MLPs at 0.3; the early one drops 0.2, its curve peaks at 0.9 (layer 0), it
-  // switches at 2 and reuses at 0.8.
+test('lab 4: the larger gap, the higher transfer curve, the later switch, the higher reuse and the larger carried effect, each measured on its own model once', async () => {
+  // Two stand-in models: the late one drops 0.6, its transfer curve peaks at 0.45 (layer 3), it switches at 4, its
+  // image run reuses the backbone's recall MLPs at 0.3 and carries 0.1 of the backbone's exact effect there; the
+  // early one drops 0.2, its curve peaks at 0.9 (layer 0), it switches at 2, reuses at 0.8 and carries 0.9.
   const layers = [0, 1, 2, 3, 4, 5];
   const summaries = {
-    late: { drop: 0.6, imageAcc: 0.3, textAcc: 0.9, layers, transfer: [0.1, 0.1, 0.2, 0.45, 0.45, 0.3], resolution: { image: 0, text: 1, transfer: null }, switchLayer: 4, recall: { reuse: { 'vlm-image': 0.3 }, topLayers: { 'backbone-text': [0, 1] } } },
-    early: { drop: 0.2, imageAcc: 0.7, textAcc: 0.9, layers, transfer: [0.9, 0.7, 0.8, 0.8, 0.6, 0.5], resolution: { image: 0, text: 1, transfer: 0 }, switchLayer: 2, recall: { reuse: { 'vlm-image': 0.8 }, topLayers: { 'backbone-text': [0, 1] } } },
+    late: { drop: 0.6, imageAcc: 0.3, textAcc: 0.9, layers, transfer: [0.1, 0.1, 0.2, 0.45, 0.45, 0.3], resolution: { image: 0, text: 1, transfer: null }, switchLayer: 4, recall: { reuse: { 'vlm-image': 0.3 }, topLayers: { 'backbone-text': [0, 1] } }, exact: { recall: { carried: { 'vlm-image': 0.1 } } } },
+    early: { drop: 0.2, imageAcc: 0.7, textAcc: 0.9, layers, transfer: [0.9, 0.7, 0.8, 0.8, 0.6, 0.5], resolution: { image: 0, text: 1, transfer: 0 }, switchLayer: 2, recall: { reuse: { 'vlm-image': 0.8 }, topLayers: { 'backbone-text': [0, 1] } }, exact: { recall: { carried: { 'vlm-image': 0.9 } } } },
   };
   const late = fakeHs(() => summaries.late);
   const early = fakeHs(() => summaries.early);
   const q = { where: { vqa_split: 'heldout' } };
   const ctx = { late: { hs: late.hs, model: { name: 'late' }, data: 'd', questions: q }, early: { hs: early.hs, model: { name: 'early' }, data: 'd', questions: q } };
-  const ok = await checkLab4(ctx, { largerGap: 'late', higherTransfer: 'early', laterSwitch: 'late', lateSwitch: 5, moreReuse: 'early' }, { quiet: true });
+  const ok = await checkLab4(ctx, { largerGap: 'late', higherTransfer: 'early', laterSwitch: 'late', lateSwitch: 5, moreReuse: 'early', moreCarried: 'early' }, { quiet: true });
   assert.ok(ok.passed, JSON.stringify(ok.lines));
   // The first maximum on a tie (late: layers 3 and 4).
   assert.deepEqual(ok.solution.peak, { late: 3, early: 0 });
@@ -110,10 +110,12 @@ test('lab 4: the larger gap, the higher transfer curve, the later switch and the
   assert.equal(ok.solution.largerGap, 'late');
   assert.deepEqual(ok.solution.reuse, { late: 0.3, early: 0.8 });
   assert.match(ok.lines[4].message, /0\.80 of what the backbone writes .* the other's 0\.30/);
-  const bad = await checkLab4(ctx, { largerGap: 'early', higherTransfer: 'late', laterSwitch: 'same', lateSwitch: 2, moreReuse: 'late' }, { quiet: true });
-  assert.deepEqual(bad.lines.map((l) => l.status), ['fail', 'fail', 'fail', 'fail', 'fail']);
+  assert.deepEqual(ok.solution.carried, { late: 0.1, early: 0.9 });
+  assert.match(ok.lines[5].message, /carries 0\.90 of the backbone's effect there, the other's 0\.10/);
+  const bad = await checkLab4(ctx, { largerGap: 'early', higherTransfer: 'late', laterSwitch: 'same', lateSwitch: 2, moreReuse: 'late', moreCarried: 'late' }, { quiet: true });
+  assert.deepEqual(bad.lines.map((l) => l.status), ['fail', 'fail', 'fail', 'fail', 'fail', 'fail']);
   assert.match(bad.lines[3].message, /too early/);
-  assert.deepEqual((await checkLab4(ctx, {}, { quiet: true })).lines.map((l) => l.status), ['missing', 'missing', 'missing', 'missing', 'missing']);
+  assert.deepEqual((await checkLab4(ctx, {}, { quiet: true })).lines.map((l) => l.status), ['missing', 'missing', 'missing', 'missing', 'missing', 'missing']);
   // Each model ran its own four specs once (memoised per model): the gap on the held-out questions, the transfer
   // probe, cross-patching, the circuit against its own backbone on the held-out questions.
   for (const calls of [late.calls, early.calls]) {
@@ -126,10 +128,14 @@ test('lab 4: the larger gap, the higher transfer curve, the later switch and the
   }
   assert.deepEqual(lab4CircuitSpec({ hs: null, model: null, data: 'd', backbone: '/bb', backboneTemplate: 'llava-1.5' }), { ...LAB4_CIRCUIT, backbone: '/bb', backboneTemplate: 'llava-1.5' });
   // No cosine on one model (no pair, or a backbone of another width): nothing to check, and the line says why.
-  const none = { late: { ...ctx.late, hs: fakeHs(() => ({ ...summaries.late, recall: { reuse: { 'vlm-image': null }, topLayers: { 'backbone-text': [] } } })).hs, model: { name: 'late2' } }, early: ctx.early };
-  const r = await checkLab4(none, { moreReuse: 'early' }, { quiet: true });
+  const none = { late: { ...ctx.late, hs: fakeHs(() => ({ ...summaries.late, exact: null, recall: { reuse: { 'vlm-image': null }, topLayers: { 'backbone-text': [] } } })).hs, model: { name: 'late2' } }, early: ctx.early };
+  const r = await checkLab4(none, { moreReuse: 'early', moreCarried: 'early' }, { quiet: true });
   assert.equal(r.solution.moreReuse, null);
   assert.match(r.lines[4].message, /no reuse was measured/);
+  // Its summary has no exact comparison (not every site re-measured): the carried line says so instead of judging.
+  assert.equal(r.solution.moreCarried, null);
+  assert.equal(r.lines[5].status, 'missing');
+  assert.match(r.lines[5].message, /not measured/);
 });
 
 test('lab 4: a switch that never happens is later than any layer; equal switches are "same"', async () => {

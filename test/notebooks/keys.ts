@@ -218,7 +218,7 @@ for (const model of ['late', 'early']) DERIVE[`recovery-${model}`] = DERIVE['rec
 for (const id of ['lab4-gap', 'lab4-gap-early']) DERIVE[id] = DERIVE['recall-gap'];
 for (const id of ['lab4-switch', 'lab4-switch-early']) DERIVE[id] = DERIVE['lab1-image'];
 // Lab 4's circuit: the image run's reuse of the backbone's recall MLPs, derived from the table as notebook 8's is.
-for (const id of ['lab4-reuse', 'lab4-reuse-early']) DERIVE[id] = (r) => ({ reuseImage: DERIVE.circuit(r).reuseImage });
+for (const id of ['lab4-reuse', 'lab4-reuse-early']) DERIVE[id] = (r) => ({ reuseImage: DERIVE.circuit(r).reuseImage, carriedImage: DERIVE.circuit(r).exactCarriedImage });
 // Notebook 2: where the pair's backbone reads the subject, one knockout spec per block k (entity -> last from k on).
 for (let k = 0; k < 32; k++) DERIVE[`backbone-read-${k}`] = (r) => ({ baselineAccuracy: r.summary.baselineAccuracy, accuracy: r.summary.accuracy[0][0] });
 for (const id of ['probe-transfer-late', 'probe-transfer-early', 'lab4-probe', 'lab4-probe-early']) DERIVE[id] = transferProbe;
