@@ -3,7 +3,7 @@
 // src/report/views.ts validateViewState, so both read one shape) in three plain forms: layer curves, a
 // [row × layer] heatmap, grouped bars. sharp (librsvg) turns the SVG into PNG (save.ts).
 import { DIVERGING_STOPS } from '../../src/report/protocol';
-import type { AnyViewState, PositionInfo } from '../../src/report/views';
+import { attributionMapTitle, type AnyViewState, type PositionInfo } from '../../src/report/views';
 import { formatInterval, type Interval } from '../../src/experiments/resolution';
 
 const W = 640;
@@ -313,7 +313,7 @@ function viewToSvgPanel(state: AnyViewState, bound?: number): string {
     }
     case 'attribution-map': {
       const d = state.data;
-      const scores = heatmap({ title, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true, bound || undefined);
+      const scores = heatmap({ title: `${title}: ${attributionMapTitle(d, false)}`, xLabel: 'layer', yLabel: d.metric ?? 'attribution' }, d.positions.map(posLabel), d.layers, transpose(d.scores), true, bound || undefined);
       // The cosine map below the scores, on its own fixed [-1, 1] scale (never the scores' bound).
       const sim = d.similarity;
       return sim ? stack([scores, heatmap({ title: `${title}: ${sim.title}`, xLabel: 'layer', yLabel: 'cosine' }, sim.positions.map(posLabel), d.layers, transpose(sim.scores), true, 1)]) : scores;

@@ -37,6 +37,14 @@ export const CIRCUIT_RUNS = ['backbone-text', 'vlm-text', 'vlm-image'] as const;
 export type CircuitRun = (typeof CIRCUIT_RUNS)[number];
 
 /**
+ * Whether every site of every pair in the rows was re-measured by exact patching (the spec's `topK` at least a
+ * run's sites: layers × components × groups). Only then are exact means comparable between sites and runs: a
+ * mean over the sites each pair happened to rank highest would be biased. The experiment's `summary.exact` and
+ * its figure (which then draws the measured effects, not the estimates) use this one rule.
+ */
+export const everySiteExact = (rows: readonly Row[]): boolean => rows.length > 0 && rows.every((r) => typeof r.exact === 'number');
+
+/**
  * Mean site scores of one run over the table's pairs; `field` 'reuse' or 'exact' averages that column instead
  * (as `score`), over the pairs that have one.
  */

@@ -21,7 +21,7 @@ import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
 import { selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
-import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey, type CircuitRun, type Component, type Group, type SiteScore } from './circuit-sites';
+import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, everySiteExact, siteKey, type CircuitRun, type Component, type Group, type SiteScore } from './circuit-sites';
 
 
 /** The VLM's runs: the ones compared with the backbone's text run (reuse, found, carried). */
@@ -376,7 +376,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
  * effect there over the backbone's (1: it moves the answer there as much as the backbone does).
  */
 export function exactComparison(rows: readonly Row[], k: number) {
-  if (rows.length === 0 || rows.some((r) => r.exact === null || r.exact === undefined)) return null;
+  if (!everySiteExact(rows)) return null;
   const ex = Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, circuitMeans(rows, r, 'exact')])) as Record<CircuitRun, SiteScore[]>;
   const topOf = (r: CircuitRun) => [...ex[r]].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, k);
   const sites = topOf('backbone-text').filter((s) => s.component === 'mlp_out' && s.group === 'entity-last').sort((x, y) => x.layer - y.layer);

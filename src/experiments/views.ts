@@ -8,7 +8,7 @@
 import { summarizeAccuracy } from '../data/stats';
 import type { AttributionMapData, FreezeCurveData, KnockoutMapData, LayerSwitchData, LogitLensData, ProbeAccuracyData, RecoveryCurveData } from '../report/views';
 import type { Row } from './checkpoint';
-import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, siteKey, type CircuitRun } from './circuit-sites';
+import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, everySiteExact, siteKey, type CircuitRun } from './circuit-sites';
 import type { CrossPatchSpec } from './cross-patch';
 import type { FreezeExperimentSpec } from './freeze';
 import type { KnockoutExperimentSpec } from './knockout';
@@ -234,22 +234,30 @@ export const recoveryView: ViewBuilder<RecoverySpec, RecoveryCurveData> = ({ spe
 /**
  * The view: a heatmap of layer × site (run · component · position group), the mean score over the pairs seen
  * so far, with the exact-patching checks of the first pair marked, and beside it the VLM runs' mean reuse per
- * site (cosine with what the backbone's same site writes; 1 = the same computation). Attribution alone cannot
- * show the paper's contrast: the image passes through the backbone's recall MLPs in a model that resolves it too
- * late as well as in one that resolves it in time, and those cells light up in both (on the 8-layer teaching pair,
- * layer 0's MLP over the image scored −2.15 in the late model, −1.55 in the early one). Reuse tells them apart
- * (at the entity's last token, layer 0: 0.35 against 0.90 then, 0.29 against 0.90 on the 12-layer pair;
- * data/teaching/README.md, sessions 26 and 32).
+ * site (cosine with what the backbone's same site writes; 1 = the same computation).
+ * When every site of every pair was re-measured (`everySiteExact`, the rule `summary.exact` uses), the map draws
+ * the measured effects instead of the estimates. The estimate fails where the contrast lies, at layer 0's MLP on
+ * the entity's last token: on the shipped teaching pair the backbone's effect there is −8.75 against an estimate
+ * of −2.71, and the late image run's estimate, +0.50, has the other sign from its effect, −0.12 (data/teaching/
+ * README.md, session 33). On estimates, the image lights those cells up in a model that resolves it too late as
+ * well as in one that resolves it in time (8-layer pair: −2.15 late, −1.55 early); reuse then tells them apart
+ * (at the entity's last token, layer 0: 0.29 against 0.90 on the 12-layer pair; sessions 26 and 32).
  */
-export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
+export const circuitView: ViewBuilder<SpecBase> = ({ spec, rows }) => {
   if (rows.length === 0) return null;
   const runs = CIRCUIT_RUNS.filter((r) => rows.some((x) => x.run === r));
-  const means = new Map(runs.map((r) => [r, new Map(circuitMeans(rows, r).map((s) => [siteKey(s), s.score]))]));
+  const exact = everySiteExact(rows);
+  const means = new Map(runs.map((r) => [r, new Map(circuitMeans(rows, r, exact ? 'exact' : 'score').map((s) => [siteKey(s), s.score]))]));
   const layers = [...new Set(rows.map((r) => Number(r.layer)))].sort((a, b) => a - b);
   const sitesOf = (rs: readonly CircuitRun[]) => rs.flatMap((run) => COMPONENTS.flatMap((component) => GROUPS.map((group) => ({ run, component, group }))));
   const cols = sitesOf(runs);
   const short = { 'backbone-text': 'LLM·text', 'vlm-text': 'VLM·text', 'vlm-image': 'VLM·image' } as const;
-  const first = rows.filter((r) => r.pair === rows[0].pair && r.exact !== null);
+  // Each pair's metric names its own answers' tokens: over several pairs the map is a mean of the spec's metric.
+  const metrics = new Set(rows.map((r) => r.metric));
+  const pairs = new Set(rows.map((r) => r.pair)).size;
+  const metricName = metrics.size === 1 && typeof rows[0].metric === 'string' ? rows[0].metric : `${String((spec as { metric?: unknown }).metric ?? 'metric')}, mean over ${pairs} pairs`;
+  // Marks on the cells the first pair re-measured; none when every cell is a measured effect.
+  const first = exact ? [] : rows.filter((r) => r.pair === rows[0].pair && r.exact !== null && r.exact !== undefined);
   // Reuse columns: the VLM runs whose rows carry one (tables written before the column have none).
   const reuseRuns = runs.filter((r) => r !== 'backbone-text' && rows.some((x) => x.run === r && x.reuse !== null && x.reuse !== undefined));
   const reuse = new Map(reuseRuns.map((r) => [r, new Map(circuitMeans(rows, r, 'reuse').map((s) => [siteKey(s), s.score]))]));
@@ -262,12 +270,13 @@ export const circuitView: ViewBuilder<SpecBase> = ({ rows }) => {
     layers,
     positions: cols.map(column),
     scores: layers.map((l) => cols.map((c) => at(means, c, l) ?? 0)),
-    metric: typeof rows[0].metric === 'string' ? rows[0].metric : null,
+    metric: metricName,
     image: null,
     patchScores: null,
     patchLabel: null,
     confirmed: first.map((r) => ({ layer: Number(r.layer), position: cols.findIndex((c) => c.run === r.run && c.component === r.component && c.group === r.group), exact: Number(r.exact) })),
     columns: 'site',
+    ...(exact ? { measured: 'exact' as const } : {}),
     similarity: reuseCols.length
       ? {
           title: "reuse: cosine with the backbone's site",

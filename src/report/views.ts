@@ -209,10 +209,24 @@ export interface AttributionMapData {
    * whose "image" columns are the image run's sites, not image tokens). Names the axis, the band and the hover.
    */
   columns?: AttributionColumns;
+  /**
+   * What `scores` are: attribution's linear estimates (the default, `confirmed` marking the cells re-measured) or
+   * effects measured by exact patching at every cell (the circuit when every site was re-measured). The figure's
+   * title and hover say which: an estimate can have the other sign from the effect (data/teaching/README.md).
+   */
+  measured?: AttributionMeasured;
 }
 
 export const ATTRIBUTION_COLUMNS = ['position', 'site'] as const;
 export type AttributionColumns = (typeof ATTRIBUTION_COLUMNS)[number];
+export const ATTRIBUTION_MEASURED = ['estimate', 'exact'] as const;
+export type AttributionMeasured = (typeof ATTRIBUTION_MEASURED)[number];
+/**
+ * What an attribution map's cells are, as its figures title it (widget and SVG / PNG / PDF alike); `marks`: the
+ * figure marks the re-measured cells with × (the widget does, the static figures do not).
+ */
+export const attributionMapTitle = (d: Pick<AttributionMapData, 'measured' | 'confirmed'>, marks: boolean): string =>
+  d.measured === 'exact' ? 'exact patching, every cell measured' : `attribution estimate${marks && d.confirmed.length ? ' (×: re-measured by exact patching)' : ''}`;
 
 /** One row of the recall-gap table: accuracy with a 95% confidence interval per condition. */
 export interface RecallGapRow {
@@ -664,7 +678,8 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
   }
   const similarity = similarityMap(field(d, 'similarity'), `${path}.similarity`, p, layers.length);
   const columns = optionalChoice(d, 'columns', ATTRIBUTION_COLUMNS, 'position', path, p, 'a column kind');
-  if (!scores || similarity === undefined || !columns) return null;
+  const measured = optionalChoice(d, 'measured', ATTRIBUTION_MEASURED, 'estimate', path, p, 'what the scores are');
+  if (!scores || similarity === undefined || !columns || !measured) return null;
   return {
     layers,
     positions,
@@ -676,6 +691,7 @@ function attributionMap(d: Record<string, unknown>, path: string, p: Problems): 
     confirmed,
     ...(similarity ? { similarity } : {}),
     ...(columns === 'site' ? { columns: 'site' as const } : {}),
+    ...(measured === 'exact' ? { measured: 'exact' as const } : {}),
   };
 }
 

@@ -195,6 +195,9 @@ test('circuit kind on the teaching VLM and its backbone: three runs on the same 
     assert.deepEqual(data.layers, Array.from({ length: L }, (_, i) => i));
     assert.equal(data.positions.length, CIRCUIT_RUNS.length * COMPONENTS.length * GROUPS.length);
     assert.ok(data.scores.flat().every(Number.isFinite));
+    // Only the top sites were re-measured: the map draws the estimates (no `measured`) and marks the first pair's checks.
+    assert.equal((view.data as { measured?: string }).measured, undefined);
+    assert.ok((view.data as { confirmed: unknown[] }).confirmed.length > 0, 'the re-measured cells are marked');
     // Beside the scores, the VLM runs' reuse per site (the backbone's run has none), the same per-site means the
     // rows give, and it validates as the widgets and figures read it.
     const sim = (view.data as { similarity: { positions: { label: string; kind: string }[]; scores: (number | null)[][] } }).similarity;
@@ -257,6 +260,29 @@ test('circuit with every site re-measured: summary.exact compares the runs on th
     const shared = top('backbone-text').filter((key) => new Set(top('vlm-image')).has(key)).length / k;
     assert.equal(s.exact.comparisons['backbone-text~vlm-image'].overlap, shared);
     assert.match(s.answer, /exact patching of every site/);
+    // The figure then draws those measured means, not the estimates, says so, and marks no cell as re-measured
+    // (every cell is); it validates as the widgets read it.
+    const { viewFromResult } = await import('../../src/experiments/view-of');
+    const { validateViewState } = await import('../../src/report/views');
+    const view = validateViewState(viewFromResult(r));
+    assert.ok(view.ok && view.state.view === 'attribution-map', view.ok ? view.state.view : view.problems.join('; '));
+    const d = view.state.data as import('../../src/report/views').AttributionMapData;
+    assert.equal(d.measured, 'exact');
+    // Each pair's metric names its own answers: the colour bar names the mean, not the first pair's tokens.
+    assert.equal(d.metric, `logit-diff, mean over ${s.pairs} pairs`);
+    assert.deepEqual(d.confirmed, []);
+    const runOf = { 'LLM·text': 'backbone-text', 'VLM·text': 'vlm-text', 'VLM·image': 'vlm-image' } as Record<string, string>;
+    let differs = 0;
+    for (const [ci, pos] of d.positions.entries()) {
+      const [run, comp, group] = pos.label.split(' ');
+      for (const [li, l] of d.layers.entries()) {
+        const want = means[runOf[run]].get(`${comp === 'mlp' ? 'mlp_out' : 'attn_out'}/${l}/${group}`)!;
+        assert.ok(Math.abs(d.scores[li][ci] - want) < 1e-9, `${pos.label} layer ${l}: drawn ${d.scores[li][ci]}, exact mean ${want}`);
+        const est = rows.filter((x) => x.run === runOf[run] && x.layer === l && x.group === group && x.component === (comp === 'mlp' ? 'mlp_out' : 'attn_out')).map((x) => x.score as number);
+        if (Math.abs(est.reduce((a, b) => a + b, 0) / est.length - want) > 1e-3) differs++;
+      }
+    }
+    assert.ok(differs > 0, 'the exact means differ from the estimates somewhere (else this test could not tell which is drawn)');
   } finally {
     vlm.dispose();
   }

@@ -40,6 +40,10 @@ test('every view kind is drawn as SVG and as PNG (2× raster), with its title an
   assert.ok(h(both) > h(scoresOnly) && both.includes("reuse: cosine with the backbone's site"), 'a second panel, titled');
   assert.match(both, /VLM·image mlp entity-last, layer 1: [-\d.]+</, 'the cosine map drawn');
   assert.match(both, /VLM·image mlp entity-last, layer 0: n\/a</, 'null drawn blank');
+  // The scores' panel says what its cells are: estimates (no × marks here to explain), or effects measured everywhere.
+  assert.ok(both.includes(`${attr.title}: attribution estimate<`), 'estimates titled as such');
+  const exact = figureSvg({ ...attr, data: { ...(attr.data as object), measured: 'exact', confirmed: [] } });
+  assert.ok(exact.includes(`${attr.title}: exact patching, every cell measured`) && !exact.includes('attribution estimate'), 'measured effects titled as such');
   const svgFile = await saveFigure(recallGapState(), path.join(dir, 'sub', 'gap.svg'));
   assert.match(fs.readFileSync(svgFile, 'utf8'), /celebs.*landmarks/s);
 });

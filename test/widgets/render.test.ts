@@ -139,6 +139,13 @@ test('compared models: curves and bars share one plot, one colour per model; hea
   assert.deepEqual(b.errors, []);
 });
 
+/** The first widget's score map: its title and its colour bar's title. */
+async function mapTitles(): Promise<{ title: string | null; bar: string | null }> {
+  return (await b.page.evaluate(`(() => { const p = document.querySelector('.hopscope-widget .hs-plot');
+    const t = (sel) => { const e = p.querySelector(sel); return e ? e.textContent : null; };
+    return { title: t('.gtitle'), bar: t('.cbtitle text') }; })()`)) as { title: string | null; bar: string | null };
+}
+
 test('a site map without a picture (the circuit view), one model and two: no patch-layer picker, sites named as sites, no click-to-patch, the cosine map beside the scores inside the widget', { skip }, async () => {
   const base = circuitMapState();
   const states = [base, { ...base, title: 'circuit: late vs early', label: 'late', compare: [{ label: 'early', data: base.data }] }];
@@ -160,7 +167,14 @@ test('a site map without a picture (the circuit view), one model and two: no pat
     assert.ok(texts.includes('site'), JSON.stringify(texts));
     assert.ok(texts.includes('image run (8)'), JSON.stringify(texts));
     assert.ok(!texts.some((t) => /position/.test(t)), JSON.stringify(texts));
+    assert.deepEqual(await mapTitles(), { title: 'attribution estimate (×: re-measured by exact patching)', bar: 'logit diff' });
   }
+  // Every cell measured by exact patching (the circuit with every site re-measured): the title says so, not "estimate".
+  const exact = { ...base, data: { ...(base.data as object), measured: 'exact', confirmed: [] } };
+  await openPage(b, renderStaticPage({ title: 'Site map, exact', sections: [{ widgetState: exact }] }), 'site-map-exact');
+  const [we] = await widgetInfo();
+  assert.equal(we.status, 'ready', String(we.message));
+  assert.deepEqual(await mapTitles(), { title: 'exact patching, every cell measured', bar: 'logit diff' });
   // A site sums a group of positions: a click on one runs nothing (it used to send its column index as a position).
   await clickHeatmapCentre();
   await b.page.waitForTimeout(300);

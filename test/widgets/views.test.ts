@@ -120,12 +120,19 @@ test("attribution-map: the optional cosine map (circuit's reuse) validates on th
   }
 });
 
-test('attribution-map: columns are positions unless the data says sites (the circuit); any other kind is named as wrong', () => {
+test('attribution-map: columns are positions unless the data says sites (the circuit), scores estimates unless it says exact; any other kind is named as wrong', () => {
   const base = { layers: [0, 1], positions: ['a', 'b'], scores: [[0.1, 0.2], [0.3, 0.4]] };
   const plain = validateViewState({ view: 'attribution-map', data: base });
   assert.ok(plain.ok && plain.state.view === 'attribution-map' && plain.state.data.columns === undefined);
   const sites = validateViewState({ view: 'attribution-map', data: { ...base, columns: 'site' } });
   assert.ok(sites.ok && sites.state.view === 'attribution-map' && sites.state.data.columns === 'site');
+  // What the scores are: estimates unless the data says every cell was measured by exact patching.
+  assert.ok(plain.ok && plain.state.view === 'attribution-map' && plain.state.data.measured === undefined);
+  const exact = validateViewState({ view: 'attribution-map', data: { ...base, columns: 'site', measured: 'exact' } });
+  assert.ok(exact.ok && exact.state.view === 'attribution-map' && exact.state.data.measured === 'exact');
+  const wrong = validateViewState({ view: 'attribution-map', data: { ...base, measured: 'measured' } });
+  assert.equal(wrong.ok, false);
+  assert.match(wrong.ok ? '' : wrong.problems.join('; '), /measured: .* is not what the scores are; use one of estimate, exact/);
   for (const columns of ['sites', 3]) {
     const b = validateViewState({ view: 'attribution-map', data: { ...base, columns } });
     assert.equal(b.ok, false, String(columns));

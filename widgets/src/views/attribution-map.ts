@@ -1,8 +1,9 @@
 // attribution-map: attribution-patching score per (layer, position) as a signed heat map, cells confirmed by
-// exact patching marked, a per-patch score drawn over the picture, and, where the data has one, a second map of
-// cosines on a fixed [-1, 1] scale (the circuit experiment's reuse).
+// exact patching marked (or, where every cell was measured, the exact effects, titled as such), a per-patch score
+// drawn over the picture, and, where the data has one, a second map of cosines on a fixed [-1, 1] scale (the
+// circuit experiment's reuse).
 
-import type { AttributionMapData, ViewState } from '../../../src/report/views';
+import { attributionMapTitle, type AttributionMapData, type ViewState } from '../../../src/report/views';
 import type { Trace } from '../plotly-types';
 import { el } from '../dom';
 import { DIVERGING, PlotSlot, clickLayerPosition, escapeHtml, fmt, maxAbs } from './plot';
@@ -12,6 +13,8 @@ import type { RendererFactory } from './types';
 
 /** Columns are sites (the circuit's run · component · group), not token positions. */
 const sites = (d: AttributionMapData): boolean => d.columns === 'site';
+/** The scores are effects measured by exact patching at every cell, not attribution's estimates. */
+const measured = (d: AttributionMapData): boolean => d.measured === 'exact';
 
 export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) => {
   const controls = el('div', { className: 'hs-controls' });
@@ -35,7 +38,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     const column = sites(d) ? escapeHtml(pos.label) : `position ${pi} ${escapeHtml(JSON.stringify(pos.label))} (${pos.kind})`;
     return (
       `layer ${d.layers[li]} · ${column}<br>` +
-      `${escapeHtml(d.metric ?? 'score')} estimate: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
+      `${escapeHtml(d.metric ?? 'score')} ${measured(d) ? 'exact patching' : 'estimate'}: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
       (exact ? `<br>exact patching: ${fmt(exact.exact, 4)}` : '') +
       // A site sums a run's group of positions: there is no one cell to patch (the circuit patches its top sites).
       (sites(d) ? '' : '<br><i>click to patch this cell exactly</i>')
@@ -87,6 +90,8 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       });
     }
     await grid.draw(traces, {
+      // What the cells are, so an estimate is never read as a measured effect.
+      title: { text: escapeHtml(attributionMapTitle(d, true)), font: { size: 12 }, x: 0.02 },
       xaxis: { title: { text: sites(d) ? 'site' : 'position' }, ...positionTicks(d.positions), tickangle: -45, automargin: true },
       yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
       margin: { l: 60, r: 20, t: 40, b: 90 },
@@ -111,7 +116,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       const li = picker.sync(d.layers, strongestLayer(d));
       values = img.positions.map((p) => d.scores[li]?.[p] ?? NaN);
       // The colour bar names the metric; the title, short enough for the picture's width, the layer.
-      title = `layer ${d.layers[li]}: attribution per patch`;
+      title = `layer ${d.layers[li]}: ${measured(d) ? 'exact effect' : 'attribution'} per patch`;
       barTitle = `${d.metric ?? 'score'} @ L${d.layers[li]}`;
       custom = img.positions.map((p) => [d.layers[li], p]);
       hovers = img.positions.map((p) => hover(d, li, p));
