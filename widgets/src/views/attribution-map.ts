@@ -38,7 +38,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     const column = sites(d) ? escapeHtml(pos.label) : `position ${pi} ${escapeHtml(JSON.stringify(pos.label))} (${pos.kind})`;
     return (
       `layer ${d.layers[li]} · ${column}<br>` +
-      `${escapeHtml(d.metric ?? 'score')} ${measured(d) ? 'exact patching' : 'estimate'}: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
+      `${measured(d) ? 'exact patching, ' : ''}${escapeHtml(d.metric ?? 'score')}${measured(d) ? '' : ' estimate'}: ${Number.isFinite(v) ? fmt(v, 4) : 'not computed yet'}` +
       (exact ? `<br>exact patching: ${fmt(exact.exact, 4)}` : '') +
       // A site sums a run's group of positions: there is no one cell to patch (the circuit patches its top sites).
       (sites(d) ? '' : '<br><i>click to patch this cell exactly</i>')
