@@ -13,9 +13,9 @@ import { parse } from 'csv-parse/sync';
 import { describeEngine, initEngine } from '../engine/backend';
 import { startModuleWorker } from '../engine/module-worker';
 import { HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
-import { TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
+import { TEACHING_COMPARE_DIR, TEACHING_DIR, TEACHING_MODELS, isTeachingDir, teachingModelDir } from '../data/teaching-models';
 import { InputError } from '../errors';
-import { backboneDirOf, compareResults, experimentDefinitions, loadModelWithAssets, runExperiment, viewFromResult, type ExperimentResult } from '../experiments';
+import { backboneDirOf, compareResults, experimentDefinitions, loadModelWithAssets, runExperiment, siteCount, viewFromResult, type ExperimentResult } from '../experiments';
 import type { Model } from '../models/model';
 import { renderStaticPage, type StaticSection } from '../report/static-page';
 import { htmlSummary, htmlTable, writeTable } from '../report/tables';
@@ -66,8 +66,13 @@ export function hasVqaSplit(dataDir: string): boolean {
  * data marks the held-out pairs (`vqa_split`), the experiments that answer factual questions (recall-gap,
  * freeze's early/late split, knockout, recovery) ask only those: the recall gap is measured on pairs the
  * model never saw with an image. Probe, logit-lens and attribution use identification and naming prompts.
+ * `numLayers`: the model's depth. On a teaching model (a folder of TEACHING_MODELS) the circuit then re-measures
+ * every site by exact patching (12 layers: 96 sites, 10–15 s more per model), so its figure draws measured effects:
+ * the attribution estimate misleads at the site that separates the pair (layer 0's MLP at the entity's last token,
+ * where the late image run's estimate has the other sign from its effect; data/teaching/README.md, session 33). On
+ * a real model that would be thousands of patched runs: the top sites only.
  */
-export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOYWORLD): DemoSpec[] {
+export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOYWORLD, numLayers?: number): DemoSpec[] {
   const backbone = backboneDirOf(modelDir);
   const q = hasVqaSplit(dataDir) ? { questions: HELDOUT_QUESTIONS } : {};
   // toyworld (it has vqa_split) teaches its backbone in the chat format; real PopVQA backbones are asked plainly.
@@ -85,7 +90,7 @@ export function demoSpecs(modelDir: string, limit: number, dataDir: string = TOY
     attribution: { limit: 2 },
     recovery: { limit, backbone, ...q, ...cotSuffixOf(dataDir), ...bbTemplate },
     // Same-type pairs asked one relation: `limit` entities give about limit / 2 pairs.
-    circuit: { limit: limit * 2, backbone, ...q, ...bbTemplate },
+    circuit: { limit: limit * 2, backbone, ...q, ...bbTemplate, ...(numLayers !== undefined && isTeachingDir(modelDir) ? { topK: siteCount(numLayers) } : {}) },
   };
   return experimentDefinitions()
     .filter((d) => d.demo)
@@ -184,7 +189,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoOutput> {
     // The factual questions the question-answering experiments asked.
     questions: heldout ? HELDOUT_QUESTIONS : null,
   };
-  const specsOf = dirs.map((d) => demoSpecs(d, opts.limit ?? DEMO_LIMIT, dataDir));
+  const specsOf = dirs.map((d, i) => demoSpecs(d, opts.limit ?? DEMO_LIMIT, dataDir, models[i].numLayers));
   const wanted = (spec: DemoSpec) => !opts.only || opts.only.includes(spec.kind);
   const remote = parallel ? new CompareWorker({ modelDir: compare!, dataDir, specs: [...specsOf[1].entries()].filter(([, s]) => wanted(s)) }) : null;
   try {

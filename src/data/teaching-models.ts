@@ -41,3 +41,9 @@ export function isTeachingModel(name: string): name is TeachingModelName {
 export function teachingModelDir(nameOrDir: string): string {
   return isTeachingModel(nameOrDir) ? TEACHING_MODELS[nameOrDir] : nameOrDir;
 }
+
+/** Whether `dir` is a teaching model's folder (however the path is written). */
+export function isTeachingDir(dir: string): boolean {
+  const d = path.resolve(dir);
+  return Object.values(TEACHING_MODELS).some((t) => path.resolve(t) === d);
+}

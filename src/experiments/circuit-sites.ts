@@ -36,6 +36,9 @@ export function meanSites(runs: readonly SiteScore[][]): SiteScore[] {
 export const CIRCUIT_RUNS = ['backbone-text', 'vlm-text', 'vlm-image'] as const;
 export type CircuitRun = (typeof CIRCUIT_RUNS)[number];
 
+/** A run's sites in a model of `numLayers` layers: a `topK` of at least this re-measures every one exactly. */
+export const siteCount = (numLayers: number): number => numLayers * COMPONENTS.length * GROUPS.length;
+
 /**
  * Whether every site of every pair in the rows was re-measured by exact patching (the spec's `topK` at least a
  * run's sites: layers × components × groups). Only then are exact means comparable between sites and runs: a

@@ -211,24 +211,52 @@ function lastLogitsOf(model: Model, inputs: ModelInputs): Float32Array {
   }
 }
 
-/** M(clean with the corrupt run's values of `hook` at `positions`) - M(clean): exact patching of one site. */
-function exactSite(model: Model, clean: ModelInputs, corruptCache: Map<string, tf.Tensor>, hook: string, positions: number[], metric: Metric, mClean: number): number {
-  const donor = corruptCache.get(hook)!;
-  const out = model.forward(clean, {
-    logits: 'last',
-    hooks: {
-      [hook]: (v) => {
-        const T = v.shape[1] as number;
-        const keep = tf.tensor3d(Array.from({ length: T }, (_, p) => (positions.includes(p) ? 0 : 1)), [1, T, 1]);
-        return tf.add(tf.mul(v, keep), tf.mul(donor, tf.sub(1, keep)));
-      },
-    },
-  });
-  try {
-    return metric.value(Float32Array.from(out.logits!.dataSync())) - mClean;
-  } finally {
-    out.dispose();
+/** One site to patch exactly: a component's hook and the position group's positions. */
+interface PatchSite {
+  hook: string;
+  positions: readonly number[];
+}
+
+/**
+ * M(clean with the corrupt run's values of each site's hook at its positions) − M(clean), exact patching of every
+ * site, `batchSize` patched runs per forward: row i of a batch of copies of the clean prompt is patched at site i
+ * alone (a per-row mask at each hook of the chunk). On the 12-layer teaching model a forward of 8 image prompts
+ * costs 2.1 ms a prompt against 11.6 ms for one alone (.scratch bench, session 34): re-measuring all 96 sites is
+ * then about 5× cheaper than one run per site. All copies share the clean prompt's length, as the corrupt run's
+ * cached values do (pairs have prompts of equal length), so positions need no padding offset.
+ */
+async function exactSites(model: Model, source: PromptSource, clean: PromptCase, corruptCache: Map<string, tf.Tensor>, sites: readonly PatchSite[], metric: Metric, mClean: number, batchSize: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let start = 0; start < sites.length; start += batchSize) {
+    const chunk = sites.slice(start, start + batchSize);
+    const batch = await makeBatch(model, source, chunk.map(() => clean));
+    try {
+      const hooks: Record<string, (v: tf.Tensor) => tf.Tensor> = {};
+      for (const hook of new Set(chunk.map((s) => s.hook))) {
+        const donor = corruptCache.get(hook)!;
+        hooks[hook] = (v) => {
+          const [N, T] = v.shape as [number, number];
+          const keep = new Float32Array(N * T).fill(1);
+          chunk.forEach((s, i) => {
+            if (s.hook === hook) for (const p of s.positions) keep[i * T + p] = 0;
+          });
+          const k = tf.tensor3d(keep, [N, T, 1]);
+          return tf.add(tf.mul(v, k), tf.mul(donor, tf.sub(1, k)));
+        };
+      }
+      const res = model.forward(batch.inputs, { logits: 'last', hooks });
+      try {
+        const logits = res.logits!.dataSync() as Float32Array;
+        const V = logits.length / chunk.length;
+        for (let i = 0; i < chunk.length; i++) out.push(metric.value(logits.slice(i * V, (i + 1) * V)) - mClean);
+      } finally {
+        res.dispose();
+      }
+    } finally {
+      batch.dispose();
+    }
   }
+  return out;
 }
 
 /** The summary `circuitExperiment` builds, typed from its code (runExperiment's result is typed by kind from these). */
@@ -286,7 +314,8 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
             const corrupt = m.forward(B.inputs, { cache: hooks, logits: 'last' });
             try {
               const mClean = metric.value(cleanLast);
-              for (const s of top) exact.set(siteKey(s), exactSite(m, A.inputs, corrupt.cache, `lm.blocks.${s.layer}.${s.component}`, groups[s.group], metric, mClean));
+              const values = await exactSites(m, src, ca, corrupt.cache, top.map((s) => ({ hook: `lm.blocks.${s.layer}.${s.component}`, positions: groups[s.group] })), metric, mClean, spec.batchSize);
+              top.forEach((s, i) => exact.set(siteKey(s), values[i]));
             } finally {
               corrupt.dispose();
             }

@@ -64,7 +64,7 @@ export { attributionExperiment, metricFor, exactPatchJobs, type AttributionSpec,
 export { attributionPatching, attributionPoints, logitDiff, answerLogit, answerProb, type Metric, type AttributionResult } from './attribution-patching';
 export { recovery, DEFAULT_COT_SUFFIX, type RecoverySpec, type RecoverySummary } from './recovery';
 export { circuitExperiment, compareSites, siteScores, type CircuitSpec, type CircuitSummary } from './circuit';
-export { circuitMeans, CIRCUIT_RUNS, type CircuitRun, type SiteScore } from './circuit-sites';
+export { circuitMeans, CIRCUIT_RUNS, siteCount, type CircuitRun, type SiteScore } from './circuit-sites';
 export { backboneDirOf } from './backbone';
 export { cleanState, cleanStates, runJobs, sweep, residHooks, type CleanState, type CleanSet, type PatchJob, type JobOutput, type SweepOptions, type SweepExecutor } from './scheduler';
 export { RunCheckpoint, type Row } from './checkpoint';

@@ -86,6 +86,16 @@ test('on toyworld the question-answering experiments ask only the held-out pairs
   assert.ok(demoSpecs(TEACHING_MODEL, 8, popvqa).every((s) => s.questions === undefined));
 });
 
+test("the demo's circuit re-measures every site on a teaching model (its figure draws measured effects), the top sites on any other", () => {
+  const circuitOf = (dir: string, layers?: number) => demoSpecs(dir, 8, TOYWORLD, layers).find((s) => s.kind === 'circuit') as Record<string, unknown>;
+  // 12 layers × (attn_out, mlp_out) × 4 position groups, written however the path is.
+  assert.equal(circuitOf(TEACHING_MODEL, 12).topK, 96);
+  assert.equal(circuitOf(path.relative(process.cwd(), TEACHING_COMPARE) + path.sep, 12).topK, 96);
+  // Depth unknown, or a folder that is not a teaching model (on a 7B model every site is thousands of patched runs).
+  assert.equal(circuitOf(TEACHING_MODEL).topK, undefined);
+  assert.equal(circuitOf(path.resolve(__dirname, '../fixtures/hf/llava'), 12).topK, undefined);
+});
+
 test('the demo recall gap is measured on held-out pairs, and the report says so', { skip: !haveModel }, () => {
   const splits = JSON.parse(fs.readFileSync(path.join(TOYWORLD, 'splits.json'), 'utf8')).visualInstructionTuning.heldout as Record<string, string[]>;
   const rows = aq.fromCSV(fs.readFileSync(path.join(dir, 'recall-gap.csv'), 'utf8')).objects() as Record<string, unknown>[];
