@@ -13,6 +13,11 @@ import type { RendererFactory } from './types';
 
 /** Columns are sites (the circuit's run · component · group), not token positions. */
 const sites = (d: AttributionMapData): boolean => d.columns === 'site';
+/**
+ * Tick labels: a site's name ("VLM·image mlp entity-last") is long and its column narrow (24 in a half-width
+ * plot), so site labels stand upright in a smaller font, one column apart; token positions keep the slant.
+ */
+const siteTicks = (site: boolean) => (site ? { tickangle: -90, tickfont: { size: 9 } } : { tickangle: -45 });
 /** The scores are effects measured by exact patching at every cell, not attribution's estimates. */
 const measured = (d: AttributionMapData): boolean => d.measured === 'exact';
 
@@ -92,7 +97,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
     await grid.draw(traces, {
       // What the cells are, so an estimate is never read as a measured effect.
       title: { text: escapeHtml(attributionMapTitle(d, true)), font: { size: 12 }, x: 0.02 },
-      xaxis: { title: { text: sites(d) ? 'site' : 'position' }, ...positionTicks(d.positions), tickangle: -45, automargin: true },
+      xaxis: { title: { text: sites(d) ? 'site' : 'position' }, ...positionTicks(d.positions), ...siteTicks(sites(d)), automargin: true },
       yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
       margin: { l: 60, r: 20, t: 40, b: 90 },
       ...imageSpanShapes(d.positions, sites(d) ? 'image run' : undefined),
@@ -154,7 +159,7 @@ export const attributionMap: RendererFactory<'attribution-map'> = (body, ctx) =>
       ],
       {
         title: { text: escapeHtml(sim.title), font: { size: 12 }, x: 0.02 },
-        xaxis: { title: { text: 'site' }, ...positionTicks(sim.positions), tickangle: -45, automargin: true },
+        xaxis: { title: { text: 'site' }, ...positionTicks(sim.positions), ...siteTicks(true), automargin: true },
         yaxis: { title: { text: 'layer' }, ...(d.layers.length <= 16 ? { tickvals: d.layers } : {}) },
         margin: { l: 60, r: 20, t: 40, b: 90 },
       },
