@@ -221,11 +221,11 @@ interface PatchSite {
  * M(clean with the corrupt run's values of each site's hook at its positions) − M(clean), exact patching of every
  * site, `batchSize` patched runs per forward: row i of a batch of copies of the clean prompt is patched at site i
  * alone (a per-row mask at each hook of the chunk). On the 12-layer teaching model a forward of 8 image prompts
- * costs 2.1 ms a prompt against 11.6 ms for one alone (.scratch bench, session 34): re-measuring all 96 sites is
- * then about 5× cheaper than one run per site. All copies share the clean prompt's length, as the corrupt run's
+ * costs 2.1 ms a prompt against 11.6 ms for one alone (one thread; data/teaching/README.md, session 34): notebook
+ * 8's every-site spec takes 10.3 s instead of 23.9. All copies share the clean prompt's length, as the corrupt run's
  * cached values do (pairs have prompts of equal length), so positions need no padding offset.
  */
-async function exactSites(model: Model, source: PromptSource, clean: PromptCase, corruptCache: Map<string, tf.Tensor>, sites: readonly PatchSite[], metric: Metric, mClean: number, batchSize: number): Promise<number[]> {
+export async function exactSites(model: Model, source: PromptSource, clean: PromptCase, corruptCache: Map<string, tf.Tensor>, sites: readonly PatchSite[], metric: Metric, mClean: number, batchSize: number): Promise<number[]> {
   const out: number[] = [];
   for (let start = 0; start < sites.length; start += batchSize) {
     const chunk = sites.slice(start, start + batchSize);

@@ -288,3 +288,62 @@ test('circuit with every site re-measured: summary.exact compares the runs on th
   }
   assert.equal(tf.memory().numTensors, before, 'every tensor of the runs (backbone included) is freed');
 });
+
+test('exact patching of many sites in batches (one row per site, a per-row mask at each hook) equals one patched run per site', async () => {
+  const { loadModelWithAssets } = await import('../../src/experiments');
+  const { toPromptSource } = await import('../../src/experiments/to-source');
+  const { prepareSource } = await import('../../src/experiments/sources/dataset');
+  const { makeBatch } = await import('../../src/experiments/batch');
+  const { exactSites } = await import('../../src/experiments/circuit');
+  const path = await import('node:path');
+  const root = path.join(__dirname, '..', '..');
+  const before = tf.memory().numTensors;
+  const vlm = loadModelWithAssets(path.join(root, 'data', 'teaching', 'late'));
+  try {
+    const src = toPromptSource(vlm, path.join(root, 'data', 'toyworld'));
+    const [e1, e2] = src.entities({ limit: 2, seed: 3 });
+    await prepareSource(src, [e1, e2]);
+    // Two image prompts of one template, so of one length (the patch needs it): views of two entities.
+    const [c1, c2] = [src.views(e1)[0], src.views(e2)[0]];
+    assert.equal(c1.inputIds.length, c2.inputIds.length);
+    const A = await makeBatch(vlm, src, [c1]);
+    const B = await makeBatch(vlm, src, [c2]);
+    try {
+      const T = A.T;
+      const img = c1.spans.images[0];
+      // Seven sites, batches of 3: a chunk with two rows at one hook (other positions), one with one site alone.
+      const sites = [
+        { hook: 'lm.blocks.0.mlp_out', positions: [T - 1] },
+        { hook: 'lm.blocks.0.mlp_out', positions: Array.from({ length: img.length }, (_, i) => img.start + i) },
+        { hook: 'lm.blocks.3.attn_out', positions: [img.start + img.length - 1] },
+        { hook: 'lm.blocks.5.mlp_out', positions: [2, 3, 4] },
+        { hook: 'lm.blocks.5.attn_out', positions: [T - 1] },
+        { hook: 'lm.blocks.11.mlp_out', positions: [T - 1, T - 2] },
+        { hook: 'lm.blocks.3.attn_out', positions: [0] },
+      ];
+      const metric = logitDiff(11, 17);
+      const clean = vlm.forward(A.inputs, { logits: 'last' });
+      const mClean = metric.value(clean.logits!.dataSync() as Float32Array);
+      clean.dispose();
+      const corrupt = vlm.forward(B.inputs, { cache: [...new Set(sites.map((s) => s.hook))], logits: 'last' });
+      let batched: number[];
+      try {
+        batched = await exactSites(vlm, src, c1, corrupt.cache, sites, metric, mClean, 3);
+      } finally {
+        corrupt.dispose();
+      }
+      assert.equal(batched.length, sites.length);
+      for (const [i, s] of sites.entries()) {
+        const one = patchEffect(vlm, A.inputs, s.hook, activationAt(vlm, B.inputs, s.hook), s.positions, metric, 1, mClean);
+        assert.ok(Math.abs(batched[i] - one) < 1e-4, `${s.hook} at ${s.positions.length} position(s): batched ${batched[i]}, alone ${one}`);
+      }
+      assert.ok(batched.some((v) => Math.abs(v) > 1e-3), 'some patch moves the metric (else equality says nothing)');
+    } finally {
+      A.dispose();
+      B.dispose();
+    }
+  } finally {
+    vlm.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'the patched batches free their tensors');
+});
