@@ -15,7 +15,7 @@ import { backboneDirOf, loadModelWithAssets, runExperiment, type ExperimentKind,
 import { COT_SUFFIX, HELDOUT_QUESTIONS, TOYWORLD_BACKBONE_TEMPLATE } from '../data/toyworld';
 import { TEACHING_MODELS, teachingModelDir } from '../data/teaching-models';
 import type { ProbeSummary } from '../experiments/probe';
-import { COMPONENTS, GROUPS } from '../experiments/circuit-sites';
+import { siteCount } from '../experiments/circuit-sites';
 
 export interface ContrastOptions {
   model: string;
@@ -118,7 +118,7 @@ export async function contrast(o: ContrastOptions): Promise<Record<string, unkno
     if (hasBackbone) {
       // The recall circuit: the backbone's top-10 sites in its text run, looked for among the VLM's image-run sites,
       // by attribution and, every site re-measured by exact patching (`summary.exact`), by measured effect.
-      const circuit = await run({ kind: 'circuit', limit: o.limit, topK: model.numLayers * COMPONENTS.length * GROUPS.length, backbone, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE, questions: HELDOUT_QUESTIONS });
+      const circuit = await run({ kind: 'circuit', limit: o.limit, topK: siteCount(model.numLayers), backbone, backboneTemplate: TOYWORLD_BACKBONE_TEMPLATE, questions: HELDOUT_QUESTIONS });
       if (circuit) {
         const s = circuit.summary;
         out.circuit = { pairs: s.pairs, overlapImage: s.comparisons['backbone-text~vlm-image'].overlap, overlapText: s.comparisons['backbone-text~vlm-text'].overlap, recall: s.recall, exact: s.exact, top: s.top };
