@@ -296,8 +296,9 @@ export const LAB4_GAP = { kind: 'recall-gap', version: 1, limit: 24, seed: 1, ba
 export const LAB4_PROBE = { kind: 'probe', version: 1, position: 'last-image', transfer: true, limit: 32, seed: 1, batchSize: 32 } as const;
 export const LAB4_CROSSPATCH = LAB1_CROSSPATCH;
 /**
- * The recall circuit against each model's own backbone (the folder's, or `backbone` of the context): notebook 8's
- * pairs. Its `summary.recall.reuse['vlm-image']` is what the image run writes at the backbone's recall MLPs
+ * The recall circuit against each model's own backbone (the folder's, or `backbone` of the context): the pairs of
+ * notebook 8's first section (14 on toyworld; its pair section takes the data card's 46, on which the bootstrap
+ * intervals of the carried share no longer meet: data/teaching/README.md, session 35). Its `summary.recall.reuse['vlm-image']` is what the image run writes at the backbone's recall MLPs
  * against what the backbone writes there for the name (cosine; 1 = the same computation). `topK` above any model's
  * sites (layers × 2 components × 4 groups) re-measures every site by exact patching, so `summary.exact.recall.
  * carried['vlm-image']` is the share of the backbone's effect at its recall MLPs that patching them moves in the

@@ -19,6 +19,9 @@ import type { Row } from './checkpoint';
 import { Progress, Warnings, makeTable, mean, type ExperimentContext } from './context';
 import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
+import { mulberry32 } from '../data/random';
+import type { Interval } from './resolution';
+import { drawInterval } from './resolution-ci';
 import { selectRows, type SpecBase } from './spec';
 import { scopeQuestions, type EntityRef, type PromptCase, type PromptSource } from './source';
 import { CIRCUIT_RUNS, COMPONENTS, GROUPS, circuitMeans, everySiteExact, siteKey, type CircuitRun, type Component, type Group, type SiteScore } from './circuit-sites';
@@ -159,6 +162,8 @@ export interface CircuitSpec extends SpecBase {
   topK: number;
   /** k of the top-k site overlap between runs. */
   k: number;
+  /** Bootstrap draws over the pairs for `summary.exact.recall.ci` (with every site measured); 0: none. */
+  bootstrap: number;
 }
 
 interface Triple {
@@ -363,7 +368,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
       /** The same per layer (null: no pair gave a cosine). */
       reuseByLayer: Object.fromEntries(VLM_RUNS.map((r) => [r, Array.from({ length: model.numLayers }, (_, l) => reuseAt[r].get(l) ?? null)])) as Record<VlmRun, (number | null)[]>,
     };
-    const exact = exactComparison(rows, spec.k);
+    const exact = exactComparison(rows, spec.k, spec.bootstrap, spec.seed);
     const confirmed = rows.filter((r) => r.exact !== null);
     return {
       kind: spec.kind,
@@ -373,7 +378,8 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
         answer: pairs.length
           ? `recall MLPs (entity's last token, top ${recallK} layers): backbone ${recall.topLayers['backbone-text'].join(',')}, VLM text ${recall.topLayers['vlm-text'].join(',')}, VLM image ${recall.topLayers['vlm-image'].join(',')}; top-${spec.k} site overlap backbone text ~ VLM image ${fmt(comparisons['backbone-text~vlm-image'].overlap)}, ~ VLM text ${fmt(comparisons['backbone-text~vlm-text'].overlap)}; reuse of the backbone's recall MLPs (cosine of what they write) from the image ${fmt(recall.reuse['vlm-image'] ?? NaN)}, from the text ${fmt(recall.reuse['vlm-text'] ?? NaN)}` +
             (exact
-              ? `; exact patching of every site: the backbone's recall MLPs among its top ${spec.k} (layers ${exact.recall.layers.join(',') || 'none'}) found in the image run's top ${spec.k} ${fmt(exact.recall.found['vlm-image'] ?? NaN)}, the text run's ${fmt(exact.recall.found['vlm-text'] ?? NaN)}; their effect carried by the image run ${fmt(exact.recall.carried['vlm-image'] ?? NaN)}, the text run ${fmt(exact.recall.carried['vlm-text'] ?? NaN)}`
+              ? `; exact patching of every site: the backbone's recall MLPs among its top ${spec.k} (layers ${exact.recall.layers.join(',') || 'none'}) found in the image run's top ${spec.k} ${fmt(exact.recall.found['vlm-image'] ?? NaN)}, the text run's ${fmt(exact.recall.found['vlm-text'] ?? NaN)}; their effect carried by the image run ${fmt(exact.recall.carried['vlm-image'] ?? NaN)}, the text run ${fmt(exact.recall.carried['vlm-text'] ?? NaN)}` +
+                (exact.recall.ci ? `; over ${exact.recall.ci.resamples} draws of the pairs, found by the image run ${ciText(exact.recall.ci.found['vlm-image'])}, carried ${ciText(exact.recall.ci.carried['vlm-image'])}` : '')
               : '')
           : null,
         pairs: pairs.length,
@@ -404,7 +410,7 @@ export async function circuitExperiment(model: Model, source: PromptSource, spec
  * them among a VLM run's top k; `effect`, each run's mean exact effect at them; `carried`, a VLM run's summed
  * effect there over the backbone's (1: it moves the answer there as much as the backbone does).
  */
-export function exactComparison(rows: readonly Row[], k: number) {
+export function exactComparison(rows: readonly Row[], k: number, resamples = 0, seed = 0) {
   if (!everySiteExact(rows)) return null;
   const ex = Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, circuitMeans(rows, r, 'exact')])) as Record<CircuitRun, SiteScore[]>;
   const topOf = (r: CircuitRun) => [...ex[r]].sort((x, y) => Math.abs(y.score) - Math.abs(x.score)).slice(0, k);
@@ -416,6 +422,7 @@ export function exactComparison(rows: readonly Row[], k: number) {
     return sites.length ? sites.filter((s) => keys.has(siteKey(s))).length / sites.length : null;
   };
   const carried = (r: CircuitRun) => (sites.length && bbSum !== 0 ? effectAt(r).reduce((a, b) => a + b, 0) / bbSum : null);
+  const point = { found: Object.fromEntries(VLM_RUNS.map((r) => [r, found(r)])) as Record<VlmRun, number | null>, carried: Object.fromEntries(VLM_RUNS.map((r) => [r, carried(r)])) as Record<VlmRun, number | null> };
   return {
     comparisons: {
       'backbone-text~vlm-image': compareSites(ex['backbone-text'], ex['vlm-image'], k),
@@ -425,13 +432,104 @@ export function exactComparison(rows: readonly Row[], k: number) {
     recall: {
       sites: `mlp_out at entity-last among the backbone's top ${k} sites by exact effect`,
       layers: sites.map((s) => s.layer),
-      found: Object.fromEntries(VLM_RUNS.map((r) => [r, found(r)])) as Record<VlmRun, number | null>,
+      found: point.found,
       effect: Object.fromEntries(CIRCUIT_RUNS.map((r) => [r, effectAt(r)])) as Record<CircuitRun, number[]>,
-      carried: Object.fromEntries(VLM_RUNS.map((r) => [r, carried(r)])) as Record<VlmRun, number | null>,
+      carried: point.carried,
+      /** How far `found` and `carried` hold on these pairs: a bootstrap over them (null: `resamples` 0 or no site). */
+      ci: resamples > 0 && sites.length ? recallBootstrap(rows, sites, k, resamples, seed, point) : null,
     },
+  };
+}
+
+/** `exactComparison`'s bootstrap: per VLM run, `found`'s interval (and the share of draws that agree) and `carried`'s. */
+export interface RecallBootstrap {
+  resamples: number;
+  found: Record<VlmRun, Interval | null>;
+  carried: Record<VlmRun, { low: number | null; high: number | null } | null>;
+}
+
+/**
+ * How far the recall comparison can be trusted on this many pairs. Each draw resamples the pairs with replacement
+ * (the same draw for the three runs, so they stay paired), recomputes every run's mean exact effect per site, and
+ * asks again, for the backbone's recall sites found on all the pairs, whether each is among a VLM run's top k
+ * (`found`) and what share of the backbone's effect there the run carries. Why: one site decides `found`, and
+ * where a run's effects are small everywhere its rank among them is a coin toss. On the late teaching model the
+ * recall site ranked 13th over all 208 entities but inside the top 10 on two of five samples of 46–48 pairs,
+ * while `carried` (0.01–0.15 against the early model's 0.89–1.04) separated the pair on every sample
+ * (data/teaching/README.md, sessions 33–34). Pairs, not sites, are resampled: a pair's sites share its prompts.
+ */
+function recallBootstrap(rows: readonly Row[], sites: readonly SiteScore[], k: number, resamples: number, seed: number, point: { found: Record<VlmRun, number | null>; carried: Record<VlmRun, number | null> }): RecallBootstrap {
+  const pairIndex = new Map([...new Set(rows.map((r) => r.pair))].map((p, i) => [p, i]));
+  const P = pairIndex.size;
+  // Per run, the exact effect of each site in each pair (NaN where a pair lacks the site), site-major.
+  const runs = Object.fromEntries(
+    CIRCUIT_RUNS.map((run) => {
+      const keys = new Map<string, number>();
+      const mine = rows.filter((r) => r.run === run);
+      for (const r of mine) if (!keys.has(siteKey(r as unknown as SiteScore))) keys.set(siteKey(r as unknown as SiteScore), keys.size);
+      const values = new Float64Array(keys.size * P).fill(NaN);
+      for (const r of mine) values[keys.get(siteKey(r as unknown as SiteScore))! * P + pairIndex.get(r.pair)!] = Number(r.exact);
+      return [run, { keys: [...keys.keys()], values }];
+    }),
+  ) as Record<CircuitRun, { keys: string[]; values: Float64Array }>;
+  const recallKeys = sites.map(siteKey);
+  const weight = new Float64Array(P);
+  const means = (run: CircuitRun) => {
+    const { keys, values } = runs[run];
+    return keys.map((_, s) => {
+      let sum = 0;
+      let n = 0;
+      for (let p = 0; p < P; p++) {
+        const v = values[s * P + p];
+        if (weight[p] > 0 && !Number.isNaN(v)) {
+          sum += weight[p] * v;
+          n += weight[p];
+        }
+      }
+      return n > 0 ? sum / n : NaN;
+    });
+  };
+  const at = (run: CircuitRun, m: number[]) => recallKeys.reduce((acc, key) => acc + (m[runs[run].keys.indexOf(key)] ?? NaN), 0);
+  const draws = Object.fromEntries(VLM_RUNS.map((r) => [r, { found: [] as (number | null)[], carried: [] as (number | null)[] }])) as Record<VlmRun, { found: (number | null)[]; carried: (number | null)[] }>;
+  const rng = mulberry32(seed);
+  for (let b = 0; b < resamples; b++) {
+    weight.fill(0);
+    for (let i = 0; i < P; i++) weight[Math.floor(rng() * P)]++;
+    const bbSum = at('backbone-text', means('backbone-text'));
+    for (const run of VLM_RUNS) {
+      const m = means(run);
+      const top = new Set(
+        m
+          .map((v, s) => [Math.abs(v), s] as const)
+          .filter(([v]) => Number.isFinite(v))
+          .sort((x, y) => y[0] - x[0] || x[1] - y[1])
+          .slice(0, k)
+          .map(([, s]) => runs[run].keys[s]),
+      );
+      draws[run].found.push(recallKeys.filter((key) => top.has(key)).length / recallKeys.length);
+      const c = at(run, m) / bbSum;
+      draws[run].carried.push(Number.isFinite(c) ? c : null);
+    }
+  }
+  return {
+    resamples,
+    found: Object.fromEntries(VLM_RUNS.map((r) => [r, drawInterval(draws[r].found, point.found[r])])) as Record<VlmRun, Interval>,
+    carried: Object.fromEntries(
+      VLM_RUNS.map((r) => {
+        const { low, high } = drawInterval(draws[r].carried, point.carried[r]);
+        return [r, { low, high }];
+      }),
+    ) as Record<VlmRun, { low: number | null; high: number | null }>,
   };
 }
 
 function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(2) : 'n/a';
+}
+
+/** "0.00–1.00 (62.0 % of draws agree)": a bootstrap interval as the summary's answer writes it. */
+function ciText(ci: { low: number | null; high: number | null; agree?: number } | null): string {
+  if (!ci) return 'n/a';
+  const range = `${fmt(ci.low ?? NaN)}–${fmt(ci.high ?? NaN)}`;
+  return ci.agree === undefined ? range : `${range} (${(ci.agree * 100).toFixed(1)} % of draws agree)`;
 }

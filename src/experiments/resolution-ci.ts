@@ -37,7 +37,11 @@ function curveOf(hits: readonly Uint8Array[], entityOf: Int32Array, weight: Floa
   });
 }
 
-function interval(values: (number | null)[], point: number | null): Interval {
+/**
+ * The 95 % percentile interval of a statistic over bootstrap draws (null sorts after every number: a layer that
+ * never resolves), and the share of draws that give the point estimate itself.
+ */
+export function drawInterval(values: readonly (number | null)[], point: number | null): Interval {
   const key = (v: number | null) => (v === null ? Infinity : v);
   const sorted = values.map(key).sort((a, b) => a - b);
   const at = (q: number) => {
@@ -84,12 +88,12 @@ export function bootstrapResolution(
   const lagOf = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
   return {
     resamples,
-    layer: Object.fromEntries(names.map((m) => [m, interval(draws[m], point[m])])),
+    layer: Object.fromEntries(names.map((m) => [m, drawInterval(draws[m], point[m])])),
     lag: ref
       ? Object.fromEntries(
           names
             .filter((m) => m !== ref)
-            .map((m) => [m, interval(draws[m].map((v, i) => lagOf(v, draws[ref][i])), lagOf(point[m], point[ref]))]),
+            .map((m) => [m, drawInterval(draws[m].map((v, i) => lagOf(v, draws[ref][i])), lagOf(point[m], point[ref]))]),
         )
       : {},
     reference: ref,

@@ -260,6 +260,13 @@ test('circuit with every site re-measured: summary.exact compares the runs on th
     const shared = top('backbone-text').filter((key) => new Set(top('vlm-image')).has(key)).length / k;
     assert.equal(s.exact.comparisons['backbone-text~vlm-image'].overlap, shared);
     assert.match(s.answer, /exact patching of every site/);
+    // The bootstrap over pairs (the default 1000 draws), with intervals the answer prints.
+    assert.equal(s.exact.recall.ci.resamples, 1000);
+    for (const run of ['vlm-text', 'vlm-image']) {
+      const f = s.exact.recall.ci.found[run];
+      assert.ok(f.low <= s.exact.recall.found[run] && s.exact.recall.found[run] <= f.high && f.agree > 0 && f.agree <= 1, `${run} found ${JSON.stringify(f)}`);
+    }
+    assert.match(s.answer, /over 1000 draws of the pairs, found by the image run \d\.\d\d–\d\.\d\d \(\d+\.\d % of draws agree\), carried -?\d\.\d\d–-?\d\.\d\d/);
     // The figure then draws those measured means, not the estimates, says so, and marks no cell as re-measured
     // (every cell is); it validates as the widgets read it.
     const { viewFromResult } = await import('../../src/experiments/view-of');

@@ -184,6 +184,10 @@ export const DERIVE: Record<string, Derive> = {
     return {
       exactFoundImage: recallSites.length ? recallSites.filter((key) => imTop.has(key)).length / recallSites.length : null,
       exactCarriedImage: recallSites.length ? sum(imEx) / sum(bbEx) : null,
+      // Their bootstrap over the pairs, from the rerun's summary (draws are not in the table).
+      foundAgreeImage: r.summary.exact?.recall.ci?.found['vlm-image']?.agree ?? null,
+      carriedLowImage: r.summary.exact?.recall.ci?.carried['vlm-image']?.low ?? null,
+      carriedHighImage: r.summary.exact?.recall.ci?.carried['vlm-image']?.high ?? null,
       pairs: r.summary.pairs,
       recallBackbone: r.summary.recall.topLayers['backbone-text'].join(','),
       recallImage: r.summary.recall.topLayers['vlm-image'].join(','),
