@@ -7,6 +7,7 @@ import type { Model } from '../models/model';
 import { backboneSource, resolveBackbone } from './backbone';
 import { mulberry32, shuffled } from '../data/random';
 import { protocolSummary } from './protocol';
+import { drawInterval } from './resolution-ci';
 import type { Row } from './checkpoint';
 import { Progress, Warnings, answerCorrect, generateCached, makeTable, openCheckpoint, type ExperimentContext, sweepContext, identifiedPool } from './context';
 import { eosSet, untilEos } from './greedy';
@@ -31,6 +32,8 @@ export interface RecoverySpec extends SpecBase {
   identifyTokens?: number;
   /** Layer `recovered` is reported at (pre-registered); null = chosen on a seeded half of the entities, reported on the other. */
   recoveredLayer?: number | null;
+  /** Cluster-bootstrap draws over the entities `recovered` is reported on, for its 95 % interval (0: none). */
+  bootstrap: number;
 }
 
 export const DEFAULT_COT_SUFFIX = 'First name what is shown in the image, then answer the question.';
@@ -168,6 +171,8 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
       recovered: held.recovered,
       recoveredOfBackbone: held.recoveredOfBackbone,
       recoveredLayer: held.layer,
+      /** 95 % intervals of `recovered` and `recoveredOfBackbone` over `resamples` draws of the entities they are reported on. */
+      recoveredCI: held.ci,
       recoveredSelection: held.selection,
       protocol: protocolSummary(source, spec, {
         entities: pool,
@@ -190,7 +195,7 @@ function argmax(xs: readonly number[]): number {
  * / (text − image), and / (backbone − image) against the backbone's own accuracy.
  */
 function recoveredHeldOut(rows: readonly Row[], layers: readonly number[], spec: RecoverySpec, keys: string[]) {
-  const none = { recovered: null, recoveredOfBackbone: null, layer: null, selection: null } as const;
+  const none = { recovered: null, recoveredOfBackbone: null, layer: null, selection: null, ci: null } as const;
   if (!rows.some((r) => r.condition === 'patched')) return none;
   let layer: number | null = spec.recoveredLayer ?? null;
   let evalKeys = new Set(keys);
@@ -215,9 +220,75 @@ function recoveredHeldOut(rows: readonly Row[], layers: readonly number[], spec:
   const text = on('text');
   const bbAcc = on('backbone');
   return {
-    recovered: text !== image && Number.isFinite(patched) ? (patched - image) / (text - image) : null,
-    recoveredOfBackbone: Number.isFinite(bbAcc) && bbAcc !== image && Number.isFinite(patched) ? (patched - image) / (bbAcc - image) : null,
+    ...recoveredShares(patched, image, text, bbAcc),
     layer,
     selection,
+    ci: spec.bootstrap > 0 ? recoveredBootstrap(rows.filter((r) => evalKeys.has(String(r.entity))), layer, spec.bootstrap, spec.seed) : null,
   };
+}
+
+/** The share of the gap the patch gives back, against the text and against the backbone (null: no gap). */
+function recoveredShares(patched: number, image: number, text: number, backbone: number) {
+  return {
+    recovered: text !== image && Number.isFinite(patched) ? (patched - image) / (text - image) : null,
+    recoveredOfBackbone: Number.isFinite(backbone) && backbone !== image && Number.isFinite(patched) ? (patched - image) / (backbone - image) : null,
+  };
+}
+
+/**
+ * How far `recovered` holds on the entities it is reported on: a cluster bootstrap (entities resampled with
+ * replacement, each entity's questions kept together, as the probe's lag: resolution-ci.ts), the layer kept where it
+ * was chosen. Why: the shipped late teaching model recovered 0.92 of its gap on 12 entities (95 %: 0.73–1.00) and
+ * 0.51 on 100 of all 208 (0.36–0.64; data/teaching/README.md, session 35): a ratio of two differences of
+ * accuracies on a few dozen entities moves a lot, and the issue's test is "at least half of the gap", so the
+ * interval says whether a sample settles it.
+ */
+export function recoveredBootstrap(rows: readonly Row[], layer: number, resamples: number, seed: number) {
+  const keys = [...new Set(rows.map((r) => String(r.entity)))].sort();
+  const index = new Map(keys.map((k, i) => [k, i]));
+  // Per condition, each entity's accuracy (NaN where it has no scored row): entityAccuracy's rule, entity by entity.
+  const perEntity = (pred: (r: Row) => boolean) => {
+    const hit = new Float64Array(keys.length);
+    const n = new Float64Array(keys.length);
+    for (const r of rows) {
+      if (!pred(r) || r.correct === null || r.correct === undefined) continue;
+      const i = index.get(String(r.entity))!;
+      hit[i] += Number(r.correct);
+      n[i]++;
+    }
+    return Array.from(hit, (h, i) => (n[i] > 0 ? h / n[i] : NaN));
+  };
+  const acc = {
+    patched: perEntity((r) => r.condition === 'patched' && r.layer === layer),
+    image: perEntity((r) => r.condition === 'image'),
+    text: perEntity((r) => r.condition === 'text'),
+    backbone: perEntity((r) => r.condition === 'backbone'),
+  };
+  const weight = new Float64Array(keys.length);
+  const mean = (a: number[]) => {
+    let s = 0;
+    let w = 0;
+    a.forEach((v, i) => {
+      if (weight[i] > 0 && !Number.isNaN(v)) {
+        s += weight[i] * v;
+        w += weight[i];
+      }
+    });
+    return w > 0 ? s / w : NaN;
+  };
+  const draws = { recovered: [] as (number | null)[], recoveredOfBackbone: [] as (number | null)[] };
+  const rng = mulberry32(seed);
+  for (let b = 0; b < resamples; b++) {
+    weight.fill(0);
+    for (let k = 0; k < keys.length; k++) weight[Math.floor(rng() * keys.length)]++;
+    const r = recoveredShares(mean(acc.patched), mean(acc.image), mean(acc.text), mean(acc.backbone));
+    draws.recovered.push(r.recovered);
+    draws.recoveredOfBackbone.push(r.recoveredOfBackbone);
+  }
+  // A draw whose text and image accuracies tie has no gap to recover (null): it sorts past every number.
+  const bounds = (v: (number | null)[]) => {
+    const { low, high } = drawInterval(v, null);
+    return { low, high };
+  };
+  return { resamples, entities: keys.length, layer, recovered: bounds(draws.recovered), recoveredOfBackbone: bounds(draws.recoveredOfBackbone) };
 }

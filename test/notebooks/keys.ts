@@ -155,6 +155,10 @@ export const DERIVE: Record<string, Derive> = {
       textAcc: entityAccuracy(rows, (x) => x.condition === 'text'),
       bestLayer: r.summary.bestLayer,
       bestAcc: Math.max(...(r.summary.patchedAcc as number[]).filter(Number.isFinite)),
+      // Measured on the half of the entities the layer was not chosen on; its bootstrap from the rerun's summary.
+      recovered: r.summary.recovered,
+      recoveredLow: r.summary.recoveredCI?.recovered.low ?? null,
+      recoveredHigh: r.summary.recoveredCI?.recovered.high ?? null,
     };
   },
   cot: (r) => {
