@@ -157,7 +157,9 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
     spec,
     table: makeTable(rows),
     summary: {
-      answer: `image ${imageAcc.toFixed(3)}, text ${textAcc.toFixed(3)}${backboneAcc !== null ? `, backbone ${backboneAcc.toFixed(3)}` : ''}${best >= 0 ? `, patched at ${layers[best]}: ${patchedAcc[best].toFixed(3)}` : ''}`,
+      answer:
+        `image ${imageAcc.toFixed(3)}, text ${textAcc.toFixed(3)}${backboneAcc !== null ? `, backbone ${backboneAcc.toFixed(3)}` : ''}${best >= 0 ? `, patched at ${layers[best]}: ${patchedAcc[best].toFixed(3)}` : ''}` +
+        (held.recovered !== null ? `; recovered ${held.recovered.toFixed(2)} of the gap at layer ${held.layer}${held.ci ? ` (95 % interval ${boundText(held.ci.recovered.low)}–${boundText(held.ci.recovered.high)} over ${held.ci.entities} entities)` : ''}` : ''),
       entities: pool.length,
       questions: imageQs.length,
       imageAcc,
@@ -183,6 +185,11 @@ export async function recovery(model: Model, source: PromptSource, spec: Recover
       warnings: warnings.list(),
     },
   };
+}
+
+/** A bootstrap bound as the answer writes it: null (draws with no gap to recover) is an open end. */
+function boundText(v: number | null): string {
+  return v === null ? 'open' : v.toFixed(2);
 }
 
 function argmax(xs: readonly number[]): number {

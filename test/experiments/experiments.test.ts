@@ -176,6 +176,15 @@ test('recovery: backbone -> VLM patching per layer, chain-of-thought vs direct',
   const r = await run({ kind: 'recovery', version: 1, identifiedOnly: false, limit: 2, layers: [0, 3], cotMaxNewTokens: 4, ...small });
   const conds = new Set(Array.from(r.table.array('condition') as ArrayLike<string>));
   for (const c of ['image', 'text', 'cot', 'patched']) assert.ok(conds.has(c), c);
+  // `recovered` on the entity the layer was not chosen on (one of two), and its bootstrap over that one entity:
+  // every draw is the same, so the interval is the point (or open, with no gap to recover).
+  const s = r.summary as Record<string, any>;
+  assert.equal(s.recoveredSelection.reportEntities, 1);
+  assert.equal(s.recoveredCI.entities, 1);
+  assert.equal(s.recoveredCI.layer, s.recoveredLayer);
+  const point = s.recovered === null ? null : s.recovered;
+  assert.ok(point === null ? s.recoveredCI.recovered.high === null : s.recoveredCI.recovered.low === point && s.recoveredCI.recovered.high === point, JSON.stringify(s.recoveredCI));
+  if (point !== null) assert.match(s.answer, /recovered -?\d\.\d\d of the gap at layer \d+ \(95 % interval/);
 });
 
 test('repeated runs leave no tensor behind', async () => {
