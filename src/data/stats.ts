@@ -318,6 +318,35 @@ export function meanCI(values: readonly number[], opts: CIOptions = {}): Confide
   return { ...out, lo: quantileSorted(means, (1 - level) / 2), hi: quantileSorted(means, 1 - (1 - level) / 2) };
 }
 
+/**
+ * Cluster-bootstrap draws as weights over n units (entities, pairs): each of `resamples` draws picks n units with
+ * replacement and gives each the number of times it was picked, so a weighted mean over the units is that draw's
+ * mean, with no copy of the data (one array, refilled per draw: read it before the next). Deterministic for a seed.
+ */
+export function* bootstrapWeights(n: number, resamples: number, seed: number): Generator<Float64Array> {
+  const rng = mulberry32(seed);
+  const weight = new Float64Array(n);
+  for (let b = 0; b < resamples; b++) {
+    weight.fill(0);
+    for (let k = 0; k < n; k++) weight[Math.floor(rng() * n)]++;
+    yield weight;
+  }
+}
+
+/** Σ weight·value / Σ weight over the units with a weight and a value (NaN: a unit without one); NaN if none. */
+export function weightedMean(values: ArrayLike<number>, weight: ArrayLike<number>): number {
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (weight[i] > 0 && !Number.isNaN(v)) {
+      sum += weight[i] * v;
+      n += weight[i];
+    }
+  }
+  return n > 0 ? sum / n : NaN;
+}
+
 /** Linear-interpolation quantile of sorted data (numpy's default). */
 function quantileSorted(sorted: Float64Array, q: number): number {
   const pos = q * (sorted.length - 1);

@@ -19,7 +19,7 @@ import type { Row } from './checkpoint';
 import { Progress, Warnings, makeTable, mean, type ExperimentContext } from './context';
 import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
-import { mulberry32 } from '../data/random';
+import { bootstrapWeights, weightedMean } from '../data/stats';
 import type { Interval } from './resolution';
 import { drawInterval } from './resolution-ci';
 import { selectRows, type SpecBase } from './spec';
@@ -473,31 +473,13 @@ function recallBootstrap(rows: readonly Row[], sites: readonly SiteScore[], k: n
     }),
   ) as Record<CircuitRun, { keys: string[]; values: Float64Array }>;
   const recallKeys = sites.map(siteKey);
-  const weight = new Float64Array(P);
-  const means = (run: CircuitRun) => {
-    const { keys, values } = runs[run];
-    return keys.map((_, s) => {
-      let sum = 0;
-      let n = 0;
-      for (let p = 0; p < P; p++) {
-        const v = values[s * P + p];
-        if (weight[p] > 0 && !Number.isNaN(v)) {
-          sum += weight[p] * v;
-          n += weight[p];
-        }
-      }
-      return n > 0 ? sum / n : NaN;
-    });
-  };
+  const means = (run: CircuitRun, weight: Float64Array) => runs[run].keys.map((_, s) => weightedMean(runs[run].values.subarray(s * P, (s + 1) * P), weight));
   const at = (run: CircuitRun, m: number[]) => recallKeys.reduce((acc, key) => acc + (m[runs[run].keys.indexOf(key)] ?? NaN), 0);
   const draws = Object.fromEntries(VLM_RUNS.map((r) => [r, { found: [] as (number | null)[], carried: [] as (number | null)[] }])) as Record<VlmRun, { found: (number | null)[]; carried: (number | null)[] }>;
-  const rng = mulberry32(seed);
-  for (let b = 0; b < resamples; b++) {
-    weight.fill(0);
-    for (let i = 0; i < P; i++) weight[Math.floor(rng() * P)]++;
-    const bbSum = at('backbone-text', means('backbone-text'));
+  for (const weight of bootstrapWeights(P, resamples, seed)) {
+    const bbSum = at('backbone-text', means('backbone-text', weight));
     for (const run of VLM_RUNS) {
-      const m = means(run);
+      const m = means(run, weight);
       const top = new Set(
         m
           .map((v, s) => [Math.abs(v), s] as const)

@@ -6,6 +6,7 @@ import { SpecError } from '../errors';
 import type { Model } from '../models/model';
 import { backboneSource, resolveBackbone } from './backbone';
 import { mulberry32, shuffled } from '../data/random';
+import { bootstrapWeights, weightedMean } from '../data/stats';
 import { protocolSummary } from './protocol';
 import { drawInterval } from './resolution-ci';
 import type { Row } from './checkpoint';
@@ -271,23 +272,9 @@ export function recoveredBootstrap(rows: readonly Row[], layer: number, resample
     text: perEntity((r) => r.condition === 'text'),
     backbone: perEntity((r) => r.condition === 'backbone'),
   };
-  const weight = new Float64Array(keys.length);
-  const mean = (a: number[]) => {
-    let s = 0;
-    let w = 0;
-    a.forEach((v, i) => {
-      if (weight[i] > 0 && !Number.isNaN(v)) {
-        s += weight[i] * v;
-        w += weight[i];
-      }
-    });
-    return w > 0 ? s / w : NaN;
-  };
   const draws = { recovered: [] as (number | null)[], recoveredOfBackbone: [] as (number | null)[] };
-  const rng = mulberry32(seed);
-  for (let b = 0; b < resamples; b++) {
-    weight.fill(0);
-    for (let k = 0; k < keys.length; k++) weight[Math.floor(rng() * keys.length)]++;
+  for (const weight of bootstrapWeights(keys.length, resamples, seed)) {
+    const mean = (a: number[]) => weightedMean(a, weight);
     const r = recoveredShares(mean(acc.patched), mean(acc.image), mean(acc.text), mean(acc.backbone));
     draws.recovered.push(r.recovered);
     draws.recoveredOfBackbone.push(r.recoveredOfBackbone);

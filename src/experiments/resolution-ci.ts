@@ -4,7 +4,7 @@
 // layer, and its lag behind another's, a 95 % interval, so a figure says whether "later" is more than noise.
 // Entities, not prompts, are resampled: one entity's prompts share its features and are not independent draws
 // (the cluster bootstrap of Davison & Hinkley 1997, §3.8).
-import { mulberry32 } from '../data/random';
+import { bootstrapWeights } from '../data/stats';
 import { resolutionIndex, type Interval, type ResolutionRule } from './resolution';
 
 /** Per-example hits of one modality's probe: hits[layer][example] = 1 when the held-out example is decoded right. */
@@ -67,7 +67,6 @@ export function bootstrapResolution(
   const names = Object.keys(byModality).filter((m) => byModality[m].entity.length > 0);
   if (resamples <= 0 || names.length === 0) return null;
   const entities = [...new Set(names.flatMap((m) => byModality[m].entity))].sort();
-  const rng = mulberry32(seed);
   const layerOf = (curve: number[]) => {
     const i = resolutionIndex(curve, rule);
     return i === null ? null : layers[i];
@@ -78,12 +77,7 @@ export function bootstrapResolution(
   const curve = (m: string, weight: Float64Array) => curveOf(byModality[m].hits, entityOf[m], weight);
   const point = Object.fromEntries(names.map((m) => [m, layerOf(curve(m, new Float64Array(entities.length).fill(1)))]));
   const draws: Record<string, (number | null)[]> = Object.fromEntries(names.map((m) => [m, []]));
-  const weight = new Float64Array(entities.length);
-  for (let b = 0; b < resamples; b++) {
-    weight.fill(0);
-    for (let k = 0; k < entities.length; k++) weight[Math.floor(rng() * entities.length)]++;
-    for (const m of names) draws[m].push(layerOf(curve(m, weight)));
-  }
+  for (const weight of bootstrapWeights(entities.length, resamples, seed)) for (const m of names) draws[m].push(layerOf(curve(m, weight)));
   const ref = reference !== null && names.includes(reference) ? reference : null;
   const lagOf = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
   return {
