@@ -8,6 +8,7 @@
 // entities and what the backbone's same site writes for their names. The paper's claim is that degraded
 // VLMs "struggle to use the existing factual recall circuit"; reuse measures that use directly.
 import * as tf from '@tensorflow/tfjs-core';
+import { bootstrapWeights, weightedMean } from '../data/stats';
 import { InputError } from '../errors';
 import type { PromptSpans } from '../io/prompt';
 import type { Model, ModelInputs } from '../models/model';
@@ -19,7 +20,6 @@ import type { Row } from './checkpoint';
 import { Progress, Warnings, makeTable, mean, type ExperimentContext } from './context';
 import { protocolSummary } from './protocol';
 import { prepareSource } from './sources/dataset';
-import { bootstrapWeights, weightedMean } from '../data/stats';
 import type { Interval } from './resolution';
 import { drawInterval } from './resolution-ci';
 import { selectRows, type SpecBase } from './spec';
@@ -444,8 +444,8 @@ export function exactComparison(rows: readonly Row[], k: number, resamples = 0, 
 /** `exactComparison`'s bootstrap: per VLM run, `found`'s interval (and the share of draws that agree) and `carried`'s. */
 export interface RecallBootstrap {
   resamples: number;
-  found: Record<VlmRun, Interval | null>;
-  carried: Record<VlmRun, { low: number | null; high: number | null } | null>;
+  found: Record<VlmRun, Interval>;
+  carried: Record<VlmRun, { low: number | null; high: number | null }>;
 }
 
 /**
@@ -461,47 +461,48 @@ export interface RecallBootstrap {
 function recallBootstrap(rows: readonly Row[], sites: readonly SiteScore[], k: number, resamples: number, seed: number, point: { found: Record<VlmRun, number | null>; carried: Record<VlmRun, number | null> }): RecallBootstrap {
   const pairIndex = new Map([...new Set(rows.map((r) => r.pair))].map((p, i) => [p, i]));
   const P = pairIndex.size;
-  // Per run, the exact effect of each site in each pair (NaN where a pair lacks the site), site-major.
+  const keyOf = (r: Row) => siteKey(r as unknown as SiteScore);
+  const recallKeys = sites.map(siteKey);
+  // Per run, the exact effect of each site in each pair (NaN where a pair lacks the site), site-major, and where
+  // the recall sites are among its sites (-1: not there).
   const runs = Object.fromEntries(
     CIRCUIT_RUNS.map((run) => {
-      const keys = new Map<string, number>();
       const mine = rows.filter((r) => r.run === run);
-      for (const r of mine) if (!keys.has(siteKey(r as unknown as SiteScore))) keys.set(siteKey(r as unknown as SiteScore), keys.size);
-      const values = new Float64Array(keys.size * P).fill(NaN);
-      for (const r of mine) values[keys.get(siteKey(r as unknown as SiteScore))! * P + pairIndex.get(r.pair)!] = Number(r.exact);
-      return [run, { keys: [...keys.keys()], values }];
+      const keys = [...new Set(mine.map(keyOf))];
+      const index = new Map(keys.map((key, i) => [key, i]));
+      const values = new Float64Array(keys.length * P).fill(NaN);
+      for (const r of mine) values[index.get(keyOf(r))! * P + pairIndex.get(r.pair)!] = Number(r.exact);
+      return [run, { keys, values, recall: recallKeys.map((key) => index.get(key) ?? -1) }];
     }),
-  ) as Record<CircuitRun, { keys: string[]; values: Float64Array }>;
-  const recallKeys = sites.map(siteKey);
-  const means = (run: CircuitRun, weight: Float64Array) => runs[run].keys.map((_, s) => weightedMean(runs[run].values.subarray(s * P, (s + 1) * P), weight));
-  const at = (run: CircuitRun, m: number[]) => recallKeys.reduce((acc, key) => acc + (m[runs[run].keys.indexOf(key)] ?? NaN), 0);
-  const draws = Object.fromEntries(VLM_RUNS.map((r) => [r, { found: [] as (number | null)[], carried: [] as (number | null)[] }])) as Record<VlmRun, { found: (number | null)[]; carried: (number | null)[] }>;
+  ) as Record<CircuitRun, { keys: string[]; values: Float64Array; recall: number[] }>;
+  const meanAt = (run: CircuitRun, s: number, weight: Float64Array) => (s < 0 ? NaN : weightedMean(runs[run].values.subarray(s * P, (s + 1) * P), weight));
+  const draws = Object.fromEntries(VLM_RUNS.map((r) => [r, { found: [] as number[], carried: [] as (number | null)[] }])) as Record<VlmRun, { found: number[]; carried: (number | null)[] }>;
   for (const weight of bootstrapWeights(P, resamples, seed)) {
-    const bbSum = at('backbone-text', means('backbone-text', weight));
+    const bbSum = runs['backbone-text'].recall.reduce((acc, s) => acc + meanAt('backbone-text', s, weight), 0);
     for (const run of VLM_RUNS) {
-      const m = means(run, weight);
+      const m = runs[run].keys.map((_, s) => meanAt(run, s, weight));
       const top = new Set(
         m
           .map((v, s) => [Math.abs(v), s] as const)
           .filter(([v]) => Number.isFinite(v))
           .sort((x, y) => y[0] - x[0] || x[1] - y[1])
           .slice(0, k)
-          .map(([, s]) => runs[run].keys[s]),
+          .map(([, s]) => s),
       );
-      draws[run].found.push(recallKeys.filter((key) => top.has(key)).length / recallKeys.length);
-      const c = at(run, m) / bbSum;
+      draws[run].found.push(runs[run].recall.filter((s) => top.has(s)).length / recallKeys.length);
+      const c = runs[run].recall.reduce((acc, s) => acc + (s < 0 ? NaN : m[s]), 0) / bbSum;
       draws[run].carried.push(Number.isFinite(c) ? c : null);
     }
   }
   return {
     resamples,
-    found: Object.fromEntries(VLM_RUNS.map((r) => [r, drawInterval(draws[r].found, point.found[r])])) as Record<VlmRun, Interval>,
+    found: Object.fromEntries(VLM_RUNS.map((r) => [r, drawInterval(draws[r].found, point.found[r])])) as RecallBootstrap['found'],
     carried: Object.fromEntries(
       VLM_RUNS.map((r) => {
         const { low, high } = drawInterval(draws[r].carried, point.carried[r]);
         return [r, { low, high }];
       }),
-    ) as Record<VlmRun, { low: number | null; high: number | null }>,
+    ) as RecallBootstrap['carried'],
   };
 }
 
