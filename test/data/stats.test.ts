@@ -2,7 +2,7 @@
 // values worked out by hand (the working is in the comments).
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { compareConditions, erfc, meanCI, normalCdf, normalQuantile, proportionCI, summarizeAccuracy, wilcoxonSignedRank } from '../../src/data/stats';
+import { bootstrapWeights, compareConditions, erfc, meanCI, normalCdf, normalQuantile, proportionCI, summarizeAccuracy, weightedMean, wilcoxonSignedRank } from '../../src/data/stats';
 import { gapSummary, type AnswerRow } from '../../src/experiments/recall-gap';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} ≠ ${b}`);
@@ -196,4 +196,25 @@ test('meanCI: normal interval by hand, bootstrap deterministic by seed', () => {
   close(k.lo, 0.4);
   close(k.hi, 0.4);
   assert.ok(Number.isNaN(meanCI([1]).lo));
+});
+
+test('bootstrapWeights: each draw picks n units with replacement (weights sum to n), deterministic by seed, every unit drawn about once', () => {
+  const draws = [...bootstrapWeights(5, 2000, 3)].length;
+  assert.equal(draws, 2000);
+  const copy = (seed: number) => Array.from(bootstrapWeights(5, 50, seed), (w) => Array.from(w));
+  assert.deepEqual(copy(3), copy(3));
+  assert.notDeepEqual(copy(3), copy(4));
+  const total = new Float64Array(5);
+  for (const w of bootstrapWeights(5, 2000, 3)) {
+    assert.equal(w.reduce((a, b) => a + b, 0), 5);
+    w.forEach((v, i) => (total[i] += v));
+  }
+  // Each unit is drawn once per draw on average: 2000 ± a few percent.
+  for (const t of total) assert.ok(Math.abs(t / 2000 - 1) < 0.06, `unit drawn ${t} times in 2000 draws`);
+});
+
+test('weightedMean: units without a weight or a value are left out; none left gives NaN', () => {
+  assert.equal(weightedMean([1, 2, NaN, 10], [2, 1, 5, 0]), (2 * 1 + 1 * 2) / 3);
+  assert.ok(Number.isNaN(weightedMean([NaN, 4], [1, 0])));
+  assert.ok(Number.isNaN(weightedMean([], [])));
 });
