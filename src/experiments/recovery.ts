@@ -6,7 +6,7 @@ import { SpecError } from '../errors';
 import type { Model } from '../models/model';
 import { backboneSource, resolveBackbone } from './backbone';
 import { mulberry32, shuffled } from '../data/random';
-import { bootstrapWeights, weightedMean } from '../data/stats';
+import { bootstrapWeights, entityAccuracies, weightedMean } from '../data/stats';
 import { protocolSummary } from './protocol';
 import { drawInterval } from './resolution-ci';
 import type { Row } from './checkpoint';
@@ -254,17 +254,12 @@ function recoveredShares(patched: number, image: number, text: number, backbone:
 export function recoveredBootstrap(rows: readonly Row[], layer: number, resamples: number, seed: number) {
   const keys = [...new Set(rows.map((r) => String(r.entity)))].sort();
   const index = new Map(keys.map((k, i) => [k, i]));
-  // Per condition, each entity's accuracy (NaN where it has no scored row): entityAccuracy's rule, entity by entity.
+  // Per condition, each entity's accuracy (NaN where it has no scored row): the entities accuracyOf averages.
   const perEntity = (pred: (r: Row) => boolean) => {
-    const hit = new Float64Array(keys.length);
-    const n = new Float64Array(keys.length);
-    for (const r of rows) {
-      if (!pred(r) || r.correct === null || r.correct === undefined) continue;
-      const i = index.get(String(r.entity))!;
-      hit[i] += Number(r.correct);
-      n[i]++;
-    }
-    return Array.from(hit, (h, i) => (n[i] > 0 ? h / n[i] : NaN));
+    const out: number[] = new Array(keys.length).fill(NaN);
+    const scored = rows.filter((r) => pred(r) && r.correct !== null && r.correct !== undefined);
+    for (const e of entityAccuracies(scored.map((r) => ({ entity: String(r.entity), correct: Number(r.correct) })))) out[index.get(e.entity)!] = e.mean;
+    return out;
   };
   const acc = {
     patched: perEntity((r) => r.condition === 'patched' && r.layer === layer),
